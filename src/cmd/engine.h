@@ -1,0 +1,68 @@
+/* engine.h: the engine context and the one command dispatcher.
+ *
+ * struct engine is passed explicitly (no global): the HTTP layer gets it as
+ * libmicrohttpd's closure, the API layer as an argument.
+ *
+ * Every state-changing operation is a command run through cmd_run(): it
+ * knows the acting user (roles and per-object permissions will be enforced
+ * there, in one place), takes the object locks the command declares (a
+ * conflicting command answers ERR_CONFLICT naming the holder), runs
+ * validate -> execute -> (compensate on failure), and records an audit event
+ * with the user, the VM and the outcome. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "store/store.h"
+#include "hyper/hyper.h"
+
+struct engine_options {
+  const char *state_dir;       /* absolute */
+  const char *db_url;          /* store URL */
+  const char *libvirt_uri;     /* the local host's URI */
+  int domain_type;             /* enum domain_type */
+  int detach_timeout_ms;
+};
+
+struct engine;
+
+/* opens the store, first-start set-up (admin user, Default DC/cluster, Blank,
+ * storage domain 'data', host 'localhost'), connects the host and reconciles
+ * the store with the domains libvirt runs. admin_password may be NULL: then
+ * one is generated and printed once. */
+struct engine *engine_open(const struct engine_options *opts, const char *admin_password);
+void engine_close(struct engine *eng);
+struct store *engine_store(struct engine *eng);
+const char *engine_state_dir(struct engine *eng);
+/* the hyper connection of host HOST_ID (NULL: the default host); NULL + error when down */
+struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct hyper_ops **ops);
+
+/* ---- the dispatcher ---- */
+
+#define CMD_MAX_LOCKS 8
+
+struct cmd_ctx {
+  struct engine *eng;
+  const struct user *user;       /* acting user */
+  const char *vm_id;             /* the VM the audit event names, or NULL */
+  const char *locks[CMD_MAX_LOCKS]; /* object ids to hold exclusively; NULL-terminated */
+  void *data;                    /* the command's own arguments and results */
+};
+
+struct cmd_def {
+  const char *name;              /* "AddVm", "HotPlugDisk" ... (audit and lock holder) */
+  /* checks arguments and state without changing anything */
+  int (*validate)(struct cmd_ctx *c);
+  /* does the work; on failure it must leave nothing changed, or... */
+  int (*execute)(struct cmd_ctx *c);
+  /* ...undo what execute did outside the store (files, devices); may be NULL */
+  void (*compensate)(struct cmd_ctx *c);
+  /* audit text on success/failure; may use c->data; returns malloc'd string */
+  char *(*describe)(struct cmd_ctx *c, bool ok);
+};
+
+/* runs a command; 0 or -1 with the command's error (the audit event is recorded either way) */
+int cmd_run(const struct cmd_def *def, struct cmd_ctx *c);
+
+/* records an audit event (never fails the caller: store errors are logged) */
+void engine_event(struct engine *eng, int severity, int64_t code, const struct user *user,
+                  const char *vm_id, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

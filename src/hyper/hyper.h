@@ -1,0 +1,115 @@
+/* hyper.h: the hypervisor interface (ops table), one connection per host.
+ *
+ * A host is addressed by its libvirt URI and nothing here assumes localhost:
+ * several hosts will each get their own struct hyper. The libvirt backend
+ * (hyper_libvirt.c) is the only one today; a test double may implement the
+ * same ops inside unit tests.
+ *
+ * VMs are transient libvirt domains whose UUID is the VM id and whose XML the
+ * engine generates from the store at every start (the store is the truth).
+ * Disks carry the user alias "ua-<disk id>" and serial = first 20 characters
+ * of the disk id, so both the engine and a guest can find them.
+ *
+ * Errors: every op returns 0/-1 (or pointer/NULL) and reports libvirt's
+ * message once through error(); a domain that does not exist is ERR_NOT_FOUND,
+ * libvirt being unreachable is ERR_UNAVAILABLE.
+ *
+ * Threading: ops may be called from any thread. Callbacks run on the hyper's
+ * own event thread and must not block for long. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "store/store.h"
+#include "util/vec.h"
+
+enum domain_type { DOMAIN_TYPE_AUTO, DOMAIN_TYPE_KVM, DOMAIN_TYPE_QEMU, DOMAIN_TYPE_LAST };
+ENUM_DECL(domain_type); /* "auto","kvm","qemu" */
+
+/* a disk as the hypervisor sees it */
+struct hyper_disk {
+  const char *disk_id;     /* serial and alias derive from it */
+  const char *path;        /* file the VM opens (active volume or transient overlay) */
+  int format;              /* enum disk_format of path */
+  int iface;               /* enum disk_iface */
+  bool read_only, bootable, shareable;
+};
+
+/* everything needed to start a VM */
+struct hyper_vm_spec {
+  const struct vm *vm;
+  const struct hyper_disk *disks;
+  size_t ndisks;
+};
+
+/* a disk present in a running domain, from the live XML */
+struct hyper_live_disk {
+  char *alias;    /* "ua-<disk id>" for ours */
+  char *target;   /* "vda", "sda" ... */
+  char *bus;      /* "virtio", "scsi", "sata" */
+  char *source;   /* file path */
+  char *serial;
+};
+void hyper_live_disks_free(struct hyper_live_disk *d, size_t n);
+
+struct hyper_callbacks {
+  /* the domain vm_id changed state (VM_DOWN when it stopped or crashed);
+   * reason is libvirt's, e.g. "shutdown", "destroyed", "crashed" */
+  void (*lifecycle)(void *opaque, const char *vm_id, int vm_status, const char *reason);
+  /* libvirt reported a device removed (alias "ua-<disk id>") */
+  void (*device_removed)(void *opaque, const char *vm_id, const char *alias);
+};
+
+struct hyper_options {
+  const char *uri;               /* e.g. qemu:///system, qemu+ssh://host/system */
+  int domain_type;               /* enum domain_type; AUTO picks kvm when /dev/kvm is usable */
+  int detach_timeout_ms;         /* how long disk_detach waits for the guest; 0 = default 10 s */
+  const struct hyper_callbacks *cb;
+  void *opaque;
+};
+
+struct hyper;
+struct hyper_ops {
+  const char *name;
+  /* connects (and reconnects lazily later); NULL + ERR_UNAVAILABLE when the host does not answer */
+  struct hyper *(*open)(const struct hyper_options *opts);
+  /* stops the event thread and disconnects; NULL-safe */
+  void (*close)(struct hyper *h);
+  /* 0 when the host answers now */
+  int (*ping)(struct hyper *h);
+  /* the host's hostname, CPU count and memory in bytes */
+  int (*host_info)(struct hyper *h, char **hostname, int *cpus, int64_t *memory);
+  /* generates the domain XML (exposed for tests and diagnostics); caller frees */
+  char *(*domain_xml_for)(struct hyper *h, const struct hyper_vm_spec *spec);
+  /* starts a transient domain from spec; ERR_CONFLICT when already running */
+  int (*domain_start)(struct hyper *h, const struct hyper_vm_spec *spec);
+  /* hard stop; a domain that is not running is not an error */
+  int (*domain_destroy)(struct hyper *h, const char *vm_id);
+  /* ACPI shutdown request; returns at once */
+  int (*domain_shutdown)(struct hyper *h, const char *vm_id);
+  /* *vm_status = VM_DOWN when no such domain runs */
+  int (*domain_state)(struct hyper *h, const char *vm_id, int *vm_status);
+  /* UUIDs of every running domain of this host */
+  int (*domain_list)(struct hyper *h, struct strvec *ids);
+  /* live domain XML; caller frees */
+  char *(*domain_live_xml)(struct hyper *h, const char *vm_id);
+  /* disks of the running domain */
+  int (*domain_disks)(struct hyper *h, const char *vm_id, struct hyper_live_disk **out, size_t *n);
+  /* hot-plugs a disk into a running domain (live only) */
+  int (*disk_attach)(struct hyper *h, const char *vm_id, const struct hyper_disk *d);
+  /* hot-unplugs and returns only when libvirt reported the device removed;
+   * ERR_CONFLICT "guest did not release disk ..." after the timeout, the disk
+   * still being in place */
+  int (*disk_detach)(struct hyper *h, const char *vm_id, const char *disk_id);
+};
+
+extern const struct hyper_ops hyper_libvirt_ops;
+
+/* volumes: files on the host, made with qemu-img through posix_spawn.
+ * (Local today; a remote host will do these through libvirt's storage API.) */
+/* creates PATH (and its parent directories) of `size` bytes; backing may be NULL */
+int volume_create(const char *path, int format, int64_t size, const char *backing, int backing_format);
+/* bytes allocated on disk for PATH, -1 with error when unreadable */
+int64_t volume_actual_size(const char *path);
+/* removes PATH; a missing file is not an error */
+int volume_remove(const char *path);

@@ -1,0 +1,216 @@
+/* store.h: snapback's persistent state, the single source of truth.
+ *
+ * Entities are plain C structs. Each is described once by a field table
+ * (struct entity_desc in store.c: column name, type, offset), and generic
+ * code maps them to and from SQL, so adding a column is one line and a new
+ * backend (PostgreSQL) implements only db.h. Everything here is thread-safe:
+ * the store serialises access with one recursive mutex.
+ *
+ * Ownership: getters return a freshly allocated struct the caller frees with
+ * the type's *_free (AUTOPTR(vm) etc.). Lists are NULL-terminated arrays
+ * freed with the list's *_list_free. Ids are 36-char UUID strings.
+ *
+ * Errors: a missing row is ERR_NOT_FOUND with a message naming the kind and
+ * id ("VM '1234...' does not exist"); backend failures are ERR_INTERNAL. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "util/cleanup.h"
+#include "util/enumstr.h"
+
+enum vm_status { VM_DOWN, VM_POWERING_UP, VM_UP, VM_POWERING_DOWN, VM_PAUSED, VM_STATUS_LAST };
+ENUM_DECL(vm_status);  /* "down","powering_up","up","powering_down","paused" */
+enum disk_format { DISK_FORMAT_COW, DISK_FORMAT_RAW, DISK_FORMAT_LAST };
+ENUM_DECL(disk_format); /* "cow","raw" */
+enum disk_status { DISK_OK, DISK_LOCKED, DISK_ILLEGAL, DISK_STATUS_LAST };
+ENUM_DECL(disk_status); /* "ok","locked","illegal" */
+enum disk_iface { IFACE_VIRTIO, IFACE_VIRTIO_SCSI, IFACE_SATA, IFACE_IDE, IFACE_LAST };
+ENUM_DECL(disk_iface); /* "virtio","virtio_scsi","sata","ide" */
+enum snapshot_type { SNAPSHOT_ACTIVE, SNAPSHOT_REGULAR, SNAPSHOT_TYPE_LAST };
+ENUM_DECL(snapshot_type); /* "active","regular" */
+enum snapshot_status { SNAPSHOT_OK, SNAPSHOT_LOCKED, SNAPSHOT_IN_PREVIEW, SNAPSHOT_STATUS_LAST };
+ENUM_DECL(snapshot_status); /* "ok","locked","in_preview" */
+enum host_status { HOST_UP, HOST_MAINTENANCE, HOST_NON_RESPONSIVE, HOST_STATUS_LAST };
+ENUM_DECL(host_status); /* "up","maintenance","non_responsive" */
+enum job_status { JOB_STARTED, JOB_FINISHED, JOB_FAILED, JOB_STATUS_LAST };
+ENUM_DECL(job_status); /* "started","finished","failed" */
+enum event_severity { SEVERITY_NORMAL, SEVERITY_WARNING, SEVERITY_ERROR, SEVERITY_ALERT, SEVERITY_LAST };
+ENUM_DECL(event_severity); /* "normal","warning","error","alert" */
+
+struct user {
+  char *id, *name;       /* name: "admin@internal" */
+  char *password_hash;   /* argon2id encoded string */
+};
+
+struct token {
+  char *token;           /* the opaque bearer token (random hex) */
+  char *user_id;
+  int64_t expires_ms;    /* wall clock */
+};
+
+struct host {
+  char *id, *name;
+  char *address;         /* libvirt URI, e.g. qemu:///system */
+  char *cluster_id;
+  int status;            /* enum host_status */
+};
+
+struct datacenter { char *id, *name, *description; };
+struct cluster { char *id, *name, *description, *datacenter_id; };
+struct template { char *id, *name, *description, *cluster_id; };
+
+struct storage_domain {
+  char *id, *name;
+  char *path;            /* directory; volumes live in PATH/SD_ID/images/DISK_ID/VOL_ID */
+  char *datacenter_id;
+  char *type;            /* "data" */
+};
+
+struct vm {
+  char *id, *name, *description;
+  char *cluster_id, *template_id;
+  char *host_id;         /* where it runs; NULL when down */
+  int64_t memory;        /* bytes */
+  int64_t sockets, cores, threads;
+  char *os_type;         /* "other", "rhel_8x64" ... */
+  int status;            /* enum vm_status */
+  char *kernel, *initrd, *cmdline; /* direct kernel boot; NULL when unset */
+  int64_t creation_ms;
+};
+
+struct disk {
+  char *id, *alias, *description;
+  int64_t provisioned_size;  /* bytes */
+  int format;                /* enum disk_format */
+  bool sparse, shareable;
+  char *storage_domain_id;
+  int status;                /* enum disk_status */
+};
+
+/* one file of a disk's chain: the active volume has snapshot_id of the VM's
+ * active snapshot (or NULL for a floating disk); parent_id is its backing volume */
+struct volume {
+  char *id, *disk_id, *parent_id, *snapshot_id;
+  int format;                /* enum disk_format */
+  int status;                /* enum disk_status */
+  char *path;                /* absolute path of the file */
+  bool active;               /* true for the top (writable) volume */
+};
+
+/* a disk attached to a VM; id == disk_id as in oVirt */
+struct attachment {
+  char *vm_id, *disk_id;
+  char *snapshot_id;         /* non-NULL: a disk snapshot of another VM (Backup API) */
+  int iface;                 /* enum disk_iface */
+  bool bootable, active, read_only;
+  bool plugged;              /* runtime: present in the running domain */
+  char *logical_name;        /* as the guest reports it, or NULL */
+  char *overlay_path;        /* transient overlay of a plugged snapshot attachment */
+  int64_t position;          /* attach order, for stable listing and device order */
+};
+
+struct snapshot {
+  char *id, *vm_id, *description;
+  int type;                  /* enum snapshot_type */
+  int status;                /* enum snapshot_status */
+  int64_t date_ms;
+  bool persist_memorystate;
+  char *ovf;                 /* VM configuration at that instant, or NULL */
+};
+
+struct event {
+  int64_t id;                /* increasing */
+  int64_t time_ms;
+  int severity;              /* enum event_severity */
+  int64_t code;
+  char *description, *origin;
+  int64_t custom_id;         /* -1 when unset */
+  char *user_id, *user_name, *vm_id, *correlation_id;
+};
+
+struct job {
+  char *id, *description;
+  int status;                /* enum job_status */
+  int64_t start_ms, end_ms;  /* end 0 while running */
+  char *user_id;
+  int64_t progress;          /* 0..100 */
+};
+
+#define STORE_TYPES(X) \
+  X(user) X(token) X(host) X(datacenter) X(cluster) X(template) \
+  X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job)
+
+/* per type: T_free(p) (NULL-safe), T_list_free(list) (NULL-safe), AUTOPTR(T) */
+#define STORE_DECL_FREE(T)                      \
+  void T##_free(struct T *p);                   \
+  void T##_list_free(struct T **list);          \
+  DEFINE_AUTOPTR(T, struct T, T##_free)
+STORE_TYPES(STORE_DECL_FREE)
+#undef STORE_DECL_FREE
+/* AUTOPTR for lists: AUTOLIST(vm) vms = NULL; */
+#define DEFINE_AUTOLIST(T) \
+  static inline void autolist_cleanup_##T(struct T ***p) { T##_list_free(*p); }
+#define STORE_DECL_LIST(T) DEFINE_AUTOLIST(T)
+STORE_TYPES(STORE_DECL_LIST)
+#undef STORE_DECL_LIST
+#define AUTOLIST(T) __attribute__((cleanup(autolist_cleanup_##T))) struct T **
+
+struct store;
+
+/* opens (creating and migrating the schema when new) the store at URL; see db_open_url */
+struct store *store_open(const char *url);
+void store_close(struct store *st);
+
+/* transactions nest by counting: only the outermost commit/rollback reaches the
+ * database. While a transaction is open on a thread, other threads wait. */
+int store_begin(struct store *st) WARN_UNUSED;
+int store_commit(struct store *st) WARN_UNUSED;
+void store_rollback(struct store *st);
+
+/* key/value settings (schema version, first-start markers) */
+char *store_setting_get(struct store *st, const char *key); /* NULL when unset (no error) */
+int store_setting_set(struct store *st, const char *key, const char *value);
+
+/* ---- generic CRUD, typed per entity ----
+ * T_get(st, id)           -> struct T * or NULL (ERR_NOT_FOUND)
+ * T_insert(st, p)         -> 0/-1 (ERR_CONFLICT on a duplicate key)
+ * T_update(st, p)         -> 0/-1 (ERR_NOT_FOUND when gone): writes every column
+ * T_delete(st, id)        -> 0/-1 (ERR_NOT_FOUND when gone)
+ * T_list(st, where, params, nparams, order, limit) -> NULL-terminated list, NULL on error
+ *    where: SQL condition over the columns with '?' placeholders, or NULL for all;
+ *    order: "name" / "time_ms DESC" or NULL; limit <= 0 for no limit
+ * T_count(st, where, params, nparams) -> count or -1
+ * For attachment the key is (vm_id, disk_id): attachment_get(st, vm_id, disk_id),
+ * attachment_delete(st, vm_id, disk_id); for token it is the token text; for
+ * event it is the integer id (event_insert assigns p->id). */
+#define STORE_DECL_CRUD(T)                                                                   \
+  int T##_insert(struct store *st, const struct T *p) WARN_UNUSED;                           \
+  int T##_update(struct store *st, const struct T *p) WARN_UNUSED;                           \
+  struct T **T##_list(struct store *st, const char *where, const char *const *params,        \
+                      int nparams, const char *order, int limit);                            \
+  int64_t T##_count(struct store *st, const char *where, const char *const *params, int nparams);
+STORE_TYPES(STORE_DECL_CRUD)
+#undef STORE_DECL_CRUD
+
+struct user *user_get(struct store *st, const char *id);
+struct user *user_get_by_name(struct store *st, const char *name);
+struct token *token_get(struct store *st, const char *token);
+int token_delete(struct store *st, const char *token);
+struct host *host_get(struct store *st, const char *id);
+struct datacenter *datacenter_get(struct store *st, const char *id);
+struct cluster *cluster_get(struct store *st, const char *id);
+struct template *template_get(struct store *st, const char *id);
+struct storage_domain *storage_domain_get(struct store *st, const char *id);
+int storage_domain_delete(struct store *st, const char *id);
+struct vm *vm_get(struct store *st, const char *id);
+int vm_delete(struct store *st, const char *id);
+struct disk *disk_get(struct store *st, const char *id);
+int disk_delete(struct store *st, const char *id);
+struct volume *volume_get(struct store *st, const char *id);
+int volume_delete(struct store *st, const char *id);
+struct attachment *attachment_get(struct store *st, const char *vm_id, const char *disk_id);
+int attachment_delete(struct store *st, const char *vm_id, const char *disk_id);
+struct snapshot *snapshot_get(struct store *st, const char *id);
+int snapshot_delete(struct store *st, const char *id);
+struct event *event_get(struct store *st, int64_t id);
+struct job *job_get(struct store *st, const char *id);

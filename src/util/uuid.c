@@ -1,0 +1,47 @@
+#include <stddef.h>
+#include "util/uuid.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include <ctype.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+int uuid_generate_str(char out[UUID_STRLEN + 1])
+{
+  unsigned char u[16];
+  if (RAND_bytes(u, sizeof u) != 1)
+    return error(ERR_INTERNAL, "cannot generate uuid: no entropy");
+  u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+  snprintf(out, UUID_STRLEN + 1,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
+           u[11], u[12], u[13], u[14], u[15]);
+  return 0;
+}
+
+bool uuid_is_valid(const char *s)
+{
+  if (!s || strlen(s) != UUID_STRLEN) return false;
+  for (int i = 0; i < UUID_STRLEN; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!isxdigit((unsigned char)s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+char *random_hex(size_t nbytes)
+{
+  AUTOFREE unsigned char *raw = xcalloc(nbytes, 1);
+  if (RAND_bytes(raw, (int)nbytes) != 1) {
+    error(ERR_INTERNAL, "cannot generate random token: no entropy");
+    return NULL;
+  }
+  struct buf b = BUF_INIT;
+  for (size_t i = 0; i < nbytes; i++) buf_printf(&b, "%02x", raw[i]);
+  return buf_detach(&b);
+}
