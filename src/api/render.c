@@ -1,1 +1,308 @@
-/* placeholder: being written */
+/* render.c: entities to oVirt XML/JSON nodes */
+#include "api/render.h"
+#include "cmd/commands.h"
+#include "util/err.h"
+#include "util/timeutil.h"
+#include <stdarg.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+char *render_href(const struct render_ctx *r, const char *fmt, ...)
+{
+  struct buf b = BUF_INIT;
+  buf_puts(&b, r->root);
+  va_list ap;
+  va_start(ap, fmt);
+  buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  return buf_detach(&b);
+}
+
+/* <name href=".." id=".."> with the entity's own href */
+static struct node *entity(const struct render_ctx *r, const char *elem, const char *coll, const char *id)
+{
+  struct node *n = node_new(elem);
+  AUTOFREE char *href = render_href(r, "/%s/%s", coll, id);
+  node_set_attr(n, "href", href);
+  node_set_attr(n, "id", id);
+  return n;
+}
+
+static void ref(const struct render_ctx *r, struct node *parent, const char *elem, const char *coll,
+                const char *id)
+{
+  if (!id) return;
+  AUTOFREE char *href = render_href(r, "/%s/%s", coll, id);
+  node_add_ref(parent, elem, id, href);
+}
+
+static void link(const struct render_ctx *r, struct node *n, const char *coll, const char *id,
+                 const char *rel)
+{
+  AUTOFREE char *href = render_href(r, "/%s/%s/%s", coll, id, rel);
+  node_add_link(n, rel, href);
+}
+
+static void add_date(struct node *n, const char *elem, int64_t ms)
+{
+  char s[32];
+  time_format_iso(ms, s);
+  node_add_text(n, elem, s);
+}
+
+struct node *render_datacenter(const struct render_ctx *r, const struct datacenter *d)
+{
+  struct node *n = entity(r, "data_center", "datacenters", d->id);
+  node_add_text(n, "name", d->name);
+  node_add_text(n, "description", d->description);
+  link(r, n, "datacenters", d->id, "clusters");
+  link(r, n, "datacenters", d->id, "storagedomains");
+  node_add_bool(n, "local", true);
+  node_add_text(n, "status", "up");
+  node_add_text(n, "storage_format", "v5");
+  struct node *v = node_add(n, "version");
+  node_add_text(v, "major", "4");
+  node_add_text(v, "minor", "7");
+  return n;
+}
+
+struct node *render_cluster(const struct render_ctx *r, const struct cluster *c)
+{
+  struct node *n = entity(r, "cluster", "clusters", c->id);
+  node_add_text(n, "name", c->name);
+  node_add_text(n, "description", c->description);
+  ref(r, n, "data_center", "datacenters", c->datacenter_id);
+  struct node *cpu = node_add(n, "cpu");
+  node_add_text(cpu, "architecture", "x86_64");
+  node_add_text(cpu, "type", "Secure Intel Cascadelake Server Family");
+  struct node *v = node_add(n, "version");
+  node_add_text(v, "major", "4");
+  node_add_text(v, "minor", "7");
+  return n;
+}
+
+struct node *render_template(const struct render_ctx *r, const struct template *t)
+{
+  struct node *n = entity(r, "template", "templates", t->id);
+  node_add_text(n, "name", t->name);
+  node_add_text(n, "description", t->description);
+  node_add_text(n, "status", "ok");
+  ref(r, n, "cluster", "clusters", t->cluster_id);
+  link(r, n, "templates", t->id, "diskattachments");
+  return n;
+}
+
+struct node *render_host(const struct render_ctx *r, const struct host *h)
+{
+  struct node *n = entity(r, "host", "hosts", h->id);
+  node_add_text(n, "name", h->name);
+  node_add_text(n, "address", h->address);
+  node_add_text(n, "status", host_status_to_str(h->status));
+  node_add_text(n, "type", "rhel");
+  ref(r, n, "cluster", "clusters", h->cluster_id);
+  link(r, n, "hosts", h->id, "deactivate");
+  link(r, n, "hosts", h->id, "activate");
+  return n;
+}
+
+struct node *render_storage_domain(const struct render_ctx *r, const struct storage_domain *sd)
+{
+  struct node *n = entity(r, "storage_domain", "storagedomains", sd->id);
+  node_add_text(n, "name", sd->name);
+  node_add_text(n, "type", sd->type);
+  node_add_text(n, "status", "active");
+  node_add_text(n, "external_status", "ok");
+  node_add_bool(n, "master", true);
+  struct statvfs vfs;
+  if (statvfs(sd->path, &vfs) == 0) {
+    int64_t avail = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+    int64_t used = ((int64_t)vfs.f_blocks - (int64_t)vfs.f_bfree) * (int64_t)vfs.f_frsize;
+    node_add_int(n, "available", avail);
+    node_add_int(n, "used", used);
+  }
+  /* committed: what the disks on it were promised */
+  const char *params[] = {sd->id};
+  AUTOLIST(disk) disks = disk_list(engine_store(r->eng), "storage_domain_id = ?", params, 1, NULL, 0);
+  int64_t committed = 0;
+  for (size_t i = 0; disks && disks[i]; i++) committed += disks[i]->provisioned_size;
+  if (!disks) error_clear();
+  node_add_int(n, "committed", committed);
+  struct node *storage = node_add(n, "storage");
+  node_add_text(storage, "type", "localfs");
+  node_add_text(storage, "path", sd->path);
+  node_add_text(n, "storage_format", "v5");
+  if (sd->datacenter_id) {
+    struct node *dcs = node_add_list(n, "data_centers");
+    ref(r, dcs, "data_center", "datacenters", sd->datacenter_id);
+  }
+  link(r, n, "storagedomains", sd->id, "disks");
+  link(r, n, "storagedomains", sd->id, "disksnapshots");
+  return n;
+}
+
+struct node *render_vm(const struct render_ctx *r, const struct vm *vm)
+{
+  struct node *n = entity(r, "vm", "vms", vm->id);
+  node_add_text(n, "name", vm->name);
+  node_add_text(n, "description", vm->description);
+  static const char *const rels[] = {"diskattachments", "snapshots", "nics", "start", "stop",
+                                     "shutdown", "permissions", "tags"};
+  for (size_t i = 0; i < ARRAY_SIZE(rels); i++) link(r, n, "vms", vm->id, rels[i]);
+  if (r->version == 3) link(r, n, "vms", vm->id, "disks");
+  struct node *cpu = node_add(n, "cpu");
+  node_add_text(cpu, "architecture", "x86_64");
+  struct node *topo = node_add(cpu, "topology");
+  node_add_int(topo, "cores", vm->cores);
+  node_add_int(topo, "sockets", vm->sockets);
+  node_add_int(topo, "threads", vm->threads);
+  add_date(n, "creation_time", vm->creation_ms);
+  node_add_int(n, "memory", vm->memory);
+  struct node *os = node_add(n, "os");
+  node_add_text(os, "type", vm->os_type);
+  if (vm->kernel) node_add_text(os, "kernel", vm->kernel);
+  if (vm->initrd) node_add_text(os, "initrd", vm->initrd);
+  if (vm->cmdline) node_add_text(os, "cmdline", vm->cmdline);
+  struct node *boot = node_add(os, "boot");
+  struct node *devs = node_add_list(boot, "devices");
+  node_add_text(devs, "device", "hd");
+  node_add_bool(n, "stateless", false);
+  node_add_text(n, "type", "server");
+  node_add_text(n, "status", vm_status_to_str(vm->status));
+  if (vm->host_id) ref(r, n, "host", "hosts", vm->host_id);
+  ref(r, n, "cluster", "clusters", vm->cluster_id);
+  ref(r, n, "template", "templates", vm->template_id);
+  if (r->all_content) {
+    AUTOFREE char *ovf = vm_ovf(r->eng, vm);
+    struct node *conf = node_add(node_add(n, "initialization"), "configuration");
+    node_add_text(conf, "type", "ovf");
+    node_add_text(conf, "data", ovf);
+  }
+  return n;
+}
+
+struct node *render_disk(const struct render_ctx *r, const struct disk *d)
+{
+  struct node *n = entity(r, "disk", "disks", d->id);
+  node_add_text(n, "name", d->alias);
+  node_add_text(n, "alias", d->alias);
+  node_add_text(n, "description", d->description);
+  link(r, n, "disks", d->id, "disksnapshots");
+  link(r, n, "disks", d->id, "permissions");
+  AUTOPTR(volume) vol = disk_active_volume(engine_store(r->eng), d->id);
+  int64_t actual = vol ? volume_actual_size(vol->path) : -1;
+  if (!vol || actual < 0) error_clear();
+  node_add_int(n, "actual_size", actual < 0 ? 0 : actual);
+  node_add_text(n, "content_type", "data");
+  node_add_text(n, "format", disk_format_to_str(d->format));
+  if (vol) {
+    node_add_text(n, "image_id", vol->id);
+  }
+  node_add_bool(n, "propagate_errors", false);
+  node_add_int(n, "provisioned_size", d->provisioned_size);
+  node_add_bool(n, "shareable", d->shareable);
+  node_add_bool(n, "sparse", d->sparse);
+  node_add_text(n, "status", disk_status_to_str(d->status));
+  node_add_text(n, "storage_type", "image");
+  node_add_int(n, "total_size", actual < 0 ? 0 : actual);
+  struct node *sds = node_add_list(n, "storage_domains");
+  ref(r, sds, "storage_domain", "storagedomains", d->storage_domain_id);
+  return n;
+}
+
+struct node *render_attachment(const struct render_ctx *r, const struct attachment *a)
+{
+  struct node *n = node_new("disk_attachment");
+  AUTOFREE char *href = render_href(r, "/vms/%s/diskattachments/%s", a->vm_id, a->disk_id);
+  node_set_attr(n, "href", href);
+  node_set_attr(n, "id", a->disk_id);
+  node_add_bool(n, "active", a->active);
+  node_add_bool(n, "bootable", a->bootable);
+  node_add_text(n, "interface", disk_iface_to_str(a->iface));
+  if (a->logical_name) node_add_text(n, "logical_name", a->logical_name);
+  node_add_bool(n, "pass_discard", false);
+  node_add_bool(n, "read_only", a->read_only);
+  node_add_bool(n, "uses_scsi_reservation", false);
+  AUTOFREE char *dhref = render_href(r, "/disks/%s", a->disk_id);
+  struct node *d = node_add_ref(n, "disk", a->disk_id, dhref);
+  if (a->snapshot_id) {
+    node_add_ref(d, "snapshot", a->snapshot_id, NULL);
+  }
+  ref(r, n, "vm", "vms", a->vm_id);
+  return n;
+}
+
+struct node *render_vm_disk_v3(const struct render_ctx *r, const struct attachment *a, const struct disk *d)
+{
+  struct node *n = render_disk(r, d);
+  AUTOFREE char *href = render_href(r, "/vms/%s/disks/%s", a->vm_id, a->disk_id);
+  node_set_attr(n, "href", href);
+  node_add_text(n, "interface", disk_iface_to_str(a->iface));
+  node_add_bool(n, "bootable", a->bootable);
+  node_add_bool(n, "active", a->active);
+  node_add_bool(n, "read_only", a->read_only);
+  if (a->snapshot_id) node_add_ref(n, "snapshot", a->snapshot_id, NULL);
+  ref(r, n, "vm", "vms", a->vm_id);
+  return n;
+}
+
+struct node *render_snapshot(const struct render_ctx *r, const struct snapshot *s)
+{
+  struct node *n = node_new("snapshot");
+  AUTOFREE char *href = render_href(r, "/vms/%s/snapshots/%s", s->vm_id, s->id);
+  node_set_attr(n, "href", href);
+  node_set_attr(n, "id", s->id);
+  node_add_text(n, "description", s->description);
+  AUTOFREE char *base = render_href(r, "/vms/%s/snapshots/%s", s->vm_id, s->id);
+  AUTOFREE char *disks = xasprintf("%s/disks", base);
+  node_add_link(n, "disks", disks);
+  add_date(n, "date", s->date_ms);
+  node_add_bool(n, "persist_memorystate", s->persist_memorystate);
+  node_add_text(n, "snapshot_status", snapshot_status_to_str(s->status));
+  node_add_text(n, "snapshot_type", snapshot_type_to_str(s->type));
+  ref(r, n, "vm", "vms", s->vm_id);
+  if (r->all_content && s->ovf) {
+    struct node *conf = node_add(node_add(n, "initialization"), "configuration");
+    node_add_text(conf, "type", "ovf");
+    node_add_text(conf, "data", s->ovf);
+  }
+  return n;
+}
+
+struct node *render_event(const struct render_ctx *r, const struct event *e)
+{
+  char id[32];
+  snprintf(id, sizeof id, "%lld", (long long)e->id);
+  struct node *n = entity(r, "event", "events", id);
+  node_add_text(n, "description", e->description);
+  node_add_int(n, "code", e->code);
+  if (e->correlation_id) node_add_text(n, "correlation_id", e->correlation_id);
+  if (e->custom_id >= 0) node_add_int(n, "custom_id", e->custom_id);
+  node_add_int(n, "flood_rate", 30);
+  node_add_text(n, "origin", e->origin);
+  node_add_text(n, "severity", event_severity_to_str(e->severity));
+  add_date(n, "time", e->time_ms);
+  if (e->user_id) {
+    struct node *u = node_add(n, "user");
+    AUTOFREE char *uhref = render_href(r, "/users/%s", e->user_id);
+    node_set_attr(u, "href", uhref);
+    node_set_attr(u, "id", e->user_id);
+    node_add_text(u, "name", e->user_name);
+  }
+  ref(r, n, "vm", "vms", e->vm_id);
+  return n;
+}
+
+struct node *render_job(const struct render_ctx *r, const struct job *j)
+{
+  struct node *n = entity(r, "job", "jobs", j->id);
+  node_add_text(n, "description", j->description);
+  link(r, n, "jobs", j->id, "steps");
+  node_add_bool(n, "auto_cleared", true);
+  add_date(n, "start_time", j->start_ms);
+  if (j->end_ms) add_date(n, "end_time", j->end_ms);
+  add_date(n, "last_updated", j->end_ms ? j->end_ms : j->start_ms);
+  node_add_bool(n, "external", false);
+  node_add_text(n, "status", job_status_to_str(j->status));
+  if (j->user_id) ref(r, n, "owner", "users", j->user_id);
+  return n;
+}

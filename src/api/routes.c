@@ -1,1 +1,812 @@
-/* placeholder: being written */
+/* routes.c: the one REST route table and its handlers.
+ *
+ * api_handle() matches the path against ROUTES: a pattern segment "{}" takes
+ * any id. No pattern -> 404; a pattern with another method -> 405, both from
+ * here only. Handlers turn the request node into command arguments (shape
+ * and type errors are 400s raised here), run the command through the
+ * dispatcher (cmd/), and render the result (render.c). GETs read the store. */
+#include "api/api.h"
+#include "api/render.h"
+#include "api/search.h"
+#include "cmd/commands.h"
+#include "util/err.h"
+#include "util/timeutil.h"
+#include "util/uuid.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARAMS 4
+
+struct api_call {
+  struct engine *eng;
+  struct store *st;
+  const struct api_request *req;
+  struct api_response *resp;
+  const char *p[MAX_PARAMS];   /* the path's {} segments */
+  struct render_ctx r;
+};
+
+typedef int (*api_handler)(struct api_call *c);
+
+struct route {
+  const char *method;
+  const char *pattern;
+  api_handler fn;
+};
+
+const char *api_query(const struct api_request *req, const char *name)
+{
+  for (const struct api_param *q = req->query; q && q->name; q++)
+    if (strcmp(q->name, name) == 0) return q->value;
+  return NULL;
+}
+
+static int query_bool(struct api_call *c, const char *name, bool dflt, bool *out)
+{
+  const char *v = api_query(c->req, name);
+  if (!v || !*v) { *out = dflt; return 0; }
+  if (strcmp(v, "true") == 0) { *out = true; return 0; }
+  if (strcmp(v, "false") == 0) { *out = false; return 0; }
+  return error(ERR_INVALID, "invalid value '%s' for parameter '%s': expected true or false", v, name);
+}
+
+static int query_max(struct api_call *c, int *out)
+{
+  const char *v = api_query(c->req, "max");
+  *out = 0;
+  if (!v || !*v) return 0;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < -1) return error(ERR_INVALID, "invalid value '%s' for parameter 'max': expected a whole number", v);
+  *out = n < 0 ? 0 : (int)n;
+  return 0;
+}
+
+/* ---- responses ---- */
+
+static int reply(struct api_call *c, int status, struct node *n)
+{
+  c->resp->status = status;
+  c->resp->body = n;
+  return 0;
+}
+
+static int reply_created(struct api_call *c, struct node *n)
+{
+  const char *href = node_attr(n, "href");
+  if (href) c->resp->location = xstrdup(href);
+  return reply(c, 201, n);
+}
+
+/* <action><status>complete</status></action>, what the SDK waits for */
+static int reply_action(struct api_call *c)
+{
+  struct node *n = node_new("action");
+  node_add_text(n, "status", "complete");
+  return reply(c, 200, n);
+}
+
+static const struct node *body_required(struct api_call *c, const char *elem)
+{
+  const struct node *b = c->req->body;
+  if (!b)
+    return error(ERR_INVALID, "missing request body: send a <%s> element", elem), NULL;
+  /* JSON bodies have no root name; XML must name the right element */
+  if (strcmp(b->name, elem) != 0 && strcmp(b->name, "request") != 0)
+    return error(ERR_INVALID, "wrong request body: expected a <%s> element, got <%s>", elem, b->name), NULL;
+  return b;
+}
+
+static int need_text(const struct node *n, const char *path, const char *elem, const char **out)
+{
+  *out = node_text(n, path);
+  if (!*out)
+    return error(ERR_INVALID, "missing required field '%s.%s': add <%s> to the <%s> element",
+                 elem, path, path, elem);
+  return 0;
+}
+
+/* resolves a reference given by id attribute or by <name> child */
+#define DEFINE_RESOLVE(T, kind, table)                                                         \
+  static struct T *resolve_##T(struct api_call *c, const struct node *ref, const char *what)   \
+  {                                                                                            \
+    const char *id = node_attr(ref, "id");                                                     \
+    if (id) return T##_get(c->st, id);                                                         \
+    const char *name = node_text(ref, "name");                                                 \
+    if (!name)                                                                                 \
+      return error(ERR_INVALID, "missing %s: give <%s id=\"...\"/> or <%s><name>...</name></%s>", \
+                   what, what, what, what), NULL;                                              \
+    const char *params[] = {name};                                                             \
+    AUTOLIST(T) l = T##_list(c->st, "name = ?", params, 1, NULL, 1);                           \
+    if (!l) return NULL;                                                                       \
+    if (!l[0]) return error(ERR_NOT_FOUND, kind " named '%s' does not exist", name), NULL;     \
+    struct T *found = l[0];                                                                    \
+    l[0] = NULL;                                                                               \
+    return found;                                                                              \
+  }
+DEFINE_RESOLVE(cluster, "cluster", "clusters")
+DEFINE_RESOLVE(template, "template", "templates")
+DEFINE_RESOLVE(storage_domain, "storage domain", "storagedomains")
+DEFINE_RESOLVE(host, "host", "hosts")
+
+/* ---- root and read-only collections ---- */
+
+static int api_root(struct api_call *c)
+{
+  struct node *n = node_new("api");
+  static const char *const rels[] = {"clusters", "datacenters", "disks", "events", "hosts",
+                                     "jobs", "storagedomains", "templates", "vms"};
+  for (size_t i = 0; i < ARRAY_SIZE(rels); i++) {
+    AUTOFREE char *href = render_href(&c->r, "/%s", rels[i]);
+    node_add_link(n, rels[i], href);
+  }
+  AUTOFREE char *search_href = render_href(&c->r, "/vms?search={query}");
+  node_add_link(n, "vms/search", search_href);
+  struct node *pi = node_add(n, "product_info");
+  node_add_text(pi, "instance_id", "snapback");
+  node_add_text(pi, "name", "snapback");
+  node_add_text(pi, "vendor", "snapback");
+  struct node *v = node_add(pi, "version");
+  node_add_text(v, "build", "0");
+  node_add_text(v, "full_version", "4.5.0-snapback-0.1.0");
+  node_add_text(v, "major", "4");
+  node_add_text(v, "minor", "5");
+  node_add_text(v, "revision", "0");
+  struct node *so = node_add(n, "special_objects");
+  AUTOFREE char *blank = render_href(&c->r, "/templates/00000000-0000-0000-0000-000000000000");
+  node_add_ref(so, "blank_template", "00000000-0000-0000-0000-000000000000", blank);
+  struct node *sum = node_add(n, "summary");
+  struct node *vms = node_add(sum, "vms");
+  node_add_int(vms, "active", vm_count(c->st, "status <> 'down'", NULL, 0));
+  node_add_int(vms, "total", vm_count(c->st, NULL, NULL, 0));
+  char now[32];
+  time_format_iso(now_ms(), now);
+  node_add_text(n, "time", now);
+  struct node *user = node_add(n, "authenticated_user");
+  AUTOFREE char *uhref = render_href(&c->r, "/users/%s", c->req->user->id);
+  node_set_attr(user, "href", uhref);
+  node_set_attr(user, "id", c->req->user->id);
+  return reply(c, 200, n);
+}
+
+/* list/get handlers for the simple collections */
+#define DEFINE_LIST_GET(T, coll_elem, order)                                          \
+  static int list_##T(struct api_call *c)                                             \
+  {                                                                                   \
+    int max;                                                                          \
+    if (query_max(c, &max) < 0) return -1;                                            \
+    AUTOLIST(T) l = T##_list(c->st, NULL, NULL, 0, order, max);                       \
+    if (!l) return -1;                                                                \
+    struct node *n = node_new(coll_elem);                                             \
+    n->is_list = true;                                                                \
+    for (size_t i = 0; l[i]; i++) node_append(n, render_##T(&c->r, l[i]));           \
+    return reply(c, 200, n);                                                          \
+  }                                                                                   \
+  static int get_##T(struct api_call *c)                                              \
+  {                                                                                   \
+    AUTOPTR(T) x = T##_get(c->st, c->p[0]);                                           \
+    if (!x) return -1;                                                                \
+    return reply(c, 200, render_##T(&c->r, x));                                       \
+  }
+DEFINE_LIST_GET(datacenter, "data_centers", "name")
+DEFINE_LIST_GET(cluster, "clusters", "name")
+DEFINE_LIST_GET(template, "templates", "name")
+DEFINE_LIST_GET(host, "hosts", "name")
+DEFINE_LIST_GET(storage_domain, "storage_domains", "name")
+DEFINE_LIST_GET(disk, "disks", "alias")
+DEFINE_LIST_GET(job, "jobs", "start_ms DESC")
+
+/* ---- hosts ---- */
+
+static int host_deactivate(struct api_call *c)
+{
+  if (cmd_host_deactivate(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+static int host_activate(struct api_call *c)
+{
+  if (cmd_host_activate(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+/* ---- storage domains ---- */
+
+static int add_storage_domain(struct api_call *c)
+{
+  const struct node *b = body_required(c, "storage_domain");
+  if (!b) return -1;
+  const char *name, *path;
+  if (need_text(b, "name", "storage_domain", &name) < 0 ||
+      need_text(b, "storage/path", "storage_domain", &path) < 0)
+    return -1;
+  const char *type = node_text(b, "type");
+  if (type && strcmp(type, "data") != 0)
+    return error(ERR_INVALID, "unsupported storage domain type '%s': only 'data' is supported", type);
+  const char *stype = node_text(b, "storage/type");
+  if (stype && strcmp(stype, "localfs") != 0 && strcmp(stype, "posixfs") != 0 && strcmp(stype, "nfs") != 0)
+    return error(ERR_INVALID, "unsupported storage type '%s': use 'localfs' with a directory path", stype);
+  AUTOFREE char *id = NULL;
+  if (cmd_sd_add(c->eng, c->req->user, name, path, &id) < 0) return -1;
+  AUTOPTR(storage_domain) sd = storage_domain_get(c->st, id);
+  if (!sd) return -1;
+  return reply_created(c, render_storage_domain(&c->r, sd));
+}
+
+static int remove_storage_domain(struct api_call *c)
+{
+  if (cmd_sd_remove(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+/* ---- VMs ---- */
+
+static const char *vm_field(const void *obj, const char *field)
+{
+  const struct vm *vm = obj;
+  if (strcmp(field, "name") == 0) return vm->name;
+  if (strcmp(field, "id") == 0) return vm->id;
+  if (strcmp(field, "status") == 0) return vm_status_to_str(vm->status);
+  if (strcmp(field, "description") == 0) return vm->description;
+  return NULL;
+}
+
+static int list_vms(struct api_call *c)
+{
+  static const char *const fields[] = {"name", "id", "status", "description", NULL};
+  int max;
+  bool cs;
+  if (query_max(c, &max) < 0 || query_bool(c, "case_sensitive", true, &cs) < 0) return -1;
+  const char *q = api_query(c->req, "search");
+  AUTOPTR(search) s = NULL;
+  if (q && *q && !(s = search_parse(q, fields, cs))) return -1;
+  AUTOLIST(vm) vms = vm_list(c->st, NULL, NULL, 0, "name", 0);
+  if (!vms) return -1;
+  struct node *n = node_new("vms");
+  n->is_list = true;
+  int count = 0;
+  for (size_t i = 0; vms[i] && (max <= 0 || count < max); i++) {
+    if (s && !search_match(s, vm_field, vms[i])) continue;
+    node_append(n, render_vm(&c->r, vms[i]));
+    count++;
+  }
+  return reply(c, 200, n);
+}
+
+static int get_vm(struct api_call *c)
+{
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  return reply(c, 200, render_vm(&c->r, vm));
+}
+
+/* reads the VM fields a client may set; numbers stay -1 when not given */
+static int vm_from_node(struct api_call *c, const struct node *b, struct vm *v,
+                        struct cluster **cl, struct template **t)
+{
+  *v = (struct vm){.memory = -1, .sockets = -1, .cores = -1, .threads = -1};
+  v->name = (char *)node_text(b, "name");
+  v->description = (char *)node_text(b, "description");
+  v->os_type = (char *)node_text(b, "os/type");
+  v->kernel = (char *)node_text(b, "os/kernel");
+  v->initrd = (char *)node_text(b, "os/initrd");
+  v->cmdline = (char *)node_text(b, "os/cmdline");
+  if (node_get_int64(b, "memory", &v->memory) < 0 ||
+      node_get_int64(b, "cpu/topology/sockets", &v->sockets) < 0 ||
+      node_get_int64(b, "cpu/topology/cores", &v->cores) < 0 ||
+      node_get_int64(b, "cpu/topology/threads", &v->threads) < 0)
+    return -1;
+  const struct node *cref = node_child(b, "cluster");
+  if (cref) {
+    if (!(*cl = resolve_cluster(c, cref, "cluster"))) return -1;
+    v->cluster_id = (*cl)->id;
+  }
+  const struct node *tref = node_child(b, "template");
+  if (tref && t) {
+    if (!(*t = resolve_template(c, tref, "template"))) return -1;
+    v->template_id = (*t)->id;
+  }
+  return 0;
+}
+
+static int add_vm(struct api_call *c)
+{
+  const struct node *b = body_required(c, "vm");
+  if (!b) return -1;
+  const char *name;
+  if (need_text(b, "name", "vm", &name) < 0) return -1;
+  if (!node_child(b, "cluster"))
+    return error(ERR_INVALID, "missing required field 'vm.cluster': add <cluster><name>Default</name></cluster>");
+  AUTOPTR(cluster) cl = NULL;
+  AUTOPTR(template) t = NULL;
+  struct vm v;
+  if (vm_from_node(c, b, &v, &cl, &t) < 0) return -1;
+  if (!v.template_id) v.template_id = (char *)"00000000-0000-0000-0000-000000000000";
+  AUTOFREE char *id = NULL;
+  if (cmd_vm_add(c->eng, c->req->user, &v, &id) < 0) return -1;
+  AUTOPTR(vm) vm = vm_get(c->st, id);
+  if (!vm) return -1;
+  return reply_created(c, render_vm(&c->r, vm));
+}
+
+static int update_vm(struct api_call *c)
+{
+  const struct node *b = body_required(c, "vm");
+  if (!b) return -1;
+  AUTOPTR(cluster) cl = NULL;
+  struct vm v;
+  if (vm_from_node(c, b, &v, &cl, NULL) < 0) return -1;
+  v.id = (char *)c->p[0];
+  if (cmd_vm_update(c->eng, c->req->user, &v) < 0) return -1;
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  return reply(c, 200, render_vm(&c->r, vm));
+}
+
+static int remove_vm(struct api_call *c)
+{
+  bool detach_only;
+  if (query_bool(c, "detach_only", false, &detach_only) < 0) return -1;
+  if (cmd_vm_remove(c->eng, c->req->user, c->p[0], detach_only) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+static int vm_start(struct api_call *c)
+{
+  if (cmd_vm_start(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+static int vm_stop(struct api_call *c)
+{
+  if (cmd_vm_stop(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+static int vm_shutdown(struct api_call *c)
+{
+  if (cmd_vm_shutdown(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+static int vm_migrate(struct api_call *c)
+{
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  /* the snapshot rule comes before any other, as in oVirt */
+  const char *params[] = {vm->id};
+  AUTOLIST(attachment) pinned = attachment_list(c->st, "vm_id = ? AND plugged = 1 AND snapshot_id IS NOT NULL",
+                                                params, 1, NULL, 1);
+  if (!pinned) return -1;
+  if (pinned[0])
+    return error(ERR_CONFLICT, "cannot migrate VM '%s': snapshot '%s' of disk '%s' is plugged into "
+                 "it; detach it first", vm->name, pinned[0]->snapshot_id, pinned[0]->disk_id);
+  if (vm->status == VM_DOWN)
+    return error(ERR_CONFLICT, "cannot migrate VM '%s': it is not running", vm->name);
+  return error(ERR_CONFLICT, "cannot migrate VM '%s': there is no other host in cluster to migrate to",
+               vm->name);
+}
+
+static int list_snapshots(struct api_call *c)
+{
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  const char *params[] = {vm->id};
+  AUTOLIST(snapshot) l = snapshot_list(c->st, "vm_id = ?", params, 1, "date_ms", 0);
+  if (!l) return -1;
+  struct node *n = node_new("snapshots");
+  n->is_list = true;
+  for (size_t i = 0; l[i]; i++) node_append(n, render_snapshot(&c->r, l[i]));
+  return reply(c, 200, n);
+}
+
+static int get_snapshot(struct api_call *c)
+{
+  AUTOPTR(snapshot) s = snapshot_get(c->st, c->p[1]);
+  if (!s) return -1;
+  if (strcmp(s->vm_id, c->p[0]) != 0)
+    return error(ERR_NOT_FOUND, "snapshot '%s' does not belong to VM '%s'", c->p[1], c->p[0]);
+  return reply(c, 200, render_snapshot(&c->r, s));
+}
+
+/* ---- disks ---- */
+
+/* fills d from a <disk> node; required fields checked here */
+static int disk_from_node(struct api_call *c, const struct node *b, struct disk *d,
+                          struct storage_domain **sd)
+{
+  *d = (struct disk){.format = DISK_FORMAT_COW, .sparse = true};
+  d->alias = (char *)node_text(b, "alias");
+  if (!d->alias) d->alias = (char *)node_text(b, "name");
+  if (!d->alias)
+    return error(ERR_INVALID, "missing required field 'disk.alias': name the disk with <alias>");
+  d->description = (char *)node_text(b, "description");
+  int r = node_get_int64(b, "provisioned_size", &d->provisioned_size);
+  if (r < 0) return -1;
+  if (r == 0 && node_get_int64(b, "size", &d->provisioned_size) <= 0)
+    return error(ERR_INVALID, "missing required field 'disk.provisioned_size': give the size in bytes");
+  const char *fmt = node_text(b, "format");
+  if (fmt && (d->format = disk_format_from_str(fmt)) < 0)
+    return error(ERR_INVALID, "invalid disk format '%s': use 'cow' or 'raw'", fmt);
+  if (node_get_bool(b, "sparse", &d->sparse) < 0 || node_get_bool(b, "shareable", &d->shareable) < 0)
+    return -1;
+  if (d->shareable && d->format == DISK_FORMAT_COW)
+    return error(ERR_INVALID, "a shareable disk must use format 'raw'");
+  const struct node *sds = node_child(b, "storage_domains");
+  const struct node *sdref = sds ? node_child(sds, "storage_domain") : node_child(b, "storage_domain");
+  if (!sdref)
+    return error(ERR_INVALID, "missing required field 'disk.storage_domains': add "
+                 "<storage_domains><storage_domain><name>data</name></storage_domain></storage_domains>");
+  if (!(*sd = resolve_storage_domain(c, sdref, "storage_domain"))) return -1;
+  d->storage_domain_id = (*sd)->id;
+  return 0;
+}
+
+static int add_disk(struct api_call *c)
+{
+  const struct node *b = body_required(c, "disk");
+  if (!b) return -1;
+  struct disk d;
+  AUTOPTR(storage_domain) sd = NULL;
+  if (disk_from_node(c, b, &d, &sd) < 0) return -1;
+  AUTOFREE char *id = NULL;
+  if (cmd_disk_add(c->eng, c->req->user, &d, &id) < 0) return -1;
+  AUTOPTR(disk) disk = disk_get(c->st, id);
+  if (!disk) return -1;
+  return reply_created(c, render_disk(&c->r, disk));
+}
+
+static int remove_disk(struct api_call *c)
+{
+  if (cmd_disk_remove(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+/* ---- disk attachments ---- */
+
+static int list_attachments(struct api_call *c)
+{
+  const char *params[] = {c->p[0]};
+  if (vm_count(c->st, "id = ?", params, 1) == 0)
+    return error(ERR_NOT_FOUND, "VM '%s' does not exist", c->p[0]);
+  AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  if (!l) return -1;
+  struct node *n = node_new("disk_attachments");
+  n->is_list = true;
+  for (size_t i = 0; l[i]; i++) node_append(n, render_attachment(&c->r, l[i]));
+  return reply(c, 200, n);
+}
+
+static int get_attachment(struct api_call *c)
+{
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], c->p[1]);
+  if (!a) return -1;
+  return reply(c, 200, render_attachment(&c->r, a));
+}
+
+static int attachment_from_node(const struct node *b, struct attachment *a)
+{
+  *a = (struct attachment){.iface = IFACE_VIRTIO, .active = true};
+  const char *iface = node_text(b, "interface");
+  if (iface && (a->iface = disk_iface_from_str(iface)) < 0)
+    return error(ERR_INVALID, "invalid interface '%s': use virtio, virtio_scsi or sata", iface);
+  if (node_get_bool(b, "bootable", &a->bootable) < 0 || node_get_bool(b, "active", &a->active) < 0 ||
+      node_get_bool(b, "read_only", &a->read_only) < 0)
+    return -1;
+  return 0;
+}
+
+/* shared by v4 diskattachments and v3 disks: `b` is the <disk_attachment>
+ * (v4) or NULL, `dnode` the <disk> element */
+static int do_attach(struct api_call *c, const struct node *b, const struct node *dnode, char **out)
+{
+  struct attachment a;
+  if (attachment_from_node(b ? b : dnode, &a) < 0) return -1;
+  a.vm_id = (char *)c->p[0];
+  if (!dnode)
+    return error(ERR_INVALID, "missing required field 'disk_attachment.disk': give <disk id=\"...\"/> "
+                 "or a new disk with alias, provisioned_size and storage_domains");
+  const char *disk_id = node_attr(dnode, "id");
+  const struct node *snap = node_child(dnode, "snapshot");
+  if (snap) {
+    a.snapshot_id = (char *)node_attr(snap, "id");
+    if (!a.snapshot_id)
+      return error(ERR_INVALID, "missing snapshot id: give <snapshot id=\"...\"/> inside <disk>");
+  }
+  AUTOPTR(vm) vm = vm_get(c->st, a.vm_id);
+  if (!vm) return -1;
+  if (disk_id) {
+    a.disk_id = (char *)disk_id;
+    AUTOPTR(disk) d = disk_get(c->st, disk_id);
+    if (!d) return -1;
+    return cmd_attach(c->eng, c->req->user, &a, NULL, out);
+  }
+  struct disk nd;
+  AUTOPTR(storage_domain) sd = NULL;
+  if (disk_from_node(c, dnode, &nd, &sd) < 0) return -1;
+  return cmd_attach(c->eng, c->req->user, &a, &nd, out);
+}
+
+static int add_attachment(struct api_call *c)
+{
+  const struct node *b = body_required(c, "disk_attachment");
+  if (!b) return -1;
+  AUTOFREE char *disk_id = NULL;
+  if (do_attach(c, b, node_child(b, "disk"), &disk_id) < 0) return -1;
+  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], disk_id);
+  if (!a) return -1;
+  return reply_created(c, render_attachment(&c->r, a));
+}
+
+static int update_attachment(struct api_call *c)
+{
+  const struct node *b = body_required(c, "disk_attachment");
+  if (!b) return -1;
+  struct attach_update u = {0};
+  int r;
+  if ((r = node_get_bool(b, "active", &u.active)) < 0) return -1;
+  u.set_active = r;
+  if ((r = node_get_bool(b, "bootable", &u.bootable)) < 0) return -1;
+  u.set_bootable = r;
+  if ((r = node_get_bool(b, "read_only", &u.read_only)) < 0) return -1;
+  u.set_read_only = r;
+  const char *iface = node_text(b, "interface");
+  if (iface) {
+    if ((u.iface = disk_iface_from_str(iface)) < 0)
+      return error(ERR_INVALID, "invalid interface '%s': use virtio, virtio_scsi or sata", iface);
+    u.set_iface = true;
+  }
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  if (cmd_attach_update(c->eng, c->req->user, c->p[0], c->p[1], &u) < 0) return -1;
+  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], c->p[1]);
+  if (!a) return -1;
+  return reply(c, 200, render_attachment(&c->r, a));
+}
+
+static int remove_attachment(struct api_call *c)
+{
+  bool detach_only;
+  if (query_bool(c, "detach_only", true, &detach_only) < 0) return -1;
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  if (cmd_detach(c->eng, c->req->user, c->p[0], c->p[1], detach_only) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+/* ---- v3: /vms/{id}/disks ---- */
+
+static int v3_list_vm_disks(struct api_call *c)
+{
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  const char *params[] = {c->p[0]};
+  AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  if (!l) return -1;
+  struct node *n = node_new("disks");
+  n->is_list = true;
+  for (size_t i = 0; l[i]; i++) {
+    AUTOPTR(disk) d = disk_get(c->st, l[i]->disk_id);
+    if (!d) return node_free(n), -1;
+    node_append(n, render_vm_disk_v3(&c->r, l[i], d));
+  }
+  return reply(c, 200, n);
+}
+
+static int v3_get_vm_disk(struct api_call *c)
+{
+  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], c->p[1]);
+  if (!a) return -1;
+  AUTOPTR(disk) d = disk_get(c->st, a->disk_id);
+  if (!d) return -1;
+  return reply(c, 200, render_vm_disk_v3(&c->r, a, d));
+}
+
+static int v3_add_vm_disk(struct api_call *c)
+{
+  const struct node *b = body_required(c, "disk");
+  if (!b) return -1;
+  AUTOFREE char *disk_id = NULL;
+  if (do_attach(c, NULL, b, &disk_id) < 0) return -1;
+  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], disk_id);
+  AUTOPTR(disk) d = a ? disk_get(c->st, disk_id) : NULL;
+  if (!d) return -1;
+  return reply_created(c, render_vm_disk_v3(&c->r, a, d));
+}
+
+/* oVirt 3: DELETE with <action><detach>true</detach></action> only detaches;
+ * without it the disk is removed from the whole setup, from every VM */
+static int v3_remove_vm_disk(struct api_call *c)
+{
+  bool detach = false;
+  const struct node *b = c->req->body;
+  if (b && node_get_bool(b, "detach", &detach) < 0) return -1;
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  if (!vm) return -1;
+  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], c->p[1]);
+  if (!a) return -1;
+  if (detach || a->snapshot_id) {
+    if (cmd_detach(c->eng, c->req->user, c->p[0], c->p[1], true) < 0) return -1;
+    return reply(c, 200, NULL);
+  }
+  const char *params[] = {c->p[1]};
+  AUTOLIST(attachment) all = attachment_list(c->st, "disk_id = ? AND snapshot_id IS NULL", params, 1, NULL, 0);
+  if (!all) return -1;
+  for (size_t i = 0; all[i]; i++)
+    if (cmd_detach(c->eng, c->req->user, all[i]->vm_id, c->p[1], true) < 0) return -1;
+  if (cmd_disk_remove(c->eng, c->req->user, c->p[1]) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+/* ---- events ---- */
+
+static int list_events(struct api_call *c)
+{
+  int max;
+  if (query_max(c, &max) < 0) return -1;
+  const char *from = api_query(c->req, "from");
+  char *end = NULL;
+  long long from_id = from ? strtoll(from, &end, 10) : 0;
+  if (from && (*end || from_id < 0))
+    return error(ERR_INVALID, "invalid value '%s' for parameter 'from': expected an event id", from);
+  char fid[32];
+  snprintf(fid, sizeof fid, "%lld", from_id);
+  const char *params[] = {fid};
+  AUTOLIST(event) l = event_list(c->st, from ? "id > ?" : NULL, from ? params : NULL, from ? 1 : 0,
+                                 "id DESC", max);
+  if (!l) return -1;
+  struct node *n = node_new("events");
+  n->is_list = true;
+  for (size_t i = 0; l[i]; i++) node_append(n, render_event(&c->r, l[i]));
+  return reply(c, 200, n);
+}
+
+static int get_event(struct api_call *c)
+{
+  char *end;
+  long long id = strtoll(c->p[0], &end, 10);
+  if (*end || id <= 0) return error(ERR_NOT_FOUND, "event '%s' does not exist", c->p[0]);
+  AUTOPTR(event) e = event_get(c->st, id);
+  if (!e) return -1;
+  return reply(c, 200, render_event(&c->r, e));
+}
+
+static int add_event(struct api_call *c)
+{
+  const struct node *b = body_required(c, "event");
+  if (!b) return -1;
+  struct event ev = {.custom_id = -1, .severity = SEVERITY_NORMAL};
+  if (node_get_int64(b, "custom_id", &ev.custom_id) < 0) return -1;
+  ev.description = (char *)node_text(b, "description");
+  ev.origin = (char *)node_text(b, "origin");
+  const char *sev = node_text(b, "severity");
+  if (sev && (ev.severity = event_severity_from_str(sev)) < 0)
+    return error(ERR_INVALID, "invalid severity '%s': use normal, warning, error or alert", sev);
+  const struct node *vmref = node_child(b, "vm");
+  if (vmref) {
+    ev.vm_id = (char *)node_attr(vmref, "id");
+    if (!ev.vm_id) return error(ERR_INVALID, "missing VM id: give <vm id=\"...\"/>");
+  }
+  ev.code = EV_EXTERNAL;
+  if (cmd_event_add(c->eng, c->req->user, &ev) < 0) return -1;
+  AUTOPTR(event) e = event_get(c->st, ev.id);
+  if (!e) return -1;
+  return reply_created(c, render_event(&c->r, e));
+}
+
+
+
+/* ---- the table ---- */
+
+static const struct route ROUTES[] = {
+  {"GET", "/", api_root},
+  {"GET", "/datacenters", list_datacenter},
+  {"GET", "/datacenters/{}", get_datacenter},
+  {"GET", "/clusters", list_cluster},
+  {"GET", "/clusters/{}", get_cluster},
+  {"GET", "/templates", list_template},
+  {"GET", "/templates/{}", get_template},
+  {"GET", "/hosts", list_host},
+  {"GET", "/hosts/{}", get_host},
+  {"POST", "/hosts/{}/deactivate", host_deactivate},
+  {"POST", "/hosts/{}/activate", host_activate},
+  {"GET", "/storagedomains", list_storage_domain},
+  {"POST", "/storagedomains", add_storage_domain},
+  {"GET", "/storagedomains/{}", get_storage_domain},
+  {"DELETE", "/storagedomains/{}", remove_storage_domain},
+  {"GET", "/vms", list_vms},
+  {"POST", "/vms", add_vm},
+  {"GET", "/vms/{}", get_vm},
+  {"PUT", "/vms/{}", update_vm},
+  {"DELETE", "/vms/{}", remove_vm},
+  {"POST", "/vms/{}/start", vm_start},
+  {"POST", "/vms/{}/stop", vm_stop},
+  {"POST", "/vms/{}/shutdown", vm_shutdown},
+  {"POST", "/vms/{}/migrate", vm_migrate},
+  {"GET", "/vms/{}/diskattachments", list_attachments},
+  {"POST", "/vms/{}/diskattachments", add_attachment},
+  {"GET", "/vms/{}/diskattachments/{}", get_attachment},
+  {"PUT", "/vms/{}/diskattachments/{}", update_attachment},
+  {"DELETE", "/vms/{}/diskattachments/{}", remove_attachment},
+  {"GET", "/vms/{}/disks", v3_list_vm_disks},
+  {"POST", "/vms/{}/disks", v3_add_vm_disk},
+  {"GET", "/vms/{}/disks/{}", v3_get_vm_disk},
+  {"DELETE", "/vms/{}/disks/{}", v3_remove_vm_disk},
+  {"GET", "/vms/{}/snapshots", list_snapshots},
+  {"GET", "/vms/{}/snapshots/{}", get_snapshot},
+  {"GET", "/disks", list_disk},
+  {"POST", "/disks", add_disk},
+  {"GET", "/disks/{}", get_disk},
+  {"DELETE", "/disks/{}", remove_disk},
+  {"GET", "/events", list_events},
+  {"POST", "/events", add_event},
+  {"GET", "/events/{}", get_event},
+  {"GET", "/jobs", list_job},
+  {"GET", "/jobs/{}", get_job},
+};
+
+/* matches path against pattern; fills params; returns true on match */
+static bool route_match(const char *pattern, const char *path, const char *params[MAX_PARAMS],
+                        char *storage, size_t storage_len)
+{
+  size_t np = 0, used = 0;
+  const char *p = pattern, *s = path;
+  while (*p && *s) {
+    if (*p != '/' || *s != '/') return false;
+    p++;
+    s++;
+    const char *pe = strchrnul(p, '/'), *se = strchrnul(s, '/');
+    size_t plen = (size_t)(pe - p), slen = (size_t)(se - s);
+    if (slen == 0) return false;
+    if (plen == 2 && p[0] == '{' && p[1] == '}') {
+      if (np == MAX_PARAMS || used + slen + 1 > storage_len) return false;
+      memcpy(storage + used, s, slen);
+      storage[used + slen] = 0;
+      params[np++] = storage + used;
+      used += slen + 1;
+    } else if (plen != slen || memcmp(p, s, plen) != 0) {
+      return false;
+    }
+    p = pe;
+    s = se;
+  }
+  return *p == 0 && *s == 0;
+}
+
+int api_handle(struct engine *eng, const struct api_request *req, struct api_response *resp)
+{
+  *resp = (struct api_response){0};
+  /* normalise: "" -> "/", drop one trailing slash */
+  char pathbuf[1024];
+  const char *path = req->path && *req->path ? req->path : "/";
+  size_t len = strlen(path);
+  if (len >= sizeof pathbuf) return error(ERR_NOT_FOUND, "no such resource: the path is too long");
+  memcpy(pathbuf, path, len + 1);
+  if (len > 1 && pathbuf[len - 1] == '/') pathbuf[len - 1] = 0;
+  char storage[1024];
+  struct api_call c = {.eng = eng, .st = engine_store(eng), .req = req, .resp = resp};
+  c.r = (struct render_ctx){eng, req->root, req->all_content, req->version};
+  bool path_known = false;
+  for (size_t i = 0; i < ARRAY_SIZE(ROUTES); i++) {
+    const char *params[MAX_PARAMS] = {0};
+    if (!route_match(ROUTES[i].pattern, pathbuf, params, storage, sizeof storage)) continue;
+    path_known = true;
+    if (strcmp(ROUTES[i].method, req->method) != 0) continue;
+    memcpy(c.p, params, sizeof params);
+    return ROUTES[i].fn(&c);
+  }
+  if (path_known) {
+    struct buf allowed = BUF_INIT;
+    for (size_t i = 0; i < ARRAY_SIZE(ROUTES); i++) {
+      const char *params[MAX_PARAMS] = {0};
+      if (route_match(ROUTES[i].pattern, pathbuf, params, storage, sizeof storage))
+        buf_printf(&allowed, "%s%s", allowed.len ? ", " : "", ROUTES[i].method);
+    }
+    error(ERR_METHOD, "method '%s' is not allowed on '%s': use %s", req->method, pathbuf, buf_str(&allowed));
+    buf_free(&allowed);
+    return -1;
+  }
+  return error(ERR_NOT_FOUND, "no such resource '%s'", pathbuf);
+}

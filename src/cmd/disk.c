@@ -1,1 +1,393 @@
-/* placeholder: being written */
+/* disk.c: disk, storage domain, host and external event commands */
+#include "cmd/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/uuid.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct disk_args {
+  const struct disk *in;
+  const char *disk_id;
+  char id[UUID_STRLEN + 1], vol_id[UUID_STRLEN + 1];
+  struct disk *disk;
+  struct storage_domain *sd;
+  char *created_path;              /* add: file to delete on failure */
+  struct strvec files;             /* remove: files to delete after commit */
+};
+
+static void disk_args_clear(struct disk_args *a)
+{
+  disk_free(a->disk);
+  storage_domain_free(a->sd);
+  free(a->created_path);
+  strvec_free(&a->files);
+}
+
+/* ---- add ---- */
+
+static int disk_add_validate(struct cmd_ctx *c)
+{
+  struct disk_args *a = c->data;
+  const struct disk *in = a->in;
+  if (in->provisioned_size <= 0 || in->provisioned_size > ((int64_t)64 << 40))
+    return error(ERR_INVALID, "invalid provisioned_size %lld: give bytes between 1 and 64 TiB",
+                 (long long)in->provisioned_size);
+  if (!in->alias || !in->alias[0] || strlen(in->alias) > 255)
+    return error(ERR_INVALID, "invalid disk alias: use 1 to 255 characters");
+  a->sd = storage_domain_get(c->eng->st, in->storage_domain_id);
+  if (!a->sd) return -1;
+  if (in->format == DISK_FORMAT_RAW && in->sparse == false) {
+    struct stat sb;
+    if (stat(a->sd->path, &sb) < 0)
+      return error(ERR_CONFLICT, "storage domain '%s' is not reachable at '%s': %s", a->sd->name,
+                   a->sd->path, strerror(errno));
+  }
+  return 0;
+}
+
+static int disk_add_execute(struct cmd_ctx *c)
+{
+  struct disk_args *a = c->data;
+  struct store *st = c->eng->st;
+  if (uuid_generate_str(a->id) < 0 || uuid_generate_str(a->vol_id) < 0) return -1;
+  a->created_path = volume_path_for(a->sd, a->id, a->vol_id);
+  /* preallocated raw is what sparse=false asks for; qcow2 is always thin here */
+  if (volume_create(a->created_path, a->in->format, a->in->provisioned_size, NULL, 0) < 0)
+    return error_prefix("cannot create disk '%s': ", a->in->alias);
+  struct disk d = *a->in;
+  d.id = a->id;
+  d.status = DISK_OK;
+  d.storage_domain_id = a->sd->id;
+  struct volume v = {.id = a->vol_id, .disk_id = a->id, .format = a->in->format,
+                     .status = DISK_OK, .path = a->created_path, .active = true};
+  if (store_begin(st) < 0) return -1;
+  if (disk_insert(st, &d) < 0 || volume_insert(st, &v) < 0) {
+    store_rollback(st);
+    return -1;
+  }
+  return store_commit(st);
+}
+
+static void disk_add_compensate(struct cmd_ctx *c)
+{
+  struct disk_args *a = c->data;
+  if (a->created_path) volume_remove(a->created_path);
+}
+
+static char *disk_add_describe(struct cmd_ctx *c, bool ok)
+{
+  struct disk_args *a = c->data;
+  return ok ? xasprintf("disk %s was added by %s", a->in->alias, c->user->name)
+            : xasprintf("adding disk %s", a->in->alias ? a->in->alias : "");
+}
+
+static const struct cmd_def disk_add_def = {
+  "AddDisk", EV_DISK_ADDED, disk_add_validate, disk_add_execute, disk_add_compensate, disk_add_describe,
+};
+
+int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id)
+{
+  struct disk_args a = {.in = in};
+  struct cmd_ctx c = {.eng = eng, .user = u, .data = &a};
+  int rc = cmd_run(&disk_add_def, &c);
+  if (rc == 0 && out_id) *out_id = xstrdup(a.id);
+  disk_args_clear(&a);
+  return rc;
+}
+
+/* ---- remove ---- */
+
+static int disk_remove_validate(struct cmd_ctx *c)
+{
+  struct disk_args *a = c->data;
+  struct store *st = c->eng->st;
+  a->disk = disk_get(st, a->disk_id);
+  if (!a->disk) return -1;
+  const char *params[] = {a->disk_id};
+  AUTOLIST(attachment) atts = attachment_list(st, "disk_id = ?", params, 1, NULL, 0);
+  if (!atts) return -1;
+  for (size_t i = 0; atts[i]; i++) {
+    AUTOPTR(vm) vm = vm_get(st, atts[i]->vm_id);
+    if (!vm) return -1;
+    if (atts[i]->plugged)
+      return error(ERR_CONFLICT, "cannot remove disk '%s': it is plugged into running VM '%s'; "
+                   "unplug or detach it first", a->disk->alias, vm->name);
+    if (atts[i]->snapshot_id)
+      return error(ERR_CONFLICT, "cannot remove disk '%s': its snapshot '%s' is attached to VM "
+                   "'%s'; detach it first", a->disk->alias, atts[i]->snapshot_id, vm->name);
+  }
+  if (a->disk->status == DISK_LOCKED)
+    return error(ERR_CONFLICT, "cannot remove disk '%s': it is locked by another operation",
+                 a->disk->alias);
+  return 0;
+}
+
+static int disk_remove_execute(struct cmd_ctx *c)
+{
+  struct disk_args *a = c->data;
+  struct store *st = c->eng->st;
+  const char *params[] = {a->disk_id};
+  if (store_begin(st) < 0) return -1;
+  AUTOLIST(attachment) atts = attachment_list(st, "disk_id = ?", params, 1, NULL, 0);
+  AUTOLIST(volume) vols = volume_list(st, "disk_id = ?", params, 1, NULL, 0);
+  if (!atts || !vols) goto rollback;
+  for (size_t i = 0; atts[i]; i++)
+    if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0) goto rollback;
+  for (size_t i = 0; vols[i]; i++) {
+    vec_push(&a->files, xstrdup(vols[i]->path));
+    if (volume_delete(st, vols[i]->id) < 0) goto rollback;
+  }
+  if (disk_delete(st, a->disk_id) < 0) goto rollback;
+  if (store_commit(st) < 0) return -1;
+  for (size_t i = 0; i < a->files.len; i++) {
+    if (volume_remove(a->files.ptr[i]) < 0) {
+      engine_event(c->eng, SEVERITY_WARNING, EV_COMMAND_FAILED, c->user, NULL,
+                   "cannot delete volume file '%s': %s", a->files.ptr[i], error_message());
+      continue;
+    }
+    /* the image directory goes when it is empty */
+    AUTOFREE char *dir = xstrdup(a->files.ptr[i]);
+    char *slash = strrchr(dir, '/');
+    if (slash) { *slash = 0; rmdir(dir); }
+  }
+  return 0;
+rollback:
+  store_rollback(st);
+  return -1;
+}
+
+static char *disk_remove_describe(struct cmd_ctx *c, bool ok)
+{
+  struct disk_args *a = c->data;
+  const char *name = a->disk ? a->disk->alias : a->disk_id;
+  return ok ? xasprintf("disk %s was removed by %s", name, c->user->name)
+            : xasprintf("removing disk %s", name);
+}
+
+static const struct cmd_def disk_remove_def = {
+  "RemoveDisk", EV_DISK_REMOVED, disk_remove_validate, disk_remove_execute, NULL, disk_remove_describe,
+};
+
+int cmd_disk_remove(struct engine *eng, const struct user *u, const char *disk_id)
+{
+  struct disk_args a = {.disk_id = disk_id};
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {disk_id}, .data = &a};
+  int rc = cmd_run(&disk_remove_def, &c);
+  disk_args_clear(&a);
+  return rc;
+}
+
+/* ---- storage domains ---- */
+
+struct sd_args { const char *name, *path, *sd_id; char id[UUID_STRLEN + 1]; struct storage_domain *sd; };
+
+static int sd_add_validate(struct cmd_ctx *c)
+{
+  struct sd_args *a = c->data;
+  if (!a->path || a->path[0] != '/')
+    return error(ERR_INVALID, "invalid storage path '%s': give an absolute directory path",
+                 a->path ? a->path : "");
+  struct stat sb;
+  if (stat(a->path, &sb) < 0 || !S_ISDIR(sb.st_mode))
+    return error(ERR_INVALID, "invalid storage path '%s': not an existing directory; create it first",
+                 a->path);
+  if (access(a->path, W_OK) < 0)
+    return error(ERR_INVALID, "invalid storage path '%s': not writable", a->path);
+  const char *params[] = {a->name};
+  int64_t n = storage_domain_count(c->eng->st, "name = ?", params, 1);
+  if (n < 0) return -1;
+  if (n) return error(ERR_CONFLICT, "a storage domain named '%s' already exists", a->name);
+  return 0;
+}
+
+static int sd_add_execute(struct cmd_ctx *c)
+{
+  struct sd_args *a = c->data;
+  if (uuid_generate_str(a->id) < 0) return -1;
+  AUTOFREE char *images = xasprintf("%s/%s/images", a->path, a->id);
+  AUTOFREE char *top = xasprintf("%s/%s", a->path, a->id);
+  if ((mkdir(top, 0755) < 0 && errno != EEXIST) || (mkdir(images, 0755) < 0 && errno != EEXIST))
+    return error(ERR_INTERNAL, "cannot create '%s': %s", images, strerror(errno));
+  AUTOPTR(cluster) cl = NULL;
+  AUTOLIST(datacenter) dcs = datacenter_list(c->eng->st, NULL, NULL, 0, "name", 1);
+  if (!dcs) return -1;
+  struct storage_domain sd = {.id = a->id, .name = (char *)a->name, .path = (char *)a->path,
+                              .datacenter_id = dcs[0] ? dcs[0]->id : NULL, .type = (char *)"data"};
+  return storage_domain_insert(c->eng->st, &sd);
+}
+
+static char *sd_add_describe(struct cmd_ctx *c, bool ok)
+{
+  struct sd_args *a = c->data;
+  return ok ? xasprintf("storage domain %s was added by %s", a->name, c->user->name)
+            : xasprintf("adding storage domain %s", a->name);
+}
+
+static const struct cmd_def sd_add_def = {
+  "AddStorageDomain", EV_SD_ADDED, sd_add_validate, sd_add_execute, NULL, sd_add_describe,
+};
+
+int cmd_sd_add(struct engine *eng, const struct user *u, const char *name, const char *path, char **out_id)
+{
+  struct sd_args a = {.name = name, .path = path};
+  AUTOFREE char *lock = xasprintf("sd-name:%s", name);
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {lock}, .data = &a};
+  int rc = cmd_run(&sd_add_def, &c);
+  if (rc == 0 && out_id) *out_id = xstrdup(a.id);
+  return rc;
+}
+
+static int sd_remove_validate(struct cmd_ctx *c)
+{
+  struct sd_args *a = c->data;
+  a->sd = storage_domain_get(c->eng->st, a->sd_id);
+  if (!a->sd) return -1;
+  const char *params[] = {a->sd_id};
+  int64_t n = disk_count(c->eng->st, "storage_domain_id = ?", params, 1);
+  if (n < 0) return -1;
+  if (n) return error(ERR_CONFLICT, "cannot remove storage domain '%s': it holds %lld disk(s); "
+                      "remove or move them first", a->sd->name, (long long)n);
+  return 0;
+}
+
+static int sd_remove_execute(struct cmd_ctx *c)
+{
+  struct sd_args *a = c->data;
+  return storage_domain_delete(c->eng->st, a->sd_id);
+}
+
+static char *sd_remove_describe(struct cmd_ctx *c, bool ok)
+{
+  struct sd_args *a = c->data;
+  const char *name = a->sd ? a->sd->name : a->sd_id;
+  return ok ? xasprintf("storage domain %s was removed by %s", name, c->user->name)
+            : xasprintf("removing storage domain %s", name);
+}
+
+static const struct cmd_def sd_remove_def = {
+  "RemoveStorageDomain", 0, sd_remove_validate, sd_remove_execute, NULL, sd_remove_describe,
+};
+
+int cmd_sd_remove(struct engine *eng, const struct user *u, const char *sd_id)
+{
+  struct sd_args a = {.sd_id = sd_id};
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {sd_id}, .data = &a};
+  int rc = cmd_run(&sd_remove_def, &c);
+  storage_domain_free(a.sd);
+  return rc;
+}
+
+/* ---- hosts ---- */
+
+struct host_args { const char *host_id; struct host *host; int target; };
+
+static int host_deactivate_validate(struct cmd_ctx *c)
+{
+  struct host_args *a = c->data;
+  a->host = host_get(c->eng->st, a->host_id);
+  if (!a->host) return -1;
+  if (a->target == HOST_UP) return 0;
+  const char *params[] = {a->host_id};
+  /* a VM with a disk snapshot plugged cannot migrate, so its host cannot be emptied */
+  AUTOLIST(attachment) pinned = attachment_list(
+      c->eng->st, "plugged = 1 AND snapshot_id IS NOT NULL AND vm_id IN (SELECT id FROM vms WHERE host_id = ?)",
+      params, 1, NULL, 1);
+  if (!pinned) return -1;
+  if (pinned[0]) {
+    AUTOPTR(vm) vm = vm_get(c->eng->st, pinned[0]->vm_id);
+    return error(ERR_CONFLICT, "cannot switch host '%s' to maintenance: VM '%s' has snapshot '%s' "
+                 "of disk '%s' plugged and cannot migrate; detach it first", a->host->name,
+                 vm ? vm->name : pinned[0]->vm_id, pinned[0]->snapshot_id, pinned[0]->disk_id);
+  }
+  int64_t running = vm_count(c->eng->st, "host_id = ? AND status <> 'down'", params, 1);
+  if (running < 0) return -1;
+  if (running)
+    return error(ERR_CONFLICT, "cannot switch host '%s' to maintenance: %lld VM(s) run on it and "
+                 "there is no other host to migrate them to; stop them first", a->host->name,
+                 (long long)running);
+  return 0;
+}
+
+static int host_status_execute(struct cmd_ctx *c)
+{
+  struct host_args *a = c->data;
+  a->host->status = a->target;
+  return host_update(c->eng->st, a->host);
+}
+
+static char *host_describe(struct cmd_ctx *c, bool ok)
+{
+  struct host_args *a = c->data;
+  const char *name = a->host ? a->host->name : a->host_id;
+  if (a->target == HOST_UP)
+    return ok ? xasprintf("host %s was activated by %s", name, c->user->name)
+              : xasprintf("activating host %s", name);
+  return ok ? xasprintf("host %s was switched to maintenance by %s", name, c->user->name)
+            : xasprintf("switching host %s to maintenance", name);
+}
+
+static const struct cmd_def host_deactivate_def = {
+  "MaintenanceHost", EV_HOST_MAINTENANCE, host_deactivate_validate, host_status_execute, NULL, host_describe,
+};
+static const struct cmd_def host_activate_def = {
+  "ActivateHost", EV_HOST_ACTIVATED, host_deactivate_validate, host_status_execute, NULL, host_describe,
+};
+
+static int host_set(const struct cmd_def *def, struct engine *eng, const struct user *u,
+                    const char *host_id, int target)
+{
+  struct host_args a = {.host_id = host_id, .target = target};
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {host_id}, .data = &a};
+  int rc = cmd_run(def, &c);
+  host_free(a.host);
+  return rc;
+}
+
+int cmd_host_deactivate(struct engine *eng, const struct user *u, const char *host_id)
+{
+  return host_set(&host_deactivate_def, eng, u, host_id, HOST_MAINTENANCE);
+}
+
+int cmd_host_activate(struct engine *eng, const struct user *u, const char *host_id)
+{
+  return host_set(&host_activate_def, eng, u, host_id, HOST_UP);
+}
+
+/* ---- external events ---- */
+
+static int event_add_validate(struct cmd_ctx *c)
+{
+  struct event *ev = c->data;
+  if (!ev->description || !ev->description[0])
+    return error(ERR_INVALID, "missing 'description': an event needs a description");
+  if (!ev->origin || !ev->origin[0])
+    return error(ERR_INVALID, "missing 'origin': name the application that reports the event");
+  if (ev->vm_id) {
+    AUTOPTR(vm) vm = vm_get(c->eng->st, ev->vm_id);
+    if (!vm) return -1;
+  }
+  return 0;
+}
+
+static int event_add_execute(struct cmd_ctx *c)
+{
+  struct event *ev = c->data;
+  ev->time_ms = now_ms();
+  ev->user_id = c->user->id;
+  ev->user_name = c->user->name;
+  return event_insert(c->eng->st, ev);
+}
+
+static const struct cmd_def event_add_def = {
+  "AddExternalEvent", 0, event_add_validate, event_add_execute, NULL, NULL,
+};
+
+int cmd_event_add(struct engine *eng, const struct user *u, struct event *ev)
+{
+  struct cmd_ctx c = {.eng = eng, .user = u, .data = ev};
+  return cmd_run(&event_add_def, &c);
+}

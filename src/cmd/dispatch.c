@@ -1,1 +1,106 @@
-/* placeholder: being written */
+/* dispatch.c: the one command dispatcher.
+ *
+ * Every command passes here with its acting user: this is where roles and
+ * per-object permissions will be enforced, once, for all commands. Shape:
+ * lock -> validate -> execute -> (compensate on failure) -> job + audit event
+ * -> unlock. The command's error survives the bookkeeping unchanged. */
+#include "cmd/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/uuid.h"
+#include <stdarg.h>
+
+void engine_event(struct engine *eng, int severity, int64_t code, const struct user *user,
+                  const char *vm_id, const char *fmt, ...)
+{
+  struct err_saved saved;
+  error_save(&saved);
+  struct buf b = BUF_INIT;
+  va_list ap;
+  va_start(ap, fmt);
+  buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  AUTOFREE char *desc = buf_detach(&b);
+  struct event ev = {
+    .time_ms = now_ms(), .severity = severity, .code = code, .description = desc,
+    .origin = (char *)"oVirt", .custom_id = -1,
+    .user_id = user ? user->id : NULL, .user_name = user ? user->name : NULL,
+    .vm_id = (char *)vm_id,
+  };
+  if (event_insert(eng->st, &ev) < 0)
+    log_err("cannot record event '%s': %s", desc, error_message());
+  if (saved.code != ERR_NONE) error_restore(&saved);
+  else { free(saved.msg); error_clear(); }
+}
+
+static void job_begin(struct engine *eng, struct job *job, const char *desc, const struct user *u)
+{
+  char id[UUID_STRLEN + 1];
+  if (uuid_generate_str(id) < 0) return;
+  job->id = xstrdup(id);
+  job->description = xstrdup(desc);
+  job->status = JOB_STARTED;
+  job->start_ms = now_ms();
+  job->user_id = u ? xstrdup(u->id) : NULL;
+  if (job_insert(eng->st, job) < 0) {
+    log_err("cannot record job '%s': %s", desc, error_message());
+    free(job->id);
+    job->id = NULL;
+  }
+}
+
+static void job_end(struct engine *eng, struct job *job, bool ok)
+{
+  if (!job->id) return;
+  job->status = ok ? JOB_FINISHED : JOB_FAILED;
+  job->end_ms = now_ms();
+  job->progress = 100;
+  if (job_update(eng->st, job) < 0) log_err("cannot update job: %s", error_message());
+}
+
+int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
+{
+  struct engine *eng = c->eng;
+  /* permission checks go here (c->user, def->name, c->locks) */
+  if (locks_acquire(eng, c->locks, def->name, c->user) < 0) {
+    engine_event(eng, SEVERITY_WARNING, EV_COMMAND_FAILED, c->user, c->vm_id,
+                 "%s by %s refused: %s", def->name, c->user ? c->user->name : "engine",
+                 error_message());
+    return -1;
+  }
+  struct job job = {0};
+  job_begin(eng, &job, def->name, c->user);
+  error_clear();
+  int rc = def->validate ? def->validate(c) : 0;
+  bool executed = false;
+  if (rc == 0) {
+    executed = true;
+    rc = def->execute(c);
+  }
+  if (rc < 0 && executed && def->compensate) {
+    struct err_saved saved;
+    error_save(&saved);
+    def->compensate(c);
+    error_restore(&saved);
+  }
+  struct err_saved saved;
+  error_save(&saved);
+  AUTOFREE char *what = def->describe ? def->describe(c, rc == 0) : NULL;
+  if (rc == 0) {
+    if (what)
+      engine_event(eng, SEVERITY_NORMAL, def->event_code, c->user, c->vm_id, "%s", what);
+  } else {
+    engine_event(eng, SEVERITY_ERROR, EV_COMMAND_FAILED, c->user, c->vm_id,
+                 "%s by %s failed: %s", what ? what : def->name,
+                 c->user ? c->user->name : "engine", saved.msg ? saved.msg : "unknown error");
+  }
+  if (rc < 0) error_restore(&saved);
+  else free(saved.msg);
+  job_end(eng, &job, rc == 0);
+  free(job.id);
+  free(job.description);
+  free(job.user_id);
+  locks_release(eng, c->locks);
+  return rc;
+}

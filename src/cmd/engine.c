@@ -1,1 +1,275 @@
-/* placeholder: being written */
+/* engine.c: the engine context: store, host connections, start-up.
+ *
+ * At start it opens the store, creates the first-start objects once, connects
+ * the local host by its libvirt URI and reconciles: the store is the truth
+ * for configuration, libvirt for what runs right now. Running guests are
+ * never disturbed by an engine restart. */
+#include "cmd/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/uuid.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BLANK_TEMPLATE_ID "00000000-0000-0000-0000-000000000000"
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+  AUTOFREE char *p = xstrdup(path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+      return error(ERR_INTERNAL, "cannot create directory '%s': %s", p, strerror(errno));
+    *s = '/';
+  }
+  if (mkdir(p, mode) < 0 && errno != EEXIST)
+    return error(ERR_INTERNAL, "cannot create directory '%s': %s", p, strerror(errno));
+  return 0;
+}
+
+struct store *engine_store(struct engine *eng) { return eng->st; }
+const char *engine_state_dir(struct engine *eng) { return eng->state_dir; }
+
+static void set_host_status(struct engine *eng, int status)
+{
+  AUTOPTR(host) h = host_get(eng->st, eng->host_id);
+  if (!h || h->status == status) { error_clear(); return; }
+  if (h->status == HOST_MAINTENANCE && status == HOST_UP) return; /* admin's choice stays */
+  h->status = status;
+  if (host_update(eng->st, h) < 0) log_err("cannot update host status: %s", error_message());
+}
+
+static const struct hyper_callbacks engine_callbacks;
+
+struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct hyper_ops **ops)
+{
+  (void)host_id; /* one host today: every id maps to the local connection */
+  pthread_mutex_lock(&eng->hyper_mu);
+  if (!eng->hyper) {
+    struct hyper_options o = {
+      .uri = eng->libvirt_uri, .domain_type = eng->domain_type,
+      .detach_timeout_ms = eng->detach_timeout_ms, .cb = &engine_callbacks, .opaque = eng,
+    };
+    eng->hyper = eng->hyper_ops->open(&o);
+    if (!eng->hyper) {
+      error_prefix("host '%s' does not answer: ", eng->libvirt_uri);
+      struct err_saved s;
+      error_save(&s);
+      set_host_status(eng, HOST_NON_RESPONSIVE);
+      error_restore(&s);
+      pthread_mutex_unlock(&eng->hyper_mu);
+      if (error_code() != ERR_UNAVAILABLE) {
+        error_save(&s);
+        s.code = ERR_UNAVAILABLE;
+        error_restore(&s);
+      }
+      return NULL;
+    }
+    set_host_status(eng, HOST_UP);
+  }
+  struct hyper *h = eng->hyper;
+  pthread_mutex_unlock(&eng->hyper_mu);
+  if (ops) *ops = eng->hyper_ops;
+  return h;
+}
+
+char *volume_path_for(const struct storage_domain *sd, const char *disk_id, const char *vol_id)
+{
+  return xasprintf("%s/%s/images/%s/%s", sd->path, sd->id, disk_id, vol_id);
+}
+
+struct volume *disk_active_volume(struct store *st, const char *disk_id)
+{
+  const char *params[] = {disk_id};
+  AUTOLIST(volume) vols = volume_list(st, "disk_id = ? AND active = 1", params, 1, NULL, 1);
+  if (!vols) return NULL;
+  if (!vols[0]) {
+    error(ERR_INTERNAL, "disk '%s' has no active volume", disk_id);
+    return NULL;
+  }
+  struct volume *v = vols[0];
+  vols[0] = NULL;
+  return v;
+}
+
+void engine_vm_went_down(struct engine *eng, const char *vm_id)
+{
+  const char *params[] = {vm_id};
+  AUTOLIST(attachment) atts = attachment_list(eng->st, "vm_id = ? AND plugged = 1", params, 1, NULL, 0);
+  if (!atts) { log_err("%s", error_message()); return; }
+  for (size_t i = 0; atts[i]; i++) {
+    struct attachment *a = atts[i];
+    a->plugged = false;
+    if (a->overlay_path) {
+      if (volume_remove(a->overlay_path) < 0)
+        engine_event(eng, SEVERITY_WARNING, EV_COMMAND_FAILED, NULL, vm_id,
+                     "cannot delete transient overlay '%s': %s", a->overlay_path, error_message());
+      free(a->overlay_path);
+      a->overlay_path = NULL;
+    }
+    if (attachment_update(eng->st, a) < 0) log_err("%s", error_message());
+  }
+}
+
+void engine_on_lifecycle(void *opaque, const char *vm_id, int status, const char *reason)
+{
+  struct engine *eng = opaque;
+  AUTOPTR(vm) vm = vm_get(eng->st, vm_id);
+  if (!vm) { error_clear(); return; } /* not one of ours */
+  if (vm->status == status) return;
+  int old = vm->status;
+  vm->status = status;
+  if (status == VM_DOWN) {
+    free(vm->host_id);
+    vm->host_id = NULL;
+  }
+  if (vm_update(eng->st, vm) < 0) { log_err("%s", error_message()); return; }
+  if (status == VM_DOWN) {
+    engine_vm_went_down(eng, vm_id);
+    if (old != VM_POWERING_DOWN)
+      engine_event(eng, strcmp(reason, "crashed") == 0 ? SEVERITY_ERROR : SEVERITY_NORMAL,
+                   EV_VM_DOWN, NULL, vm_id, "VM %s is down: %s", vm->name, reason);
+  }
+}
+
+static void engine_on_device_removed(void *opaque, const char *vm_id, const char *alias)
+{
+  (void)opaque;
+  log_debug("device '%s' removed from VM '%s'", alias, vm_id);
+}
+
+static const struct hyper_callbacks engine_callbacks = {
+  .lifecycle = engine_on_lifecycle,
+  .device_removed = engine_on_device_removed,
+};
+
+/* creates the objects a fresh installation has, in one transaction */
+static int engine_first_start(struct engine *eng)
+{
+  AUTOFREE char *done = store_setting_get(eng->st, "initialized");
+  if (done) return 0;
+  char dc[UUID_STRLEN + 1], cl[UUID_STRLEN + 1], sd[UUID_STRLEN + 1], host[UUID_STRLEN + 1];
+  if (uuid_generate_str(dc) < 0 || uuid_generate_str(cl) < 0 || uuid_generate_str(sd) < 0 ||
+      uuid_generate_str(host) < 0)
+    return -1;
+  AUTOFREE char *sd_root = xasprintf("%s/storage", eng->state_dir);
+  AUTOFREE char *sd_dir = xasprintf("%s/%s/images", sd_root, sd);
+  if (mkdir_p(sd_dir, 0755) < 0) return -1;
+  if (store_begin(eng->st) < 0) return -1;
+  struct datacenter d = {.id = dc, .name = (char *)"Default", .description = (char *)"The default Data Center"};
+  struct cluster c = {.id = cl, .name = (char *)"Default", .description = (char *)"The default server cluster", .datacenter_id = dc};
+  struct template t = {.id = (char *)BLANK_TEMPLATE_ID, .name = (char *)"Blank", .description = (char *)"Blank template", .cluster_id = NULL};
+  struct storage_domain s = {.id = sd, .name = (char *)"data", .path = sd_root, .datacenter_id = dc, .type = (char *)"data"};
+  struct host h = {.id = host, .name = (char *)"localhost", .address = eng->libvirt_uri, .cluster_id = cl, .status = HOST_NON_RESPONSIVE};
+  if (datacenter_insert(eng->st, &d) < 0 || cluster_insert(eng->st, &c) < 0 ||
+      template_insert(eng->st, &t) < 0 || storage_domain_insert(eng->st, &s) < 0 ||
+      host_insert(eng->st, &h) < 0 || store_setting_set(eng->st, "initialized", "1") < 0 ||
+      store_setting_set(eng->st, "local_host_id", host) < 0) {
+    store_rollback(eng->st);
+    return -1;
+  }
+  if (store_commit(eng->st) < 0) return -1;
+  log_info("first start: created data center and cluster 'Default', template 'Blank', "
+           "storage domain 'data' at %s, host 'localhost' (%s)", sd_root, eng->libvirt_uri);
+  return 0;
+}
+
+/* the store says what should run, libvirt what does: adopt running domains,
+ * mark the rest down, and drop overlays nobody owns */
+static void engine_reconcile(struct engine *eng)
+{
+  const struct hyper_ops *ops;
+  struct hyper *h = engine_hyper(eng, NULL, &ops);
+  if (!h) {
+    log_warn("%s; VMs keep their last known state until it answers", error_message());
+    error_clear();
+    return;
+  }
+  AUTOLIST(vm) vms = vm_list(eng->st, NULL, NULL, 0, NULL, 0);
+  if (!vms) { log_err("%s", error_message()); return; }
+  int adopted = 0, downed = 0;
+  for (size_t i = 0; vms[i]; i++) {
+    struct vm *vm = vms[i];
+    int st = VM_DOWN;
+    if (ops->domain_state(h, vm->id, &st) < 0) { log_warn("%s", error_message()); continue; }
+    if (st == vm->status) { if (st != VM_DOWN) adopted++; continue; }
+    if (st == VM_DOWN) {
+      engine_on_lifecycle(eng, vm->id, VM_DOWN, "stopped while the engine was not running");
+      downed++;
+    } else {
+      vm->status = st;
+      free(vm->host_id);
+      vm->host_id = xstrdup(eng->host_id);
+      if (vm_update(eng->st, vm) < 0) log_err("%s", error_message());
+      adopted++;
+    }
+  }
+  if (adopted || downed)
+    engine_event(eng, SEVERITY_NORMAL, EV_RECONCILED, NULL, NULL,
+                 "engine started: %d VM(s) running on host localhost, %d found stopped", adopted, downed);
+}
+
+struct engine *engine_open(const struct engine_options *opts, const char *admin_password)
+{
+  (void)admin_password;
+  struct engine *eng = xcalloc(1, sizeof *eng);
+  pthread_mutex_init(&eng->hyper_mu, NULL);
+  pthread_mutex_init(&eng->lock_mu, NULL);
+  eng->state_dir = xstrdup(opts->state_dir);
+  eng->libvirt_uri = xstrdup(opts->libvirt_uri);
+  eng->domain_type = opts->domain_type;
+  eng->detach_timeout_ms = opts->detach_timeout_ms;
+  eng->hyper_ops = &hyper_libvirt_ops;
+  eng->db_url = opts->db_url ? xstrdup(opts->db_url) : xasprintf("sqlite:%s/snapback.db", opts->state_dir);
+  AUTOFREE char *transient = xasprintf("%s/transient", eng->state_dir);
+  if (mkdir_p(eng->state_dir, 0755) < 0 || mkdir_p(transient, 0700) < 0) goto fail;
+  eng->st = store_open(eng->db_url);
+  if (!eng->st) goto fail;
+  if (engine_first_start(eng) < 0) goto fail;
+  eng->host_id = store_setting_get(eng->st, "local_host_id");
+  if (!eng->host_id) {
+    error(ERR_INTERNAL, "the store has no local host; was it created by another program?");
+    goto fail;
+  }
+  {
+    AUTOPTR(host) hrow = host_get(eng->st, eng->host_id);
+    if (hrow && strcmp(hrow->address, eng->libvirt_uri) != 0) {
+      free(hrow->address);
+      hrow->address = xstrdup(eng->libvirt_uri);
+      if (host_update(eng->st, hrow) < 0) goto fail;
+    }
+  }
+  engine_reconcile(eng);
+  return eng;
+fail:
+  {
+    struct err_saved s;
+    error_save(&s);
+    engine_close(eng);
+    error_restore(&s);
+  }
+  return NULL;
+}
+
+void engine_close(struct engine *eng)
+{
+  if (!eng) return;
+  if (eng->hyper) eng->hyper_ops->close(eng->hyper);
+  store_close(eng->st);
+  for (size_t i = 0; i < eng->nlocks; i++) {
+    free(eng->locks[i].id);
+    free(eng->locks[i].user);
+  }
+  free(eng->locks);
+  free(eng->host_id);
+  free(eng->state_dir);
+  free(eng->db_url);
+  free(eng->libvirt_uri);
+  pthread_mutex_destroy(&eng->hyper_mu);
+  pthread_mutex_destroy(&eng->lock_mu);
+  free(eng);
+}

@@ -50,6 +50,7 @@ struct cmd_ctx {
 
 struct cmd_def {
   const char *name;              /* "AddVm", "HotPlugDisk" ... (audit and lock holder) */
+  int64_t event_code;            /* audit event code on success */
   /* checks arguments and state without changing anything */
   int (*validate)(struct cmd_ctx *c);
   /* does the work; on failure it must leave nothing changed, or... */

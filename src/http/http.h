@@ -8,20 +8,32 @@
  * Everything below /ovirt-engine/api and /api goes to api_handle(). */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct engine;
 struct http_server;
 
+#define HTTP_DEFAULT_MAX_BODY ((size_t)1 << 20)
+#define HTTP_DEFAULT_THREADS 16u
+
+/* zero fields take the defaults noted */
 struct http_options {
-  const char *listen;        /* "HOST:PORT" */
+  const char *listen;        /* "HOST:PORT", "[::1]:PORT" or ":PORT" (all IPv4
+                                addresses); port 0 picks a free one (http_port) */
   bool plain_http;           /* --http: no TLS */
-  const char *pki_dir;       /* STATE/pki: ca.pem, ca.key, server.pem, server.key */
-  int64_t token_ttl_ms;      /* bearer token lifetime */
-  size_t max_body;           /* bytes; larger bodies get 413 */
-  unsigned threads;          /* worker threads */
+  const char *pki_dir;       /* STATE/pki: ca.pem, ca.key, server.pem, server.key
+                                (created at first start, see pki.h) */
+  int64_t token_ttl_ms;      /* bearer token lifetime; 0: 24 h */
+  size_t max_body;           /* bytes; larger bodies get 413; 0: 1 MiB */
+  unsigned threads;          /* worker threads; 0: 16 */
 };
 
-/* starts serving in background threads; NULL + error when the port is taken etc. */
+/* starts serving in background threads; NULL + error when the port is taken,
+ * the address is malformed, the certificates cannot be made etc.
+ * ENG is borrowed and must outlive the server. */
 struct http_server *http_start(struct engine *eng, const struct http_options *opts);
+/* stops listening, waits for the worker threads, frees; NULL-safe */
 void http_stop(struct http_server *srv);
+/* the port actually bound (useful with port 0) */
+int http_port(const struct http_server *srv);

@@ -1,1 +1,449 @@
-/* placeholder: being written */
+/* server.c: the HTTP(S) front door on libmicrohttpd (see http.h).
+ *
+ * One request goes: headers (an announced body over the limit is refused
+ * at once with 413) -> body chunks (accumulated up to max_body; beyond it
+ * the rest is discarded, not buffered) -> dispatch by path prefix:
+ *   /ovirt-engine/sso/oauth/token     login, JSON answer
+ *   /ovirt-engine/services/sso-logout logout, JSON answer
+ *   /ovirt-engine/api[/v3], /api[/v3] authenticate, parse, api_handle()
+ *   anything else                     404 fault
+ * Every answer leaves through respond(), which also logs it. */
+#include "http/http.h"
+#include "api/api.h"
+#include "cmd/engine.h"
+#include "http/auth.h"
+#include "http/fault.h"
+#include "http/pki.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/vec.h"
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define SSO_TOKEN_PATH "/ovirt-engine/sso/oauth/token"
+#define SSO_LOGOUT_PATH "/ovirt-engine/services/sso-logout"
+#define CONNECTION_TIMEOUT_S 300u
+
+struct http_server {
+  struct engine *eng;        /* borrowed */
+  struct auth *auth;         /* token and credential caches */
+  struct MHD_Daemon *mhd;
+  struct pki_pems pems;      /* kept alive while MHD may read them */
+  size_t max_body;
+};
+
+/* per request state, MHD's *con_cls */
+struct request {
+  struct buf body;
+  bool too_large;            /* the body went over max_body: discard the rest */
+  int64_t start_ms;          /* monotonic */
+};
+
+/* the API roots, longest first so that /v3 wins */
+static const struct api_root {
+  const char *prefix;
+  int version;
+} api_roots[] = {
+  {"/ovirt-engine/api/v3", 3},
+  {"/ovirt-engine/api", 4},
+  {"/api/v3", 3},
+  {"/api", 4},
+};
+
+DEFINE_AUTOPTR(json, json_t, json_decref)
+DEFINE_VEC(param_vec, struct api_param);
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+  return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static bool wants_json(struct MHD_Connection *c)
+{
+  const char *accept = header(c, MHD_HTTP_HEADER_ACCEPT);
+  return accept && strstr(accept, "application/json");
+}
+
+/* queues STATUS with BODY (taken over) and logs the request; a 5xx is logged
+ * with the recorded error, everything else at debug level */
+static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, const char *method,
+                               const char *url, int status, struct buf *body,
+                               const char *content_type, const char *location, bool challenge)
+{
+  size_t len = body->len;
+  char *data = buf_detach(body);
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+  if (!resp) {
+    free(data);
+    return MHD_NO;
+  }
+  if (len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  if (location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+  if (challenge) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"ENGINE\"");
+  enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+
+  int64_t ms = mono_ms() - r->start_ms;
+  if (status >= 500)
+    log_err("%s %s: %d in %lld ms: %s (%s)", method, url, status, (long long)ms,
+            error_message(), error_where());
+  else
+    log_debug("%s %s: %d in %lld ms", method, url, status, (long long)ms);
+  return rc;
+}
+
+/* answers the error recorded on this thread as a <fault> */
+static enum MHD_Result respond_fault(struct MHD_Connection *c, struct request *r,
+                                     const char *method, const char *url)
+{
+  bool json = wants_json(c);
+  struct buf out = BUF_INIT;
+  int status = fault_render_current(json, &out);
+  return respond(c, r, method, url, status, &out, json ? "application/json" : "application/xml",
+                 NULL, status == 401);
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *c, struct request *r, const char *method,
+                                    const char *url, int status, json_t *j)
+{
+  struct buf out = BUF_INIT;
+  char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (s) buf_puts(&out, s);
+  free(s);
+  return respond(c, r, method, url, status, &out, "application/json", NULL, false);
+}
+
+/* an OAuth-style error for the SSO endpoints: the SDK reads "error" */
+static enum MHD_Result respond_sso_error(struct MHD_Connection *c, struct request *r,
+                                         const char *method, const char *url, int status,
+                                         const char *code, const char *description)
+{
+  AUTOPTR(json) j = json_pack("{s:s, s:s, s:s}", "error", code, "error_code", code,
+                              "error_description", description);
+  return respond_json(c, r, method, url, status, j);
+}
+
+/* value of NAME in an application/x-www-form-urlencoded BODY, decoded, or
+ * NULL; caller frees */
+static char *form_value(const char *body, const char *name)
+{
+  size_t nlen = strlen(name);
+  for (const char *p = body; p && *p;) {
+    const char *end = strchr(p, '&');
+    size_t plen = end ? (size_t)(end - p) : strlen(p);
+    if (plen > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+      struct buf v = BUF_INIT;
+      buf_add(&v, p + nlen + 1, plen - nlen - 1);
+      for (char *q = v.data; *q; q++)
+        if (*q == '+') *q = ' ';
+      MHD_http_unescape(v.data);
+      return buf_detach(&v);
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* a form field from the body, else from the query string (some clients send
+ * the token request as query parameters) */
+static char *sso_param(struct MHD_Connection *c, struct request *r, const char *name)
+{
+  char *v = form_value(buf_str(&r->body), name);
+  if (v) return v;
+  return xstrdup(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name));
+}
+
+/* POST /ovirt-engine/sso/oauth/token: grant_type=password, username, password */
+static enum MHD_Result handle_token(struct http_server *srv, struct MHD_Connection *c,
+                                    struct request *r, const char *method, const char *url)
+{
+  AUTOFREE char *grant = sso_param(c, r, "grant_type");
+  AUTOFREE char *username = sso_param(c, r, "username");
+  AUTOFREE char *password = sso_param(c, r, "password");
+  if (!grant || strcmp(grant, "password") != 0)
+    return respond_sso_error(c, r, method, url, 400, "unsupported_grant_type",
+                             "only grant_type 'password' is supported");
+  if (!username || !password)
+    return respond_sso_error(c, r, method, url, 400, "invalid_request",
+                             "username and password are required");
+  int64_t exp = 0;
+  AUTOFREE char *token = auth_login(srv->auth, username, password, &exp);
+  if (!token) {
+    if (error_code() == ERR_AUTH)
+      return respond_sso_error(c, r, method, url, 401, "access_denied", error_message());
+    int status = error_http_status(error_code());
+    return respond_sso_error(c, r, method, url, status >= 500 ? status : 500, "server_error",
+                             error_message());
+  }
+  char expstr[32];
+  snprintf(expstr, sizeof expstr, "%lld", (long long)exp);
+  AUTOPTR(json) j = json_pack("{s:s, s:s, s:s, s:s}", "access_token", token,
+                              "token_type", "bearer", "exp", expstr, "scope", "ovirt-app-api");
+  return respond_json(c, r, method, url, 200, j);
+}
+
+/* POST /ovirt-engine/services/sso-logout: scope, token */
+static enum MHD_Result handle_logout(struct http_server *srv, struct MHD_Connection *c,
+                                     struct request *r, const char *method, const char *url)
+{
+  AUTOFREE char *token = sso_param(c, r, "token");
+  if (auth_logout(srv->auth, token) < 0) {
+    int status = error_http_status(error_code());
+    return respond_sso_error(c, r, method, url, status >= 500 ? status : 500, "server_error",
+                             error_message());
+  }
+  AUTOPTR(json) j = json_object();
+  return respond_json(c, r, method, url, 200, j);
+}
+
+static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+  struct param_vec *v = cls;
+  struct api_param p = {key, value ? value : ""};
+  vec_push(v, p);
+  return MHD_YES;
+}
+
+static bool is_true(const char *s)
+{
+  return s && strcasecmp(s, "true") == 0;
+}
+
+/* everything below an API root: authenticate, parse, api_handle, render */
+static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection *c,
+                                  struct request *r, const char *method, const char *url,
+                                  const struct api_root *root)
+{
+  AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION));
+  if (!u) return respond_fault(c, r, method, url);
+
+  AUTOPTR(node) body = NULL;
+  if (r->body.len) {
+    const char *ct = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    body = ct && strstr(ct, "json") ? node_from_json(r->body.data, r->body.len, "request")
+                                    : node_from_xml(r->body.data, r->body.len);
+    if (!body) return respond_fault(c, r, method, url);
+  }
+
+  struct param_vec params = VEC_INIT;
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_param, &params);
+  struct api_param end = {NULL, NULL};
+  vec_push(&params, end);
+
+  const char *path = url + strlen(root->prefix);
+  int version = root->version;
+  const char *vh = header(c, "Version");
+  if (version == 4 && vh && strcmp(vh, "3") == 0) version = 3;
+
+  struct api_request req = {
+    .method = method,
+    .path = *path ? path : "/",
+    .root = root->prefix,
+    .version = version,
+    .user = u,
+    .body = body,
+    .query = params.ptr,
+    .all_content = is_true(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "all_content")) ||
+                   is_true(header(c, "All-Content")),
+  };
+  struct api_response resp = {0};
+  int rc = api_handle(srv->eng, &req, &resp);
+  free(params.ptr);
+  AUTOPTR(node) out_node = steal_pointer(&resp.body);
+  AUTOFREE char *location = steal_pointer(&resp.location);
+  if (rc < 0) return respond_fault(c, r, method, url);
+
+  bool json = wants_json(c);
+  struct buf out = BUF_INIT;
+  if (out_node) {
+    if (json) node_to_json(out_node, &out);
+    else node_to_xml(out_node, &out);
+  }
+  return respond(c, r, method, url, resp.status ? resp.status : 200, &out,
+                 json ? "application/json" : "application/xml", location, false);
+}
+
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c,
+                                struct request *r, const char *method, const char *url)
+{
+  if (strcmp(url, SSO_TOKEN_PATH) == 0) return handle_token(srv, c, r, method, url);
+  if (strcmp(url, SSO_LOGOUT_PATH) == 0) return handle_logout(srv, c, r, method, url);
+  for (size_t i = 0; i < ARRAY_SIZE(api_roots); i++) {
+    size_t len = strlen(api_roots[i].prefix);
+    if (strncmp(url, api_roots[i].prefix, len) == 0 && (url[len] == 0 || url[len] == '/'))
+      return handle_api(srv, c, r, method, url, &api_roots[i]);
+  }
+  error(ERR_NOT_FOUND, "no resource at '%s'", url);
+  return respond_fault(c, r, method, url);
+}
+
+/* MHD's access handler: called once at the headers, once per body chunk, and
+ * once more when the body is complete */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+  struct http_server *srv = cls;
+  struct request *r = *con_cls;
+  if (!r) {
+    r = xcalloc(1, sizeof *r);
+    r->start_ms = mono_ms();
+    *con_cls = r;
+    const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+      /* refuse before reading: MHD closes the connection after the answer */
+      error(ERR_TOO_LARGE, "request body of %s bytes is over the limit of %zu bytes", cl,
+            srv->max_body);
+      return respond_fault(c, r, method, url);
+    }
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    if (!r->too_large && r->body.len + *upload_size > srv->max_body) {
+      r->too_large = true;
+      buf_free(&r->body);
+    }
+    if (!r->too_large) buf_add(&r->body, upload_data, *upload_size);
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  error_clear();
+  if (r->too_large) {
+    error(ERR_TOO_LARGE, "request body is over the limit of %zu bytes", srv->max_body);
+    return respond_fault(c, r, method, url);
+  }
+  return dispatch(srv, c, r, method, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  struct request *r = *con_cls;
+  if (!r) return;
+  buf_free(&r->body);
+  free(r);
+  *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  struct buf b = BUF_INIT;
+  buf_vprintf(&b, fmt, ap);
+  while (b.len && b.data[b.len - 1] == '\n') b.data[--b.len] = 0;
+  log_warn("http: %s", buf_str(&b));
+  buf_free(&b);
+}
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" -> a socket address */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+  AUTOFREE char *host = NULL;
+  const char *port;
+  if (listen[0] == '[') {
+    const char *close = strchr(listen, ']');
+    if (!close || close[1] != ':')
+      return error(ERR_INVALID, "invalid listen address '%s': expected [ADDRESS]:PORT", listen);
+    host = xstrdup(listen + 1);
+    host[close - listen - 1] = 0;
+    port = close + 2;
+  } else {
+    const char *colon = strrchr(listen, ':');
+    if (!colon || strchr(listen, ':') != colon)
+      return error(ERR_INVALID, "invalid listen address '%s': expected HOST:PORT", listen);
+    host = xstrdup(listen);
+    host[colon - listen] = 0;
+    port = colon + 1;
+  }
+  if (!*port || strspn(port, "0123456789") != strlen(port) || strtol(port, NULL, 10) > 65535)
+    return error(ERR_INVALID, "invalid listen address '%s': bad port", listen);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+  hints.ai_family = *host ? AF_UNSPEC : AF_INET;
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+  if (rc != 0 || !res)
+    return error(ERR_INVALID, "invalid listen address '%s': %s", listen, gai_strerror(rc));
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *sslen = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+struct http_server *http_start(struct engine *eng, const struct http_options *opts)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t sslen = 0;
+  if (parse_listen(opts->listen ? opts->listen : "127.0.0.1:8443", &ss, &sslen) < 0) return NULL;
+
+  struct http_server *srv = xcalloc(1, sizeof *srv);
+  srv->eng = eng;
+  srv->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+  unsigned threads = opts->threads ? opts->threads : HTTP_DEFAULT_THREADS;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  if (!opts->plain_http) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      error(ERR_UNSUPPORTED, "libmicrohttpd was built without TLS: use plain HTTP");
+      http_stop(srv);
+      return NULL;
+    }
+    if (!opts->pki_dir) {
+      error(ERR_INVALID, "TLS needs a PKI directory");
+      http_stop(srv);
+      return NULL;
+    }
+    if (pki_ensure(opts->pki_dir, &srv->pems) < 0) {
+      http_stop(srv);
+      return NULL;
+    }
+    flags |= MHD_USE_TLS;
+  }
+  srv->auth = auth_new(engine_store(eng), opts->token_ttl_ms);
+
+  struct MHD_OptionItem tls_opts[] = {
+    {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->pems.server_key},
+    {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->pems.server_cert},
+    {MHD_OPTION_END, 0, NULL},
+  };
+  if (opts->plain_http) tls_opts[0].option = MHD_OPTION_END;
+  srv->mhd = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, srv,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,  /* first, so MHD logs nothing itself */
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_ARRAY, tls_opts,
+      MHD_OPTION_END);
+  if (!srv->mhd) {
+    error(ERR_UNAVAILABLE, "cannot listen on '%s': address in use, not permitted, or TLS set-up failed",
+          opts->listen ? opts->listen : "127.0.0.1:8443");
+    http_stop(srv);
+    return NULL;
+  }
+  log_info("listening on %s://%s (port %d, %u threads)", opts->plain_http ? "http" : "https",
+           opts->listen ? opts->listen : "127.0.0.1:8443", http_port(srv), threads);
+  return srv;
+}
+
+int http_port(const struct http_server *srv)
+{
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+  return info ? info->port : -1;
+}
+
+void http_stop(struct http_server *srv)
+{
+  if (!srv) return;
+  if (srv->mhd) MHD_stop_daemon(srv->mhd);
+  auth_free(srv->auth);
+  pki_pems_clear(&srv->pems);
+  free(srv);
+}

@@ -1,1 +1,750 @@
-/* placeholder: being written */
+/* store.c: the entity layer over db.h.
+ *
+ * Every entity type is described once by a struct entity_desc: its table, key
+ * columns and a field table (column name, type, offset in the C struct). The
+ * generic functions below map structs to and from rows with that table, build
+ * the SQL, and create the schema, so adding a column is one line in a field
+ * table. Enum fields are stored as their strings ('up', 'virtio_scsi') so the
+ * database reads well from the sqlite3/psql shell.
+ *
+ * Locking: struct store holds one recursive mutex. Each call takes it for its
+ * own duration; store_begin() takes it until the outermost commit/rollback,
+ * so a transaction keeps other threads out and may call anything here. */
+#include "store/store.h"
+#include "store/db.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/vec.h"
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+ENUM_IMPL(vm_status, VM_STATUS_LAST, "down", "powering_up", "up", "powering_down", "paused")
+ENUM_IMPL(disk_format, DISK_FORMAT_LAST, "cow", "raw")
+ENUM_IMPL(disk_status, DISK_STATUS_LAST, "ok", "locked", "illegal")
+ENUM_IMPL(disk_iface, IFACE_LAST, "virtio", "virtio_scsi", "sata", "ide")
+ENUM_IMPL(snapshot_type, SNAPSHOT_TYPE_LAST, "active", "regular")
+ENUM_IMPL(snapshot_status, SNAPSHOT_STATUS_LAST, "ok", "locked", "in_preview")
+ENUM_IMPL(host_status, HOST_STATUS_LAST, "up", "maintenance", "non_responsive")
+ENUM_IMPL(job_status, JOB_STATUS_LAST, "started", "finished", "failed")
+ENUM_IMPL(event_severity, SEVERITY_LAST, "normal", "warning", "error", "alert")
+
+/* Bumped by every schema change; schema_migrate() brings older files up. */
+#define SCHEMA_VERSION 1
+
+/* ---- descriptors ---- */
+
+struct enum_codec {
+  const char *name;
+  const char *(*to_str)(int v);
+  int (*from_str)(const char *s);
+};
+#define ENUM_CODEC(e) static const struct enum_codec e##_codec = { #e, e##_to_str, e##_from_str };
+ENUM_CODEC(vm_status) ENUM_CODEC(disk_format) ENUM_CODEC(disk_status) ENUM_CODEC(disk_iface)
+ENUM_CODEC(snapshot_type) ENUM_CODEC(snapshot_status) ENUM_CODEC(host_status)
+ENUM_CODEC(job_status) ENUM_CODEC(event_severity)
+
+enum field_type {
+  F_STR,   /* char *, NULL allowed */
+  F_INT,   /* int64_t */
+  F_BOOL,  /* bool, stored as 0/1 */
+  F_ENUM,  /* int, stored as the codec's string */
+};
+
+struct field {
+  const char *col;               /* column name == C member name */
+  enum field_type type;
+  size_t offset;
+  const struct enum_codec *codec; /* F_ENUM only */
+};
+#define FSTR(T, m) { #m, F_STR, offsetof(struct T, m), NULL }
+#define FINT(T, m) { #m, F_INT, offsetof(struct T, m), NULL }
+#define FBOOL(T, m) { #m, F_BOOL, offsetof(struct T, m), NULL }
+#define FENUM(T, m, e) { #m, F_ENUM, offsetof(struct T, m), &e##_codec }
+
+struct entity_desc {
+  const char *kind;           /* for messages: "VM", "storage domain" */
+  const char *table;
+  const char *keys[2];        /* key columns, in the order typed functions take them */
+  int nkeys;
+  const char *default_order;  /* ORDER BY when the caller gives none */
+  size_t size;
+  const struct field *fields;
+  size_t nfields;
+};
+#define ENTITY(T, kind_, table_, order_, ...)                                                  \
+  static const struct entity_desc T##_desc = {                                                 \
+    kind_, table_, { __VA_ARGS__ }, sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(char *), \
+    order_, sizeof(struct T), T##_fields, ARRAY_SIZE(T##_fields) }
+
+static const struct field user_fields[] = {
+  FSTR(user, id), FSTR(user, name), FSTR(user, password_hash),
+};
+ENTITY(user, "user", "users", "name", "id");
+
+static const struct field token_fields[] = {
+  FSTR(token, token), FSTR(token, user_id), FINT(token, expires_ms),
+};
+ENTITY(token, "token", "tokens", "expires_ms", "token");
+
+static const struct field host_fields[] = {
+  FSTR(host, id), FSTR(host, name), FSTR(host, address), FSTR(host, cluster_id),
+  FENUM(host, status, host_status),
+};
+ENTITY(host, "host", "hosts", "name", "id");
+
+static const struct field datacenter_fields[] = {
+  FSTR(datacenter, id), FSTR(datacenter, name), FSTR(datacenter, description),
+};
+ENTITY(datacenter, "data center", "datacenters", "name", "id");
+
+static const struct field cluster_fields[] = {
+  FSTR(cluster, id), FSTR(cluster, name), FSTR(cluster, description), FSTR(cluster, datacenter_id),
+};
+ENTITY(cluster, "cluster", "clusters", "name", "id");
+
+static const struct field template_fields[] = {
+  FSTR(template, id), FSTR(template, name), FSTR(template, description), FSTR(template, cluster_id),
+};
+ENTITY(template, "template", "templates", "name", "id");
+
+static const struct field storage_domain_fields[] = {
+  FSTR(storage_domain, id), FSTR(storage_domain, name), FSTR(storage_domain, path),
+  FSTR(storage_domain, datacenter_id), FSTR(storage_domain, type),
+};
+ENTITY(storage_domain, "storage domain", "storage_domains", "name", "id");
+
+static const struct field vm_fields[] = {
+  FSTR(vm, id), FSTR(vm, name), FSTR(vm, description), FSTR(vm, cluster_id),
+  FSTR(vm, template_id), FSTR(vm, host_id), FINT(vm, memory), FINT(vm, sockets),
+  FINT(vm, cores), FINT(vm, threads), FSTR(vm, os_type), FENUM(vm, status, vm_status),
+  FSTR(vm, kernel), FSTR(vm, initrd), FSTR(vm, cmdline), FINT(vm, creation_ms),
+};
+ENTITY(vm, "VM", "vms", "name", "id");
+
+static const struct field disk_fields[] = {
+  FSTR(disk, id), FSTR(disk, alias), FSTR(disk, description), FINT(disk, provisioned_size),
+  FENUM(disk, format, disk_format), FBOOL(disk, sparse), FBOOL(disk, shareable),
+  FSTR(disk, storage_domain_id), FENUM(disk, status, disk_status),
+};
+ENTITY(disk, "disk", "disks", "alias", "id");
+
+static const struct field volume_fields[] = {
+  FSTR(volume, id), FSTR(volume, disk_id), FSTR(volume, parent_id), FSTR(volume, snapshot_id),
+  FENUM(volume, format, disk_format), FENUM(volume, status, disk_status), FSTR(volume, path),
+  FBOOL(volume, active),
+};
+ENTITY(volume, "volume", "volumes", "disk_id, id", "id");
+
+static const struct field attachment_fields[] = {
+  FSTR(attachment, vm_id), FSTR(attachment, disk_id), FSTR(attachment, snapshot_id),
+  FENUM(attachment, iface, disk_iface), FBOOL(attachment, bootable), FBOOL(attachment, active),
+  FBOOL(attachment, read_only), FBOOL(attachment, plugged), FSTR(attachment, logical_name),
+  FSTR(attachment, overlay_path), FINT(attachment, position),
+};
+/* kind reads "attachment of disk 'D' to VM 'V'": see key_describe() */
+ENTITY(attachment, "attachment of disk", "attachments", "vm_id, position, disk_id", "vm_id", "disk_id");
+
+static const struct field snapshot_fields[] = {
+  FSTR(snapshot, id), FSTR(snapshot, vm_id), FSTR(snapshot, description),
+  FENUM(snapshot, type, snapshot_type), FENUM(snapshot, status, snapshot_status),
+  FINT(snapshot, date_ms), FBOOL(snapshot, persist_memorystate), FSTR(snapshot, ovf),
+};
+ENTITY(snapshot, "snapshot", "snapshots", "date_ms, id", "id");
+
+static const struct field event_fields[] = {
+  FINT(event, id), FINT(event, time_ms), FENUM(event, severity, event_severity),
+  FINT(event, code), FSTR(event, description), FSTR(event, origin), FINT(event, custom_id),
+  FSTR(event, user_id), FSTR(event, user_name), FSTR(event, vm_id), FSTR(event, correlation_id),
+};
+ENTITY(event, "event", "events", "id", "id");
+
+static const struct field job_fields[] = {
+  FSTR(job, id), FSTR(job, description), FENUM(job, status, job_status),
+  FINT(job, start_ms), FINT(job, end_ms), FSTR(job, user_id), FINT(job, progress),
+};
+ENTITY(job, "job", "jobs", "start_ms, id", "id");
+
+#define STORE_DESC_PTR(T) &T##_desc,
+static const struct entity_desc *const all_descs[] = { STORE_TYPES(STORE_DESC_PTR) };
+
+/* Indexes for the lookups the engine does often; primary keys (events.id
+ * included) are indexed already. */
+static const char *const schema_indexes[] = {
+  "CREATE UNIQUE INDEX IF NOT EXISTS users_name ON users (name)",
+  "CREATE INDEX IF NOT EXISTS tokens_user ON tokens (user_id)",
+  "CREATE INDEX IF NOT EXISTS vms_name ON vms (name)",
+  "CREATE INDEX IF NOT EXISTS attachments_vm ON attachments (vm_id)",
+  "CREATE INDEX IF NOT EXISTS attachments_disk ON attachments (disk_id)",
+  "CREATE INDEX IF NOT EXISTS volumes_disk ON volumes (disk_id)",
+  "CREATE INDEX IF NOT EXISTS snapshots_vm ON snapshots (vm_id)",
+};
+
+/* ---- the store and its lock ---- */
+
+struct store {
+  struct db *db;
+  pthread_mutex_t lock;  /* recursive */
+  int depth;             /* store_begin nesting on the thread holding the lock */
+  bool doomed;           /* a nested rollback happened: the outermost commit rolls back */
+};
+
+static struct store *store_lock(struct store *st)
+{
+  pthread_mutex_lock(&st->lock);
+  return st;
+}
+
+static void store_unlockp(struct store **stp)
+{
+  if (*stp) pthread_mutex_unlock(&(*stp)->lock);
+}
+/* holds the store lock until the end of the enclosing scope */
+#define STORE_LOCKED(st) \
+  __attribute__((cleanup(store_unlockp), unused)) struct store *store_locked_ = store_lock(st)
+
+int store_begin(struct store *st)
+{
+  store_lock(st);
+  if (st->depth == 0) {
+    if (st->db->ops->begin(st->db) < 0) {
+      pthread_mutex_unlock(&st->lock);
+      return -1;
+    }
+    st->doomed = false;
+  }
+  st->depth++;
+  return 0;  /* the lock stays held until the matching commit/rollback */
+}
+
+/* Ends one nesting level and releases the lock taken by its store_begin. */
+static int store_end(struct store *st, bool commit)
+{
+  int r = 0;
+  if (st->depth == 0) return error(ERR_INTERNAL, "no transaction is open");
+  if (!commit) st->doomed = true;
+  if (--st->depth == 0) {
+    if (st->doomed) {
+      if (st->db->ops->rollback(st->db) < 0) r = -1;
+      else if (commit) r = error(ERR_CONFLICT, "transaction was rolled back by a nested failure");
+    } else if (st->db->ops->commit(st->db) < 0) {
+      /* the transaction is still open after a failed COMMIT: end it */
+      struct err_saved saved;
+      error_save(&saved);
+      st->db->ops->rollback(st->db);
+      r = error_restore(&saved);
+    }
+  }
+  pthread_mutex_unlock(&st->lock);
+  return r;
+}
+
+int store_commit(struct store *st)
+{
+  return store_end(st, true);
+}
+
+/* A rollback inside an outer transaction cannot undo only its own part, so
+ * it dooms the whole transaction: the outermost commit then rolls back and
+ * fails. Errors of the rollback itself are dropped: the caller is already
+ * handling the failure that made it roll back. */
+void store_rollback(struct store *st)
+{
+  struct err_saved saved;
+  error_save(&saved);
+  store_end(st, false);
+  error_restore(&saved);
+}
+
+/* ---- struct <-> SQL ---- */
+
+static void *field_ptr(const struct field *f, const void *obj)
+{
+  return (char *)obj + f->offset;
+}
+
+/* The parameter for field f of obj; borrowed from obj. Fails for an enum
+ * value out of range, which would otherwise be stored as NULL. */
+static int field_value(const struct entity_desc *d, const struct field *f, const void *obj,
+                       struct db_value *out)
+{
+  void *p = field_ptr(f, obj);
+  switch (f->type) {
+  case F_STR: *out = DBV_TEXT(*(char **)p); return 0;
+  case F_INT: *out = DBV_INT(*(int64_t *)p); return 0;
+  case F_BOOL: *out = DBV_INT(*(bool *)p ? 1 : 0); return 0;
+  case F_ENUM: {
+    const char *s = f->codec->to_str(*(int *)p);
+    if (!s) return error(ERR_INVALID, "invalid %s value %d for %s %s", f->codec->name, *(int *)p, d->kind, f->col);
+    *out = DBV_TEXT(s);
+    return 0;
+  }
+  }
+  return error(ERR_INTERNAL, "unknown field type %d", (int)f->type);
+}
+
+static int field_set(const struct entity_desc *d, const struct field *f, void *obj, const char *text)
+{
+  void *p = field_ptr(f, obj);
+  switch (f->type) {
+  case F_STR: *(char **)p = xstrdup(text); return 0;
+  case F_INT: *(int64_t *)p = text ? strtoll(text, NULL, 10) : 0; return 0;
+  case F_BOOL: *(bool *)p = text && strtoll(text, NULL, 10) != 0; return 0;
+  case F_ENUM: {
+    int v = f->codec->from_str(text);
+    if (v < 0)
+      return error(ERR_INTERNAL, "unknown %s '%s' stored in %s.%s", f->codec->name, text ? text : "NULL",
+                   d->table, f->col);
+    *(int *)p = v;
+    return 0;
+  }
+  }
+  return error(ERR_INTERNAL, "unknown field type %d", (int)f->type);
+}
+
+static const struct field *desc_field(const struct entity_desc *d, const char *col)
+{
+  for (size_t i = 0; i < d->nfields; i++)
+    if (strcmp(d->fields[i].col, col) == 0) return &d->fields[i];
+  return NULL;
+}
+
+static bool desc_is_key(const struct entity_desc *d, const char *col)
+{
+  for (int i = 0; i < d->nkeys; i++)
+    if (strcmp(d->keys[i], col) == 0) return true;
+  return false;
+}
+
+static void entity_free(const struct entity_desc *d, void *obj)
+{
+  if (!obj) return;
+  for (size_t i = 0; i < d->nfields; i++)
+    if (d->fields[i].type == F_STR) free(*(char **)field_ptr(&d->fields[i], obj));
+  free(obj);
+}
+
+static void entity_list_free(const struct entity_desc *d, void **list)
+{
+  if (!list) return;
+  for (void **p = list; *p; p++) entity_free(d, *p);
+  free(list);
+}
+
+static char *key_text(const struct db_value *v)
+{
+  if (v->type == DB_INT) return xasprintf("%" PRId64, v->i);
+  return xstrdup(v->text ? v->text : "");
+}
+
+/* "VM 'id'", or for the two-column attachment key "attachment of disk 'D' to
+ * VM 'V'"; caller frees */
+static char *key_describe(const struct entity_desc *d, const struct db_value *keys)
+{
+  AUTOBUF struct buf b = BUF_INIT;
+  AUTOFREE char *first = key_text(&keys[0]);
+  if (d->nkeys == 2) {
+    AUTOFREE char *second = key_text(&keys[1]);
+    buf_printf(&b, "%s '%s' to VM '%s'", d->kind, second, first);
+  } else {
+    buf_printf(&b, "%s '%s'", d->kind, first);
+  }
+  return buf_detach(&b);
+}
+
+/* the key values of obj, borrowed from it */
+static void key_values(const struct entity_desc *d, const void *obj, struct db_value keys[2])
+{
+  for (int i = 0; i < d->nkeys; i++) field_value(d, desc_field(d, d->keys[i]), obj, &keys[i]);
+}
+
+static void put_columns(struct buf *b, const struct entity_desc *d)
+{
+  for (size_t i = 0; i < d->nfields; i++) buf_printf(b, "%s%s", i ? ", " : "", d->fields[i].col);
+}
+
+static void put_key_cond(struct buf *b, const struct entity_desc *d)
+{
+  for (int i = 0; i < d->nkeys; i++) buf_printf(b, "%s%s = ?", i ? " AND " : "", d->keys[i]);
+}
+
+DEFINE_VEC(ptrvec, void *);
+
+struct collect {
+  const struct entity_desc *desc;
+  struct ptrvec rows;
+};
+
+/* row callback: one struct per row, columns in field-table order */
+static int collect_row(const struct db_row *row, void *opaque)
+{
+  struct collect *c = opaque;
+  const struct entity_desc *d = c->desc;
+  void *obj = xcalloc(1, d->size);
+  for (size_t i = 0; i < d->nfields && (int)i < row->ncols; i++) {
+    if (field_set(d, &d->fields[i], obj, row->values[i]) < 0) {
+      entity_free(d, obj);
+      return -1;
+    }
+  }
+  vec_push(&c->rows, obj);
+  return 0;
+}
+
+static void collect_free(struct collect *c)
+{
+  for (size_t i = 0; i < c->rows.len; i++) entity_free(c->desc, c->rows.ptr[i]);
+  free(c->rows.ptr);
+  c->rows = (struct ptrvec)VEC_INIT;
+}
+
+static int int_row(const struct db_row *row, void *opaque)
+{
+  *(int64_t *)opaque = row->ncols > 0 && row->values[0] ? strtoll(row->values[0], NULL, 10) : 0;
+  return 0;
+}
+
+/* ---- generic CRUD ---- */
+
+static void *entity_get(struct store *st, const struct entity_desc *d, const struct db_value *keys)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  buf_puts(&sql, "SELECT ");
+  put_columns(&sql, d);
+  buf_printf(&sql, " FROM %s WHERE ", d->table);
+  put_key_cond(&sql, d);
+
+  struct collect c = { d, VEC_INIT };
+  STORE_LOCKED(st);
+  if (st->db->ops->query(st->db, buf_str(&sql), keys, d->nkeys, collect_row, &c) < 0) {
+    collect_free(&c);
+    return NULL;
+  }
+  if (c.rows.len == 0) {
+    AUTOFREE char *what = key_describe(d, keys);
+    error(ERR_NOT_FOUND, "%s does not exist", what);
+    return NULL;
+  }
+  void *obj = c.rows.ptr[0];
+  c.rows.ptr[0] = NULL;
+  collect_free(&c);
+  return obj;
+}
+
+static void **entity_list(struct store *st, const struct entity_desc *d, const char *where,
+                          const char *const *params, int nparams, const char *order, int limit)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  buf_puts(&sql, "SELECT ");
+  put_columns(&sql, d);
+  buf_printf(&sql, " FROM %s", d->table);
+  if (where && *where) buf_printf(&sql, " WHERE (%s)", where);
+  buf_printf(&sql, " ORDER BY %s", order && *order ? order : d->default_order);
+  if (limit > 0) buf_printf(&sql, " LIMIT %d", limit);
+
+  AUTOFREE struct db_value *vals = xcalloc(nparams > 0 ? nparams : 1, sizeof(*vals));
+  for (int i = 0; i < nparams; i++) vals[i] = DBV_TEXT(params[i]);
+
+  struct collect c = { d, VEC_INIT };
+  STORE_LOCKED(st);
+  if (st->db->ops->query(st->db, buf_str(&sql), vals, nparams, collect_row, &c) < 0) {
+    collect_free(&c);
+    return NULL;
+  }
+  vec_push(&c.rows, NULL);
+  return c.rows.ptr;
+}
+
+static int64_t entity_count(struct store *st, const struct entity_desc *d, const char *where,
+                            const char *const *params, int nparams)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  buf_printf(&sql, "SELECT COUNT(*) FROM %s", d->table);
+  if (where && *where) buf_printf(&sql, " WHERE (%s)", where);
+  AUTOFREE struct db_value *vals = xcalloc(nparams > 0 ? nparams : 1, sizeof(*vals));
+  for (int i = 0; i < nparams; i++) vals[i] = DBV_TEXT(params[i]);
+
+  int64_t n = 0;
+  STORE_LOCKED(st);
+  if (st->db->ops->query(st->db, buf_str(&sql), vals, nparams, int_row, &n) < 0) return -1;
+  return n;
+}
+
+static int entity_insert(struct store *st, const struct entity_desc *d, const void *obj)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  buf_printf(&sql, "INSERT INTO %s (", d->table);
+  put_columns(&sql, d);
+  buf_puts(&sql, ") VALUES (");
+  AUTOFREE struct db_value *vals = xcalloc(d->nfields, sizeof(*vals));
+  for (size_t i = 0; i < d->nfields; i++) {
+    buf_puts(&sql, i ? ", ?" : "?");
+    if (field_value(d, &d->fields[i], obj, &vals[i]) < 0) return -1;
+  }
+  buf_putc(&sql, ')');
+
+  STORE_LOCKED(st);
+  if (st->db->ops->exec(st->db, buf_str(&sql), vals, (int)d->nfields, NULL) < 0) {
+    struct db_value keys[2];
+    key_values(d, obj, keys);
+    AUTOFREE char *what = key_describe(d, keys);
+    return error_prefix("cannot add %s: ", what);
+  }
+  return 0;
+}
+
+static int entity_update(struct store *st, const struct entity_desc *d, const void *obj)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  AUTOFREE struct db_value *vals = xcalloc(d->nfields, sizeof(*vals));
+  int n = 0;
+  buf_printf(&sql, "UPDATE %s SET ", d->table);
+  for (size_t i = 0; i < d->nfields; i++) {
+    if (desc_is_key(d, d->fields[i].col)) continue;
+    buf_printf(&sql, "%s%s = ?", n ? ", " : "", d->fields[i].col);
+    if (field_value(d, &d->fields[i], obj, &vals[n++]) < 0) return -1;
+  }
+  buf_puts(&sql, " WHERE ");
+  put_key_cond(&sql, d);
+  key_values(d, obj, &vals[n]);
+  n += d->nkeys;
+
+  int64_t changes = 0;
+  STORE_LOCKED(st);
+  if (st->db->ops->exec(st->db, buf_str(&sql), vals, n, &changes) < 0) return -1;
+  if (changes == 0) {
+    AUTOFREE char *what = key_describe(d, &vals[n - d->nkeys]);
+    return error(ERR_NOT_FOUND, "%s does not exist", what);
+  }
+  return 0;
+}
+
+static int entity_delete(struct store *st, const struct entity_desc *d, const struct db_value *keys)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  buf_printf(&sql, "DELETE FROM %s WHERE ", d->table);
+  put_key_cond(&sql, d);
+
+  int64_t changes = 0;
+  STORE_LOCKED(st);
+  if (st->db->ops->exec(st->db, buf_str(&sql), keys, d->nkeys, &changes) < 0) return -1;
+  if (changes == 0) {
+    AUTOFREE char *what = key_describe(d, keys);
+    return error(ERR_NOT_FOUND, "%s does not exist", what);
+  }
+  return 0;
+}
+
+/* ---- typed wrappers ---- */
+
+#define STORE_IMPL_COMMON(T)                                                                 \
+  void T##_free(struct T *p) { entity_free(&T##_desc, p); }                                  \
+  void T##_list_free(struct T **list) { entity_list_free(&T##_desc, (void **)list); }        \
+  int T##_update(struct store *st, const struct T *p) { return entity_update(st, &T##_desc, p); } \
+  struct T **T##_list(struct store *st, const char *where, const char *const *params,       \
+                      int nparams, const char *order, int limit)                             \
+  {                                                                                          \
+    return (struct T **)entity_list(st, &T##_desc, where, params, nparams, order, limit);    \
+  }                                                                                          \
+  int64_t T##_count(struct store *st, const char *where, const char *const *params, int nparams) \
+  {                                                                                          \
+    return entity_count(st, &T##_desc, where, params, nparams);                              \
+  }
+STORE_TYPES(STORE_IMPL_COMMON)
+
+#define STORE_IMPL_INSERT(T)                                                                 \
+  int T##_insert(struct store *st, const struct T *p) { return entity_insert(st, &T##_desc, p); }
+STORE_IMPL_INSERT(user) STORE_IMPL_INSERT(token) STORE_IMPL_INSERT(host)
+STORE_IMPL_INSERT(datacenter) STORE_IMPL_INSERT(cluster) STORE_IMPL_INSERT(template)
+STORE_IMPL_INSERT(storage_domain) STORE_IMPL_INSERT(vm) STORE_IMPL_INSERT(disk)
+STORE_IMPL_INSERT(volume) STORE_IMPL_INSERT(attachment) STORE_IMPL_INSERT(snapshot)
+STORE_IMPL_INSERT(job)
+
+/* get/delete for the types keyed by one text column */
+#define STORE_IMPL_BY_KEY(T)                                                                 \
+  struct T *T##_get(struct store *st, const char *key)                                       \
+  {                                                                                          \
+    struct db_value k[1] = { DBV_TEXT(key) };                                                \
+    return entity_get(st, &T##_desc, k);                                                     \
+  }                                                                                          \
+  int T##_delete(struct store *st, const char *key)                                          \
+  {                                                                                          \
+    struct db_value k[1] = { DBV_TEXT(key) };                                                \
+    return entity_delete(st, &T##_desc, k);                                                  \
+  }
+STORE_IMPL_BY_KEY(user) STORE_IMPL_BY_KEY(token) STORE_IMPL_BY_KEY(host)
+STORE_IMPL_BY_KEY(datacenter) STORE_IMPL_BY_KEY(cluster) STORE_IMPL_BY_KEY(template)
+STORE_IMPL_BY_KEY(storage_domain) STORE_IMPL_BY_KEY(vm) STORE_IMPL_BY_KEY(disk)
+STORE_IMPL_BY_KEY(volume) STORE_IMPL_BY_KEY(snapshot) STORE_IMPL_BY_KEY(job)
+
+struct user *user_get_by_name(struct store *st, const char *name)
+{
+  const char *params[] = { name };
+  AUTOLIST(user) users = user_list(st, "name = ?", params, 1, NULL, 1);
+  if (!users) return NULL;
+  if (!users[0]) {
+    error(ERR_NOT_FOUND, "user '%s' does not exist", name ? name : "");
+    return NULL;
+  }
+  return steal_pointer(&users[0]);
+}
+
+struct attachment *attachment_get(struct store *st, const char *vm_id, const char *disk_id)
+{
+  struct db_value k[2] = { DBV_TEXT(vm_id), DBV_TEXT(disk_id) };
+  return entity_get(st, &attachment_desc, k);
+}
+
+int attachment_delete(struct store *st, const char *vm_id, const char *disk_id)
+{
+  struct db_value k[2] = { DBV_TEXT(vm_id), DBV_TEXT(disk_id) };
+  return entity_delete(st, &attachment_desc, k);
+}
+
+struct event *event_get(struct store *st, int64_t id)
+{
+  struct db_value k[1] = { DBV_INT(id) };
+  return entity_get(st, &event_desc, k);
+}
+
+int event_delete(struct store *st, int64_t id)
+{
+  struct db_value k[1] = { DBV_INT(id) };
+  return entity_delete(st, &event_desc, k);
+}
+
+/* Ids are max + 1 under the store lock, which serialises this process; a
+ * second process racing on the same file gets ERR_CONFLICT from the key. */
+int event_insert(struct store *st, struct event *p)
+{
+  int64_t next = 0;
+  STORE_LOCKED(st);
+  if (st->db->ops->query(st->db, "SELECT COALESCE(MAX(id), 0) + 1 FROM events", NULL, 0, int_row, &next) < 0)
+    return -1;
+  struct event e = *p;
+  e.id = next;
+  if (entity_insert(st, &event_desc, &e) < 0) return -1;
+  p->id = next;
+  return 0;
+}
+
+/* ---- settings ---- */
+
+static int string_row(const struct db_row *row, void *opaque)
+{
+  char **out = opaque;
+  free(*out);
+  *out = xstrdup(row->ncols > 0 ? row->values[0] : NULL);
+  return 0;
+}
+
+char *store_setting_get(struct store *st, const char *key)
+{
+  struct db_value k[1] = { DBV_TEXT(key) };
+  char *value = NULL;
+  STORE_LOCKED(st);
+  if (st->db->ops->query(st->db, "SELECT value FROM settings WHERE name = ?", k, 1, string_row, &value) < 0) {
+    free(value);
+    return NULL;
+  }
+  return value;
+}
+
+int store_setting_set(struct store *st, const char *key, const char *value)
+{
+  struct db_value v[2] = { DBV_TEXT(key), DBV_TEXT(value) };
+  STORE_LOCKED(st);
+  /* upsert: SQLite >= 3.24 and PostgreSQL >= 9.5 both speak it */
+  return st->db->ops->exec(st->db,
+                           "INSERT INTO settings (name, value) VALUES (?, ?) "
+                           "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           v, 2, NULL);
+}
+
+/* ---- schema ---- */
+
+/* CREATE TABLE for d from its field table: portable types only. Columns that
+ * always get a value (numbers, booleans, enums, keys) are NOT NULL. */
+static void schema_put_table(struct buf *sql, const struct entity_desc *d)
+{
+  static const char *const sql_types[] = { [F_STR] = "TEXT", [F_INT] = "BIGINT",
+                                           [F_BOOL] = "SMALLINT", [F_ENUM] = "TEXT" };
+  buf_printf(sql, "CREATE TABLE IF NOT EXISTS %s (\n", d->table);
+  for (size_t i = 0; i < d->nfields; i++) {
+    const struct field *f = &d->fields[i];
+    bool not_null = f->type != F_STR || desc_is_key(d, f->col);
+    buf_printf(sql, "  %s %s%s,\n", f->col, sql_types[f->type], not_null ? " NOT NULL" : "");
+  }
+  buf_puts(sql, "  PRIMARY KEY (");
+  for (int i = 0; i < d->nkeys; i++) buf_printf(sql, "%s%s", i ? ", " : "", d->keys[i]);
+  buf_puts(sql, ")\n);\n");
+}
+
+static int schema_create(struct store *st)
+{
+  AUTOBUF struct buf sql = BUF_INIT;
+  for (size_t i = 0; i < ARRAY_SIZE(all_descs); i++) schema_put_table(&sql, all_descs[i]);
+  for (size_t i = 0; i < ARRAY_SIZE(schema_indexes); i++) buf_printf(&sql, "%s;\n", schema_indexes[i]);
+  if (st->db->ops->exec_script(st->db, buf_str(&sql)) < 0) return -1;
+  AUTOFREE char *version = xasprintf("%d", SCHEMA_VERSION);
+  return store_setting_set(st, "schema_version", version);
+}
+
+/* Creates the schema of a new database, or checks (and later migrates) the
+ * version of an existing one, in one transaction so that two processes
+ * opening a new file do not both create it. */
+static int schema_init(struct store *st)
+{
+  if (store_begin(st) < 0) return -1;
+  if (st->db->ops->exec_script(st->db, "CREATE TABLE IF NOT EXISTS settings "
+                                       "(name TEXT NOT NULL PRIMARY KEY, value TEXT)") < 0) {
+    store_rollback(st);
+    return -1;
+  }
+  AUTOFREE char *version = store_setting_get(st, "schema_version");
+  if (!version && error_code() != ERR_NONE) {
+    store_rollback(st);
+    return -1;
+  }
+  if (!version) {
+    if (schema_create(st) < 0) {
+      store_rollback(st);
+      return -1;
+    }
+  } else if (atoi(version) > SCHEMA_VERSION) {
+    store_rollback(st);
+    return error(ERR_UNSUPPORTED, "database schema version %s is newer than this snapback supports (%d)",
+                 version, SCHEMA_VERSION);
+  }
+  /* version < SCHEMA_VERSION: migrations go here once there is a version 2 */
+  return store_commit(st);
+}
+
+void store_close(struct store *st)
+{
+  if (!st) return;
+  if (st->db) st->db->ops->close(st->db);
+  pthread_mutex_destroy(&st->lock);
+  free(st);
+}
+DEFINE_AUTOPTR(store, struct store, store_close)
+
+struct store *store_open(const char *url)
+{
+  AUTOPTR(store) st = xcalloc(1, sizeof(*st));
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&st->lock, &attr);
+  pthread_mutexattr_destroy(&attr);
+
+  if (!(st->db = db_open_url(url))) return NULL;
+  error_clear();
+  if (schema_init(st) < 0) {
+    error_prefix("cannot set up the database schema: ");
+    return NULL;
+  }
+  return steal_pointer(&st);
+}

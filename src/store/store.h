@@ -184,22 +184,35 @@ int store_setting_set(struct store *st, const char *key, const char *value);
  * attachment_delete(st, vm_id, disk_id); for token it is the token text; for
  * event it is the integer id (event_insert assigns p->id). */
 #define STORE_DECL_CRUD(T)                                                                   \
-  int T##_insert(struct store *st, const struct T *p) WARN_UNUSED;                           \
   int T##_update(struct store *st, const struct T *p) WARN_UNUSED;                           \
   struct T **T##_list(struct store *st, const char *where, const char *const *params,        \
                       int nparams, const char *order, int limit);                            \
   int64_t T##_count(struct store *st, const char *where, const char *const *params, int nparams);
 STORE_TYPES(STORE_DECL_CRUD)
 #undef STORE_DECL_CRUD
+#define STORE_DECL_INSERT(T) int T##_insert(struct store *st, const struct T *p) WARN_UNUSED;
+STORE_DECL_INSERT(user) STORE_DECL_INSERT(token) STORE_DECL_INSERT(host)
+STORE_DECL_INSERT(datacenter) STORE_DECL_INSERT(cluster) STORE_DECL_INSERT(template)
+STORE_DECL_INSERT(storage_domain) STORE_DECL_INSERT(vm) STORE_DECL_INSERT(disk)
+STORE_DECL_INSERT(volume) STORE_DECL_INSERT(attachment) STORE_DECL_INSERT(snapshot)
+STORE_DECL_INSERT(job)
+#undef STORE_DECL_INSERT
+/* assigns p->id (max + 1, under the store lock) and writes it back */
+int event_insert(struct store *st, struct event *p) WARN_UNUSED;
 
 struct user *user_get(struct store *st, const char *id);
 struct user *user_get_by_name(struct store *st, const char *name);
+int user_delete(struct store *st, const char *id);
 struct token *token_get(struct store *st, const char *token);
 int token_delete(struct store *st, const char *token);
 struct host *host_get(struct store *st, const char *id);
+int host_delete(struct store *st, const char *id);
 struct datacenter *datacenter_get(struct store *st, const char *id);
+int datacenter_delete(struct store *st, const char *id);
 struct cluster *cluster_get(struct store *st, const char *id);
+int cluster_delete(struct store *st, const char *id);
 struct template *template_get(struct store *st, const char *id);
+int template_delete(struct store *st, const char *id);
 struct storage_domain *storage_domain_get(struct store *st, const char *id);
 int storage_domain_delete(struct store *st, const char *id);
 struct vm *vm_get(struct store *st, const char *id);
@@ -213,4 +226,6 @@ int attachment_delete(struct store *st, const char *vm_id, const char *disk_id);
 struct snapshot *snapshot_get(struct store *st, const char *id);
 int snapshot_delete(struct store *st, const char *id);
 struct event *event_get(struct store *st, int64_t id);
+int event_delete(struct store *st, int64_t id);
 struct job *job_get(struct store *st, const char *id);
+int job_delete(struct store *st, const char *id);

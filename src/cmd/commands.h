@@ -1,0 +1,56 @@
+/* commands.h: every state-changing operation of the engine.
+ *
+ * Each entry point fills a cmd_ctx and runs a cmd_def through cmd_run(), the
+ * one dispatcher (engine.h): locks, validate, execute, compensate, audit.
+ * Arguments are already well-formed (the API layer checked shapes and types);
+ * commands check state and existence. All return 0 or -1 with the error
+ * recorded; out ids are malloc'd for the caller. */
+#pragma once
+#include "cmd/engine.h"
+
+/* VMs. in->name required; cluster/template ids resolved by the caller. */
+int cmd_vm_add(struct engine *eng, const struct user *u, const struct vm *in, char **out_id);
+/* changes the fields set in `in` (NULL strings / negative numbers mean unchanged) */
+int cmd_vm_update(struct engine *eng, const struct user *u, const struct vm *in);
+/* detach_only=false also removes the VM's own non-shareable disks */
+int cmd_vm_remove(struct engine *eng, const struct user *u, const char *vm_id, bool detach_only);
+int cmd_vm_start(struct engine *eng, const struct user *u, const char *vm_id);
+int cmd_vm_stop(struct engine *eng, const struct user *u, const char *vm_id);
+int cmd_vm_shutdown(struct engine *eng, const struct user *u, const char *vm_id);
+
+/* disks; in->storage_domain_id resolved by the caller */
+int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id);
+int cmd_disk_remove(struct engine *eng, const struct user *u, const char *disk_id);
+
+/* attachments; a->disk_id names an existing disk, or new_disk (not NULL) is created first */
+int cmd_attach(struct engine *eng, const struct user *u, const struct attachment *a,
+               const struct disk *new_disk, char **out_disk_id);
+/* fields: active / bootable / iface / read_only; set_* says which are given */
+struct attach_update {
+  bool set_active, set_bootable, set_iface, set_read_only;
+  bool active, bootable, read_only;
+  int iface;
+};
+int cmd_attach_update(struct engine *eng, const struct user *u, const char *vm_id,
+                      const char *disk_id, const struct attach_update *upd);
+int cmd_detach(struct engine *eng, const struct user *u, const char *vm_id,
+               const char *disk_id, bool detach_only);
+
+/* storage domains: a data domain on a local directory */
+int cmd_sd_add(struct engine *eng, const struct user *u, const char *name, const char *path,
+               char **out_id);
+int cmd_sd_remove(struct engine *eng, const struct user *u, const char *sd_id);
+
+/* hosts: maintenance on/off */
+int cmd_host_deactivate(struct engine *eng, const struct user *u, const char *host_id);
+int cmd_host_activate(struct engine *eng, const struct user *u, const char *host_id);
+
+/* external events (backup applications) */
+int cmd_event_add(struct engine *eng, const struct user *u, struct event *ev);
+
+/* the VM's configuration as OVF text (caller frees) */
+char *vm_ovf(struct engine *eng, const struct vm *vm);
+/* the path of a volume file on a storage domain */
+char *volume_path_for(const struct storage_domain *sd, const char *disk_id, const char *vol_id);
+/* the top volume of a disk's chain (NULL + error when none) */
+struct volume *disk_active_volume(struct store *st, const char *disk_id);

@@ -1,0 +1,40 @@
+/* domxml.h: libvirt domain XML for snapback's VMs (internal to src/hyper,
+ * also used by tests/unit/test_hyper.c).
+ *
+ * Generation only: nothing here talks to libvirt, so the output can be
+ * checked against golden files. Every text that comes from a user (names,
+ * paths, kernel command lines) is XML-escaped. */
+#pragma once
+#include "hyper/hyper.h"
+
+/* number of pcie-root-port controllers declared in every domain, so that
+ * concurrent hot-plugs each find a free slot (libvirt adds only one spare) */
+#define DOMXML_ROOT_PORTS 16
+
+/* DOMAIN_TYPE_AUTO -> DOMAIN_TYPE_KVM when /dev/kvm opens read/write, else
+ * DOMAIN_TYPE_QEMU; KVM and QEMU are returned as they are */
+int domain_type_resolve(int domain_type);
+
+/* libvirt's <target bus=...> for an enum disk_iface; NULL when out of range */
+const char *domxml_iface_bus(int iface);
+
+/* the device name of target index idx on the bus of iface: IFACE_VIRTIO
+ * -> "vda", "vdb" ... "vdz", "vdaa"; VIRTIO_SCSI and SATA share "sd"; IDE
+ * "hd". Caller frees. */
+char *domxml_target_name(int iface, unsigned idx);
+
+/* the whole <domain> document for spec; domain_type must be KVM or QEMU
+ * (resolve AUTO first). NULL with ERR_INVALID when the spec is unusable
+ * (no VM, no name, bad enum). Caller frees. */
+char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type);
+
+/* one <disk> element for d with the given target device name (hot-plug).
+ * NULL with ERR_INVALID on a bad enum. Caller frees. */
+char *domxml_disk(const struct hyper_disk *d, const char *target);
+
+/* the lowest target name on iface's bus not used by any of live[0..n) */
+char *domxml_free_target(int iface, const struct hyper_live_disk *live, size_t n);
+
+/* parses the <disk> devices of a (live) domain XML; disks without a field
+ * get NULL there. ERR_INTERNAL when the XML does not parse. */
+int domxml_parse_disks(const char *xml, struct hyper_live_disk **out, size_t *n);
