@@ -4,6 +4,7 @@
 #include "util/err.h"
 #include "util/timeutil.h"
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
 

@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,7 +128,6 @@ static int need_text(const struct node *n, const char *path, const char *elem, c
 DEFINE_RESOLVE(cluster, "cluster", "clusters")
 DEFINE_RESOLVE(template, "template", "templates")
 DEFINE_RESOLVE(storage_domain, "storage domain", "storagedomains")
-DEFINE_RESOLVE(host, "host", "hosts")
 
 /* ---- root and read-only collections ---- */
 
@@ -689,7 +689,6 @@ static int add_event(struct api_call *c)
     ev.vm_id = (char *)node_attr(vmref, "id");
     if (!ev.vm_id) return error(ERR_INVALID, "missing VM id: give <vm id=\"...\"/>");
   }
-  ev.code = EV_EXTERNAL;
   if (cmd_event_add(c->eng, c->req->user, &ev) < 0) return -1;
   AUTOPTR(event) e = event_get(c->st, ev.id);
   if (!e) return -1;

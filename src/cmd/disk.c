@@ -133,7 +133,7 @@ static int disk_remove_execute(struct cmd_ctx *c)
   const char *params[] = {a->disk_id};
   if (store_begin(st) < 0) return -1;
   AUTOLIST(attachment) atts = attachment_list(st, "disk_id = ?", params, 1, NULL, 0);
-  AUTOLIST(volume) vols = volume_list(st, "disk_id = ?", params, 1, NULL, 0);
+  AUTOLIST(volume) vols = atts ? volume_list(st, "disk_id = ?", params, 1, NULL, 0) : NULL;
   if (!atts || !vols) goto rollback;
   for (size_t i = 0; atts[i]; i++)
     if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0) goto rollback;
@@ -377,6 +377,7 @@ static int event_add_execute(struct cmd_ctx *c)
 {
   struct event *ev = c->data;
   ev->time_ms = now_ms();
+  ev->code = EV_EXTERNAL;
   ev->user_id = c->user->id;
   ev->user_name = c->user->name;
   return event_insert(c->eng->st, ev);

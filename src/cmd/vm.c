@@ -236,8 +236,10 @@ static int vm_remove_execute(struct cmd_ctx *c)
   struct vm_args *a = c->data;
   struct store *st = c->eng->st;
   const char *params[] = {a->vm_id};
+  AUTOLIST(attachment) atts = NULL;
+  AUTOLIST(snapshot) snaps = NULL;
   if (store_begin(st) < 0) return -1;
-  AUTOLIST(attachment) atts = attachment_list(st, "vm_id = ?", params, 1, NULL, 0);
+  atts = attachment_list(st, "vm_id = ?", params, 1, NULL, 0);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
     struct attachment *at = atts[i];
@@ -257,7 +259,7 @@ static int vm_remove_execute(struct cmd_ctx *c)
     }
     if (disk_delete(st, d->id) < 0) goto rollback;
   }
-  AUTOLIST(snapshot) snaps = snapshot_list(st, "vm_id = ?", params, 1, NULL, 0);
+  snaps = snapshot_list(st, "vm_id = ?", params, 1, NULL, 0);
   if (!snaps) goto rollback;
   for (size_t i = 0; snaps[i]; i++)
     if (snapshot_delete(st, snaps[i]->id) < 0) goto rollback;
@@ -352,15 +354,17 @@ static int vm_start_execute(struct cmd_ctx *c)
   struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n};
   if (ops->domain_start(h, &spec) < 0) return error_prefix("cannot start VM '%s': ", a->vm->name);
   struct store *st = eng->st;
+  AUTOPTR(vm) cur = NULL;
+  AUTOLIST(attachment) atts = NULL;
+  const char *params[] = {a->vm_id};
   if (store_begin(st) < 0) goto undo;
-  AUTOPTR(vm) cur = vm_get(st, a->vm_id);
+  cur = vm_get(st, a->vm_id);
   if (!cur) goto rollback;
   if (cur->status == VM_DOWN) cur->status = VM_UP; /* the lifecycle event may have been first */
   free(cur->host_id);
   cur->host_id = xstrdup(eng->host_id);
   if (vm_update(st, cur) < 0) goto rollback;
-  const char *params[] = {a->vm_id};
-  AUTOLIST(attachment) atts = attachment_list(st, "vm_id = ? AND active = 1", params, 1, NULL, 0);
+  atts = attachment_list(st, "vm_id = ? AND active = 1", params, 1, NULL, 0);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
     atts[i]->plugged = true;

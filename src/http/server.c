@@ -1,8 +1,9 @@
 /* server.c: the HTTP(S) front door on libmicrohttpd (see http.h).
  *
- * One request goes: headers (an announced body over the limit is refused
- * at once with 413) -> body chunks (accumulated up to max_body; beyond it
- * the rest is discarded, not buffered) -> dispatch by path prefix:
+ * One request goes: headers -> body chunks (accumulated up to max_body;
+ * beyond it the rest is read and discarded, then answered 413; a body
+ * announced as more than 16 x max_body is refused before it is read) ->
+ * dispatch by path prefix:
  *   /ovirt-engine/sso/oauth/token     login, JSON answer
  *   /ovirt-engine/services/sso-logout logout, JSON answer
  *   /ovirt-engine/api[/v3], /api[/v3] authenticate, parse, api_handle()
@@ -30,6 +31,8 @@
 #define SSO_TOKEN_PATH "/ovirt-engine/sso/oauth/token"
 #define SSO_LOGOUT_PATH "/ovirt-engine/services/sso-logout"
 #define CONNECTION_TIMEOUT_S 300u
+/* bodies up to DRAIN_FACTOR * max_body are read to the end before the 413 */
+#define DRAIN_FACTOR 16
 
 struct http_server {
   struct engine *eng;        /* borrowed */
@@ -43,6 +46,7 @@ struct http_server {
 struct request {
   struct buf body;
   bool too_large;            /* the body went over max_body: discard the rest */
+  size_t discarded;          /* bytes read and thrown away since */
   int64_t start_ms;          /* monotonic */
 };
 
@@ -285,6 +289,12 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
   return respond_fault(c, r, method, url);
 }
 
+/* how much of an oversized body is read (and discarded) to answer 413 */
+static size_t drain_limit(const struct http_server *srv)
+{
+  return srv->max_body * DRAIN_FACTOR;
+}
+
 /* MHD's access handler: called once at the headers, once per body chunk, and
  * once more when the body is complete */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -298,8 +308,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->start_ms = mono_ms();
     *con_cls = r;
     const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-      /* refuse before reading: MHD closes the connection after the answer */
+    if (cl && strtoull(cl, NULL, 10) > drain_limit(srv)) {
+      /* far too large to read: answer before the body, MHD then closes the
+       * connection (a client still sending may see a reset instead) */
       error(ERR_TOO_LARGE, "request body of %s bytes is over the limit of %zu bytes", cl,
             srv->max_body);
       return respond_fault(c, r, method, url);
@@ -307,11 +318,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (*upload_size) {
+    /* over the limit: stop buffering but keep reading, so that the client,
+     * which sends the whole body before it reads, gets the 413 */
     if (!r->too_large && r->body.len + *upload_size > srv->max_body) {
       r->too_large = true;
       buf_free(&r->body);
     }
-    if (!r->too_large) buf_add(&r->body, upload_data, *upload_size);
+    if (r->too_large) {
+      r->discarded += *upload_size;
+      if (r->discarded > drain_limit(srv)) return MHD_NO;  /* drop the connection */
+    } else {
+      buf_add(&r->body, upload_data, *upload_size);
+    }
     *upload_size = 0;
     return MHD_YES;
   }
