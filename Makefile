@@ -5,6 +5,7 @@
 #   make clean
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
+.NOTPARALLEL:
 
 BUILD_DIR ?= build
 SAN_DIR   ?= build-san

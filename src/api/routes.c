@@ -752,6 +752,7 @@ static bool route_match(const char *pattern, const char *path, const char *param
 {
   size_t np = 0, used = 0;
   const char *p = pattern, *s = path;
+  if (strcmp(pattern, "/") == 0) return strcmp(path, "/") == 0;
   while (*p && *s) {
     if (*p != '/' || *s != '/') return false;
     p++;
