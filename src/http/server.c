@@ -76,7 +76,7 @@ static bool wants_json(struct MHD_Connection *c)
 }
 
 /* queues STATUS with BODY (taken over) and logs the request; a 5xx is logged
- * with the recorded error, everything else at debug level */
+ * with the recorded error, everything else at debug level. Clears the error. */
 static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, const char *method,
                                const char *url, int status, struct buf *body,
                                const char *content_type, const char *location, bool challenge)
@@ -100,6 +100,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
             error_message(), error_where());
   else
     log_debug("%s %s: %d in %lld ms", method, url, status, (long long)ms);
+  error_clear();  /* answered: a worker thread keeps no stale message */
   return rc;
 }
 

@@ -114,7 +114,7 @@ struct node *node_from_json(const char *data, size_t len, const char *root_name)
     error(ERR_INVALID, "malformed request: the JSON body must be an object");
     return NULL;
   }
-  AUTOPTR(node) n = node_new(root_name ? root_name : "root");
+  AUTOPTR(node) n = node_new(root_name ? root_name : "request");
   if (node_fill_json(n, j, 0) < 0) return NULL;
   return steal_pointer(&n);
 }
