@@ -22,7 +22,9 @@
 #include "util/vec.h"
 #include <jansson.h>
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -432,8 +434,10 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
     {MHD_OPTION_END, 0, NULL},
   };
   if (opts->plain_http) tls_opts[0].option = MHD_OPTION_END;
+  uint16_t port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
   srv->mhd = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, srv,
+      flags, port, NULL, NULL, on_request, srv,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,  /* first, so MHD logs nothing itself */
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_THREAD_POOL_SIZE, threads,

@@ -565,7 +565,8 @@ class Env:
             s["attachments " + vid] = normalize(a.body) if a.status == 200 else a.short()
         r = self.api("GET", "/disks")
         s["disks"] = normalize(r.body) if r.status == 200 else r.short()
-        s["libvirt domains"] = [(n, domstate(n)) for n in domains() if n.startswith("e2e-")]
+        # only this test's domains: other suites may run against the same libvirt at once
+        s["libvirt domains"] = [(n, domstate(n)) for n in sorted(self.vm_names) if n in domains()]
         for n, st in s["libvirt domains"]:
             s["domblklist " + n] = domblklist(n)
         files = {}
