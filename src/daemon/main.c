@@ -8,6 +8,7 @@
 #include "util/log.h"
 #include "util/uuid.h"
 #include <getopt.h>
+#include <libxml/parser.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -137,6 +138,7 @@ int main(int argc, char **argv)
     snprintf(abs_state, sizeof abs_state, "%s", state_dir);
   }
 
+  xmlInitParser(); /* once, before worker threads parse request bodies */
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);

@@ -151,6 +151,7 @@ static const struct field snapshot_fields[] = {
   FSTR(snapshot, id), FSTR(snapshot, vm_id), FSTR(snapshot, description),
   FENUM(snapshot, type, snapshot_type), FENUM(snapshot, status, snapshot_status),
   FINT(snapshot, date_ms), FBOOL(snapshot, persist_memorystate), FSTR(snapshot, ovf),
+  FSTR(snapshot, operation),
 };
 ENTITY(snapshot, "snapshot", "snapshots", "date_ms, id", "id");
 

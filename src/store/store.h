@@ -116,6 +116,7 @@ struct snapshot {
   int64_t date_ms;
   bool persist_memorystate;
   char *ovf;                 /* VM configuration at that instant, or NULL */
+  char *operation;           /* while locked: "create" or "remove"; for crash recovery */
 };
 
 struct event {

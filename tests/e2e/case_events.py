@@ -24,7 +24,19 @@ def newer(env, since):
 
 
 def describe(e):
-    return " ".join(ET.tostring(e, encoding="unicode").split())[:400]
+    return " ".join(ET.tostring(e, encoding="unicode").split())[:700]
+
+
+def for_vm(env, new, vm_id, name, what):
+    """the new events that carry <vm id=vm_id>; a clear failure when there are none"""
+    mine = [e for e in new if e.find("vm") is not None and e.find("vm").get("id") == vm_id]
+    if not mine:
+        named = [e for e in new if name in (text(e, "description") or "")]
+        if named:
+            env.check(False, "the event for %s lacks <vm id=\"%s\">: %s" % (what, vm_id, describe(named[0])))
+        else:
+            env.check(False, "no event for %s; new events: %r" % (what, [describe(e) for e in new]))
+    return mine
 
 
 @case("events: start/stop recorded with user and VM, a refused command recorded, POST /events")
@@ -44,9 +56,7 @@ def audit(env):
     mark = max([eid(e) or 0 for e in events(env)] + [last])
     env.start_vm(vm_id, name)
     new = newer(env, mark)
-    mine = [e for e in new if (e.find("vm") is not None and e.find("vm").get("id") == vm_id)]
-    env.check(len(mine) >= 1, "no event with <vm id=%s> after start; new events: %r"
-              % (vm_id, [describe(e) for e in new]))
+    mine = for_vm(env, new, vm_id, name, "the start of the VM")
     if mine:
         e = mine[0]
         s = ET.tostring(e, encoding="unicode")
@@ -59,9 +69,7 @@ def audit(env):
     r = env.api("DELETE", "/vms/" + vm_id)
     env.check(r.status == 409, "DELETE a running VM: " + r.short())
     new = newer(env, mark)
-    mine = [e for e in new if (e.find("vm") is not None and e.find("vm").get("id") == vm_id)]
-    env.check(len(mine) >= 1, "no event for the refused DELETE of a running VM; new events: %r"
-              % [describe(e) for e in new])
+    mine = for_vm(env, new, vm_id, name, "the refused DELETE of the running VM")
     if mine:
         env.check(text(mine[0], "severity") in ("warning", "error", "alert"),
                   "the refused DELETE is recorded with severity %r: %s"
@@ -72,9 +80,7 @@ def audit(env):
 
     env.action(vm_id, "stop")
     new = newer(env, mark)
-    mine = [e for e in new if (e.find("vm") is not None and e.find("vm").get("id") == vm_id)]
-    env.check(len(mine) >= 1, "no event with <vm id=%s> after stop; new events: %r"
-              % (vm_id, [describe(e) for e in new]))
+    mine = for_vm(env, new, vm_id, name, "the stop of the VM")
     if mine:
         env.check(ADMIN_USER in ET.tostring(mine[0], encoding="unicode"),
                   "the stop event does not name the user: " + describe(mine[0]))
@@ -103,3 +109,25 @@ def audit(env):
     r = env.api("POST", "/events", "<event><custom_id>44</custom_id><description>x</description>"
                 "<origin>mybackup</origin><severity>catastrophic</severity></event>")
     env.check_fault(r, 400, "POST /events with severity catastrophic")
+
+
+@case("events: a VM start that fails is recorded as an error, leaves no domain, VM stays down")
+def failed_start(env):
+    import os
+    from harness import domstate, domains
+    vm_id, name = env.create_vm()
+    d = env.create_disk(size=16 * 1024 * 1024)
+    env.attach(vm_id, d, "virtio", bootable=True)
+    os.unlink(env.disk_file(d))  # the volume vanishes behind the engine's back
+    mark = max([eid(e) or 0 for e in events(env)] + [0])
+    r = env.api("POST", "/vms/%s/start" % vm_id, "<action/>")
+    env.check_fault(r, (400, 404, 409, 500, 503), "start a VM whose volume file is gone")
+    env.check(domstate(name) is None and name not in domains(),
+              "the failed start left domain %s (%r)" % (name, domstate(name)))
+    env.check(env.vm_status(vm_id) == "down", "after the failed start the API shows %r" % env.vm_status(vm_id))
+    mine = for_vm(env, newer(env, mark), vm_id, name, "the failed start")
+    if mine:
+        env.check(text(mine[0], "severity") in ("warning", "error", "alert"),
+                  "the failed start is recorded with severity %r: %s" % (text(mine[0], "severity"), describe(mine[0])))
+        env.check(ADMIN_USER in ET.tostring(mine[0], encoding="unicode"),
+                  "the failed start's event does not name the user: " + describe(mine[0]))
