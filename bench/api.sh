@@ -131,7 +131,10 @@ for i in range(1, count + 1):
                       "<template><name>Blank</name></template></vm>" % i)
     if i == pick:
         target = vm.get("id")
-print("bench: created %d VMs in %.1f s" % (count, time.monotonic() - t0), file=sys.stderr)
+listed = len(ET.fromstring(call("GET", "/ovirt-engine/api/vms", None, H)).findall("vm"))
+if listed < count:
+    sys.exit("bench: error: created %d VMs but GET /vms lists %d" % (count, listed))
+print("bench: created %d VMs in %.1f s (GET /vms lists %d)" % (count, time.monotonic() - t0, listed), file=sys.stderr)
 if not target:
     sys.exit("bench: error: VM #%d has no id" % pick)
 

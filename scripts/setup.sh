@@ -94,7 +94,7 @@ else
   fi
 fi
 
-for i in $(seq 1 "$WAIT_SECONDS"); do
+for _ in $(seq 1 "$WAIT_SECONDS"); do
   if ver=$(virsh -c "$LIBVIRT_URI" version 2>/dev/null); then
     say "libvirt: $LIBVIRT_URI answers ($(printf '%s\n' "$ver" | sed -n 's/^Running hypervisor: //p'))"
     exit 0

@@ -28,3 +28,7 @@ struct node *render_vm_disk_v3(const struct render_ctx *r, const struct attachme
 struct node *render_snapshot(const struct render_ctx *r, const struct snapshot *s);
 struct node *render_event(const struct render_ctx *r, const struct event *e);
 struct node *render_job(const struct render_ctx *r, const struct job *j);
+/* a volume of a disk's chain, as oVirt's disk_snapshot */
+struct node *render_disk_snapshot(const struct render_ctx *r, const struct volume *v, const struct disk *d);
+/* a disk as it was in a snapshot: the disk's fields with that volume's size and image_id */
+struct node *render_snapshot_disk(const struct render_ctx *r, const struct volume *v, const struct disk *d);

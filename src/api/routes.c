@@ -409,6 +409,118 @@ static int get_snapshot(struct api_call *c)
   return reply(c, 200, render_snapshot(&c->r, s));
 }
 
+static int add_snapshot(struct api_call *c)
+{
+  const struct node *b = body_required(c, "snapshot");
+  if (!b) return -1;
+  bool mem = false;
+  if (node_get_bool(b, "persist_memorystate", &mem) < 0) return -1;
+  AUTOSTRVEC struct strvec ids = VEC_INIT;
+  const struct node *das = node_child(b, "disk_attachments");
+  for (size_t i = 0; das && i < das->nkids; i++) {
+    const struct node *da = das->kids[i];
+    const char *id = node_attr(node_child(da, "disk"), "id");
+    if (!id) id = node_attr(da, "id");
+    if (!id) return error(ERR_INVALID, "missing disk id in 'snapshot.disk_attachments': give "
+                          "<disk_attachment><disk id=\"...\"/></disk_attachment>");
+    vec_push(&ids, xstrdup(id));
+  }
+  if (das) vec_push(&ids, NULL);
+  AUTOFREE char *id = NULL;
+  if (cmd_snapshot_create(c->eng, c->req->user, c->p[0], node_text(b, "description"), mem,
+                          das ? (const char *const *)ids.ptr : NULL, &id) < 0)
+    return -1;
+  AUTOPTR(snapshot) s = snapshot_get(c->st, id);
+  if (!s) return -1;
+  struct node *n = render_snapshot(&c->r, s);
+  const char *href = node_attr(n, "href");
+  if (href) c->resp->location = xstrdup(href);
+  return reply(c, 202, n);
+}
+
+static int remove_snapshot(struct api_call *c)
+{
+  if (cmd_snapshot_remove(c->eng, c->req->user, c->p[0], c->p[1]) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+static int restore_snapshot(struct api_call *c)
+{
+  if (cmd_snapshot_restore(c->eng, c->req->user, c->p[0], c->p[1]) < 0) return -1;
+  return reply_action(c);
+}
+
+/* the disks as they were in a snapshot: the volumes the snapshot owns (for
+ * the active snapshot, the VM's active volumes) */
+static int list_snapshot_disks(struct api_call *c)
+{
+  AUTOPTR(snapshot) s = snapshot_get(c->st, c->p[1]);
+  if (!s) return -1;
+  if (strcmp(s->vm_id, c->p[0]) != 0)
+    return error(ERR_NOT_FOUND, "snapshot '%s' does not belong to VM '%s'", c->p[1], c->p[0]);
+  const char *params[] = {s->id};
+  AUTOLIST(volume) vols = volume_list(c->st, "snapshot_id = ? AND status <> 'locked' OR "
+                                      "(snapshot_id = ? AND active = 1)", (const char *[]){s->id, s->id}, 2, NULL, 0);
+  (void)params;
+  if (!vols) return -1;
+  struct node *n = node_new("disks");
+  n->is_list = true;
+  for (size_t i = 0; vols[i]; i++) {
+    AUTOPTR(disk) d = disk_get(c->st, vols[i]->disk_id);
+    if (!d) { error_clear(); continue; }
+    node_append(n, render_snapshot_disk(&c->r, vols[i], d));
+  }
+  return reply(c, 200, n);
+}
+
+static int list_disk_snapshots_where(struct api_call *c, const char *where, const char *const *params, int np)
+{
+  AUTOLIST(volume) vols = volume_list(c->st, where, params, np, NULL, 0);
+  if (!vols) return -1;
+  struct node *n = node_new("disk_snapshots");
+  n->is_list = true;
+  for (size_t i = 0; vols[i]; i++) {
+    AUTOPTR(disk) d = disk_get(c->st, vols[i]->disk_id);
+    if (!d) { error_clear(); continue; }
+    node_append(n, render_disk_snapshot(&c->r, vols[i], d));
+  }
+  return reply(c, 200, n);
+}
+
+static int list_disk_disksnapshots(struct api_call *c)
+{
+  AUTOPTR(disk) d = disk_get(c->st, c->p[0]);
+  if (!d) return -1;
+  bool include_active;
+  if (query_bool(c, "include_active", false, &include_active) < 0) return -1;
+  const char *params[] = {d->id};
+  return list_disk_snapshots_where(c, include_active ? "disk_id = ? AND status <> 'locked'"
+                                                     : "disk_id = ? AND active = 0 AND status <> 'locked'",
+                                   params, 1);
+}
+
+static int list_sd_disksnapshots(struct api_call *c)
+{
+  AUTOPTR(storage_domain) sd = storage_domain_get(c->st, c->p[0]);
+  if (!sd) return -1;
+  bool include_active;
+  if (query_bool(c, "include_active", false, &include_active) < 0) return -1;
+  const char *params[] = {sd->id};
+  return list_disk_snapshots_where(
+      c, include_active ? "status <> 'locked' AND disk_id IN (SELECT id FROM disks WHERE storage_domain_id = ?)"
+                        : "active = 0 AND status <> 'locked' AND disk_id IN (SELECT id FROM disks WHERE storage_domain_id = ?)",
+      params, 1);
+}
+
+static int get_disk_snapshot(struct api_call *c)
+{
+  AUTOPTR(volume) v = volume_get(c->st, c->p[1]);
+  if (!v) return error(ERR_NOT_FOUND, "disk snapshot '%s' does not exist", c->p[1]);
+  AUTOPTR(disk) d = disk_get(c->st, v->disk_id);
+  if (!d) return -1;
+  return reply(c, 200, render_disk_snapshot(&c->r, v, d));
+}
+
 /* ---- disks ---- */
 
 /* fills d from a <disk> node; required fields checked here */
@@ -734,7 +846,15 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/disks/{}", v3_get_vm_disk},
   {"DELETE", "/vms/{}/disks/{}", v3_remove_vm_disk},
   {"GET", "/vms/{}/snapshots", list_snapshots},
+  {"POST", "/vms/{}/snapshots", add_snapshot},
   {"GET", "/vms/{}/snapshots/{}", get_snapshot},
+  {"DELETE", "/vms/{}/snapshots/{}", remove_snapshot},
+  {"POST", "/vms/{}/snapshots/{}/restore", restore_snapshot},
+  {"GET", "/vms/{}/snapshots/{}/disks", list_snapshot_disks},
+  {"GET", "/disks/{}/disksnapshots", list_disk_disksnapshots},
+  {"GET", "/disks/{}/disksnapshots/{}", get_disk_snapshot},
+  {"GET", "/storagedomains/{}/disksnapshots", list_sd_disksnapshots},
+  {"GET", "/storagedomains/{}/disksnapshots/{}", get_disk_snapshot},
   {"GET", "/disks", list_disk},
   {"POST", "/disks", add_disk},
   {"GET", "/disks/{}", get_disk},

@@ -54,3 +54,21 @@ char *vm_ovf(struct engine *eng, const struct vm *vm);
 char *volume_path_for(const struct storage_domain *sd, const char *disk_id, const char *vol_id);
 /* the top volume of a disk's chain (NULL + error when none) */
 struct volume *disk_active_volume(struct store *st, const char *disk_id);
+
+/* snapshots (snapshot.c). create answers at once with the snapshot locked;
+ * a background job creates the overlays, switches a running VM to them in
+ * one atomic step and marks it ok. disk_ids (NULL-terminated, may be NULL)
+ * limits it to some of the VM's own disks. */
+int cmd_snapshot_create(struct engine *eng, const struct user *u, const char *vm_id,
+                        const char *description, bool persist_memorystate,
+                        const char *const *disk_ids, char **out_id);
+/* removal merges each of the snapshot's volumes with its child (live block
+ * commit, or qemu-img offline) in the background; the snapshot stays listed,
+ * locked, until it is gone */
+int cmd_snapshot_remove(struct engine *eng, const struct user *u, const char *vm_id,
+                        const char *snap_id);
+/* VM down: the VM runs from the snapshot's state next time; newer snapshots go */
+int cmd_snapshot_restore(struct engine *eng, const struct user *u, const char *vm_id,
+                         const char *snap_id);
+/* the VM's active snapshot (caller frees) */
+struct snapshot *vm_active_snapshot(struct store *st, const char *vm_id);

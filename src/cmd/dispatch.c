@@ -59,6 +59,8 @@ static void job_end(struct engine *eng, struct job *job, bool ok)
   if (job_update(eng->st, job) < 0) log_err("cannot update job: %s", error_message());
 }
 
+void engine_unlock(struct engine *eng, const char *const *ids) { locks_release(eng, ids); }
+
 int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
 {
   struct engine *eng = c->eng;
@@ -101,6 +103,6 @@ int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
   free(job.id);
   free(job.description);
   free(job.user_id);
-  locks_release(eng, c->locks);
+  if (!(rc == 0 && c->keep_locks)) locks_release(eng, c->locks);
   return rc;
 }

@@ -219,6 +219,8 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   struct engine *eng = xcalloc(1, sizeof *eng);
   pthread_mutex_init(&eng->hyper_mu, NULL);
   pthread_mutex_init(&eng->lock_mu, NULL);
+  pthread_mutex_init(&eng->bg_mu, NULL);
+  pthread_cond_init(&eng->bg_cv, NULL);
   eng->state_dir = xstrdup(opts->state_dir);
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);
   eng->domain_type = opts->domain_type;
@@ -244,6 +246,8 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
     }
   }
   engine_reconcile(eng);
+  snapshot_recover(eng);
+  engine_sweep_orphans(eng);
   return eng;
 fail:
   {
@@ -255,9 +259,47 @@ fail:
   return NULL;
 }
 
+struct bg_job { struct engine *eng; void (*fn)(struct engine *, void *); void *arg; };
+
+static void *bg_main(void *p)
+{
+  struct bg_job *job = p;
+  job->fn(job->eng, job->arg);
+  error_clear();
+  pthread_mutex_lock(&job->eng->bg_mu);
+  job->eng->bg_running--;
+  pthread_cond_broadcast(&job->eng->bg_cv);
+  pthread_mutex_unlock(&job->eng->bg_mu);
+  free(job);
+  return NULL;
+}
+
+void engine_background(struct engine *eng, void (*fn)(struct engine *, void *), void *arg)
+{
+  struct bg_job *job = xcalloc(1, sizeof *job);
+  *job = (struct bg_job){eng, fn, arg};
+  pthread_mutex_lock(&eng->bg_mu);
+  eng->bg_running++;
+  pthread_mutex_unlock(&eng->bg_mu);
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, bg_main, job) != 0) {
+    /* no thread: run it here rather than lose it */
+    pthread_attr_destroy(&attr);
+    bg_main(job);
+    return;
+  }
+  pthread_attr_destroy(&attr);
+}
+
 void engine_close(struct engine *eng)
 {
   if (!eng) return;
+  pthread_mutex_lock(&eng->bg_mu);
+  while (eng->bg_running > 0) pthread_cond_wait(&eng->bg_cv, &eng->bg_mu);
+  pthread_mutex_unlock(&eng->bg_mu);
   if (eng->hyper) eng->hyper_ops->close(eng->hyper);
   store_close(eng->st);
   for (size_t i = 0; i < eng->nlocks; i++) {
@@ -271,5 +313,7 @@ void engine_close(struct engine *eng)
   free(eng->libvirt_uri);
   pthread_mutex_destroy(&eng->hyper_mu);
   pthread_mutex_destroy(&eng->lock_mu);
+  pthread_mutex_destroy(&eng->bg_mu);
+  pthread_cond_destroy(&eng->bg_cv);
   free(eng);
 }

@@ -46,6 +46,8 @@ struct cmd_ctx {
   const char *vm_id;             /* the VM the audit event names, or NULL */
   const char *locks[CMD_MAX_LOCKS]; /* object ids to hold exclusively; NULL-terminated */
   void *data;                    /* the command's own arguments and results */
+  bool keep_locks;               /* set by execute: the locks pass to a background
+                                    job, which drops them with engine_unlock() */
 };
 
 struct cmd_def {
@@ -63,6 +65,11 @@ struct cmd_def {
 
 /* runs a command; 0 or -1 with the command's error (the audit event is recorded either way) */
 int cmd_run(const struct cmd_def *def, struct cmd_ctx *c);
+
+/* drops locks a command handed to its background job (keep_locks) */
+void engine_unlock(struct engine *eng, const char *const *ids);
+/* runs fn(eng, arg) on a background thread; engine_close() waits for it */
+void engine_background(struct engine *eng, void (*fn)(struct engine *eng, void *arg), void *arg);
 
 /* records an audit event (never fails the caller: store errors are logged) */
 void engine_event(struct engine *eng, int severity, int64_t code, const struct user *user,

@@ -19,7 +19,16 @@ struct engine {
   pthread_mutex_t lock_mu;
   struct lock_entry *locks;
   size_t nlocks, cap_locks;
+  /* background jobs (snapshot create/remove) still running */
+  pthread_mutex_t bg_mu;
+  pthread_cond_t bg_cv;
+  int bg_running;
 };
+
+/* snapshot.c: finishes or undoes snapshot operations a crash interrupted */
+void snapshot_recover(struct engine *eng);
+/* storage.c-like sweep: volume files no row names are removed and reported */
+void engine_sweep_orphans(struct engine *eng);
 
 /* lock.c: take every id in ids (NULL-terminated) or none; ERR_CONFLICT names the holder */
 int locks_acquire(struct engine *eng, const char *const *ids, const char *cmd, const struct user *u);
@@ -40,5 +49,7 @@ enum {
   EV_DISK_ADDED = 2021, EV_DISK_REMOVED = 2014, EV_DISK_ATTACHED = 2016,
   EV_DISK_DETACHED = 2018, EV_DISK_PLUGGED = 2000, EV_DISK_UNPLUGGED = 2002,
   EV_HOST_MAINTENANCE = 17, EV_HOST_ACTIVATED = 16, EV_SD_ADDED = 956,
+  EV_SNAPSHOT_CREATED = 68, EV_SNAPSHOT_FAILED = 69, EV_SNAPSHOT_REMOVED = 342,
+  EV_SNAPSHOT_REMOVE_FAILED = 357, EV_SNAPSHOT_RESTORED = 44, EV_ORPHAN_REMOVED = 10001,
   EV_COMMAND_FAILED = 9999, EV_EXTERNAL = 12000, EV_ENGINE_STARTED = 1, EV_RECONCILED = 2,
 };

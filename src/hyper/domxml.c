@@ -258,3 +258,74 @@ int domxml_parse_disks(const char *xml, struct hyper_live_disk **out, size_t *n)
   *n = len;
   return 0;
 }
+
+char *domxml_snapshot(const struct hyper_snap_disk *snap, size_t n, const struct hyper_live_disk *live,
+                      size_t nlive)
+{
+  if (n == 0) return error(ERR_INVALID, "cannot make a snapshot of no disk"), NULL;
+  /* which live disk each listed disk is, so every live disk is named once */
+  AUTOFREE const struct hyper_snap_disk **by_live = xcalloc(nlive ? nlive : 1, sizeof *by_live);
+  for (size_t i = 0; i < n; i++) {
+    const struct hyper_snap_disk *s = &snap[i];
+    if (!s->disk_id || !s->new_path)
+      return error(ERR_INVALID, "cannot make a snapshot: disk without id or new file"), NULL;
+    if (s->new_format < 0 || s->new_format >= DISK_FORMAT_LAST)
+      return error(ERR_INVALID, "cannot make a snapshot of disk '%s': unknown format %d", s->disk_id,
+                   s->new_format), NULL;
+    AUTOFREE char *alias = xasprintf("ua-%s", s->disk_id);
+    size_t j = 0;
+    while (j < nlive && !(live[j].alias && live[j].target && strcmp(live[j].alias, alias) == 0)) j++;
+    if (j == nlive)
+      return error(ERR_NOT_FOUND, "cannot make a snapshot of disk '%s': the VM has no such disk", s->disk_id),
+             NULL;
+    if (by_live[j])
+      return error(ERR_INVALID, "cannot make a snapshot of disk '%s': it is listed twice", s->disk_id), NULL;
+    by_live[j] = s;
+  }
+  AUTOBUF struct buf b = BUF_INIT;
+  buf_puts(&b, "<domainsnapshot>\n  <disks>\n");
+  for (size_t j = 0; j < nlive; j++) {
+    if (!live[j].target) continue;
+    buf_puts(&b, "    <disk name='");
+    buf_put_xml_escaped(&b, live[j].target);
+    const struct hyper_snap_disk *s = by_live[j];
+    if (!s) {
+      buf_puts(&b, "' snapshot='no'/>\n");
+      continue;
+    }
+    buf_printf(&b, "' snapshot='external' type='file'>\n      <driver type='%s'/>\n      <source file='",
+               format_driver[s->new_format]);
+    buf_put_xml_escaped(&b, s->new_path);
+    buf_puts(&b, "'/>\n    </disk>\n");
+  }
+  buf_puts(&b, "  </disks>\n</domainsnapshot>\n");
+  return buf_detach(&b);
+}
+
+int domxml_disk_chain(const char *xml, const char *alias, char **target, struct strvec *chain)
+{
+  *target = NULL;
+  AUTOPTR(xmlDoc) doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+  if (!root || strcmp((const char *)root->name, "domain") != 0)
+    return error(ERR_INTERNAL, "cannot parse the domain XML from libvirt");
+  for (xmlNode *c = child(root, "devices") ? child(root, "devices")->children : NULL; c; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "disk") != 0) continue;
+    xmlNode *a = child(c, "alias");
+    AUTOFREE char *name = a ? attr_dup(a, "name") : NULL;
+    if (!name || strcmp(name, alias) != 0) continue;
+    xmlNode *t = child(c, "target");
+    *target = t ? attr_dup(t, "dev") : NULL;
+    /* the disk's own <source>, then <backingStore><source> nested down; the
+     * bottom is an empty <backingStore/> (or none at all) */
+    for (xmlNode *layer = c; layer; layer = child(layer, "backingStore")) {
+      xmlNode *src = child(layer, "source");
+      char *file = src ? attr_dup(src, "file") : NULL;
+      if (!file) break;
+      vec_push(chain, file);
+    }
+    return 0;
+  }
+  return error(ERR_NOT_FOUND, "the VM has no disk '%s'", alias);
+}

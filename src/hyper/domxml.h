@@ -38,3 +38,17 @@ char *domxml_free_target(int iface, const struct hyper_live_disk *live, size_t n
 /* parses the <disk> devices of a (live) domain XML; disks without a field
  * get NULL there. ERR_INTERNAL when the XML does not parse. */
 int domxml_parse_disks(const char *xml, struct hyper_live_disk **out, size_t *n);
+
+/* the <domainsnapshot> of a disk-only external snapshot: each disk of
+ * snap[0..n) (found in live[0..nlive) by alias "ua-<disk_id>" and named by
+ * its target) gets snapshot='external' with its new file, every other disk
+ * of live snapshot='no'. NULL with ERR_NOT_FOUND when a disk is not in live,
+ * ERR_INVALID on a bad format or a disk listed twice. Caller frees. */
+char *domxml_snapshot(const struct hyper_snap_disk *snap, size_t n, const struct hyper_live_disk *live,
+                      size_t nlive);
+
+/* the disk with alias `alias` in a live domain XML: its target device name
+ * (may be NULL) and its backing chain as file paths, the active layer first,
+ * then each <backingStore> source down to the bottom. ERR_NOT_FOUND when no
+ * disk has that alias, ERR_INTERNAL when the XML does not parse. */
+int domxml_disk_chain(const char *xml, const char *alias, char **target, struct strvec *chain);

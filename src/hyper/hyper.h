@@ -52,6 +52,13 @@ struct hyper_live_disk {
 };
 void hyper_live_disks_free(struct hyper_live_disk *d, size_t n);
 
+/* one disk of a live external snapshot (domain_snapshot) */
+struct hyper_snap_disk {
+  const char *disk_id;    /* device alias ua-<disk_id> in the running domain */
+  const char *new_path;   /* overlay already created by the caller, backing = the disk's current file */
+  int new_format;         /* enum disk_format of new_path (qcow2 in practice) */
+};
+
 struct hyper_callbacks {
   /* the domain vm_id changed state (VM_DOWN when it stopped or crashed);
    * reason is libvirt's, e.g. "shutdown", "destroyed", "crashed" */
@@ -101,6 +108,26 @@ struct hyper_ops {
    * ERR_CONFLICT "guest did not release disk ..." after the timeout, the disk
    * still being in place */
   int (*disk_detach)(struct hyper *h, const char *vm_id, const char *disk_id);
+  /* Switches every listed disk of the running domain to its overlay in one
+   * atomic step (a disk-only external snapshot without libvirt metadata that
+   * reuses the given files; the other disks are left alone). With quiesce
+   * the guest agent freezes the file systems first; when no agent answers
+   * the snapshot is taken crash-consistent instead. *quiesced (may be NULL)
+   * tells which. ERR_NOT_FOUND for a VM that does not run or a disk it does
+   * not have; libvirt's message otherwise, nothing changed. */
+  int (*domain_snapshot)(struct hyper *h, const char *vm_id, const struct hyper_snap_disk *disks, size_t n,
+                         bool quiesce, bool *quiesced);
+  /* Merges top_path into base_path (its backing file, or one further down)
+   * in the chain of disk disk_id of the running domain and drops the layers
+   * from top_path down to just above base_path from the chain. When
+   * top_path is the active layer the VM writes base_path afterwards (active
+   * commit + pivot). Returns when the merge finished. After timeout_ms (<= 0:
+   * 10 minutes) the job is cancelled and ERR_INTERNAL "merge of ... did not
+   * finish within N s"; on any failure the chain is unchanged and usable.
+   * ERR_NOT_FOUND when top_path is not in the disk's chain or base_path is
+   * not below it. The files stay: the caller deletes the merged layers. */
+  int (*block_commit)(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
+                      const char *base_path, int timeout_ms);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;
@@ -113,3 +140,20 @@ int volume_create(const char *path, int format, int64_t size, const char *backin
 int64_t volume_actual_size(const char *path);
 /* removes PATH; a missing file is not an error */
 int volume_remove(const char *path);
+/* merges TOP into BASE (TOP's backing file or one further down) with
+ * `qemu-img commit -b`; neither may be open for writing by a VM. TOP stays
+ * in place (emptied): the caller deletes it and the layers in between. */
+int volume_commit(const char *top, int top_format, const char *base);
+/* rewrites the backing file name recorded in the qcow2 PATH to new_backing
+ * (`qemu-img rebase -u`): no data moves, so new_backing must already hold
+ * the content of the old backing chain */
+int volume_rebase_unsafe(const char *path, const char *new_backing, int backing_format);
+/* the backing file of PATH as an openable path (relative names resolved
+ * against PATH's directory), read with `qemu-img info -U` so PATH may be in
+ * use. NULL with no error (error_code() == ERR_NONE) when PATH has none;
+ * NULL with ERR_NOT_FOUND when PATH is missing. Caller frees. */
+char *volume_backing(const char *path);
+/* lowercase SHA-256 hex of the guest-visible content of PATH (the whole
+ * virtual disk, backing chain included), read with -U so PATH may be in use;
+ * goes through a temporary raw copy in /var/tmp. Caller frees. */
+char *volume_sha256(const char *path, int format);

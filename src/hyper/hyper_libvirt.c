@@ -8,7 +8,7 @@
  *
  * Locks: conn_lock guards the connection (opened and re-opened lazily when
  * virConnectIsAlive says it dropped) and is held across libvirt calls only
- * while (re)connecting. wait_lock guards the detach waiters and is taken by
+ * while (re)connecting. wait_lock guards the detach and block job waiters and is taken by
  * the event callbacks; it is never held across a libvirt call, so the event
  * thread cannot deadlock against an op. attach_lock serialises hot-plugs so
  * two of them do not pick the same target name.
@@ -28,6 +28,9 @@
 #include <libvirt/virterror.h>
 
 #define DETACH_TIMEOUT_DEFAULT_MS 10000
+#define COMMIT_TIMEOUT_DEFAULT_MS (10 * 60 * 1000)
+/* how often block_commit asks libvirt about the job when no event came */
+#define COMMIT_POLL_MS 500
 /* how long close waits for libvirt to release the event callbacks */
 #define CALLBACK_RELEASE_MS 5000
 
@@ -41,6 +44,15 @@ struct detach_waiter {
   struct detach_waiter *next;
 };
 
+/* a block_commit watching the block job events of one disk; the events only
+ * wake it up, the job info and the live XML decide */
+struct job_waiter {
+  const char *vm_id, *target;
+  bool ready;                      /* a READY event came */
+  unsigned events;                 /* events seen, to notice a wake-up */
+  struct job_waiter *next;
+};
+
 struct hyper {
   char *uri;
   int domain_type;                 /* resolved: KVM or QEMU */
@@ -50,13 +62,14 @@ struct hyper {
 
   pthread_mutex_t conn_lock;
   virConnectPtr conn;              /* NULL when disconnected */
-  int lifecycle_id, removed_id;    /* callback ids on conn, -1 when none */
+  int lifecycle_id, removed_id, job_id; /* callback ids on conn, -1 when none */
 
   pthread_mutex_t attach_lock;
 
   pthread_mutex_t wait_lock;
   pthread_cond_t wait_cond;        /* CLOCK_MONOTONIC */
   struct detach_waiter *waiters;
+  struct job_waiter *job_waiters;
   int callbacks_held;              /* registrations libvirt has not freed yet */
 };
 
@@ -238,6 +251,23 @@ static void on_device_removed(virConnectPtr conn, virDomainPtr dom, const char *
   pthread_mutex_unlock(&h->wait_lock);
 }
 
+/* BLOCK_JOB_2: disk is the target name ("sda") */
+static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk, int type, int status,
+                         void *opaque)
+{
+  struct hyper *h = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  if (virDomainGetUUIDString(dom, uuid) < 0) return;
+  pthread_mutex_lock(&h->wait_lock);
+  for (struct job_waiter *w = h->job_waiters; w; w = w->next) {
+    if (strcmp(w->vm_id, uuid) != 0 || strcmp(w->target, disk) != 0) continue;
+    w->events++;
+    if (status == VIR_DOMAIN_BLOCK_JOB_READY) w->ready = true;
+  }
+  pthread_cond_broadcast(&h->wait_cond);
+  pthread_mutex_unlock(&h->wait_lock);
+}
+
 /* libvirt calls this when it no longer uses a registration's opaque */
 static void on_callback_freed(void *opaque)
 {
@@ -256,7 +286,8 @@ static void disconnect_locked(struct hyper *h)
   if (!h->conn) return;
   if (h->lifecycle_id >= 0) virConnectDomainEventDeregisterAny(h->conn, h->lifecycle_id);
   if (h->removed_id >= 0) virConnectDomainEventDeregisterAny(h->conn, h->removed_id);
-  h->lifecycle_id = h->removed_id = -1;
+  if (h->job_id >= 0) virConnectDomainEventDeregisterAny(h->conn, h->job_id);
+  h->lifecycle_id = h->removed_id = h->job_id = -1;
   virConnectClose(h->conn);
   h->conn = NULL;
 }
@@ -289,7 +320,9 @@ static int connect_locked(struct hyper *h)
   if (h->lifecycle_id >= 0)
     h->removed_id = register_callback(h, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
                                       VIR_DOMAIN_EVENT_CALLBACK(on_device_removed));
-  if (h->lifecycle_id < 0 || h->removed_id < 0) {
+  if (h->removed_id >= 0)
+    h->job_id = register_callback(h, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, VIR_DOMAIN_EVENT_CALLBACK(on_block_job));
+  if (h->lifecycle_id < 0 || h->removed_id < 0 || h->job_id < 0) {
     int rc = virt_error("cannot watch the domain events of host '%s'", h->uri);
     disconnect_locked(h);
     return rc;
@@ -342,7 +375,7 @@ static struct hyper *lv_open(const struct hyper_options *opts)
   h->detach_timeout_ms = opts->detach_timeout_ms > 0 ? opts->detach_timeout_ms : DETACH_TIMEOUT_DEFAULT_MS;
   if (opts->cb) h->cb = *opts->cb;
   h->opaque = opts->opaque;
-  h->lifecycle_id = h->removed_id = -1;
+  h->lifecycle_id = h->removed_id = h->job_id = -1;
   pthread_mutex_init(&h->conn_lock, NULL);
   pthread_mutex_init(&h->attach_lock, NULL);
   pthread_mutex_init(&h->wait_lock, NULL);

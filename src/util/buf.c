@@ -54,6 +54,7 @@ void buf_putc(struct buf *b, char c) { buf_add(b, &c, 1); }
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
+  if (!fmt) return; /* keeps GCC 12's -Wformat-truncation quiet under UBSan */
   va_list cp;
   va_copy(cp, ap);
   int n = vsnprintf(NULL, 0, fmt, cp);

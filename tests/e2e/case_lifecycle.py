@@ -189,3 +189,42 @@ def inline_and_remove(env):
     env.check(not os.path.exists(f), "detach_only=false left the file %s" % f)
     env.action(vm_id, "stop")
     env.check(domstate(name) is None, "after stop, domain %s is %r" % (name, domstate(name)))
+
+
+@case("lifecycle: virtio-blk hot-unplug with no guest to release it: the API never disagrees with libvirt")
+def unplug_without_guest(env):
+    """MACHINE-NOTES: with no guest OS only virtio-scsi unplugs; a virtio-blk detach that
+    libvirt 'accepts' has not happened. Either the engine manages it or refuses, but
+    what it reports must be what libvirt has."""
+    vm_id, name = env.create_vm()
+    d1 = env.create_disk(size=16 * MiB)
+    env.attach(vm_id, d1, "virtio_scsi", bootable=True)
+    env.start_vm(vm_id, name)
+    d2 = env.create_disk(size=16 * MiB)
+    env.attach(vm_id, d2, "virtio")
+    f2 = env.disk_file(d2)
+    env.require(f2 in (sources(name) or []), "virtio hot-plug: domblklist %r lacks %s" % (sources(name), f2))
+
+    for what, method, path, body in (
+            ("PUT active=false", "PUT", "/vms/%s/diskattachments/%s" % (vm_id, d2),
+             "<disk_attachment><active>false</active></disk_attachment>"),
+            ("DELETE attachment", "DELETE", "/vms/%s/diskattachments/%s" % (vm_id, d2), None)):
+        r = env.api(method, path, body)
+        in_libvirt = f2 in (sources(name) or [])
+        a = env.api("GET", "/vms/%s/diskattachments/%s" % (vm_id, d2))
+        if r.status == 200:
+            env.check(not in_libvirt, "%s of a virtio-blk disk with no guest answered 200, but libvirt "
+                      "still has it: %r" % (what, sources(name)))
+        else:
+            env.check_fault(r, (409, 500, 503, 504), "%s of a virtio-blk disk with no guest" % what)
+            env.check(in_libvirt, "%s was refused (%d), yet the disk left libvirt" % (what, r.status))
+            env.check(a.status == 200 and text(a.body, "active") == "true",
+                      "%s was refused, but the attachment now reads: %s" % (what, a.short()))
+        if r.status == 200:
+            break
+    env.action(vm_id, "stop")
+    env.check(domstate(name) is None, "stop: domain %s is %r" % (name, domstate(name)))
+    r = env.api("DELETE", "/vms/%s/diskattachments/%s" % (vm_id, d2))
+    env.check(r.status in (200, 404), "DELETE the attachment of a down VM: " + r.short())
+    r = env.api("GET", "/disks/" + d2)
+    env.check(r.status == 200, "the disk is gone after detaching it: " + r.short())
