@@ -459,9 +459,7 @@ static int list_snapshot_disks(struct api_call *c)
   if (strcmp(s->vm_id, c->p[0]) != 0)
     return error(ERR_NOT_FOUND, "snapshot '%s' does not belong to VM '%s'", c->p[1], c->p[0]);
   const char *params[] = {s->id};
-  AUTOLIST(volume) vols = volume_list(c->st, "snapshot_id = ? AND status <> 'locked' OR "
-                                      "(snapshot_id = ? AND active = 1)", (const char *[]){s->id, s->id}, 2, NULL, 0);
-  (void)params;
+  AUTOLIST(volume) vols = volume_list(c->st, "snapshot_id = ? AND status <> 'locked'", params, 1, NULL, 0);
   if (!vols) return -1;
   struct node *n = node_new("disks");
   n->is_list = true;

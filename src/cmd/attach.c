@@ -45,34 +45,111 @@ static int bootable_free(struct store *st, const struct vm *vm, const char *exce
   return 0;
 }
 
-/* the hyper_disk for plugging attachment a of disk d */
-static int plug(struct engine *eng, const struct vm *vm, const struct attachment *a,
-                const struct disk *d)
+/* hot-plugs attachment a (of disk d) into running vm. A disk snapshot gets
+ * a fresh transient overlay, whose path is stored in a->overlay_path. */
+static int plug(struct engine *eng, const struct vm *vm, struct attachment *a, const struct disk *d)
 {
   const struct hyper_ops *ops;
   struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
   if (!h) return -1;
-  AUTOPTR(volume) vol = disk_active_volume(eng->st, d->id);
-  if (!vol) return -1;
-  struct hyper_disk hd = {.disk_id = d->id, .path = vol->path, .format = vol->format,
-                          .iface = a->iface, .read_only = a->read_only,
+  AUTOFREE char *overlay = NULL;
+  AUTOPTR(volume) vol = NULL;
+  struct hyper_disk hd = {.disk_id = d->id, .iface = a->iface, .read_only = a->read_only,
                           .bootable = a->bootable, .shareable = d->shareable};
-  if (ops->disk_attach(h, vm->id, &hd) < 0)
-    return error_prefix("cannot hot-plug disk '%s' into VM '%s': ", d->alias, vm->name);
+  if (a->snapshot_id) {
+    if (transient_overlay_create(eng, a, d->provisioned_size, &overlay) < 0) return -1;
+    hd.path = overlay;
+    hd.format = DISK_FORMAT_COW;
+    hd.shareable = false;
+  } else {
+    if (!(vol = disk_active_volume(eng->st, d->id))) return -1;
+    hd.path = vol->path;
+    hd.format = vol->format;
+  }
+  if (ops->disk_attach(h, vm->id, &hd) < 0) {
+    error_prefix("cannot hot-plug disk '%s' into VM '%s': ", d->alias, vm->name);
+    if (overlay) {
+      struct err_saved s;
+      error_save(&s);
+      transient_overlay_remove(eng, vm->id, overlay);
+      error_restore(&s);
+    }
+    return -1;
+  }
+  free(a->overlay_path);
+  a->overlay_path = steal_pointer(&overlay);
   return 0;
 }
 
-static int unplug(struct engine *eng, const struct vm *vm, const struct disk *d)
+/* hot-unplugs; returns only once libvirt reported the device removed, then
+ * the transient overlay (if any) goes */
+static int unplug(struct engine *eng, const struct vm *vm, struct attachment *a, const struct disk *d)
 {
   const struct hyper_ops *ops;
   struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
   if (!h) return -1;
-  if (ops->disk_detach(h, vm->id, d->id) < 0)
-    return error_prefix("cannot hot-unplug disk '%s' from VM '%s': ", d->alias, vm->name);
+  if (ops->disk_detach(h, vm->id, d->id) < 0) {
+    if (error_code() != ERR_NOT_FOUND)
+      return error_prefix("cannot hot-unplug disk '%s' from VM '%s': ", d->alias, vm->name);
+    error_clear(); /* already gone from the domain: nothing to wait for */
+  }
+  if (a->overlay_path) {
+    transient_overlay_remove(eng, vm->id, a->overlay_path);
+    free(a->overlay_path);
+    a->overlay_path = NULL;
+  }
   return 0;
 }
 
 /* ---- attach ---- */
+
+/* the Backup API rules, in oVirt's order: the snapshot exists, belongs to
+ * the disk's VM, is regular and ok; its volume is not locked or illegal; the
+ * target VM is not in a snapshot operation */
+static int snapshot_attach_check(struct cmd_ctx *c, struct attach_args *a)
+{
+  struct store *st = c->eng->st;
+  const char *sid = a->in->snapshot_id;
+  AUTOPTR(snapshot) s = snapshot_get(st, sid);
+  if (!s) return error(ERR_NOT_FOUND, "cannot attach disk '%s' to VM '%s': snapshot '%s' does not exist",
+                       a->disk->alias, a->vm->name, sid);
+  AUTOPTR(vm) src = vm_get(st, s->vm_id);
+  if (!src) return -1;
+  AUTOPTR(attachment) own = attachment_get(st, s->vm_id, a->disk->id);
+  if (!own || own->snapshot_id) {
+    error_clear();
+    return error(ERR_INVALID, "cannot attach disk '%s' to VM '%s': snapshot '%s' belongs to VM '%s', "
+                 "which does not own this disk", a->disk->alias, a->vm->name, sid, src->name);
+  }
+  if (s->type != SNAPSHOT_REGULAR)
+    return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': snapshot '%s' of VM '%s' is the "
+                 "active (running) state, not a regular snapshot; take a snapshot first",
+                 a->disk->alias, a->vm->name, sid, src->name);
+  if (s->status != SNAPSHOT_OK)
+    return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': snapshot '%s' of VM '%s' is %s; "
+                 "wait until it is ok", a->disk->alias, a->vm->name, s->description, src->name,
+                 snapshot_status_to_str(s->status));
+  if (a->disk->status == DISK_ILLEGAL)
+    return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': the disk is illegal",
+                 a->disk->alias, a->vm->name);
+  AUTOPTR(volume) vol = snapshot_volume_of(st, a->disk->id, sid);
+  if (!vol) return error_prefix("cannot attach disk '%s' to VM '%s': ", a->disk->alias, a->vm->name);
+  if (vol->status != DISK_OK)
+    return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': the volume of snapshot '%s' is %s",
+                 a->disk->alias, a->vm->name, s->description, disk_status_to_str(vol->status));
+  if (strcmp(s->vm_id, a->vm->id) == 0)
+    return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': snapshot '%s' belongs to the same "
+                 "VM; attach it to another VM (the backup appliance)", a->disk->alias, a->vm->name,
+                 s->description);
+  const char *params[] = {a->vm->id};
+  AUTOLIST(snapshot) busy = snapshot_list(st, "vm_id = ? AND status <> 'ok'", params, 1, NULL, 1);
+  if (!busy) return -1;
+  if (busy[0])
+    return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': the VM is in a snapshot operation "
+                 "(snapshot '%s' is %s)", a->disk->alias, a->vm->name, busy[0]->description,
+                 snapshot_status_to_str(busy[0]->status));
+  return 0;
+}
 
 static int attach_validate(struct cmd_ctx *c)
 {
@@ -105,9 +182,7 @@ static int attach_validate(struct cmd_ctx *c)
                    ovm ? ovm->name : other[0]->vm_id);
     }
   }
-  if (a->in->snapshot_id)
-    return error(ERR_UNSUPPORTED, "cannot attach snapshot '%s' of disk '%s': disk-snapshot "
-                 "attachments are not implemented yet", a->in->snapshot_id, a->disk->alias);
+  if (a->in->snapshot_id && snapshot_attach_check(c, a) < 0) return -1;
   if (a->in->bootable && bootable_free(st, a->vm, NULL) < 0) return -1;
   if (a->vm->status != VM_DOWN && a->in->active &&
       (a->in->iface == IFACE_SATA || a->in->iface == IFACE_IDE))
@@ -145,16 +220,15 @@ static int attach_execute(struct cmd_ctx *c)
     if (plug(c->eng, a->vm, &at, a->disk) < 0) return -1;
     at.plugged = true;
   }
-  if (attachment_insert(st, &at) < 0) {
-    if (hot) {
-      struct err_saved s;
-      error_save(&s);
-      unplug(c->eng, a->vm, a->disk);
-      error_restore(&s);
-    }
-    return -1;
+  int rc = attachment_insert(st, &at);
+  if (rc < 0 && hot) {
+    struct err_saved s;
+    error_save(&s);
+    unplug(c->eng, a->vm, &at, a->disk);
+    error_restore(&s);
   }
-  return 0;
+  free(at.overlay_path);
+  return rc;
 }
 
 static void attach_compensate(struct cmd_ctx *c)
@@ -243,13 +317,13 @@ static int attach_update_execute(struct cmd_ctx *c)
     if (plug(c->eng, a->vm, at, a->disk) < 0) return -1;
     at->plugged = true;
   } else if (was_plugged && !at->active) {
-    if (unplug(c->eng, a->vm, a->disk) < 0) return -1;
+    if (unplug(c->eng, a->vm, at, a->disk) < 0) return -1;
     at->plugged = false;
   }
   if (attachment_update(c->eng->st, at) < 0) {
     struct err_saved s;
     error_save(&s);
-    if (at->plugged && !was_plugged) unplug(c->eng, a->vm, a->disk);
+    if (at->plugged && !was_plugged) unplug(c->eng, a->vm, at, a->disk);
     error_restore(&s);
     return -1;
   }
@@ -307,7 +381,7 @@ static int detach_execute(struct cmd_ctx *c)
 {
   struct attach_args *a = c->data;
   if (a->att->plugged) {
-    if (unplug(c->eng, a->vm, a->disk) < 0) return -1;
+    if (unplug(c->eng, a->vm, a->att, a->disk) < 0) return -1;
     a->att->plugged = false;
     if (attachment_update(c->eng->st, a->att) < 0) return -1;
   }

@@ -99,15 +99,14 @@ struct volume *disk_active_volume(struct store *st, const char *disk_id)
 void engine_vm_went_down(struct engine *eng, const char *vm_id)
 {
   const char *params[] = {vm_id};
-  AUTOLIST(attachment) atts = attachment_list(eng->st, "vm_id = ? AND plugged = 1", params, 1, NULL, 0);
+  AUTOLIST(attachment) atts = attachment_list(
+      eng->st, "vm_id = ? AND (plugged = 1 OR overlay_path IS NOT NULL)", params, 1, NULL, 0);
   if (!atts) { log_err("%s", error_message()); return; }
   for (size_t i = 0; atts[i]; i++) {
     struct attachment *a = atts[i];
     a->plugged = false;
     if (a->overlay_path) {
-      if (volume_remove(a->overlay_path) < 0)
-        engine_event(eng, SEVERITY_WARNING, EV_COMMAND_FAILED, NULL, vm_id,
-                     "cannot delete transient overlay '%s': %s", a->overlay_path, error_message());
+      transient_overlay_remove(eng, vm_id, a->overlay_path);
       free(a->overlay_path);
       a->overlay_path = NULL;
     }
@@ -248,6 +247,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   engine_reconcile(eng);
   snapshot_recover(eng);
   engine_sweep_orphans(eng);
+  transient_sweep(eng);
   return eng;
 fail:
   {

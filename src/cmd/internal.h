@@ -25,6 +25,15 @@ struct engine {
   int bg_running;
 };
 
+/* transient.c: overlays of disk-snapshot attachments */
+struct volume *snapshot_volume_of(struct store *st, const char *disk_id, const char *snap_id);
+/* a fresh overlay above the snapshot volume of at (disk_id, snapshot_id) */
+int transient_overlay_create(struct engine *eng, const struct attachment *at, int64_t size,
+                             char **out_path);
+/* deletes it, retrying; a failure is an event, never only a log line */
+void transient_overlay_remove(struct engine *eng, const char *vm_id, const char *path);
+void transient_sweep(struct engine *eng);
+
 /* snapshot.c: finishes or undoes snapshot operations a crash interrupted */
 void snapshot_recover(struct engine *eng);
 /* storage.c-like sweep: volume files no row names are removed and reported */

@@ -310,14 +310,32 @@ int vm_start_disks(struct engine *eng, const char *vm_id, struct hyper_disk **ou
     struct attachment *at = atts[i];
     AUTOPTR(disk) d = disk_get(eng->st, at->disk_id);
     if (!d) { free(disks); return -1; }
-    AUTOPTR(volume) vol = disk_active_volume(eng->st, at->disk_id);
-    if (!vol) { free(disks); return -1; }
+    char *path = NULL;
+    int format = DISK_FORMAT_COW;
+    if (at->snapshot_id) {
+      /* a disk snapshot runs on a fresh transient overlay, recorded at once
+       * so that a failed start or a crash never leaves it unowned */
+      if (transient_overlay_create(eng, at, d->provisioned_size, &path) < 0) { free(disks); return -1; }
+      free(at->overlay_path);
+      at->overlay_path = xstrdup(path);
+      if (attachment_update(eng->st, at) < 0) {
+        transient_overlay_remove(eng, vm_id, path);
+        free(path);
+        free(disks);
+        return -1;
+      }
+    } else {
+      AUTOPTR(volume) vol = disk_active_volume(eng->st, at->disk_id);
+      if (!vol) { free(disks); return -1; }
+      path = xstrdup(vol->path);
+      format = vol->format;
+    }
     vec_push(paths, xstrdup(at->disk_id));
-    vec_push(paths, xstrdup(vol->path));
+    vec_push(paths, path);
     disks[i] = (struct hyper_disk){
       .disk_id = paths->ptr[paths->len - 2], .path = paths->ptr[paths->len - 1],
-      .format = vol->format, .iface = at->iface, .read_only = at->read_only,
-      .bootable = at->bootable, .shareable = d->shareable,
+      .format = format, .iface = at->iface, .read_only = at->read_only,
+      .bootable = at->bootable, .shareable = d->shareable && !at->snapshot_id,
     };
   }
   *out = disks;
@@ -350,9 +368,20 @@ static int vm_start_execute(struct cmd_ctx *c)
   AUTOSTRVEC struct strvec paths = VEC_INIT;
   AUTOFREE struct hyper_disk *disks = NULL;
   size_t n = 0;
-  if (vm_start_disks(eng, a->vm_id, &disks, &n, &paths) < 0) return -1;
+  if (vm_start_disks(eng, a->vm_id, &disks, &n, &paths) < 0) {
+    struct err_saved s;
+    error_save(&s);
+    engine_vm_went_down(eng, a->vm_id); /* overlays made so far go */
+    return error_restore(&s);
+  }
   struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n};
-  if (ops->domain_start(h, &spec) < 0) return error_prefix("cannot start VM '%s': ", a->vm->name);
+  if (ops->domain_start(h, &spec) < 0) {
+    error_prefix("cannot start VM '%s': ", a->vm->name);
+    struct err_saved s;
+    error_save(&s);
+    engine_vm_went_down(eng, a->vm_id);
+    return error_restore(&s);
+  }
   struct store *st = eng->st;
   AUTOPTR(vm) cur = NULL;
   AUTOLIST(attachment) atts = NULL;
@@ -379,6 +408,7 @@ undo:
     struct err_saved s;
     error_save(&s);
     ops->domain_destroy(h, a->vm_id);
+    engine_vm_went_down(eng, a->vm_id);
     error_restore(&s);
   }
   return -1;

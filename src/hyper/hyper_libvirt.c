@@ -688,6 +688,200 @@ static int lv_disk_detach(struct hyper *h, const char *vm_id, const char *disk_i
   return 0;
 }
 
+DEFINE_AUTOPTR(virDomainSnapshot, struct _virDomainSnapshot, virDomainSnapshotFree)
+
+/* true when the last error says no guest agent is configured or answering:
+ * a quiesced snapshot cannot work then, a crash-consistent one can */
+static bool agent_missing(void)
+{
+  virErrorPtr e = virGetLastError();
+  if (!e) return false;
+  switch (e->code) {
+  case VIR_ERR_AGENT_UNRESPONSIVE:
+  case VIR_ERR_AGENT_UNSYNCED:
+    return true;
+  case VIR_ERR_ARGUMENT_UNSUPPORTED:  /* "QEMU guest agent is not configured" */
+  case VIR_ERR_OPERATION_UNSUPPORTED:
+  case VIR_ERR_OPERATION_INVALID:
+    return e->message && strcasestr(e->message, "agent");
+  default:
+    return false;
+  }
+}
+
+/* One virDomainSnapshotCreateXML: disk-only, external, on the overlays the
+ * caller made (REUSE_EXT), without snapshot metadata in libvirt (the store
+ * keeps the truth), all disks or none (ATOMIC). With quiesce it first asks
+ * for QUIESCE and falls back to crash-consistent when the agent is missing;
+ * any other failure of the quiesced attempt is reported as it is. */
+static int lv_domain_snapshot(struct hyper *h, const char *vm_id, const struct hyper_snap_disk *disks, size_t n,
+                              bool quiesce, bool *quiesced)
+{
+  if (quiesced) *quiesced = false;
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  struct hyper_live_disk *live = NULL;
+  size_t nlive = 0;
+  if (live_disks(d, vm_id, &live, &nlive) < 0) return -1;
+  AUTOFREE char *xml = domxml_snapshot(disks, n, live, nlive);
+  hyper_live_disks_free(live, nlive);
+  if (!xml) return error_prefix("cannot snapshot VM '%s': ", vm_id);
+
+  unsigned flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT |
+                   VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
+  if (quiesce) {
+    AUTOPTR(virDomainSnapshot) snap = virDomainSnapshotCreateXML(d, xml, flags | VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE);
+    if (snap) {
+      if (quiesced) *quiesced = true;
+      return 0;
+    }
+    if (!agent_missing()) return virt_error("cannot snapshot the disks of VM '%s'", vm_id);
+    log_info("snapshot of VM '%s' is crash-consistent: %s", vm_id, virGetLastErrorMessage());
+    virResetLastError();
+  }
+  AUTOPTR(virDomainSnapshot) snap = virDomainSnapshotCreateXML(d, xml, flags);
+  if (!snap) return virt_error("cannot snapshot the disks of VM '%s'", vm_id);
+  return 0;
+}
+
+/* position of path in chain, -1 when absent */
+static int chain_index(const struct strvec *chain, const char *path)
+{
+  for (size_t i = 0; i < chain->len; i++)
+    if (strcmp(chain->ptr[i], path) == 0) return (int)i;
+  return -1;
+}
+
+/* the target name and backing chain (active layer first) of disk alias */
+static int live_chain(virDomainPtr d, const char *vm_id, const char *alias, char **target, struct strvec *chain)
+{
+  AUTOFREE char *xml = live_xml(d, vm_id);
+  if (!xml) return -1;
+  return domxml_disk_chain(xml, alias, target, chain);
+}
+
+static bool past(const struct timespec *deadline)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* cancels the job on target; libvirt leaves the chain as it was */
+static void job_cancel(virDomainPtr d, const char *target)
+{
+  if (virDomainBlockJobAbort(d, target, 0) < 0 && !last_error_is(VIR_ERR_OPERATION_INVALID))
+    log_warn("cannot cancel the block job on disk '%s': %s", target, virGetLastErrorMessage());
+  virResetLastError();
+}
+
+/* Starts the commit and drives it until libvirt has no job on the disk any
+ * more: an active commit is pivoted once ready (READY event, or cur == end
+ * in the job info, which libvirt reports only when QEMU says ready). Events
+ * wake the loop early; the job info is polled every COMMIT_POLL_MS anyway,
+ * so a lost event costs half a second, not the merge. The caller checks the
+ * result in the live XML. */
+static int commit_drive(struct hyper *h, virDomainPtr d, struct job_waiter *w, const char *what,
+                        const char *top, const char *base, bool active, int timeout_ms)
+{
+  unsigned flags = active ? VIR_DOMAIN_BLOCK_COMMIT_ACTIVE : 0;
+  if (virDomainBlockCommit(d, w->target, base, top, 0, flags) < 0) return virt_error("cannot start the %s", what);
+  struct timespec deadline;
+  deadline_after(&deadline, timeout_ms);
+  unsigned seen = 0;
+  bool pivoted = false, wait = true;
+  for (;;) {
+    bool ready;
+    struct timespec slice;
+    deadline_after(&slice, COMMIT_POLL_MS);
+    if (slice.tv_sec > deadline.tv_sec || (slice.tv_sec == deadline.tv_sec && slice.tv_nsec > deadline.tv_nsec))
+      slice = deadline;
+    pthread_mutex_lock(&h->wait_lock);
+    while (wait && w->events == seen)
+      if (pthread_cond_timedwait(&h->wait_cond, &h->wait_lock, &slice) == ETIMEDOUT) break;
+    seen = w->events;
+    ready = w->ready;
+    pthread_mutex_unlock(&h->wait_lock);
+    wait = true;
+
+    virDomainBlockJobInfo info;
+    int r = virDomainGetBlockJobInfo(d, w->target, &info, 0);
+    if (r == 0) return 0;
+    if (r < 0) {
+      int rc = virt_error("cannot follow the %s", what);
+      job_cancel(d, w->target);
+      return rc;
+    }
+    if (past(&deadline)) {
+      job_cancel(d, w->target);
+      return error(ERR_INTERNAL, "%s did not finish within %d s; it was cancelled and the chain is unchanged",
+                   what, (timeout_ms + 999) / 1000);
+    }
+    if (active && !pivoted && (ready || (info.end > 0 && info.cur == info.end))) {
+      /* synchronous: returns once QEMU switched the disk to base */
+      if (virDomainBlockJobAbort(d, w->target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+        int rc = virt_error("cannot pivot the %s", what);
+        job_cancel(d, w->target);
+        return rc;
+      }
+      pivoted = true;
+      wait = false;
+    }
+  }
+}
+
+/* Checks the paths against the live chain, watches the disk's block job
+ * events (registered before the job starts, so none is missed), drives the
+ * job, and decides success from the live XML afterwards: base on top for an
+ * active commit, top gone from the chain otherwise. */
+static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
+                           const char *base_path, int timeout_ms)
+{
+  if (timeout_ms <= 0) timeout_ms = COMMIT_TIMEOUT_DEFAULT_MS;
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  AUTOFREE char *what = xasprintf("merge of '%s' into '%s' of disk '%s'", top_path, base_path, disk_id);
+  AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
+  AUTOFREE char *target = NULL;
+  AUTOSTRVEC struct strvec chain = VEC_INIT;
+  if (live_chain(d, vm_id, alias, &target, &chain) < 0) return error_prefix("cannot start the %s: ", what);
+  if (!target) return error(ERR_INTERNAL, "cannot start the %s: the disk has no target in VM '%s'", what, vm_id);
+  int top = chain_index(&chain, top_path), base = chain_index(&chain, base_path);
+  if (top < 0)
+    return error(ERR_NOT_FOUND, "cannot start the %s: '%s' is not in the disk's chain", what, top_path);
+  if (base <= top)
+    return error(ERR_NOT_FOUND, "cannot start the %s: '%s' is not below '%s' in the disk's chain", what,
+                 base_path, top_path);
+  bool active = top == 0;
+
+  struct job_waiter w = {vm_id, target, false, 0, NULL};
+  pthread_mutex_lock(&h->wait_lock);
+  w.next = h->job_waiters;
+  h->job_waiters = &w;
+  pthread_mutex_unlock(&h->wait_lock);
+  int rc = commit_drive(h, d, &w, what, top_path, base_path, active, timeout_ms);
+  pthread_mutex_lock(&h->wait_lock);
+  for (struct job_waiter **p = &h->job_waiters; *p; p = &(*p)->next)
+    if (*p == &w) {
+      *p = w.next;
+      break;
+    }
+  pthread_mutex_unlock(&h->wait_lock);
+  if (rc < 0) return rc;
+
+  AUTOFREE char *target_after = NULL;
+  AUTOSTRVEC struct strvec after = VEC_INIT;
+  if (live_chain(d, vm_id, alias, &target_after, &after) < 0) return error_prefix("after the %s: ", what);
+  bool done = active ? after.len > 0 && strcmp(after.ptr[0], base_path) == 0
+                     : chain_index(&after, top_path) < 0 && chain_index(&after, base_path) >= 0;
+  if (!done) return error(ERR_INTERNAL, "%s failed; the chain is unchanged", what);
+  return 0;
+}
+
 const struct hyper_ops hyper_libvirt_ops = {
   .name = "libvirt",
   .open = lv_open,
@@ -704,4 +898,6 @@ const struct hyper_ops hyper_libvirt_ops = {
   .domain_disks = lv_domain_disks,
   .disk_attach = lv_disk_attach,
   .disk_detach = lv_disk_detach,
+  .domain_snapshot = lv_domain_snapshot,
+  .block_commit = lv_block_commit,
 };

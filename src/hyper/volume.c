@@ -7,10 +7,16 @@
 #include "util/err.h"
 #include "util/spawn.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+DEFINE_AUTOPTR(json, json_t, json_decref)
+DEFINE_AUTOPTR(EVP_MD_CTX, EVP_MD_CTX, EVP_MD_CTX_free)
 
 /* qemu-img's names for enum disk_format */
 static const char *const qemu_img_format[DISK_FORMAT_LAST] = {"qcow2", "raw"};
@@ -91,4 +97,99 @@ int volume_remove(const char *path)
   if (unlink(path) < 0 && errno != ENOENT)
     return error(ERR_INTERNAL, "cannot remove volume '%s': %s", path, strerror(errno));
   return 0;
+}
+
+/* ERR_NOT_FOUND "<prefix>'path' does not exist" when path is missing */
+static int must_exist(const char *path, const char *what)
+{
+  if (access(path, F_OK) == 0) return 0;
+  return error(errno == ENOENT ? ERR_NOT_FOUND : ERR_INTERNAL, "cannot %s '%s': %s", what, path, strerror(errno));
+}
+
+/* `-t none`: write base with O_DIRECT as oVirt does, no host page cache
+ * filled with data nobody reads again */
+int volume_commit(const char *top, int top_format, const char *base)
+{
+  const char *fmt = format_name(top_format);
+  if (!fmt) return error(ERR_INVALID, "cannot merge volume '%s': unknown format %d", top, top_format);
+  if (must_exist(top, "merge volume") < 0 || must_exist(base, "merge into volume") < 0) return -1;
+  const char *argv[] = {"qemu-img", "commit", "-q", "-f", fmt, "-t", "none", "-b", base, top, NULL};
+  if (spawn_run(argv, NULL, NULL) < 0) return error_prefix("cannot merge volume '%s' into '%s': ", top, base);
+  return 0;
+}
+
+int volume_rebase_unsafe(const char *path, const char *new_backing, int backing_format)
+{
+  const char *bfmt = format_name(backing_format);
+  if (!bfmt)
+    return error(ERR_INVALID, "cannot rebase volume '%s': unknown backing format %d", path, backing_format);
+  if (must_exist(path, "rebase volume") < 0) return -1;
+  const char *argv[] = {"qemu-img", "rebase", "-q", "-f", "qcow2", "-u", "-b", new_backing, "-F", bfmt, path, NULL};
+  if (spawn_run(argv, NULL, NULL) < 0) return error_prefix("cannot rebase volume '%s' onto '%s': ", path, new_backing);
+  return 0;
+}
+
+char *volume_backing(const char *path)
+{
+  error_clear();
+  if (must_exist(path, "read the backing file of volume") < 0) return NULL;
+  /* -U: the volume may be open in a running VM */
+  const char *argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
+  AUTOBUF struct buf out = BUF_INIT;
+  if (spawn_run(argv, &out, NULL) < 0)
+    return error_prefix("cannot read the backing file of volume '%s': ", path), NULL;
+  json_error_t jerr;
+  AUTOPTR(json) info = json_loads(buf_str(&out), 0, &jerr);
+  if (!json_is_object(info))
+    return error(ERR_INTERNAL, "cannot read the backing file of volume '%s': qemu-img printed no JSON: %s",
+                 path, jerr.text), NULL;
+  /* full-backing-filename is resolved against path's directory */
+  const char *b = json_string_value(json_object_get(info, "full-backing-filename"));
+  if (!b) b = json_string_value(json_object_get(info, "backing-filename"));
+  return b ? xstrdup(b) : NULL;
+}
+
+/* the SHA-256 of a file's bytes, as lowercase hex */
+static char *file_sha256(const char *path)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error(ERR_INTERNAL, "cannot open '%s': %s", path, strerror(errno)), NULL;
+  AUTOPTR(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    close(fd);
+    return error(ERR_INTERNAL, "cannot start a SHA-256 digest"), NULL;
+  }
+  enum { CHUNK = 1 << 20 };
+  AUTOFREE unsigned char *data = xcalloc(1, CHUNK);
+  ssize_t got;
+  while ((got = read(fd, data, CHUNK)) > 0) EVP_DigestUpdate(ctx, data, (size_t)got);
+  int read_errno = errno;
+  close(fd);
+  if (got < 0) return error(ERR_INTERNAL, "cannot read '%s': %s", path, strerror(read_errno)), NULL;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned mdlen = 0;
+  EVP_DigestFinal_ex(ctx, md, &mdlen);
+  AUTOBUF struct buf hex = BUF_INIT;
+  for (unsigned i = 0; i < mdlen; i++) buf_printf(&hex, "%02x", md[i]);
+  return buf_detach(&hex);
+}
+
+/* qemu-img cannot write raw to a pipe, so the guest view goes to a
+ * temporary file first (sparse: only written data takes room) */
+char *volume_sha256(const char *path, int format)
+{
+  const char *fmt = format_name(format);
+  if (!fmt) return error(ERR_INVALID, "cannot hash volume '%s': unknown format %d", path, format), NULL;
+  if (must_exist(path, "hash volume") < 0) return NULL;
+  char tmp[] = "/var/tmp/snapback-hash-XXXXXX";
+  int fd = mkstemp(tmp);
+  if (fd < 0) return error(ERR_INTERNAL, "cannot hash volume '%s': cannot create a temporary file: %s", path,
+                           strerror(errno)), NULL;
+  close(fd);
+  const char *argv[] = {"qemu-img", "convert", "-U", "-f", fmt, "-O", "raw", path, tmp, NULL};
+  char *hex = NULL;
+  if (spawn_run(argv, NULL, NULL) == 0) hex = file_sha256(tmp);
+  if (!hex) error_prefix("cannot hash volume '%s': ", path);
+  unlink(tmp);
+  return hex;
 }

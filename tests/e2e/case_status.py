@@ -1,7 +1,7 @@
 """4. the VM status follows libvirt at once, also when the domain dies behind the engine's back."""
 import time
 
-from harness import case, domstate, virsh
+from harness import case, domstate, virsh, text
 
 
 @case("status: virsh destroy behind the engine's back shows down within 2 s; start works again")
@@ -29,7 +29,8 @@ def destroyed_behind_back(env):
     # shutdown is accepted (no guest OS: it will not actually power off); stop then ends it
     r = env.api("POST", "/vms/%s/shutdown" % vm_id, "<action/>")
     env.check(r.status in (200, 201, 202) and getattr(r.body, "tag", None) == "action"
-              and r.body.find("fault") is None, "POST shutdown: " + r.short())
+              and r.body.find("fault") is None and text(r.body, "status") == "complete",
+              "POST shutdown: " + r.short())
     env.action(vm_id, "stop")
     env.check(domstate(name) is None, "after stop, domain %s is %r" % (name, domstate(name)))
     env.check(env.vm_status(vm_id) == "down", "after stop, the API shows %r" % env.vm_status(vm_id))
