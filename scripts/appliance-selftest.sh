@@ -138,9 +138,10 @@ EOF
   off=$(logsize)
   t1=$(now)
   V detach-device "$NAME" "$xml" --live >/dev/null || fail "$label: detach-device"
-  local gone=0 i
+  local gone=0 i live
   for i in $(seq 1 400); do
-    if ! V dumpxml "$NAME" | grep -q "<serial>$serial</serial>"; then gone=1; break; fi
+    live=$(V dumpxml "$NAME") || fail "$label: virsh dumpxml"
+    if ! grep -q "<serial>$serial</serial>" <<<"$live"; then gone=1; break; fi
     sleep 0.05
   done
   [ $gone = 1 ] || fail "$label: disk still in the live XML 20 s after detach-device"

@@ -62,7 +62,7 @@ done
 # --- 1. packages -----------------------------------------------------------------------
 # KERNEL_PKG may name the kernel package; by default the one linux-image-amd64 depends on.
 KERNEL_PKG=${KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null |
-  awk '/Depends: linux-image-6\.[0-9.]+-[0-9]+-amd64/ {print $2; exit}')}
+  awk '/Depends: linux-image-6\.[0-9.]+-[0-9]+-amd64/ && !n++ {print $2}')}
 [ -n "$KERNEL_PKG" ] || KERNEL_PKG=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' |
   awk '{print $1}' | sort -V | tail -n1)
 [ -n "$KERNEL_PKG" ] || die "no linux-image-6.1.0-*-amd64 package known to apt (run apt-get update)"
@@ -115,8 +115,9 @@ pvh=0
 if [ "${#dec[@]}" -gt 0 ] && command -v "${dec[0]}" >/dev/null; then
   # gzip and zstd would complain about the 4-byte size the kernel build appends
   tail -c +$((pl_off + 1)) "$BZ" | head -c "$pl_len" | "${dec[@]}" > "$TMP/vmlinux" 2>/dev/null || true
+  notes=$(readelf -n "$TMP/vmlinux" 2>/dev/null || true)
   if [ "$(head -c4 "$TMP/vmlinux" | od -An -c | tr -d ' ')" = '177ELF' ] &&
-     readelf -n "$TMP/vmlinux" 2>/dev/null | grep -q 'Xen.*(0x00000012)'; then
+     grep -Eq 'Xen.*(0x00000012|PHYS32_ENTRY)' <<<"$notes"; then
     pvh=1   # XEN_ELFNOTE_PHYS32_ENTRY = 18
   fi
 fi

@@ -123,7 +123,10 @@ struct hyper_ops {
    * top_path is the active layer the VM writes base_path afterwards (active
    * commit + pivot). Returns when the merge finished. After timeout_ms (<= 0:
    * 10 minutes) the job is cancelled and ERR_INTERNAL "merge of ... did not
-   * finish within N s"; on any failure the chain is unchanged and usable.
+   * finish within N s"; on any failure the chain is unchanged and usable:
+   * the guest sees the same data, but base_path may already hold part of
+   * top_path's (a commit copies as it goes), so it is no longer the
+   * point-in-time image it was. Retrying the same merge is the way on.
    * ERR_NOT_FOUND when top_path is not in the disk's chain or base_path is
    * not below it. The files stay: the caller deletes the merged layers. */
   int (*block_commit)(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,

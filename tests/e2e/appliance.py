@@ -79,8 +79,10 @@ def os_xml(kernel, initrd, write=False, cmdline_extra=""):
 
 
 def serial_xml(log_path):
-    """the <serial> device that writes the guest console to log_path"""
-    return ("<serial type='file'><source path='%s'/><target port='0'/></serial>" % log_path)
+    """the <serial> device that writes the guest console to log_path (appending, so that a
+    restart of the domain does not truncate what the test already read)"""
+    return ("<serial type='file'><source path='%s' append='on'/><target port='0'/></serial>"
+            % log_path)
 
 
 class ConsoleLog:
@@ -99,6 +101,10 @@ class ConsoleLog:
     def _read(self):
         try:
             with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self._off:
+                    # truncated (QEMU reopens a file chardev without append='on' when the
+                    # domain restarts): read it again from the start; buf only grows
+                    self._off, self._partial = 0, b""
                 f.seek(self._off)
                 data = f.read()
         except FileNotFoundError:

@@ -19,21 +19,28 @@ def refused(env, what, statuses, method, path, body=None, names=None, **kw):
 def bad_input(env):
     vm_id, vm_name = env.create_vm()
     d = env.create_disk(size=16 * MiB)
-    name = random_name()
-    env.vm_names.add(name)
-    refused(env, "POST /vms with unclosed XML", 400, "POST", "/vms", "<vm><name>%s</name>" % name)
+    def fresh():
+        # a new name per request, so that one wrongly accepted request cannot turn the
+        # next one into a duplicate-name conflict
+        n = random_name()
+        env.vm_names.add(n)
+        return n
+
+    n = fresh()
+    refused(env, "POST /vms with unclosed XML", 400, "POST", "/vms", "<vm><name>%s</name>" % n)
     refused(env, "POST /vms with a body that is not XML", 400, "POST", "/vms", "this is not xml")
     refused(env, "POST /vms with an empty body", 400, "POST", "/vms", "")
+    n = fresh()
     refused(env, "POST /vms without name", 400, "POST", "/vms",
-            vm_xml(name).replace("<name>%s</name>" % name, ""), names=["name"])
+            vm_xml(n).replace("<name>%s</name>" % n, ""), names=["name"])
     refused(env, "POST /vms with <memory>lots</memory>", 400, "POST", "/vms",
-            vm_xml(name).replace("<memory>%d</memory>" % (128 * MiB), "<memory>lots</memory>"),
+            vm_xml(fresh()).replace("<memory>%d</memory>" % (128 * MiB), "<memory>lots</memory>"),
             names=["memory"])
     refused(env, "POST /vms with <sockets>-1</sockets>", 400, "POST", "/vms",
-            vm_xml(name).replace("<sockets>1</sockets>", "<sockets>-1</sockets>"))
+            vm_xml(fresh()).replace("<sockets>1</sockets>", "<sockets>-1</sockets>"))
     refused(env, "POST /vms with a cluster that does not exist", (400, 404), "POST", "/vms",
-            vm_xml(name, cluster="NoSuchCluster"), names=["NoSuchCluster"])
-    refused(env, "POST /vms with a malformed JSON body", 400, "POST", "/vms", '{"name": "%s",' % name,
+            vm_xml(fresh(), cluster="NoSuchCluster"), names=["NoSuchCluster"])
+    refused(env, "POST /vms with a malformed JSON body", 400, "POST", "/vms", '{"name": "%s",' % fresh(),
             json=True)
     alias = random_name("d")
     refused(env, "POST /disks without provisioned_size", 400, "POST", "/disks",
@@ -56,7 +63,8 @@ def bad_input(env):
             "<disk_attachment><interface>virtio</interface></disk_attachment>")
     refused(env, "POST diskattachments with unclosed XML", 400, "POST",
             "/vms/%s/diskattachments" % vm_id, attachment_xml(d)[:-5])
-    env.check(name not in domains() and domstate(vm_name) is None, "a refused request started a domain")
+    started = [n for n in sorted(env.vm_names) if n in domains()]
+    env.check(not started, "refused requests started domains %r" % started)
 
 
 @case("errors: unknown ids -> 404 naming the id, unknown paths -> 404, wrong methods -> 405")

@@ -157,6 +157,51 @@ static void test_domain_xml(const char *tmp)
 
   CHECK(domxml_parse_disks("<domain><devices>", &live, &n) == -1 && error_code() == ERR_INTERNAL);
 
+  /* snapshot XML: listed disks external by target name, the others 'no' */
+  CHECK(domxml_parse_disks(xml, &live, &n) == 0 && n == 4);
+  struct hyper_snap_disk snap[] = {
+    {disks[3].disk_id, "/sd/images/ae2f/snap & 1", DISK_FORMAT_COW},
+    {disks[0].disk_id, "/sd/images/7b9c/snap1", DISK_FORMAT_COW},
+  };
+  AUTOFREE char *sx = domxml_snapshot(snap, ARRAY_SIZE(snap), live, n);
+  CHECK(sx != NULL);
+  if (sx) {
+    golden("snapshot-disks.xml", sx);
+    validate(tmp, "snapshot-disks.xml", sx, "domainsnapshot");
+  }
+  struct hyper_snap_disk unknown = {"nope", "/x", DISK_FORMAT_COW};
+  CHECK(domxml_snapshot(&unknown, 1, live, n) == NULL && error_code() == ERR_NOT_FOUND);
+  struct hyper_snap_disk twice[] = {snap[0], snap[0]};
+  CHECK(domxml_snapshot(twice, 2, live, n) == NULL && error_code() == ERR_INVALID);
+  struct hyper_snap_disk badfmt = {disks[0].disk_id, "/x", 7};
+  CHECK(domxml_snapshot(&badfmt, 1, live, n) == NULL && error_code() == ERR_INVALID);
+  CHECK(domxml_snapshot(snap, 0, live, n) == NULL && error_code() == ERR_INVALID);
+  hyper_live_disks_free(live, n);
+
+  /* backing chain of a disk from live XML */
+  const char *chain_xml =
+    "<domain><devices><disk type='file' device='disk'><source file='/a/top' index='3'/>"
+    "<backingStore type='file' index='2'><format type='qcow2'/><source file='/a/mid'/>"
+    "<backingStore type='file' index='1'><format type='qcow2'/><source file='/a/base'/><backingStore/>"
+    "</backingStore></backingStore><target dev='sdb' bus='scsi'/><alias name='ua-d1'/></disk>"
+    "<disk type='file' device='disk'><source file='/b/only'/><backingStore/><target dev='sdc' bus='scsi'/>"
+    "<alias name='ua-d2'/></disk></devices></domain>";
+  AUTOFREE char *ct = NULL;
+  AUTOSTRVEC struct strvec chain = VEC_INIT;
+  CHECK(domxml_disk_chain(chain_xml, "ua-d1", &ct, &chain) == 0 && chain.len == 3);
+  CHECK_STR(ct, "sdb");
+  if (chain.len == 3) {
+    CHECK_STR(chain.ptr[0], "/a/top");
+    CHECK_STR(chain.ptr[1], "/a/mid");
+    CHECK_STR(chain.ptr[2], "/a/base");
+  }
+  AUTOFREE char *ct2 = NULL;
+  AUTOSTRVEC struct strvec chain2 = VEC_INIT;
+  CHECK(domxml_disk_chain(chain_xml, "ua-d2", &ct2, &chain2) == 0 && chain2.len == 1);
+  AUTOFREE char *ct3 = NULL;
+  AUTOSTRVEC struct strvec chain3 = VEC_INIT;
+  CHECK(domxml_disk_chain(chain_xml, "ua-d3", &ct3, &chain3) == -1 && error_code() == ERR_NOT_FOUND);
+
   struct vm bad = vm;
   bad.memory = 1000;
   struct hyper_vm_spec bs = {&bad, NULL, 0};
@@ -209,6 +254,95 @@ static void test_volumes(const char *tmp)
   CHECK(access(base, F_OK) != 0);
 }
 
+/* qemu-io -c CMD on an image nobody has open (or, with -U -r, read-only on one in use) */
+static bool qemu_io(const char *path, bool shared, const char *cmd)
+{
+  const char *argv[] = {"qemu-io", "-f", "qcow2", "-c", cmd, path, NULL, NULL, NULL};
+  if (shared) {
+    argv[5] = "-U";
+    argv[6] = "-r";
+    argv[7] = path;
+  }
+  AUTOBUF struct buf out = BUF_INIT;
+  if (spawn_run(argv, &out, NULL) < 0) {
+    fprintf(stderr, "qemu-io %s: %s\n", cmd, error_message());
+    return false;
+  }
+  /* qemu-io exits 0 even when a pattern does not match */
+  if (strstr(buf_str(&out), "failed")) {
+    fprintf(stderr, "qemu-io %s: %s", cmd, buf_str(&out));
+    return false;
+  }
+  return true;
+}
+
+static bool same_hash(const char *a, const char *b)
+{
+  return a && b && strcmp(a, b) == 0;
+}
+
+/* offline chains: backing read-out, qemu-img commit, unsafe rebase, hashes */
+static void test_volume_chain(const char *tmp)
+{
+  AUTOFREE char *base = xasprintf("%s/chain/base.qcow2", tmp);
+  AUTOFREE char *top = xasprintf("%s/chain/top.qcow2", tmp);
+  AUTOFREE char *copy = xasprintf("%s/chain/copy.qcow2", tmp);
+  AUTOFREE char *raw = xasprintf("%s/chain/raw.img", tmp);
+  CHECK(volume_create(base, DISK_FORMAT_COW, 16 << 20, NULL, 0) == 0);
+  CHECK(qemu_io(base, false, "write -P 0x11 0 1M"));
+  CHECK(volume_create(top, DISK_FORMAT_COW, 16 << 20, base, DISK_FORMAT_COW) == 0);
+  CHECK(qemu_io(top, false, "write -P 0x22 64k 64k"));
+
+  /* volume_sha256 agrees with sha256sum on a raw file */
+  CHECK(volume_create(raw, DISK_FORMAT_RAW, 4 << 20, NULL, 0) == 0);
+  AUTOFREE char *h_raw = volume_sha256(raw, DISK_FORMAT_RAW);
+  const char *argv[] = {"sha256sum", raw, NULL};
+  AUTOBUF struct buf out = BUF_INIT;
+  CHECK(spawn_run(argv, &out, NULL) == 0);
+  CHECK(h_raw && strlen(h_raw) == 64 && strncmp(buf_str(&out), h_raw, 64) == 0);
+
+  double t0 = now_s();
+  AUTOFREE char *h_base = volume_sha256(base, DISK_FORMAT_COW);
+  printf("# volume_sha256 of 16 MiB: %.3f s\n", now_s() - t0);
+  AUTOFREE char *h_top = volume_sha256(top, DISK_FORMAT_COW);
+  CHECK(h_base && h_top && !same_hash(h_base, h_top));
+
+  AUTOFREE char *b = volume_backing(top);
+  CHECK_STR(b, base);
+  CHECK(volume_backing(base) == NULL && error_code() == ERR_NONE);
+  AUTOFREE char *missing = xasprintf("%s/chain/nope.qcow2", tmp);
+  CHECK(volume_backing(missing) == NULL && error_code() == ERR_NOT_FOUND);
+  CHECK(volume_sha256(missing, DISK_FORMAT_COW) == NULL && error_code() == ERR_NOT_FOUND);
+
+  /* rebase onto a copy of base: same content, new backing name */
+  const char *cp[] = {"cp", "--sparse=always", base, copy, NULL};
+  CHECK(spawn_run(cp, NULL, NULL) == 0);
+  CHECK(volume_rebase_unsafe(top, copy, DISK_FORMAT_COW) == 0);
+  AUTOFREE char *b2 = volume_backing(top);
+  CHECK_STR(b2, copy);
+  AUTOFREE char *h_top2 = volume_sha256(top, DISK_FORMAT_COW);
+  CHECK(same_hash(h_top, h_top2));
+  CHECK(volume_rebase_unsafe(top, base, DISK_FORMAT_COW) == 0);
+  CHECK(volume_rebase_unsafe(missing, base, DISK_FORMAT_COW) == -1 && error_code() == ERR_NOT_FOUND);
+
+  /* commit: base takes top's content */
+  t0 = now_s();
+  CHECK(volume_commit(top, DISK_FORMAT_COW, base) == 0);
+  printf("# volume_commit: %.3f s\n", now_s() - t0);
+  AUTOFREE char *h_merged = volume_sha256(base, DISK_FORMAT_COW);
+  CHECK(same_hash(h_merged, h_top));
+  CHECK(qemu_io(base, false, "read -P 0x22 64k 64k"));
+  CHECK(qemu_io(base, false, "read -P 0x11 128k 896k"));
+  CHECK(volume_commit(missing, DISK_FORMAT_COW, base) == -1 && error_code() == ERR_NOT_FOUND);
+  /* copy is not in top's chain any more */
+  CHECK(volume_commit(top, DISK_FORMAT_COW, copy) == -1);
+
+  volume_remove(base);
+  volume_remove(top);
+  volume_remove(copy);
+  volume_remove(raw);
+}
+
 /* ---- live test against libvirt ---- */
 
 struct events {
@@ -251,6 +385,220 @@ static bool has_alias(struct hyper *h, const char *vm_id, const char *disk_id)
   for (size_t i = 0; i < n; i++) found |= live[i].alias && strcmp(live[i].alias, alias) == 0;
   hyper_live_disks_free(live, n);
   return found;
+}
+
+/* writes into the running VM's disk through QEMU itself: HMP `qemu-io -d
+ * <qdev id>` (the qdev id is our alias), then a flush so that the qcow2
+ * metadata reaches the file and a reader from outside (-U) sees the data.
+ * HMP answers errors as text, so any output is a failure. */
+static bool vm_disk_io(const char *uri, const char *vm_name, const char *disk_id, const char *cmd)
+{
+  const char *io[] = {cmd, "flush"};
+  for (size_t i = 0; i < ARRAY_SIZE(io); i++) {
+    AUTOFREE char *hmp = xasprintf("qemu-io -d ua-%s \"%s\"", disk_id, io[i]);
+    const char *argv[] = {"virsh", "-c", uri, "qemu-monitor-command", vm_name, "--hmp", hmp, NULL};
+    AUTOBUF struct buf out = BUF_INIT;
+    if (spawn_run(argv, &out, NULL) < 0) {
+      fprintf(stderr, "virsh %s: %s\n", hmp, error_message());
+      return false;
+    }
+    for (const char *p = buf_str(&out); *p; p++)
+      if (*p != '\n' && *p != '\r' && *p != ' ') {
+        fprintf(stderr, "virsh %s: %s\n", hmp, buf_str(&out));
+        return false;
+      }
+  }
+  return true;
+}
+
+/* the live chain of disk_id, active layer first, as "a < b < c" */
+static char *chain_of(struct hyper *h, const char *vm_id, const char *disk_id)
+{
+  AUTOFREE char *xml = hyper_libvirt_ops.domain_live_xml(h, vm_id);
+  if (!xml) return NULL;
+  AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
+  AUTOFREE char *target = NULL;
+  AUTOSTRVEC struct strvec chain = VEC_INIT;
+  if (domxml_disk_chain(xml, alias, &target, &chain) < 0) return NULL;
+  AUTOBUF struct buf b = BUF_INIT;
+  for (size_t i = 0; i < chain.len; i++) buf_printf(&b, "%s%s", i ? " < " : "", chain.ptr[i]);
+  return buf_detach(&b);
+}
+
+#define CHECK_CHAIN(h, vm, disk, ...)                                              \
+  do {                                                                             \
+    AUTOFREE char *got_ = chain_of((h), (vm), (disk));                             \
+    const char *parts_[] = {__VA_ARGS__};                                          \
+    AUTOBUF struct buf want_ = BUF_INIT;                                           \
+    for (size_t i_ = 0; i_ < ARRAY_SIZE(parts_); i_++)                             \
+      buf_printf(&want_, "%s%s", i_ ? " < " : "", parts_[i_]);                     \
+    CHECK_STR(got_, buf_str(&want_));                                              \
+  } while (0)
+
+/* A second VM with two virtio-scsi disks holding known data: an atomic
+ * snapshot of both (no agent: crash-consistent), data written by QEMU into
+ * the overlay, a second snapshot of one disk, an intermediate commit, an
+ * active commit with pivot, and an active commit that times out. Hashes of
+ * the guest-visible content prove that nothing is lost or mixed up. */
+static void test_snapshot_merge(struct hyper *h, const char *uri, const char *tmp)
+{
+  const struct hyper_ops *ops = &hyper_libvirt_ops;
+  char vm_id[UUID_STRLEN + 1], s1[UUID_STRLEN + 1], s2[UUID_STRLEN + 1];
+  CHECK(uuid_generate_str(vm_id) == 0 && uuid_generate_str(s1) == 0 && uuid_generate_str(s2) == 0);
+  AUTOFREE char *name = xasprintf("snapback-snap-%.8s", vm_id);
+  AUTOFREE char *b1 = xasprintf("%s/snap/%s/base.qcow2", tmp, s1);
+  AUTOFREE char *b2 = xasprintf("%s/snap/%s/base.qcow2", tmp, s2);
+  AUTOFREE char *o1 = xasprintf("%s/snap/%s/snap1.qcow2", tmp, s1);
+  AUTOFREE char *o2 = xasprintf("%s/snap/%s/snap1.qcow2", tmp, s2);
+  AUTOFREE char *o1b = xasprintf("%s/snap/%s/snap2.qcow2", tmp, s1);
+  CHECK(volume_create(b1, DISK_FORMAT_COW, 16 << 20, NULL, 0) == 0);
+  CHECK(volume_create(b2, DISK_FORMAT_COW, 16 << 20, NULL, 0) == 0);
+  CHECK(qemu_io(b1, false, "write -P 0x11 0 1M"));
+  CHECK(qemu_io(b2, false, "write -P 0x11 0 1M"));
+
+  struct vm vm = {.id = vm_id, .name = name, .memory = 64LL << 20, .sockets = 1, .cores = 1, .threads = 1};
+  struct hyper_disk disks[] = {
+    {s1, b1, DISK_FORMAT_COW, IFACE_VIRTIO_SCSI, false, false, false},
+    {s2, b2, DISK_FORMAT_COW, IFACE_VIRTIO_SCSI, false, false, false},
+  };
+  struct hyper_vm_spec spec = {&vm, disks, ARRAY_SIZE(disks)};
+  int rc = ops->domain_start(h, &spec);
+  if (rc < 0) fprintf(stderr, "domain_start: %s\n", error_message());
+  CHECK(rc == 0);
+  if (rc < 0) return;
+
+  AUTOFREE char *h_b1 = volume_sha256(b1, DISK_FORMAT_COW);
+  AUTOFREE char *h_b2 = volume_sha256(b2, DISK_FORMAT_COW);
+  CHECK(h_b1 && same_hash(h_b1, h_b2));
+
+  /* snapshot 1: both disks at once; no guest agent, so not quiesced */
+  CHECK(volume_create(o1, DISK_FORMAT_COW, 16 << 20, b1, DISK_FORMAT_COW) == 0);
+  CHECK(volume_create(o2, DISK_FORMAT_COW, 16 << 20, b2, DISK_FORMAT_COW) == 0);
+  struct hyper_snap_disk snap[] = {{s1, o1, DISK_FORMAT_COW}, {s2, o2, DISK_FORMAT_COW}};
+  bool quiesced = true;
+  double t0 = now_s();
+  rc = ops->domain_snapshot(h, vm_id, snap, 2, true, &quiesced);
+  printf("# domain_snapshot of 2 disks, quiesce falling back: %.3f s\n", now_s() - t0);
+  if (rc < 0) fprintf(stderr, "domain_snapshot: %s\n", error_message());
+  CHECK(rc == 0 && !quiesced);
+  struct hyper_live_disk *live = NULL;
+  size_t n = 0;
+  CHECK(ops->domain_disks(h, vm_id, &live, &n) == 0 && n == 2);
+  if (n == 2) {
+    CHECK_STR(live[0].source, o1);
+    CHECK_STR(live[1].source, o2);
+  }
+  hyper_live_disks_free(live, n);
+  CHECK_CHAIN(h, vm_id, s1, o1, b1);
+  CHECK_CHAIN(h, vm_id, s2, o2, b2);
+  AUTOFREE char *h_o1 = volume_sha256(o1, DISK_FORMAT_COW);
+  CHECK(same_hash(h_o1, h_b1));
+
+  /* refusals change nothing */
+  struct hyper_snap_disk bad[] = {{s1, o1b, DISK_FORMAT_COW}, {"no-such-disk", o1b, DISK_FORMAT_COW}};
+  CHECK(ops->domain_snapshot(h, vm_id, bad, 2, false, NULL) == -1 && error_code() == ERR_NOT_FOUND);
+  struct hyper_snap_disk twice[] = {{s1, o1b, DISK_FORMAT_COW}, {s1, o1b, DISK_FORMAT_COW}};
+  CHECK(ops->domain_snapshot(h, vm_id, twice, 2, false, NULL) == -1 && error_code() == ERR_INVALID);
+  /* an overlay that does not exist: libvirt refuses, all or nothing */
+  struct hyper_snap_disk absent[] = {{s1, o1b, DISK_FORMAT_COW}};
+  rc = ops->domain_snapshot(h, vm_id, absent, 1, false, NULL);
+  printf("# snapshot onto a missing overlay: rc %d %s: %s\n", rc, error_code_name(error_code()), error_message());
+  CHECK(rc == -1);
+  CHECK_CHAIN(h, vm_id, s1, o1, b1);
+  CHECK(ops->domain_snapshot(h, "00000000-0000-4000-8000-000000000000", snap, 1, false, NULL) == -1 &&
+        error_code() == ERR_NOT_FOUND);
+
+  /* QEMU writes into the active overlay; the base keeps the snapshot */
+  CHECK(vm_disk_io(uri, name, s1, "write -P 0x22 0 64k"));
+  AUTOFREE char *h_o1w = volume_sha256(o1, DISK_FORMAT_COW);
+  AUTOFREE char *h_b1w = volume_sha256(b1, DISK_FORMAT_COW);
+  CHECK(h_o1w && !same_hash(h_o1w, h_b1));
+  CHECK(same_hash(h_b1w, h_b1));
+  CHECK(qemu_io(o1, true, "read -P 0x22 0 64k"));
+
+  /* snapshot 2 of disk 1 only, then more data into its new active layer */
+  CHECK(volume_create(o1b, DISK_FORMAT_COW, 16 << 20, o1, DISK_FORMAT_COW) == 0);
+  struct hyper_snap_disk snap2[] = {{s1, o1b, DISK_FORMAT_COW}};
+  t0 = now_s();
+  rc = ops->domain_snapshot(h, vm_id, snap2, 1, false, &quiesced);
+  printf("# domain_snapshot of 1 disk: %.3f s\n", now_s() - t0);
+  CHECK(rc == 0 && !quiesced);
+  CHECK_CHAIN(h, vm_id, s1, o1b, o1, b1);
+  CHECK_CHAIN(h, vm_id, s2, o2, b2);
+  CHECK(vm_disk_io(uri, name, s1, "write -P 0x33 64k 64k"));
+  AUTOFREE char *h_o1b = volume_sha256(o1b, DISK_FORMAT_COW);
+  CHECK(h_o1b && !same_hash(h_o1b, h_o1w));
+
+  /* wrong paths are refused before any job starts */
+  CHECK(ops->block_commit(h, vm_id, s1, b1, o1, 0) == -1 && error_code() == ERR_NOT_FOUND);
+  CHECK(ops->block_commit(h, vm_id, s1, o2, b1, 0) == -1 && error_code() == ERR_NOT_FOUND);
+  CHECK(ops->block_commit(h, vm_id, "no-such-disk", o1, b1, 0) == -1 && error_code() == ERR_NOT_FOUND);
+
+  /* intermediate commit: snap1 into base; snap2 now sits on base */
+  t0 = now_s();
+  rc = ops->block_commit(h, vm_id, s1, o1, b1, 60000);
+  printf("# block_commit intermediate: %.3f s\n", now_s() - t0);
+  if (rc < 0) fprintf(stderr, "block_commit: %s\n", error_message());
+  CHECK(rc == 0);
+  CHECK_CHAIN(h, vm_id, s1, o1b, b1);
+  AUTOFREE char *h_b1c = volume_sha256(b1, DISK_FORMAT_COW);
+  AUTOFREE char *h_o1bc = volume_sha256(o1b, DISK_FORMAT_COW);
+  CHECK(same_hash(h_b1c, h_o1w));
+  CHECK(same_hash(h_o1bc, h_o1b));
+  AUTOFREE char *backing = volume_backing(o1b);
+  CHECK_STR(backing, b1);
+  CHECK(volume_remove(o1) == 0);
+
+  /* active commit + pivot: the VM writes base afterwards */
+  t0 = now_s();
+  rc = ops->block_commit(h, vm_id, s1, o1b, b1, 60000);
+  printf("# block_commit active + pivot: %.3f s\n", now_s() - t0);
+  if (rc < 0) fprintf(stderr, "block_commit: %s\n", error_message());
+  CHECK(rc == 0);
+  CHECK_CHAIN(h, vm_id, s1, b1);
+  AUTOFREE char *h_b1a = volume_sha256(b1, DISK_FORMAT_COW);
+  CHECK(same_hash(h_b1a, h_o1b));
+  CHECK(vm_disk_io(uri, name, s1, "write -P 0x44 128k 64k"));
+  CHECK(qemu_io(b1, true, "read -P 0x44 128k 64k"));
+  CHECK(qemu_io(b1, true, "read -P 0x33 64k 64k"));
+  CHECK(qemu_io(b1, true, "read -P 0x22 0 64k"));
+  CHECK(volume_remove(o1b) == 0);
+
+  /* an active commit that cannot finish in time is cancelled, chain intact */
+  CHECK(vm_disk_io(uri, name, s2, "write -P 0x55 0 64k"));
+  AUTOFREE char *h_o2 = volume_sha256(o2, DISK_FORMAT_COW);
+  t0 = now_s();
+  rc = ops->block_commit(h, vm_id, s2, o2, b2, 1);
+  printf("# block_commit timing out: %.3f s, rc %d: %s\n", now_s() - t0, rc, error_message());
+  CHECK(rc == -1 && error_code() == ERR_INTERNAL && strstr(error_message(), "did not finish within 1 s"));
+  CHECK_CHAIN(h, vm_id, s2, o2, b2);
+  /* the guest view is intact; base may already hold top's data (a commit
+   * copies into base as it goes, and a cancel does not undo that) */
+  AUTOFREE char *h_o2t = volume_sha256(o2, DISK_FORMAT_COW);
+  AUTOFREE char *h_b2t = volume_sha256(b2, DISK_FORMAT_COW);
+  CHECK(same_hash(h_o2t, h_o2));
+  printf("# base after the cancelled active commit %s\n",
+         same_hash(h_b2t, h_o2) ? "holds all of top's data" : same_hash(h_b2t, h_b2) ? "is untouched" : "holds part of top's data");
+  /* the VM still writes the overlay */
+  CHECK(vm_disk_io(uri, name, s2, "write -P 0x66 64k 64k"));
+  CHECK(qemu_io(o2, true, "read -P 0x66 64k 64k"));
+  AUTOFREE char *h_b2u = volume_sha256(b2, DISK_FORMAT_COW);
+  CHECK(same_hash(h_b2u, h_b2t));
+  /* and the same merge with time enough works */
+  AUTOFREE char *h_o2b = volume_sha256(o2, DISK_FORMAT_COW);
+  t0 = now_s();
+  rc = ops->block_commit(h, vm_id, s2, o2, b2, 0);
+  printf("# block_commit active after a cancelled one: %.3f s\n", now_s() - t0);
+  CHECK(rc == 0);
+  CHECK_CHAIN(h, vm_id, s2, b2);
+  AUTOFREE char *h_b2a = volume_sha256(b2, DISK_FORMAT_COW);
+  CHECK(same_hash(h_b2a, h_o2b));
+
+  CHECK(ops->domain_destroy(h, vm_id) == 0);
+  CHECK(ops->block_commit(h, vm_id, s2, o2, b2, 0) == -1 && error_code() == ERR_NOT_FOUND);
+  volume_remove(b1);
+  volume_remove(b2);
+  volume_remove(o2);
 }
 
 static void test_live(const char *tmp)
@@ -380,6 +728,7 @@ static void test_live(const char *tmp)
   CHECK(ev.saw_down);
   CHECK_STR(ev.down_reason, "destroyed");
   pthread_mutex_unlock(&ev.lock);
+  test_snapshot_merge(h, uri, tmp);
   ops->close(h);
   volume_remove(p1);
   volume_remove(p2);
@@ -394,6 +743,7 @@ int main(void)
   if (!tmp) return tap_done();
   test_domain_xml(tmp);
   test_volumes(tmp);
+  test_volume_chain(tmp);
   test_live(tmp);
   const char *argv[] = {"rm", "-rf", tmp, NULL};
   spawn_run(argv, NULL, NULL);
