@@ -291,11 +291,17 @@ static int vm_from_node(struct api_call *c, const struct node *b, struct vm *v,
   v->kernel = (char *)node_text(b, "os/kernel");
   v->initrd = (char *)node_text(b, "os/initrd");
   v->cmdline = (char *)node_text(b, "os/cmdline");
-  if (node_get_int64(b, "memory", &v->memory) < 0 ||
-      node_get_int64(b, "cpu/topology/sockets", &v->sockets) < 0 ||
-      node_get_int64(b, "cpu/topology/cores", &v->cores) < 0 ||
-      node_get_int64(b, "cpu/topology/threads", &v->threads) < 0)
-    return -1;
+  static const char *const nums[] = {"memory", "cpu/topology/sockets", "cpu/topology/cores",
+                                      "cpu/topology/threads"};
+  int64_t *dst[] = {&v->memory, &v->sockets, &v->cores, &v->threads};
+  for (size_t i = 0; i < ARRAY_SIZE(nums); i++) {
+    int r = node_get_int64(b, nums[i], dst[i]);
+    if (r < 0) return -1;
+    /* -1 means "not given" to the command: a given value must be positive */
+    if (r == 1 && *dst[i] < 1)
+      return error(ERR_INVALID, "invalid value '%lld' for '%s': expected a positive number",
+                   (long long)*dst[i], nums[i]);
+  }
   const struct node *cref = node_child(b, "cluster");
   if (cref) {
     if (!(*cl = resolve_cluster(c, cref, "cluster"))) return -1;

@@ -288,7 +288,7 @@ static const struct cmd_def vm_remove_def = {
 int cmd_vm_remove(struct engine *eng, const struct user *u, const char *vm_id, bool detach_only)
 {
   struct vm_args a = {.vm_id = vm_id, .detach_only = detach_only};
-  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = NULL, .locks = {vm_id}, .data = &a};
+  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {vm_id}, .data = &a};
   int rc = cmd_run(&vm_remove_def, &c);
   vm_args_clear(&a);
   return rc;
