@@ -564,35 +564,42 @@ static void test_snapshot_merge(struct hyper *h, const char *uri, const char *tm
   CHECK(qemu_io(b1, true, "read -P 0x22 0 64k"));
   CHECK(volume_remove(o1b) == 0);
 
-  /* an active commit that cannot finish in time is cancelled, chain intact */
+  /* an active commit that cannot finish in time is cancelled, chain intact.
+   * A 1 ms budget usually runs out, but a tiny disk may merge first: then
+   * only the successful outcome is checked (a race, not a failure). */
   CHECK(vm_disk_io(uri, name, s2, "write -P 0x55 0 64k"));
   AUTOFREE char *h_o2 = volume_sha256(o2, DISK_FORMAT_COW);
   t0 = now_s();
   rc = ops->block_commit(h, vm_id, s2, o2, b2, 1);
-  printf("# block_commit timing out: %.3f s, rc %d: %s\n", now_s() - t0, rc, error_message());
-  CHECK(rc == -1 && error_code() == ERR_INTERNAL && strstr(error_message(), "did not finish within 1 s"));
-  CHECK_CHAIN(h, vm_id, s2, o2, b2);
-  /* the guest view is intact; base may already hold top's data (a commit
-   * copies into base as it goes, and a cancel does not undo that) */
-  AUTOFREE char *h_o2t = volume_sha256(o2, DISK_FORMAT_COW);
-  AUTOFREE char *h_b2t = volume_sha256(b2, DISK_FORMAT_COW);
-  CHECK(same_hash(h_o2t, h_o2));
-  printf("# base after the cancelled active commit %s\n",
-         same_hash(h_b2t, h_o2) ? "holds all of top's data" : same_hash(h_b2t, h_b2) ? "is untouched" : "holds part of top's data");
-  /* the VM still writes the overlay */
-  CHECK(vm_disk_io(uri, name, s2, "write -P 0x66 64k 64k"));
-  CHECK(qemu_io(o2, true, "read -P 0x66 64k 64k"));
-  AUTOFREE char *h_b2u = volume_sha256(b2, DISK_FORMAT_COW);
-  CHECK(same_hash(h_b2u, h_b2t));
-  /* and the same merge with time enough works */
-  AUTOFREE char *h_o2b = volume_sha256(o2, DISK_FORMAT_COW);
-  t0 = now_s();
-  rc = ops->block_commit(h, vm_id, s2, o2, b2, 0);
-  printf("# block_commit active after a cancelled one: %.3f s\n", now_s() - t0);
-  CHECK(rc == 0);
-  CHECK_CHAIN(h, vm_id, s2, b2);
-  AUTOFREE char *h_b2a = volume_sha256(b2, DISK_FORMAT_COW);
-  CHECK(same_hash(h_b2a, h_o2b));
+  printf("# block_commit with a 1 ms budget: %.3f s, rc %d: %s\n", now_s() - t0, rc, error_message());
+  if (rc == 0) {
+    printf("# the merge beat the 1 ms budget: timeout path not exercised this run\n");
+    CHECK_CHAIN(h, vm_id, s2, b2);
+    AUTOFREE char *h_b2w = volume_sha256(b2, DISK_FORMAT_COW);
+    CHECK(same_hash(h_b2w, h_o2));
+  } else {
+    CHECK(error_code() == ERR_INTERNAL && strstr(error_message(), "did not finish within 1 s"));
+    CHECK_CHAIN(h, vm_id, s2, o2, b2);
+    /* the guest view is intact; base may already hold top's data (a commit
+     * copies into base as it goes, and a cancel does not undo that) */
+    AUTOFREE char *h_o2t = volume_sha256(o2, DISK_FORMAT_COW);
+    AUTOFREE char *h_b2t = volume_sha256(b2, DISK_FORMAT_COW);
+    CHECK(same_hash(h_o2t, h_o2));
+    /* the VM still writes the overlay */
+    CHECK(vm_disk_io(uri, name, s2, "write -P 0x66 64k 64k"));
+    CHECK(qemu_io(o2, true, "read -P 0x66 64k 64k"));
+    AUTOFREE char *h_b2u = volume_sha256(b2, DISK_FORMAT_COW);
+    CHECK(same_hash(h_b2u, h_b2t));
+    /* and the same merge with time enough works */
+    AUTOFREE char *h_o2b = volume_sha256(o2, DISK_FORMAT_COW);
+    t0 = now_s();
+    rc = ops->block_commit(h, vm_id, s2, o2, b2, 0);
+    printf("# block_commit active after a cancelled one: %.3f s\n", now_s() - t0);
+    CHECK(rc == 0);
+    CHECK_CHAIN(h, vm_id, s2, b2);
+    AUTOFREE char *h_b2a = volume_sha256(b2, DISK_FORMAT_COW);
+    CHECK(same_hash(h_b2a, h_o2b));
+  }
 
   CHECK(ops->domain_destroy(h, vm_id) == 0);
   CHECK(ops->block_commit(h, vm_id, s2, o2, b2, 0) == -1 && error_code() == ERR_NOT_FOUND);
