@@ -227,7 +227,10 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   eng->hyper_ops = &hyper_libvirt_ops;
   eng->db_url = opts->db_url ? xstrdup(opts->db_url) : xasprintf("sqlite:%s/snapback.db", opts->state_dir);
   AUTOFREE char *transient = xasprintf("%s/transient", eng->state_dir);
-  if (mkdir_p(eng->state_dir, 0755) < 0 || mkdir_p(transient, 0700) < 0) goto fail;
+  AUTOFREE char *console = xasprintf("%s/console", eng->state_dir);
+  if (mkdir_p(eng->state_dir, 0755) < 0 || mkdir_p(transient, 0700) < 0 ||
+      mkdir_p(console, 0755) < 0)
+    goto fail;
   eng->st = store_open(eng->db_url);
   if (!eng->st) goto fail;
   if (engine_first_start(eng) < 0) goto fail;

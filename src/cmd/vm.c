@@ -7,6 +7,7 @@
 #include "util/uuid.h"
 #include <ctype.h>
 #include <string.h>
+#include <unistd.h>
 
 struct vm_args {
   struct vm *in;         /* add/update input (borrowed) */
@@ -265,6 +266,8 @@ static int vm_remove_execute(struct cmd_ctx *c)
     if (snapshot_delete(st, snaps[i]->id) < 0) goto rollback;
   if (vm_delete(st, a->vm_id) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;
+  AUTOFREE char *console = xasprintf("%s/console/%s.log", c->eng->state_dir, a->vm_id);
+  unlink(console);
   /* files go only once the store no longer names them */
   for (size_t i = 0; i < a->removed_files.len; i++)
     if (volume_remove(a->removed_files.ptr[i]) < 0)
@@ -374,7 +377,8 @@ static int vm_start_execute(struct cmd_ctx *c)
     engine_vm_went_down(eng, a->vm_id); /* overlays made so far go */
     return error_restore(&s);
   }
-  struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n};
+  AUTOFREE char *console = xasprintf("%s/console/%s.log", eng->state_dir, a->vm_id);
+  struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n, .console_log = console};
   if (ops->domain_start(h, &spec) < 0) {
     error_prefix("cannot start VM '%s': ", a->vm->name);
     struct err_saved s;

@@ -188,8 +188,15 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
     AUTOFREE char *target = domxml_target_name(d->iface, next[prefix_slot(d->iface)]++);
     put_disk(&b, d, target, 4);
   }
-  buf_puts(&b, "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n");
-  buf_puts(&b, "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n");
+  if (spec->console_log) {
+    /* a file the host keeps: what the guest printed survives the guest */
+    buf_puts(&b, "    <serial type='file'>\n      <source path='");
+    buf_put_xml_escaped(&b, spec->console_log);
+    buf_puts(&b, "' append='on'/>\n      <target port='0'/>\n    </serial>\n");
+  } else {
+    buf_puts(&b, "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n");
+    buf_puts(&b, "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n");
+  }
   buf_puts(&b, "    <memballoon model='none'/>\n");
   buf_puts(&b, "  </devices>\n</domain>\n");
   return buf_detach(&b);

@@ -40,6 +40,7 @@ struct hyper_vm_spec {
   const struct vm *vm;
   const struct hyper_disk *disks;
   size_t ndisks;
+  const char *console_log;  /* serial console written to this file (appended), or NULL for a pty */
 };
 
 /* a disk present in a running domain, from the live XML */
