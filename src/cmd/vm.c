@@ -266,8 +266,10 @@ static int vm_remove_execute(struct cmd_ctx *c)
     if (snapshot_delete(st, snaps[i]->id) < 0) goto rollback;
   if (vm_delete(st, a->vm_id) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;
-  AUTOFREE char *console = xasprintf("%s/console/%s.log", c->eng->state_dir, a->vm_id);
-  unlink(console);
+  {
+    AUTOFREE char *console = xasprintf("%s/console/%s.log", c->eng->state_dir, a->vm_id);
+    unlink(console);
+  }
   /* files go only once the store no longer names them */
   for (size_t i = 0; i < a->removed_files.len; i++)
     if (volume_remove(a->removed_files.ptr[i]) < 0)
