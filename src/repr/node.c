@@ -190,7 +190,7 @@ static void xml_render(const struct node *n, struct buf *out, int depth)
     return;
   }
   buf_putc(out, '>');
-  if (n->text) buf_put_xml_escaped(out, n->text);
+  if (n->text) buf_put_xml_text(out, n->text);
   if (n->nkids) {
     buf_putc(out, '\n');
     for (size_t i = 0; i < n->nkids; i++) xml_render(n->kids[i], out, depth + 1);

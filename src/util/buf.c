@@ -1,4 +1,5 @@
 #include "util/buf.h"
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,7 @@ char *xasprintf(const char *fmt, ...)
   return buf_detach(&b);
 }
 
-void buf_put_xml_escaped(struct buf *b, const char *s)
+static void xml_escape(struct buf *b, const char *s, bool quotes)
 {
   const char *run = s;
   for (; *s; s++) {
@@ -92,16 +93,20 @@ void buf_put_xml_escaped(struct buf *b, const char *s)
     case '&': rep = "&amp;"; break;
     case '<': rep = "&lt;"; break;
     case '>': rep = "&gt;"; break;
-    case '"': rep = "&quot;"; break;
-    case '\'': rep = "&apos;"; break;
-    default: continue;
+    case '"': rep = quotes ? "&quot;" : NULL; break;
+    case '\'': rep = quotes ? "&apos;" : NULL; break;
+    default: break;
     }
+    if (!rep) continue;
     buf_add(b, run, (size_t)(s - run));
     buf_puts(b, rep);
     run = s + 1;
   }
   buf_add(b, run, (size_t)(s - run));
 }
+
+void buf_put_xml_escaped(struct buf *b, const char *s) { xml_escape(b, s, true); }
+void buf_put_xml_text(struct buf *b, const char *s) { xml_escape(b, s, false); }
 
 void buf_reset(struct buf *b)
 {

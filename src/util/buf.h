@@ -24,6 +24,8 @@ void buf_printf(struct buf *b, const char *fmt, ...) PRINTF(2, 3);
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) PRINTF(2, 0);
 /* XML-escapes s (&, <, >, ", ') */
 void buf_put_xml_escaped(struct buf *b, const char *s);
+/* escapes only what element text needs (&, <, >), so messages stay readable */
+void buf_put_xml_text(struct buf *b, const char *s);
 void buf_reset(struct buf *b);
 const char *buf_str(const struct buf *b);
 char *buf_detach(struct buf *b); /* never NULL; caller frees */
