@@ -572,6 +572,35 @@ static int add_disk(struct api_call *c)
   return reply_created(c, render_disk(&c->r, disk));
 }
 
+static int update_disk(struct api_call *c)
+{
+  const struct node *b = body_required(c, "disk");
+  if (!b) return -1;
+  int64_t size = 0;
+  int r = node_get_int64(b, "provisioned_size", &size);
+  if (r < 0) return -1;
+  if (r == 1 && size <= 0)
+    return error(ERR_INVALID, "invalid provisioned_size %lld: give a positive number of bytes", (long long)size);
+  if (cmd_disk_update(c->eng, c->req->user, c->p[0], node_text(b, "alias"), node_text(b, "description"),
+                      size) < 0)
+    return -1;
+  AUTOPTR(disk) d = disk_get(c->st, c->p[0]);
+  if (!d) return -1;
+  return reply(c, 200, render_disk(&c->r, d));
+}
+
+static int move_disk(struct api_call *c)
+{
+  const struct node *b = body_required(c, "action");
+  if (!b) return -1;
+  const struct node *sdref = node_child(b, "storage_domain");
+  if (!sdref) return error(ERR_INVALID, "missing required field 'action.storage_domain': name the target domain");
+  AUTOPTR(storage_domain) sd = resolve_storage_domain(c, sdref, "storage_domain");
+  if (!sd) return -1;
+  if (cmd_disk_move(c->eng, c->req->user, c->p[0], sd->id) < 0) return -1;
+  return reply_action(c);
+}
+
 static int remove_disk(struct api_call *c)
 {
   if (cmd_disk_remove(c->eng, c->req->user, c->p[0]) < 0) return -1;
@@ -676,7 +705,26 @@ static int update_attachment(struct api_call *c)
   }
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  if (cmd_attach_update(c->eng, c->req->user, c->p[0], c->p[1], &u) < 0) return -1;
+  /* oVirt resizes and renames a disk through its attachment too */
+  const struct node *dn = node_child(b, "disk");
+  int64_t size = 0;
+  if (dn) {
+    int r = node_get_int64(dn, "provisioned_size", &size);
+    if (r < 0) return -1;
+    if (r == 1 && size <= 0)
+      return error(ERR_INVALID, "invalid provisioned_size %lld: give a positive number of bytes", (long long)size);
+    AUTOPTR(attachment) at = attachment_get(c->st, c->p[0], c->p[1]);
+    if (!at) return -1;
+    if (at->snapshot_id && (size > 0 || node_text(dn, "alias")))
+      return error(ERR_CONFLICT, "cannot change disk '%s' through VM '%s': it is attached as snapshot '%s' "
+                   "of another VM, which never changes", c->p[1], vm->name, at->snapshot_id);
+    if ((size > 0 || node_text(dn, "alias")) &&
+        cmd_disk_update(c->eng, c->req->user, c->p[1], node_text(dn, "alias"), NULL, size) < 0)
+      return -1;
+  }
+  if ((u.set_active || u.set_bootable || u.set_iface || u.set_read_only) &&
+      cmd_attach_update(c->eng, c->req->user, c->p[0], c->p[1], &u) < 0)
+    return -1;
   AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], c->p[1]);
   if (!a) return -1;
   return reply(c, 200, render_attachment(&c->r, a));
@@ -862,7 +910,9 @@ static const struct route ROUTES[] = {
   {"GET", "/disks", list_disk},
   {"POST", "/disks", add_disk},
   {"GET", "/disks/{}", get_disk},
+  {"PUT", "/disks/{}", update_disk},
   {"DELETE", "/disks/{}", remove_disk},
+  {"POST", "/disks/{}/move", move_disk},
   {"GET", "/events", list_events},
   {"POST", "/events", add_event},
   {"GET", "/events/{}", get_event},

@@ -21,6 +21,12 @@ int cmd_vm_shutdown(struct engine *eng, const struct user *u, const char *vm_id)
 /* disks; in->storage_domain_id resolved by the caller */
 int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id);
 int cmd_disk_remove(struct engine *eng, const struct user *u, const char *disk_id);
+/* alias/description (NULL: unchanged) and growing provisioned_size (<= 0: unchanged) */
+int cmd_disk_update(struct engine *eng, const struct user *u, const char *disk_id, const char *alias,
+                    const char *description, int64_t new_size);
+/* moving between storage domains: refused while a snapshot of the disk is
+ * attached to another VM; not implemented otherwise */
+int cmd_disk_move(struct engine *eng, const struct user *u, const char *disk_id, const char *sd_id);
 
 /* attachments; a->disk_id names an existing disk, or new_disk (not NULL) is created first */
 int cmd_attach(struct engine *eng, const struct user *u, const struct attachment *a,

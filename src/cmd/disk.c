@@ -392,3 +392,112 @@ int cmd_event_add(struct engine *eng, const struct user *u, struct event *ev)
   struct cmd_ctx c = {.eng = eng, .user = u, .data = ev};
   return cmd_run(&event_add_def, &c);
 }
+
+/* ---- update (rename, extend) and move ---- */
+
+struct disk_update_args {
+  const char *disk_id, *alias, *description, *sd_id;
+  int64_t new_size;
+  struct disk *disk;
+};
+
+/* a disk whose snapshot is attached to another VM (Backup API) keeps its
+ * size and place: the transient overlays there name its volumes */
+static int no_snapshot_attached(struct store *st, const struct disk *d, const char *what)
+{
+  const char *params[] = {d->id};
+  AUTOLIST(attachment) l = attachment_list(st, "disk_id = ? AND snapshot_id IS NOT NULL", params, 1, NULL, 1);
+  if (!l) return -1;
+  if (!l[0]) return 0;
+  AUTOPTR(vm) vm = vm_get(st, l[0]->vm_id);
+  error_clear();
+  return error(ERR_CONFLICT, "cannot %s disk '%s': its snapshot '%s' is attached to VM '%s'; "
+               "detach it first", what, d->alias, l[0]->snapshot_id, vm ? vm->name : l[0]->vm_id);
+}
+
+static int disk_update_validate(struct cmd_ctx *c)
+{
+  struct disk_update_args *a = c->data;
+  struct store *st = c->eng->st;
+  if (!(a->disk = disk_get(st, a->disk_id))) return -1;
+  if (a->alias && (!a->alias[0] || strlen(a->alias) > 255))
+    return error(ERR_INVALID, "invalid disk alias: use 1 to 255 characters");
+  if (a->new_size <= 0 || a->new_size == a->disk->provisioned_size) return 0;
+  if (no_snapshot_attached(st, a->disk, "resize") < 0) return -1;
+  if (a->new_size < a->disk->provisioned_size)
+    return error(ERR_INVALID, "cannot shrink disk '%s' from %lld to %lld bytes: disks only grow",
+                 a->disk->alias, (long long)a->disk->provisioned_size, (long long)a->new_size);
+  const char *params[] = {a->disk_id};
+  AUTOLIST(attachment) plugged = attachment_list(st, "disk_id = ? AND plugged = 1", params, 1, NULL, 1);
+  if (!plugged) return -1;
+  if (plugged[0])
+    return error(ERR_CONFLICT, "cannot resize disk '%s' while it is plugged into a running VM: "
+                 "unplug it or stop the VM first", a->disk->alias);
+  return 0;
+}
+
+static int disk_update_execute(struct cmd_ctx *c)
+{
+  struct disk_update_args *a = c->data;
+  struct store *st = c->eng->st;
+  if (a->alias) { free(a->disk->alias); a->disk->alias = xstrdup(a->alias); }
+  if (a->description) { free(a->disk->description); a->disk->description = xstrdup(a->description); }
+  if (a->new_size > a->disk->provisioned_size) {
+    AUTOPTR(volume) top = disk_active_volume(st, a->disk_id);
+    if (!top || volume_resize(top->path, top->format, a->new_size) < 0) return -1;
+    a->disk->provisioned_size = a->new_size;
+  }
+  return disk_update(st, a->disk);
+}
+
+static char *disk_update_describe(struct cmd_ctx *c, bool ok)
+{
+  struct disk_update_args *a = c->data;
+  const char *name = a->disk ? a->disk->alias : a->disk_id;
+  return ok ? xasprintf("disk %s was updated by %s", name, c->user->name)
+            : xasprintf("updating disk %s", name);
+}
+
+static const struct cmd_def disk_update_def = {
+  "UpdateDisk", 0, disk_update_validate, disk_update_execute, NULL, disk_update_describe,
+};
+
+int cmd_disk_update(struct engine *eng, const struct user *u, const char *disk_id, const char *alias,
+                    const char *description, int64_t new_size)
+{
+  struct disk_update_args a = {.disk_id = disk_id, .alias = alias, .description = description,
+                               .new_size = new_size};
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {disk_id}, .data = &a};
+  int rc = cmd_run(&disk_update_def, &c);
+  disk_free(a.disk);
+  return rc;
+}
+
+static int disk_move_validate(struct cmd_ctx *c)
+{
+  struct disk_update_args *a = c->data;
+  struct store *st = c->eng->st;
+  if (!(a->disk = disk_get(st, a->disk_id))) return -1;
+  AUTOPTR(storage_domain) sd = storage_domain_get(st, a->sd_id);
+  if (!sd) return -1;
+  if (no_snapshot_attached(st, a->disk, "move") < 0) return -1;
+  if (strcmp(sd->id, a->disk->storage_domain_id) == 0)
+    return error(ERR_INVALID, "disk '%s' is already on storage domain '%s'", a->disk->alias, sd->name);
+  return error(ERR_UNSUPPORTED, "cannot move disk '%s' to storage domain '%s': moving disks between "
+               "storage domains is not implemented yet", a->disk->alias, sd->name);
+}
+
+static int disk_move_execute(struct cmd_ctx *c) { (void)c; return 0; }
+
+static const struct cmd_def disk_move_def = {
+  "MoveDisk", 0, disk_move_validate, disk_move_execute, NULL, NULL,
+};
+
+int cmd_disk_move(struct engine *eng, const struct user *u, const char *disk_id, const char *sd_id)
+{
+  struct disk_update_args a = {.disk_id = disk_id, .sd_id = sd_id};
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {disk_id}, .data = &a};
+  int rc = cmd_run(&disk_move_def, &c);
+  disk_free(a.disk);
+  return rc;
+}

@@ -142,6 +142,8 @@ extern const struct hyper_ops hyper_libvirt_ops;
 int volume_create(const char *path, int format, int64_t size, const char *backing, int backing_format);
 /* bytes allocated on disk for PATH, -1 with error when unreadable */
 int64_t volume_actual_size(const char *path);
+/* grows PATH (the top of a chain) to size bytes; offline only */
+int volume_resize(const char *path, int format, int64_t size);
 /* removes PATH; a missing file is not an error */
 int volume_remove(const char *path);
 /* merges TOP into BASE (TOP's backing file or one further down) with

@@ -193,3 +193,15 @@ char *volume_sha256(const char *path, int format)
   unlink(tmp);
   return hex;
 }
+
+int volume_resize(const char *path, int format, int64_t size)
+{
+  const char *fmt = format_name(format);
+  if (!fmt) return error(ERR_INVALID, "cannot resize volume '%s': unknown format %d", path, format);
+  if (must_exist(path, "resize volume") < 0) return -1;
+  char sz[32];
+  snprintf(sz, sizeof sz, "%lld", (long long)size);
+  const char *argv[] = {"qemu-img", "resize", "-q", "-f", fmt, path, sz, NULL};
+  if (spawn_run(argv, NULL, NULL) < 0) return error_prefix("cannot resize volume '%s': ", path);
+  return 0;
+}
