@@ -709,9 +709,9 @@ static int update_attachment(struct api_call *c)
   const struct node *dn = node_child(b, "disk");
   int64_t size = 0;
   if (dn) {
-    int r = node_get_int64(dn, "provisioned_size", &size);
-    if (r < 0) return -1;
-    if (r == 1 && size <= 0)
+    int rs = node_get_int64(dn, "provisioned_size", &size);
+    if (rs < 0) return -1;
+    if (rs == 1 && size <= 0)
       return error(ERR_INVALID, "invalid provisioned_size %lld: give a positive number of bytes", (long long)size);
     AUTOPTR(attachment) at = attachment_get(c->st, c->p[0], c->p[1]);
     if (!at) return -1;
