@@ -60,6 +60,11 @@ for t in apt-cache apt-get dpkg-deb gzip od readelf xz; do
 done
 
 # --- 1. packages -----------------------------------------------------------------------
+# A fresh machine may have no package lists yet: fetch them once.
+if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+  say "no apt package lists: running apt-get update" >&2
+  apt-get update -qq || die "apt-get update failed"
+fi
 # KERNEL_PKG may name the kernel package; by default the one linux-image-amd64 depends on.
 KERNEL_PKG=${KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null |
   awk '/Depends: linux-image-6\.[0-9.]+-[0-9]+-amd64/ && !n++ {print $2}')}
