@@ -11,7 +11,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 qemu-utils
   libmicrohttpd-dev libxml2-dev libxml2-utils libjansson-dev libssl-dev openssl
-  libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libargon2-dev
+  libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libnbd-bin libargon2-dev libcurl4-openssl-dev
   python3 curl wrk nginx-light valgrind
 )
 QEMU_CONF=/etc/libvirt/qemu.conf

@@ -24,6 +24,8 @@ struct api_request {
   const struct node *body;  /* parsed request body, or NULL when none */
   const struct api_param *query; /* query parameters; NULL-name-terminated */
   bool all_content;         /* ?all_content=true or All-Content: true */
+  const char *base_url;     /* "https://HOST:PORT" as the client reached the engine (Host
+                               header), for URLs outside the API (image transfer data); may be NULL */
 };
 
 struct api_response {

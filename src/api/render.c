@@ -305,6 +305,7 @@ struct node *render_job(const struct render_ctx *r, const struct job *j)
   node_add_bool(n, "external", false);
   node_add_text(n, "status", job_status_to_str(j->status));
   if (j->user_id) ref(r, n, "owner", "users", j->user_id);
+  node_add_int(n, "progress", j->progress);
   return n;
 }
 
@@ -362,5 +363,54 @@ struct node *render_snapshot_disk(const struct render_ctx *r, const struct volum
   if (v->snapshot_id) node_add_ref(n, "snapshot", v->snapshot_id, NULL);
   struct node *sds = node_add_list(n, "storage_domains");
   ref(r, sds, "storage_domain", "storagedomains", d->storage_domain_id);
+  return n;
+}
+
+/* an image transfer; base_url ("https://host:port", the address the client
+ * used) makes proxy_url, the HTTP data URL. The URLs are shown only while
+ * the transfer is in progress: they are its credentials. */
+struct node *render_image_transfer(const struct render_ctx *r, const struct image_transfer *t,
+                                   const char *base_url)
+{
+  struct node *n = entity(r, "image_transfer", "imagetransfers", t->id);
+  link(r, n, "imagetransfers", t->id, "cancel");
+  link(r, n, "imagetransfers", t->id, "finalize");
+  bool open = t->phase == TRANSFER_INITIALIZING || t->phase == TRANSFER_TRANSFERRING;
+  node_add_bool(n, "active", open);
+  node_add_text(n, "direction", transfer_direction_to_str(t->direction));
+  node_add_text(n, "format", disk_format_to_str(t->format));
+  node_add_int(n, "inactivity_timeout", t->inactivity_timeout);
+  node_add_text(n, "phase", transfer_phase_to_str(t->phase));
+  if (open) {
+    node_add_textf(n, "transfer_url", "nbd+unix:///?socket=%s", t->socket_path);
+    node_add_textf(n, "proxy_url", "%s/images/%s", base_url ? base_url : "", t->ticket);
+  }
+  node_add_bool(n, "shallow", false);
+  node_add_text(n, "timeout_policy", "cancel");
+  node_add_int(n, "transferred", t->bytes_transferred);
+  ref(r, n, "disk", "disks", t->disk_id);
+  struct node *img = node_add(n, "image");
+  node_set_attr(img, "id", t->volume_id);
+  if (t->snapshot_id) {
+    AUTOFREE char *href = render_href(r, "/disks/%s/disksnapshots/%s", t->disk_id, t->volume_id);
+    node_add_ref(n, "snapshot", t->volume_id, href);
+  }
+  AUTOFREE char *host_id = store_setting_get(engine_store(r->eng), "local_host_id");
+  ref(r, n, "host", "hosts", host_id);
+  return n;
+}
+
+struct node *render_template_attachment(const struct render_ctx *r, const struct attachment *a)
+{
+  struct node *n = node_new("disk_attachment");
+  AUTOFREE char *href = render_href(r, "/templates/%s/diskattachments/%s", a->vm_id, a->disk_id);
+  node_set_attr(n, "href", href);
+  node_set_attr(n, "id", a->disk_id);
+  node_add_bool(n, "active", a->active);
+  node_add_bool(n, "bootable", a->bootable);
+  node_add_text(n, "interface", disk_iface_to_str(a->iface));
+  node_add_bool(n, "read_only", a->read_only);
+  ref(r, n, "disk", "disks", a->disk_id);
+  ref(r, n, "template", "templates", a->vm_id);
   return n;
 }

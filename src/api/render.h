@@ -23,6 +23,8 @@ struct node *render_storage_domain(const struct render_ctx *r, const struct stor
 struct node *render_vm(const struct render_ctx *r, const struct vm *vm);
 struct node *render_disk(const struct render_ctx *r, const struct disk *d);
 struct node *render_attachment(const struct render_ctx *r, const struct attachment *a);
+/* a template's disk (an attachment whose vm_id is the template's id) */
+struct node *render_template_attachment(const struct render_ctx *r, const struct attachment *a);
 /* v3: a VM's disk as oVirt 3 listed it under /vms/ID/disks */
 struct node *render_vm_disk_v3(const struct render_ctx *r, const struct attachment *a, const struct disk *d);
 struct node *render_snapshot(const struct render_ctx *r, const struct snapshot *s);
@@ -32,3 +34,6 @@ struct node *render_job(const struct render_ctx *r, const struct job *j);
 struct node *render_disk_snapshot(const struct render_ctx *r, const struct volume *v, const struct disk *d);
 /* a disk as it was in a snapshot: the disk's fields with that volume's size and image_id */
 struct node *render_snapshot_disk(const struct render_ctx *r, const struct volume *v, const struct disk *d);
+/* an image transfer; base_url ("https://host:port") makes its proxy_url */
+struct node *render_image_transfer(const struct render_ctx *r, const struct image_transfer *t,
+                                   const char *base_url);

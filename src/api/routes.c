@@ -128,6 +128,8 @@ static int need_text(const struct node *n, const char *path, const char *elem, c
 DEFINE_RESOLVE(cluster, "cluster", "clusters")
 DEFINE_RESOLVE(template, "template", "templates")
 DEFINE_RESOLVE(storage_domain, "storage domain", "storagedomains")
+DEFINE_RESOLVE(host, "host", "hosts")
+DEFINE_RESOLVE(vm, "VM", "vms")
 
 /* ---- root and read-only collections ---- */
 
@@ -328,8 +330,10 @@ static int add_vm(struct api_call *c)
   struct vm v;
   if (vm_from_node(c, b, &v, &cl, &t) < 0) return -1;
   if (!v.template_id) v.template_id = (char *)"00000000-0000-0000-0000-000000000000";
+  bool clone = false;  /* oVirt: ?clone=true; <clone> in the body too */
+  if (query_bool(c, "clone", false, &clone) < 0 || node_get_bool(b, "clone", &clone) < 0) return -1;
   AUTOFREE char *id = NULL;
-  if (cmd_vm_add(c->eng, c->req->user, &v, &id) < 0) return -1;
+  if (cmd_vm_add_from_template(c->eng, c->req->user, &v, clone, &id) < 0) return -1;
   AUTOPTR(vm) vm = vm_get(c->st, id);
   if (!vm) return -1;
   return reply_created(c, render_vm(&c->r, vm));
@@ -861,6 +865,166 @@ static int add_event(struct api_call *c)
 
 
 
+/* ---- image transfers (cmd/transfer.c; the data path is http/imageio.c) ---- */
+
+/* <image_transfer><direction>download</direction><format>raw</format>
+ * <snapshot id="VOLUME"/> | <disk id="DISK"/> [<inactivity_timeout>S</...>] */
+static int add_image_transfer(struct api_call *c)
+{
+  const struct node *b = body_required(c, "image_transfer");
+  if (!b) return -1;
+  struct transfer_spec spec = {.direction = TRANSFER_UPLOAD, .format = DISK_FORMAT_RAW};
+  const char *dir = node_text(b, "direction");
+  if (dir && (spec.direction = transfer_direction_from_str(dir)) < 0)
+    return error(ERR_INVALID, "invalid direction '%s': use 'download' or 'upload'", dir);
+  const char *fmt = node_text(b, "format");
+  if (fmt && (spec.format = disk_format_from_str(fmt)) < 0)
+    return error(ERR_INVALID, "invalid format '%s': use 'raw'", fmt);
+  int r = node_get_int64(b, "inactivity_timeout", &spec.inactivity_timeout);
+  if (r < 0) return -1;
+  if (r == 1 && spec.inactivity_timeout <= 0)
+    return error(ERR_INVALID, "invalid inactivity_timeout %lld: give a positive number of seconds",
+                 (long long)spec.inactivity_timeout);
+  if (node_child(b, "backup"))
+    return error(ERR_UNSUPPORTED, "image transfers of a <backup> are not supported yet: take a "
+                 "snapshot and transfer its <snapshot id=\"DISK_SNAPSHOT_ID\"/>");
+  const struct node *snap = node_child(b, "snapshot");
+  if (snap && !(spec.volume_id = node_attr(snap, "id")))
+    return error(ERR_INVALID, "missing disk snapshot id: give <snapshot id=\"...\"/>");
+  const struct node *disk = node_child(b, "disk");
+  if (!disk) disk = node_child(b, "image"); /* oVirt 4.0's name for the disk */
+  if (disk && !(spec.disk_id = node_attr(disk, "id")))
+    return error(ERR_INVALID, "missing disk id: give <disk id=\"...\"/>");
+  if (!spec.volume_id && !spec.disk_id)
+    return error(ERR_INVALID, "missing required field 'image_transfer.disk' or "
+                 "'image_transfer.snapshot': give <disk id=\"...\"/> or <snapshot id=\"...\"/>");
+  AUTOFREE char *id = NULL;
+  if (cmd_transfer_create(c->eng, c->req->user, &spec, &id) < 0) return -1;
+  AUTOPTR(image_transfer) t = image_transfer_get(c->st, id);
+  if (!t) return -1;
+  return reply_created(c, render_image_transfer(&c->r, t, c->req->base_url));
+}
+
+static int list_image_transfers(struct api_call *c)
+{
+  int max;
+  if (query_max(c, &max) < 0) return -1;
+  AUTOLIST(image_transfer) l = image_transfer_list(c->st, NULL, NULL, 0, NULL, max);
+  if (!l) return -1;
+  struct node *n = node_new("image_transfers");
+  n->is_list = true;
+  for (size_t i = 0; l[i]; i++) node_append(n, render_image_transfer(&c->r, l[i], c->req->base_url));
+  return reply(c, 200, n);
+}
+
+static int get_image_transfer(struct api_call *c)
+{
+  AUTOPTR(image_transfer) t = image_transfer_get(c->st, c->p[0]);
+  if (!t) return -1;
+  return reply(c, 200, render_image_transfer(&c->r, t, c->req->base_url));
+}
+
+static int image_transfer_finalize(struct api_call *c)
+{
+  if (cmd_transfer_finalize(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+static int image_transfer_cancel(struct api_call *c)
+{
+  if (cmd_transfer_cancel(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply_action(c);
+}
+
+/* ---- OVA export/import, templates ---- */
+
+/* <action><host/><directory>/abs</directory><filename>x.ova</filename></action> */
+static int vm_export_ova(struct api_call *c)
+{
+  const struct node *b = body_required(c, "action");
+  if (!b) return -1;
+  const char *dir, *file;
+  if (need_text(b, "directory", "action", &dir) < 0 || need_text(b, "filename", "action", &file) < 0)
+    return -1;
+  const struct node *href = node_child(b, "host");
+  if (!href) return error(ERR_INVALID, "missing required field 'action.host': name the host that writes the file");
+  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
+  AUTOPTR(host) h = vm ? resolve_host(c, href, "host") : NULL;
+  if (!h) return -1;
+  AUTOFREE char *job = NULL;
+  if (cmd_vm_export_ova(c->eng, c->req->user, vm->id, h->id, dir, file, &job) < 0) return -1;
+  struct node *n = node_new("action");
+  AUTOFREE char *jhref = render_href(&c->r, "/jobs/%s", job);
+  node_add_ref(n, "job", job, jhref);
+  node_add_text(n, "status", "complete");
+  return reply(c, 200, n);
+}
+
+static int add_external_vm_import(struct api_call *c)
+{
+  const struct node *b = body_required(c, "external_vm_import");
+  if (!b) return -1;
+  const char *provider, *url;
+  if (need_text(b, "provider", "external_vm_import", &provider) < 0 ||
+      need_text(b, "url", "external_vm_import", &url) < 0)
+    return -1;
+  if (strcmp(provider, "ova") != 0)
+    return error(ERR_INVALID, "unsupported provider '%s': only 'ova' is supported", provider);
+  if (!node_child(b, "cluster") || !node_child(b, "storage_domain"))
+    return error(ERR_INVALID, "missing required field: give <cluster> and <storage_domain>");
+  AUTOPTR(cluster) cl = resolve_cluster(c, node_child(b, "cluster"), "cluster");
+  AUTOPTR(storage_domain) sd = cl ? resolve_storage_domain(c, node_child(b, "storage_domain"), "storage_domain") : NULL;
+  if (!sd) return -1;
+  AUTOFREE char *vm_id = NULL, *job = NULL;
+  if (cmd_vm_import_ova(c->eng, c->req->user, url, node_text(b, "name"), cl->id, sd->id, &vm_id, &job) < 0)
+    return -1;
+  struct node *n = node_new("external_vm_import");
+  node_add_text(n, "provider", "ova");
+  node_add_text(n, "url", url);
+  node_add_text(n, "name", node_text(b, "name"));
+  AUTOFREE char *vhref = render_href(&c->r, "/vms/%s", vm_id);
+  AUTOFREE char *jhref = render_href(&c->r, "/jobs/%s", job);
+  node_add_ref(n, "vm", vm_id, vhref);
+  node_add_ref(n, "job", job, jhref);
+  return reply(c, 202, n);
+}
+
+static int add_template(struct api_call *c)
+{
+  const struct node *b = body_required(c, "template");
+  if (!b) return -1;
+  const char *name;
+  if (need_text(b, "name", "template", &name) < 0) return -1;
+  const struct node *vref = node_child(b, "vm");
+  if (!vref) return error(ERR_INVALID, "missing required field 'template.vm': give <vm id=\"...\"/>");
+  AUTOPTR(vm) vm = resolve_vm(c, vref, "vm");
+  if (!vm) return -1;
+  AUTOFREE char *id = NULL;
+  if (cmd_template_add(c->eng, c->req->user, name, node_text(b, "description"), vm->id, &id) < 0) return -1;
+  AUTOPTR(template) t = template_get(c->st, id);
+  if (!t) return -1;
+  return reply_created(c, render_template(&c->r, t));
+}
+
+static int remove_template(struct api_call *c)
+{
+  if (cmd_template_remove(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  return reply(c, 200, NULL);
+}
+
+static int list_template_attachments(struct api_call *c)
+{
+  AUTOPTR(template) t = template_get(c->st, c->p[0]);
+  if (!t) return -1;
+  const char *params[] = {t->id};
+  AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  if (!l) return -1;
+  struct node *n = node_new("disk_attachments");
+  n->is_list = true;
+  for (size_t i = 0; l[i]; i++) node_append(n, render_template_attachment(&c->r, l[i]));
+  return reply(c, 200, n);
+}
+
 /* ---- the table ---- */
 
 static const struct route ROUTES[] = {
@@ -871,6 +1035,9 @@ static const struct route ROUTES[] = {
   {"GET", "/clusters/{}", get_cluster},
   {"GET", "/templates", list_template},
   {"GET", "/templates/{}", get_template},
+  {"POST", "/templates", add_template},
+  {"DELETE", "/templates/{}", remove_template},
+  {"GET", "/templates/{}/diskattachments", list_template_attachments},
   {"GET", "/hosts", list_host},
   {"GET", "/hosts/{}", get_host},
   {"POST", "/hosts/{}/deactivate", host_deactivate},
@@ -888,6 +1055,8 @@ static const struct route ROUTES[] = {
   {"POST", "/vms/{}/stop", vm_stop},
   {"POST", "/vms/{}/shutdown", vm_shutdown},
   {"POST", "/vms/{}/migrate", vm_migrate},
+  {"POST", "/vms/{}/exporttopathonhost", vm_export_ova},
+  {"POST", "/externalvmimports", add_external_vm_import},
   {"GET", "/vms/{}/diskattachments", list_attachments},
   {"POST", "/vms/{}/diskattachments", add_attachment},
   {"GET", "/vms/{}/diskattachments/{}", get_attachment},
@@ -918,6 +1087,11 @@ static const struct route ROUTES[] = {
   {"GET", "/events/{}", get_event},
   {"GET", "/jobs", list_job},
   {"GET", "/jobs/{}", get_job},
+  {"GET", "/imagetransfers", list_image_transfers},
+  {"POST", "/imagetransfers", add_image_transfer},
+  {"GET", "/imagetransfers/{}", get_image_transfer},
+  {"POST", "/imagetransfers/{}/finalize", image_transfer_finalize},
+  {"POST", "/imagetransfers/{}/cancel", image_transfer_cancel},
 };
 
 /* matches path against pattern; fills params; returns true on match */

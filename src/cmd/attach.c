@@ -101,6 +101,21 @@ static int unplug(struct engine *eng, const struct vm *vm, struct attachment *a,
   return 0;
 }
 
+/* the active volume of a VM's own disk belongs to the VM's active snapshot
+ * (as in oVirt); a floating disk's to none. Shareable disks stay floating:
+ * snapshots leave them out. vm_id NULL: the disk was detached. */
+static int volume_owner_set(struct store *st, const struct disk *d, const char *vm_id)
+{
+  if (d->shareable) return 0;
+  AUTOPTR(volume) top = disk_active_volume(st, d->id);
+  if (!top) return -1;
+  AUTOPTR(snapshot) active = vm_id ? vm_active_snapshot(st, vm_id) : NULL;
+  if (vm_id && !active) return -1;
+  free(top->snapshot_id);
+  top->snapshot_id = active ? xstrdup(active->id) : NULL;
+  return volume_update(st, top);
+}
+
 /* ---- attach ---- */
 
 /* the Backup API rules, in oVirt's order: the snapshot exists, belongs to
@@ -220,7 +235,13 @@ static int attach_execute(struct cmd_ctx *c)
     if (plug(c->eng, a->vm, &at, a->disk) < 0) return -1;
     at.plugged = true;
   }
-  int rc = attachment_insert(st, &at);
+  int rc = store_begin(st);
+  if (rc == 0) {
+    rc = attachment_insert(st, &at);
+    if (rc == 0 && !at.snapshot_id) rc = volume_owner_set(st, a->disk, a->vm->id);
+    if (rc == 0) rc = store_commit(st);
+    else store_rollback(st);
+  }
   if (rc < 0 && hot) {
     struct err_saved s;
     error_save(&s);
@@ -385,7 +406,14 @@ static int detach_execute(struct cmd_ctx *c)
     a->att->plugged = false;
     if (attachment_update(c->eng->st, a->att) < 0) return -1;
   }
-  if (attachment_delete(c->eng->st, a->vm_id, a->disk_id) < 0) return -1;
+  struct store *st = c->eng->st;
+  if (store_begin(st) < 0) return -1;
+  if (attachment_delete(st, a->vm_id, a->disk_id) < 0 ||
+      (!a->att->snapshot_id && volume_owner_set(st, a->disk, NULL) < 0)) {
+    store_rollback(st);
+    return -1;
+  }
+  if (store_commit(st) < 0) return -1;
   if (!a->detach_only) {
     /* the disk lock is ours already; remove it in this command's name */
     locks_release(c->eng, (const char *const[]){a->disk_id, NULL});

@@ -78,3 +78,58 @@ int cmd_snapshot_restore(struct engine *eng, const struct user *u, const char *v
                          const char *snap_id);
 /* the VM's active snapshot (caller frees) */
 struct snapshot *vm_active_snapshot(struct store *st, const char *vm_id);
+
+/* OVA (export.c). Export writes the VM's own disks and its OVF as
+ * DIRECTORY/FILENAME on host HOST_ID: a down VM from its active volumes, a
+ * running one from a temporary snapshot removed afterwards. It answers at
+ * once; a background job (*out_job_id, with progress) writes FILENAME.part
+ * and renames it when complete. Disk-snapshot attachments are left out. */
+int cmd_vm_export_ova(struct engine *eng, const struct user *u, const char *vm_id, const char *host_id,
+                      const char *directory, const char *filename, char **out_job_id);
+/* Import checks the OVA at PATH at once (400 for a damaged one, 409 for a
+ * name in use), then creates the VM in the background with new disk and
+ * volume ids on storage domain sd_id; the VM row appears only when every
+ * disk is copied. name NULL takes the OVF's. *out_vm_id is the id the VM
+ * will have. */
+int cmd_vm_import_ova(struct engine *eng, const struct user *u, const char *path, const char *name,
+                      const char *cluster_id, const char *sd_id, char **out_vm_id, char **out_job_id);
+
+/* templates (template.c): a copy of a down VM's own disks */
+int cmd_template_add(struct engine *eng, const struct user *u, const char *name, const char *description,
+                     const char *vm_id, char **out_id);
+/* refused (409) while a VM was made from it */
+int cmd_template_remove(struct engine *eng, const struct user *u, const char *template_id);
+/* cmd_vm_add, giving the VM one disk per disk of its template: a qcow2
+ * overlay on the template's volume, or with clone a full copy */
+int cmd_vm_add_from_template(struct engine *eng, const struct user *u, const struct vm *in, bool clone,
+                             char **out_id);
+
+/* image transfers (transfer.c): a volume exported over NBD by qemu-nbd
+ * (transfer_url) and over HTTP at /images/TICKET (proxy_url, http/imageio.c).
+ * Download: a disk snapshot's volume (the chain up to it), or the active
+ * volume of a disk no running VM uses. Upload: into a disk's active volume,
+ * the disk not in use by a running VM. Only format raw (guest bytes). */
+struct transfer_spec {
+  int direction;                /* enum transfer_direction */
+  int format;                   /* enum disk_format */
+  const char *disk_id;          /* <disk id>, or NULL */
+  const char *volume_id;        /* <snapshot id>: a disk snapshot (volume) id, or NULL */
+  int64_t inactivity_timeout;   /* seconds; <= 0: 60 */
+};
+/* answers with the export ready (phase transferring) */
+int cmd_transfer_create(struct engine *eng, const struct user *u, const struct transfer_spec *spec,
+                        char **out_id);
+/* stops the export (an upload is flushed first): finished_success, the disk unlocked */
+int cmd_transfer_finalize(struct engine *eng, const struct user *u, const char *id);
+/* stops the export: cancelled, the disk unlocked */
+int cmd_transfer_cancel(struct engine *eng, const struct user *u, const char *id);
+/* the transfer in progress with TICKET (caller frees); ERR_NOT_FOUND otherwise */
+struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket);
+/* a client used transfer ID: its idle clock restarts, BYTES more were moved */
+void transfer_touch(struct engine *eng, const char *id, int64_t bytes);
+/* ERR_CONFLICT "cannot WHAT 'NAME': an image transfer is in progress ..."
+ * when one is, on disk_id / on the disks VM vm_id owns (active_only: only
+ * transfers of active volumes, which the VM itself would open) */
+int transfer_check_disk(struct store *st, const char *disk_id, const char *what, const char *name);
+int transfer_check_vm(struct store *st, const char *vm_id, bool active_only, const char *what,
+                      const char *name);

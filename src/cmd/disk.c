@@ -120,6 +120,7 @@ static int disk_remove_validate(struct cmd_ctx *c)
       return error(ERR_CONFLICT, "cannot remove disk '%s': its snapshot '%s' is attached to VM "
                    "'%s'; detach it first", a->disk->alias, atts[i]->snapshot_id, vm->name);
   }
+  if (transfer_check_disk(st, a->disk_id, "remove disk", a->disk->alias) < 0) return -1;
   if (a->disk->status == DISK_LOCKED)
     return error(ERR_CONFLICT, "cannot remove disk '%s': it is locked by another operation",
                  a->disk->alias);

@@ -249,8 +249,11 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   }
   engine_reconcile(eng);
   snapshot_recover(eng);
+  ova_recover(eng);
   engine_sweep_orphans(eng);
   transient_sweep(eng);
+  transfer_recover(eng);
+  transfer_reaper_start(eng);
   return eng;
 fail:
   {
@@ -300,6 +303,7 @@ void engine_background(struct engine *eng, void (*fn)(struct engine *, void *), 
 void engine_close(struct engine *eng)
 {
   if (!eng) return;
+  transfer_reaper_stop(eng);
   pthread_mutex_lock(&eng->bg_mu);
   while (eng->bg_running > 0) pthread_cond_wait(&eng->bg_cv, &eng->bg_mu);
   pthread_mutex_unlock(&eng->bg_mu);

@@ -23,6 +23,8 @@ struct engine {
   pthread_mutex_t bg_mu;
   pthread_cond_t bg_cv;
   int bg_running;
+  /* transfer.c: cancels idle image transfers; NULL when not running */
+  struct transfer_reaper *transfer_reaper;
 };
 
 /* transient.c: overlays of disk-snapshot attachments */
@@ -38,6 +40,12 @@ void transient_sweep(struct engine *eng);
 void snapshot_recover(struct engine *eng);
 /* storage.c-like sweep: volume files no row names are removed and reported */
 void engine_sweep_orphans(struct engine *eng);
+
+/* transfer.c: cancels the image transfers a crash left open (kills their
+ * qemu-nbd); the reaper cancels idle ones, and at stop every open one */
+void transfer_recover(struct engine *eng);
+void transfer_reaper_start(struct engine *eng);
+void transfer_reaper_stop(struct engine *eng);
 
 /* lock.c: take every id in ids (NULL-terminated) or none; ERR_CONFLICT names the holder */
 int locks_acquire(struct engine *eng, const char *const *ids, const char *cmd, const struct user *u);
@@ -61,4 +69,31 @@ enum {
   EV_SNAPSHOT_CREATED = 68, EV_SNAPSHOT_FAILED = 69, EV_SNAPSHOT_REMOVED = 342,
   EV_SNAPSHOT_REMOVE_FAILED = 357, EV_SNAPSHOT_RESTORED = 44, EV_ORPHAN_REMOVED = 10001,
   EV_COMMAND_FAILED = 9999, EV_EXTERNAL = 12000, EV_ENGINE_STARTED = 1, EV_RECONCILED = 2,
+  EV_TRANSFER_STARTED = 1031, EV_TRANSFER_SUCCEEDED = 1032, EV_TRANSFER_CANCELLED = 1033,
+  EV_TRANSFER_FAILED = 1034,
+};
+
+/* export.c: at start, removes what a stop interrupted: partial OVA files,
+ * temporary export snapshots; an interrupted import left only volume files
+ * without rows, which engine_sweep_orphans() removes */
+void ova_recover(struct engine *eng);
+/* the VM's disk-snapshot attachments (other VMs' disks attached for backup)
+ * as text for events and job descriptions, or NULL when it has none */
+char *snapshot_attachments_text(struct store *st, const char *vm_id);
+struct user *user_dup(const struct user *u);
+
+/* template.c: the disks a new VM gets from its template. prepare creates
+ * the files (nothing for Blank or a template without disks: *out NULL);
+ * insert adds their rows inside the caller's transaction and fails when
+ * the template is gone; free removes the files too when asked (failure). */
+struct template_disks;
+int template_disks_prepare(struct engine *eng, const char *template_id, bool clone,
+                           struct template_disks **out);
+int template_disks_insert(struct store *st, const struct template_disks *td, const char *vm_id,
+                          const char *active_snapshot_id);
+void template_disks_free(struct template_disks *td, bool remove_files);
+
+enum {
+  EV_VM_EXPORTED = 1223, EV_VM_EXPORT_FAILED = 1225, EV_VM_IMPORTED = 1153,
+  EV_VM_IMPORT_FAILED = 1154, EV_TEMPLATE_ADDED = 48, EV_TEMPLATE_REMOVED = 52,
 };

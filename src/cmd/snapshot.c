@@ -390,6 +390,7 @@ static int snap_remove_validate(struct cmd_ctx *c)
                  "running state and cannot be removed", a->snap_id, a->vm->name);
   if (no_snapshot_in_progress(st, a->vm) < 0) return -1;
   if (no_snapshot_attached_elsewhere(st, a->vm, "remove snapshots of") < 0) return -1;
+  if (transfer_check_vm(st, a->vm->id, false, "remove snapshots of VM", a->vm->name) < 0) return -1;
   if (a->vm->status != VM_UP && a->vm->status != VM_DOWN && a->vm->status != VM_PAUSED)
     return error(ERR_CONFLICT, "cannot remove snapshot '%s': VM '%s' is %s; wait until it is up or down",
                  a->snap->description, a->vm->name, vm_status_to_str(a->vm->status));
@@ -443,7 +444,20 @@ static int merge_volume(struct engine *eng, const struct vm *vm, const struct vo
     const struct hyper_ops *ops;
     struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
     if (!h) return -1;
-    if (ops->block_commit(h, vm->id, v->disk_id, child->path, v->path, MERGE_TIMEOUT_MS) < 0)
+    /* a removal resumed after a crash may find libvirt's part done already:
+     * the child left the chain and the base is still in it */
+    AUTOSTRVEC struct strvec chain = VEC_INIT;
+    if (hyper_disk_chain(ops, h, vm->id, v->disk_id, &chain) < 0) return -1;
+    bool child_in = false, base_in = false;
+    for (size_t i = 0; i < chain.len; i++) {
+      child_in |= strcmp(chain.ptr[i], child->path) == 0;
+      base_in |= strcmp(chain.ptr[i], v->path) == 0;
+    }
+    if (!base_in)
+      return error(ERR_INTERNAL, "volume '%s' is not in the chain VM '%s' runs for disk '%s'",
+                   v->path, vm->name, v->disk_id);
+    if (child_in &&
+        ops->block_commit(h, vm->id, v->disk_id, child->path, v->path, MERGE_TIMEOUT_MS) < 0)
       return -1;
   } else {
     if (volume_commit(child->path, child->format, v->path) < 0) return -1;
@@ -563,6 +577,7 @@ static int snap_restore_validate(struct cmd_ctx *c)
                  a->snap->description, a->vm->name, vm_status_to_str(a->vm->status));
   if (no_snapshot_in_progress(st, a->vm) < 0) return -1;
   if (no_snapshot_attached_elsewhere(st, a->vm, "restore snapshots of") < 0) return -1;
+  if (transfer_check_vm(st, a->vm->id, false, "restore snapshots of VM", a->vm->name) < 0) return -1;
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) return -1;
   for (size_t i = 0; vols[i]; i++)

@@ -16,10 +16,13 @@ struct vm_args {
   char id[UUID_STRLEN + 1];
   struct vm *vm;         /* loaded by validate; owned */
   struct strvec removed_files; /* remove: volume files to delete after commit */
+  bool clone;            /* add: copy the template's disks instead of overlays */
+  struct template_disks *tdisks; /* add: the disks made from the template */
 };
 
 static void vm_args_clear(struct vm_args *a)
 {
+  template_disks_free(a->tdisks, false);
   vm_free(a->vm);
   strvec_free(&a->removed_files);
 }
@@ -94,9 +97,10 @@ static int vm_add_execute(struct cmd_ctx *c)
     .id = snap_id, .vm_id = a->id, .description = (char *)"Active VM",
     .type = SNAPSHOT_ACTIVE, .status = SNAPSHOT_OK, .date_ms = v.creation_ms,
   };
+  if (template_disks_prepare(c->eng, v.template_id, a->clone, &a->tdisks) < 0) return -1;
   if (store_begin(st) < 0) return -1;
   if (vm_name_free(st, v.name, NULL) < 0 || vm_insert(st, &v) < 0 ||
-      snapshot_insert(st, &active) < 0) {
+      snapshot_insert(st, &active) < 0 || template_disks_insert(st, a->tdisks, a->id, snap_id) < 0) {
     store_rollback(st);
     return -1;
   }
@@ -111,13 +115,27 @@ static char *vm_add_describe(struct cmd_ctx *c, bool ok)
             : xasprintf("adding VM %s", a->in->name);
 }
 
+/* the template's disks made for the VM go when it was not created */
+static void vm_add_compensate(struct cmd_ctx *c)
+{
+  struct vm_args *a = c->data;
+  template_disks_free(a->tdisks, true);
+  a->tdisks = NULL;
+}
+
 static const struct cmd_def vm_add_def = {
-  "AddVm", EV_VM_ADDED, vm_add_validate, vm_add_execute, NULL, vm_add_describe,
+  "AddVm", EV_VM_ADDED, vm_add_validate, vm_add_execute, vm_add_compensate, vm_add_describe,
 };
 
 int cmd_vm_add(struct engine *eng, const struct user *u, const struct vm *in, char **out_id)
 {
-  struct vm_args a = {.in = (struct vm *)in};
+  return cmd_vm_add_from_template(eng, u, in, false, out_id);
+}
+
+int cmd_vm_add_from_template(struct engine *eng, const struct user *u, const struct vm *in, bool clone,
+                             char **out_id)
+{
+  struct vm_args a = {.in = (struct vm *)in, .clone = clone};
   AUTOFREE char *lock = xasprintf("vm-name:%s", in->name ? in->name : "");
   struct cmd_ctx c = {.eng = eng, .user = u, .locks = {lock}, .data = &a};
   int rc = cmd_run(&vm_add_def, &c);
@@ -213,6 +231,7 @@ static int vm_remove_validate(struct cmd_ctx *c)
   if (a->vm->status != VM_DOWN)
     return error(ERR_CONFLICT, "cannot remove VM '%s': it is %s; stop it first",
                  a->vm->name, vm_status_to_str(a->vm->status));
+  if (transfer_check_vm(c->eng->st, a->vm_id, false, "remove VM", a->vm->name) < 0) return -1;
   /* its disks' snapshots attached to other VMs (Backup API) block removal */
   const char *params[] = {a->vm_id, a->vm_id};
   AUTOLIST(attachment) used = attachment_list(
@@ -357,6 +376,7 @@ static int vm_start_validate(struct cmd_ctx *c)
                  vm_status_to_str(a->vm->status));
   AUTOPTR(host) h = host_get(c->eng->st, c->eng->host_id);
   if (!h) return -1;
+  if (transfer_check_vm(c->eng->st, a->vm_id, true, "start VM", a->vm->name) < 0) return -1;
   if (h->status == HOST_MAINTENANCE)
     return error(ERR_CONFLICT, "cannot start VM '%s': host '%s' is in maintenance; activate it first",
                  a->vm->name, h->name);

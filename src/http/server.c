@@ -7,6 +7,8 @@
  *   /ovirt-engine/sso/oauth/token     login, JSON answer
  *   /ovirt-engine/services/sso-logout logout, JSON answer
  *   /ovirt-engine/api[/v3], /api[/v3] authenticate, parse, api_handle()
+ *   /images/TICKET                    image transfer data (imageio.c: the
+ *                                     ticket authorizes; bodies streamed)
  *   anything else                     404 fault
  * Every answer leaves through respond(), which also logs it. */
 #include "http/http.h"
@@ -14,6 +16,7 @@
 #include "cmd/engine.h"
 #include "http/auth.h"
 #include "http/fault.h"
+#include "http/imageio.h"
 #include "http/pki.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -42,6 +45,7 @@ struct http_server {
   struct MHD_Daemon *mhd;
   struct pki_pems pems;      /* kept alive while MHD may read them */
   size_t max_body;
+  bool tls;                  /* for the URLs the engine hands out (proxy_url) */
 };
 
 /* per request state, MHD's *con_cls */
@@ -50,6 +54,7 @@ struct request {
   bool too_large;            /* the body went over max_body: discard the rest */
   size_t discarded;          /* bytes read and thrown away since */
   int64_t start_ms;          /* monotonic */
+  struct imageio_req *image; /* a request below /images/: imageio.c's state */
 };
 
 /* the API roots, longest first so that /v3 wins */
@@ -246,6 +251,10 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
   vec_push(&params, end);
 
   const char *path = url + strlen(root->prefix);
+  const char *host = header(c, MHD_HTTP_HEADER_HOST);
+  AUTOFREE char *base_url = host ? xasprintf("%s://%s", srv->tls ? "https" : "http", host)
+                                 : xasprintf("%s://127.0.0.1:%d", srv->tls ? "https" : "http",
+                                             http_port(srv));
   int version = root->version;
   const char *vh = header(c, "Version");
   if (version == 4 && vh && strcmp(vh, "3") == 0) version = 3;
@@ -260,6 +269,7 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
     .query = params.ptr,
     .all_content = is_true(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "all_content")) ||
                    is_true(header(c, "All-Content")),
+    .base_url = base_url,
   };
   struct api_response resp = {0};
   int rc = api_handle(srv->eng, &req, &resp);
@@ -306,6 +316,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
   struct http_server *srv = cls;
   struct request *r = *con_cls;
+  if (imageio_owns(url)) {
+    if (!r) {
+      r = xcalloc(1, sizeof *r);
+      r->start_ms = mono_ms();
+      *con_cls = r;
+    }
+    return imageio_access(srv->eng, c, url, method, upload_data, upload_size, &r->image);
+  }
   if (!r) {
     r = xcalloc(1, sizeof *r);
     r->start_ms = mono_ms();
@@ -349,6 +367,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
   struct request *r = *con_cls;
   if (!r) return;
+  imageio_done(r->image);
   buf_free(&r->body);
   free(r);
   *con_cls = NULL;
@@ -425,6 +444,7 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
       return NULL;
     }
     flags |= MHD_USE_TLS;
+    srv->tls = true;
   }
   srv->auth = auth_new(engine_store(eng), opts->token_ttl_ms);
 

@@ -336,3 +336,13 @@ int domxml_disk_chain(const char *xml, const char *alias, char **target, struct 
   }
   return error(ERR_NOT_FOUND, "the VM has no disk '%s'", alias);
 }
+
+int hyper_disk_chain(const struct hyper_ops *ops, struct hyper *h, const char *vm_id,
+                     const char *disk_id, struct strvec *chain)
+{
+  AUTOFREE char *xml = ops->domain_live_xml(h, vm_id);
+  if (!xml) return -1;
+  AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
+  AUTOFREE char *target = NULL;
+  return domxml_disk_chain(xml, alias, &target, chain);
+}

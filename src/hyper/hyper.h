@@ -136,6 +136,11 @@ struct hyper_ops {
 
 extern const struct hyper_ops hyper_libvirt_ops;
 
+/* the backing chain of disk disk_id in the running domain as file paths, the
+ * active layer first (from the live XML); ERR_NOT_FOUND when not plugged */
+int hyper_disk_chain(const struct hyper_ops *ops, struct hyper *h, const char *vm_id,
+                     const char *disk_id, struct strvec *chain);
+
 /* volumes: files on the host, made with qemu-img through posix_spawn.
  * (Local today; a remote host will do these through libvirt's storage API.) */
 /* creates PATH (and its parent directories) of `size` bytes; backing may be NULL */
@@ -163,3 +168,7 @@ char *volume_backing(const char *path);
  * virtual disk, backing chain included), read with -U so PATH may be in use;
  * goes through a temporary raw copy in /var/tmp. Caller frees. */
 char *volume_sha256(const char *path, int format);
+/* copies the guest-visible content of SRC (its backing chain flattened, read
+ * with -U so SRC may be in use) into a new file DST of dst_format, making
+ * DST's parent directories; a failed copy leaves no DST */
+int volume_convert(const char *src, int src_format, const char *dst, int dst_format);

@@ -30,6 +30,9 @@ ENUM_IMPL(snapshot_status, SNAPSHOT_STATUS_LAST, "ok", "locked", "in_preview")
 ENUM_IMPL(host_status, HOST_STATUS_LAST, "up", "maintenance", "non_responsive")
 ENUM_IMPL(job_status, JOB_STATUS_LAST, "started", "finished", "failed")
 ENUM_IMPL(event_severity, SEVERITY_LAST, "normal", "warning", "error", "alert")
+ENUM_IMPL(transfer_direction, TRANSFER_DIRECTION_LAST, "upload", "download")
+ENUM_IMPL(transfer_phase, TRANSFER_PHASE_LAST, "initializing", "transferring", "finished_success",
+          "finished_failure", "cancelled")
 
 /* Bumped by every schema change; schema_migrate() brings older files up. */
 #define SCHEMA_VERSION 1
@@ -45,6 +48,7 @@ struct enum_codec {
 ENUM_CODEC(vm_status) ENUM_CODEC(disk_format) ENUM_CODEC(disk_status) ENUM_CODEC(disk_iface)
 ENUM_CODEC(snapshot_type) ENUM_CODEC(snapshot_status) ENUM_CODEC(host_status)
 ENUM_CODEC(job_status) ENUM_CODEC(event_severity)
+ENUM_CODEC(transfer_direction) ENUM_CODEC(transfer_phase)
 
 enum field_type {
   F_STR,   /* char *, NULL allowed */
@@ -168,6 +172,18 @@ static const struct field job_fields[] = {
 };
 ENTITY(job, "job", "jobs", "start_ms, id", "id");
 
+static const struct field image_transfer_fields[] = {
+  FSTR(image_transfer, id), FENUM(image_transfer, direction, transfer_direction),
+  FENUM(image_transfer, phase, transfer_phase), FENUM(image_transfer, format, disk_format),
+  FSTR(image_transfer, disk_id), FSTR(image_transfer, volume_id), FSTR(image_transfer, snapshot_id),
+  FSTR(image_transfer, vm_id), FSTR(image_transfer, socket_path), FSTR(image_transfer, ticket),
+  FINT(image_transfer, pid), FINT(image_transfer, size), FINT(image_transfer, created_ms),
+  FINT(image_transfer, last_activity_ms), FINT(image_transfer, bytes_transferred),
+  FINT(image_transfer, inactivity_timeout), FSTR(image_transfer, user_id),
+  FSTR(image_transfer, message),
+};
+ENTITY(image_transfer, "image transfer", "image_transfers", "created_ms, id", "id");
+
 #define STORE_DESC_PTR(T) &T##_desc,
 static const struct entity_desc *const all_descs[] = { STORE_TYPES(STORE_DESC_PTR) };
 
@@ -181,6 +197,7 @@ static const char *const schema_indexes[] = {
   "CREATE INDEX IF NOT EXISTS attachments_disk ON attachments (disk_id)",
   "CREATE INDEX IF NOT EXISTS volumes_disk ON volumes (disk_id)",
   "CREATE INDEX IF NOT EXISTS snapshots_vm ON snapshots (vm_id)",
+  "CREATE UNIQUE INDEX IF NOT EXISTS image_transfers_ticket ON image_transfers (ticket)",
 };
 
 /* ---- the store and its lock ---- */
@@ -561,7 +578,7 @@ STORE_IMPL_INSERT(user) STORE_IMPL_INSERT(token) STORE_IMPL_INSERT(host)
 STORE_IMPL_INSERT(datacenter) STORE_IMPL_INSERT(cluster) STORE_IMPL_INSERT(template)
 STORE_IMPL_INSERT(storage_domain) STORE_IMPL_INSERT(vm) STORE_IMPL_INSERT(disk)
 STORE_IMPL_INSERT(volume) STORE_IMPL_INSERT(attachment) STORE_IMPL_INSERT(snapshot)
-STORE_IMPL_INSERT(job)
+STORE_IMPL_INSERT(job) STORE_IMPL_INSERT(image_transfer)
 
 /* get/delete for the types keyed by one text column */
 #define STORE_IMPL_BY_KEY(T)                                                                 \
@@ -579,6 +596,7 @@ STORE_IMPL_BY_KEY(user) STORE_IMPL_BY_KEY(token) STORE_IMPL_BY_KEY(host)
 STORE_IMPL_BY_KEY(datacenter) STORE_IMPL_BY_KEY(cluster) STORE_IMPL_BY_KEY(template)
 STORE_IMPL_BY_KEY(storage_domain) STORE_IMPL_BY_KEY(vm) STORE_IMPL_BY_KEY(disk)
 STORE_IMPL_BY_KEY(volume) STORE_IMPL_BY_KEY(snapshot) STORE_IMPL_BY_KEY(job)
+STORE_IMPL_BY_KEY(image_transfer)
 
 struct user *user_get_by_name(struct store *st, const char *name)
 {
@@ -719,7 +737,13 @@ static int schema_init(struct store *st)
     return error(ERR_UNSUPPORTED, "database schema version %s is newer than this snapback supports (%d)",
                  version, SCHEMA_VERSION);
   }
-  /* version < SCHEMA_VERSION: migrations go here once there is a version 2 */
+  /* version < SCHEMA_VERSION: migrations go here once there is a version 2.
+   * Tables added since the file was made (image_transfers) are created here:
+   * every statement is IF NOT EXISTS */
+  if (version && schema_create(st) < 0) {
+    store_rollback(st);
+    return -1;
+  }
   return store_commit(st);
 }
 

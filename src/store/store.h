@@ -36,6 +36,11 @@ enum job_status { JOB_STARTED, JOB_FINISHED, JOB_FAILED, JOB_STATUS_LAST };
 ENUM_DECL(job_status); /* "started","finished","failed" */
 enum event_severity { SEVERITY_NORMAL, SEVERITY_WARNING, SEVERITY_ERROR, SEVERITY_ALERT, SEVERITY_LAST };
 ENUM_DECL(event_severity); /* "normal","warning","error","alert" */
+enum transfer_direction { TRANSFER_UPLOAD, TRANSFER_DOWNLOAD, TRANSFER_DIRECTION_LAST };
+ENUM_DECL(transfer_direction); /* "upload","download" */
+enum transfer_phase { TRANSFER_INITIALIZING, TRANSFER_TRANSFERRING, TRANSFER_FINISHED_SUCCESS,
+                      TRANSFER_FINISHED_FAILURE, TRANSFER_CANCELLED, TRANSFER_PHASE_LAST };
+ENUM_DECL(transfer_phase); /* "initializing","transferring","finished_success","finished_failure","cancelled" */
 
 struct user {
   char *id, *name;       /* name: "admin@internal" */
@@ -137,9 +142,32 @@ struct job {
   int64_t progress;          /* 0..100 */
 };
 
+/* an image transfer: one volume exported over NBD by a qemu-nbd the engine
+ * started, reached through transfer_url (NBD) or proxy_url (HTTP, /images/TICKET) */
+struct image_transfer {
+  char *id;
+  int direction;             /* enum transfer_direction */
+  int phase;                 /* enum transfer_phase */
+  int format;                /* enum disk_format of the data moved: raw = guest bytes */
+  char *disk_id, *volume_id; /* the exported volume (download: with its backing chain) */
+  char *snapshot_id;         /* for a disk snapshot, the snapshot owning volume_id; NULL
+                                when the transfer is of the disk's active volume */
+  char *vm_id;               /* the VM owning the disk at creation, or NULL (floating) */
+  char *socket_path;         /* qemu-nbd's unix socket */
+  char *ticket;              /* the secret of the HTTP data URL */
+  int64_t pid;               /* qemu-nbd; 0 when none runs */
+  int64_t size;              /* virtual size of the export, bytes */
+  int64_t created_ms, last_activity_ms; /* wall clock */
+  int64_t bytes_transferred; /* through the HTTP data URL */
+  int64_t inactivity_timeout;/* seconds without a client before it is cancelled */
+  char *user_id;
+  char *message;             /* why it failed or was cancelled, or NULL */
+};
+
 #define STORE_TYPES(X) \
   X(user) X(token) X(host) X(datacenter) X(cluster) X(template) \
-  X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job)
+  X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job) \
+  X(image_transfer)
 
 /* per type: T_free(p) (NULL-safe), T_list_free(list) (NULL-safe), AUTOPTR(T) */
 #define STORE_DECL_FREE(T)                      \
@@ -196,7 +224,7 @@ STORE_DECL_INSERT(user) STORE_DECL_INSERT(token) STORE_DECL_INSERT(host)
 STORE_DECL_INSERT(datacenter) STORE_DECL_INSERT(cluster) STORE_DECL_INSERT(template)
 STORE_DECL_INSERT(storage_domain) STORE_DECL_INSERT(vm) STORE_DECL_INSERT(disk)
 STORE_DECL_INSERT(volume) STORE_DECL_INSERT(attachment) STORE_DECL_INSERT(snapshot)
-STORE_DECL_INSERT(job)
+STORE_DECL_INSERT(job) STORE_DECL_INSERT(image_transfer)
 #undef STORE_DECL_INSERT
 /* assigns p->id (max + 1, under the store lock) and writes it back */
 int event_insert(struct store *st, struct event *p) WARN_UNUSED;
@@ -230,3 +258,5 @@ struct event *event_get(struct store *st, int64_t id);
 int event_delete(struct store *st, int64_t id);
 struct job *job_get(struct store *st, const char *id);
 int job_delete(struct store *st, const char *id);
+struct image_transfer *image_transfer_get(struct store *st, const char *id);
+int image_transfer_delete(struct store *st, const char *id);

@@ -1,9 +1,14 @@
 #include "util/spawn.h"
 #include "util/err.h"
+#include "util/timeutil.h"
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,4 +95,117 @@ int spawn_run(const char *const argv[], struct buf *out, struct buf *errout)
   if (errout) buf_add(errout, buf_str(&e), e.len);
   buf_free(&e);
   return 0;
+}
+
+int spawn_start(const char *const argv[], const char *log_path, pid_t *out)
+{
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path ? log_path : "/dev/null",
+                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  /* a long-lived child must hold none of the daemon's descriptors (sockets,
+   * the store, libvirt's pipes), even ones a library opened without CLOEXEC */
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                  POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all); /* SIGPIPE is ignored in the daemon */
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return error(ERR_INTERNAL, "cannot run '%s': %s", argv[0], strerror(rc));
+  *out = pid;
+  return 0;
+}
+
+bool spawn_alive(pid_t pid, int *status)
+{
+  if (pid <= 0) return false;
+  int st = 0;
+  pid_t r = waitpid(pid, &st, WNOHANG);
+  if (r == pid) {
+    if (status) *status = st;
+    return false;
+  }
+  if (r == 0) return true;
+  /* not our child (ECHILD): a process left from a previous run */
+  return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+int spawn_stop(pid_t pid, int timeout_ms)
+{
+  if (!spawn_alive(pid, NULL)) return 0;
+  kill(pid, SIGTERM);
+  int64_t deadline = mono_ms() + timeout_ms;
+  for (bool killed = false;;) {
+    if (!spawn_alive(pid, NULL)) return 0;
+    if (mono_ms() > deadline) {
+      if (killed) return error(ERR_INTERNAL, "process %d does not exit after SIGKILL", (int)pid);
+      kill(pid, SIGKILL);
+      killed = true;
+      deadline = mono_ms() + 5000;
+    }
+    usleep(20000);
+  }
+}
+
+/* argv of pid from /proc as one buffer of NUL-separated strings; len set */
+static char *proc_cmdline(pid_t pid, size_t *len)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct buf b = BUF_INIT;
+  char tmp[4096];
+  ssize_t n;
+  while ((n = read(fd, tmp, sizeof tmp)) > 0) buf_add(&b, tmp, (size_t)n);
+  close(fd);
+  *len = b.len;
+  return buf_detach(&b);
+}
+
+bool process_matches(pid_t pid, const char *prog, const char *needle)
+{
+  if (pid <= 0) return false;
+  size_t len = 0;
+  AUTOFREE char *cmd = proc_cmdline(pid, &len);
+  if (!cmd || len == 0) return false;
+  const char *base = strrchr(cmd, '/');
+  base = base ? base + 1 : cmd;
+  if (strcmp(base, prog) != 0) return false;
+  for (size_t off = strlen(cmd) + 1; off < len; off += strlen(cmd + off) + 1)
+    if (strstr(cmd + off, needle)) return true;
+  return false;
+}
+
+pid_t *process_find(const char *prog, const char *needle, size_t *n)
+{
+  *n = 0;
+  pid_t *out = NULL;
+  DIR *d = opendir("/proc");
+  if (!d) return NULL;
+  struct dirent *de;
+  size_t cap = 0;
+  while ((de = readdir(d))) {
+    if (!isdigit((unsigned char)de->d_name[0])) continue;
+    pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
+    if (pid == getpid() || !process_matches(pid, prog, needle)) continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 4;
+      out = xrealloc(out, cap * sizeof *out);
+    }
+    out[(*n)++] = pid;
+  }
+  closedir(d);
+  return out;
 }

@@ -19,7 +19,8 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 
 MODULES = ["case_auth", "case_setup", "case_lifecycle", "case_status", "case_query",
-           "case_errors", "case_events", "case_restart", "case_backup", "case_snapshots"]
+           "case_errors", "case_events", "case_restart", "case_backup", "case_snapshots",
+           "case_transfers", "case_ova"]
 
 
 def main():

@@ -1,0 +1,284 @@
+/* backup.c: `snapback backup VM` (docs/snapback.md).
+ *
+ * event "started" -> snapshot (wait ok) -> OVF and disks of the snapshot ->
+ * per disk: download transfer of the snapshot's volume, NBD into the
+ * repository, finalize -> manifest (the backup is now complete) -> remove the
+ * snapshot -> event "completed". On failure the transfer is cancelled and the
+ * snapshot removed; no manifest is written, so nothing lists as complete.
+ *
+ * The repository's shared lock is held for the whole run: gc (exclusive)
+ * waits, so chunks this backup reuses cannot vanish before its manifest
+ * names them.
+ *
+ * A run killed with SIGKILL cannot clean up. Its snapshot's description
+ * names the process ("snapback backup ID pid=N host=H"); the next backup of
+ * the VM on the same host finds it, cancels the transfers still open on its
+ * volumes and removes it. */
+#include "cli/cli.h"
+#include "cli/engine.h"
+#include "cli/ovf.h"
+#include "cli/progress.h"
+#include "cli/transfer.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/timeutil.h"
+#include "util/uuid.h"
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+DEFINE_AUTOPTR(json, json_t, json_decref)
+
+#define SNAP_PREFIX "snapback backup"
+
+struct backup_run {
+  struct cli *c;
+  struct client *api;
+  struct repo *r;
+  char *vm_id;
+  const char *vm_name;
+  char *snap_id;
+  struct transfer t;
+};
+
+static void hostname_of(char out[256])
+{
+  if (gethostname(out, 256) < 0) snprintf(out, 256, "localhost");
+  out[255] = '\0';
+}
+
+/* true when desc is a snapshot of a snapback process on this host that is gone */
+static bool snapshot_is_stale(const char *desc, long *pid_out)
+{
+  if (!desc || strncmp(desc, SNAP_PREFIX " ", strlen(SNAP_PREFIX) + 1) != 0) return false;
+  const char *p = strstr(desc, " pid="), *h = strstr(desc, " host=");
+  if (!p || !h) return false;
+  long pid = strtol(p + 5, NULL, 10);
+  char host[256];
+  hostname_of(host);
+  size_t hl = strcspn(h + 6, " ");
+  if (hl != strlen(host) || strncmp(h + 6, host, hl) != 0) return false;
+  *pid_out = pid;
+  if (pid <= 0 || pid == (long)getpid()) return false;
+  return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static bool ref_in(const struct node *n, const char *child, char **ids, size_t nids)
+{
+  const char *id = node_attr(node_child(n, child), "id");
+  for (size_t i = 0; id && i < nids; i++)
+    if (strcmp(ids[i], id) == 0) return true;
+  return false;
+}
+
+/* cancels the open transfers of the snapshot's volumes, then removes it */
+static int remove_stale_snapshot(struct backup_run *b, const char *snap_id)
+{
+  AUTOFREE char *dpath = xasprintf("/vms/%s/snapshots/%s/disks", b->vm_id, snap_id);
+  AUTOPTR(node) disks = NULL;
+  if (client_call(b->api, "GET", dpath, NULL, &disks) < 0) return -1;
+  char *vols[64];
+  size_t nv = 0;
+  for (size_t i = 0; disks && i < disks->nkids && nv < 64; i++) {
+    const char *img = node_text(disks->kids[i], "image_id");
+    if (img) vols[nv++] = (char *)img;
+  }
+  AUTOPTR(node) ts = NULL;
+  if (client_call(b->api, "GET", "/imagetransfers", NULL, &ts) < 0) {
+    error_clear(); /* an engine without the list: the remove below says what blocks */
+  }
+  for (size_t i = 0; ts && i < ts->nkids; i++) {
+    const struct node *t = ts->kids[i];
+    const char *phase = node_text(t, "phase"), *id = node_attr(t, "id");
+    if (!id || (phase && (strncmp(phase, "finished", 8) == 0 || strncmp(phase, "cancelled", 9) == 0))) continue;
+    if (!ref_in(t, "snapshot", vols, nv) && !ref_in(t, "image", vols, nv)) continue;
+    struct transfer tr = {.id = xstrdup(id)};
+    transfer_cancel(b->api, &tr);
+    cli_note(b->c, "cancelled transfer '%s' left by an interrupted backup", id);
+  }
+  return engine_snapshot_remove(b->api, b->vm_id, snap_id);
+}
+
+static void remove_leftovers(struct backup_run *b)
+{
+  AUTOFREE char *path = xasprintf("/vms/%s/snapshots", b->vm_id);
+  AUTOPTR(node) n = NULL;
+  if (client_call(b->api, "GET", path, NULL, &n) < 0) {
+    error_clear();
+    return;
+  }
+  for (size_t i = 0; n && i < n->nkids; i++) {
+    const char *id = node_attr(n->kids[i], "id");
+    long pid = 0;
+    if (!id || !snapshot_is_stale(node_text(n->kids[i], "description"), &pid)) continue;
+    if (remove_stale_snapshot(b, id) < 0) {
+      cli_note(b->c, "warning: cannot remove snapshot '%s' left by interrupted backup (pid %ld): %s", id, pid,
+               error_message());
+      error_clear();
+    } else {
+      cli_note(b->c, "removed snapshot '%s' left by an interrupted backup (pid %ld)", id, pid);
+    }
+  }
+}
+
+/* undoes what the run created; keeps the current error */
+static void backup_cleanup(struct backup_run *b)
+{
+  struct err_saved saved;
+  error_save(&saved);
+  if (b->t.id) {
+    AUTOFREE char *tid = xstrdup(b->t.id);
+    transfer_cancel(b->api, &b->t);
+    cli_note(b->c, "cancelled transfer '%s'", tid);
+  }
+  if (b->snap_id) {
+    if (engine_snapshot_remove(b->api, b->vm_id, b->snap_id) < 0)
+      cli_note(b->c, "warning: cannot remove snapshot '%s': %s (the next backup of this VM retries)",
+               b->snap_id, error_message());
+    else
+      cli_note(b->c, "removed snapshot '%s'", b->snap_id);
+    free(b->snap_id);
+    b->snap_id = NULL;
+  }
+  error_restore(&saved);
+}
+
+static int backup_disks(struct backup_run *b, struct manifest *m, const struct ovf_vm *ovf, struct copy_stats *st,
+                        uint64_t *total)
+{
+  AUTOFREE char *dpath = xasprintf("/vms/%s/snapshots/%s/disks", b->vm_id, b->snap_id);
+  AUTOPTR(node) disks = NULL;
+  if (client_call(b->api, "GET", dpath, NULL, &disks) < 0) return error_prefix("cannot list the snapshot's disks: ");
+  size_t nd = disks ? disks->nkids : 0;
+  for (size_t i = 0; i < nd; i++) {
+    const struct node *dn = disks->kids[i];
+    const char *disk_id = node_attr(dn, "id"), *alias = node_text(dn, "alias"), *image = node_text(dn, "image_id");
+    if (!disk_id || !image) return error(ERR_INTERNAL, "the snapshot's disk %zu has no id or image_id", i);
+    AUTOFREE char *label = xasprintf("%s (%zu/%zu)", alias ? alias : disk_id, i + 1, nd);
+    int64_t psize = 0;
+    if (node_get_int64(dn, "provisioned_size", &psize) < 0) return -1;
+    if (transfer_start(b->api, false, image, NULL, &b->t) < 0) return -1;
+    struct progress p;
+    progress_start(&p, !b->c->json, label, (uint64_t)psize);
+    size_t idx;
+    int workers = b->c->workers ? b->c->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nbd_to_repo(b->r, b->t.url, m, &idx, workers, st, progress_cb, &p) < 0)
+      return error_prefix("cannot back up disk '%s': ", alias ? alias : disk_id);
+    struct manifest_disk *d = &m->disks[idx];
+    progress_end(&p, d->size);
+    if (transfer_finalize(b->api, &b->t) < 0) return -1;
+    transfer_clear(&b->t);
+    d->id = xstrdup(disk_id);
+    d->alias = xstrdup(alias);
+    d->image_id = xstrdup(image);
+    const struct ovf_disk *od = ovf_find_disk(ovf, disk_id);
+    d->interface = xstrdup(od ? od->interface : "virtio");
+    d->bootable = od && od->bootable;
+    *total += d->size;
+  }
+  return 0;
+}
+
+int cli_backup(struct cli *c, const char *vm)
+{
+  int64_t t0 = mono_ms();
+  AUTOPTR(repo) r = cli_repo_open(c, true, REPO_LOCK_SHARED);
+  if (!r) return cli_report_error(c, "cannot back up");
+  AUTOPTR(client) api = client_open(&c->conf);
+  if (!api) return cli_report_error(c, "cannot back up");
+  struct backup_run b = {.c = c, .api = api, .r = r, .vm_name = vm};
+  b.vm_id = engine_vm_id(api, vm);
+  if (!b.vm_id) return cli_report_error(c, "cannot back up");
+  remove_leftovers(&b);
+
+  char id[UUID_STRLEN + 1], host[256];
+  if (uuid_generate_str(id) < 0) return cli_report_error(c, "cannot back up");
+  hostname_of(host);
+  AUTOPTR(manifest) m = xcalloc(1, sizeof *m);
+  m->id = xstrdup(id);
+  m->vm_id = xstrdup(b.vm_id);
+  m->vm_name = xstrdup(vm);
+  m->start_ms = now_ms();
+  engine_event(api, b.vm_id, "normal", "backup of VM '%s' started (snapback %s, repository %s)", vm, id, c->repo);
+
+  struct copy_stats st = {0};
+  uint64_t total = 0;
+  struct ovf_vm ovf = {0};
+  AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", id, (long)getpid(), host);
+  int rc = engine_snapshot_create(api, b.vm_id, desc, &b.snap_id);
+  if (rc == 0) {
+    m->snapshot_id = xstrdup(b.snap_id);
+    AUTOFREE char *spath = xasprintf("/vms/%s/snapshots/%s?all_content=true", b.vm_id, b.snap_id);
+    AUTOPTR(node) sn = NULL;
+    rc = client_call(api, "GET", spath, NULL, &sn);
+    if (rc == 0) {
+      m->ovf = xstrdup(node_text(sn, "initialization/configuration/data"));
+      if (!m->ovf) rc = error(ERR_INTERNAL, "snapshot '%s' carries no OVF", b.snap_id);
+    }
+  }
+  if (rc == 0) rc = ovf_parse(m->ovf, &ovf);
+  if (rc == 0) rc = backup_disks(&b, m, &ovf, &st, &total);
+  if (rc == 0) {
+    m->end_ms = now_ms();
+    m->chunks_new = st.chunks_new;
+    m->chunks_reused = st.chunks_reused;
+    m->chunks_zero = st.chunks_zero;
+    m->bytes_read = st.bytes_read;
+    m->bytes_stored = st.bytes_stored;
+    rc = manifest_write(r, m);
+  }
+  ovf_vm_clear(&ovf);
+  if (rc < 0) {
+    error_prefix("backup of VM '%s' failed: ", vm);
+    backup_cleanup(&b);
+    engine_event(api, b.vm_id, "error", "%s", error_message());
+    free(b.vm_id);
+    return cli_report_error(c, NULL);
+  }
+  /* the backup is complete; the snapshot's removal is the last step */
+  int snap_rc = engine_snapshot_remove(api, b.vm_id, b.snap_id);
+  if (snap_rc < 0) {
+    error_prefix("backup %s is complete, but ", m->name);
+    engine_event(api, b.vm_id, "warning", "%s", error_message());
+    cli_report_error(c, NULL);
+  } else {
+    free(b.snap_id);
+    b.snap_id = NULL;
+  }
+  double secs = (double)(mono_ms() - t0) / 1000.0;
+  char tb[32], rb[32], sb[32];
+  human_bytes(total, tb);
+  human_bytes(st.bytes_read, rb);
+  human_bytes(st.bytes_stored, sb);
+  engine_event(api, b.vm_id, "normal",
+               "backup of VM '%s' completed: %s (%zu disks, %s read, %llu chunks new, %llu reused, %llu zero) in %.1f s",
+               vm, m->name, m->ndisks, rb, (unsigned long long)st.chunks_new, (unsigned long long)st.chunks_reused,
+               (unsigned long long)st.chunks_zero, secs);
+  if (c->json) {
+    json_t *disks = json_array();
+    for (size_t i = 0; i < m->ndisks; i++)
+      json_array_append_new(disks, json_pack("{s:s, s:s?, s:I, s:s}", "id", m->disks[i].id, "alias",
+                                             m->disks[i].alias, "size", (json_int_t)m->disks[i].size, "sha256",
+                                             m->disks[i].sha256));
+    AUTOPTR(json) j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b}", "backup",
+                                m->name, "id", m->id, "vm", vm, "vm_id", b.vm_id, "disks", disks, "size",
+                                (json_int_t)total, "bytes_read", (json_int_t)st.bytes_read, "bytes_stored",
+                                (json_int_t)st.bytes_stored, "chunks_new", (json_int_t)st.chunks_new,
+                                "chunks_reused", (json_int_t)st.chunks_reused, "chunks_zero",
+                                (json_int_t)st.chunks_zero, "seconds", secs, "snapshot_removed", snap_rc == 0);
+    json_dumpf(j, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+  } else {
+    printf("backup %s complete: VM '%s', %zu disk%s, %s; read %s, stored %s; chunks: %llu new, %llu reused, "
+           "%llu zero; %.1f s (%.0f MiB/s)\n",
+           m->name, vm, m->ndisks, m->ndisks == 1 ? "" : "s", tb, rb, sb, (unsigned long long)st.chunks_new,
+           (unsigned long long)st.chunks_reused, (unsigned long long)st.chunks_zero, secs,
+           secs > 0 ? (double)total / secs / 1048576.0 : 0.0);
+  }
+  free(b.vm_id);
+  free(b.snap_id);
+  return snap_rc < 0 ? CLI_FAILED : CLI_OK;
+}

@@ -1,0 +1,433 @@
+/* nbdcopy.c: a disk's bytes between an NBD transfer URL and the repository.
+ *
+ * Backup (nbd_to_repo): the calling thread owns the NBD handle. It asks for
+ * the allocation map (base:allocation) once, then keeps up to QUEUE chunk
+ * reads in flight (nbd_aio_pread into a ring of 4 MiB slots; chunk i uses
+ * slot i % QUEUE, zero and unallocated ranges are memset, never read). As
+ * chunks complete it takes them in disk order, feeds the whole-disk SHA-256,
+ * records all-zero chunks as zero markers, and hands the others to worker
+ * threads that hash, compress and store them. A slot returns to the ring
+ * when its chunk is stored, so memory stays at QUEUE chunks plus one scratch
+ * buffer per worker.
+ *
+ * Restore (repo_to_nbd): chunks are read and checked in order and written
+ * with nbd_aio_pwrite, QUEUE in flight; zero chunks are skipped because the
+ * target is a fresh disk that reads as zeros. */
+#include "cli/transfer.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/vec.h"
+#include <errno.h>
+#include <libnbd.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#define QUEUE 8
+#define STATUS_SPAN ((uint64_t)1 << 30) /* block status asked per request */
+
+DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
+DEFINE_AUTOPTR(EVP_MD_CTX, EVP_MD_CTX, EVP_MD_CTX_free)
+
+/* a zero chunk, for hashing holes (calloc'd: untouched pages cost nothing) */
+static const unsigned char *zero_chunk(void)
+{
+  static const unsigned char *z;
+  if (!z) z = xcalloc(1, REPO_CHUNK_SIZE);
+  return z;
+}
+
+static struct nbd_handle *nbd_open_url(const char *url, bool want_extents)
+{
+  struct nbd_handle *h = nbd_create();
+  if (!h) {
+    error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
+    return NULL;
+  }
+  if ((want_extents && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) ||
+      nbd_connect_uri(h, url) < 0) {
+    error(ERR_UNAVAILABLE, "cannot connect to '%s': %s", url, nbd_get_error());
+    nbd_close(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* ---- the allocation map ---- */
+
+struct extent { uint64_t off, len; bool zero; };
+DEFINE_VEC(extentvec, struct extent);
+
+struct extent_ctx { struct extentvec *v; uint64_t end; /* end of what was received */ uint64_t limit; };
+
+static int extent_cb(void *opaque, const char *context, uint64_t offset, uint32_t *entries, size_t n, int *err)
+{
+  struct extent_ctx *x = opaque;
+  if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0) return 0;
+  for (size_t i = 0; i + 1 < n; i += 2) {
+    uint64_t len = entries[i];
+    if (offset >= x->limit) break;
+    if (offset + len > x->limit) len = x->limit - offset;
+    bool zero = entries[i + 1] & LIBNBD_STATE_ZERO;
+    struct extentvec *v = x->v;
+    if (v->len && v->ptr[v->len - 1].zero == zero && v->ptr[v->len - 1].off + v->ptr[v->len - 1].len == offset)
+      v->ptr[v->len - 1].len += len;
+    else
+      vec_push(v, ((struct extent){offset, len, zero}));
+    offset += len;
+  }
+  if (offset > x->end) x->end = offset;
+  return 0;
+}
+
+static int extents_read(struct nbd_handle *h, uint64_t size, struct extentvec *v)
+{
+  if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1) {
+    vec_push(v, ((struct extent){0, size, false}));
+    return 0;
+  }
+  struct extent_ctx x = {v, 0, size};
+  while (x.end < size) {
+    uint64_t want = size - x.end < STATUS_SPAN ? size - x.end : STATUS_SPAN, before = x.end;
+    if (nbd_block_status(h, want, x.end, (nbd_extent_callback){.callback = extent_cb, .user_data = &x}, 0) < 0)
+      return error(ERR_INTERNAL, "cannot read the allocation map: %s", nbd_get_error());
+    if (x.end <= before) { /* the server said nothing: read the rest */
+      vec_push(v, ((struct extent){before, size - before, false}));
+      x.end = size;
+    }
+  }
+  return 0;
+}
+
+/* ---- backup ---- */
+
+enum slot_state { SLOT_FREE, SLOT_READING, SLOT_READY, SLOT_STORING };
+
+struct slot {
+  unsigned char *buf;
+  size_t index;        /* chunk index */
+  size_t len;
+  int pending;         /* NBD reads outstanding (main thread only) */
+  int err;             /* errno of a failed read */
+  bool hole;           /* nothing was read: all zero */
+  _Atomic int state;
+};
+
+struct backup_job {
+  struct repo *r;
+  char **chunks;               /* the disk's chunk slots in the manifest */
+  struct copy_stats *st;
+  pthread_mutex_t lock;
+  pthread_cond_t work;         /* workers wait for queued slots */
+  pthread_cond_t done;         /* the main thread waits for stored slots */
+  struct slot *queue[QUEUE];   /* FIFO of slots to store */
+  size_t qhead, qlen;
+  bool stop;
+  bool failed;
+  struct err_saved err;        /* the first worker error */
+  unsigned long stored_events; /* bumped at every store, under lock */
+};
+
+static void *backup_worker(void *arg)
+{
+  struct backup_job *j = arg;
+  AUTOPTR(repo_worker) w = repo_worker_new(j->r);
+  pthread_mutex_lock(&j->lock);
+  if (!w) {
+    if (!j->failed) error_save(&j->err);
+    j->failed = true;
+    j->stored_events++;
+    pthread_cond_broadcast(&j->done);
+  }
+  while (w) {
+    while (!j->qlen && !j->stop) pthread_cond_wait(&j->work, &j->lock);
+    if (!j->qlen) break;
+    struct slot *s = j->queue[j->qhead];
+    j->qhead = (j->qhead + 1) % QUEUE;
+    j->qlen--;
+    pthread_mutex_unlock(&j->lock);
+    char id[REPO_ID_HEX + 1];
+    bool is_new = false;
+    size_t stored = 0;
+    int rc = repo_chunk_put(w, s->buf, s->len, id, &is_new, &stored);
+    pthread_mutex_lock(&j->lock);
+    if (rc < 0) {
+      if (!j->failed) error_save(&j->err);
+      j->failed = true;
+    } else {
+      j->chunks[s->index] = xstrdup(id);
+      if (is_new) j->st->chunks_new++;
+      else j->st->chunks_reused++;
+      j->st->bytes_stored += stored;
+    }
+    atomic_store(&s->state, SLOT_FREE);
+    j->stored_events++;
+    pthread_cond_broadcast(&j->done);
+  }
+  pthread_mutex_unlock(&j->lock);
+  return NULL;
+}
+
+static int read_done(void *opaque, int *err)
+{
+  struct slot *s = opaque;
+  if (*err && !s->err) s->err = *err;
+  if (--s->pending == 0) atomic_store(&s->state, SLOT_READY);
+  return 1;
+}
+
+/* starts the reads of chunk idx into s: data extents are read, the rest zeroed */
+static int issue_chunk(struct nbd_handle *h, struct slot *s, size_t idx, uint64_t size,
+                       const struct extentvec *ext, size_t *cursor, struct copy_stats *st)
+{
+  uint64_t off = (uint64_t)idx * REPO_CHUNK_SIZE, end = off + REPO_CHUNK_SIZE;
+  if (end > size) end = size;
+  s->index = idx;
+  s->len = (size_t)(end - off);
+  s->pending = 0;
+  s->err = 0;
+  s->hole = true;
+  atomic_store(&s->state, SLOT_READING);
+  /* skip extents that end before this chunk */
+  while (*cursor < ext->len && ext->ptr[*cursor].off + ext->ptr[*cursor].len <= off) (*cursor)++;
+  uint64_t pos = off;
+  for (size_t i = *cursor; i < ext->len && ext->ptr[i].off < end; i++) {
+    const struct extent *e = &ext->ptr[i];
+    uint64_t a = e->off > off ? e->off : off, b = e->off + e->len < end ? e->off + e->len : end;
+    if (e->zero || a >= b) continue;
+    if (a > pos) memset(s->buf + (pos - off), 0, (size_t)(a - pos));
+    s->hole = false;
+    s->pending++;
+    if (nbd_aio_pread(h, s->buf + (a - off), (size_t)(b - a), a,
+                      (nbd_completion_callback){.callback = read_done, .user_data = s}, 0) < 0) {
+      s->pending--;
+      return error(ERR_INTERNAL, "cannot read at offset %llu: %s", (unsigned long long)a, nbd_get_error());
+    }
+    st->bytes_read += b - a;
+    pos = b;
+  }
+  if (!s->hole && pos < end) memset(s->buf + (pos - off), 0, (size_t)(end - pos));
+  if (s->pending == 0) atomic_store(&s->state, SLOT_READY);
+  return 0;
+}
+
+int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *disk_index, int workers,
+                struct copy_stats *st, copy_progress_fn progress, void *opaque)
+{
+  AUTOPTR(nbd_handle) h = nbd_open_url(url, true);
+  if (!h) return -1;
+  int64_t ssize = nbd_get_size(h);
+  if (ssize < 0) return error(ERR_INTERNAL, "cannot get the size of '%s': %s", url, nbd_get_error());
+  uint64_t size = (uint64_t)ssize;
+  struct extentvec ext = VEC_INIT;
+  if (extents_read(h, size, &ext) < 0) {
+    free(ext.ptr);
+    return -1;
+  }
+  *disk_index = m->ndisks;
+  struct manifest_disk *d = manifest_add_disk(m, size);
+  size_t n = d->nchunks;
+  AUTOPTR(EVP_MD_CTX) md = EVP_MD_CTX_new();
+  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    free(ext.ptr);
+    return error(ERR_INTERNAL, "cannot start SHA-256");
+  }
+
+  struct slot slots[QUEUE];
+  memset(slots, 0, sizeof slots);
+  for (int i = 0; i < QUEUE; i++) slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  struct backup_job j = {.r = r, .chunks = d->chunks, .st = st};
+  pthread_mutex_init(&j.lock, NULL);
+  pthread_cond_init(&j.work, NULL);
+  pthread_cond_init(&j.done, NULL);
+  if (workers < 1) workers = 1;
+  if (workers > 8) workers = 8;
+  pthread_t tid[8];
+  int started = 0;
+  for (; started < workers; started++)
+    if (pthread_create(&tid[started], NULL, backup_worker, &j) != 0) break;
+
+  int rc = started ? 0 : error(ERR_INTERNAL, "cannot start worker threads");
+  size_t next_issue = 0, next_done = 0, cursor = 0;
+  bool by_worker = false;
+  while (rc == 0 && next_done < n) {
+    if (cli_interrupted) {
+      rc = error(ERR_INTERNAL, "interrupted");
+      break;
+    }
+    pthread_mutex_lock(&j.lock);
+    bool failed = j.failed;
+    unsigned long seen = j.stored_events;
+    pthread_mutex_unlock(&j.lock);
+    if (failed) {
+      rc = -1;
+      by_worker = true;
+      break;
+    }
+    /* fill the ring */
+    while (next_issue < n && next_issue < next_done + QUEUE &&
+           atomic_load(&slots[next_issue % QUEUE].state) == SLOT_FREE) {
+      if ((rc = issue_chunk(h, &slots[next_issue % QUEUE], next_issue, size, &ext, &cursor, st)) < 0) break;
+      next_issue++;
+    }
+    if (rc < 0) break;
+    /* take completed chunks in disk order */
+    struct slot *s = &slots[next_done % QUEUE];
+    if (next_done < next_issue && atomic_load(&s->state) == SLOT_READY) {
+      if (s->err) {
+        rc = error(ERR_INTERNAL, "cannot read chunk %zu of '%s': %s", s->index, url, strerror(s->err));
+        break;
+      }
+      const unsigned char *data = s->hole ? zero_chunk() : s->buf;
+      EVP_DigestUpdate(md, data, s->len);
+      if (s->hole || repo_is_zero(s->buf, s->len)) {
+        d->chunks[s->index] = xstrdup(REPO_ZERO_MARK);
+        st->chunks_zero++;
+        atomic_store(&s->state, SLOT_FREE);
+      } else {
+        atomic_store(&s->state, SLOT_STORING);
+        pthread_mutex_lock(&j.lock);
+        j.queue[(j.qhead + j.qlen) % QUEUE] = s;
+        j.qlen++;
+        pthread_cond_signal(&j.work);
+        pthread_mutex_unlock(&j.lock);
+      }
+      next_done++;
+      if (progress) progress(opaque, next_done == n ? size : (uint64_t)next_done * REPO_CHUNK_SIZE);
+      continue;
+    }
+    /* wait: for a read when any is in flight, else for a worker */
+    if (nbd_aio_in_flight(h) > 0) {
+      if (nbd_poll(h, -1) < 0) rc = error(ERR_INTERNAL, "NBD connection to '%s' failed: %s", url, nbd_get_error());
+    } else {
+      pthread_mutex_lock(&j.lock);
+      while (j.stored_events == seen && !j.failed) pthread_cond_wait(&j.done, &j.lock);
+      pthread_mutex_unlock(&j.lock);
+    }
+  }
+  /* drain: reads still in flight must finish before their buffers go */
+  while (nbd_aio_in_flight(h) > 0)
+    if (nbd_poll(h, -1) < 0) break;
+  pthread_mutex_lock(&j.lock);
+  j.stop = true;
+  pthread_cond_broadcast(&j.work);
+  pthread_mutex_unlock(&j.lock);
+  for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+  if (j.failed && (rc == 0 || by_worker)) {
+    error_restore(&j.err);
+    rc = -1;
+  } else if (j.failed) {
+    free(j.err.msg);
+  }
+  if (rc == 0) {
+    unsigned char digest[32];
+    unsigned int dl = sizeof digest;
+    char hex[65];
+    EVP_DigestFinal_ex(md, digest, &dl);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    d->sha256 = xstrdup(hex);
+    nbd_shutdown(h, 0);
+  }
+  for (int i = 0; i < QUEUE; i++) free(slots[i].buf);
+  pthread_cond_destroy(&j.work);
+  pthread_cond_destroy(&j.done);
+  pthread_mutex_destroy(&j.lock);
+  free(ext.ptr);
+  return rc;
+}
+
+/* ---- restore ---- */
+
+struct wslot { unsigned char *buf; _Atomic int busy; int err; };
+
+static int write_done(void *opaque, int *err)
+{
+  struct wslot *s = opaque;
+  if (*err && !s->err) s->err = *err;
+  atomic_store(&s->busy, 0);
+  return 1;
+}
+
+int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, struct copy_stats *st,
+                copy_progress_fn progress, void *opaque)
+{
+  AUTOPTR(nbd_handle) h = nbd_open_url(url, false);
+  if (!h) return -1;
+  int64_t size = nbd_get_size(h);
+  if (size < 0) return error(ERR_INTERNAL, "cannot get the size of '%s': %s", url, nbd_get_error());
+  if ((uint64_t)size < d->size)
+    return error(ERR_CONFLICT, "cannot restore disk '%s': the target has %lld bytes, the backup %llu",
+                 d->alias ? d->alias : d->id, (long long)size, (unsigned long long)d->size);
+  AUTOPTR(repo_worker) w = repo_worker_new(r);
+  AUTOPTR(EVP_MD_CTX) md = EVP_MD_CTX_new();
+  if (!w || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+    return error(ERR_INTERNAL, "cannot start SHA-256");
+  struct wslot slots[QUEUE];
+  for (int i = 0; i < QUEUE; i++) {
+    slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+    atomic_init(&slots[i].busy, 0);
+    slots[i].err = 0;
+  }
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < d->nchunks; i++) {
+    if (cli_interrupted) {
+      rc = error(ERR_INTERNAL, "interrupted");
+      break;
+    }
+    uint64_t off = (uint64_t)i * REPO_CHUNK_SIZE;
+    size_t len = (size_t)(d->size - off < REPO_CHUNK_SIZE ? d->size - off : REPO_CHUNK_SIZE);
+    if (strcmp(d->chunks[i], REPO_ZERO_MARK) == 0) {
+      EVP_DigestUpdate(md, zero_chunk(), len);
+      st->chunks_zero++;
+    } else {
+      struct wslot *s = &slots[i % QUEUE];
+      while (rc == 0 && atomic_load(&s->busy))
+        if (nbd_poll(h, -1) < 0) rc = error(ERR_INTERNAL, "NBD connection to '%s' failed: %s", url, nbd_get_error());
+      if (rc < 0) break;
+      if (s->err) {
+        rc = error(ERR_INTERNAL, "cannot write to '%s': %s", url, strerror(s->err));
+        break;
+      }
+      size_t got;
+      if (repo_chunk_get(w, d->chunks[i], s->buf, REPO_CHUNK_SIZE, &got) < 0) {
+        rc = -1;
+        break;
+      }
+      if (got != len) {
+        rc = error(ERR_INVALID, "chunk '%s' holds %zu bytes where disk '%s' needs %zu", d->chunks[i], got,
+                   d->id, len);
+        break;
+      }
+      EVP_DigestUpdate(md, s->buf, len);
+      atomic_store(&s->busy, 1);
+      if (nbd_aio_pwrite(h, s->buf, len, off, (nbd_completion_callback){.callback = write_done, .user_data = s},
+                         0) < 0) {
+        atomic_store(&s->busy, 0);
+        rc = error(ERR_INTERNAL, "cannot write at offset %llu: %s", (unsigned long long)off, nbd_get_error());
+        break;
+      }
+      st->bytes_read += len;
+      st->chunks_reused++;
+    }
+    if (progress) progress(opaque, i + 1 == d->nchunks ? d->size : off + len);
+  }
+  while (nbd_aio_in_flight(h) > 0)
+    if (nbd_poll(h, -1) < 0) break;
+  for (int i = 0; rc == 0 && i < QUEUE; i++)
+    if (slots[i].err) rc = error(ERR_INTERNAL, "cannot write to '%s': %s", url, strerror(slots[i].err));
+  if (rc == 0 && nbd_flush(h, 0) < 0) rc = error(ERR_INTERNAL, "cannot flush '%s': %s", url, nbd_get_error());
+  if (rc == 0) {
+    unsigned char digest[32];
+    unsigned int dl = sizeof digest;
+    char hex[65];
+    EVP_DigestFinal_ex(md, digest, &dl);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    if (d->sha256 && strcmp(hex, d->sha256) != 0)
+      rc = error(ERR_INVALID, "disk '%s' restored with SHA-256 %s, the backup recorded %s", d->id, hex, d->sha256);
+  }
+  if (rc == 0) nbd_shutdown(h, 0);
+  for (int i = 0; i < QUEUE; i++) free(slots[i].buf);
+  return rc;
+}

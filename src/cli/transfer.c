@@ -1,0 +1,143 @@
+/* transfer.c: the image transfer lifecycle, through the public API.
+ *
+ *   POST /imagetransfers  <image_transfer><direction>..</direction><format>raw</format>
+ *                         <snapshot id=VOLUME/> | <disk id=DISK/></image_transfer>
+ *   GET  /imagetransfers/{id}          until <phase> is transferring
+ *   POST /imagetransfers/{id}/finalize until finished_success
+ *   POST /imagetransfers/{id}/cancel   on failure */
+#include "cli/transfer.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/timeutil.h"
+#include <string.h>
+#include <unistd.h>
+
+#define TRANSFER_WAIT_MS (10 * 60 * 1000)
+
+volatile sig_atomic_t cli_interrupted;
+
+void transfer_clear(struct transfer *t)
+{
+  free(t->id);
+  free(t->url);
+  free(t->phase);
+  memset(t, 0, sizeof *t);
+}
+
+static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+
+/* reads phase (and transfer_url) of t; ERR_NOT_FOUND when it is gone */
+static int transfer_refresh(struct client *c, struct transfer *t)
+{
+  AUTOFREE char *path = xasprintf("/imagetransfers/%s", t->id);
+  AUTOPTR(node) n = NULL;
+  if (client_call(c, "GET", path, NULL, &n) < 0) return -1;
+  const char *phase = node_text(n, "phase"), *url = node_text(n, "transfer_url");
+  free(t->phase);
+  t->phase = xstrdup(phase ? phase : "unknown");
+  if (url && (!t->url || strcmp(url, t->url) != 0)) {
+    free(t->url);
+    t->url = xstrdup(url);
+  }
+  return 0;
+}
+
+int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
+                   struct transfer *t)
+{
+  memset(t, 0, sizeof *t);
+  struct buf body = BUF_INIT;
+  buf_printf(&body, "<image_transfer><direction>%s</direction><format>raw</format>",
+             upload ? "upload" : "download");
+  if (image_id) buf_printf(&body, "<snapshot id=\"%s\"/>", image_id);
+  if (disk_id) buf_printf(&body, "<disk id=\"%s\"/>", disk_id);
+  buf_puts(&body, "<inactivity_timeout>120</inactivity_timeout></image_transfer>");
+  AUTOPTR(node) n = NULL;
+  int rc = client_call(c, "POST", "/imagetransfers", buf_str(&body), &n);
+  buf_free(&body);
+  if (rc < 0) {
+    if (error_code() == ERR_NOT_FOUND && client_last_status(c) == 404 && !strstr(error_message(), "disk") &&
+        !strstr(error_message(), "snapshot") && !strstr(error_message(), "volume"))
+      error_prefix("the engine offers no image transfers: ");
+    return error_prefix("cannot start the %s of %s '%s': ", upload ? "upload" : "download",
+                        upload ? "disk" : "volume", upload ? disk_id : image_id);
+  }
+  const char *id = node_attr(n, "id");
+  if (!id) return error(ERR_INTERNAL, "cannot start a transfer: the engine's answer has no transfer id");
+  t->id = xstrdup(id);
+  const char *phase = node_text(n, "phase"), *url = node_text(n, "transfer_url");
+  t->phase = xstrdup(phase ? phase : "initializing");
+  t->url = xstrdup(url);
+  int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
+  int delay = 50;
+  while (strcmp(t->phase, "transferring") != 0) {
+    if (strcmp(t->phase, "initializing") != 0 && strcmp(t->phase, "resuming") != 0) {
+      error(ERR_CONFLICT, "transfer '%s' is '%s' instead of transferring", t->id, t->phase);
+      goto cancel;
+    }
+    if (cli_interrupted) {
+      error(ERR_INTERNAL, "interrupted");
+      goto cancel;
+    }
+    if (mono_ms() > deadline) {
+      error(ERR_UNAVAILABLE, "transfer '%s' did not start within %d s", t->id, TRANSFER_WAIT_MS / 1000);
+      goto cancel;
+    }
+    sleep_ms(delay);
+    if (delay < 500) delay *= 2;
+    if (transfer_refresh(c, t) < 0) goto cancel;
+  }
+  if (!t->url || strncmp(t->url, "nbd", 3) != 0) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD transfer_url (got '%s')", t->id, t->url ? t->url : "");
+    goto cancel;
+  }
+  return 0;
+cancel:
+  transfer_cancel(c, t);
+  return -1;
+}
+
+int transfer_finalize(struct client *c, struct transfer *t)
+{
+  AUTOFREE char *path = xasprintf("/imagetransfers/%s/finalize", t->id);
+  if (client_call(c, "POST", path, "<action/>", NULL) < 0)
+    return error_prefix("cannot finalize transfer '%s': ", t->id);
+  int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
+  int delay = 50;
+  for (;;) {
+    if (transfer_refresh(c, t) < 0) {
+      if (error_code() == ERR_NOT_FOUND) {
+        error_clear(); /* the engine forgot it once finished */
+        return 0;
+      }
+      return error_prefix("cannot finalize transfer '%s': ", t->id);
+    }
+    if (strcmp(t->phase, "finished_success") == 0) return 0;
+    if (strncmp(t->phase, "finished_", 9) == 0 || strcmp(t->phase, "cancelled") == 0 ||
+        strncmp(t->phase, "cancelled_", 10) == 0)
+      return error(ERR_INTERNAL, "transfer '%s' ended as '%s'", t->id, t->phase);
+    if (mono_ms() > deadline)
+      return error(ERR_UNAVAILABLE, "transfer '%s' did not finish within %d s (phase '%s')", t->id,
+                   TRANSFER_WAIT_MS / 1000, t->phase);
+    sleep_ms(delay);
+    if (delay < 500) delay *= 2;
+  }
+}
+
+void transfer_cancel(struct client *c, struct transfer *t)
+{
+  if (!t->id) return;
+  struct err_saved saved;
+  error_save(&saved);
+  AUTOFREE char *path = xasprintf("/imagetransfers/%s/cancel", t->id);
+  if (client_call(c, "POST", path, "<action/>", NULL) == 0) {
+    /* wait (briefly) until the engine has let go of the volume */
+    for (int i = 0; i < 100; i++) {
+      if (transfer_refresh(c, t) < 0) break;
+      if (strncmp(t->phase, "finished_", 9) == 0 || strncmp(t->phase, "cancelled", 9) == 0) break;
+      sleep_ms(100);
+    }
+  }
+  error_restore(&saved);
+  transfer_clear(t);
+}

@@ -1,0 +1,51 @@
+/* transfer.h: image transfers (POST /imagetransfers) and moving a disk's
+ * bytes between an NBD transfer URL and the repository. */
+#pragma once
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "cli/client.h"
+#include "repo/repo.h"
+
+/* set by the SIGINT/SIGTERM handler; long loops check it and fail cleanly */
+extern volatile sig_atomic_t cli_interrupted;
+
+struct transfer {
+  char *id;
+  char *url;       /* transfer_url: nbd+unix:///?socket=... */
+  char *phase;     /* the last phase seen */
+};
+void transfer_clear(struct transfer *t);
+
+/* POSTs a transfer (download of snapshot volume image_id, or upload into
+ * disk_id) and waits until it is transferring. On failure a transfer that was
+ * created is cancelled. */
+int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
+                   struct transfer *t) WARN_UNUSED;
+/* finalizes and waits until the engine says finished_success (or the transfer
+ * is gone); fails on finished_failure */
+int transfer_finalize(struct client *c, struct transfer *t) WARN_UNUSED;
+/* cancels (best effort; keeps the current error) and clears t */
+void transfer_cancel(struct client *c, struct transfer *t);
+
+struct copy_stats {
+  uint64_t bytes_read;    /* bytes read from NBD (allocated extents) */
+  uint64_t bytes_stored;  /* bytes written into the repository */
+  uint64_t chunks_new, chunks_reused, chunks_zero;
+};
+
+/* called from the calling thread with bytes of the disk done so far */
+typedef void (*copy_progress_fn)(void *opaque, uint64_t done);
+
+/* Reads the NBD export at url into the repository and appends it to m as a
+ * new disk (its size is the export's); *disk_index gets its index. Zero and
+ * unallocated extents (base:allocation) are not read; QUEUE reads of 4 MiB
+ * are in flight while workers threads hash, compress and store chunks. */
+int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *disk_index, int workers,
+                struct copy_stats *st, copy_progress_fn progress, void *opaque) WARN_UNUSED;
+
+/* Writes disk d from the repository to the NBD export at url, which must be
+ * at least d->size bytes and read as zeros (a fresh disk): zero chunks are
+ * skipped. Checks the whole disk's SHA-256 against the manifest. */
+int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, struct copy_stats *st,
+                copy_progress_fn progress, void *opaque) WARN_UNUSED;

@@ -1,0 +1,214 @@
+/* chunk.c: the content-addressed chunk store.
+ *
+ * A chunk file is an envelope (docs/repository.md): a 16-byte header
+ * ("SBC1", compression, encryption, raw and payload lengths), then the payload
+ * (zstd or raw), sealed with AES-256-GCM in an encrypted repository. The
+ * header and the chunk id are authenticated data, so a chunk file copied
+ * under another name fails to open. Reading always re-hashes the content
+ * against the id: a chunk that reads back is the chunk that was written. */
+#include "repo/internal.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+enum { COMP_NONE = 0, COMP_ZSTD = 1 };
+enum { ENC_NONE = 0, ENC_AES_GCM = 1 };
+
+struct repo_worker {
+  struct repo *r;
+  ZSTD_CCtx *cctx;
+  ZSTD_DCtx *dctx;
+  unsigned char *zbuf; /* compressed payload */
+  size_t zcap;
+  unsigned char *fbuf; /* the whole file: header, nonce, payload, tag */
+  size_t fcap;
+};
+
+struct repo_worker *repo_worker_new(struct repo *r)
+{
+  struct repo_worker *w = xcalloc(1, sizeof *w);
+  w->r = r;
+  w->cctx = ZSTD_createCCtx();
+  w->dctx = ZSTD_createDCtx();
+  if (!w->cctx || !w->dctx) {
+    repo_worker_free(w);
+    error(ERR_INTERNAL, "cannot create a zstd context");
+    return NULL;
+  }
+  ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, REPO_ZSTD_LEVEL);
+  w->zcap = ZSTD_compressBound(REPO_CHUNK_SIZE);
+  w->zbuf = xrealloc(NULL, w->zcap);
+  w->fcap = ENVELOPE_HEADER + ENVELOPE_NONCE + w->zcap + ENVELOPE_TAG;
+  w->fbuf = xrealloc(NULL, w->fcap);
+  return w;
+}
+
+void repo_worker_free(struct repo_worker *w)
+{
+  if (!w) return;
+  ZSTD_freeCCtx(w->cctx);
+  ZSTD_freeDCtx(w->dctx);
+  free(w->zbuf);
+  free(w->fbuf);
+  free(w);
+}
+
+bool repo_is_zero(const void *data, size_t len)
+{
+  const unsigned char *p = data;
+  if (len == 0) return true;
+  /* check a few bytes by hand, then let memcmp compare the buffer with itself shifted */
+  size_t head = len < 16 ? len : 16;
+  for (size_t i = 0; i < head; i++)
+    if (p[i]) return false;
+  return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
+}
+
+int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1])
+{
+  unsigned char md[32];
+  unsigned int n = sizeof md;
+  if (w->r->encrypted) {
+    if (!HMAC(EVP_sha256(), w->r->mac_key, REPO_KEY_LEN, data, len, md, &n))
+      return error(ERR_INTERNAL, "cannot compute a chunk id: HMAC-SHA256 failed");
+  } else if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1) {
+    return error(ERR_INTERNAL, "cannot compute a chunk id: SHA-256 failed");
+  }
+  repo_hex(md, sizeof md, id);
+  return 0;
+}
+
+static char *chunk_dir(const struct repo *r, const char *id)
+{
+  return xasprintf("%s/chunks/%.2s", r->path, id);
+}
+
+static char *chunk_path(const struct repo *r, const char *id)
+{
+  return xasprintf("%s/chunks/%.2s/%s", r->path, id, id);
+}
+
+bool repo_chunk_exists(struct repo *r, const char *id)
+{
+  AUTOFREE char *p = chunk_path(r, id);
+  return access(p, F_OK) == 0;
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
+                   bool *is_new, size_t *stored_bytes)
+{
+  struct repo *r = w->r;
+  if (len == 0 || len > REPO_CHUNK_SIZE)
+    return error(ERR_INVALID, "cannot store a chunk of %zu bytes: chunks hold 1 to %zu bytes", len,
+                 REPO_CHUNK_SIZE);
+  if (repo_chunk_id(w, data, len, id) < 0) return -1;
+  if (repo_chunk_exists(r, id)) {
+    *is_new = false;
+    if (stored_bytes) *stored_bytes = 0;
+    return 0;
+  }
+  /* compress; keep the raw bytes when zstd saves less than 3% */
+  const unsigned char *payload = data;
+  size_t plen = len;
+  unsigned char comp = COMP_NONE;
+  size_t z = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, data, len);
+  if (!ZSTD_isError(z) && z < len / 100 * 97) {
+    payload = w->zbuf;
+    plen = z;
+    comp = COMP_ZSTD;
+  }
+  unsigned char *h = w->fbuf;
+  memcpy(h, "SBC1", 4);
+  h[4] = comp;
+  h[5] = r->encrypted ? ENC_AES_GCM : ENC_NONE;
+  h[6] = h[7] = 0;
+  put_u32(h + 8, (uint32_t)len);
+  put_u32(h + 12, (uint32_t)plen);
+  size_t total;
+  if (r->encrypted) {
+    unsigned char aad[ENVELOPE_HEADER + REPO_ID_HEX];
+    memcpy(aad, h, ENVELOPE_HEADER);
+    memcpy(aad + ENVELOPE_HEADER, id, REPO_ID_HEX);
+    if (repo_seal(r, aad, sizeof aad, payload, plen, h + ENVELOPE_HEADER) < 0) return -1;
+    total = ENVELOPE_HEADER + ENVELOPE_NONCE + plen + ENVELOPE_TAG;
+  } else {
+    memcpy(h + ENVELOPE_HEADER, payload, plen);
+    total = ENVELOPE_HEADER + plen;
+  }
+  AUTOFREE char *dir = chunk_dir(r, id);
+  if (repo_write_file(dir, id, h, total, true) < 0) return error_prefix("cannot store chunk: ");
+  unsigned idx = 0;
+  sscanf(id, "%2x", &idx);
+  pthread_mutex_lock(&r->dirty_lock);
+  r->dirty[idx & 255] = true;
+  pthread_mutex_unlock(&r->dirty_lock);
+  *is_new = true;
+  if (stored_bytes) *stored_bytes = total;
+  return 0;
+}
+
+int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len)
+{
+  struct repo *r = w->r;
+  if (!repo_is_chunk_name(id)) return error(ERR_INVALID, "'%s' is not a chunk id", id);
+  AUTOFREE char *path = chunk_path(r, id);
+  size_t flen;
+  AUTOFREE unsigned char *f = repo_read_file(path, w->fcap, &flen);
+  if (!f) {
+    if (error_code() == ERR_NOT_FOUND) return error(ERR_NOT_FOUND, "chunk '%s' is missing", id);
+    return error_prefix("chunk '%s' is damaged: ", id);
+  }
+  if (flen < ENVELOPE_HEADER || memcmp(f, "SBC1", 4) != 0)
+    return error(ERR_INVALID, "chunk '%s' is damaged: not a chunk file", id);
+  unsigned char comp = f[4], enc = f[5];
+  uint32_t rawlen = get_u32(f + 8), plen = get_u32(f + 12);
+  size_t want = ENVELOPE_HEADER + plen + (enc ? ENVELOPE_NONCE + ENVELOPE_TAG : 0);
+  if (comp > COMP_ZSTD || enc > ENC_AES_GCM || rawlen == 0 || rawlen > REPO_CHUNK_SIZE ||
+      rawlen > cap || want != flen || (comp == COMP_NONE && plen != rawlen))
+    return error(ERR_INVALID, "chunk '%s' is damaged: its header does not match its size", id);
+  if ((enc == ENC_AES_GCM) != r->encrypted)
+    return error(ERR_INVALID, "chunk '%s' is damaged: it is %s in an %s repository", id,
+                 enc ? "encrypted" : "not encrypted", r->encrypted ? "encrypted" : "unencrypted");
+  const unsigned char *payload = f + ENVELOPE_HEADER;
+  if (enc) {
+    unsigned char aad[ENVELOPE_HEADER + REPO_ID_HEX];
+    memcpy(aad, f, ENVELOPE_HEADER);
+    memcpy(aad + ENVELOPE_HEADER, id, REPO_ID_HEX);
+    /* OpenSSL refuses overlapping buffers: decrypt into the scratch buffer
+     * (plen <= zcap, since flen <= fcap) */
+    if (repo_open_sealed(r, aad, sizeof aad, f + ENVELOPE_HEADER, flen - ENVELOPE_HEADER, w->zbuf) < 0)
+      return error_prefix("chunk '%s' is damaged: ", id);
+    payload = w->zbuf;
+  }
+  if (comp == COMP_ZSTD) {
+    size_t n = ZSTD_decompressDCtx(w->dctx, out, cap, payload, plen);
+    if (ZSTD_isError(n) || n != rawlen)
+      return error(ERR_INVALID, "chunk '%s' is damaged: %s", id,
+                   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong decompressed length");
+  } else {
+    memcpy(out, payload, rawlen);
+  }
+  char got[REPO_ID_HEX + 1];
+  if (repo_chunk_id(w, out, rawlen, got) < 0) return -1;
+  if (memcmp(got, id, REPO_ID_HEX) != 0)
+    return error(ERR_INVALID, "chunk '%s' is damaged: its content hashes to '%s'", id, got);
+  *len = rawlen;
+  return 0;
+}

@@ -1,0 +1,43 @@
+/* internal.h: what the repository's files share and callers never see. */
+#pragma once
+#include "repo/repo.h"
+#include <pthread.h>
+#include <stdint.h>
+
+#define REPO_FORMAT_VERSION 1
+#define REPO_ZSTD_LEVEL 3
+#define REPO_KEY_LEN 32
+
+struct repo {
+  char *path;
+  bool encrypted;
+  unsigned char enc_key[REPO_KEY_LEN]; /* AES-256-GCM key (encrypted repositories) */
+  unsigned char mac_key[REPO_KEY_LEN]; /* HMAC key for chunk ids (encrypted repositories) */
+  int lock_fd;                         /* REPO/lock while locked, else -1 */
+  pthread_mutex_t dirty_lock;
+  bool dirty[256];                     /* chunk directories with renames not yet fsynced */
+};
+
+/* the envelope shared by chunk and manifest files (docs/repository.md) */
+#define ENVELOPE_HEADER 16
+#define ENVELOPE_NONCE 12
+#define ENVELOPE_TAG 16
+
+/* writes data to dir/name crash-safe: a temporary file in dir, fsync, rename;
+ * the directory is fsynced too unless defer_dir_sync */
+int repo_write_file(const char *dir, const char *name, const void *data, size_t len,
+                    bool defer_dir_sync) WARN_UNUSED;
+int repo_fsync_dir(const char *dir) WARN_UNUSED;
+/* reads a whole file (at most max bytes); NULL with ERR_NOT_FOUND when absent */
+unsigned char *repo_read_file(const char *path, size_t max, size_t *len);
+
+/* AES-256-GCM with the repository key: out gets nonce | ciphertext | tag
+ * (len + 28 bytes); aad binds the result to its header and name */
+int repo_seal(const struct repo *r, const void *aad, size_t aadlen, const void *in, size_t len,
+              unsigned char *out) WARN_UNUSED;
+/* the inverse; fails (ERR_INVALID) when the tag does not match */
+int repo_open_sealed(const struct repo *r, const void *aad, size_t aadlen, const unsigned char *in,
+                     size_t len, unsigned char *out) WARN_UNUSED;
+
+void repo_hex(const unsigned char *bin, size_t n, char *out);
+bool repo_is_chunk_name(const char *s);

@@ -1,0 +1,153 @@
+/* repo.h: the backup repository (docs/repository.md is the format).
+ *
+ * A repository is a directory: config.json, a lock file, content-addressed
+ * chunks (chunks/ab/abcdef...) and one manifest per complete backup
+ * (backups/<timestamp>-<vm>-<id>.json). Disks are cut into fixed 4 MiB
+ * chunks; a chunk is stored once, compressed with zstd and, in an encrypted
+ * repository, sealed with AES-256-GCM. A backup is complete exactly when its
+ * manifest exists: the manifest is written last, after every chunk it names
+ * is durable.
+ *
+ * Errors follow util/err.h: 0/-1 or pointer/NULL, the error recorded once.
+ * Thread-safety: a struct repo may be shared by threads for chunk_put,
+ * chunk_get and chunk_exists; each thread needs its own struct repo_worker. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/cleanup.h"
+
+#define REPO_CHUNK_SIZE ((size_t)4 << 20)
+#define REPO_ID_HEX 64 /* a chunk id: 32 bytes as lowercase hex */
+#define REPO_ZERO_MARK "zero" /* the manifest's entry for an all-zero chunk */
+
+struct repo;
+struct repo_worker;
+
+/* repo_init creates a repository at path (the directory may exist but must be
+ * empty of repository files). With key_file, the repository is encrypted; a
+ * key file that does not exist is created with a fresh random key (mode 0600). */
+int repo_init(const char *path, const char *key_file) WARN_UNUSED;
+/* true when path holds a repository (config.json exists) */
+bool repo_exists(const char *path);
+/* repo_open reads config.json; an encrypted repository needs key_file and
+ * refuses a wrong key before anything is read. key_file is ignored (with no
+ * error) for a plain repository. */
+struct repo *repo_open(const char *path, const char *key_file);
+void repo_close(struct repo *r);
+DEFINE_AUTOPTR(repo, struct repo, repo_close)
+const char *repo_path(const struct repo *r);
+bool repo_encrypted(const struct repo *r);
+
+/* Locks on REPO/lock (flock): backup and verify hold it shared for their
+ * whole run, prune and gc exclusive, so gc never runs while a backup may
+ * still reference chunks that no manifest names yet. repo_lock blocks;
+ * when it has to wait, *waited (if not NULL) is set first so the caller can
+ * say so. Released by repo_close. */
+enum repo_lock_mode { REPO_LOCK_SHARED, REPO_LOCK_EXCLUSIVE };
+int repo_lock(struct repo *r, enum repo_lock_mode mode, void (*on_wait)(void *), void *opaque) WARN_UNUSED;
+
+/* ---- chunks ---- */
+
+struct repo_worker *repo_worker_new(struct repo *r);
+void repo_worker_free(struct repo_worker *w);
+DEFINE_AUTOPTR(repo_worker, struct repo_worker, repo_worker_free)
+
+/* true when len bytes at data are all zero */
+bool repo_is_zero(const void *data, size_t len);
+/* the chunk id of data: SHA-256, or HMAC-SHA256 with the repository's key */
+int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1]) WARN_UNUSED;
+/* repo_chunk_put stores data (at most REPO_CHUNK_SIZE bytes, not all zero)
+ * unless a chunk with its id exists; *is_new says which. The file is written
+ * to a temporary name, fsynced and renamed; the directory fsync is deferred
+ * to repo_sync() (a chunk whose rename is lost in a crash is simply absent,
+ * never damaged). stored_bytes (may be NULL) gets the file size written. */
+int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
+                   bool *is_new, size_t *stored_bytes) WARN_UNUSED;
+/* repo_chunk_get reads chunk id into out (cap >= REPO_CHUNK_SIZE), checking
+ * the authentication tag and that the content hashes to id. A damaged or
+ * missing chunk fails with a message naming it. */
+int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len) WARN_UNUSED;
+bool repo_chunk_exists(struct repo *r, const char *id);
+/* fsyncs every chunk directory written since the last call; call before a
+ * manifest is written */
+int repo_sync(struct repo *r) WARN_UNUSED;
+
+/* ---- manifests ---- */
+
+struct manifest_disk {
+  char *id;          /* the disk id in the engine */
+  char *alias;
+  char *image_id;    /* the snapshot volume that was read */
+  char *interface;   /* virtio, virtio_scsi, ide, sata */
+  bool bootable;
+  uint64_t size;     /* virtual size in bytes */
+  char *sha256;      /* hex of the whole disk's bytes */
+  char **chunks;     /* nchunks entries: a chunk id or REPO_ZERO_MARK */
+  size_t nchunks;
+};
+
+struct manifest {
+  char *id;          /* the backup id (a UUID) */
+  char *name;        /* file stem: <timestamp>-<vm>-<id>; set by write/read */
+  char *vm_id, *vm_name;
+  char *snapshot_id;
+  int64_t start_ms, end_ms;
+  char *ovf;
+  struct manifest_disk *disks;
+  size_t ndisks;
+  /* statistics of the run that wrote it */
+  uint64_t chunks_new, chunks_reused, chunks_zero, bytes_read, bytes_stored;
+};
+
+void manifest_free(struct manifest *m);
+DEFINE_AUTOPTR(manifest, struct manifest, manifest_free)
+/* appends a disk with ceil(size / chunk size) empty chunk slots; returns it */
+struct manifest_disk *manifest_add_disk(struct manifest *m, uint64_t size);
+size_t manifest_chunk_count(uint64_t size);
+
+/* writes the manifest crash-safe (repo_sync first, then temp + fsync +
+ * rename + directory fsync); sets m->name. Every chunk slot must be filled. */
+int manifest_write(struct repo *r, struct manifest *m) WARN_UNUSED;
+/* reads backups/<name>.json */
+struct manifest *manifest_read(struct repo *r, const char *name);
+/* the manifest names (file stems), oldest first; NULL-terminated, caller
+ * frees each and the array. *count may be NULL. */
+char **manifest_list(struct repo *r, size_t *count);
+/* finds a backup by file stem, by id, or by a unique prefix of either */
+struct manifest *manifest_find(struct repo *r, const char *what);
+int manifest_remove(struct repo *r, const char *name) WARN_UNUSED;
+
+/* ---- maintenance ---- */
+
+/* prune policy: which backups to keep, per VM (grouped by vm_id). A backup
+ * kept by any rule is kept. Days and weeks are local time (ISO weeks). */
+struct prune_policy { int keep_last, keep_daily, keep_weekly; };
+struct prune_item { const char *name; const char *vm_id; int64_t time_ms; bool keep; const char *reason; };
+/* marks items[i].keep/reason; items may be in any order */
+void prune_decide(const struct prune_policy *p, struct prune_item *items, size_t n);
+
+struct gc_stats { uint64_t chunks_kept, chunks_removed, bytes_removed, temp_removed; };
+/* removes every chunk no manifest names and stale temporary files. Needs
+ * the exclusive lock. Refuses to remove anything when a manifest cannot be
+ * read. dry_run counts without removing. */
+int repo_gc(struct repo *r, bool dry_run, struct gc_stats *st) WARN_UNUSED;
+
+struct verify_damage {
+  char *chunk;       /* the chunk id */
+  char *problem;     /* "missing", or what is wrong */
+  char **backups;    /* names of the backups that need it; NULL-terminated */
+};
+struct verify_report {
+  uint64_t chunks_checked, bytes_checked, backups_checked;
+  struct verify_damage *damage;
+  size_t ndamage;
+  char **bad_manifests; /* manifests that cannot be read, NULL-terminated or NULL */
+};
+void verify_report_free(struct verify_report *v);
+/* re-reads and re-hashes every chunk (threads workers; 0 picks the CPU count),
+ * checks every chunk a manifest names exists, and fills rep. Returns 0 when
+ * the check ran (damage or not), -1 when it could not run. progress (may be
+ * NULL) is called with bytes done so far from any thread, serialized. */
+int repo_verify(struct repo *r, int threads, struct verify_report *rep,
+                void (*progress)(void *, uint64_t done, uint64_t total), void *opaque) WARN_UNUSED;

@@ -1,0 +1,388 @@
+"""11. snapback, the backup application: backup, restore, verify, an interrupted backup.
+
+The `snapback` CLI (BUILD/src/cli/snapback next to BUILD/src/daemon/snapbackd, or SNAPBACK_CLI) runs against the test's
+daemon through the public API and the transfer URLs only, into a repository in a
+temporary directory. Every backup is checked against what the engine itself holds:
+the bytes of the snapshot's volumes (qemu-img convert -U of the volume and its backing
+chain, taken while snapback is paused with SIGSTOP), and after each run the engine must
+hold no snapshot, no open transfer and no qemu-nbd of the test's state directory.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import case, fail, text, ids, MiB, ADMIN_USER, ADMIN_PASSWORD, API
+from case_snapshots import vol_path, state_hash, hmp, offline_write, active_path, regular_snaps
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def cli_path(env):
+    p = os.environ.get("SNAPBACK_CLI") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(env.binary))), "cli", "snapback")
+    if not os.access(p, os.X_OK):
+        fail("no snapback executable at %s (build it, or set SNAPBACK_CLI)" % p)
+    return p
+
+
+class Repo:
+    """a repository in a temporary directory and the environment snapback needs"""
+
+    def __init__(self, env):
+        self.env = env
+        self.dir = tempfile.mkdtemp(prefix="snapback-e2e-repo-")
+        self.path = os.path.join(self.dir, "repo")
+        self.cli = cli_path(env)
+        self.environ = dict(os.environ, SNAPBACK_URL="http://127.0.0.1:%d%s" % (env.port, API),
+                            SNAPBACK_USER=ADMIN_USER, SNAPBACK_PASSWORD=ADMIN_PASSWORD,
+                            XDG_CONFIG_HOME=self.dir, HOME=self.dir)
+
+    def argv(self, *args):
+        return [self.cli] + list(args) + ["--repo", self.path]
+
+    def run(self, *args, timeout=300):
+        """runs snapback; returns (exit code, stdout, stderr)"""
+        p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, env=self.environ)
+        return p.returncode, p.stdout, p.stderr
+
+    def ok(self, *args, timeout=300):
+        """runs snapback --json, which must succeed; returns the parsed JSON"""
+        rc, out, err = self.run(*(list(args) + ["--json"]), timeout=timeout)
+        if rc != 0:
+            fail("snapback %s exited %d: %s %s" % (" ".join(args), rc, out.strip(), err.strip()))
+        try:
+            return json.loads(out)
+        except ValueError:
+            fail("snapback %s --json printed no JSON: %r" % (" ".join(args), out[:300]))
+
+    def spawn(self, *args):
+        return subprocess.Popen(self.argv(*args) + ["--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.environ)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def qemu_nbd_pids(env):
+    """qemu-nbd processes serving something of this test's state directory"""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"qemu-nbd" and any(env.state_dir.encode() in a for a in argv):
+            out.append(int(pid))
+    return out
+
+
+def open_transfers(env):
+    r = env.api("GET", "/imagetransfers")
+    env.require(r.status == 200, "GET /imagetransfers: " + r.short())
+    return [t.get("id") for t in r.body.findall("image_transfer")
+            if text(t, "phase") in ("initializing", "transferring", "resuming", "paused_system", "paused_user")]
+
+
+def check_engine_clean(env, vm_ids, what):
+    """no snapshot, no open transfer, no qemu-nbd left behind"""
+    deadline = time.monotonic() + 30
+    while True:
+        snaps = {v: regular_snaps(env, v) for v in vm_ids}
+        transfers, nbd = open_transfers(env), qemu_nbd_pids(env)
+        if not any(snaps.values()) and not transfers and not nbd:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    env.check(not any(snaps.values()), "%s: snapshots left behind: %r" % (what, snaps))
+    env.check(not transfers, "%s: transfers left open: %r" % (what, transfers))
+    env.check(not nbd, "%s: qemu-nbd processes left: %r" % (what, nbd))
+
+
+def two_disk_vm(env, size, run):
+    vm_id, name = env.create_vm()
+    disks = []
+    for i in range(2):
+        d = env.create_disk(size=size)
+        env.attach(vm_id, d, "virtio_scsi" if i == 0 else "virtio", bootable=(i == 0))
+        disks.append(d)
+    if run:
+        env.start_vm(vm_id, name)
+    return vm_id, name, disks
+
+
+def snapback_snapshot(env, vm_id):
+    """(id, status) of the snapshot snapback made, or (None, None)"""
+    r = env.api("GET", "/vms/%s/snapshots" % vm_id)
+    if r.status != 200:
+        return None, None
+    for s in r.body.findall("snapshot"):
+        if (text(s, "description") or "").startswith("snapback backup"):
+            return s.get("id"), text(s, "snapshot_status")
+    return None, None
+
+
+def snapshot_volume(env, vm_id, sid, disk_id):
+    r = env.api("GET", "/vms/%s/snapshots/%s/disks" % (vm_id, sid))
+    env.require(r.status == 200, "GET snapshot disks: " + r.short())
+    for d in r.body.findall("disk"):
+        if d.get("id") == disk_id:
+            return text(d, "image_id")
+    fail("snapshot %s lists no disk %s: %s" % (sid, disk_id, r.short()))
+
+
+def disk_of_vm(env, vm_id):
+    r = env.api("GET", "/vms/%s/diskattachments" % vm_id)
+    env.require(r.status == 200, "GET attachments: " + r.short())
+    return [(a.get("id"), text(a, "interface"), text(a, "bootable")) for a in r.body.findall("disk_attachment")]
+
+
+class Writer(threading.Thread):
+    """writes 1 MiB blocks into the running VM's disk, one after the other (block k
+    gets pattern 0x40+k), until stopped: a point-in-time copy holds a prefix of them"""
+
+    def __init__(self, env, name, disk_id, first_block, blocks):
+        super().__init__(daemon=True)
+        self.env, self.name, self.disk_id = env, name, disk_id
+        self.first, self.blocks, self.done, self.error = first_block, blocks, 0, None
+        self.stop = threading.Event()
+
+    def run(self):
+        try:
+            for k in range(self.blocks):
+                if self.stop.is_set():
+                    break
+                off = (self.first + k) * MiB
+                hmp(self.env, self.name, 'qemu-io -d ua-%s "write -P 0x%02x %d %d"'
+                    % (self.disk_id, 0x40 + k, off, MiB))
+                hmp(self.env, self.name, 'qemu-io -d ua-%s "flush"' % self.disk_id)
+                self.done = k + 1
+        except Exception as e:  # noqa: BLE001 (reported by the test)
+            self.error = str(e)
+
+
+def raw_image(path):
+    """the guest-visible bytes of a volume chain"""
+    fd, tmp = tempfile.mkstemp(prefix="snapback-e2e-", suffix=".raw")
+    os.close(fd)
+    try:
+        p = subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", path, tmp], capture_output=True, text=True,
+                           timeout=120)
+        if p.returncode != 0:
+            fail("qemu-img convert -U %s: %s" % (path, p.stderr.strip()))
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)
+
+
+# ---------------------------------------------------------------------------- the cases
+
+SIZE = 48 * MiB
+
+
+@case("snapback: back up a running 2-disk VM while it writes; restore is byte-identical to the snapshot; "
+      "an unchanged VM stores no new chunk")
+def backup_restore(env):
+    repo = Repo(env)
+    try:
+        # disk 1 (virtio_scsi, bootable) is written live; disk 2 (virtio-blk, which qemu-io -d
+        # cannot address) offline before the start
+        vm_id, name, disks = two_disk_vm(env, SIZE, run=False)
+        offline_write(env, active_path(env, vm_id, disks[1]), 0x22, 0, MiB)
+        offline_write(env, active_path(env, vm_id, disks[1]), 0x44, 30 * MiB, 3 * MiB)
+        env.start_vm(vm_id, name)
+        hmp(env, name, 'qemu-io -d ua-%s "write -P 0x22 0 1M"' % disks[0])
+        hmp(env, name, 'qemu-io -d ua-%s "write -P 0x33 9M 6M"' % disks[0])
+        hmp(env, name, 'qemu-io -d ua-%s "flush"' % disks[0])
+
+        writer = Writer(env, name, disks[0], 36, 10)     # blocks 36..45 MiB of disk 1
+        writer.start()
+        time.sleep(0.3)
+        proc = repo.spawn("backup", name)
+        # pause snapback as soon as its snapshot exists, read the snapshot's volumes
+        snap_bytes, sid = {}, None
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            sid, st = snapback_snapshot(env, vm_id)
+            if sid:
+                break
+            time.sleep(0.02)
+        env.require(sid, "never saw snapback's snapshot (snapback exited %r: %s)"
+                    % (proc.poll(), proc.stderr.read() if proc.poll() is not None else ""))
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 120
+            while snapback_snapshot(env, vm_id)[1] != "ok" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            env.require(snapback_snapshot(env, vm_id)[1] == "ok", "snapback's snapshot never became ok")
+            for d in disks:
+                snap_bytes[d] = raw_image(vol_path(env, d, snapshot_volume(env, vm_id, sid, d)))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=300)
+        writer.stop.set()
+        writer.join(60)
+        env.require(writer.error is None, "the writer failed: %s" % writer.error)
+        env.require(proc.returncode == 0, "snapback backup exited %d: %s %s" % (proc.returncode, out, err))
+        res = json.loads(out)
+        env.check(len(res["disks"]) == 2, "backup lists %d disks" % len(res["disks"]))
+        env.check(res["snapshot_removed"], "the backup did not remove its snapshot")
+
+        # point in time: disk 1 holds a prefix of the writer's blocks
+        img = snap_bytes[disks[0]]
+        got = [img[(36 + k) * MiB:(37 + k) * MiB] == bytes([0x40 + k]) * MiB for k in range(10)]
+        zero = [img[(36 + k) * MiB:(37 + k) * MiB] == bytes(MiB) for k in range(10)]
+        n = sum(got)
+        env.check(got[:n] == [True] * n and all(zero[n:]),
+                  "the snapshot is not a point-in-time copy: writer blocks present %r, zero %r" % (got, zero))
+        for d in disks:
+            env.check(snap_bytes[d][:MiB] == b"\x22" * MiB, "the snapshot of %s lacks the data written before" % d)
+
+        # the manifest's hashes are the snapshot's
+        import hashlib
+        by_id = {d["id"]: d for d in res["disks"]}
+        for d in disks:
+            env.check(by_id.get(d, {}).get("sha256") == hashlib.sha256(snap_bytes[d]).hexdigest(),
+                      "disk %s: the backup's sha256 is not the snapshot's" % d)
+        check_engine_clean(env, [vm_id], "after the backup")
+
+        # listed
+        lst = repo.ok("backups")
+        env.require(len(lst) == 1 and lst[0]["backup"] == res["backup"], "backups lists %r" % lst)
+
+        # restore under a new name
+        new = name + "-restored"
+        env.vm_names.add(new)
+        rr = repo.ok("restore", res["backup"], "--name", new)
+        new_id = rr["vm_id"]
+        r = env.api("GET", "/vms/" + new_id)
+        env.require(r.status == 200, "the restored VM: " + r.short())
+        env.check(text(r.body, "name") == new, "restored VM is named %r" % text(r.body, "name"))
+        env.check(text(r.body, "memory") == "134217728", "restored VM memory %r" % text(r.body, "memory"))
+        atts = disk_of_vm(env, new_id)
+        env.require(len(atts) == 2, "the restored VM has %d disks" % len(atts))
+        src = {d: (i, b) for d, i, b in disk_of_vm(env, vm_id)}
+        for k, d in enumerate(rr["disks"]):
+            orig = d["backup_disk_id"]
+            att = [a for a in atts if a[0] == d["id"]]
+            env.require(att, "restored disk %s is not attached" % d["id"])
+            env.check((att[0][1], att[0][2]) == src[orig], "restored disk %s: interface/bootable %r, original %r"
+                      % (d["id"], att[0][1:], src[orig]))
+            got = raw_image(active_path(env, new_id, d["id"]))
+            env.check(hashlib.sha256(got).hexdigest() == hashlib.sha256(snap_bytes[orig]).hexdigest(),
+                      "restored disk %s differs from the snapshot of %s" % (d["id"], orig))
+
+        # an unchanged VM: the writer has stopped; the second backup catches up, the third stores nothing
+        repo.ok("backup", name)
+        third = repo.ok("backup", name)
+        env.check(third["chunks_new"] == 0 and third["chunks_reused"] > 0,
+                  "a backup of an unchanged VM stored %d new chunks (%d reused)"
+                  % (third["chunks_new"], third["chunks_reused"]))
+        v = repo.ok("verify")
+        env.check(v["ok"] and not v["damaged"], "verify after three backups: %r" % v)
+        check_engine_clean(env, [vm_id, new_id], "at the end")
+    finally:
+        repo.close()
+
+
+@case("snapback: verify finds a chunk corrupted on purpose, names the backup and exits 3")
+def verify_damage(env):
+    repo = Repo(env)
+    try:
+        vm_id, name, disks = two_disk_vm(env, 16 * MiB, run=False)
+        offline_write(env, active_path(env, vm_id, disks[0]), 0x5a, 0, 4 * MiB)
+        offline_write(env, active_path(env, vm_id, disks[1]), 0x6b, 4 * MiB, 2 * MiB)
+        first = repo.ok("backup", name)
+        offline_write(env, active_path(env, vm_id, disks[1]), 0x7c, 12 * MiB, 1 * MiB)
+        second = repo.ok("backup", name)
+        env.check(first["chunks_new"] == 2, "first backup: %d new chunks, expected 2" % first["chunks_new"])
+        env.check(second["chunks_new"] == 1 and second["chunks_reused"] == 2,
+                  "second backup: %d new, %d reused; expected 1 and 2"
+                  % (second["chunks_new"], second["chunks_reused"]))
+        env.check(repo.ok("verify")["ok"], "verify of an intact repository fails")
+
+        # corrupt the chunk only the second backup has (0x7c at 12 MiB of disk 2)
+        chunks = set()
+        for root, _, files in os.walk(os.path.join(repo.path, "chunks")):
+            chunks.update(os.path.join(root, f) for f in files)
+        newest = max(chunks, key=os.path.getmtime)
+        with open(newest, "r+b") as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(100)
+            f.write(bytes([b[0] ^ 0xff]))
+        rc, out, err = repo.run("verify")
+        env.check(rc == 3, "verify of a damaged repository exits %d, not 3: %s %s" % (rc, out, err))
+        env.check(os.path.basename(newest) in out, "verify does not name the damaged chunk: %s" % out)
+        env.check(second["backup"] in out, "verify does not name the affected backup: %s" % out)
+        env.check(first["backup"] not in out, "verify names the intact first backup: %s" % out)
+        rc, out, err = repo.run("verify", "--json")
+        js = json.loads(out) if out.strip().startswith("{") else {}
+        env.check(rc == 3 and js.get("damaged") and js["damaged"][0]["backups"] == [second["backup"]],
+                  "verify --json: rc %d, %r" % (rc, js))
+
+        # restoring the damaged backup fails cleanly and leaves no VM behind
+        before = ids(env.api("GET", "/vms").body, "vm")
+        rc, out, err = repo.run("restore", second["backup"], "--name", name + "-bad")
+        env.vm_names.add(name + "-bad")
+        env.check(rc == 1, "restore of a damaged backup exits %d: %s %s" % (rc, out, err))
+        env.check("damaged" in err, "restore does not say the chunk is damaged: %s" % err)
+        env.check(ids(env.api("GET", "/vms").body, "vm") == before, "a failed restore left a VM behind")
+        # the intact backup still restores
+        env.vm_names.add(name + "-good")
+        repo.ok("restore", first["backup"], "--name", name + "-good")
+        check_engine_clean(env, [vm_id], "after verify and restores")
+    finally:
+        repo.close()
+
+
+@case("snapback: a backup killed (-9) during its transfer leaves no complete backup; the next run "
+      "cleans up and succeeds")
+def killed(env):
+    repo = Repo(env)
+    try:
+        vm_id, name, disks = two_disk_vm(env, 512 * MiB, run=False)
+        for d in disks:
+            offline_write(env, active_path(env, vm_id, d), 0x11, 0, 384 * MiB)
+        env.start_vm(vm_id, name)
+        proc = repo.spawn("backup", name, "--workers", "1")
+        seen, deadline = None, time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            tr = open_transfers(env)
+            if tr:
+                seen = tr
+                break
+            time.sleep(0.01)
+        env.require(seen, "never saw snapback's transfer (snapback exited %r)" % proc.poll())
+        time.sleep(0.2)
+        proc.kill()
+        proc.wait(30)
+        env.require(proc.returncode == -signal.SIGKILL, "snapback ended with %r before the kill"
+                    % proc.returncode)
+
+        lst = repo.ok("backups")
+        env.check(lst == [], "a killed backup is listed: %r" % lst)
+        env.check(repo.ok("verify")["ok"], "verify after a killed backup fails")
+
+        # the next run removes the leftovers (transfer, snapshot) and succeeds
+        rc, out, err = repo.run("backup", name, "--json")
+        env.require(rc == 0, "the backup after the kill exited %d: %s %s" % (rc, out, err))
+        env.check("left by an interrupted backup" in err, "the next run does not say it cleaned up: %s" % err)
+        lst = repo.ok("backups")
+        env.check(len(lst) == 1, "after the retry, backups lists %r" % lst)
+        check_engine_clean(env, [vm_id], "after the kill and the retry")
+        gc = repo.ok("gc")
+        env.check(gc["chunks_removed"] == 0, "gc removed %d chunks the complete backup needs?"
+                  % gc["chunks_removed"])
+        env.check(repo.ok("verify")["ok"], "verify after gc fails")
+    finally:
+        repo.close()

@@ -1,0 +1,539 @@
+/* test_repo.c: the backup repository (src/repo) on a temporary directory. */
+#include "repo/repo.h"
+#include "tap.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include <dirent.h>
+#include <openssl/sha.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *tmpdir(void)
+{
+  char tmpl[] = "/tmp/snapback-test-repo-XXXXXX";
+  char *d = mkdtemp(tmpl);
+  return d ? xstrdup(d) : NULL;
+}
+
+static void rm_rf(const char *path)
+{
+  const char *argv[] = {"rm", "-rf", path, NULL};
+  pid_t pid = fork();
+  if (pid == 0) {
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+}
+
+/* deterministic pseudo-random bytes (xorshift): incompressible */
+static void fill_random(unsigned char *p, size_t n, uint64_t seed)
+{
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p[i] = (unsigned char)(x >> 24);
+  }
+}
+
+static void fill_text(unsigned char *p, size_t n, int seed)
+{
+  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)("snapback backs up VMs "[(i + (size_t)seed) % 22]);
+}
+
+static size_t count_chunk_files(const char *repo)
+{
+  size_t n = 0;
+  for (int i = 0; i < 256; i++) {
+    char d[4096];
+    snprintf(d, sizeof d, "%s/chunks/%02x", repo, i);
+    DIR *dir = opendir(d);
+    if (!dir) continue;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+      if (strlen(e->d_name) == REPO_ID_HEX) n++;
+    closedir(dir);
+  }
+  return n;
+}
+
+static off_t chunk_file_size(const char *repo, const char *id)
+{
+  char p[4096];
+  snprintf(p, sizeof p, "%s/chunks/%.2s/%s", repo, id, id);
+  struct stat st;
+  return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_round_trip(const char *root)
+{
+  char *path = xasprintf("%s/plain", root);
+  CHECK(repo_init(path, NULL) == 0);
+  CHECK(repo_exists(path));
+  CHECK(repo_init(path, NULL) < 0); /* exists already */
+  struct repo *r = repo_open(path, NULL);
+  CHECK(r != NULL);
+  struct repo_worker *w = repo_worker_new(r);
+  unsigned char *in = xrealloc(NULL, REPO_CHUNK_SIZE), *out = xrealloc(NULL, REPO_CHUNK_SIZE);
+  char id[REPO_ID_HEX + 1], id2[REPO_ID_HEX + 1];
+  bool is_new;
+  size_t stored, len;
+
+  /* compressible: stored compressed, reads back identical */
+  fill_text(in, REPO_CHUNK_SIZE, 0);
+  CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
+  CHECK(is_new);
+  CHECK(stored < REPO_CHUNK_SIZE / 10);
+  CHECK(chunk_file_size(path, id) == (off_t)stored);
+  CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+  CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+  /* the id of an unencrypted chunk is the SHA-256 of its content */
+  {
+    unsigned char md[32];
+    char hex[65];
+    SHA256(in, REPO_CHUNK_SIZE, md);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    CHECK_STR(id, hex);
+  }
+  /* the same content again: reused, no new file */
+  CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id2, &is_new, &stored) == 0);
+  CHECK(!is_new && strcmp(id, id2) == 0);
+  CHECK(count_chunk_files(path) == 1);
+
+  /* incompressible: stored raw (16-byte header + content) */
+  fill_random(in, REPO_CHUNK_SIZE, 7);
+  CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
+  CHECK(is_new);
+  CHECK(stored == REPO_CHUNK_SIZE + 16);
+  CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+  CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+
+  /* a short last chunk */
+  fill_random(in, 1000, 8);
+  CHECK(repo_chunk_put(w, in, 1000, id, &is_new, &stored) == 0);
+  CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+  CHECK(len == 1000 && memcmp(in, out, len) == 0);
+
+  /* zero detection */
+  memset(in, 0, REPO_CHUNK_SIZE);
+  CHECK(repo_is_zero(in, REPO_CHUNK_SIZE));
+  in[REPO_CHUNK_SIZE - 1] = 1;
+  CHECK(!repo_is_zero(in, REPO_CHUNK_SIZE));
+  in[REPO_CHUNK_SIZE - 1] = 0;
+  in[3] = 1;
+  CHECK(!repo_is_zero(in, REPO_CHUNK_SIZE));
+  CHECK(repo_is_zero(in, 3));
+
+  /* a missing chunk fails cleanly */
+  CHECK(repo_chunk_get(w, "00000000000000000000000000000000000000000000000000000000000000aa", out,
+                       REPO_CHUNK_SIZE, &len) < 0);
+  CHECK(error_code() == ERR_NOT_FOUND);
+  error_clear();
+  repo_worker_free(w);
+  repo_close(r);
+  free(in);
+  free(out);
+  free(path);
+}
+
+static void test_encryption(const char *root)
+{
+  char *path = xasprintf("%s/enc", root), *key = xasprintf("%s/enc.key", root),
+       *other = xasprintf("%s/other.key", root);
+  CHECK(repo_init(path, key) == 0);
+  CHECK(access(key, R_OK) == 0);
+  struct stat st;
+  CHECK(stat(key, &st) == 0 && (st.st_mode & 077) == 0);
+  /* without a key, and with a wrong one, the repository does not open */
+  CHECK(repo_open(path, NULL) == NULL && error_code() == ERR_AUTH);
+  error_clear();
+  FILE *f = fopen(other, "w");
+  fprintf(f, "%064d\n", 1);
+  fclose(f);
+  CHECK(repo_open(path, other) == NULL && error_code() == ERR_AUTH);
+  CHECK(strstr(error_message(), "wrong key") != NULL);
+  error_clear();
+
+  struct repo *r = repo_open(path, key);
+  CHECK(r != NULL && repo_encrypted(r));
+  struct repo_worker *w = repo_worker_new(r);
+  unsigned char *in = xrealloc(NULL, REPO_CHUNK_SIZE), *out = xrealloc(NULL, REPO_CHUNK_SIZE);
+  char id[REPO_ID_HEX + 1], plain_id[REPO_ID_HEX + 1];
+  bool is_new;
+  size_t stored, len;
+  fill_text(in, REPO_CHUNK_SIZE, 3);
+  CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
+  CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+  CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+  /* the id is keyed: it is not the SHA-256 a plain repository would use */
+  char *ppath = xasprintf("%s/plain", root);
+  struct repo *pr = repo_open(ppath, NULL);
+  struct repo_worker *pw = repo_worker_new(pr);
+  CHECK(repo_chunk_id(pw, in, REPO_CHUNK_SIZE, plain_id) == 0);
+  CHECK(strcmp(plain_id, id) != 0);
+  /* the content does not appear in the file */
+  char cpath[4096];
+  snprintf(cpath, sizeof cpath, "%s/chunks/%.2s/%s", path, id, id);
+  f = fopen(cpath, "rb");
+  unsigned char *raw = xrealloc(NULL, REPO_CHUNK_SIZE + 64);
+  size_t n = fread(raw, 1, REPO_CHUNK_SIZE + 64, f);
+  fclose(f);
+  CHECK(memmem(raw, n, "snapback backs up", 17) == NULL);
+  free(raw);
+
+  /* the same key material under another repository handle works; the chunk
+   * read through a repository with a different key fails cleanly */
+  char *path2 = xasprintf("%s/enc2", root);
+  CHECK(repo_init(path2, other) == 0);
+  struct repo *r2 = repo_open(path2, other);
+  struct repo_worker *w2 = repo_worker_new(r2);
+  char *dst = xasprintf("%s/chunks/%.2s/%s", path2, id, id);
+  /* copy the chunk file into the other repository */
+  FILE *src = fopen(cpath, "rb"), *dstf = fopen(dst, "wb");
+  unsigned char tmp[65536];
+  size_t k;
+  while ((k = fread(tmp, 1, sizeof tmp, src)) > 0) fwrite(tmp, 1, k, dstf);
+  fclose(src);
+  fclose(dstf);
+  free(dst);
+  CHECK(repo_chunk_get(w2, id, out, REPO_CHUNK_SIZE, &len) < 0);
+  CHECK(strstr(error_message(), "damaged") != NULL && strstr(error_message(), "authentication") != NULL);
+  error_clear();
+
+  /* manifests are encrypted too */
+  struct manifest *m = xcalloc(1, sizeof *m);
+  m->id = xstrdup("11111111-2222-3333-4444-555555555555");
+  m->vm_id = xstrdup("vm-1");
+  m->vm_name = xstrdup("secret-vm");
+  m->ovf = xstrdup("<ovf/>");
+  m->start_ms = m->end_ms = 1700000000000;
+  struct manifest_disk *d = manifest_add_disk(m, 100);
+  d->id = xstrdup("disk-1");
+  d->sha256 = xstrdup("00");
+  d->chunks[0] = xstrdup(id);
+  CHECK(manifest_write(r, m) == 0);
+  struct manifest *back = manifest_read(r, m->name);
+  CHECK(back != NULL && back && strcmp(back->ovf, "<ovf/>") == 0);
+  manifest_free(back);
+  char mpath[8192];
+  snprintf(mpath, sizeof mpath, "%s/backups/%s.json", path, m->name);
+  f = fopen(mpath, "rb");
+  char mraw[8192];
+  n = fread(mraw, 1, sizeof mraw, f);
+  fclose(f);
+  CHECK(memmem(mraw, n, "<ovf/>", 6) == NULL);
+  manifest_free(m);
+
+  repo_worker_free(w2);
+  repo_close(r2);
+  repo_worker_free(pw);
+  repo_close(pr);
+  repo_worker_free(w);
+  repo_close(r);
+  free(in);
+  free(out);
+  free(path);
+  free(path2);
+  free(ppath);
+  free(key);
+  free(other);
+}
+
+/* a manifest of one disk made of the given chunk contents (seeds; 0 = zero chunk) */
+static struct manifest *backup_of(struct repo *r, const char *vm, const int *seeds, size_t n, int64_t t)
+{
+  struct repo_worker *w = repo_worker_new(r);
+  struct manifest *m = xcalloc(1, sizeof *m);
+  static int counter;
+  m->id = xasprintf("00000000-0000-0000-0000-%012d", ++counter);
+  m->vm_id = xasprintf("id-%s", vm);
+  m->vm_name = xstrdup(vm);
+  m->ovf = xstrdup("<ovf/>");
+  m->start_ms = m->end_ms = t;
+  struct manifest_disk *d = manifest_add_disk(m, (uint64_t)n * REPO_CHUNK_SIZE);
+  d->id = xstrdup("disk");
+  d->alias = xstrdup("disk alias");
+  d->interface = xstrdup("virtio_scsi");
+  d->bootable = true;
+  d->sha256 = xstrdup("abc");
+  unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  for (size_t i = 0; i < n; i++) {
+    char id[REPO_ID_HEX + 1];
+    bool is_new;
+    if (!seeds[i]) {
+      d->chunks[i] = xstrdup(REPO_ZERO_MARK);
+      continue;
+    }
+    fill_random(buf, REPO_CHUNK_SIZE, (uint64_t)seeds[i]);
+    if (repo_chunk_put(w, buf, REPO_CHUNK_SIZE, id, &is_new, NULL) < 0) fprintf(stderr, "%s\n", error_message());
+    d->chunks[i] = xstrdup(id);
+  }
+  free(buf);
+  repo_worker_free(w);
+  if (manifest_write(r, m) < 0) fprintf(stderr, "%s\n", error_message());
+  return m;
+}
+
+static void test_manifest_verify_gc(const char *root)
+{
+  char *path = xasprintf("%s/mv", root);
+  CHECK(repo_init(path, NULL) == 0);
+  struct repo *r = repo_open(path, NULL);
+  int a[] = {1, 0, 2}, b[] = {2, 3, 0};
+  struct manifest *ma = backup_of(r, "web server", a, 3, 1700000000000);
+  struct manifest *mb = backup_of(r, "db", b, 3, 1700000100000);
+  CHECK(count_chunk_files(path) == 3);
+  /* read back */
+  struct manifest *back = manifest_read(r, ma->name);
+  CHECK(back != NULL);
+  if (back) {
+    CHECK_STR(back->vm_name, "web server");
+    CHECK(back->ndisks == 1 && back->disks[0].nchunks == 3);
+    CHECK_STR(back->disks[0].chunks[1], REPO_ZERO_MARK);
+    CHECK_STR(back->disks[0].chunks[0], ma->disks[0].chunks[0]);
+    CHECK_STR(back->disks[0].interface, "virtio_scsi");
+    CHECK(back->disks[0].bootable);
+    CHECK(back->start_ms == 1700000000000);
+    CHECK(strstr(back->name, "web_server") != NULL);
+  }
+  manifest_free(back);
+  /* list and find */
+  size_t n;
+  char **names = manifest_list(r, &n);
+  CHECK(n == 2);
+  for (size_t i = 0; names && names[i]; i++) free(names[i]);
+  free(names);
+  struct manifest *f = manifest_find(r, mb->id);
+  CHECK(f && strcmp(f->name, mb->name) == 0);
+  manifest_free(f);
+  f = manifest_find(r, "00000000-0000-0000-0000");
+  CHECK(!f && error_code() == ERR_CONFLICT);
+  error_clear();
+
+  /* verify: all intact */
+  struct verify_report rep;
+  CHECK(repo_verify(r, 2, &rep, NULL, NULL) == 0);
+  CHECK(rep.ndamage == 0 && rep.chunks_checked == 3 && rep.backups_checked == 2);
+  verify_report_free(&rep);
+
+  /* corrupt the chunk both backups share (seed 2): verify names it and both backups */
+  const char *shared = ma->disks[0].chunks[2];
+  char cpath[4096];
+  snprintf(cpath, sizeof cpath, "%s/chunks/%.2s/%s", path, shared, shared);
+  int fd = open(cpath, O_WRONLY);
+  CHECK(fd >= 0);
+  CHECK(pwrite(fd, "X", 1, 1000) == 1);
+  close(fd);
+  /* and remove the chunk only b uses (seed 3) */
+  snprintf(cpath, sizeof cpath, "%s/chunks/%.2s/%s", path, mb->disks[0].chunks[1], mb->disks[0].chunks[1]);
+  CHECK(unlink(cpath) == 0);
+  CHECK(repo_verify(r, 2, &rep, NULL, NULL) == 0);
+  CHECK(rep.ndamage == 2);
+  for (size_t i = 0; i < rep.ndamage; i++) {
+    struct verify_damage *d = &rep.damage[i];
+    if (strcmp(d->chunk, shared) == 0) {
+      CHECK(d->backups[0] && d->backups[1] && !d->backups[2]);
+      CHECK(strstr(d->problem, "hashes to") != NULL);
+    } else {
+      CHECK_STR(d->chunk, mb->disks[0].chunks[1]);
+      CHECK_STR(d->problem, "missing");
+      CHECK(d->backups[0] && strcmp(d->backups[0], mb->name) == 0 && !d->backups[1]);
+    }
+  }
+  verify_report_free(&rep);
+
+  /* gc: nothing unreferenced yet except nothing; remove backup a, gc drops seed 1 only */
+  struct gc_stats st;
+  CHECK(repo_gc(r, false, &st) == 0);
+  CHECK(st.chunks_removed == 0 && st.chunks_kept == 2);
+  CHECK(manifest_remove(r, ma->name) == 0);
+  /* a stale temporary file from a writer that died */
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s/chunks/00/.tmp-deadbeef-123456", path);
+  fd = open(tmp, O_CREAT | O_WRONLY, 0600);
+  close(fd);
+  CHECK(repo_gc(r, true, &st) == 0 && st.chunks_removed == 1 && st.temp_removed == 1);
+  CHECK(count_chunk_files(path) == 2);
+  CHECK(repo_gc(r, false, &st) == 0 && st.chunks_removed == 1 && st.chunks_kept == 1);
+  CHECK(count_chunk_files(path) == 1);
+  CHECK(access(tmp, F_OK) != 0);
+  CHECK(repo_chunk_exists(r, shared)); /* b still needs it */
+
+  /* an unreadable manifest stops gc from removing anything */
+  char bad[4096];
+  snprintf(bad, sizeof bad, "%s/backups/20000101T000000Z-x-broken.json", path);
+  FILE *bf = fopen(bad, "w");
+  fputs("{not json", bf);
+  fclose(bf);
+  CHECK(manifest_remove(r, mb->name) == 0);
+  CHECK(repo_gc(r, false, &st) < 0 && error_code() == ERR_CONFLICT);
+  error_clear();
+  CHECK(count_chunk_files(path) == 1);
+
+  manifest_free(ma);
+  manifest_free(mb);
+  repo_close(r);
+  free(path);
+}
+
+static void test_prune(void)
+{
+  setenv("TZ", "UTC", 1);
+  tzset();
+  const int64_t day = 86400000, base = 1700006400000; /* 2023-11-15 00:00 UTC, a Wednesday */
+  /* VM a: two backups a day for 10 days; VM b: one backup */
+  struct prune_item items[21];
+  char names[21][32];
+  size_t n = 0;
+  for (int d = 0; d < 10; d++)
+    for (int h = 0; h < 2; h++) {
+      snprintf(names[n], sizeof names[n], "a-%d-%d", d, h);
+      items[n] = (struct prune_item){names[n], "a", base + d * day + h * 3600000, false, NULL};
+      n++;
+    }
+  snprintf(names[n], sizeof names[n], "b");
+  items[n++] = (struct prune_item){names[n - 1], "b", base, false, NULL};
+
+  struct prune_policy p = {.keep_last = 3};
+  prune_decide(&p, items, n);
+  int kept = 0;
+  for (size_t i = 0; i < n; i++) kept += items[i].keep;
+  CHECK(kept == 4); /* 3 of a, and b's only one */
+  CHECK(items[19].keep && items[18].keep && items[17].keep && !items[16].keep && items[20].keep);
+
+  p = (struct prune_policy){.keep_daily = 4};
+  prune_decide(&p, items, n);
+  kept = 0;
+  for (size_t i = 0; i < 20; i++) kept += items[i].keep;
+  CHECK(kept == 4);
+  /* the newest of each of the last 4 days */
+  CHECK(items[19].keep && items[17].keep && items[15].keep && items[13].keep && !items[18].keep);
+  CHECK_STR(items[19].reason, "daily");
+
+  /* 10 days from Wednesday 15th: weeks 46 (15-19), 47 (20-24): 2 weeks */
+  p = (struct prune_policy){.keep_weekly = 5};
+  prune_decide(&p, items, n);
+  kept = 0;
+  for (size_t i = 0; i < 20; i++) kept += items[i].keep;
+  CHECK(kept == 2);
+  CHECK(items[19].keep && items[9].keep); /* Sun 19th 01:00 is the newest of week 46 */
+
+  p = (struct prune_policy){.keep_last = 1, .keep_daily = 2, .keep_weekly = 2};
+  prune_decide(&p, items, n);
+  kept = 0;
+  for (size_t i = 0; i < 20; i++) kept += items[i].keep;
+  CHECK(kept == 3); /* 19 (last, daily, weekly), 17 (daily), 9 (weekly) */
+  CHECK_STR(items[19].reason, "last");
+  CHECK_STR(items[17].reason, "daily");
+  CHECK_STR(items[9].reason, "weekly");
+
+  p = (struct prune_policy){0};
+  prune_decide(&p, items, n);
+  kept = 0;
+  for (size_t i = 0; i < n; i++) kept += items[i].keep;
+  CHECK(kept == 0);
+}
+
+/* several processes store the same chunks at once: every put succeeds, each
+ * chunk exists once and reads back */
+static void test_concurrent_writers(const char *root)
+{
+  char *path = xasprintf("%s/conc", root);
+  CHECK(repo_init(path, NULL) == 0);
+  enum { WRITERS = 4, CHUNKS = 6 };
+  pid_t pids[WRITERS];
+  for (int p = 0; p < WRITERS; p++) {
+    pids[p] = fork();
+    if (pids[p] == 0) {
+      struct repo *r = repo_open(path, NULL);
+      if (!r || repo_lock(r, REPO_LOCK_SHARED, NULL, NULL) < 0) _exit(2);
+      struct repo_worker *w = repo_worker_new(r);
+      unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+      int fails = 0;
+      for (int round = 0; round < 3; round++)
+        for (int c = 0; c < CHUNKS; c++) {
+          char id[REPO_ID_HEX + 1];
+          bool is_new;
+          fill_random(buf, REPO_CHUNK_SIZE, 100 + (uint64_t)((c + p) % CHUNKS));
+          if (repo_chunk_put(w, buf, REPO_CHUNK_SIZE, id, &is_new, NULL) < 0) fails++;
+        }
+      if (repo_sync(r) < 0) fails++;
+      _exit(fails ? 1 : 0);
+    }
+  }
+  int ok = 0;
+  for (int p = 0; p < WRITERS; p++) {
+    int st;
+    waitpid(pids[p], &st, 0);
+    ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  CHECK(ok == WRITERS);
+  CHECK(count_chunk_files(path) == CHUNKS);
+  struct repo *r = repo_open(path, NULL);
+  struct verify_report rep;
+  CHECK(repo_verify(r, 0, &rep, NULL, NULL) == 0);
+  CHECK(rep.ndamage == 0 && rep.chunks_checked == CHUNKS);
+  verify_report_free(&rep);
+
+  repo_close(r);
+  free(path);
+}
+
+static void note_wait(void *p) { *(int *)p = 1; }
+
+static void test_lock_waits(const char *root)
+{
+  char *path = xasprintf("%s/lock", root);
+  CHECK(repo_init(path, NULL) == 0);
+  int pipefd[2];
+  CHECK(pipe(pipefd) == 0);
+  pid_t holder = fork();
+  if (holder == 0) {
+    struct repo *hr = repo_open(path, NULL);
+    if (repo_lock(hr, REPO_LOCK_SHARED, NULL, NULL) < 0) _exit(2);
+    if (write(pipefd[1], "x", 1) != 1) _exit(3);
+    usleep(300000);
+    _exit(0);
+  }
+  char c;
+  CHECK(read(pipefd[0], &c, 1) == 1);
+  struct repo *r = repo_open(path, NULL);
+  int waited = 0;
+  CHECK(repo_lock(r, REPO_LOCK_EXCLUSIVE, note_wait, &waited) == 0);
+  CHECK(waited == 1);
+  int st;
+  /* the holder has exited by the time the exclusive lock is granted */
+  CHECK(waitpid(holder, &st, WNOHANG) == holder || waitpid(holder, &st, 0) == holder);
+  repo_close(r);
+  close(pipefd[0]);
+  close(pipefd[1]);
+  free(path);
+}
+
+int main(void)
+{
+  char *root = tmpdir();
+  if (!root) {
+    perror("mkdtemp");
+    return 1;
+  }
+  test_round_trip(root);
+  test_encryption(root);
+  test_manifest_verify_gc(root);
+  test_prune();
+  test_concurrent_writers(root);
+  test_lock_waits(root);
+  if (!getenv("KEEP")) rm_rf(root); else printf("%s\n", root);
+  free(root);
+  return tap_done();
+}
