@@ -111,8 +111,8 @@ t0=$(now); restic backup -q --repo "$W/restic" "$W/floor.raw" >/dev/null; t1=$(n
 
 cat "$W/floor.raw" >/dev/null
 export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
-borg init -q -e none "$W/borg"
-t0=$(now); borg create -q --compression zstd,3 "$W/borg::full" "$W/floor.raw"; t1=$(now); T[borg]=$(secs "$t0" "$t1")
+borg init -e none "$W/borg" >/dev/null
+t0=$(now); borg create --compression zstd,3 "$W/borg::full" "$W/floor.raw"; t1=$(now); T[borg]=$(secs "$t0" "$t1")
 rm -f "$W/floor.raw"
 
 echo "changing 1% of the data (328 writes of 64 KiB at random offsets)"

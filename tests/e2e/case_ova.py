@@ -361,7 +361,7 @@ def _bad_input(env):
     env.check(ids(r.body, "template") == templates_before, "templates changed")
 
 
-@case("ova: an export cut off by an engine kill leaves no file; the restart removes the .part and the snapshot")
+@case("ova: an export or import cut off by an engine kill leaves no file, snapshot, VM or disk")
 def ova_killed(env):
     try:
         _killed(env)
@@ -409,6 +409,31 @@ def _killed(env):
     # a new export to the same name works
     export(env, vm_id, d, "cut.ova")
     env.check(listing(d) == ["cut.ova"], "the export directory holds %r" % listing(d))
+
+    # an import cut off while it copies leaves no VM, no disk, no volume file
+    before = env.snapshot()
+    imp = name + "-imp"
+    env.vm_names.add(imp)
+    r = env.api("POST", "/externalvmimports", import_xml(os.path.join(d, "cut.ova"), imp))
+    b = env.expect(r, 202, "start import")
+    job = b.find("job").get("id")
+    pat = os.path.join(env.state_dir, "storage", "*", "images", "*", "*")
+    known = set(glob.glob(pat))
+    deadline = time.monotonic() + 30
+    while not set(glob.glob(pat)) - known:  # the copy has begun
+        if text(env.api("GET", "/jobs/" + job).body, "status") != "started":
+            fail("the import ended before the kill; make the disk bigger")
+        if time.monotonic() > deadline:
+            fail("the import wrote no volume file in 30 s")
+        time.sleep(0.01)
+    env.daemon.stop(signal.SIGKILL)
+    env.daemon.start()
+    env._token = None
+    j = wait_job(env, job, 30)
+    env.check(text(j, "status") == "failed", "the interrupted import job is %r" % text(j, "status"))
+    env.check_unchanged(before, "an import cut off by a kill")
+    r = env.api("GET", "/vms?search=name%3D" + imp)
+    env.check(not ids(r.body, "vm"), "the interrupted import left VM %s" % imp)
 
 
 @case("ova: no space left during the write removes the .part and reports it")
