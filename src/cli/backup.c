@@ -164,7 +164,8 @@ static int backup_disks(struct backup_run *b, struct manifest *m, const struct o
     struct progress p;
     progress_start(&p, !b->c->json, label, (uint64_t)psize);
     size_t idx;
-    int workers = b->c->workers ? b->c->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    /* twice the CPUs: a worker waiting for its chunk's fsync leaves its CPU to another */
+    int workers = b->c->workers ? b->c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nbd_to_repo(b->r, b->t.url, m, &idx, workers, st, progress_cb, &p) < 0)
       return error_prefix("cannot back up disk '%s': ", alias ? alias : disk_id);
     struct manifest_disk *d = &m->disks[idx];

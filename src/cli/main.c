@@ -41,7 +41,7 @@ static const char USAGE[] =
     "  --cluster NAME       restore: the cluster (default: the original's, else Default)\n"
     "  --keep-last N, --keep-daily N, --keep-weekly N   prune policy (per VM)\n"
     "  --dry-run            prune, gc: say what would be removed\n"
-    "  --workers N          threads that hash, compress and store (default: CPUs)\n"
+    "  --workers N          threads that hash, compress and store (default: 2 x CPUs)\n"
     "  --json               machine-readable output on stdout\n"
     "  --help, --version\n"
     "\n"

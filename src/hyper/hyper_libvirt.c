@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -857,6 +858,18 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
     return error(ERR_NOT_FOUND, "cannot start the %s: '%s' is not below '%s' in the disk's chain", what,
                  base_path, top_path);
   bool active = top == 0;
+
+  /* a merge job left running by an engine that died mid-merge: cancel it
+   * (the chain stays as it is, the VM keeps writing its top) and start over */
+  virDomainBlockJobInfo info;
+  if (virDomainGetBlockJobInfo(d, target, &info, 0) == 1) {
+    if (virDomainBlockJobAbort(d, target, 0) < 0)
+      return error(ERR_CONFLICT, "cannot start the %s: a block job already runs on the disk and cannot "
+                   "be cancelled: %s", what, virGetLastErrorMessage());
+    for (int i = 0; i < 200 && virDomainGetBlockJobInfo(d, target, &info, 0) == 1; i++) usleep(50000);
+    if (virDomainGetBlockJobInfo(d, target, &info, 0) == 1)
+      return error(ERR_CONFLICT, "cannot start the %s: an earlier block job on the disk does not end", what);
+  }
 
   struct job_waiter w = {vm_id, target, false, 0, NULL};
   pthread_mutex_lock(&h->wait_lock);
