@@ -16,6 +16,7 @@
 #
 #   bench/backup.sh [BUILD_DIR]      (default: build; needs root, libvirt running)
 #   KEEP=1 keeps the work directory; WORK=DIR picks where it goes (default /var/tmp).
+#   BENCH_SKIP_OTHERS=1 skips restic and borg (snapback, the floor and nbdcopy only).
 # Never runs in CI.
 set -euo pipefail
 
@@ -33,9 +34,12 @@ for b in "$SNAPBACKD" "$SNAPBACK"; do
   [ -x "$b" ] || { echo "bench/backup.sh: $b is missing: build first (ninja -C $BUILD)" >&2; exit 1; }
 done
 
+SKIP_OTHERS=${BENCH_SKIP_OTHERS:-}
 need=()
-command -v restic >/dev/null || need+=(restic)
-command -v borg >/dev/null || need+=(borgbackup)
+if [ -z "$SKIP_OTHERS" ]; then
+  command -v restic >/dev/null || need+=(restic)
+  command -v borg >/dev/null || need+=(borgbackup)
+fi
 command -v nbdcopy >/dev/null || need+=(libnbd-bin)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
@@ -104,15 +108,17 @@ warm
 t0=$(now); nbdcopy -- [ qemu-nbd -r -f qcow2 "$(vol)" ] "$W/nbdcopy.raw"; t1=$(now); T[nbdcopy]=$(secs "$t0" "$t1")
 rm -f "$W/nbdcopy.raw"
 
-cat "$W/floor.raw" >/dev/null
-export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
-restic init -q --repo "$W/restic" >/dev/null
-t0=$(now); restic backup -q --repo "$W/restic" "$W/floor.raw" >/dev/null; t1=$(now); T[restic]=$(secs "$t0" "$t1")
+if [ -z "$SKIP_OTHERS" ]; then
+  cat "$W/floor.raw" >/dev/null
+  export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
+  restic init -q --repo "$W/restic" >/dev/null
+  t0=$(now); restic backup -q --repo "$W/restic" "$W/floor.raw" >/dev/null; t1=$(now); T[restic]=$(secs "$t0" "$t1")
 
-cat "$W/floor.raw" >/dev/null
-export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
-borg init -e none "$W/borg" >/dev/null
-t0=$(now); borg create --compression zstd,3 "$W/borg::full" "$W/floor.raw"; t1=$(now); T[borg]=$(secs "$t0" "$t1")
+  cat "$W/floor.raw" >/dev/null
+  export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+  borg init -e none "$W/borg" >/dev/null
+  t0=$(now); borg create --compression zstd,3 "$W/borg::full" "$W/floor.raw"; t1=$(now); T[borg]=$(secs "$t0" "$t1")
+fi
 rm -f "$W/floor.raw"
 
 echo "changing 1% of the data (328 writes of 64 KiB at random offsets)"
@@ -138,8 +144,14 @@ printf '%-34s %8s %s\n' "what" "seconds" "ratio"
 printf '%-34s %8s %sx the copy floor\n' "snapback backup (full)" "${T[snapback]}" "$(ratio "${T[snapback]}" "${T[floor]}")"
 printf '%-34s %8s\n' "qemu-img convert -O raw (floor)" "${T[floor]}"
 printf '%-34s %8s %sx the copy floor\n' "nbdcopy from qemu-nbd" "${T[nbdcopy]}" "$(ratio "${T[nbdcopy]}" "${T[floor]}")"
-printf '%-34s %8s snapback is %sx faster\n' "restic backup" "${T[restic]}" "$(ratio "${T[restic]}" "${T[snapback]}")"
-printf '%-34s %8s snapback is %sx faster\n' "borg create --compression zstd,3" "${T[borg]}" "$(ratio "${T[borg]}" "${T[snapback]}")"
+if [ -z "$SKIP_OTHERS" ]; then
+  printf '%-34s %8s snapback is %sx faster\n' "restic backup" "${T[restic]}" "$(ratio "${T[restic]}" "${T[snapback]}")"
+  printf '%-34s %8s snapback is %sx faster\n' "borg create --compression zstd,3" "${T[borg]}" "$(ratio "${T[borg]}" "${T[snapback]}")"
+fi
 printf '%-34s %8s %sx the full backup\n' "snapback backup after 1% changed" "${T[incr]}" "$(ratio "${T[incr]}" "${T[snapback]}")"
 echo "snapback peak memory: full $((RSS1 / 1024)) MiB, second $((RSS2 / 1024)) MiB (target < 256 MiB)"
-echo "repository: $(du -sh "$W/repo" | cut -f1), restic: $(du -sh "$W/restic" | cut -f1), borg: $(du -sh "$W/borg" | cut -f1)"
+if [ -z "$SKIP_OTHERS" ]; then
+  echo "repository: $(du -sh "$W/repo" | cut -f1), restic: $(du -sh "$W/restic" | cut -f1), borg: $(du -sh "$W/borg" | cut -f1)"
+else
+  echo "repository: $(du -sh "$W/repo" | cut -f1)"
+fi

@@ -309,12 +309,11 @@ struct node *render_job(const struct render_ctx *r, const struct job *j)
   return n;
 }
 
-struct node *render_disk_snapshot(const struct render_ctx *r, const struct volume *v, const struct disk *d)
+/* the fields a disk has as one volume of its chain shows it: shared by
+ * disk_snapshot (a volume) and a snapshot's disk (the disk at that volume) */
+static void add_volume_view(const struct render_ctx *r, struct node *n, const struct volume *v,
+                            const struct disk *d)
 {
-  struct node *n = node_new("disk_snapshot");
-  AUTOFREE char *href = render_href(r, "/storagedomains/%s/disksnapshots/%s", d->storage_domain_id, v->id);
-  node_set_attr(n, "href", href);
-  node_set_attr(n, "id", v->id);
   node_add_text(n, "name", d->alias);
   node_add_text(n, "alias", d->alias);
   node_add_text(n, "description", d->description);
@@ -329,6 +328,15 @@ struct node *render_disk_snapshot(const struct render_ctx *r, const struct volum
   node_add_bool(n, "sparse", d->sparse);
   node_add_text(n, "status", disk_status_to_str(v->status));
   node_add_text(n, "storage_type", "image");
+}
+
+struct node *render_disk_snapshot(const struct render_ctx *r, const struct volume *v, const struct disk *d)
+{
+  struct node *n = node_new("disk_snapshot");
+  AUTOFREE char *href = render_href(r, "/storagedomains/%s/disksnapshots/%s", d->storage_domain_id, v->id);
+  node_set_attr(n, "href", href);
+  node_set_attr(n, "id", v->id);
+  add_volume_view(r, n, v, d);
   ref(r, n, "disk", "disks", d->id);
   if (v->parent_id) {
     struct node *p = node_add(n, "parent");
@@ -346,20 +354,7 @@ struct node *render_snapshot_disk(const struct render_ctx *r, const struct volum
   AUTOFREE char *href = render_href(r, "/disks/%s", d->id);
   node_set_attr(n, "href", href);
   node_set_attr(n, "id", d->id);
-  node_add_text(n, "name", d->alias);
-  node_add_text(n, "alias", d->alias);
-  node_add_text(n, "description", d->description);
-  int64_t actual = volume_actual_size(v->path);
-  if (actual < 0) error_clear();
-  node_add_int(n, "actual_size", actual < 0 ? 0 : actual);
-  node_add_text(n, "content_type", "data");
-  node_add_text(n, "format", disk_format_to_str(v->format));
-  node_add_text(n, "image_id", v->id);
-  node_add_int(n, "provisioned_size", d->provisioned_size);
-  node_add_bool(n, "shareable", d->shareable);
-  node_add_bool(n, "sparse", d->sparse);
-  node_add_text(n, "status", disk_status_to_str(v->status));
-  node_add_text(n, "storage_type", "image");
+  add_volume_view(r, n, v, d);
   if (v->snapshot_id) node_add_ref(n, "snapshot", v->snapshot_id, NULL);
   struct node *sds = node_add_list(n, "storage_domains");
   ref(r, sds, "storage_domain", "storagedomains", d->storage_domain_id);

@@ -35,6 +35,8 @@ int transient_overlay_create(struct engine *eng, const struct attachment *at, in
 /* deletes it, retrying; a failure is an event, never only a log line */
 void transient_overlay_remove(struct engine *eng, const char *vm_id, const char *path);
 void transient_sweep(struct engine *eng);
+void engine_sweep_dir(struct engine *eng, const char *root,
+                      bool (*owned)(struct engine *eng, const char *path), const char *why);
 
 /* snapshot.c: finishes or undoes snapshot operations a crash interrupted */
 void snapshot_recover(struct engine *eng);

@@ -16,7 +16,6 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -741,39 +740,23 @@ void snapshot_recover(struct engine *eng)
 
 /* ---- orphans ---- */
 
+static bool volume_named(struct engine *eng, const char *path)
+{
+  const char *params[] = {path};
+  int64_t n = volume_count(eng->st, "path = ?", params, 1);
+  error_clear();
+  return n != 0; /* a store error keeps the file */
+}
+
 /* volume files under each storage domain that no volume row names are left
  * from a crash between creating a file and recording it: remove them */
 void engine_sweep_orphans(struct engine *eng)
 {
-  struct store *st = eng->st;
-  AUTOLIST(storage_domain) sds = storage_domain_list(st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(storage_domain) sds = storage_domain_list(eng->st, NULL, NULL, 0, NULL, 0);
   if (!sds) { log_err("%s", error_message()); return; }
   for (size_t i = 0; sds[i]; i++) {
     AUTOFREE char *images = xasprintf("%s/%s/images", sds[i]->path, sds[i]->id);
-    DIR *d = opendir(images);
-    if (!d) continue;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-      if (de->d_name[0] == '.') continue;
-      AUTOFREE char *dir = xasprintf("%s/%s", images, de->d_name);
-      DIR *dd = opendir(dir);
-      if (!dd) continue;
-      struct dirent *fe;
-      while ((fe = readdir(dd))) {
-        if (fe->d_name[0] == '.') continue;
-        AUTOFREE char *path = xasprintf("%s/%s", dir, fe->d_name);
-        const char *params[] = {path};
-        int64_t n = volume_count(st, "path = ?", params, 1);
-        if (n != 0) { error_clear(); continue; }
-        if (volume_remove(path) == 0)
-          engine_event(eng, SEVERITY_WARNING, EV_ORPHAN_REMOVED, NULL, NULL,
-                       "removed volume file '%s' that no disk references (left by an interrupted operation)",
-                       path);
-      }
-      closedir(dd);
-      rmdir(dir); /* only when empty */
-    }
-    closedir(d);
+    engine_sweep_dir(eng, images, volume_named,
+                     "that no disk references (left by an interrupted operation)");
   }
-  error_clear();
 }

@@ -63,11 +63,29 @@ void transient_overlay_remove(struct engine *eng, const char *vm_id, const char 
                "at the next engine start", path, error_message());
 }
 
+static bool overlay_owned(struct engine *eng, const char *path)
+{
+  const char *params[] = {path};
+  int64_t owned = attachment_count(eng->st,
+      "overlay_path = ? AND plugged = 1 AND vm_id IN (SELECT id FROM vms WHERE status <> 'down')",
+      params, 1);
+  error_clear();
+  return owned != 0;
+}
+
 /* at start: an overlay is kept only when a plugged attachment of a running
  * VM names it; everything else under STATE/transient goes */
 void transient_sweep(struct engine *eng)
 {
   AUTOFREE char *root = xasprintf("%s/transient", eng->state_dir);
+  engine_sweep_dir(eng, root, overlay_owned, "(a transient overlay no plugged disk snapshot owns)");
+}
+
+/* removes ROOT/X/Y files nobody owns, each reported as an event, then the
+ * ROOT/X directories that became empty */
+void engine_sweep_dir(struct engine *eng, const char *root,
+                      bool (*owned)(struct engine *eng, const char *path), const char *why)
+{
   DIR *d = opendir(root);
   if (!d) return;
   struct dirent *de;
@@ -80,17 +98,13 @@ void transient_sweep(struct engine *eng)
     while ((fe = readdir(dd))) {
       if (fe->d_name[0] == '.') continue;
       AUTOFREE char *path = xasprintf("%s/%s", dir, fe->d_name);
-      const char *params[] = {path};
-      int64_t owned = attachment_count(eng->st,
-          "overlay_path = ? AND plugged = 1 AND vm_id IN (SELECT id FROM vms WHERE status <> 'down')",
-          params, 1);
-      if (owned != 0) { error_clear(); continue; }
+      if (owned(eng, path)) continue;
       if (volume_remove(path) == 0)
-        engine_event(eng, SEVERITY_WARNING, EV_ORPHAN_REMOVED, NULL, NULL,
-                     "removed transient overlay '%s' that no plugged disk snapshot owns", path);
+        engine_event(eng, SEVERITY_WARNING, EV_ORPHAN_REMOVED, NULL, NULL, "removed file '%s' %s",
+                     path, why);
     }
     closedir(dd);
-    rmdir(dir);
+    rmdir(dir); /* only when empty */
   }
   closedir(d);
   error_clear();
