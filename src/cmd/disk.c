@@ -58,6 +58,9 @@ static int disk_add_execute(struct cmd_ctx *c)
   /* preallocated raw is what sparse=false asks for; qcow2 is always thin here */
   if (volume_create(a->created_path, a->in->format, a->in->provisioned_size, NULL, 0) < 0)
     return error_prefix("cannot create disk '%s': ", a->in->alias);
+  if (a->in->format == DISK_FORMAT_RAW && !a->in->sparse &&
+      volume_preallocate(a->created_path, a->in->provisioned_size) < 0)
+    return error_prefix("cannot create disk '%s': ", a->in->alias);
   struct disk d = *a->in;
   d.id = a->id;
   d.status = DISK_OK;

@@ -147,6 +147,8 @@ int hyper_disk_chain(const struct hyper_ops *ops, struct hyper *h, const char *v
 int volume_create(const char *path, int format, int64_t size, const char *backing, int backing_format);
 /* bytes allocated on disk for PATH, -1 with error when unreadable */
 int64_t volume_actual_size(const char *path);
+/* allocates every byte of a raw volume (sparse=false); ENOSPC is ERR_CONFLICT */
+int volume_preallocate(const char *path, int64_t size);
 /* grows PATH (the top of a chain) to size bytes; offline only */
 int volume_resize(const char *path, int format, int64_t size);
 /* removes PATH; a missing file is not an error */

@@ -222,3 +222,15 @@ int volume_convert(const char *src, int src_format, const char *dst, int dst_for
   }
   return 0;
 }
+
+int volume_preallocate(const char *path, int64_t size)
+{
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return error(ERR_INTERNAL, "cannot preallocate '%s': %s", path, strerror(errno));
+  int rc = posix_fallocate(fd, 0, (off_t)size);
+  close(fd);
+  if (rc != 0)
+    return error(rc == ENOSPC ? ERR_CONFLICT : ERR_INTERNAL, "cannot preallocate %lld bytes for '%s': %s",
+                 (long long)size, path, strerror(rc));
+  return 0;
+}

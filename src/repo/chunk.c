@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -39,11 +40,18 @@ struct repo_worker *repo_worker_new(struct repo *r)
     error(ERR_INTERNAL, "cannot create a zstd context");
     return NULL;
   }
-  ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, REPO_ZSTD_LEVEL);
   w->zcap = ZSTD_compressBound(REPO_CHUNK_SIZE);
   w->zbuf = xrealloc(NULL, w->zcap);
-  w->fcap = ENVELOPE_HEADER + ENVELOPE_NONCE + w->zcap + ENVELOPE_TAG;
-  w->fbuf = xrealloc(NULL, w->fcap);
+  /* aligned and padded for direct I/O (repo_write_file_direct) */
+  size_t need = ENVELOPE_HEADER + ENVELOPE_NONCE + w->zcap + ENVELOPE_TAG;
+  w->fcap = (need + REPO_DIO_ALIGN - 1) / REPO_DIO_ALIGN * REPO_DIO_ALIGN;
+  void *f = NULL;
+  if (posix_memalign(&f, REPO_DIO_ALIGN, w->fcap) != 0) {
+    repo_worker_free(w);
+    error(ERR_INTERNAL, "cannot allocate %zu bytes", w->fcap);
+    return NULL;
+  }
+  w->fbuf = f;
   return w;
 }
 
@@ -124,17 +132,20 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
     if (stored_bytes) *stored_bytes = 0;
     return 0;
   }
-  /* compress; keep the raw bytes when zstd saves less than 3% */
+  /* compress; keep the raw bytes when zstd saves less than 3%. A plain
+   * repository compresses straight into the file buffer, after the header;
+   * an encrypted one into the scratch buffer, then seals into the file buffer. */
+  unsigned char *h = w->fbuf;
+  unsigned char *zdst = r->encrypted ? w->zbuf : h + ENVELOPE_HEADER;
   const unsigned char *payload = data;
   size_t plen = len;
   unsigned char comp = COMP_NONE;
-  size_t z = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, data, len);
+  size_t z = ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL);
   if (!ZSTD_isError(z) && z < len / 100 * 97) {
-    payload = w->zbuf;
+    payload = zdst;
     plen = z;
     comp = COMP_ZSTD;
   }
-  unsigned char *h = w->fbuf;
   memcpy(h, "SBC1", 4);
   h[4] = comp;
   h[5] = r->encrypted ? ENC_AES_GCM : ENC_NONE;
@@ -149,11 +160,11 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
     if (repo_seal(r, aad, sizeof aad, payload, plen, h + ENVELOPE_HEADER) < 0) return -1;
     total = ENVELOPE_HEADER + ENVELOPE_NONCE + plen + ENVELOPE_TAG;
   } else {
-    memcpy(h + ENVELOPE_HEADER, payload, plen);
+    if (comp == COMP_NONE) memcpy(h + ENVELOPE_HEADER, payload, plen);
     total = ENVELOPE_HEADER + plen;
   }
   AUTOFREE char *dir = chunk_dir(r, id);
-  if (repo_write_file(dir, id, h, total, true) < 0) return error_prefix("cannot store chunk: ");
+  if (repo_write_file_direct(dir, id, h, total, w->fcap, true) < 0) return error_prefix("cannot store chunk: ");
   unsigned idx = 0;
   sscanf(id, "%2x", &idx);
   pthread_mutex_lock(&r->dirty_lock);

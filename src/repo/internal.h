@@ -27,6 +27,15 @@ struct repo {
  * the directory is fsynced too unless defer_dir_sync */
 int repo_write_file(const char *dir, const char *name, const void *data, size_t len,
                     bool defer_dir_sync) WARN_UNUSED;
+/* the same for a chunk file, with O_DIRECT where the file system allows it:
+ * the data goes to the disk from data without a copy into the page cache
+ * (which it would be flushed from at the fsync anyway). data must be aligned
+ * to REPO_DIO_ALIGN and hold cap bytes, cap >= len rounded up to
+ * REPO_DIO_ALIGN (the bytes past len are zeroed and cut off again);
+ * otherwise the write goes through the page cache. */
+#define REPO_DIO_ALIGN 4096
+int repo_write_file_direct(const char *dir, const char *name, unsigned char *data, size_t len, size_t cap,
+                           bool defer_dir_sync) WARN_UNUSED;
 int repo_fsync_dir(const char *dir) WARN_UNUSED;
 /* reads a whole file (at most max bytes); NULL with ERR_NOT_FOUND when absent */
 unsigned char *repo_read_file(const char *path, size_t max, size_t *len);

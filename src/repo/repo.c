@@ -51,7 +51,30 @@ int repo_fsync_dir(const char *dir)
   return 0;
 }
 
-int repo_write_file(const char *dir, const char *name, const void *data, size_t len, bool defer_dir_sync)
+/* writes len bytes; with O_DIRECT set on fd, data and len must be aligned to
+ * REPO_DIO_ALIGN. A file system that refuses direct I/O (EINVAL) gets the
+ * rest written through the page cache. */
+static int write_all(int fd, const unsigned char *p, size_t len, bool *direct)
+{
+  while (len) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && *direct) {
+      int fl = fcntl(fd, F_GETFL);
+      if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0) return -1;
+      *direct = false;
+      continue;
+    }
+    if (n < 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* the common part of the crash-safe writes: temporary file, data, fsync, rename */
+static int write_file(const char *dir, const char *name, const void *data, size_t len, size_t padded,
+                      bool direct, bool defer_dir_sync)
 {
   unsigned char rnd[6];
   char rhex[13];
@@ -59,21 +82,21 @@ int repo_write_file(const char *dir, const char *name, const void *data, size_t 
   repo_hex(rnd, sizeof rnd, rhex);
   AUTOFREE char *tmp = xasprintf("%s/.tmp-%s-%s", dir, name, rhex);
   AUTOFREE char *final = xasprintf("%s/%s", dir, name);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  int fd = direct ? open(tmp, flags | O_DIRECT, 0600) : -1;
+  if (fd < 0) { /* no direct I/O here (tmpfs): the page cache */
+    direct = false;
+    fd = open(tmp, flags, 0600);
+  }
   if (fd < 0) return error(ERR_INTERNAL, "cannot create '%s': %s", tmp, strerror(errno));
-  const unsigned char *p = data;
-  size_t left = len;
-  while (left) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      unlink(tmp);
-      return error(ERR_INTERNAL, "cannot write '%s': %s", tmp, strerror(e));
-    }
-    p += n;
-    left -= (size_t)n;
+  /* direct writes go in whole blocks; the padding is cut off again */
+  bool was_direct = direct;
+  if (write_all(fd, data, direct ? padded : len, &direct) < 0 ||
+      (was_direct && padded != len && ftruncate(fd, (off_t)len) < 0)) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    return error(ERR_INTERNAL, "cannot write '%s': %s", tmp, strerror(e));
   }
   if (fsync(fd) < 0) {
     int e = errno;
@@ -92,6 +115,20 @@ int repo_write_file(const char *dir, const char *name, const void *data, size_t 
     return error(ERR_INTERNAL, "cannot rename '%s' to '%s': %s", tmp, final, strerror(e));
   }
   return defer_dir_sync ? 0 : repo_fsync_dir(dir);
+}
+
+int repo_write_file(const char *dir, const char *name, const void *data, size_t len, bool defer_dir_sync)
+{
+  return write_file(dir, name, data, len, len, false, defer_dir_sync);
+}
+
+int repo_write_file_direct(const char *dir, const char *name, unsigned char *data, size_t len, size_t cap,
+                           bool defer_dir_sync)
+{
+  size_t padded = (len + REPO_DIO_ALIGN - 1) / REPO_DIO_ALIGN * REPO_DIO_ALIGN;
+  bool direct = ((uintptr_t)data % REPO_DIO_ALIGN) == 0 && padded <= cap;
+  if (direct) memset(data + len, 0, padded - len);
+  return write_file(dir, name, data, len, padded, direct, defer_dir_sync);
 }
 
 unsigned char *repo_read_file(const char *path, size_t max, size_t *len)

@@ -67,6 +67,22 @@ static size_t count_chunk_files(const char *repo)
   return n;
 }
 
+static size_t count_temp_files(const char *repo)
+{
+  size_t n = 0;
+  for (int i = 0; i < 256; i++) {
+    char d[4096];
+    snprintf(d, sizeof d, "%s/chunks/%02x", repo, i);
+    DIR *dir = opendir(d);
+    if (!dir) continue;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+      if (strncmp(e->d_name, ".tmp-", 5) == 0) n++;
+    closedir(dir);
+  }
+  return n;
+}
+
 static off_t chunk_file_size(const char *repo, const char *id)
 {
   char p[4096];
@@ -115,14 +131,34 @@ static void test_round_trip(const char *root)
   CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
   CHECK(is_new);
   CHECK(stored == REPO_CHUNK_SIZE + 16);
+  CHECK(chunk_file_size(path, id) == (off_t)stored);
   CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
   CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
 
   /* a short last chunk */
   fill_random(in, 1000, 8);
   CHECK(repo_chunk_put(w, in, 1000, id, &is_new, &stored) == 0);
+  CHECK(stored == 1016 && chunk_file_size(path, id) == 1016);
   CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
   CHECK(len == 1000 && memcmp(in, out, len) == 0);
+
+  /* files written in whole blocks (direct I/O) are cut to their size: sizes
+   * around the 4 KiB block, raw and compressed */
+  {
+    static const size_t lens[] = {4080, 4081, 4079, 8192, 65536 - 16, REPO_CHUNK_SIZE - 16, REPO_CHUNK_SIZE - 1};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+      for (int text = 0; text < 2; text++) {
+        if (text) fill_text(in, lens[k], (int)k);
+        else fill_random(in, lens[k], 20 + (int)k);
+        CHECK(repo_chunk_put(w, in, lens[k], id, &is_new, &stored) == 0);
+        CHECK(is_new && chunk_file_size(path, id) == (off_t)stored);
+        CHECK(text ? stored < lens[k] : stored == lens[k] + 16);
+        CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+        CHECK(len == lens[k] && memcmp(in, out, len) == 0);
+      }
+    }
+    CHECK(count_temp_files(path) == 0);
+  }
 
   /* zero detection */
   memset(in, 0, REPO_CHUNK_SIZE);
@@ -528,6 +564,15 @@ int main(void)
     return 1;
   }
   test_round_trip(root);
+  /* tmpfs: chunk files go through the page cache where direct I/O is refused */
+  struct stat shm;
+  if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode)) {
+    char tmpl[] = "/dev/shm/snapback-test-repo-XXXXXX";
+    if (mkdtemp(tmpl)) {
+      test_round_trip(tmpl);
+      rm_rf(tmpl);
+    }
+  }
   test_encryption(root);
   test_manifest_verify_gc(root);
   test_prune();
