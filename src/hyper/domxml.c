@@ -197,6 +197,11 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
     buf_puts(&b, "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n");
     buf_puts(&b, "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n");
   }
+  /* the guest agent's channel: with qemu-guest-agent in the guest, live
+   * snapshots freeze its file systems (QUIESCE); without one they fall back
+   * to crash-consistent */
+  buf_puts(&b, "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n"
+               "    </channel>\n");
   buf_puts(&b, "    <memballoon model='none'/>\n");
   buf_puts(&b, "  </devices>\n</domain>\n");
   return buf_detach(&b);
