@@ -12,6 +12,7 @@
  * libvirt, then commits the result. snapshot_recover() at start finishes or
  * undoes whatever a crash left locked, from what libvirt says runs. */
 #include "cmd/internal.h"
+#include "cmd/ova.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -631,6 +632,21 @@ static int snap_restore_execute(struct cmd_ctx *c)
     struct volume nv = {.id = nid, .disk_id = d->id, .parent_id = v->id, .snapshot_id = active->id,
                         .format = DISK_FORMAT_COW, .status = DISK_OK, .path = path, .active = true};
     if (volume_insert(st, &nv) < 0) goto rollback;
+  }
+  /* the VM's configuration comes back with its disks (as oVirt's restore):
+   * memory, CPU topology, OS type and description from the snapshot's OVF */
+  if (a->snap->ovf) {
+    AUTOPTR(ovf_vm) conf = ovf_parse(a->snap->ovf, strlen(a->snap->ovf));
+    AUTOPTR(vm) cur = conf ? vm_get(st, a->vm_id) : NULL;
+    if (!cur) goto rollback;
+    if (conf->memory > 0) cur->memory = conf->memory;
+    if (conf->sockets > 0) cur->sockets = conf->sockets;
+    if (conf->cores > 0) cur->cores = conf->cores;
+    if (conf->threads > 0) cur->threads = conf->threads;
+    if (conf->os_type) { free(cur->os_type); cur->os_type = xstrdup(conf->os_type); }
+    free(cur->description);
+    cur->description = xstrdup(conf->description ? conf->description : "");
+    if (vm_update(st, cur) < 0) goto rollback;
   }
   /* snapshots newer than the restored one lost their volumes above */
   newer = snapshot_list(st, "vm_id = ? AND type = 'regular' AND date_ms >= ? AND id <> ?",
