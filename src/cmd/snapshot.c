@@ -45,7 +45,7 @@ static int no_snapshot_in_progress(struct store *st, const struct vm *vm)
     return error(ERR_CONFLICT, "cannot change snapshots of VM '%s': snapshot '%s' is being %s; "
                  "wait until it has finished", vm->name,
                  busy[0]->description ? busy[0]->description : busy[0]->id,
-                 busy[0]->operation && strcmp(busy[0]->operation, "remove") == 0 ? "removed" : "created");
+                 busy[0]->operation && strncmp(busy[0]->operation, "remove", 6) == 0 ? "removed" : "created");
   return 0;
 }
 
@@ -503,6 +503,19 @@ static void snap_remove_job(struct engine *eng, void *arg)
   const char *locks[] = {a->vm_id, NULL};
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) goto failed;
+  {
+    /* a live merge may pivot the VM onto the base: should the engine die
+     * and the VM stop before it is back, only this mark tells recovery not
+     * to merge a child that may be stale */
+    AUTOPTR(vm) vm = vm_get(st, a->vm_id);
+    AUTOPTR(snapshot) cur = vm ? snapshot_get(st, a->snap_id) : NULL;
+    if (!cur) goto failed;
+    if (vm->status != VM_DOWN) {
+      free(cur->operation);
+      cur->operation = xstrdup("remove-live");
+      if (snapshot_update(st, cur) < 0) goto failed;
+    }
+  }
   for (size_t i = 0; vols[i]; i++) {
     AUTOPTR(vm) vm = vm_get(st, a->vm_id); /* fresh: the VM may have stopped meanwhile */
     if (!vm) goto failed;
@@ -732,6 +745,31 @@ void snapshot_recover(struct engine *eng)
                      "snapshot '%s' of VM %s was interrupted by an engine restart before the VM "
                      "switched to it; it has been rolled back", s->description, vm->name);
       }
+    } else if (vm->status == VM_DOWN && s->operation && strcmp(s->operation, "remove-live") == 0) {
+      /* a live merge was cut off and the VM stopped before the engine came
+       * back: whether it had pivoted onto the base is unknown, so neither
+       * volume can be trusted to be the newest. Nothing is guessed: the
+       * disks are marked illegal (the VM will not start) until an
+       * administrator checks them. */
+      AUTOLIST(volume) vols = snapshot_volumes(st, s->id);
+      for (size_t j = 0; vols && vols[j]; j++) {
+        AUTOPTR(disk) d = disk_get(st, vols[j]->disk_id);
+        vols[j]->status = DISK_ILLEGAL;
+        if (volume_update(st, vols[j]) < 0) log_err("%s", error_message());
+        if (d) {
+          d->status = DISK_ILLEGAL;
+          if (disk_update(st, d) < 0) log_err("%s", error_message());
+        }
+      }
+      s->status = SNAPSHOT_OK;
+      free(s->operation);
+      s->operation = NULL;
+      if (snapshot_update(st, s) < 0) log_err("%s", error_message());
+      engine_event(eng, SEVERITY_ALERT, EV_SNAPSHOT_REMOVE_FAILED, NULL, vm->id,
+                   "the live removal of snapshot '%s' of VM %s was cut off by an engine crash and "
+                   "the VM stopped before the engine restarted; its disks are marked illegal and the "
+                   "VM will not start until an administrator has checked which volume holds the "
+                   "newest data", s->description, vm->name);
     } else {
       /* an interrupted removal: merges are idempotent, so run it again */
       struct snap_remove *a = xcalloc(1, sizeof *a);

@@ -374,6 +374,15 @@ static int vm_start_validate(struct cmd_ctx *c)
   if (a->vm->status != VM_DOWN)
     return error(ERR_CONFLICT, "cannot start VM '%s': it is already %s", a->vm->name,
                  vm_status_to_str(a->vm->status));
+  const char *params[] = {a->vm_id};
+  AUTOLIST(disk) bad = disk_list(c->eng->st,
+      "status = 'illegal' AND id IN (SELECT disk_id FROM attachments WHERE vm_id = ? AND active = 1 "
+      "AND snapshot_id IS NULL)", params, 1, NULL, 1);
+  if (!bad) return -1;
+  if (bad[0])
+    return error(ERR_CONFLICT, "cannot start VM '%s': disk '%s' is illegal (an interrupted snapshot "
+                 "merge left it); see the events, and check the disk before using it", a->vm->name,
+                 bad[0]->alias);
   AUTOPTR(host) h = host_get(c->eng->st, c->eng->host_id);
   if (!h) return -1;
   if (transfer_check_vm(c->eng->st, a->vm_id, true, "start VM", a->vm->name) < 0) return -1;
