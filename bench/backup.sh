@@ -17,6 +17,7 @@
 #   bench/backup.sh [BUILD_DIR]      (default: build; needs root, libvirt running)
 #   KEEP=1 keeps the work directory; WORK=DIR picks where it goes (default /var/tmp).
 #   BENCH_SKIP_OTHERS=1 skips restic and borg (snapback, the floor and nbdcopy only).
+#   BENCH_NO_DROP=1 does not drop the page cache before each timed step (see warm below).
 # Never runs in CI.
 set -euo pipefail
 
@@ -87,7 +88,15 @@ qemu-img convert -f raw -O qcow2 "$W/data.raw" "$(vol)"
 rm -f "$W/data.raw"
 qemu-img info "$(vol)" | grep -E 'virtual size|disk size'
 
-warm() { cat "$(vol)" >/dev/null; sync; }
+# Every timed step starts from the same memory state: the page cache dropped (what the step before
+# left in it, dirty or clean, would otherwise count against the next one: a copy into the page
+# cache is much slower into pages the guest handed back to the host), a pause for free page
+# reporting to settle, then the image read into the cache. BENCH_NO_DROP=1 skips the drop.
+warm() {
+  sync
+  if [ -z "${BENCH_NO_DROP:-}" ]; then echo 3 >/proc/sys/vm/drop_caches; sleep 3; fi
+  cat "$(vol)" >/dev/null; sync
+}
 secs() { python3 -c "print('%.2f' % ($2 - $1))"; }
 now() { date +%s.%N; }
 declare -A T
