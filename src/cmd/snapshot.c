@@ -733,9 +733,34 @@ void snapshot_recover(struct engine *eng)
     }
     if (s->operation && strcmp(s->operation, "create") == 0) {
       AUTOLIST(volume) ovs = pending_overlays(st, s->id);
-      bool switched = ovs && ovs[0] && vm->status != VM_DOWN;
-      for (size_t j = 0; ovs && ovs[j]; j++) switched &= path_in(live, nlive, ovs[j]->path);
-      if (switched && snap_create_commit(st, s->id, vm->id) == 0) {
+      bool switched = false, partly = false;
+      /* libvirt finishes a snapshot call even when its client died: one
+       * still in flight may switch the VM a moment from now. Look again
+       * for a few seconds before believing it did not happen, and never
+       * delete an overlay the VM runs on. */
+      for (int look = 0; vm->status != VM_DOWN && ovs && ovs[0]; look++) {
+        switched = true;
+        partly = false;
+        for (size_t j = 0; ovs[j]; j++) {
+          bool in = path_in(live, nlive, ovs[j]->path);
+          switched &= in;
+          partly |= in;
+        }
+        if (switched || look == 6) break;
+        sleep(1);
+        const struct hyper_ops *ops;
+        struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
+        hyper_live_disks_free(live, nlive);
+        live = NULL;
+        nlive = 0;
+        if (!h || ops->domain_disks(h, vm->id, &live, &nlive) < 0) { error_clear(); break; }
+      }
+      if (partly && !switched) {
+        engine_event(eng, SEVERITY_ALERT, EV_SNAPSHOT_FAILED, NULL, vm->id,
+                     "snapshot '%s' of VM %s was interrupted with only some disks on their new "
+                     "overlays; it stays locked and nothing is deleted: check the VM's disks",
+                     s->description, vm->name);
+      } else if (switched && snap_create_commit(st, s->id, vm->id) == 0) {
         engine_event(eng, SEVERITY_WARNING, EV_SNAPSHOT_CREATED, NULL, vm->id,
                      "snapshot '%s' of VM %s was interrupted by an engine restart after the VM "
                      "switched to its overlays; it has been completed", s->description, vm->name);
