@@ -633,6 +633,19 @@ def db_status(env, sid):
         return "db error: %s" % e
 
 
+def db_operation(env, sid):
+    """the snapshot's recorded operation ('create', 'remove', 'remove-live') or None"""
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(env.state_dir, "snapback.db"), uri=True)
+        try:
+            row = con.execute("SELECT operation FROM snapshots WHERE id = ?", (sid,)).fetchone()
+        finally:
+            con.close()
+        return row[0] if row else None
+    except sqlite3.Error as e:
+        return "db error: %s" % e
+
+
 def max_event(env):
     r = env.api("GET", "/events")
     return max([int(e.get("id")) for e in r.body.findall("event")] + [0]) if r.status == 200 else 0
@@ -740,12 +753,12 @@ def crash_remove_vm_stopped(env):
         env.daemon.proc.send_signal(signal.SIGKILL)
         env.daemon.proc.wait(20)
         env.daemon.proc = None
-        at_kill = db_status(env, sid)
+        at_kill = db_operation(env, sid)
         virsh("destroy", name)          # the VM stops while the engine is away
         env._token = None
         env.daemon.start()
-        if at_kill != "locked":
-            continue                    # the merge beat the kill: nothing ambiguous to judge
+        if at_kill != "remove-live":
+            continue                    # the live merge had not begun, or was done: nothing ambiguous
         judged = True
         st = wait_snap(env, vm_id, sid, timeout=30)
         env.check(st == "ok", "the cut-off removal left the snapshot %r, not ok" % st)
