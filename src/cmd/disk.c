@@ -27,6 +27,22 @@ static void disk_args_clear(struct disk_args *a)
   strvec_free(&a->files);
 }
 
+void volume_files_remove(struct engine *eng, const struct user *u, const struct strvec *files)
+{
+  for (size_t i = 0; i < files->len; i++) {
+    if (volume_remove(files->ptr[i]) < 0) {
+      engine_event(eng, SEVERITY_WARNING, EV_COMMAND_FAILED, u, NULL,
+                   "cannot delete volume file '%s': %s; it will be removed at the next start",
+                   files->ptr[i], error_message());
+      continue;
+    }
+    /* the image directory goes when it is empty */
+    AUTOFREE char *dir = xstrdup(files->ptr[i]);
+    char *slash = strrchr(dir, '/');
+    if (slash) { *slash = 0; rmdir(dir); }
+  }
+}
+
 /* ---- add ---- */
 
 static int disk_add_validate(struct cmd_ctx *c)
@@ -147,17 +163,7 @@ static int disk_remove_execute(struct cmd_ctx *c)
   }
   if (disk_delete(st, a->disk_id) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;
-  for (size_t i = 0; i < a->files.len; i++) {
-    if (volume_remove(a->files.ptr[i]) < 0) {
-      engine_event(c->eng, SEVERITY_WARNING, EV_COMMAND_FAILED, c->user, NULL,
-                   "cannot delete volume file '%s': %s", a->files.ptr[i], error_message());
-      continue;
-    }
-    /* the image directory goes when it is empty */
-    AUTOFREE char *dir = xstrdup(a->files.ptr[i]);
-    char *slash = strrchr(dir, '/');
-    if (slash) { *slash = 0; rmdir(dir); }
-  }
+  volume_files_remove(c->eng, c->user, &a->files);
   return 0;
 rollback:
   store_rollback(st);

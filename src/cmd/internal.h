@@ -27,6 +27,10 @@ struct engine {
   struct transfer_reaper *transfer_reaper;
 };
 
+/* disk.c: deletes volume files after their rows are gone (a failure is an
+ * event; the orphan sweep retries at start), and emptied image directories */
+void volume_files_remove(struct engine *eng, const struct user *u, const struct strvec *files);
+
 /* transient.c: overlays of disk-snapshot attachments */
 struct volume *snapshot_volume_of(struct store *st, const char *disk_id, const char *snap_id);
 /* a fresh overlay above the snapshot volume of at (disk_id, snapshot_id) */

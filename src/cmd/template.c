@@ -257,15 +257,7 @@ static int template_remove_execute(struct cmd_ctx *c)
   }
   if (template_delete(st, a->template_id) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;
-  for (size_t i = 0; i < a->files.len; i++) {
-    if (volume_remove(a->files.ptr[i]) < 0) {
-      engine_event(c->eng, SEVERITY_WARNING, EV_COMMAND_FAILED, c->user, NULL,
-                   "cannot delete volume file '%s': %s", a->files.ptr[i], error_message());
-      continue;
-    }
-    char *slash = strrchr(a->files.ptr[i], '/');
-    if (slash) { *slash = 0; rmdir(a->files.ptr[i]); }
-  }
+  volume_files_remove(c->eng, c->user, &a->files);
   return 0;
 rollback:
   store_rollback(st);

@@ -290,10 +290,7 @@ static int vm_remove_execute(struct cmd_ctx *c)
     unlink(console);
   }
   /* files go only once the store no longer names them */
-  for (size_t i = 0; i < a->removed_files.len; i++)
-    if (volume_remove(a->removed_files.ptr[i]) < 0)
-      engine_event(c->eng, SEVERITY_WARNING, EV_COMMAND_FAILED, c->user, NULL,
-                   "cannot delete volume file '%s': %s", a->removed_files.ptr[i], error_message());
+  volume_files_remove(c->eng, c->user, &a->removed_files);
   return 0;
 rollback:
   store_rollback(st);

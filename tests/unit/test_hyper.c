@@ -3,6 +3,7 @@
  * libvirtd answers at qemu:///system (or $SNAPBACK_TEST_LIBVIRT_URI), a live
  * transient TCG domain with disk hot-plug and hot-unplug. */
 #include "tap.h"
+#include "golden.h"
 #include "hyper/hyper.h"
 #include "hyper/domxml.h"
 #include "util/err.h"
@@ -14,31 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *slurp(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  struct buf b = BUF_INIT;
-  char tmp[4096];
-  size_t n;
-  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, n);
-  fclose(f);
-  return buf_detach(&b);
-}
-
-/* compares against tests/golden/NAME; SNAPBACK_REGENERATE=1 rewrites it */
-static void golden(const char *name, const char *got)
-{
-  AUTOFREE char *path = xasprintf("%s/tests/golden/%s", SRCDIR, name);
-  if (getenv("SNAPBACK_REGENERATE")) {
-    FILE *f = fopen(path, "wb");
-    if (f) { fputs(got, f); fclose(f); }
-  }
-  AUTOFREE char *want = slurp(path);
-  CHECK(want != NULL);
-  if (want && strcmp(want, got) != 0) fprintf(stderr, "golden %s differs; got:\n%s", name, got);
-  CHECK(want && strcmp(want, got) == 0);
-}
 
 static double now_s(void)
 {

@@ -1,34 +1,10 @@
 /* representation tests: XML/JSON rendering against golden files, parsing */
 #include "tap.h"
+#include "golden.h"
 #include "repr/node.h"
 #include "util/err.h"
 #include <stdlib.h>
 
-static char *slurp(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  struct buf b = BUF_INIT;
-  char tmp[4096];
-  size_t n;
-  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, n);
-  fclose(f);
-  return buf_detach(&b);
-}
-
-/* compares against tests/golden/NAME; SNAPBACK_REGENERATE=1 rewrites it */
-static void golden(const char *name, const char *got)
-{
-  AUTOFREE char *path = xasprintf("%s/tests/golden/%s", SRCDIR, name);
-  if (getenv("SNAPBACK_REGENERATE")) {
-    FILE *f = fopen(path, "wb");
-    if (f) { fputs(got, f); fclose(f); }
-  }
-  AUTOFREE char *want = slurp(path);
-  CHECK(want != NULL);
-  if (want && strcmp(want, got) != 0) fprintf(stderr, "golden %s differs; got:\n%s", name, got);
-  CHECK(want && strcmp(want, got) == 0);
-}
 
 int main(void)
 {
