@@ -400,7 +400,7 @@ struct ovf_vm *ovf_parse(const char *xml, size_t len)
   if (!content) content = child(root, "VirtualSystem");
   if (!content) {
     ovf_vm_free(v);
-    return error(ERR_INVALID, "invalid OVF: it describes no virtual system (no <Content>)"), NULL;
+    return error(ERR_INVALID, "invalid OVF: it describes no virtual system: no <Content> element"), NULL;
   }
   v->name = child_text(content, "Name");
   v->description = child_text(content, "Description");

@@ -1,6 +1,6 @@
 /* hyper tests: domain XML against golden files (validated with
  * virt-xml-validate when installed), volumes through qemu-img, and, when
- * libvirtd answers at qemu:///system (or $SNAPBACK_TEST_LIBVIRT_URI), a live
+ * libvirtd answers at qemu:///system, or at $SNAPBACK_TEST_LIBVIRT_URI, a live
  * transient TCG domain with disk hot-plug and hot-unplug. */
 #include "tap.h"
 #include "golden.h"
