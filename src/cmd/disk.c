@@ -27,6 +27,18 @@ static void disk_args_clear(struct disk_args *a)
   strvec_free(&a->files);
 }
 
+int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files)
+{
+  const char *params[] = {disk_id};
+  AUTOLIST(volume) vols = volume_list(st, "disk_id = ?", params, 1, NULL, 0);
+  if (!vols) return -1;
+  for (size_t i = 0; vols[i]; i++) {
+    vec_push(files, xstrdup(vols[i]->path));
+    if (volume_delete(st, vols[i]->id) < 0) return -1;
+  }
+  return disk_delete(st, disk_id);
+}
+
 void volume_files_remove(struct engine *eng, const struct user *u, const struct strvec *files)
 {
   for (size_t i = 0; i < files->len; i++) {
@@ -153,15 +165,10 @@ static int disk_remove_execute(struct cmd_ctx *c)
   const char *params[] = {a->disk_id};
   if (store_begin(st) < 0) return -1;
   AUTOLIST(attachment) atts = attachment_list(st, "disk_id = ?", params, 1, NULL, 0);
-  AUTOLIST(volume) vols = atts ? volume_list(st, "disk_id = ?", params, 1, NULL, 0) : NULL;
-  if (!atts || !vols) goto rollback;
+  if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++)
     if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0) goto rollback;
-  for (size_t i = 0; vols[i]; i++) {
-    vec_push(&a->files, xstrdup(vols[i]->path));
-    if (volume_delete(st, vols[i]->id) < 0) goto rollback;
-  }
-  if (disk_delete(st, a->disk_id) < 0) goto rollback;
+  if (disk_rows_delete(st, a->disk_id, &a->files) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;
   volume_files_remove(c->eng, c->user, &a->files);
   return 0;

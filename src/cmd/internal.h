@@ -27,6 +27,9 @@ struct engine {
   struct transfer_reaper *transfer_reaper;
 };
 
+/* disk.c: within the caller's transaction, deletes a disk's volume rows and
+ * its row; the volume files are pushed onto files, to go after the commit */
+int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files);
 /* disk.c: deletes volume files after their rows are gone (a failure is an
  * event; the orphan sweep retries at start), and emptied image directories */
 void volume_files_remove(struct engine *eng, const struct user *u, const struct strvec *files);

@@ -246,14 +246,9 @@ static int template_remove_execute(struct cmd_ctx *c)
   atts = attachment_list(st, "vm_id = ?", params, 1, NULL, 0);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
-    const char *dp[] = {atts[i]->disk_id};
-    AUTOLIST(volume) vols = volume_list(st, "disk_id = ?", dp, 1, NULL, 0);
-    if (!vols || attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0) goto rollback;
-    for (size_t j = 0; vols[j]; j++) {
-      vec_push(&a->files, xstrdup(vols[j]->path));
-      if (volume_delete(st, vols[j]->id) < 0) goto rollback;
-    }
-    if (disk_delete(st, atts[i]->disk_id) < 0) goto rollback;
+    if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0 ||
+        disk_rows_delete(st, atts[i]->disk_id, &a->files) < 0)
+      goto rollback;
   }
   if (template_delete(st, a->template_id) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;

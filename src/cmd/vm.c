@@ -271,13 +271,7 @@ static int vm_remove_execute(struct cmd_ctx *c)
     int64_t others = attachment_count(st, "disk_id = ?", dp, 1);
     if (others < 0) goto rollback;
     if (d->shareable && others > 0) continue;
-    AUTOLIST(volume) vols = volume_list(st, "disk_id = ?", dp, 1, NULL, 0);
-    if (!vols) goto rollback;
-    for (size_t j = 0; vols[j]; j++) {
-      vec_push(&a->removed_files, xstrdup(vols[j]->path));
-      if (volume_delete(st, vols[j]->id) < 0) goto rollback;
-    }
-    if (disk_delete(st, d->id) < 0) goto rollback;
+    if (disk_rows_delete(st, d->id, &a->removed_files) < 0) goto rollback;
   }
   snaps = snapshot_list(st, "vm_id = ?", params, 1, NULL, 0);
   if (!snaps) goto rollback;
