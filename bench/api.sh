@@ -24,8 +24,7 @@ BUILD=build-bench
 HOST=127.0.0.1
 PASS="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
-say() { printf 'bench: %s\n' "$*"; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+. bench/lib.sh
 
 for tool in meson wrk nginx curl python3; do
   command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup.sh)"
@@ -53,46 +52,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- build ----------------------------------------------------------------------------
 scripts/setup.sh
-if [ -n "${BENCH_DAEMON:-}" ]; then
-  DAEMON=$BENCH_DAEMON
-  say "using $DAEMON (BENCH_DAEMON)"
-else
-  say "building $BUILD (release)"
-  if [ ! -f "$BUILD/meson-private/coredata.dat" ]; then
-    meson setup "$BUILD" --buildtype=release >"$OUT/meson-setup.log" 2>&1 ||
-      { tail -20 "$OUT/meson-setup.log" >&2; die "meson setup failed (log: $OUT/meson-setup.log)"; }
-  fi
-  meson compile -C "$BUILD" >"$OUT/meson-compile.log" 2>&1 ||
-    { tail -20 "$OUT/meson-compile.log" >&2; die "build failed (log: $OUT/meson-compile.log)"; }
-  DAEMON=$BUILD/src/daemon/snapbackd
-fi
-[ -x "$DAEMON" ] || die "$DAEMON is not an executable"
+bench_build_daemon
 
 # --- snapbackd ------------------------------------------------------------------------
-SPORT=$(free_port)
-SURL=http://$HOST:$SPORT
-say "starting snapbackd --http on $HOST:$SPORT (state: $TMP/state)"
-SNAPBACK_ADMIN_PASSWORD=$PASS "$DAEMON" --state-dir "$TMP/state" --listen "$HOST:$SPORT" --http \
-  >"$OUT/snapbackd.log" 2>&1 &
-DAEMON_PID=$!
-for i in $(seq 1 300); do
-  if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-    wait "$DAEMON_PID" && rc=0 || rc=$?
-    DAEMON_PID=
-    tail -20 "$OUT/snapbackd.log" >&2
-    die "snapbackd exited with status $rc during startup (log: $OUT/snapbackd.log)"
-  fi
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$SURL/ovirt-engine/api" || true)
-  [ "$code" != 000 ] && break
-  [ "$i" -eq 300 ] && { tail -20 "$OUT/snapbackd.log" >&2; die "snapbackd did not answer on $SURL within 30 s"; }
-  sleep 0.1
-done
+bench_start_daemon "$TMP/state"
 
 # --- populate: token, VMs, one disk attached to VM #500 --------------------------------
 cat >"$TMP/populate.py" <<'PY'

@@ -29,8 +29,7 @@ HOST=127.0.0.1
 PASS="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 TAG=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 
-say() { printf 'bench: %s\n' "$*"; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+. bench/lib.sh
 
 for tool in meson ninja qemu-img virsh curl python3; do
   command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup.sh)"
@@ -64,46 +63,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- build ----------------------------------------------------------------------------
-if [ -n "${BENCH_DAEMON:-}" ]; then
-  DAEMON=$BENCH_DAEMON
-  say "using $DAEMON (BENCH_DAEMON)"
-else
-  say "building $BUILD (release)"
-  if [ ! -f "$BUILD/meson-private/coredata.dat" ]; then
-    meson setup "$BUILD" --buildtype=release >"$OUT/meson-setup.log" 2>&1 ||
-      { tail -20 "$OUT/meson-setup.log" >&2; die "meson setup failed (log: $OUT/meson-setup.log)"; }
-  fi
-  ninja -C "$BUILD" src/daemon/snapbackd >"$OUT/build.log" 2>&1 ||
-    { tail -20 "$OUT/build.log" >&2; die "build failed (log: $OUT/build.log)"; }
-  DAEMON=$BUILD/src/daemon/snapbackd
-fi
-[ -x "$DAEMON" ] || die "$DAEMON is not an executable"
+bench_build_daemon
 
 # --- snapbackd ------------------------------------------------------------------------
-SPORT=$(free_port)
-SURL=http://$HOST:$SPORT
 STATE=$TMP/state
-say "starting snapbackd --http on $HOST:$SPORT (state: $STATE, domain type $DOMTYPE)"
-SNAPBACK_ADMIN_PASSWORD=$PASS "$DAEMON" --state-dir "$STATE" --listen "$HOST:$SPORT" --http \
-  --domain-type "$DOMTYPE" >"$OUT/snapbackd.log" 2>&1 &
-DAEMON_PID=$!
-for i in $(seq 1 300); do
-  if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-    wait "$DAEMON_PID" && rc=0 || rc=$?
-    DAEMON_PID=
-    tail -20 "$OUT/snapbackd.log" >&2
-    die "snapbackd exited with status $rc during startup (log: $OUT/snapbackd.log)"
-  fi
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$SURL/ovirt-engine/api" || true)
-  [ "$code" != 000 ] && break
-  [ "$i" -eq 300 ] && { tail -20 "$OUT/snapbackd.log" >&2; die "snapbackd did not answer on $SURL within 30 s"; }
-  sleep 0.1
-done
+bench_start_daemon "$STATE" --domain-type "$DOMTYPE"
 
 # --- set-up and both measurements -----------------------------------------------------
 cat >"$TMP/attach.py" <<'PY'
