@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 
+import harness
 from harness import case, fail, text, ids, MiB, ADMIN_USER, ADMIN_PASSWORD, API
 from case_snapshots import vol_path, state_hash, hmp, offline_write, active_path, regular_snaps
 
@@ -70,18 +71,7 @@ class Repo:
 
 def qemu_nbd_pids(env):
     """qemu-nbd processes serving something of this test's state directory"""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"qemu-nbd" and any(env.state_dir.encode() in a for a in argv):
-            out.append(int(pid))
-    return out
+    return harness.qemu_nbd_pids(env.state_dir)
 
 
 def open_transfers(env):

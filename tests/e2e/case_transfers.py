@@ -15,6 +15,7 @@ import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+import harness
 from harness import case, text, MiB, http_request, fail, domstate
 from case_snapshots import (vm_with_disks, take_snap, remove_snap, snap_vol, vol_path, state_hash,
                             live_write, offline_write, last_events, DISK)
@@ -66,18 +67,7 @@ def data_path(t):
 
 def nbd_servers(sock):
     """pids of running qemu-nbd processes serving sock"""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"qemu-nbd" and any(sock.encode() in a for a in argv[1:]):
-            out.append(int(pid))
-    return out
+    return harness.qemu_nbd_pids(sock)
 
 
 def action(env, tid, verb, status=200):

@@ -606,3 +606,19 @@ def case(title):
         CASES.append((title, fn))
         return fn
     return reg
+
+
+def qemu_nbd_pids(needle):
+    """pids of running qemu-nbd processes with needle (a socket or state path) in their arguments"""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"qemu-nbd" and any(needle.encode() in a for a in argv[1:]):
+            out.append(int(pid))
+    return out
