@@ -115,6 +115,29 @@ struct transfer_spec {
   const char *disk_id;          /* <disk id>, or NULL */
   const char *volume_id;        /* <snapshot id>: a disk snapshot (volume) id, or NULL */
   int64_t inactivity_timeout;   /* seconds; <= 0: 60 */
+  const struct transfer_source *source; /* set by a command that chose the data (a backup) */
+};
+/* Where a download's data comes from when another command chose it (a VM
+ * backup): the one way the backup engine opens a transfer. Exactly one of:
+ *   - volume_id: a volume of the disk, served by a qemu-nbd of the transfer's
+ *     own (its chain up to it, as qcow2 or raw per the volume);
+ *   - path + format: a file that is no volume of the store (a scratch or
+ *     temporary image), served the same way;
+ *   - socket_path (+ export_name): an NBD server that already runs, such as
+ *     the one of libvirt's pull backup job; the transfer neither starts nor
+ *     stops it, and dirty_context names its bitmap's meta context.
+ * bitmap: a persistent bitmap of the served file to expose as the meta
+ * context qemu:dirty-bitmap:BITMAP (qemu-nbd --bitmap); the transfer then
+ * answers extents?context=dirty. Without a bitmap or dirty_context it
+ * answers 404 there, as imageio does for a full backup.
+ * The disk is neither checked for use nor locked: the caller holds what it
+ * needs (a backup's snapshot or libvirt's job keep the data stable). */
+struct transfer_source {
+  const char *volume_id;
+  const char *path;
+  int format;                   /* enum disk_format of path */
+  const char *bitmap;
+  const char *socket_path, *export_name, *dirty_context;
 };
 /* answers with the export ready (phase transferring) */
 int cmd_transfer_create(struct engine *eng, const struct user *u, const struct transfer_spec *spec,

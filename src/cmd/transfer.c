@@ -8,6 +8,13 @@
  * through the engine's HTTP data URL /images/TICKET (http/imageio.c), which
  * calls transfer_by_ticket() and transfer_touch() here.
  *
+ * A backup opens its transfers through transfer_spec.source: a volume or
+ * file served by our qemu-nbd, with a persistent bitmap exported as the meta
+ * context qemu:dirty-bitmap:NAME (the row's dirty_context, which the data
+ * path's extents?context=dirty reads), or an NBD server libvirt's backup job
+ * already runs (external_server: never started or stopped here). Such a
+ * transfer leaves the disk's lock to the backup (chosen_source).
+ *
  * Rules: a disk plugged into a running VM is never exported (its active
  * volume changes under the reader): snapshot it and download the disk
  * snapshot, whose volume the VM only reads. A transfer of a disk's active
@@ -121,14 +128,20 @@ void transfer_touch(struct engine *eng, const char *id, int64_t bytes)
 
 /* ---- qemu-nbd ---- */
 
-/* starts qemu-nbd for t on t->socket_path; the path of the exported file and
- * its format come from the volume */
-static int nbd_server_start(struct engine *eng, const struct image_transfer *t,
-                            const struct volume *v, pid_t *pid)
+#define DIRTY_BITMAP_CONTEXT "qemu:dirty-bitmap:"
+
+/* starts qemu-nbd for t on t->socket_path, serving the file at path in
+ * format (enum disk_format); a dirty_context qemu:dirty-bitmap:NAME exports
+ * the file's persistent bitmap NAME under that meta context */
+static int nbd_server_start(struct engine *eng, const struct image_transfer *t, const char *path,
+                            int format, pid_t *pid)
 {
   AUTOFREE char *sock = xasprintf("--socket=%s", t->socket_path);
   AUTOFREE char *log = xasprintf("%s/transfers/%s.log", eng->state_dir, t->id);
-  const char *fmt = v->format == DISK_FORMAT_COW ? "--format=qcow2" : "--format=raw";
+  const char *fmt = format == DISK_FORMAT_COW ? "--format=qcow2" : "--format=raw";
+  size_t plen = strlen(DIRTY_BITMAP_CONTEXT);
+  AUTOFREE char *bitmap = t->dirty_context && strncmp(t->dirty_context, DIRTY_BITMAP_CONTEXT, plen) == 0
+                              ? xasprintf("--bitmap=%s", t->dirty_context + plen) : NULL;
   const char *argv[16];
   size_t n = 0;
   argv[n++] = "qemu-nbd";
@@ -136,6 +149,7 @@ static int nbd_server_start(struct engine *eng, const struct image_transfer *t,
   argv[n++] = fmt;
   argv[n++] = "--shared=8";
   argv[n++] = "--persistent";
+  if (bitmap) argv[n++] = bitmap;
   if (t->direction == TRANSFER_DOWNLOAD) {
     argv[n++] = "--read-only";
   } else {
@@ -143,7 +157,7 @@ static int nbd_server_start(struct engine *eng, const struct image_transfer *t,
     argv[n++] = "--discard=unmap";
     argv[n++] = "--detect-zeroes=unmap";
   }
-  argv[n++] = v->path;
+  argv[n++] = path;
   argv[n] = NULL;
   unlink(t->socket_path);
   return spawn_start(argv, log, pid);
@@ -184,7 +198,7 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
   int64_t deadline = mono_ms() + NBD_READY_TIMEOUT_MS;
   for (;;) {
     int status = 0;
-    if (!spawn_alive(pid, &status)) {
+    if (!t->external_server && !spawn_alive(pid, &status)) {
       AUTOFREE char *msg = nbd_server_log(eng, t->id);
       return error(ERR_INTERNAL, "qemu-nbd exited before serving the volume (status %d): %s",
                    status, msg);
@@ -193,6 +207,8 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
     if (stat(t->socket_path, &sb) == 0) {
       AUTOPTR(nbd_handle) h = nbd_create();
       if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
+      if (t->export_name && nbd_set_export_name(h, t->export_name) < 0)
+        return error(ERR_INTERNAL, "invalid NBD export name '%s': %s", t->export_name, nbd_get_error());
       if (nbd_connect_unix(h, t->socket_path) == 0) {
         *size = nbd_get_size(h);
         nbd_shutdown(h, 0);
@@ -201,7 +217,8 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
       }
     }
     if (mono_ms() > deadline)
-      return error(ERR_UNAVAILABLE, "qemu-nbd did not serve '%s' within %d s", t->socket_path,
+      return error(ERR_UNAVAILABLE, "%s did not serve '%s' within %d s",
+                   t->external_server ? "the NBD server" : "qemu-nbd", t->socket_path,
                    NBD_READY_TIMEOUT_MS / 1000);
     usleep(20000);
   }
@@ -213,16 +230,19 @@ static int nbd_server_flush(const struct image_transfer *t)
 {
   AUTOPTR(nbd_handle) h = nbd_create();
   if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
-  if (nbd_connect_unix(h, t->socket_path) < 0 || nbd_flush(h, 0) < 0)
+  if ((t->export_name && nbd_set_export_name(h, t->export_name) < 0) ||
+      nbd_connect_unix(h, t->socket_path) < 0 || nbd_flush(h, 0) < 0)
     return error(ERR_INTERNAL, "cannot flush image transfer '%s': %s", t->id, nbd_get_error());
   nbd_shutdown(h, 0);
   return 0;
 }
 
 /* stops the qemu-nbd of t, if it still runs and is ours, and any other one a
- * crash left on its socket; removes the socket */
+ * crash left on its socket; removes the socket. An external server (libvirt's
+ * backup job) is left alone: its owner stops it. */
 static int nbd_server_stop(const struct image_transfer *t)
 {
+  if (t->external_server) return 0;
   int rc = 0;
   if (t->pid > 0 && process_matches((pid_t)t->pid, "qemu-nbd", t->socket_path))
     rc = spawn_stop((pid_t)t->pid, NBD_STOP_TIMEOUT_MS);
@@ -260,7 +280,7 @@ static int nbd_clients(const char *path)
 /* the disk goes back to ok when a transfer of its active volume ends */
 static int disk_unlock(struct store *st, const struct image_transfer *t)
 {
-  if (t->snapshot_id) return 0;
+  if (t->snapshot_id || t->chosen_source) return 0;
   AUTOPTR(disk) d = disk_get(st, t->disk_id);
   if (!d) { error_clear(); return 0; } /* removed meanwhile: nothing to unlock */
   if (d->status != DISK_LOCKED) return 0;
@@ -278,6 +298,9 @@ struct transfer_create {
   char *vm_id;                  /* the VM owning the disk, or NULL */
   char id[UUID_STRLEN + 1];
   char *ticket, *socket_path;
+  char *dirty_context;          /* of a source's bitmap, or NULL */
+  const char *serve_path;       /* the file qemu-nbd serves, and its format */
+  int serve_format;
   pid_t pid;
   bool inserted;
 };
@@ -290,6 +313,7 @@ static void transfer_create_clear(struct transfer_create *a)
   free(a->vm_id);
   free(a->ticket);
   free(a->socket_path);
+  free(a->dirty_context);
 }
 
 /* the VMs the disk belongs to (not the ones a snapshot of it is attached to) */
@@ -304,6 +328,48 @@ static const char *direction_verb(int direction)
   return direction == TRANSFER_UPLOAD ? "upload into" : "download";
 }
 
+/* a NAME for qemu-nbd --bitmap and a meta context: printable, no spaces */
+static bool bitmap_name_valid(const char *name)
+{
+  if (!*name || strlen(name) > 1023) return false;
+  for (const char *p = name; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f) return false;
+  return true;
+}
+
+/* a transfer whose data another command chose (spec->source, a backup) */
+static int transfer_source_validate(struct transfer_create *a, struct store *st)
+{
+  const struct transfer_spec *s = a->spec;
+  const struct transfer_source *src = s->source;
+  if (s->direction != TRANSFER_DOWNLOAD)
+    return error(ERR_INVALID, "cannot upload into a backup: its image transfers are downloads");
+  if (!!src->volume_id + !!src->path + !!src->socket_path != 1)
+    return error(ERR_INTERNAL, "an image transfer source needs one of a volume, a file or an NBD socket");
+  if (src->socket_path && src->bitmap)
+    return error(ERR_INTERNAL, "an external NBD server exports its own bitmaps: give its dirty_context");
+  if (src->bitmap && !bitmap_name_valid(src->bitmap))
+    return error(ERR_INVALID, "invalid bitmap name '%s'", src->bitmap);
+  if (src->dirty_context && !bitmap_name_valid(src->dirty_context))
+    return error(ERR_INVALID, "invalid NBD meta context '%s'", src->dirty_context);
+  if (!s->disk_id) return error(ERR_INVALID, "an image transfer of a backup needs a disk");
+  if (!(a->disk = disk_get(st, s->disk_id))) return -1;
+  if (src->volume_id) {
+    if (!(a->vol = volume_get(st, src->volume_id))) return -1;
+    if (strcmp(a->vol->disk_id, a->disk->id) != 0)
+      return error(ERR_INTERNAL, "volume '%s' is not a volume of disk '%s'", a->vol->id, a->disk->alias);
+    a->serve_path = a->vol->path;
+    a->serve_format = a->vol->format;
+  } else {
+    if (!(a->vol = disk_active_volume(st, a->disk->id))) return -1;
+    a->serve_path = src->path;
+    a->serve_format = src->format;
+  }
+  if (src->bitmap) a->dirty_context = xasprintf(DIRTY_BITMAP_CONTEXT "%s", src->bitmap);
+  else a->dirty_context = xstrdup(src->dirty_context);
+  return 0;
+}
+
 static int transfer_create_validate(struct cmd_ctx *c)
 {
   struct transfer_create *a = c->data;
@@ -315,6 +381,7 @@ static int transfer_create_validate(struct cmd_ctx *c)
   if (s->inactivity_timeout > TRANSFER_MAX_TIMEOUT_S)
     return error(ERR_INVALID, "invalid inactivity_timeout %lld: give 1 to %d seconds",
                  (long long)s->inactivity_timeout, TRANSFER_MAX_TIMEOUT_S);
+  if (s->source) return transfer_source_validate(a, st);
   if (!s->volume_id && !s->disk_id)
     return error(ERR_INVALID, "an image transfer needs a disk or a disk snapshot");
   if (s->volume_id) {
@@ -361,6 +428,8 @@ static int transfer_create_validate(struct cmd_ctx *c)
                      "the VM", verb, d->alias, vm->name, vm_status_to_str(vm->status));
     }
   }
+  a->serve_path = a->vol->path;
+  a->serve_format = a->vol->format;
   return 0;
 }
 
@@ -373,7 +442,9 @@ static int transfer_create_execute(struct cmd_ctx *c)
   AUTOFREE char *dir = xasprintf("%s/transfers", eng->state_dir);
   if (mkdir(dir, 0700) < 0 && errno != EEXIST)
     return error(ERR_INTERNAL, "cannot create '%s': %s", dir, strerror(errno));
-  a->socket_path = xasprintf("%s/%s.sock", dir, a->id);
+  const struct transfer_source *src = a->spec->source;
+  bool external = src && src->socket_path;
+  a->socket_path = external ? xstrdup(src->socket_path) : xasprintf("%s/%s.sock", dir, a->id);
   if (strlen(a->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return error(ERR_INTERNAL, "the NBD socket path '%s' is too long for a unix socket: use a "
                  "shorter --state-dir", a->socket_path);
@@ -390,19 +461,23 @@ static int transfer_create_execute(struct cmd_ctx *c)
     .inactivity_timeout = a->spec->inactivity_timeout > 0 ? a->spec->inactivity_timeout
                                                           : TRANSFER_DEFAULT_TIMEOUT_S,
     .user_id = c->user ? c->user->id : NULL,
+    .dirty_context = a->dirty_context, .export_name = src ? (char *)src->export_name : NULL,
+    .external_server = external, .chosen_source = src != NULL,
   };
   /* the intent first: the row, and the disk locked while its active volume is out */
   if (store_begin(st) < 0) return -1;
   if (image_transfer_insert(st, &t) < 0) goto rollback;
-  if (!a->snap) {
+  if (!a->snap && !src) {
     a->disk->status = DISK_LOCKED;
     if (disk_update(st, a->disk) < 0) goto rollback;
   }
   if (store_commit(st) < 0) return -1;
   a->inserted = true;
-  if (nbd_server_start(eng, &t, a->vol, &a->pid) < 0) return -1;
-  t.pid = a->pid;
-  if (image_transfer_update(st, &t) < 0) return -1;
+  if (!external) {
+    if (nbd_server_start(eng, &t, a->serve_path, a->serve_format, &a->pid) < 0) return -1;
+    t.pid = a->pid;
+    if (image_transfer_update(st, &t) < 0) return -1;
+  }
   int64_t size = 0;
   if (nbd_server_wait(eng, &t, a->pid, &size) < 0) return -1;
   t.size = size;
@@ -421,7 +496,9 @@ static void transfer_create_compensate(struct cmd_ctx *c)
   struct store *st = c->eng->st;
   if (!a->inserted) return;
   struct image_transfer t = {.id = a->id, .pid = a->pid, .socket_path = a->socket_path,
-                             .disk_id = a->disk->id, .snapshot_id = a->snap ? a->snap->id : NULL};
+                             .disk_id = a->disk->id, .snapshot_id = a->snap ? a->snap->id : NULL,
+                             .external_server = a->spec->source && a->spec->source->socket_path,
+                             .chosen_source = a->spec->source != NULL};
   nbd_server_stop(&t);
   if (store_begin(st) < 0) { log_err("%s", error_message()); return; }
   if (image_transfer_delete(st, a->id) < 0 || disk_unlock(st, &t) < 0) {
@@ -454,17 +531,18 @@ int cmd_transfer_create(struct engine *eng, const struct user *u, const struct t
                         char **out_id)
 {
   struct transfer_create a = {.spec = spec};
+  struct cmd_ctx c = {.eng = eng, .user = u, .data = &a};
   /* locks: the disk and the VMs owning it, so that no start, snapshot or
-   * merge of theirs runs while the transfer is being set up */
-  AUTOFREE char *disk_id = xstrdup(spec->disk_id);
-  if (!disk_id && spec->volume_id) {
+   * merge of theirs runs while the transfer is being set up; a command that
+   * chose the source (a backup) holds them itself */
+  AUTOFREE char *disk_id = spec->source ? NULL : xstrdup(spec->disk_id);
+  if (!spec->source && !disk_id && spec->volume_id) {
     AUTOPTR(volume) v = volume_get(eng->st, spec->volume_id);
     error_clear(); /* validate reports it */
     if (v) disk_id = xstrdup(v->disk_id);
   }
   AUTOLIST(attachment) owners = disk_id ? disk_owners(eng->st, disk_id) : NULL;
   error_clear();
-  struct cmd_ctx c = {.eng = eng, .user = u, .data = &a};
   size_t nl = 0;
   if (disk_id) c.locks[nl++] = disk_id;
   for (size_t i = 0; owners && owners[i] && nl < CMD_MAX_LOCKS - 1; i++) {
@@ -645,7 +723,12 @@ static void reaper_check(struct engine *eng)
   for (size_t i = 0; l[i]; i++) {
     struct image_transfer *t = l[i];
     int status = 0;
-    if (!spawn_alive((pid_t)t->pid, &status)) {
+    struct stat sb;
+    if (t->external_server && stat(t->socket_path, &sb) < 0) {
+      AUTOFREE char *why = xasprintf("its NBD server went away (socket '%s': %s)", t->socket_path,
+                                     strerror(errno));
+      transfer_end(eng, NULL, &transfer_fail_def, t->id, TRANSFER_FINISHED_FAILURE, why);
+    } else if (!t->external_server && !spawn_alive((pid_t)t->pid, &status)) {
       AUTOFREE char *msg = nbd_server_log(eng, t->id);
       AUTOFREE char *why = xasprintf("its NBD server (qemu-nbd) exited unexpectedly (status %d): %s",
                                      status, msg);

@@ -180,7 +180,9 @@ static const struct field image_transfer_fields[] = {
   FINT(image_transfer, pid), FINT(image_transfer, size), FINT(image_transfer, created_ms),
   FINT(image_transfer, last_activity_ms), FINT(image_transfer, bytes_transferred),
   FINT(image_transfer, inactivity_timeout), FSTR(image_transfer, user_id),
-  FSTR(image_transfer, message),
+  FSTR(image_transfer, message), FSTR(image_transfer, dirty_context),
+  FSTR(image_transfer, export_name), FINT(image_transfer, external_server),
+  FINT(image_transfer, chosen_source),
 };
 ENTITY(image_transfer, "image transfer", "image_transfers", "created_ms, id", "id");
 

@@ -162,6 +162,14 @@ struct image_transfer {
   int64_t inactivity_timeout;/* seconds without a client before it is cancelled */
   char *user_id;
   char *message;             /* why it failed or was cancelled, or NULL */
+  char *dirty_context;       /* the NBD meta context of the changed blocks (e.g.
+                                qemu:dirty-bitmap:NAME) for extents?context=dirty;
+                                NULL: not an incremental backup's transfer */
+  char *export_name;         /* the NBD export on socket_path; NULL: the default */
+  int64_t external_server;   /* 1: socket_path is served by someone else (libvirt's
+                                backup job): never started, stopped or removed here */
+  int64_t chosen_source;     /* 1: another command (a backup) chose the data and holds
+                                the disk: the transfer neither locks nor unlocks it */
 };
 
 #define STORE_TYPES(X) \
