@@ -361,9 +361,24 @@ struct node *render_snapshot_disk(const struct render_ctx *r, const struct volum
   return n;
 }
 
+/* the base of the image data URLs of host_id ("https://HOST:PORT", to which
+ * /images/TICKET is added): the imageio endpoint of the host that serves the
+ * transfer's export, as oVirt's transfer_url names the host's imageio daemon.
+ * Every transfer runs on the engine's own host today, whose data URLs the
+ * engine's HTTP(S) server serves itself, reached at the address the client
+ * used (base_url); a remote host gets its own endpoint here. Caller frees. */
+static char *render_host_data_url(const struct render_ctx *r, const char *host_id, const char *base_url)
+{
+  (void)r;
+  (void)host_id;
+  return xstrdup(base_url ? base_url : "");
+}
+
 /* an image transfer; base_url ("https://host:port", the address the client
- * used) makes proxy_url, the HTTP data URL. The URLs are shown only while
- * the transfer is in progress: they are its credentials. */
+ * used) makes proxy_url, the engine's HTTP data URL, and with the host's data
+ * URL transfer_url; nbd_url is the NBD export for clients on the host. The
+ * URLs are shown only while the transfer is in progress: they are its
+ * credentials. */
 struct node *render_image_transfer(const struct render_ctx *r, const struct image_transfer *t,
                                    const char *base_url)
 {
@@ -376,9 +391,13 @@ struct node *render_image_transfer(const struct render_ctx *r, const struct imag
   node_add_text(n, "format", disk_format_to_str(t->format));
   node_add_int(n, "inactivity_timeout", t->inactivity_timeout);
   node_add_text(n, "phase", transfer_phase_to_str(t->phase));
+  AUTOFREE char *host_id = store_setting_get(engine_store(r->eng), "local_host_id");
   if (open) {
-    node_add_textf(n, "transfer_url", "nbd+unix:///?socket=%s", t->socket_path);
+    AUTOFREE char *data_url = render_host_data_url(r, host_id, base_url);
+    AUTOFREE char *nbd_url = transfer_nbd_url(t);
+    node_add_textf(n, "transfer_url", "%s/images/%s", data_url, t->ticket);
     node_add_textf(n, "proxy_url", "%s/images/%s", base_url ? base_url : "", t->ticket);
+    node_add_text(n, "nbd_url", nbd_url); /* snapback's: the export, for clients on the host */
   }
   node_add_bool(n, "shallow", false);
   node_add_text(n, "timeout_policy", "cancel");
@@ -390,7 +409,6 @@ struct node *render_image_transfer(const struct render_ctx *r, const struct imag
     AUTOFREE char *href = render_href(r, "/disks/%s/disksnapshots/%s", t->disk_id, t->volume_id);
     node_add_ref(n, "snapshot", t->volume_id, href);
   }
-  AUTOFREE char *host_id = store_setting_get(engine_store(r->eng), "local_host_id");
   ref(r, n, "host", "hosts", host_id);
   return n;
 }

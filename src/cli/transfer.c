@@ -26,13 +26,21 @@ void transfer_clear(struct transfer *t)
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
-/* reads phase (and transfer_url) of t; ERR_NOT_FOUND when it is gone */
+/* the NBD URL of a transfer: snapback's nbd_url (transfer_url is the HTTPS
+ * imageio URL), or an older engine's nbd:// transfer_url */
+static const char *transfer_nbd(const struct node *n)
+{
+  const char *url = node_text(n, "nbd_url");
+  return url ? url : node_text(n, "transfer_url");
+}
+
+/* reads phase (and the NBD URL) of t; ERR_NOT_FOUND when it is gone */
 static int transfer_refresh(struct client *c, struct transfer *t)
 {
   AUTOFREE char *path = xasprintf("/imagetransfers/%s", t->id);
   AUTOPTR(node) n = NULL;
   if (client_call(c, "GET", path, NULL, &n) < 0) return -1;
-  const char *phase = node_text(n, "phase"), *url = node_text(n, "transfer_url");
+  const char *phase = node_text(n, "phase"), *url = transfer_nbd(n);
   free(t->phase);
   t->phase = xstrdup(phase ? phase : "unknown");
   if (url && (!t->url || strcmp(url, t->url) != 0)) {
@@ -65,7 +73,7 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
   const char *id = node_attr(n, "id");
   if (!id) return error(ERR_INTERNAL, "cannot start a transfer: the engine's answer has no transfer id");
   t->id = xstrdup(id);
-  const char *phase = node_text(n, "phase"), *url = node_text(n, "transfer_url");
+  const char *phase = node_text(n, "phase"), *url = transfer_nbd(n);
   t->phase = xstrdup(phase ? phase : "initializing");
   t->url = xstrdup(url);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;

@@ -148,6 +148,9 @@ int cmd_transfer_finalize(struct engine *eng, const struct user *u, const char *
 int cmd_transfer_cancel(struct engine *eng, const struct user *u, const char *id);
 /* the transfer in progress with TICKET (caller frees); ERR_NOT_FOUND otherwise */
 struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket);
+/* the NBD URL of t's export, nbd+unix:///EXPORT?socket=PATH, for clients
+ * on the host; caller frees */
+char *transfer_nbd_url(const struct image_transfer *t);
 /* a client used transfer ID: its idle clock restarts, BYTES more were moved */
 void transfer_touch(struct engine *eng, const char *id, int64_t bytes);
 /* ERR_CONFLICT "cannot WHAT 'NAME': an image transfer is in progress ..."

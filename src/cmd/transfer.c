@@ -103,6 +103,29 @@ struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket
   return steal_pointer(&l[0]);
 }
 
+/* percent-encodes what RFC 3986 does not leave unreserved */
+static void url_escape(struct buf *b, const char *s)
+{
+  for (; s && *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+        strchr("-._~/", ch))
+      buf_putc(b, (char)ch);
+    else
+      buf_printf(b, "%%%02X", ch);
+  }
+}
+
+char *transfer_nbd_url(const struct image_transfer *t)
+{
+  struct buf b = BUF_INIT;
+  buf_puts(&b, "nbd+unix:///");
+  url_escape(&b, t->export_name);
+  buf_puts(&b, "?socket=");
+  url_escape(&b, t->socket_path);
+  return buf_detach(&b);
+}
+
 /* one transaction: activity now and BYTES more, for a transfer still in progress */
 static int transfer_touch_row(struct store *st, const char *id, int64_t bytes)
 {

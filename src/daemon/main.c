@@ -160,9 +160,11 @@ int main(int argc, char **argv)
     return 1;
   }
   AUTOFREE char *pki = xasprintf("%s/pki", abs_state);
+  AUTOFREE char *imageio_sock = xasprintf("%s/imageio.sock", abs_state);
   struct http_options ho = {
     .listen = listen, .plain_http = plain, .pki_dir = pki, .token_ttl_ms = (int64_t)token_ttl * 1000,
     .max_body = 1 << 20, .threads = (unsigned)threads,
+    .imageio_socket = imageio_sock,
   };
   struct http_server *srv = http_start(eng, &ho);
   if (!srv) {

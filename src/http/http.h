@@ -27,6 +27,9 @@ struct http_options {
   int64_t token_ttl_ms;      /* bearer token lifetime; 0: 24 h */
   size_t max_body;           /* bytes; larger bodies get 413; 0: 1 MiB */
   unsigned threads;          /* worker threads; 0: 16 */
+  const char *imageio_socket;/* a unix socket serving the image data URLs (/images/) in
+                                plain HTTP to clients on this host, as ovirt-imageio's
+                                unix_socket; NULL: none */
 };
 
 /* starts serving in background threads; NULL + error when the port is taken,

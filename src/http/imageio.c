@@ -14,12 +14,16 @@
  * except 416 for a range outside the image, which HTTP defines itself. */
 #include "http/imageio.h"
 #include "cmd/commands.h"
+#include "util/blkhash.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/vec.h"
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <libnbd.h>
 #include <stdio.h>
@@ -39,6 +43,7 @@ DEFINE_AUTOPTR(json, json_t, json_decref)
 
 struct imageio_req {
   struct engine *eng;
+  const struct imageio_config *cfg;
   int64_t start_ms;            /* monotonic */
   struct image_transfer *t;    /* PUT: looked up at the headers */
   struct nbd_handle *nbd;      /* PUT: open while the body arrives */
@@ -123,6 +128,11 @@ static enum MHD_Result respond_empty(struct MHD_Connection *c, struct imageio_re
   return queue(c, s, method, url, 200, text_response("", "text/plain"));
 }
 
+static bool all_zero(const char *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 /* "/images/TICKET[/extents]" -> ticket (caller frees) and the rest ("" or "/extents") */
 static char *parse_url(const char *url, const char **rest)
 {
@@ -134,12 +144,15 @@ static char *parse_url(const char *url, const char **rest)
   return buf_detach(&b);
 }
 
-/* an NBD connection to transfer t's export, asking for base:allocation */
+/* an NBD connection to transfer t's export, asking for base:allocation and,
+ * for an incremental backup's transfer, the meta context of its dirty bitmap */
 static struct nbd_handle *export_open(const struct image_transfer *t)
 {
   struct nbd_handle *h = nbd_create();
   if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error()), NULL;
   if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+      (t->dirty_context && nbd_add_meta_context(h, t->dirty_context) < 0) ||
+      (t->export_name && nbd_set_export_name(h, t->export_name) < 0) ||
       nbd_connect_unix(h, t->socket_path) < 0) {
     error(ERR_UNAVAILABLE, "cannot reach the export of image transfer '%s': %s", t->id,
           nbd_get_error());
@@ -168,88 +181,231 @@ static struct nbd_handle *ticket_open(struct engine *eng, const char *ticket, bo
 
 /* ---- extents ---- */
 
+/* an extent's flags: base:allocation's (LIBNBD_STATE_HOLE, LIBNBD_STATE_ZERO),
+ * and EXTENT_DIRTY where the dirty bitmap's context reports a change */
+#define EXTENT_DIRTY (1u << 16)
+
 struct extent { uint64_t start, length; uint32_t flags; };
 DEFINE_VEC(extent_vec, struct extent);
 
-struct extent_collect { struct extent_vec *v; uint64_t limit; };
+/* appends [offset, offset + len) with flags, merging with an equal neighbour */
+static void extent_add(struct extent_vec *v, uint64_t offset, uint64_t len, uint32_t flags)
+{
+  if (!len) return;
+  struct extent *last = v->len ? &v->ptr[v->len - 1] : NULL;
+  if (last && last->flags == flags && last->start + last->length == offset) last->length += len;
+  else vec_push(v, ((struct extent){offset, len, flags}));
+}
 
-/* block status callback: appends (merging equal neighbours) up to limit */
+/* one block status reply: the extents of each context, clipped to limit */
+struct extent_collect {
+  const char *dirty_context;   /* or NULL */
+  struct extent_vec base, dirty;
+  uint64_t limit;
+};
+
 static int extent_cb(void *opaque, const char *context, uint64_t offset, uint32_t *entries,
                      size_t nr_entries, int *err)
 {
   struct extent_collect *ec = opaque;
-  if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0) return 0;
+  struct extent_vec *v;
+  uint32_t mask;
+  if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0) {
+    v = &ec->base;
+    mask = LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO;
+  } else if (ec->dirty_context && strcmp(context, ec->dirty_context) == 0) {
+    v = &ec->dirty;
+    mask = 1; /* qemu:dirty-bitmap: bit 0, dirty */
+  } else {
+    return 0;
+  }
   for (size_t i = 0; i + 1 < nr_entries && offset < ec->limit; i += 2) {
     uint64_t len = entries[i];
-    uint32_t flags = entries[i + 1] & (LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO);
     if (offset + len > ec->limit) len = ec->limit - offset;
-    struct extent_vec *v = ec->v;
-    if (v->len && v->ptr[v->len - 1].flags == flags &&
-        v->ptr[v->len - 1].start + v->ptr[v->len - 1].length == offset)
-      v->ptr[v->len - 1].length += len;
-    else
-      vec_push(v, ((struct extent){offset, len, flags}));
+    uint32_t flags = entries[i + 1] & mask;
+    extent_add(v, offset, len, v == &ec->dirty && flags ? EXTENT_DIRTY : flags);
     offset += len;
   }
   return 0;
 }
 
-/* the extents of [offset, offset + length) into v; an export without
- * base:allocation is one data extent */
-static int extents_get(struct nbd_handle *h, uint64_t offset, uint64_t length, struct extent_vec *v)
+/* the extents of [offset, offset + length) appended to v: base:allocation's,
+ * combined with the dirty bitmap's (EXTENT_DIRTY) when dirty_context is not
+ * NULL. An export without base:allocation is one data extent. */
+static int extents_get(struct nbd_handle *h, uint64_t offset, uint64_t length,
+                       const char *dirty_context, struct extent_vec *v)
 {
   uint64_t end = offset + length;
-  if (nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1) {
-    vec_push(v, ((struct extent){offset, length, 0}));
+  bool base = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+  if (!base && !dirty_context) {
+    extent_add(v, offset, length, 0);
     return 0;
   }
   while (offset < end) {
     uint64_t span = end - offset < NBD_MAX_SPAN ? end - offset : NBD_MAX_SPAN;
-    size_t before = v->len;
-    struct extent_collect ec = {v, end};
+    struct extent_collect ec = {.dirty_context = dirty_context, .limit = offset + span};
     nbd_extent_callback cb = {.callback = extent_cb, .user_data = &ec};
-    if (nbd_block_status(h, span, offset, cb, 0) < 0)
+    int rc = nbd_block_status(h, span, offset, cb, 0);
+    /* the reply covers a prefix of the span: as far as both contexts reach */
+    uint64_t reach = ec.limit;
+    if (base) reach = ec.base.len ? ec.base.ptr[ec.base.len - 1].start + ec.base.ptr[ec.base.len - 1].length : offset;
+    if (dirty_context) {
+      uint64_t d = ec.dirty.len ? ec.dirty.ptr[ec.dirty.len - 1].start + ec.dirty.ptr[ec.dirty.len - 1].length
+                                : offset;
+      if (d < reach) reach = d;
+    }
+    /* walk both lists together; a missing base:allocation reads as data */
+    size_t ib = 0, id = 0;
+    for (uint64_t pos = offset; rc == 0 && pos < reach;) {
+      uint64_t next = reach;
+      uint32_t flags = 0;
+      if (base) {
+        while (ec.base.ptr[ib].start + ec.base.ptr[ib].length <= pos) ib++;
+        flags |= ec.base.ptr[ib].flags;
+        next = ec.base.ptr[ib].start + ec.base.ptr[ib].length;
+      }
+      if (dirty_context) {
+        while (ec.dirty.ptr[id].start + ec.dirty.ptr[id].length <= pos) id++;
+        flags |= ec.dirty.ptr[id].flags;
+        uint64_t dn = ec.dirty.ptr[id].start + ec.dirty.ptr[id].length;
+        if (dn < next) next = dn;
+      }
+      if (next > reach) next = reach;
+      extent_add(v, pos, next - pos, flags);
+      pos = next;
+    }
+    free(ec.base.ptr);
+    free(ec.dirty.ptr);
+    if (rc < 0)
       return error(ERR_INTERNAL, "cannot read block status at %" PRIu64 ": %s", offset, nbd_get_error());
-    uint64_t next = v->len ? v->ptr[v->len - 1].start + v->ptr[v->len - 1].length : offset;
-    if (v->len == before && next <= offset)
-      return error(ERR_INTERNAL, "the export reports no block status at %" PRIu64, offset);
-    if (next <= offset) return error(ERR_INTERNAL, "block status does not advance at %" PRIu64, offset);
-    offset = next;
+    if (reach <= offset) return error(ERR_INTERNAL, "the export reports no block status at %" PRIu64, offset);
+    offset = reach;
   }
   return 0;
+}
+
+/* the answer of GET .../extents, written as JSON while the block status
+ * queries go on: a big, fragmented disk never sits whole in memory */
+struct extents_reader {
+  struct engine *eng;
+  char *transfer_id;
+  struct nbd_handle *nbd;
+  char *dirty_context;         /* context=dirty: the bitmap's meta context */
+  uint64_t size, queried;      /* the export's size; [0, queried) is known */
+  struct extent_vec ext;       /* known extents not yet written, the last one
+                                  held back: the next query may extend it */
+  struct buf out;              /* JSON not yet handed to MHD */
+  size_t out_pos;
+  bool opened, finished;       /* "[" and "]" written */
+};
+
+static void extents_write(struct extents_reader *er, const struct extent *e)
+{
+  buf_puts(&er->out, er->opened ? ", " : "[");
+  er->opened = true;
+  if (er->dirty_context)
+    buf_printf(&er->out, "{\"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"dirty\": %s, \"zero\": %s}",
+               e->start, e->length, e->flags & EXTENT_DIRTY ? "true" : "false",
+               e->flags & LIBNBD_STATE_ZERO ? "true" : "false");
+  else
+    buf_printf(&er->out, "{\"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"zero\": %s, \"hole\": %s}",
+               e->start, e->length, e->flags & LIBNBD_STATE_ZERO ? "true" : "false",
+               e->flags & LIBNBD_STATE_HOLE ? "true" : "false");
+}
+
+/* queries the next span and writes the extents it completes; 0 or -1 */
+static int extents_more(struct extents_reader *er)
+{
+  if (er->queried < er->size) {
+    uint64_t span = er->size - er->queried < NBD_MAX_SPAN ? er->size - er->queried : NBD_MAX_SPAN;
+    if (extents_get(er->nbd, er->queried, span, er->dirty_context, &er->ext) < 0) return -1;
+    er->queried = er->ext.ptr[er->ext.len - 1].start + er->ext.ptr[er->ext.len - 1].length;
+  }
+  bool last = er->queried >= er->size;
+  size_t n = last ? er->ext.len : er->ext.len - 1;
+  for (size_t i = 0; i < n; i++) extents_write(er, &er->ext.ptr[i]);
+  memmove(er->ext.ptr, er->ext.ptr + n, (er->ext.len - n) * sizeof *er->ext.ptr);
+  er->ext.len -= n;
+  if (last) {
+    buf_puts(&er->out, er->opened ? "]" : "[]");
+    er->finished = true;
+  }
+  return 0;
+}
+
+static ssize_t extents_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  struct extents_reader *er = cls;
+  (void)pos;
+  while (er->out_pos == er->out.len) {
+    if (er->finished) return MHD_CONTENT_READER_END_OF_STREAM;
+    buf_reset(&er->out);
+    er->out_pos = 0;
+    if (extents_more(er) < 0) {
+      log_warn("image transfer '%s': %s", er->transfer_id, error_message());
+      error_clear();
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+  }
+  size_t n = er->out.len - er->out_pos;
+  if (n > max) n = max;
+  memcpy(buf, er->out.data + er->out_pos, n);
+  er->out_pos += n;
+  return (ssize_t)n;
+}
+
+static void extents_reader_free(void *cls)
+{
+  struct extents_reader *er = cls;
+  nbd_shutdown(er->nbd, 0);
+  nbd_close(er->nbd);
+  free(er->ext.ptr);
+  buf_free(&er->out);
+  free(er->dirty_context);
+  free(er->transfer_id);
+  free(er);
 }
 
 static enum MHD_Result do_extents(struct MHD_Connection *c, struct imageio_req *s,
                                   const char *method, const char *url, const char *ticket)
 {
   const char *ctx = query(c, "context");
-  if (ctx && strcmp(ctx, "zero") != 0) {
-    error(ERR_NOT_FOUND, "extents context '%s' is not available: only 'zero' is (dirty extents "
-          "need an incremental backup)", ctx);
+  if (!ctx) ctx = "zero";
+  if (strcmp(ctx, "zero") != 0 && strcmp(ctx, "dirty") != 0) {
+    error(ERR_INVALID, "invalid extents context '%s': use 'zero' or 'dirty'", ctx);
     return respond_error(c, s, method, url, 0);
   }
+  bool dirty = strcmp(ctx, "dirty") == 0;
   AUTOPTR(image_transfer) t = NULL;
   AUTOPTR(nbd_handle) h = ticket_open(s->eng, ticket, false, &t);
   if (!h) return respond_error(c, s, method, url, 0);
+  if (dirty && !t->dirty_context) {
+    error(ERR_NOT_FOUND, "image transfer '%s' has no dirty extents: only a transfer of an "
+          "incremental backup has them", t->id);
+    return respond_error(c, s, method, url, 0);
+  }
+  if (dirty && nbd_can_meta_context(h, t->dirty_context) != 1) {
+    error(ERR_NOT_FOUND, "the export of image transfer '%s' does not offer its dirty bitmap ('%s')",
+          t->id, t->dirty_context);
+    return respond_error(c, s, method, url, 0);
+  }
   int64_t size = nbd_get_size(h);
-  struct extent_vec v = VEC_INIT;
   if (size < 0) {
     error(ERR_INTERNAL, "cannot read the export size: %s", nbd_get_error());
     return respond_error(c, s, method, url, 0);
   }
-  if (extents_get(h, 0, (uint64_t)size, &v) < 0) {
-    free(v.ptr);
-    return respond_error(c, s, method, url, 0);
+  struct extents_reader *er = xcalloc(1, sizeof *er);
+  *er = (struct extents_reader){.eng = s->eng, .transfer_id = xstrdup(t->id), .nbd = steal_pointer(&h),
+                                .dirty_context = dirty ? xstrdup(t->dirty_context) : NULL,
+                                .size = (uint64_t)size};
+  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                                extents_reader_cb, er, extents_reader_free);
+  if (!resp) {
+    extents_reader_free(er);
+    return MHD_NO;
   }
-  AUTOPTR(json) arr = json_array();
-  for (size_t i = 0; i < v.len; i++)
-    json_array_append_new(arr, json_pack("{s:I, s:I, s:b, s:b}", "start", (json_int_t)v.ptr[i].start,
-                                         "length", (json_int_t)v.ptr[i].length,
-                                         "zero", (v.ptr[i].flags & LIBNBD_STATE_ZERO) != 0,
-                                         "hole", (v.ptr[i].flags & LIBNBD_STATE_HOLE) != 0));
-  free(v.ptr);
-  nbd_shutdown(h, 0);
-  return respond_json(c, s, method, url, arr, NULL);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  return queue(c, s, method, url, 200, resp);
 }
 
 /* ---- GET ---- */
@@ -278,7 +434,7 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
     uint64_t want = rd->start + rd->length - off;
     if (want > NBD_MAX_SPAN) want = NBD_MAX_SPAN;
     rd->ext.len = rd->ext_i = 0;
-    if (extents_get(rd->nbd, off, want, &rd->ext) < 0 || !rd->ext.len) {
+    if (extents_get(rd->nbd, off, want, NULL, &rd->ext) < 0 || !rd->ext.len) {
       if (error_code() == ERR_NONE) error(ERR_INTERNAL, "no block status at %" PRIu64, off);
       log_warn("image transfer '%s': %s", rd->transfer_id, error_message());
       error_clear();
@@ -390,21 +546,155 @@ static enum MHD_Result do_get(struct MHD_Connection *c, struct imageio_req *s, c
 
 /* ---- OPTIONS ---- */
 
+/* true when the client connects from an address of this host: the check
+ * ovirt-imageio's client makes before it switches to unix_socket (its own
+ * address equals the server's) */
+static bool client_is_local(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci) return false;
+  struct sockaddr_storage self, peer;
+  socklen_t sl = sizeof self, pl = sizeof peer;
+  if (getsockname(ci->connect_fd, (struct sockaddr *)&self, &sl) < 0 ||
+      getpeername(ci->connect_fd, (struct sockaddr *)&peer, &pl) < 0 || self.ss_family != peer.ss_family)
+    return false;
+  if (self.ss_family == AF_INET)
+    return ((struct sockaddr_in *)&self)->sin_addr.s_addr == ((struct sockaddr_in *)&peer)->sin_addr.s_addr;
+  if (self.ss_family == AF_INET6)
+    return memcmp(&((struct sockaddr_in6 *)&self)->sin6_addr, &((struct sockaddr_in6 *)&peer)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
+  return false; /* already on the unix socket */
+}
+
+/* the features of imageio's images resource: what a reader and a writer can use */
+static json_t *options_features(bool write)
+{
+  return write ? json_pack("[s,s,s,s]", "checksum", "extents", "flush", "zero")
+               : json_pack("[s,s]", "checksum", "extents");
+}
+
 static enum MHD_Result do_options(struct MHD_Connection *c, struct imageio_req *s,
                                   const char *method, const char *url, const char *ticket)
 {
-  bool write = true;
-  if (strcmp(ticket, "*") != 0) {
-    AUTOPTR(image_transfer) t = transfer_by_ticket(s->eng, ticket);
-    if (!t) return respond_error(c, s, method, url, 0);
-    transfer_touch(s->eng, t->id, 0);
-    write = t->direction == TRANSFER_UPLOAD;
+  AUTOPTR(json) j = json_object();
+  bool local = client_is_local(c);
+  if (local && s->cfg->unix_socket) json_object_set_new(j, "unix_socket", json_string(s->cfg->unix_socket));
+  if (strcmp(ticket, "*") == 0) { /* what the server can do for any image */
+    json_object_set_new(j, "features", options_features(true));
+    return respond_json(c, s, method, url, j, "OPTIONS,GET,PUT,PATCH");
   }
-  AUTOPTR(json) j = write ? json_pack("{s:[s,s,s], s:i, s:i}", "features", "extents", "zero", "flush",
-                                      "max_readers", 8, "max_writers", 8)
-                          : json_pack("{s:[s], s:i, s:i}", "features", "extents", "max_readers", 8,
-                                      "max_writers", 0);
+  AUTOPTR(image_transfer) t = transfer_by_ticket(s->eng, ticket);
+  if (!t) return respond_error(c, s, method, url, 0);
+  transfer_touch(s->eng, t->id, 0);
+  bool write = t->direction == TRANSFER_UPLOAD;
+  json_object_set_new(j, "features", options_features(write));
+  json_object_set_new(j, "max_readers", json_integer(8));
+  json_object_set_new(j, "max_writers", json_integer(write ? 8 : 0));
+  if (local) {
+    AUTOFREE char *nbd = transfer_nbd_url(t);
+    json_object_set_new(j, "nbd_url", json_string(nbd));
+  }
   return respond_json(c, s, method, url, j, write ? "OPTIONS,GET,PUT,PATCH" : "OPTIONS,GET");
+}
+
+/* ---- checksum ---- */
+
+/* imageio's limits: a quarter to four times the default block, 4 KiB aligned */
+#define CHECKSUM_MIN_BLOCK (BLKHASH_DEFAULT_BLOCK_SIZE / 4)
+#define CHECKSUM_MAX_BLOCK (BLKHASH_DEFAULT_BLOCK_SIZE * 4)
+
+DEFINE_AUTOPTR(blkhash, struct blkhash, blkhash_free)
+
+/* the checksum of the whole export, block by block: a block that block
+ * status reports zero is never read, and a read block of zeroes hashes as
+ * one (the digest is the same; imageio does both) */
+static char *checksum_compute(struct engine *eng, const struct image_transfer *t,
+                              struct nbd_handle *h, const char *algorithm, size_t block_size)
+{
+  int64_t size = nbd_get_size(h);
+  if (size < 0) return error(ERR_INTERNAL, "cannot read the export size: %s", nbd_get_error()), NULL;
+  AUTOPTR(blkhash) bh = blkhash_new(algorithm, block_size);
+  if (!bh) return NULL;
+  AUTOFREE char *block = malloc(block_size);
+  if (!block) return error(ERR_INTERNAL, "out of memory for a %zu byte block", block_size), NULL;
+  struct extent_vec v = VEC_INIT;
+  int64_t touched = mono_ms();
+  for (uint64_t off = 0; off < (uint64_t)size; off += block_size) {
+    size_t len = (uint64_t)size - off < block_size ? (size_t)((uint64_t)size - off) : block_size;
+    v.len = 0;
+    if (extents_get(h, off, len, NULL, &v) < 0) {
+      free(v.ptr);
+      return NULL;
+    }
+    bool zero = true;
+    for (size_t i = 0; i < v.len && zero; i++) zero = (v.ptr[i].flags & LIBNBD_STATE_ZERO) != 0;
+    if (!zero && nbd_pread(h, block, len, off, 0) < 0) {
+      free(v.ptr);
+      return error(ERR_INTERNAL, "cannot read %zu bytes at %" PRIu64 ": %s", len, off, nbd_get_error()),
+             NULL;
+    }
+    if (zero || all_zero(block, len)) blkhash_zero(bh, len);
+    else blkhash_update(bh, block, len);
+    if (mono_ms() - touched > TOUCH_EVERY_MS) { /* a long checksum is activity */
+      transfer_touch(eng, t->id, 0);
+      touched = mono_ms();
+    }
+  }
+  free(v.ptr);
+  return blkhash_hexdigest(bh);
+}
+
+/* GET /images/T/checksum[?algorithm=NAME&block_size=N] ->
+ * {"algorithm", "block_size", "checksum"} */
+static enum MHD_Result do_checksum(struct MHD_Connection *c, struct imageio_req *s,
+                                   const char *method, const char *url, const char *ticket)
+{
+  const char *algorithm = query(c, "algorithm");
+  if (!algorithm) algorithm = BLKHASH_DEFAULT_ALGORITHM;
+  if (!blkhash_supported(algorithm)) {
+    error(ERR_INVALID, "unsupported checksum algorithm '%s': see checksum/algorithms", algorithm);
+    return respond_error(c, s, method, url, 0);
+  }
+  size_t block_size = BLKHASH_DEFAULT_BLOCK_SIZE;
+  const char *bs = query(c, "block_size");
+  if (bs) {
+    char *end;
+    unsigned long long v = strtoull(bs, &end, 10);
+    if (!*bs || *end || *bs == '-') {
+      error(ERR_INVALID, "invalid block size '%s'", bs);
+      return respond_error(c, s, method, url, 0);
+    }
+    if (v < CHECKSUM_MIN_BLOCK || v > CHECKSUM_MAX_BLOCK) {
+      error(ERR_INVALID, "block size out of allowed range: %zu-%zu", CHECKSUM_MIN_BLOCK,
+            CHECKSUM_MAX_BLOCK);
+      return respond_error(c, s, method, url, 0);
+    }
+    if (v % 4096) {
+      error(ERR_INVALID, "block size %llu is not aligned to 4096", v);
+      return respond_error(c, s, method, url, 0);
+    }
+    block_size = (size_t)v;
+  }
+  AUTOPTR(image_transfer) t = NULL;
+  AUTOPTR(nbd_handle) h = ticket_open(s->eng, ticket, false, &t);
+  if (!h) return respond_error(c, s, method, url, 0);
+  AUTOFREE char *sum = checksum_compute(s->eng, t, h, algorithm, block_size);
+  if (!sum) return respond_error(c, s, method, url, 0);
+  nbd_shutdown(h, 0);
+  AUTOPTR(json) j = json_pack("{s:s, s:I, s:s}", "algorithm", algorithm, "block_size",
+                              (json_int_t)block_size, "checksum", sum);
+  return respond_json(c, s, method, url, j, NULL);
+}
+
+/* GET /images/T/checksum/algorithms: server information, no ticket needed */
+static enum MHD_Result do_checksum_algorithms(struct MHD_Connection *c, struct imageio_req *s,
+                                              const char *method, const char *url)
+{
+  AUTOPTR(json) names = json_array();
+  for (const char *const *a = blkhash_algorithms(); *a; a++)
+    if (blkhash_supported(*a)) json_array_append_new(names, json_string(*a));
+  AUTOPTR(json) j = json_pack("{s:O}", "algorithms", names);
+  return respond_json(c, s, method, url, j, NULL);
 }
 
 /* ---- PATCH: zero, flush ---- */
@@ -466,11 +756,6 @@ static enum MHD_Result do_patch(struct MHD_Connection *c, struct imageio_req *s,
 }
 
 /* ---- PUT ---- */
-
-static bool all_zero(const char *p, size_t n)
-{
-  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
 
 /* records a failure of the PUT: the rest of the body is dropped, the error answered at the end */
 static void put_fail(struct imageio_req *s, int status)
@@ -583,7 +868,7 @@ static enum MHD_Result put_finish(struct MHD_Connection *c, struct imageio_req *
 
 /* ---- the handler ---- */
 
-enum MHD_Result imageio_access(struct engine *eng, struct MHD_Connection *c, const char *url,
+enum MHD_Result imageio_access(const struct imageio_config *cfg, struct MHD_Connection *c, const char *url,
                                const char *method, const char *upload_data, size_t *upload_size,
                                struct imageio_req **state)
 {
@@ -593,7 +878,8 @@ enum MHD_Result imageio_access(struct engine *eng, struct MHD_Connection *c, con
   bool put = strcmp(method, "PUT") == 0;
   if (!s) {
     s = xcalloc(1, sizeof *s);
-    s->eng = eng;
+    s->eng = cfg->eng;
+    s->cfg = cfg;
     s->start_ms = mono_ms();
     *state = s;
     error_clear();
@@ -619,17 +905,20 @@ enum MHD_Result imageio_access(struct engine *eng, struct MHD_Connection *c, con
     error(ERR_TOO_LARGE, "request body over %d bytes: only PUT carries image data", MAX_SMALL_BODY);
     return respond_error(c, s, method, url, 0);
   }
-  if (!*ticket || (*rest && strcmp(rest, "/extents") != 0)) {
-    error(ERR_NOT_FOUND, "no such image resource: use %sTICKET or %sTICKET/extents",
-          IMAGEIO_PREFIX, IMAGEIO_PREFIX);
+  if (!*ticket || (*rest && strcmp(rest, "/extents") != 0 && strcmp(rest, "/checksum") != 0 &&
+                    strcmp(rest, "/checksum/algorithms") != 0)) {
+    error(ERR_NOT_FOUND, "no such image resource: use %sTICKET, %sTICKET/extents or "
+          "%sTICKET/checksum", IMAGEIO_PREFIX, IMAGEIO_PREFIX, IMAGEIO_PREFIX);
     return respond_error(c, s, method, url, 0);
   }
   if (*rest) {
     if (strcmp(method, "GET") != 0) {
-      error(ERR_METHOD, "method '%s' is not allowed on extents: use GET", method);
+      error(ERR_METHOD, "method '%s' is not allowed on '%s': use GET", method, rest + 1);
       return respond_error(c, s, method, url, 0);
     }
-    return do_extents(c, s, method, url, ticket);
+    if (strcmp(rest, "/extents") == 0) return do_extents(c, s, method, url, ticket);
+    if (strcmp(rest, "/checksum") == 0) return do_checksum(c, s, method, url, ticket);
+    return do_checksum_algorithms(c, s, method, url);
   }
   if (put) return put_finish(c, s, method, url);
   if (strcmp(method, "GET") == 0) return do_get(c, s, method, url, ticket);

@@ -31,7 +31,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define SSO_TOKEN_PATH "/ovirt-engine/sso/oauth/token"
 #define SSO_LOGOUT_PATH "/ovirt-engine/services/sso-logout"
@@ -46,6 +51,9 @@ struct http_server {
   struct pki_pems pems;      /* kept alive while MHD may read them */
   size_t max_body;
   bool tls;                  /* for the URLs the engine hands out (proxy_url) */
+  struct imageio_config imageio;
+  struct MHD_Daemon *unix_mhd; /* /images/ on imageio.unix_socket, or NULL */
+  char *unix_path;           /* the socket file we made, removed at stop */
 };
 
 /* per request state, MHD's *con_cls */
@@ -322,7 +330,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       r->start_ms = mono_ms();
       *con_cls = r;
     }
-    return imageio_access(srv->eng, c, url, method, upload_data, upload_size, &r->image);
+    return imageio_access(&srv->imageio, c, url, method, upload_data, upload_size, &r->image);
   }
   if (!r) {
     r = xcalloc(1, sizeof *r);
@@ -380,6 +388,64 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
   while (b.len && b.data[b.len - 1] == '\n') b.data[--b.len] = 0;
   log_warn("http: %s", buf_str(&b));
   buf_free(&b);
+}
+
+/* the access handler of the unix socket: image data only, as imageio's */
+static enum MHD_Result on_unix_request(void *cls, struct MHD_Connection *c, const char *url,
+                                       const char *method, const char *version,
+                                       const char *upload_data, size_t *upload_size, void **con_cls)
+{
+  if (imageio_owns(url))
+    return on_request(cls, c, url, method, version, upload_data, upload_size, con_cls);
+  static const char msg[] = "only image data (/images/TICKET) is served on this socket\n";
+  struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
+                                                              MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
+  enum MHD_Result rc = MHD_queue_response(c, 404, resp);
+  MHD_destroy_response(resp);
+  return rc;
+}
+
+/* listens on the unix socket at path (a stale socket file from a crash is
+ * replaced; anything else there is refused) and serves /images/ on it */
+static int unix_start(struct http_server *srv, const char *path)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path)
+    return error(ERR_INVALID, "the image data socket path '%s' is too long for a unix socket", path);
+  strcpy(sa.sun_path, path);
+  struct stat sb;
+  if (lstat(path, &sb) == 0) {
+    if (!S_ISSOCK(sb.st_mode))
+      return error(ERR_CONFLICT, "cannot listen on '%s': it exists and is no socket", path);
+    unlink(path);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return error(ERR_INTERNAL, "cannot create a unix socket: %s", strerror(errno));
+  mode_t old = umask(0077);
+  int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  umask(old);
+  if (rc < 0 || listen(fd, 64) < 0) {
+    error(ERR_UNAVAILABLE, "cannot listen on '%s': %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  srv->unix_path = xstrdup(path);
+  srv->unix_mhd = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+      on_unix_request, srv,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+      MHD_OPTION_LISTEN_SOCKET, fd,
+      MHD_OPTION_THREAD_POOL_SIZE, 4u,
+      MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_END);
+  if (!srv->unix_mhd) {
+    close(fd);
+    return error(ERR_UNAVAILABLE, "cannot serve image data on '%s'", path);
+  }
+  srv->imageio.unix_socket = srv->unix_path;
+  return 0;
 }
 
 /* "HOST:PORT", "[V6]:PORT", ":PORT" -> a socket address */
@@ -447,6 +513,7 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
     srv->tls = true;
   }
   srv->auth = auth_new(engine_store(eng), opts->token_ttl_ms);
+  srv->imageio.eng = eng;
 
   struct MHD_OptionItem tls_opts[] = {
     {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->pems.server_key},
@@ -471,6 +538,11 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
     http_stop(srv);
     return NULL;
   }
+  if (opts->imageio_socket && unix_start(srv, opts->imageio_socket) < 0) {
+    /* the TCP data URLs still work: local clients lose only a shortcut */
+    log_warn("%s; image data is served over TCP only", error_message());
+    error_clear();
+  }
   log_info("listening on %s://%s (port %d, %u threads)", opts->plain_http ? "http" : "https",
            opts->listen ? opts->listen : "127.0.0.1:8443", http_port(srv), threads);
   return srv;
@@ -485,6 +557,9 @@ int http_port(const struct http_server *srv)
 void http_stop(struct http_server *srv)
 {
   if (!srv) return;
+  if (srv->unix_mhd) MHD_stop_daemon(srv->unix_mhd);
+  if (srv->unix_path) unlink(srv->unix_path);
+  free(srv->unix_path);
   if (srv->mhd) MHD_stop_daemon(srv->mhd);
   auth_free(srv->auth);
   pki_pems_clear(&srv->pems);

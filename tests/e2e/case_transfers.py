@@ -1,7 +1,7 @@
 """10. Image transfers: the data path of the Backup API.
 
-A transfer exports one volume over NBD (transfer_url, nbd+unix://) and over the engine's
-HTTP data URL (proxy_url, /images/TICKET, as ovirt-imageio serves it). Every download is
+A transfer exports one volume over NBD (nbd_url, nbd+unix://) and over the engine's
+HTTP data URL (transfer_url and proxy_url, /images/TICKET, as ovirt-imageio serves it). Every download is
 compared byte for byte with what a guest reads (qemu-img convert -U of the volume and its
 backing chain); every upload with the source file. Zero ranges must be reported as extents
 (HTTP ?context=zero and NBD base:allocation) and never transferred as data.
@@ -44,8 +44,11 @@ def create_transfer(env, direction, disk_id=None, volume_id=None, timeout=None):
     env.check(text(t, "phase") == "transferring", "new transfer: phase %r, not transferring"
               % text(t, "phase"))
     env.check(text(t, "direction") == direction, "new transfer: direction %r" % text(t, "direction"))
-    env.require(text(t, "transfer_url", "").startswith("nbd+unix:///?socket="),
-                "new transfer: transfer_url %r is not nbd+unix:///?socket=..." % text(t, "transfer_url"))
+    env.require(text(t, "nbd_url", "").startswith("nbd+unix:///?socket="),
+                "new transfer: nbd_url %r is not nbd+unix:///?socket=..." % text(t, "nbd_url"))
+    env.require(text(t, "transfer_url", "").startswith("http://127.0.0.1:%d/images/" % env.port),
+                "new transfer: transfer_url %r is not http://127.0.0.1:%d/images/TICKET"
+                % (text(t, "nbd_url"), env.port))
     env.require(text(t, "proxy_url", "").startswith("http://127.0.0.1:%d/images/" % env.port),
                 "new transfer: proxy_url %r is not http://127.0.0.1:%d/images/TICKET"
                 % (text(t, "proxy_url"), env.port))
@@ -58,7 +61,7 @@ def get_transfer(env, tid):
 
 
 def socket_of(t):
-    return text(t, "transfer_url")[len("nbd+unix:///?socket="):]
+    return text(t, "nbd_url")[len("nbd+unix:///?socket="):]
 
 
 def data_path(t):
@@ -112,7 +115,7 @@ def nbd_download_hash(env, t, what):
     fd, tmp = tempfile.mkstemp(prefix="snapback-e2e-", suffix=".raw")
     os.close(fd)
     try:
-        run(["nbdcopy", text(t, "transfer_url"), tmp], what)
+        run(["nbdcopy", text(t, "nbd_url"), tmp], what)
         with open(tmp, "rb") as f:
             return sha(f.read())
     finally:
@@ -122,7 +125,7 @@ def nbd_download_hash(env, t, what):
 def nbd_map(env, t, what):
     """[(start, length, type)] from nbdinfo --map (type: 0 data, 3 hole+zero ...)"""
     import json
-    out = run(["nbdinfo", "--map", "--json", text(t, "transfer_url")], what)
+    out = run(["nbdinfo", "--map", "--json", text(t, "nbd_url")], what)
     return [(e["offset"], e["length"], e["type"]) for e in json.loads(out)]
 
 
@@ -175,7 +178,7 @@ def download_disk(env):
               % disk_status(env, disk))
     env.check(nbd_servers(socket_of(t)), "no qemu-nbd serves %s" % socket_of(t))
     # NBD
-    env.check(nbd_download_hash(env, t, "nbdcopy") == expect, "nbdcopy of transfer_url differs from the disk")
+    env.check(nbd_download_hash(env, t, "nbdcopy") == expect, "nbdcopy of nbd_url differs from the disk")
     m = nbd_map(env, t, "nbdinfo --map")
     data = [(s, l) for s, l, ty in m if ty & 2 == 0]
     env.check(data == [(1 * MiB, 2 * MiB), (9 * MiB, 1 * MiB)],
@@ -293,7 +296,7 @@ def upload(env):
     try:
         os.write(fd, src)
         os.close(fd)
-        run(["nbdcopy", tmp, text(t2, "transfer_url")], "nbdcopy upload")
+        run(["nbdcopy", tmp, text(t2, "nbd_url")], "nbdcopy upload")
     finally:
         os.unlink(tmp)
     action(env, t2.get("id"), "finalize")
@@ -311,7 +314,7 @@ def timeout_and_errors(env):
     t = create_transfer(env, "download", disk_id=disk, timeout=3)
     env.check(text(t, "inactivity_timeout") == "3", "inactivity_timeout %r" % text(t, "inactivity_timeout"))
     # a connected NBD client keeps it open past the timeout
-    client = subprocess.Popen(["qemu-io", "-r", "-f", "raw", "-c", "sleep 6000", text(t, "transfer_url")],
+    client = subprocess.Popen(["qemu-io", "-r", "-f", "raw", "-c", "sleep 6000", text(t, "nbd_url")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(5)
     env.check(text(get_transfer(env, t.get("id")), "phase") == "transferring",
