@@ -13,6 +13,8 @@
  * status comes from the error code (error_http_status, as for faults),
  * except 416 for a range outside the image, which HTTP defines itself. */
 #include "http/imageio.h"
+#include "http/extent.h"
+#include "http/range.h"
 #include "cmd/commands.h"
 #include "util/blkhash.h"
 #include "util/buf.h"
@@ -181,21 +183,8 @@ static struct nbd_handle *ticket_open(struct engine *eng, const char *ticket, bo
 
 /* ---- extents ---- */
 
-/* an extent's flags: base:allocation's (LIBNBD_STATE_HOLE, LIBNBD_STATE_ZERO),
- * and EXTENT_DIRTY where the dirty bitmap's context reports a change */
-#define EXTENT_DIRTY (1u << 16)
-
-struct extent { uint64_t start, length; uint32_t flags; };
-DEFINE_VEC(extent_vec, struct extent);
-
-/* appends [offset, offset + len) with flags, merging with an equal neighbour */
-static void extent_add(struct extent_vec *v, uint64_t offset, uint64_t len, uint32_t flags)
-{
-  if (!len) return;
-  struct extent *last = v->len ? &v->ptr[v->len - 1] : NULL;
-  if (last && last->flags == flags && last->start + last->length == offset) last->length += len;
-  else vec_push(v, ((struct extent){offset, len, flags}));
-}
+_Static_assert(EXTENT_HOLE == LIBNBD_STATE_HOLE && EXTENT_ZERO == LIBNBD_STATE_ZERO,
+               "extent flags are base:allocation's");
 
 /* one block status reply: the extents of each context, clipped to limit */
 struct extent_collect {
@@ -246,34 +235,12 @@ static int extents_get(struct nbd_handle *h, uint64_t offset, uint64_t length,
     struct extent_collect ec = {.dirty_context = dirty_context, .limit = offset + span};
     nbd_extent_callback cb = {.callback = extent_cb, .user_data = &ec};
     int rc = nbd_block_status(h, span, offset, cb, 0);
-    /* the reply covers a prefix of the span: as far as both contexts reach */
-    uint64_t reach = ec.limit;
-    if (base) reach = ec.base.len ? ec.base.ptr[ec.base.len - 1].start + ec.base.ptr[ec.base.len - 1].length : offset;
-    if (dirty_context) {
-      uint64_t d = ec.dirty.len ? ec.dirty.ptr[ec.dirty.len - 1].start + ec.dirty.ptr[ec.dirty.len - 1].length
-                                : offset;
-      if (d < reach) reach = d;
-    }
-    /* walk both lists together; a missing base:allocation reads as data */
-    size_t ib = 0, id = 0;
-    for (uint64_t pos = offset; rc == 0 && pos < reach;) {
-      uint64_t next = reach;
-      uint32_t flags = 0;
-      if (base) {
-        while (ec.base.ptr[ib].start + ec.base.ptr[ib].length <= pos) ib++;
-        flags |= ec.base.ptr[ib].flags;
-        next = ec.base.ptr[ib].start + ec.base.ptr[ib].length;
-      }
-      if (dirty_context) {
-        while (ec.dirty.ptr[id].start + ec.dirty.ptr[id].length <= pos) id++;
-        flags |= ec.dirty.ptr[id].flags;
-        uint64_t dn = ec.dirty.ptr[id].start + ec.dirty.ptr[id].length;
-        if (dn < next) next = dn;
-      }
-      if (next > reach) next = reach;
-      extent_add(v, pos, next - pos, flags);
-      pos = next;
-    }
+    /* the reply covers a prefix of the span: as far as both contexts reach;
+     * a missing base:allocation reads as data */
+    uint64_t reach = base ? extent_vec_end(&ec.base, offset) : ec.limit;
+    if (dirty_context && extent_vec_end(&ec.dirty, offset) < reach) reach = extent_vec_end(&ec.dirty, offset);
+    if (rc == 0 && reach > offset)
+      extents_combine(base ? &ec.base : NULL, dirty_context ? &ec.dirty : NULL, offset, reach, v);
     free(ec.base.ptr);
     free(ec.dirty.ptr);
     if (rc < 0)
@@ -303,14 +270,7 @@ static void extents_write(struct extents_reader *er, const struct extent *e)
 {
   buf_puts(&er->out, er->opened ? ", " : "[");
   er->opened = true;
-  if (er->dirty_context)
-    buf_printf(&er->out, "{\"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"dirty\": %s, \"zero\": %s}",
-               e->start, e->length, e->flags & EXTENT_DIRTY ? "true" : "false",
-               e->flags & LIBNBD_STATE_ZERO ? "true" : "false");
-  else
-    buf_printf(&er->out, "{\"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"zero\": %s, \"hole\": %s}",
-               e->start, e->length, e->flags & LIBNBD_STATE_ZERO ? "true" : "false",
-               e->flags & LIBNBD_STATE_HOLE ? "true" : "false");
+  extent_json(&er->out, e, er->dirty_context != NULL);
 }
 
 /* queries the next span and writes the extents it completes; 0 or -1 */
@@ -473,38 +433,6 @@ static void reader_free(void *cls)
   free(rd);
 }
 
-/* "bytes=A-B", "bytes=A-", "bytes=-N" of an image of size bytes -> [*start,
- * *start + *len); 0, or -1 for a range HTTP cannot satisfy */
-static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len)
-{
-  if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-    return error(ERR_INVALID, "unsupported Range '%s': give one range, bytes=START-END", h);
-  const char *p = h + 6;
-  char *end;
-  if (*p == '-') {
-    uint64_t n = strtoull(p + 1, &end, 10);
-    if (*end || n == 0) return error(ERR_INVALID, "invalid Range '%s'", h);
-    if (n > size) n = size;
-    *start = size - n;
-    *len = n;
-    return 0;
-  }
-  uint64_t a = strtoull(p, &end, 10);
-  if (end == p || *end != '-') return error(ERR_INVALID, "invalid Range '%s'", h);
-  p = end + 1;
-  uint64_t b = size ? size - 1 : 0;
-  if (*p) {
-    b = strtoull(p, &end, 10);
-    if (*end || b < a) return error(ERR_INVALID, "invalid Range '%s'", h);
-    if (b >= size) b = size - 1;
-  }
-  if (a >= size)
-    return error(ERR_INVALID, "Range '%s' starts beyond the end of the image (%" PRIu64 " bytes)", h, size);
-  *start = a;
-  *len = b - a + 1;
-  return 0;
-}
-
 static enum MHD_Result do_get(struct MHD_Connection *c, struct imageio_req *s, const char *method,
                               const char *url, const char *ticket)
 {
@@ -518,7 +446,7 @@ static enum MHD_Result do_get(struct MHD_Connection *c, struct imageio_req *s, c
   }
   uint64_t start = 0, len = (uint64_t)size;
   const char *range = header(c, "Range");
-  if (range && parse_range(range, (uint64_t)size, &start, &len) < 0) {
+  if (range && http_range_parse(range, (uint64_t)size, &start, &len) < 0) {
     AUTOFREE char *msg = xasprintf("%s\n", error_message());
     error_clear();
     struct MHD_Response *resp = text_response(msg, "text/plain; charset=utf-8");
@@ -788,18 +716,6 @@ static int put_write_pending(struct imageio_req *s)
   return 0;
 }
 
-/* "bytes A-B/TOTAL" or "bytes A-B/(star)" -> [A, B + 1) */
-static int parse_content_range(const char *h, uint64_t *start, uint64_t *end)
-{
-  unsigned long long a, b;
-  int used = 0;
-  if (sscanf(h, "bytes %llu-%llu/%n", &a, &b, &used) != 2 || used == 0 || b < a)
-    return error(ERR_INVALID, "invalid Content-Range '%s': give bytes START-END/*", h);
-  *start = a;
-  *end = b + 1;
-  return 0;
-}
-
 /* at the headers: the ticket, the export, where the body goes. -1 with the
  * error recorded and *status the answer's (0: from the error code) */
 static int put_begin(struct MHD_Connection *c, struct imageio_req *s, const char *ticket, int *status)
@@ -810,7 +726,7 @@ static int put_begin(struct MHD_Connection *c, struct imageio_req *s, const char
   if (size < 0) return error(ERR_INTERNAL, "cannot read the export size: %s", nbd_get_error());
   s->size = (uint64_t)size;
   const char *cr = header(c, "Content-Range");
-  if (cr && parse_content_range(cr, &s->offset, &s->end) < 0) return -1;
+  if (cr && http_content_range_parse(cr, &s->offset, &s->end) < 0) return -1;
   s->range_start = s->offset;
   if (s->end > s->size) {
     *status = STATUS_RANGE_NOT_SATISFIABLE;

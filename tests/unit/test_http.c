@@ -4,8 +4,10 @@
  * is driven over HTTP by test_api.c. */
 #include "tap.h"
 #include "http/auth.h"
+#include "http/extent.h"
 #include "http/fault.h"
 #include "http/pki.h"
+#include "http/range.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -296,8 +298,80 @@ static void test_pki(const char *base)
   CHECK(strstr(error_message(), "ca.pem") != NULL);
 }
 
+/* Range and Content-Range as imageio's clients send them, and what must be refused */
+static void test_ranges(void)
+{
+  uint64_t a = 0, n = 0;
+  CHECK(http_range_parse("bytes=0-511", 1024, &a, &n) == 0 && a == 0 && n == 512);
+  CHECK(http_range_parse("bytes=512-", 1024, &a, &n) == 0 && a == 512 && n == 512);
+  CHECK(http_range_parse("bytes=1000-5000", 1024, &a, &n) == 0 && a == 1000 && n == 24);
+  CHECK(http_range_parse("bytes=-100", 1024, &a, &n) == 0 && a == 924 && n == 100);
+  CHECK(http_range_parse("bytes=-5000", 1024, &a, &n) == 0 && a == 0 && n == 1024);
+  const char *bad[] = {"bytes=1024-", "bytes=5-4", "bytes=0-1,4-5", "items=0-1", "bytes=-0", "bytes=x-1",
+                       "bytes=1-x", "bytes=-", "bytes= 1-2", "bytes=1-2 ", "bytes=--1", "bytes=0--1"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    error_clear();
+    CHECK(http_range_parse(bad[i], 1024, &a, &n) == -1 && error_code() == ERR_INVALID);
+  }
+  CHECK(http_range_parse("bytes=0-0", 0, &a, &n) == -1);
+  uint64_t s = 0, e = 0;
+  CHECK(http_content_range_parse("bytes 0-511/*", &s, &e) == 0 && s == 0 && e == 512);
+  CHECK(http_content_range_parse("bytes 512-1023/1024", &s, &e) == 0 && s == 512 && e == 1024);
+  const char *badcr[] = {"bytes 5-4/*", "bytes 0-1", "bytes 0-1/x", "bytes -1-2/*", "bytes 0-1/*x", "0-1/*"};
+  for (size_t i = 0; i < sizeof badcr / sizeof badcr[0]; i++) {
+    error_clear();
+    CHECK(http_content_range_parse(badcr[i], &s, &e) == -1 && error_code() == ERR_INVALID);
+  }
+  error_clear();
+}
+
+/* extents: merging, combining base:allocation with a dirty bitmap, JSON */
+static void test_extents(void)
+{
+  struct extent_vec base = VEC_INIT, dirty = VEC_INIT, out = VEC_INIT;
+  extent_add(&base, 0, 100, 0);
+  extent_add(&base, 100, 50, 0);   /* merged */
+  extent_add(&base, 150, 0, 3);    /* empty: nothing */
+  extent_add(&base, 150, 250, EXTENT_ZERO | EXTENT_HOLE);
+  CHECK(base.len == 2 && base.ptr[0].length == 150 && base.ptr[1].start == 150);
+  CHECK(extent_vec_end(&base, 7) == 400 && extent_vec_end(&dirty, 7) == 7);
+  extent_add(&dirty, 0, 120, 0);
+  extent_add(&dirty, 120, 80, EXTENT_DIRTY);
+  extent_add(&dirty, 200, 200, 0);
+  /* [0,120) data clean, [120,150) data dirty, [150,200) zero dirty, [200,300) zero clean */
+  extents_combine(&base, &dirty, 0, 300, &out);
+  CHECK(out.len == 4);
+  if (out.len == 4) {
+    CHECK(out.ptr[0].start == 0 && out.ptr[0].length == 120 && out.ptr[0].flags == 0);
+    CHECK(out.ptr[1].start == 120 && out.ptr[1].length == 30 && out.ptr[1].flags == EXTENT_DIRTY);
+    CHECK(out.ptr[2].start == 150 && out.ptr[2].length == 50 &&
+          out.ptr[2].flags == (EXTENT_DIRTY | EXTENT_ZERO | EXTENT_HOLE));
+    CHECK(out.ptr[3].start == 200 && out.ptr[3].length == 100 && out.ptr[3].flags == (EXTENT_ZERO | EXTENT_HOLE));
+  }
+  AUTOBUF struct buf j = BUF_INIT;
+  for (size_t i = 0; i < out.len; i++) extent_json(&j, &out.ptr[i], i < 2);
+  CHECK_STR(buf_str(&j), "{\"start\": 0, \"length\": 120, \"dirty\": false, \"zero\": false}"
+                         "{\"start\": 120, \"length\": 30, \"dirty\": true, \"zero\": false}"
+                         "{\"start\": 150, \"length\": 50, \"zero\": true, \"hole\": true}"
+                         "{\"start\": 200, \"length\": 100, \"zero\": true, \"hole\": true}");
+  /* no base:allocation: data everywhere, dirty bits only */
+  out.len = 0;
+  extents_combine(NULL, &dirty, 100, 250, &out);
+  CHECK(out.len == 3 && out.ptr[0].start == 100 && out.ptr[0].length == 20 && out.ptr[1].flags == EXTENT_DIRTY &&
+        out.ptr[2].start == 200 && out.ptr[2].length == 50);
+  /* no dirty context: base only, starting inside an extent */
+  out.len = 0;
+  extents_combine(&base, NULL, 140, 160, &out);
+  CHECK(out.len == 2 && out.ptr[0].length == 10 && out.ptr[1].start == 150 && out.ptr[1].length == 10);
+  free(base.ptr);
+  free(dirty.ptr);
+  free(out.ptr);
+}
+
 int main(void)
 {
+  test_ranges();
+  test_extents();
   char tmpl[] = "/tmp/test_http.XXXXXX";
   if (!mkdtemp(tmpl)) {
     perror("mkdtemp");
