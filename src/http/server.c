@@ -10,7 +10,10 @@
  *   /images/TICKET                    image transfer data (imageio.c: the
  *                                     ticket authorizes; bodies streamed)
  *   anything else                     404 fault
- * Every answer leaves through respond(), which also logs it. */
+ * Every answer leaves through respond(), which also logs it. A second MHD
+ * daemon serves /images/ alone, in plain HTTP, on a unix socket
+ * (http_options.imageio_socket): ovirt-imageio's unix_socket for clients on
+ * the host. */
 #include "http/http.h"
 #include "api/api.h"
 #include "cmd/engine.h"
