@@ -96,7 +96,8 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
   if (!t->url || strncmp(t->url, "nbd", 3) != 0) {
-    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD transfer_url (got '%s')", t->id, t->url ? t->url : "");
+    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')",
+          t->id, t->url ? t->url : "");
     goto cancel;
   }
   return 0;

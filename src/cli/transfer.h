@@ -12,7 +12,7 @@ extern volatile sig_atomic_t cli_interrupted;
 
 struct transfer {
   char *id;
-  char *url;       /* transfer_url: nbd+unix:///?socket=... */
+  char *url;       /* its NBD export: nbd_url, nbd+unix:///?socket=... */
   char *phase;     /* the last phase seen */
 };
 void transfer_clear(struct transfer *t);
