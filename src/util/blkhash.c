@@ -20,7 +20,8 @@ static const uint64_t blake2b_iv[8] = {
   0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL, 0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL,
 };
 
-static const uint8_t blake2b_sigma[12][16] = {
+/* rounds 10 and 11 use rows 0 and 1 again */
+static const uint8_t blake2b_sigma[10][16] = {
   {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
   {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
   {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
@@ -31,8 +32,6 @@ static const uint8_t blake2b_sigma[12][16] = {
   {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
   {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
   {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-  {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-  {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
 };
 
 static inline uint64_t rotr64(uint64_t x, unsigned n) { return (x >> n) | (x << (64 - n)); }
@@ -68,7 +67,7 @@ static void blake2b_compress(struct blake2b_state *s, bool last)
   if (last) v[14] = ~v[14];
   for (int i = 0; i < 16; i++) m[i] = load64le(s->b + 8 * i);
   for (int r = 0; r < 12; r++) {
-    const uint8_t *sg = blake2b_sigma[r];
+    const uint8_t *sg = blake2b_sigma[r % 10];
     B2B_G(0, 4, 8, 12, m[sg[0]], m[sg[1]]);
     B2B_G(1, 5, 9, 13, m[sg[2]], m[sg[3]]);
     B2B_G(2, 6, 10, 14, m[sg[4]], m[sg[5]]);

@@ -15,12 +15,12 @@ import json
 import os
 import socket
 import subprocess
-import tempfile
 import urllib.parse
 
-from harness import case, text, MiB, http_request, fail
+from harness import case, text, MiB, http_request
 from case_snapshots import offline_write, DISK
 from case_transfers import create_transfer, transfer_xml, action, check_closed
+from case_backup_app import raw_image
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -87,21 +87,6 @@ class ImageioClient:
 
     def close(self):
         self.con.close()
-
-
-def raw_image(path):
-    """what a guest reads through path (and its backing chain)"""
-    fd, tmp = tempfile.mkstemp(prefix="snapback-e2e-", suffix=".raw")
-    os.close(fd)
-    try:
-        p = subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", path, tmp],
-                           capture_output=True, text=True, timeout=120)
-        if p.returncode != 0:
-            fail("qemu-img convert %s: %s" % (path, p.stderr.strip()))
-        with open(tmp, "rb") as f:
-            return f.read()
-    finally:
-        os.unlink(tmp)
 
 
 def blkhash(data, block_size=4 * MiB, algorithm="blake2b"):
