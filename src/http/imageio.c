@@ -533,9 +533,34 @@ static enum MHD_Result do_options(struct MHD_Connection *c, struct imageio_req *
 
 DEFINE_AUTOPTR(blkhash, struct blkhash, blkhash_free)
 
+/* one block of a checksum: where it is, and for a data block its read in flight */
+struct checksum_block {
+  uint64_t off;
+  size_t len;
+  bool zero;                   /* block status says zero: not read */
+  int64_t cookie;              /* libnbd's, of the read into buf */
+  char *buf;
+};
+
+/* waits for block b's read and hashes it */
+static int checksum_block_hash(struct nbd_handle *h, struct blkhash *bh, const struct checksum_block *b)
+{
+  if (!b->zero) {
+    int r;
+    while ((r = nbd_aio_command_completed(h, (uint64_t)b->cookie)) == 0)
+      if (nbd_poll(h, -1) < 0) break;
+    if (r != 1)
+      return error(ERR_INTERNAL, "cannot read %zu bytes at %" PRIu64 ": %s", b->len, b->off, nbd_get_error());
+  }
+  if (b->zero || all_zero(b->buf, b->len)) blkhash_zero(bh, b->len);
+  else blkhash_update(bh, b->buf, b->len);
+  return 0;
+}
+
 /* the checksum of the whole export, block by block: a block that block
  * status reports zero is never read, and a read block of zeroes hashes as
- * one (the digest is the same; imageio does both) */
+ * one (the digest is the same; imageio does both). The next block is read
+ * while this one is hashed (two buffers). */
 static char *checksum_compute(struct engine *eng, const struct image_transfer *t,
                               struct nbd_handle *h, const char *algorithm, size_t block_size)
 {
@@ -543,32 +568,41 @@ static char *checksum_compute(struct engine *eng, const struct image_transfer *t
   if (size < 0) return error(ERR_INTERNAL, "cannot read the export size: %s", nbd_get_error()), NULL;
   AUTOPTR(blkhash) bh = blkhash_new(algorithm, block_size);
   if (!bh) return NULL;
-  AUTOFREE char *block = malloc(block_size);
-  if (!block) return error(ERR_INTERNAL, "out of memory for a %zu byte block", block_size), NULL;
+  AUTOFREE char *bufs = malloc(2 * block_size);
+  if (!bufs) return error(ERR_INTERNAL, "out of memory for two %zu byte blocks", block_size), NULL;
   struct extent_vec v = VEC_INIT;
+  struct checksum_block prev = {0}, cur = {0};
+  bool have_prev = false, failed = false;
   int64_t touched = mono_ms();
-  for (uint64_t off = 0; off < (uint64_t)size; off += block_size) {
-    size_t len = (uint64_t)size - off < block_size ? (size_t)((uint64_t)size - off) : block_size;
+  for (uint64_t off = 0, k = 0; off < (uint64_t)size && !failed; off += block_size, k++) {
+    cur = (struct checksum_block){.off = off, .buf = bufs + (k % 2) * block_size, .zero = true};
+    cur.len = (uint64_t)size - off < block_size ? (size_t)((uint64_t)size - off) : block_size;
     v.len = 0;
-    if (extents_get(h, off, len, NULL, &v) < 0) {
-      free(v.ptr);
-      return NULL;
+    if (extents_get(h, off, cur.len, NULL, &v) < 0) {
+      failed = true;
+      break;
     }
-    bool zero = true;
-    for (size_t i = 0; i < v.len && zero; i++) zero = (v.ptr[i].flags & LIBNBD_STATE_ZERO) != 0;
-    if (!zero && nbd_pread(h, block, len, off, 0) < 0) {
-      free(v.ptr);
-      return error(ERR_INTERNAL, "cannot read %zu bytes at %" PRIu64 ": %s", len, off, nbd_get_error()),
-             NULL;
+    for (size_t i = 0; i < v.len && cur.zero; i++) cur.zero = (v.ptr[i].flags & LIBNBD_STATE_ZERO) != 0;
+    if (!cur.zero && (cur.cookie = nbd_aio_pread(h, cur.buf, cur.len, off, NBD_NULL_COMPLETION, 0)) < 0) {
+      error(ERR_INTERNAL, "cannot read %zu bytes at %" PRIu64 ": %s", cur.len, off, nbd_get_error());
+      failed = true;
+      break;
     }
-    if (zero || all_zero(block, len)) blkhash_zero(bh, len);
-    else blkhash_update(bh, block, len);
+    if (have_prev && checksum_block_hash(h, bh, &prev) < 0) failed = true;
+    prev = cur;
+    have_prev = true;
     if (mono_ms() - touched > TOUCH_EVERY_MS) { /* a long checksum is activity */
       transfer_touch(eng, t->id, 0);
       touched = mono_ms();
     }
   }
+  if (!failed && have_prev && checksum_block_hash(h, bh, &prev) < 0) failed = true;
   free(v.ptr);
+  if (failed) {
+    /* no read may land in the buffers once they are freed */
+    while (nbd_aio_in_flight(h) > 0 && nbd_poll(h, -1) >= 0) {}
+    return NULL;
+  }
   return blkhash_hexdigest(bh);
 }
 
