@@ -15,6 +15,8 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
+import time
 import urllib.parse
 
 from harness import case, text, MiB, http_request
@@ -208,3 +210,63 @@ def dirty_extents(env):
     p = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True, timeout=60)
     bitmaps = json.loads(p.stdout).get("format-specific", {}).get("data", {}).get("bitmaps", [])
     env.check([b["name"] for b in bitmaps] == ["b1"], "the transfer changed the bitmaps: %r" % bitmaps)
+
+
+@case("imageio: a transfer on an NBD server that runs already (a pull backup's): export name, dirty context, left running")
+def external_server(env):
+    disk = env.create_disk(size=DISK)
+    path = env.disk_file(disk)
+    offline_write(env, path, 0x11, 0, 2 * MiB)
+    full = raw_image(path)
+    p = subprocess.run(["qemu-img", "bitmap", "--add", "--enable", path, "b1"],
+                       capture_output=True, text=True, timeout=60)
+    env.require(p.returncode == 0, "qemu-img bitmap --add: " + p.stderr)
+    offline_write(env, path, 0x22, 6 * MiB, 2 * MiB)
+    image = raw_image(path)
+    tmp = tempfile.mkdtemp(prefix="snapback-e2e-")
+    sock = os.path.join(tmp, "backup.sock")
+    server = subprocess.Popen(["qemu-nbd", "--socket=" + sock, "--export-name=vda", "--bitmap=b1", "--read-only",
+                               "--format=qcow2", "--shared=8", "--persistent", path],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock) and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.05)
+        env.require(os.path.exists(sock), "qemu-nbd did not serve " + sock)
+        body = ('<image_transfer><direction>download</direction><format>raw</format><disk id="%s"/>'
+                "<test_nbd_socket>%s</test_nbd_socket><test_export_name>vda</test_export_name>"
+                "<test_dirty_context>qemu:dirty-bitmap:b1</test_dirty_context></image_transfer>" % (disk, sock))
+        t = env.expect(env.api("POST", "/imagetransfers", body), 201, "POST /imagetransfers on an NBD server")
+        env.check(text(t, "nbd_url") == "nbd+unix:///vda?socket=" + sock, "nbd_url %r" % text(t, "nbd_url"))
+        c = ImageioClient(env, text(t, "transfer_url"))
+        status, ext = c.extents("dirty")
+        env.require(status == 200, "dirty extents: %s %r" % (status, ext))
+        dirty = [(e["start"], e["length"]) for e in ext if e["dirty"]]
+        env.check(dirty == [(6 * MiB, 2 * MiB)], "dirty extents %r, expected 6M+2M" % dirty)
+        restored = bytearray(full)
+        for s, n in dirty:
+            restored[s:s + n] = c.read(s, n)
+        env.check(bytes(restored) == image, "incremental download by dirty extents differs from the disk")
+        got, _ = c.download("zero")
+        env.check(got == image, "full download from the NBD server differs from the disk")
+        c.close()
+        action(env, t.get("id"), "finalize")
+        r = env.api("GET", "/imagetransfers/" + t.get("id"))
+        env.check(text(r.body, "phase") == "finished_success", "phase after finalize: %r" % text(r.body, "phase"))
+        env.check(server.poll() is None and os.path.exists(sock),
+                  "finalizing the transfer stopped the NBD server it did not start, or removed its socket")
+        # without the dirty context of the bitmap: no dirty extents
+        body = body.replace("<test_dirty_context>qemu:dirty-bitmap:b1</test_dirty_context>", "")
+        t = env.expect(env.api("POST", "/imagetransfers", body), 201, "POST /imagetransfers without a dirty context")
+        c = ImageioClient(env, text(t, "transfer_url"))
+        status, _ = c.extents("dirty")
+        env.check(status == 404, "dirty extents without a dirty context: %s, not 404" % status)
+        c.close()
+        action(env, t.get("id"), "cancel")
+        env.check(server.poll() is None, "cancelling the transfer stopped the NBD server it did not start")
+    finally:
+        server.terminate()
+        server.wait(20)
+        if os.path.exists(sock):
+            os.unlink(sock)
+        os.rmdir(tmp)
