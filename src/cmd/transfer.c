@@ -558,8 +558,8 @@ int cmd_transfer_create(struct engine *eng, const struct user *u, const struct t
   /* locks: the disk and the VMs owning it, so that no start, snapshot or
    * merge of theirs runs while the transfer is being set up; a command that
    * chose the source (a backup) holds them itself */
-  AUTOFREE char *disk_id = spec->source ? NULL : xstrdup(spec->disk_id);
-  if (!spec->source && !disk_id && spec->volume_id) {
+  AUTOFREE char *disk_id = xstrdup(spec->disk_id);
+  if (!disk_id && spec->volume_id) {
     AUTOPTR(volume) v = volume_get(eng->st, spec->volume_id);
     error_clear(); /* validate reports it */
     if (v) disk_id = xstrdup(v->disk_id);
@@ -567,9 +567,9 @@ int cmd_transfer_create(struct engine *eng, const struct user *u, const struct t
   AUTOLIST(attachment) owners = disk_id ? disk_owners(eng->st, disk_id) : NULL;
   error_clear();
   size_t nl = 0;
-  if (disk_id) c.locks[nl++] = disk_id;
+  if (disk_id && !spec->source) c.locks[nl++] = disk_id;
   for (size_t i = 0; owners && owners[i] && nl < CMD_MAX_LOCKS - 1; i++) {
-    c.locks[nl++] = owners[i]->vm_id;
+    if (!spec->source) c.locks[nl++] = owners[i]->vm_id;
     if (!c.vm_id) c.vm_id = owners[i]->vm_id;
   }
   int rc = cmd_run(&transfer_create_def, &c);
