@@ -476,7 +476,7 @@ static enum MHD_Result do_get(struct MHD_Connection *c, struct imageio_req *s, c
 
 /* true when the client connects from an address of this host: the check
  * ovirt-imageio's client makes before it switches to unix_socket (its own
- * address equals the server's) */
+ * address equals the server's); or through the unix socket itself */
 static bool client_is_local(struct MHD_Connection *c)
 {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -491,7 +491,7 @@ static bool client_is_local(struct MHD_Connection *c)
   if (self.ss_family == AF_INET6)
     return memcmp(&((struct sockaddr_in6 *)&self)->sin6_addr, &((struct sockaddr_in6 *)&peer)->sin6_addr,
                   sizeof(struct in6_addr)) == 0;
-  return false; /* already on the unix socket */
+  return self.ss_family == AF_UNIX; /* on our unix socket */
 }
 
 /* the features of imageio's images resource: what a reader and a writer can use */

@@ -138,6 +138,8 @@ def client_flow(env):
     # on the same host the client switches to unix_socket
     c = ImageioClient(env, url)
     env.require(c.unix, "OPTIONS offers no unix_socket to a local client: %r" % c.options)
+    opts = c._options()
+    env.check(opts.get("nbd_url") and opts.get("extents"), "OPTIONS over the unix socket: %r" % opts)
     got, _ = c.download()
     env.check(got == image, "download over unix_socket differs from the disk")
     r, body = c.request("GET", "/ovirt-engine/api")
