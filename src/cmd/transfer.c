@@ -151,7 +151,7 @@ void transfer_touch(struct engine *eng, const char *id, int64_t bytes)
 
 /* ---- qemu-nbd ---- */
 
-#define DIRTY_BITMAP_CONTEXT "qemu:dirty-bitmap:"
+#define DIRTY_CONTEXT_PREFIX "qemu:dirty-bitmap:"
 
 /* starts qemu-nbd for t on t->socket_path, serving the file at path in
  * format (enum disk_format); a dirty_context qemu:dirty-bitmap:NAME exports
@@ -162,8 +162,8 @@ static int nbd_server_start(struct engine *eng, const struct image_transfer *t, 
   AUTOFREE char *sock = xasprintf("--socket=%s", t->socket_path);
   AUTOFREE char *log = xasprintf("%s/transfers/%s.log", eng->state_dir, t->id);
   const char *fmt = format == DISK_FORMAT_COW ? "--format=qcow2" : "--format=raw";
-  size_t plen = strlen(DIRTY_BITMAP_CONTEXT);
-  AUTOFREE char *bitmap = t->dirty_context && strncmp(t->dirty_context, DIRTY_BITMAP_CONTEXT, plen) == 0
+  size_t plen = strlen(DIRTY_CONTEXT_PREFIX);
+  AUTOFREE char *bitmap = t->dirty_context && strncmp(t->dirty_context, DIRTY_CONTEXT_PREFIX, plen) == 0
                               ? xasprintf("--bitmap=%s", t->dirty_context + plen) : NULL;
   const char *argv[16];
   size_t n = 0;
@@ -388,7 +388,7 @@ static int transfer_source_validate(struct transfer_create *a, struct store *st)
     a->serve_path = src->path;
     a->serve_format = src->format;
   }
-  if (src->bitmap) a->dirty_context = xasprintf(DIRTY_BITMAP_CONTEXT "%s", src->bitmap);
+  if (src->bitmap) a->dirty_context = xasprintf(DIRTY_CONTEXT_PREFIX "%s", src->bitmap);
   else a->dirty_context = xstrdup(src->dirty_context);
   return 0;
 }
