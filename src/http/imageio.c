@@ -557,6 +557,35 @@ static int checksum_block_hash(struct nbd_handle *h, struct blkhash *bh, const s
   return 0;
 }
 
+/* walks the export's zero extents block by block, asking block status for
+ * NBD_MAX_SPAN at a time rather than once per block */
+struct extent_cursor {
+  struct nbd_handle *h;
+  uint64_t size, known;        /* [0, known) has been asked */
+  struct extent_vec v;         /* from ptr[first] on: the extents not yet passed */
+  size_t first;
+};
+
+/* *zero: block status reports all of [off, off + len) zero; blocks come in order */
+static int extent_cursor_zero(struct extent_cursor *c, uint64_t off, uint64_t len, bool *zero)
+{
+  while (c->known < off + len) {
+    if (c->first) { /* drop the extents passed */
+      memmove(c->v.ptr, c->v.ptr + c->first, (c->v.len - c->first) * sizeof *c->v.ptr);
+      c->v.len -= c->first;
+      c->first = 0;
+    }
+    uint64_t span = c->size - c->known < NBD_MAX_SPAN ? c->size - c->known : NBD_MAX_SPAN;
+    if (extents_get(c->h, c->known, span, NULL, &c->v) < 0) return -1;
+    c->known = extent_vec_end(&c->v, c->known + span);
+  }
+  while (c->first < c->v.len && c->v.ptr[c->first].start + c->v.ptr[c->first].length <= off) c->first++;
+  *zero = true;
+  for (size_t i = c->first; i < c->v.len && c->v.ptr[i].start < off + len && *zero; i++)
+    *zero = (c->v.ptr[i].flags & LIBNBD_STATE_ZERO) != 0;
+  return 0;
+}
+
 /* the checksum of the whole export, block by block: a block that block
  * status reports zero is never read, and a read block of zeroes hashes as
  * one (the digest is the same; imageio does both). The next block is read
@@ -570,19 +599,17 @@ static char *checksum_compute(struct engine *eng, const struct image_transfer *t
   if (!bh) return NULL;
   AUTOFREE char *bufs = malloc(2 * block_size);
   if (!bufs) return error(ERR_INTERNAL, "out of memory for two %zu byte blocks", block_size), NULL;
-  struct extent_vec v = VEC_INIT;
+  struct extent_cursor ec = {.h = h, .size = (uint64_t)size};
   struct checksum_block prev = {0}, cur = {0};
   bool have_prev = false, failed = false;
   int64_t touched = mono_ms();
   for (uint64_t off = 0, k = 0; off < (uint64_t)size && !failed; off += block_size, k++) {
-    cur = (struct checksum_block){.off = off, .buf = bufs + (k % 2) * block_size, .zero = true};
+    cur = (struct checksum_block){.off = off, .buf = bufs + (k % 2) * block_size};
     cur.len = (uint64_t)size - off < block_size ? (size_t)((uint64_t)size - off) : block_size;
-    v.len = 0;
-    if (extents_get(h, off, cur.len, NULL, &v) < 0) {
+    if (extent_cursor_zero(&ec, off, cur.len, &cur.zero) < 0) {
       failed = true;
       break;
     }
-    for (size_t i = 0; i < v.len && cur.zero; i++) cur.zero = (v.ptr[i].flags & LIBNBD_STATE_ZERO) != 0;
     if (!cur.zero && (cur.cookie = nbd_aio_pread(h, cur.buf, cur.len, off, NBD_NULL_COMPLETION, 0)) < 0) {
       error(ERR_INTERNAL, "cannot read %zu bytes at %" PRIu64 ": %s", cur.len, off, nbd_get_error());
       failed = true;
@@ -597,7 +624,7 @@ static char *checksum_compute(struct engine *eng, const struct image_transfer *t
     }
   }
   if (!failed && have_prev && checksum_block_hash(h, bh, &prev) < 0) failed = true;
-  free(v.ptr);
+  free(ec.v.ptr);
   if (failed) {
     /* no read may land in the buffers once they are freed */
     while (nbd_aio_in_flight(h) > 0 && nbd_poll(h, -1) >= 0) {}
