@@ -266,6 +266,18 @@ def external_server(env):
         c.close()
         action(env, t.get("id"), "cancel")
         env.check(server.poll() is None, "cancelling the transfer stopped the NBD server it did not start")
+        # the server goes away (its owner stops it): the transfer fails, with the reason
+        t = env.expect(env.api("POST", "/imagetransfers", body), 201, "POST /imagetransfers, third")
+        server.terminate()
+        server.wait(20)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            cur = env.api("GET", "/imagetransfers/" + t.get("id")).body
+            if text(cur, "phase") != "transferring":
+                break
+            time.sleep(0.3)
+        env.check(text(cur, "phase") == "finished_failure",
+                  "the NBD server went away: phase %r, not finished_failure" % text(cur, "phase"))
     finally:
         server.terminate()
         server.wait(20)
