@@ -2,6 +2,7 @@
  * host, reconcile), makes sure the admin user exists, serves HTTP(S) until
  * SIGTERM/SIGINT, then shuts down cleanly. Running VMs keep running. */
 #include "cmd/engine.h"
+#include "daemon/notify.h"
 #include "http/auth.h"
 #include "http/http.h"
 #include "util/err.h"
@@ -175,8 +176,10 @@ int main(int argc, char **argv)
   log_info("serving oVirt API on %s://%s/ovirt-engine/api (state %s, host %s)",
            plain ? "http" : "https", listen, abs_state, uri);
   if (!plain) log_info("clients trust %s/ca.pem", pki);
+  if (daemon_notify("READY=1") < 0) log_warn("%s", error_message()); /* the API answers now */
   while (!stop_requested) pause();
   log_info("shutting down; running VMs keep running");
+  if (daemon_notify("STOPPING=1") < 0) log_warn("%s", error_message());
   http_stop(srv);
   engine_close(eng);
   return 0;
