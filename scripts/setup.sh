@@ -13,6 +13,7 @@ PACKAGES=(
   libmicrohttpd-dev libxml2-dev libxml2-utils libjansson-dev libssl-dev openssl
   libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libnbd-bin libargon2-dev libcurl4-openssl-dev
   python3 curl wrk nginx-light valgrind
+  debhelper lintian dpkg-dev fakeroot systemd man-db
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system
