@@ -10,8 +10,10 @@ headings, paragraphs, fenced code blocks, "- " and "1. " lists, definition lists
 `code`, **bold**, *italic* and [text](link). Anything else is an error, not a guess.
 Python standard library only."""
 import argparse
+import os
 import re
 import sys
+import time
 
 
 def esc(s):
@@ -142,11 +144,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("input")
     ap.add_argument("output")
-    ap.add_argument("--date", default="2026-11-29")
+    ap.add_argument("--date", help="default: SOURCE_DATE_EPOCH (reproducible builds), else the input's mtime")
     ap.add_argument("--version", default="0")
     a = ap.parse_args()
+    date = a.date or time.strftime("%Y-%m-%d", time.gmtime(
+        int(os.environ.get("SOURCE_DATE_EPOCH") or os.path.getmtime(a.input))))
     with open(a.input, encoding="utf-8") as f:
-        roff = convert(f.read(), a.date, a.version)
+        roff = convert(f.read(), date, a.version)
     with open(a.output, "w", encoding="utf-8") as f:
         f.write(roff)
     return 0
