@@ -34,7 +34,7 @@ else
   (cd "$src" && tar -cf - --exclude='./build' --exclude='./build-*' --exclude='./var' --exclude='./.git' .) |
     tar -xf - -C "$work/src"
 fi
-if ! (cd "$work/src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" \
+if ! (cd "$work/src" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" \
         dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1); then
   tail -40 "$work/build.log"; echo "FAIL dpkg-buildpackage -us -uc -b (log above)"; exit 1
 fi
