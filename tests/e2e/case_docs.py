@@ -136,3 +136,62 @@ def docs(env):
             proc.kill()
             proc.wait()
     env.check(ran > 0, "no shell example ran")
+
+
+def unit_commands(path, instance):
+    """(environment, [argv]) of a oneshot unit's Environment= and ExecStart= lines, with %I
+    and unbraced $VAR expanded as systemd does (a $VAR standing alone splits on spaces)"""
+    import shlex
+    environ, cmds = {}, []
+    for ln in open(path, encoding="utf-8").read().splitlines():
+        if ln.startswith("Environment="):
+            for assignment in shlex.split(ln[len("Environment="):]):
+                k, _, v = assignment.partition("=")
+                environ[k] = v
+        elif ln.startswith("ExecStart="):
+            argv = []
+            for w in ln[len("ExecStart="):].replace("%I", instance).split():
+                if w.startswith("$") and w[1:] in environ:
+                    argv += environ[w[1:]].split()
+                else:
+                    argv.append(w)
+            cmds.append(argv)
+    return environ, cmds
+
+
+@case("units: snapback-backup@VM.service's commands (backup, prune, gc) with its snapback.conf, against a live engine")
+def backup_unit(env):
+    from case_backup_app import cli_path
+    import tempfile
+    unit = os.path.join(DOCS, "..", "dist", "systemd", "snapback-backup@.service")
+    vm_id, name = env.create_vm()
+    disk = env.create_disk(size=16 * 1024 * 1024)
+    env.attach(vm_id, disk, "virtio_scsi", bootable=True)
+    environ, cmds = unit_commands(unit, name)
+    env.require(len(cmds) == 3 and [c[1] for c in cmds] == ["backup", "prune", "gc"],
+                "snapback-backup@.service runs %r, expected backup, prune, gc" % cmds)
+    env.require(environ.get("XDG_CONFIG_HOME") == "/etc/snapback", "the unit's XDG_CONFIG_HOME is %r"
+                % environ.get("XDG_CONFIG_HOME"))
+    # the shipped snapback.conf, pointed at this test's engine and a scratch repository
+    conf_dir = tempfile.mkdtemp(prefix="snapback-e2e-conf-", dir=env.log_dir)
+    shipped = open(os.path.join(DOCS, "..", "dist", "snapback.conf"), encoding="utf-8").read()
+    keys = dict(l.split(" = ", 1) for l in shipped.splitlines() if l and not l.startswith("#"))
+    env.check(set(keys) == {"url", "user", "password_file", "cacert", "repo"},
+              "dist/snapback.conf sets %s" % sorted(keys))
+    with open(os.path.join(conf_dir, "password"), "w") as f:
+        f.write(ADMIN_PASSWORD + "\n")
+    with open(os.path.join(conf_dir, "snapback.conf"), "w") as f:
+        f.write("url = http://127.0.0.1:%d/ovirt-engine/api\nuser = %s\npassword_file = %s\nrepo = %s\n"
+                % (env.port, ADMIN_USER, os.path.join(conf_dir, "password"), os.path.join(conf_dir, "repo")))
+    run_env = dict(os.environ, XDG_CONFIG_HOME=conf_dir)
+    for k in ("SNAPBACK_URL", "SNAPBACK_USER", "SNAPBACK_PASSWORD", "SNAPBACK_REPO", "SNAPBACK_CACERT"):
+        run_env.pop(k, None)
+    cli = cli_path(env)
+    for argv in cmds:
+        env.require(argv[0] == "/usr/bin/snapback", "the unit runs %s, not /usr/bin/snapback" % argv[0])
+        r = subprocess.run([cli] + argv[1:], env=run_env, capture_output=True, text=True, timeout=300)
+        env.require(r.returncode == 0, "snapback %s exited %d: %s %s"
+                    % (" ".join(argv[1:]), r.returncode, r.stdout[-500:], r.stderr[-500:]))
+    r = subprocess.run([cli, "backups"], env=run_env, capture_output=True, text=True, timeout=60)
+    env.check(r.returncode == 0 and name in r.stdout, "after the unit's commands, backups lists: %s %s"
+              % (r.stdout[-500:], r.stderr[-300:]))
