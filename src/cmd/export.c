@@ -314,9 +314,13 @@ static int export_validate(struct cmd_ctx *c)
   return 0;
 }
 
+/* the intent record recovery reads: JSON, so that no byte of a user's file
+ * name or directory can split it into other fields */
 static char *export_record(const struct export_args *a)
 {
-  return xasprintf("export\n%s\n%s\n%s", a->part, a->vm_id, a->snap_id ? a->snap_id : "");
+  AUTOPTR(json) j = json_pack("{s:s, s:s, s:s, s:s?}", "kind", "export", "part", a->part,
+                              "vm", a->vm_id, "snapshot", a->snap_id);
+  return j ? json_dumps(j, JSON_COMPACT) : NULL;
 }
 
 static int export_execute(struct cmd_ctx *c)
@@ -327,6 +331,7 @@ static int export_execute(struct cmd_ctx *c)
       a->left_out ? "; left out disk-snapshot attachment(s): " : "", a->left_out ? a->left_out : "",
       a->left_out ? " (other VMs' disks attached for backup, not part of this VM)" : "");
   AUTOFREE char *rec = export_record(a);
+  if (!rec) return error(ERR_INTERNAL, "cannot record the export to '%s'", a->path);
   /* intent first: recovery finds the .part by the job's record */
   if (!(a->job_id = ova_job_begin(c->eng, c->user, desc, rec))) return -1;
   int fd = open(a->part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -608,7 +613,7 @@ int cmd_vm_export_ova(struct engine *eng, const struct user *u, const char *vm_i
       return error_restore(&s);
     }
     AUTOFREE char *rec = export_record(a);
-    ova_job_record(eng, a->job_id, rec);
+    if (rec) ova_job_record(eng, a->job_id, rec);
   }
   if (out_job_id) *out_job_id = xstrdup(a->job_id);
   engine_background(eng, export_job, a);
@@ -795,7 +800,9 @@ static int import_execute(struct cmd_ctx *c)
     d->path = volume_path_for(a->sd, d->id, d->vol_id);
   }
   AUTOFREE char *desc = xasprintf("Importing VM %s from OVA '%s'", a->name, a->path);
-  AUTOFREE char *rec = xasprintf("import\n%s\n%s", a->path, a->name);
+  AUTOPTR(json) jrec = json_pack("{s:s, s:s, s:s}", "kind", "import", "path", a->path, "name", a->name);
+  AUTOFREE char *rec = jrec ? json_dumps(jrec, JSON_COMPACT) : NULL;
+  if (!rec) return error(ERR_INTERNAL, "cannot record the import of OVA '%s'", a->path);
   if (!(a->job_id = ova_job_begin(c->eng, c->user, desc, rec))) return -1;
   c->keep_locks = true;
   return 0;
@@ -950,43 +957,64 @@ int cmd_vm_import_ova(struct engine *eng, const struct user *u, const char *path
 
 /* ======================================================================== recovery */
 
+/* an export's partial file, from its record: only an absolute path that ends
+ * in ".part" is ever removed */
+static bool part_path_ok(const char *p)
+{
+  size_t n = p ? strlen(p) : 0;
+  return n > 5 && p[0] == '/' && strcmp(p + n - 5, ".part") == 0;
+}
+
+static void recover_export(struct engine *eng, const char *part, const char *vm_id, const char *snap_id)
+{
+  static const struct user engine_user = {.id = NULL, .name = (char *)"engine"};
+  struct store *st = eng->st;
+  bool removed = part_path_ok(part) && unlink(part) == 0;
+  AUTOFREE char *snap_note = NULL;
+  AUTOPTR(snapshot) s = vm_id && snap_id ? snapshot_get(st, snap_id) : NULL;
+  error_clear();
+  if (s && s->status == SNAPSHOT_OK && strcmp(s->vm_id, vm_id) == 0) {
+    if (cmd_snapshot_remove(eng, &engine_user, vm_id, snap_id) == 0)
+      snap_note = xstrdup("; its temporary snapshot is being removed");
+    else
+      snap_note = xasprintf("; its temporary snapshot '%s' could not be removed: %s", s->description,
+                            error_message());
+    error_clear();
+  }
+  engine_event(eng, SEVERITY_WARNING, EV_VM_EXPORT_FAILED, NULL, vm_id,
+               "an export to OVA was interrupted by an engine restart; %s '%s'%s",
+               removed ? "removed the partial file" : "no partial file was left at", part ? part : "?",
+               snap_note ? snap_note : "");
+}
+
 void ova_recover(struct engine *eng)
 {
   struct store *st = eng->st;
   AUTOLIST(job) jobs = job_list(st, "status = 'started'", NULL, 0, NULL, 0);
   if (!jobs) { log_err("%s", error_message()); error_clear(); return; }
-  static const struct user engine_user = {.id = NULL, .name = (char *)"engine"};
   for (size_t i = 0; jobs[i]; i++) {
     AUTOFREE char *key = job_key(jobs[i]->id);
     AUTOFREE char *rec = store_setting_get(st, key);
     if (!rec || !rec[0]) continue;
-    /* "export\nPART\nVM\nSNAP" or "import\nPATH\nNAME" */
-    char *save = NULL;
-    char *kind = strtok_r(rec, "\n", &save);
-    char *p1 = strtok_r(NULL, "\n", &save);
-    char *p2 = strtok_r(NULL, "\n", &save);
-    char *p3 = strtok_r(NULL, "\n", &save);
-    if (kind && strcmp(kind, "export") == 0 && p1) {
-      bool removed = unlink(p1) == 0;
-      AUTOFREE char *snap_note = NULL;
-      AUTOPTR(snapshot) s = p2 && p3 ? snapshot_get(st, p3) : NULL;
-      error_clear();
-      if (s && s->status == SNAPSHOT_OK && strcmp(s->vm_id, p2) == 0) {
-        if (cmd_snapshot_remove(eng, &engine_user, p2, p3) == 0)
-          snap_note = xstrdup("; its temporary snapshot is being removed");
-        else
-          snap_note = xasprintf("; its temporary snapshot '%s' could not be removed: %s", s->description,
-                                error_message());
-        error_clear();
-      }
-      engine_event(eng, SEVERITY_WARNING, EV_VM_EXPORT_FAILED, NULL, p2,
-                   "an export to OVA was interrupted by an engine restart; %s '%s'%s",
-                   removed ? "removed the partial file" : "no partial file was left at",
-                   p1, snap_note ? snap_note : "");
+    /* {"kind":"export","part":P,"vm":V,"snapshot":S} or {"kind":"import","path":P,"name":N};
+     * an older engine's newline-joined record is not trusted with a file name */
+    AUTOPTR(json) j = json_loads(rec, 0, NULL);
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    if (kind && strcmp(kind, "export") == 0) {
+      recover_export(eng, json_string_value(json_object_get(j, "part")),
+                     json_string_value(json_object_get(j, "vm")),
+                     json_string_value(json_object_get(j, "snapshot")));
     } else if (kind && strcmp(kind, "import") == 0) {
+      const char *name = json_string_value(json_object_get(j, "name"));
+      const char *path = json_string_value(json_object_get(j, "path"));
       engine_event(eng, SEVERITY_WARNING, EV_VM_IMPORT_FAILED, NULL, NULL,
                    "the import of VM %s from OVA '%s' was interrupted by an engine restart; no VM was "
-                   "created and its partial volume files are removed", p2 ? p2 : "?", p1 ? p1 : "?");
+                   "created and its partial volume files are removed", name ? name : "?", path ? path : "?");
+    } else {
+      engine_event(eng, SEVERITY_WARNING, EV_VM_EXPORT_FAILED, NULL, NULL,
+                   "an OVA export or import (job %s) was interrupted by an engine restart; its record "
+                   "is from an older engine, so no file was removed: remove any .part file by hand",
+                   jobs[i]->id);
     }
     ova_job_end(eng, jobs[i]->id, false);
   }
