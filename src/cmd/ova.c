@@ -1,6 +1,7 @@
 /* ova.c: the OVA format: ustar headers, an archive's member index, and the
  * OVF reader. See ova.h. */
 #include "cmd/ova.h"
+#include "repr/node.h"
 #include "store/store.h"
 #include "util/err.h"
 #include <ctype.h>
@@ -387,9 +388,9 @@ static const xmlNode *disk_item(const xmlNode *hw, const char *disk_id, const ch
 struct ovf_vm *ovf_parse(const char *xml, size_t len)
 {
   if (len > INT32_MAX) return error(ERR_INVALID, "invalid OVF: too large"), NULL;
-  AUTOPTR(xmlDoc) doc = xmlReadMemory(xml, (int)len, "vm.ovf", NULL,
-                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+  AUTOPTR(xmlDoc) doc = xml_read_untrusted(xml, len, "the OVF");
+  if (!doc) return error_prefix("invalid OVF: "), NULL;
+  xmlNode *root = xmlDocGetRootElement(doc);
   if (!root) return error(ERR_INVALID, "invalid OVF: it is not well-formed XML"), NULL;
   if (!is_elem(root, "Envelope"))
     return error(ERR_INVALID, "invalid OVF: the root element is <%s>, not <Envelope>", root->name), NULL;

@@ -66,3 +66,11 @@ void node_to_json(const struct node *n, struct buf *out);
  * node_from_json names the root `root_name` (JSON has no root element). */
 struct node *node_from_xml(const char *data, size_t len);
 struct node *node_from_json(const char *data, size_t len, const char *root_name);
+
+/* xml.c: parses XML from outside (request bodies, OVFs) with libxml2: a
+ * document with a <!DOCTYPE> is refused (ERR_INVALID, "WHAT has a
+ * <!DOCTYPE>") as soon as the parser meets it, so no entity is declared or
+ * expanded and nothing is fetched; malformed XML is ERR_INVALID too. The
+ * caller frees the document with xmlFreeDoc(). */
+struct _xmlDoc;
+struct _xmlDoc *xml_read_untrusted(const char *data, size_t len, const char *what);

@@ -43,7 +43,21 @@ int main(void)
 
   const char *xxe = "<!DOCTYPE v [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><vm><name>&e;</name></vm>";
   AUTOPTR(node) xx = node_from_xml(xxe, strlen(xxe));
-  CHECK(!xx || !node_text(xx, "name") || !strstr(node_text(xx, "name"), "root:"));
+  CHECK(xx == NULL && error_code() == ERR_INVALID && strstr(error_message(), "DOCTYPE"));
+  /* billion laughs: refused at the DOCTYPE, before any entity exists */
+  struct buf lol = BUF_INIT;
+  buf_puts(&lol, "<?xml version=\"1.0\"?><!DOCTYPE vm [<!ENTITY l0 \"lol\">");
+  for (int i = 1; i < 10; i++)
+    buf_printf(&lol, "<!ENTITY l%d \"&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;\">", i, i - 1,
+               i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+  buf_puts(&lol, "]><vm><name>&l9;</name></vm>");
+  AUTOPTR(node) lx = node_from_xml(lol.data, lol.len);
+  CHECK(lx == NULL && error_code() == ERR_INVALID && strstr(error_message(), "DOCTYPE"));
+  buf_free(&lol);
+  const char *ext = "<!DOCTYPE vm SYSTEM \"file:///etc/passwd\"><vm><name>x</name></vm>";
+  AUTOPTR(node) ex = node_from_xml(ext, strlen(ext));
+  CHECK(ex == NULL && strstr(error_message(), "DOCTYPE"));
+  error_clear();
 
   const char *js = "{\"name\":\"v1\",\"memory\":1024,\"cpu\":{\"topology\":{\"cores\":\"2\"}},"
                    "\"disk\":{\"id\":\"D2\"},\"active\":true}";
