@@ -200,14 +200,18 @@ int cmd_disk_remove(struct engine *eng, const struct user *u, const char *disk_i
 
 /* ---- storage domains ---- */
 
-struct sd_args { const char *name, *path, *sd_id; char id[UUID_STRLEN + 1]; struct storage_domain *sd; };
+struct sd_args {
+  const char *name, *path, *sd_id;
+  char id[UUID_STRLEN + 1];
+  struct storage_domain *sd;
+  char *real_path;     /* add: path after realpath(), under an --allow-path root */
+};
 
 static int sd_add_validate(struct cmd_ctx *c)
 {
   struct sd_args *a = c->data;
-  if (!a->path || a->path[0] != '/')
-    return error(ERR_INVALID, "invalid storage path '%s': give an absolute directory path",
-                 a->path ? a->path : "");
+  if (!(a->real_path = host_path_resolve(c->eng, a->path, "storage path"))) return -1;
+  a->path = a->real_path;
   struct stat sb;
   if (stat(a->path, &sb) < 0 || !S_ISDIR(sb.st_mode))
     return error(ERR_INVALID, "invalid storage path '%s': not an existing directory; create it first",
@@ -254,6 +258,7 @@ int cmd_sd_add(struct engine *eng, const struct user *u, const char *name, const
   AUTOFREE char *lock = xasprintf("sd-name:%s", name);
   struct cmd_ctx c = {.eng = eng, .user = u, .locks = {lock}, .data = &a};
   int rc = cmd_run(&sd_add_def, &c);
+  free(a.real_path);
   if (rc == 0 && out_id) *out_id = xstrdup(a.id);
   return rc;
 }

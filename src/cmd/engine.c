@@ -231,6 +231,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   if (mkdir_p(eng->state_dir, 0755) < 0 || mkdir_p(transient, 0700) < 0 ||
       mkdir_p(console, 0755) < 0)
     goto fail;
+  if (host_paths_init(eng, opts->allow_paths) < 0) goto fail;
   eng->st = store_open(eng->db_url);
   if (!eng->st) goto fail;
   if (engine_first_start(eng) < 0) goto fail;
@@ -315,6 +316,7 @@ void engine_close(struct engine *eng)
   }
   free(eng->locks);
   free(eng->host_id);
+  strvec_free(&eng->allow_roots);
   free(eng->state_dir);
   free(eng->db_url);
   free(eng->libvirt_uri);

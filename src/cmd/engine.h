@@ -21,6 +21,7 @@ struct engine_options {
   const char *libvirt_uri;     /* the local host's URI */
   int domain_type;             /* enum domain_type */
   int detach_timeout_ms;
+  const char *const *allow_paths; /* --allow-path roots, NULL-terminated; may be NULL */
 };
 
 struct engine;

@@ -257,9 +257,16 @@ static int export_validate(struct cmd_ctx *c)
   else if (a->vm->status != VM_DOWN)
     return error(ERR_CONFLICT, "cannot export VM '%s': it is %s; wait until it is up or down",
                  a->vm->name, vm_status_to_str(a->vm->status));
-  if (a->dir[0] != '/')
-    return error(ERR_INVALID, "invalid directory '%s': give an absolute path on host '%s'", a->dir, h->name);
   if (filename_check(a->filename) < 0) return -1;
+  /* from here on the real directory: no symlink or ".." leads elsewhere */
+  AUTOFREE char *real = host_path_resolve(c->eng, a->dir, "OVA directory");
+  if (!real) return -1;
+  free(a->dir);
+  a->dir = steal_pointer(&real);
+  free(a->path);
+  free(a->part);
+  a->path = xasprintf("%s%s%s", a->dir, strcmp(a->dir, "/") ? "/" : "", a->filename);
+  a->part = xasprintf("%s.part", a->path);
   struct stat sb;
   if (stat(a->dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
     return error(ERR_INVALID, "cannot export VM '%s': directory '%s' does not exist on host '%s'",
@@ -735,8 +742,10 @@ static int import_validate(struct cmd_ctx *c)
 {
   struct import_args *a = c->data;
   struct store *st = c->eng->st;
-  if (a->path[0] != '/')
-    return error(ERR_INVALID, "invalid OVA url '%s': give an absolute path on the host", a->path);
+  AUTOFREE char *real = host_path_resolve(c->eng, a->path, "OVA file");
+  if (!real) return -1;
+  free(a->path);
+  a->path = steal_pointer(&real);
   AUTOPTR(cluster) cl = cluster_get(st, a->cluster_id);
   if (!cl) return -1;
   if (!(a->sd = storage_domain_get(st, a->sd_id))) return -1;

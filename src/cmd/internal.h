@@ -23,9 +23,21 @@ struct engine {
   pthread_mutex_t bg_mu;
   pthread_cond_t bg_cv;
   int bg_running;
+  /* hostpath.c: the resolved state directory and --allow-path roots */
+  struct strvec allow_roots;
   /* transfer.c: cancels idle image transfers; NULL when not running */
   struct transfer_reaper *transfer_reaper;
 };
+
+/* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
+ * the state directory or an --allow-path root; otherwise NULL with
+ * ERR_FORBIDDEN naming --allow-path (the same whether the file exists or
+ * not), or ERR_INVALID when not absolute or missing under a root. WHAT names
+ * it in messages ("OVA directory"). */
+char *host_path_resolve(struct engine *eng, const char *path, const char *what);
+/* hostpath.c: resolves the state directory and ALLOW_PATHS (NULL-terminated)
+ * into eng->allow_roots; ERR_INVALID naming --allow-path when one is missing */
+int host_paths_init(struct engine *eng, const char *const *allow_paths);
 
 /* disk.c: within the caller's transaction, deletes a disk's volume rows and
  * its row; the volume files are pushed onto files, to go after the commit */

@@ -18,6 +18,7 @@ struct vm_args {
   struct strvec removed_files; /* remove: volume files to delete after commit */
   bool clone;            /* add: copy the template's disks instead of overlays */
   struct template_disks *tdisks; /* add: the disks made from the template */
+  char *boot_files[2];   /* add/update: kernel and initrd after realpath() */
 };
 
 static void vm_args_clear(struct vm_args *a)
@@ -25,6 +26,22 @@ static void vm_args_clear(struct vm_args *a)
   template_disks_free(a->tdisks, false);
   vm_free(a->vm);
   strvec_free(&a->removed_files);
+  free(a->boot_files[0]);
+  free(a->boot_files[1]);
+}
+
+/* the kernel and initrd of IN must resolve under the allowed host roots
+ * (hostpath.c); IN then points at the resolved paths, which A owns */
+static int vm_boot_files_resolve(struct engine *eng, struct vm_args *a, struct vm *in)
+{
+  char **files[] = {&in->kernel, &in->initrd};
+  static const char *const what[] = {"kernel", "initrd"};
+  for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+    if (!*files[i]) continue;
+    if (!(a->boot_files[i] = host_path_resolve(eng, *files[i], what[i]))) return -1;
+    *files[i] = a->boot_files[i];
+  }
+  return 0;
 }
 
 static int vm_name_check(const char *name)
@@ -68,7 +85,9 @@ static int vm_add_validate(struct cmd_ctx *c)
 {
   struct vm_args *a = c->data;
   struct store *st = c->eng->st;
-  if (vm_name_check(a->in->name) < 0 || vm_hw_check(a->in) < 0) return -1;
+  if (vm_name_check(a->in->name) < 0 || vm_hw_check(a->in) < 0 ||
+      vm_boot_files_resolve(c->eng, a, a->in) < 0)
+    return -1;
   AUTOPTR(cluster) cl = cluster_get(st, a->in->cluster_id);
   if (!cl) return -1;
   AUTOPTR(template) t = template_get(st, a->in->template_id);
@@ -167,6 +186,7 @@ static int vm_update_validate(struct cmd_ctx *c)
     AUTOPTR(cluster) cl = cluster_get(c->eng->st, a->in->cluster_id);
     if (!cl) return -1;
   }
+  if (vm_boot_files_resolve(c->eng, a, a->in) < 0) return -1;
   return vm_hw_check(a->in);
 }
 
@@ -374,6 +394,12 @@ static int vm_start_validate(struct cmd_ctx *c)
     return error(ERR_CONFLICT, "cannot start VM '%s': disk '%s' is illegal (an interrupted snapshot "
                  "merge left it); see the events, and check the disk before using it", a->vm->name,
                  bad[0]->alias);
+  /* the roots may have changed since the VM was configured */
+  const char *boot[] = {a->vm->kernel, a->vm->initrd};
+  for (size_t i = 0; i < ARRAY_SIZE(boot); i++) {
+    AUTOFREE char *real = boot[i] ? host_path_resolve(c->eng, boot[i], i ? "initrd" : "kernel") : NULL;
+    if (boot[i] && !real) return error_prefix("cannot start VM '%s': ", a->vm->name);
+  }
   AUTOPTR(host) h = host_get(c->eng->st, c->eng->host_id);
   if (!h) return -1;
   if (transfer_check_vm(c->eng->st, a->vm_id, true, "start VM", a->vm->name) < 0) return -1;

@@ -8,6 +8,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/uuid.h"
+#include "util/vec.h"
 #include <getopt.h>
 #include <libxml/parser.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -31,6 +33,9 @@ static const char usage[] =
   "  --detach-timeout SECS  how long a hot-unplug waits for the guest (default 10)\n"
   "  --token-ttl SECS       lifetime of SSO bearer tokens (default 86400)\n"
   "  --threads N            HTTP worker threads (default 16)\n"
+  "  --allow-path DIR       a host directory the API may name (OVA directories and files,\n"
+  "                         storage domains, kernels, initrds); repeatable; the state\n"
+  "                         directory is always allowed, nothing else by default\n"
   "  --verbose              debug logging\n"
   "  --help, --version\n"
   "\n"
@@ -79,6 +84,18 @@ static int ensure_admin(struct engine *eng)
   return 0;
 }
 
+/* --allow-path DIR: an existing directory, kept as given (the engine resolves it) */
+static int allow_path_add(struct strvec *v, const char *dir)
+{
+  struct stat sb;
+  if (dir[0] != '/')
+    return error(ERR_INVALID, "invalid value '%s' for --allow-path: give an absolute directory", dir);
+  if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+    return error(ERR_INVALID, "invalid value '%s' for --allow-path: not an existing directory", dir);
+  vec_push(v, xstrdup(dir));
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   const char *state_dir = "./var", *listen = "127.0.0.1:8443", *uri = "qemu:///system";
@@ -86,13 +103,15 @@ int main(int argc, char **argv)
   bool plain = false;
   long detach_timeout = 10, token_ttl = 86400, threads = 16;
   int domain_type = DOMAIN_TYPE_AUTO;
-  enum { O_STATE = 256, O_LISTEN, O_URI, O_DB, O_HTTP, O_DTYPE, O_DETACH, O_TTL, O_THREADS, O_VERBOSE, O_VERSION };
+  AUTOSTRVEC struct strvec allow_paths = VEC_INIT;  /* NULL-terminated once parsed */
+  enum { O_STATE = 256, O_LISTEN, O_URI, O_DB, O_HTTP, O_DTYPE, O_DETACH, O_TTL, O_THREADS, O_VERBOSE, O_VERSION, O_ALLOW_PATH };
   static const struct option longopts[] = {
     {"state-dir", required_argument, NULL, O_STATE}, {"listen", required_argument, NULL, O_LISTEN},
     {"libvirt-uri", required_argument, NULL, O_URI}, {"db", required_argument, NULL, O_DB},
     {"http", no_argument, NULL, O_HTTP}, {"domain-type", required_argument, NULL, O_DTYPE},
     {"detach-timeout", required_argument, NULL, O_DETACH}, {"token-ttl", required_argument, NULL, O_TTL},
     {"threads", required_argument, NULL, O_THREADS}, {"verbose", no_argument, NULL, O_VERBOSE},
+    {"allow-path", required_argument, NULL, O_ALLOW_PATH},
     {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0},
   };
   int opt;
@@ -112,6 +131,7 @@ int main(int argc, char **argv)
     case O_TTL: rc = parse_int("--token-ttl", optarg, 60, 31536000, &token_ttl); break;
     case O_THREADS: rc = parse_int("--threads", optarg, 1, 256, &threads); break;
     case O_VERBOSE: log_set_level(LOG_DEBUG); break;
+    case O_ALLOW_PATH: rc = allow_path_add(&allow_paths, optarg); break;
     case O_VERSION: puts("snapbackd 0.1.0"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return 2;
@@ -121,6 +141,7 @@ int main(int argc, char **argv)
       return 2;
     }
   }
+  vec_push(&allow_paths, NULL);
   if (optind < argc) {
     fprintf(stderr, "snapbackd: unexpected argument '%s'\n%s", argv[optind], usage);
     return 2;
@@ -149,6 +170,7 @@ int main(int argc, char **argv)
   struct engine_options eo = {
     .state_dir = abs_state, .db_url = db, .libvirt_uri = uri, .domain_type = domain_type,
     .detach_timeout_ms = (int)detach_timeout * 1000,
+    .allow_paths = (const char *const *)allow_paths.ptr,
   };
   struct engine *eng = engine_open(&eo, NULL);
   if (!eng) {
