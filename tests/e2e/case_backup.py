@@ -17,7 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import appliance
-from harness import (case, fail, text, ids, random_name, MiB, domstate, domblklist, normalize,
+from harness import (appliance_dir, case, fail, text, ids, random_name, MiB, domstate, domblklist, normalize,
                      sha256, virsh, _short)
 
 DATA_SIZE = 64 * MiB          # the appliance hashes the whole device under TCG: keep it small
@@ -30,8 +30,7 @@ _appliance = None
 def appliance_files(env):
     global _appliance
     if _appliance is None:
-        out = os.environ.get("SNAPBACK_APPLIANCE_DIR") or os.path.join(
-            os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(env.binary)))), "appliance")
+        out = appliance_dir(env.binary)
         try:
             _appliance = appliance.ensure_appliance(out)
         except RuntimeError as e:

@@ -287,11 +287,20 @@ def sha256(path):
 
 # ---------------------------------------------------------------------------- the daemon
 
+def appliance_dir(binary):
+    """where the appliance is (or gets built): $SNAPBACK_APPLIANCE_DIR, else BUILD/../appliance"""
+    return os.environ.get("SNAPBACK_APPLIANCE_DIR") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(binary)))), "appliance")
+
+
 class Daemon:
     def __init__(self, binary, state_dir, log_dir):
         self.binary, self.state_dir, self.log_dir = binary, state_dir, log_dir
         self.proc, self.port, self.log_path, self.starts = None, None, None, 0
         self.last_exit = None
+        # host directories the API may name (--allow-path): the tests' temporary files and
+        # the appliance's kernel; a test may change the list before a (re)start
+        self.allow_paths = [tempfile.gettempdir(), appliance_dir(binary)]
 
     def start(self, timeout=30):
         self.port = free_port()
@@ -301,6 +310,9 @@ class Daemon:
         env = dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD, SNAPBACKD_TEST_HOOKS="1")
         argv = [self.binary, "--http", "--listen", "127.0.0.1:%d" % self.port,
                 "--state-dir", self.state_dir, "--domain-type", "qemu"]
+        for d in self.allow_paths:
+            os.makedirs(d, exist_ok=True)
+            argv += ["--allow-path", d]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
