@@ -31,6 +31,21 @@ static int mkdir_p(const char *path, mode_t mode)
   return 0;
 }
 
+/* the state directory holds the store, keys and disk images: 0700, also
+ * when an older version created it readable for all */
+static int state_dir_private(const char *dir)
+{
+  struct stat sb;
+  if (stat(dir, &sb) < 0)
+    return error(ERR_INTERNAL, "cannot read the state directory '%s': %s", dir, strerror(errno));
+  if ((sb.st_mode & 07777) == 0700) return 0;
+  if (chmod(dir, 0700) < 0)
+    return error(ERR_INTERNAL, "cannot make the state directory '%s' private (0700): %s", dir,
+                 strerror(errno));
+  log_info("state directory '%s' was mode %04o; it is 0700 now", dir, (unsigned)(sb.st_mode & 07777));
+  return 0;
+}
+
 struct store *engine_store(struct engine *eng) { return eng->st; }
 const char *engine_state_dir(struct engine *eng) { return eng->state_dir; }
 
@@ -228,8 +243,8 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   eng->db_url = opts->db_url ? xstrdup(opts->db_url) : xasprintf("sqlite:%s/snapback.db", opts->state_dir);
   AUTOFREE char *transient = xasprintf("%s/transient", eng->state_dir);
   AUTOFREE char *console = xasprintf("%s/console", eng->state_dir);
-  if (mkdir_p(eng->state_dir, 0755) < 0 || mkdir_p(transient, 0700) < 0 ||
-      mkdir_p(console, 0755) < 0)
+  if (mkdir_p(eng->state_dir, 0700) < 0 || state_dir_private(eng->state_dir) < 0 ||
+      mkdir_p(transient, 0700) < 0 || mkdir_p(console, 0755) < 0)
     goto fail;
   if (host_paths_init(eng, opts->allow_paths) < 0) goto fail;
   eng->st = store_open(eng->db_url);

@@ -14,8 +14,12 @@
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 DEFINE_AUTOPTR(sqlite3_stmt, sqlite3_stmt, sqlite3_finalize)
 
@@ -145,8 +149,31 @@ static void db_sqlite_close(struct db *base)
 }
 DEFINE_AUTOPTR(db_sqlite, struct db, db_sqlite_close)
 
+/* the database and its -wal, -shm and -journal files are 0600: SQLite
+ * creates those with the database file's mode, so it is set first, also on
+ * a database an older version left readable */
+static int db_file_private(const char *path)
+{
+  if (strcmp(path, ":memory:") == 0 || !*path) return 0;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || fchmod(fd, 0600) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return error(ERR_UNAVAILABLE, "cannot open database '%s': %s", path, strerror(e));
+  }
+  close(fd);
+  static const char *const sidecars[] = {"-wal", "-shm", "-journal"};
+  for (size_t i = 0; i < ARRAY_SIZE(sidecars); i++) {
+    AUTOFREE char *side = xasprintf("%s%s", path, sidecars[i]);
+    if (chmod(side, 0600) < 0 && errno != ENOENT)
+      return error(ERR_UNAVAILABLE, "cannot make '%s' private: %s", side, strerror(errno));
+  }
+  return 0;
+}
+
 static struct db *db_sqlite_open(const char *path)
 {
+  if (db_file_private(path) < 0) return NULL;
   AUTOPTR(db_sqlite) base = xcalloc(1, sizeof(struct db_sqlite));
   struct db_sqlite *db = (struct db_sqlite *)base;
   base->ops = &db_sqlite_ops;
