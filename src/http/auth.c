@@ -102,8 +102,9 @@ static void cache_sweep(struct cache *c, const char *key, int64_t now, bool all)
 /* a copy of the cached user for KEY, or NULL when absent or dead */
 static struct user *cache_get(struct cache *c, const char *key, int64_t now)
 {
+  size_t klen = strlen(key);
   for (struct cache_entry *e = c->buckets[cache_hash(key)]; e; e = e->next) {
-    if (strcmp(e->key, key) != 0) continue;
+    if (strlen(e->key) != klen || CRYPTO_memcmp(e->key, key, klen) != 0) continue;
     if (e->expires_ms <= now) return NULL;
     struct user *u = xcalloc(1, sizeof *u);
     u->id = xstrdup(e->user_id);
@@ -130,12 +131,52 @@ static void cache_put(struct cache *c, const char *key, const struct user *u,
   c->count++;
 }
 
+/* ---- tokens at rest ---- */
+
+char *auth_token_digest(const char *token)
+{
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)token, strlen(token), md);
+  struct buf b = BUF_INIT;
+  buf_puts(&b, AUTH_DIGEST_PREFIX);
+  for (size_t i = 0; i < sizeof md; i++) buf_printf(&b, "%02x", md[i]);
+  return buf_detach(&b);
+}
+
+/* tokens an older version stored in the clear are replaced by their digest,
+ * so they keep working and the store holds no usable token */
+static void hash_legacy_tokens(struct store *st)
+{
+  const char *params[] = {AUTH_DIGEST_PREFIX "%"};
+  AUTOLIST(token) old = token_list(st, "token NOT LIKE ?", params, 1, NULL, 0);
+  if (!old) goto out;
+  if (!old[0]) return;
+  if (store_begin(st) < 0) goto out;
+  for (size_t i = 0; old[i]; i++) {
+    AUTOFREE char *digest = auth_token_digest(old[i]->token);
+    struct token t = {.token = digest, .user_id = old[i]->user_id, .expires_ms = old[i]->expires_ms};
+    if (token_delete(st, old[i]->token) < 0 || token_insert(st, &t) < 0) {
+      store_rollback(st);
+      goto out;
+    }
+  }
+  if (store_commit(st) < 0) goto out;
+  size_t n = 0;
+  while (old[n]) n++;
+  log_info("replaced %zu bearer token(s) stored in the clear by their SHA-256", n);
+  return;
+out:
+  log_err("cannot replace bearer tokens stored in the clear: %s", error_message());
+  error_clear();
+}
+
 struct auth *auth_new(struct store *st, int64_t token_ttl_ms)
 {
   struct auth *a = xcalloc(1, sizeof *a);
   a->st = st;
   a->token_ttl_ms = token_ttl_ms > 0 ? token_ttl_ms : AUTH_TOKEN_TTL_DEFAULT_MS;
   pthread_mutex_init(&a->lock, NULL);
+  hash_legacy_tokens(st);
   return a;
 }
 
@@ -229,12 +270,13 @@ char *auth_login(struct auth *a, const char *username, const char *password, int
   if (!u) return NULL;
   AUTOFREE char *tok = random_hex(TOKEN_BYTES);
   if (!tok) return NULL;
+  AUTOFREE char *digest = auth_token_digest(tok);
   int64_t now = now_ms();
-  struct token t = {.token = tok, .user_id = u->id, .expires_ms = now + a->token_ttl_ms};
+  struct token t = {.token = digest, .user_id = u->id, .expires_ms = now + a->token_ttl_ms};
   if (token_insert(a->st, &t) < 0) return NULL;
   pthread_mutex_lock(&a->lock);
   int64_t until = t.expires_ms < now + BEARER_RECHECK_MS ? t.expires_ms : now + BEARER_RECHECK_MS;
-  cache_put(&a->bearer, tok, u, until, now);
+  cache_put(&a->bearer, digest, u, until, now);
   pthread_mutex_unlock(&a->lock);
   purge_expired_tokens(a, now);
   if (expires_ms) *expires_ms = t.expires_ms;
@@ -244,10 +286,11 @@ char *auth_login(struct auth *a, const char *username, const char *password, int
 int auth_logout(struct auth *a, const char *token)
 {
   if (!token || !*token) return 0;
+  AUTOFREE char *digest = auth_token_digest(token);
   pthread_mutex_lock(&a->lock);
-  cache_sweep(&a->bearer, token, 0, false);
+  cache_sweep(&a->bearer, digest, 0, false);
   pthread_mutex_unlock(&a->lock);
-  if (token_delete(a->st, token) < 0) {
+  if (token_delete(a->st, digest) < 0) {
     if (error_code() != ERR_NOT_FOUND) return -1;
     error_clear();
   }
@@ -257,20 +300,24 @@ int auth_logout(struct auth *a, const char *token)
 struct user *auth_check_bearer(struct auth *a, const char *token)
 {
   if (!token || !*token) return error(ERR_AUTH, "invalid or expired token"), NULL;
+  /* only the digest is kept, in memory and in the store */
+  AUTOFREE char *digest = auth_token_digest(token);
   int64_t now = now_ms();
   pthread_mutex_lock(&a->lock);
-  struct user *cached = cache_get(&a->bearer, token, now);
+  struct user *cached = cache_get(&a->bearer, digest, now);
   pthread_mutex_unlock(&a->lock);
   if (cached) return cached;
 
-  AUTOPTR(token) t = token_get(a->st, token);
+  AUTOPTR(token) t = token_get(a->st, digest);
   if (!t) {
     if (error_code() != ERR_NOT_FOUND) return NULL;
     return error(ERR_AUTH, "invalid or expired token"), NULL;
   }
+  if (strlen(t->token) != strlen(digest) || CRYPTO_memcmp(t->token, digest, strlen(digest)) != 0)
+    return error(ERR_AUTH, "invalid or expired token"), NULL;
   if (t->expires_ms <= now) {
     pthread_mutex_lock(&a->lock);
-    cache_sweep(&a->bearer, token, 0, false);
+    cache_sweep(&a->bearer, digest, 0, false);
     pthread_mutex_unlock(&a->lock);
     return error(ERR_AUTH, "invalid or expired token"), NULL;
   }
@@ -283,7 +330,7 @@ struct user *auth_check_bearer(struct auth *a, const char *token)
   u->password_hash = NULL;
   int64_t until = t->expires_ms < now + BEARER_RECHECK_MS ? t->expires_ms : now + BEARER_RECHECK_MS;
   pthread_mutex_lock(&a->lock);
-  cache_put(&a->bearer, token, u, until, now);
+  cache_put(&a->bearer, digest, u, until, now);
   pthread_mutex_unlock(&a->lock);
   return steal_pointer(&u);
 }

@@ -2,7 +2,9 @@
  *
  * Passwords are stored as argon2id encoded strings (OWASP's m=19 MiB, t=2,
  * p=1, so a login costs a few tens of milliseconds). A login issues an
- * opaque token (64 hex chars) stored in the store with an expiry.
+ * opaque token (64 hex chars); the store keeps only its SHA-256 (the token
+ * is 256 random bits, so no salt or slow hash is needed) with an expiry, and
+ * tokens an older version stored in the clear are hashed at start.
  *
  * The hot path (an authenticated GET at high rate) must not run argon2 or
  * touch the store: struct auth keeps two in-memory caches, guarded by one
@@ -22,6 +24,8 @@
 struct auth;
 
 #define AUTH_DEFAULT_PROFILE "@internal"
+/* tokens are stored (and cached) only as "sha256:" + hex SHA-256 of the token */
+#define AUTH_DIGEST_PREFIX "sha256:"
 #define AUTH_TOKEN_TTL_DEFAULT_MS (24LL * 3600 * 1000)
 
 /* ST is borrowed and must outlive the auth; token_ttl_ms <= 0 means 24 h */
@@ -35,6 +39,9 @@ char *auth_hash_password(const char *password);
 /* 0 when PASSWORD matches ENCODED; -1 with ERR_AUTH when it does not, or
  * ERR_INTERNAL when ENCODED is not an argon2id hash */
 int auth_verify_password(const char *encoded, const char *password);
+
+/* what the store keeps of TOKEN: AUTH_DIGEST_PREFIX + hex SHA-256; caller frees */
+char *auth_token_digest(const char *token);
 
 /* "admin" -> "admin@internal"; names with '@' are kept; caller frees */
 char *auth_full_username(const char *username);

@@ -12,6 +12,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/spawn.h"
+#include "util/timeutil.h"
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -104,8 +105,13 @@ static void test_tokens(const char *dir)
   AUTOFREE char *tok = auth_login(a, "admin@internal", "s3cret", &exp);
   CHECK(tok && strlen(tok) == 64 && strspn(tok, "0123456789abcdef") == 64);
   CHECK(exp > 0);
-  AUTOPTR(token) stored = tok ? token_get(st, tok) : NULL;
+  /* the store holds the digest, never the token */
+  AUTOFREE char *digest = tok ? auth_token_digest(tok) : NULL;
+  AUTOPTR(token) stored = digest ? token_get(st, digest) : NULL;
   CHECK(stored && strcmp(stored->user_id, admin->id) == 0 && stored->expires_ms == exp);
+  CHECK(digest && strncmp(digest, "sha256:", 7) == 0 && strlen(digest) == 71);
+  CHECK(tok && token_get(st, tok) == NULL && error_code() == ERR_NOT_FOUND);
+  error_clear();
   CHECK(auth_login(a, "admin@internal", "wrong", NULL) == NULL && error_code() == ERR_AUTH);
   CHECK_STR(error_message(), "invalid username or password");
   CHECK(auth_login(a, "nobody@internal", "s3cret", NULL) == NULL && error_code() == ERR_AUTH);
@@ -129,8 +135,16 @@ static void test_tokens(const char *dir)
   AUTOPTR(auth) cold = auth_new(st, 0);
   AUTOPTR(user) u3 = auth_check_bearer(cold, tok);
   CHECK(u3 && strcmp(u3->id, admin->id) == 0);
-  struct token past = {.token = "expired0expired0", .user_id = admin->id, .expires_ms = 1000};
+  AUTOFREE char *past_digest = auth_token_digest("expired0expired0");
+  struct token past = {.token = past_digest, .user_id = admin->id, .expires_ms = 1000};
   CHECK(token_insert(st, &past) == 0);
+  /* a token an older version stored in the clear is hashed by the next start */
+  struct token legacy = {.token = "legacy0legacy0", .user_id = admin->id, .expires_ms = now_ms() + 60000};
+  CHECK(token_insert(st, &legacy) == 0);
+  AUTOPTR(auth) upgraded = auth_new(st, 0);
+  CHECK(token_get(st, "legacy0legacy0") == NULL && error_code() == ERR_NOT_FOUND);
+  AUTOPTR(user) lu = auth_check_bearer(upgraded, "legacy0legacy0");
+  CHECK(lu && strcmp(lu->id, admin->id) == 0);
   CHECK(auth_check_bearer(cold, "expired0expired0") == NULL && error_code() == ERR_AUTH);
 
   /* expiry while cached */
@@ -145,7 +159,7 @@ static void test_tokens(const char *dir)
   /* logout: gone from the cache and the store; unknown tokens are fine */
   CHECK(auth_logout(a, tok) == 0);
   CHECK(auth_check_bearer(a, tok) == NULL && error_code() == ERR_AUTH);
-  CHECK(token_get(st, tok) == NULL && error_code() == ERR_NOT_FOUND);
+  CHECK(token_get(st, digest) == NULL && error_code() == ERR_NOT_FOUND);
   CHECK(auth_logout(a, tok) == 0);
   CHECK(auth_logout(a, NULL) == 0);
   /* a token logged out through one instance is still cached by another for
