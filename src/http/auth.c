@@ -102,9 +102,8 @@ static void cache_sweep(struct cache *c, const char *key, int64_t now, bool all)
 /* a copy of the cached user for KEY, or NULL when absent or dead */
 static struct user *cache_get(struct cache *c, const char *key, int64_t now)
 {
-  size_t klen = strlen(key);
   for (struct cache_entry *e = c->buckets[cache_hash(key)]; e; e = e->next) {
-    if (strlen(e->key) != klen || CRYPTO_memcmp(e->key, key, klen) != 0) continue;
+    if (!secret_equal(e->key, key)) continue;
     if (e->expires_ms <= now) return NULL;
     struct user *u = xcalloc(1, sizeof *u);
     u->id = xstrdup(e->user_id);
@@ -133,27 +132,17 @@ static void cache_put(struct cache *c, const char *key, const struct user *u,
 
 /* ---- tokens at rest ---- */
 
-char *auth_token_digest(const char *token)
-{
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256((const unsigned char *)token, strlen(token), md);
-  struct buf b = BUF_INIT;
-  buf_puts(&b, AUTH_DIGEST_PREFIX);
-  for (size_t i = 0; i < sizeof md; i++) buf_printf(&b, "%02x", md[i]);
-  return buf_detach(&b);
-}
-
 /* tokens an older version stored in the clear are replaced by their digest,
  * so they keep working and the store holds no usable token */
 static void hash_legacy_tokens(struct store *st)
 {
-  const char *params[] = {AUTH_DIGEST_PREFIX "%"};
+  const char *params[] = {SECRET_DIGEST_PREFIX "%"};
   AUTOLIST(token) old = token_list(st, "token NOT LIKE ?", params, 1, NULL, 0);
   if (!old) goto out;
   if (!old[0]) return;
   if (store_begin(st) < 0) goto out;
   for (size_t i = 0; old[i]; i++) {
-    AUTOFREE char *digest = auth_token_digest(old[i]->token);
+    AUTOFREE char *digest = secret_digest(old[i]->token);
     struct token t = {.token = digest, .user_id = old[i]->user_id, .expires_ms = old[i]->expires_ms};
     if (token_delete(st, old[i]->token) < 0 || token_insert(st, &t) < 0) {
       store_rollback(st);
@@ -270,7 +259,7 @@ char *auth_login(struct auth *a, const char *username, const char *password, int
   if (!u) return NULL;
   AUTOFREE char *tok = random_hex(TOKEN_BYTES);
   if (!tok) return NULL;
-  AUTOFREE char *digest = auth_token_digest(tok);
+  AUTOFREE char *digest = secret_digest(tok);
   int64_t now = now_ms();
   struct token t = {.token = digest, .user_id = u->id, .expires_ms = now + a->token_ttl_ms};
   if (token_insert(a->st, &t) < 0) return NULL;
@@ -286,7 +275,7 @@ char *auth_login(struct auth *a, const char *username, const char *password, int
 int auth_logout(struct auth *a, const char *token)
 {
   if (!token || !*token) return 0;
-  AUTOFREE char *digest = auth_token_digest(token);
+  AUTOFREE char *digest = secret_digest(token);
   pthread_mutex_lock(&a->lock);
   cache_sweep(&a->bearer, digest, 0, false);
   pthread_mutex_unlock(&a->lock);
@@ -301,7 +290,7 @@ struct user *auth_check_bearer(struct auth *a, const char *token)
 {
   if (!token || !*token) return error(ERR_AUTH, "invalid or expired token"), NULL;
   /* only the digest is kept, in memory and in the store */
-  AUTOFREE char *digest = auth_token_digest(token);
+  AUTOFREE char *digest = secret_digest(token);
   int64_t now = now_ms();
   pthread_mutex_lock(&a->lock);
   struct user *cached = cache_get(&a->bearer, digest, now);
@@ -313,7 +302,7 @@ struct user *auth_check_bearer(struct auth *a, const char *token)
     if (error_code() != ERR_NOT_FOUND) return NULL;
     return error(ERR_AUTH, "invalid or expired token"), NULL;
   }
-  if (strlen(t->token) != strlen(digest) || CRYPTO_memcmp(t->token, digest, strlen(digest)) != 0)
+  if (!secret_equal(t->token, digest))
     return error(ERR_AUTH, "invalid or expired token"), NULL;
   if (t->expires_ms <= now) {
     pthread_mutex_lock(&a->lock);

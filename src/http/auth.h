@@ -24,8 +24,6 @@
 struct auth;
 
 #define AUTH_DEFAULT_PROFILE "@internal"
-/* tokens are stored (and cached) only as "sha256:" + hex SHA-256 of the token */
-#define AUTH_DIGEST_PREFIX "sha256:"
 #define AUTH_TOKEN_TTL_DEFAULT_MS (24LL * 3600 * 1000)
 
 /* ST is borrowed and must outlive the auth; token_ttl_ms <= 0 means 24 h */
@@ -39,9 +37,6 @@ char *auth_hash_password(const char *password);
 /* 0 when PASSWORD matches ENCODED; -1 with ERR_AUTH when it does not, or
  * ERR_INTERNAL when ENCODED is not an argon2id hash */
 int auth_verify_password(const char *encoded, const char *password);
-
-/* what the store keeps of TOKEN: AUTH_DIGEST_PREFIX + hex SHA-256; caller frees */
-char *auth_token_digest(const char *token);
 
 /* "admin" -> "admin@internal"; names with '@' are kept; caller frees */
 char *auth_full_username(const char *username);

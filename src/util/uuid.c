@@ -3,7 +3,9 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,4 +46,20 @@ char *random_hex(size_t nbytes)
   struct buf b = BUF_INIT;
   for (size_t i = 0; i < nbytes; i++) buf_printf(&b, "%02x", raw[i]);
   return buf_detach(&b);
+}
+
+char *secret_digest(const char *secret)
+{
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)secret, strlen(secret), md);
+  struct buf b = BUF_INIT;
+  buf_puts(&b, SECRET_DIGEST_PREFIX);
+  for (size_t i = 0; i < sizeof md; i++) buf_printf(&b, "%02x", md[i]);
+  return buf_detach(&b);
+}
+
+bool secret_equal(const char *a, const char *b)
+{
+  size_t n = strlen(a);
+  return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
 }

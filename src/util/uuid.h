@@ -8,3 +8,11 @@ int uuid_generate_str(char out[UUID_STRLEN + 1]);
 bool uuid_is_valid(const char *s);
 /* random lowercase hex token of nbytes bytes (2*nbytes chars); caller frees; NULL on error */
 char *random_hex(size_t nbytes);
+
+/* what is kept of a random secret (bearer token, transfer ticket) at rest:
+ * SECRET_DIGEST_PREFIX + hex SHA-256. The secrets are 128 bits or more of
+ * CSPRNG output, so a plain hash without salt cannot be reversed. Caller frees. */
+#define SECRET_DIGEST_PREFIX "sha256:"
+char *secret_digest(const char *secret);
+/* equality of two digests (or any strings) in time independent of where they differ */
+bool secret_equal(const char *a, const char *b);

@@ -13,6 +13,7 @@
 #include "util/err.h"
 #include "util/spawn.h"
 #include "util/timeutil.h"
+#include "util/uuid.h"
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -106,7 +107,7 @@ static void test_tokens(const char *dir)
   CHECK(tok && strlen(tok) == 64 && strspn(tok, "0123456789abcdef") == 64);
   CHECK(exp > 0);
   /* the store holds the digest, never the token */
-  AUTOFREE char *digest = tok ? auth_token_digest(tok) : NULL;
+  AUTOFREE char *digest = tok ? secret_digest(tok) : NULL;
   AUTOPTR(token) stored = digest ? token_get(st, digest) : NULL;
   CHECK(stored && strcmp(stored->user_id, admin->id) == 0 && stored->expires_ms == exp);
   CHECK(digest && strncmp(digest, "sha256:", 7) == 0 && strlen(digest) == 71);
@@ -135,7 +136,7 @@ static void test_tokens(const char *dir)
   AUTOPTR(auth) cold = auth_new(st, 0);
   AUTOPTR(user) u3 = auth_check_bearer(cold, tok);
   CHECK(u3 && strcmp(u3->id, admin->id) == 0);
-  AUTOFREE char *past_digest = auth_token_digest("expired0expired0");
+  AUTOFREE char *past_digest = secret_digest("expired0expired0");
   struct token past = {.token = past_digest, .user_id = admin->id, .expires_ms = 1000};
   CHECK(token_insert(st, &past) == 0);
   /* a token an older version stored in the clear is hashed by the next start */
