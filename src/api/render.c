@@ -392,11 +392,13 @@ struct node *render_image_transfer(const struct render_ctx *r, const struct imag
   node_add_int(n, "inactivity_timeout", t->inactivity_timeout);
   node_add_text(n, "phase", transfer_phase_to_str(t->phase));
   AUTOFREE char *host_id = store_setting_get(engine_store(r->eng), "local_host_id");
-  if (open) {
+  /* the store has only the ticket's digest: the clear one is in memory while open */
+  AUTOFREE char *ticket = open ? transfer_ticket(r->eng, t->id) : NULL;
+  if (ticket) {
     AUTOFREE char *data_url = render_host_data_url(r, host_id, base_url);
     AUTOFREE char *nbd_url = transfer_nbd_url(t);
-    node_add_textf(n, "transfer_url", "%s/images/%s", data_url, t->ticket);
-    node_add_textf(n, "proxy_url", "%s/images/%s", base_url ? base_url : "", t->ticket);
+    node_add_textf(n, "transfer_url", "%s/images/%s", data_url, ticket);
+    node_add_textf(n, "proxy_url", "%s/images/%s", base_url ? base_url : "", ticket);
     node_add_text(n, "nbd_url", nbd_url); /* snapback's: the export, for clients on the host */
   }
   node_add_bool(n, "shallow", false);

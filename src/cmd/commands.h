@@ -151,6 +151,9 @@ struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket
 /* the NBD URL of t's export, nbd+unix:///EXPORT?socket=PATH, for clients
  * on the host; caller frees */
 char *transfer_nbd_url(const struct image_transfer *t);
+/* the clear ticket of open transfer ID (caller frees), or NULL when it is not
+ * open in this engine; the store keeps only its digest (ticket.c) */
+char *transfer_ticket(struct engine *eng, const char *transfer_id);
 /* a client used transfer ID: its idle clock restarts, BYTES more were moved */
 void transfer_touch(struct engine *eng, const char *id, int64_t bytes);
 /* ERR_CONFLICT "cannot WHAT 'NAME': an image transfer is in progress ..."

@@ -234,6 +234,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   pthread_mutex_init(&eng->hyper_mu, NULL);
   pthread_mutex_init(&eng->lock_mu, NULL);
   pthread_mutex_init(&eng->bg_mu, NULL);
+  pthread_mutex_init(&eng->tickets_mu, NULL);
   pthread_cond_init(&eng->bg_cv, NULL);
   eng->state_dir = xstrdup(opts->state_dir);
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);
@@ -269,6 +270,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   engine_sweep_orphans(eng);
   transient_sweep(eng);
   transfer_recover(eng);
+  transfer_tickets_hash_legacy(eng);
   transfer_reaper_start(eng);
   return eng;
 fail:
@@ -332,6 +334,8 @@ void engine_close(struct engine *eng)
   free(eng->locks);
   free(eng->host_id);
   strvec_free(&eng->allow_roots);
+  transfer_tickets_free(eng);
+  pthread_mutex_destroy(&eng->tickets_mu);
   free(eng->state_dir);
   free(eng->db_url);
   free(eng->libvirt_uri);

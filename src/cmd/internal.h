@@ -3,8 +3,13 @@
 #include <pthread.h>
 #include "cmd/commands.h"
 #include "cmd/engine.h"
+#include "util/uuid.h"
+#include "util/vec.h"
 
 struct lock_entry { char *id; const char *cmd; char *user; };
+/* ticket.c: the clear ticket of an open image transfer (the store has its digest) */
+struct ticket_entry { char id[UUID_STRLEN + 1]; char *ticket; };
+DEFINE_VEC(ticket_vec, struct ticket_entry);
 
 struct engine {
   char *state_dir, *db_url, *libvirt_uri;
@@ -23,6 +28,9 @@ struct engine {
   pthread_mutex_t bg_mu;
   pthread_cond_t bg_cv;
   int bg_running;
+  /* ticket.c: clear tickets of open image transfers, in memory only */
+  pthread_mutex_t tickets_mu;
+  struct ticket_vec tickets;
   /* hostpath.c: the resolved state directory and --allow-path roots */
   struct strvec allow_roots;
   /* transfer.c: cancels idle image transfers; NULL when not running */
@@ -38,6 +46,12 @@ char *host_path_resolve(struct engine *eng, const char *path, const char *what);
 /* hostpath.c: resolves the state directory and ALLOW_PATHS (NULL-terminated)
  * into eng->allow_roots; ERR_INVALID naming --allow-path when one is missing */
 int host_paths_init(struct engine *eng, const char *const *allow_paths);
+
+/* ticket.c: keeps TICKET of transfer TRANSFER_ID in memory while it is open */
+void transfer_ticket_remember(struct engine *eng, const char *transfer_id, const char *ticket);
+void transfer_tickets_free(struct engine *eng);
+/* ticket.c: at start, replaces tickets an older version stored in the clear by their digest */
+void transfer_tickets_hash_legacy(struct engine *eng);
 
 /* disk.c: within the caller's transaction, deletes a disk's volume rows and
  * its row; the volume files are pushed onto files, to go after the commit */

@@ -91,11 +91,12 @@ int transfer_check_vm(struct store *st, const char *vm_id, bool active_only, con
 
 struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket)
 {
-  const char *params[] = {ticket};
+  AUTOFREE char *digest = secret_digest(ticket);
+  const char *params[] = {digest};
   AUTOLIST(image_transfer) l = image_transfer_list(eng->st, "ticket = ? AND phase = 'transferring'",
                                                    params, 1, NULL, 1);
   if (!l) return NULL;
-  if (!l[0]) {
+  if (!l[0] || !secret_equal(l[0]->ticket, digest)) {
     error(ERR_NOT_FOUND, "no image transfer in progress has this ticket: it is unknown, "
           "finished or cancelled");
     return NULL;
@@ -462,6 +463,7 @@ static int transfer_create_execute(struct cmd_ctx *c)
   struct engine *eng = c->eng;
   struct store *st = eng->st;
   if (uuid_generate_str(a->id) < 0 || !(a->ticket = random_hex(16))) return -1;
+  AUTOFREE char *ticket_digest = secret_digest(a->ticket);
   AUTOFREE char *dir = xasprintf("%s/transfers", eng->state_dir);
   if (mkdir(dir, 0700) < 0 && errno != EEXIST)
     return error(ERR_INTERNAL, "cannot create '%s': %s", dir, strerror(errno));
@@ -479,7 +481,7 @@ static int transfer_create_execute(struct cmd_ctx *c)
     .id = a->id, .direction = a->spec->direction, .phase = TRANSFER_INITIALIZING,
     .format = a->spec->format, .disk_id = a->disk->id, .volume_id = a->vol->id,
     .snapshot_id = a->snap ? a->snap->id : NULL, .vm_id = a->vm_id,
-    .socket_path = a->socket_path, .ticket = a->ticket, .size = a->disk->provisioned_size,
+    .socket_path = a->socket_path, .ticket = ticket_digest, .size = a->disk->provisioned_size,
     .created_ms = now, .last_activity_ms = now,
     .inactivity_timeout = a->spec->inactivity_timeout > 0 ? a->spec->inactivity_timeout
                                                           : TRANSFER_DEFAULT_TIMEOUT_S,
@@ -506,6 +508,7 @@ static int transfer_create_execute(struct cmd_ctx *c)
   t.size = size;
   t.phase = TRANSFER_TRANSFERRING;
   t.last_activity_ms = now_ms();
+  transfer_ticket_remember(eng, a->id, a->ticket);
   return image_transfer_update(st, &t);
 rollback:
   store_rollback(st);
