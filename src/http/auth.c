@@ -1,6 +1,7 @@
 /* auth.c: argon2id passwords, bearer tokens, HTTP Basic, and the in-memory
  * credential caches that keep authenticated requests cheap (see auth.h) */
 #include "http/auth.h"
+#include "http/throttle.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -52,7 +53,18 @@ struct auth {
   pthread_mutex_t lock;      /* guards both caches */
   struct cache bearer;       /* token -> user */
   struct cache basic;        /* hex SHA-256 of the Basic value -> user */
+  struct throttle *throttle; /* failed logins per user and per address */
 };
+
+/* failed logins without a wait: per user name, and per client address (which
+ * may be a NAT with many users behind it) */
+#define FREE_FAILS_USER 3
+#define FREE_FAILS_ADDR 10
+
+/* the Retry-After of this thread's last ERR_THROTTLED, in seconds */
+static _Thread_local int64_t last_retry_after_s;
+
+int64_t auth_last_retry_after(void) { return last_retry_after_s; }
 
 /* ---- the cache ---- */
 
@@ -165,6 +177,7 @@ struct auth *auth_new(struct store *st, int64_t token_ttl_ms)
   a->st = st;
   a->token_ttl_ms = token_ttl_ms > 0 ? token_ttl_ms : AUTH_TOKEN_TTL_DEFAULT_MS;
   pthread_mutex_init(&a->lock, NULL);
+  a->throttle = throttle_new();
   hash_legacy_tokens(st);
   return a;
 }
@@ -174,6 +187,7 @@ void auth_free(struct auth *a)
   if (!a) return;
   cache_sweep(&a->bearer, NULL, 0, true);
   cache_sweep(&a->basic, NULL, 0, true);
+  throttle_free(a->throttle);
   pthread_mutex_destroy(&a->lock);
   free(a);
 }
@@ -215,9 +229,47 @@ char *auth_full_username(const char *username)
   return xasprintf("%s%s", username, AUTH_DEFAULT_PROFILE);
 }
 
+/* ERR_THROTTLED when the user name or the client address has failed too
+ * often lately (the same for a user that does not exist) */
+static int login_allowed(struct auth *a, const char *ukey, const char *akey, int64_t now)
+{
+  int64_t wait = throttle_wait_ms(a->throttle, ukey, FREE_FAILS_USER, now);
+  if (akey) {
+    int64_t w = throttle_wait_ms(a->throttle, akey, FREE_FAILS_ADDR, now);
+    if (w > wait) wait = w;
+  }
+  if (!wait) return 0;
+  last_retry_after_s = (wait + 999) / 1000;
+  return error(ERR_THROTTLED, "too many failed logins for this user or from this address: try "
+               "again in %lld s", (long long)last_retry_after_s);
+}
+
+static struct user *check_password_once(struct auth *a, const char *username, const char *password);
+
+/* the user with USERNAME and PASSWORD, or NULL + ERR_AUTH, or ERR_THROTTLED
+ * at once (no argon2 work) while the user name or CLIENT (an address, may be
+ * NULL) must wait after failed logins */
+static struct user *check_password(struct auth *a, const char *username, const char *password,
+                                   const char *client)
+{
+  AUTOFREE char *full = auth_full_username(username && *username ? username : "?");
+  AUTOFREE char *ukey = xasprintf("user:%s", full);
+  AUTOFREE char *akey = client ? xasprintf("addr:%s", client) : NULL;
+  if (login_allowed(a, ukey, akey, now_ms()) < 0) return NULL;
+  struct user *u = check_password_once(a, username, password);
+  if (u) {
+    throttle_reset(a->throttle, ukey);
+  } else if (error_code() == ERR_AUTH) {
+    int64_t now = now_ms();
+    throttle_failed(a->throttle, ukey, now);
+    if (akey) throttle_failed(a->throttle, akey, now);
+  }
+  return u;
+}
+
 /* the user with USERNAME and PASSWORD, or NULL + ERR_AUTH (same message for
  * an unknown user and a wrong password, and the same argon2 cost) */
-static struct user *check_password(struct auth *a, const char *username, const char *password)
+static struct user *check_password_once(struct auth *a, const char *username, const char *password)
 {
   /* a real hash of a password nobody has, so that an unknown user costs the
    * same argon2 work as a wrong password */
@@ -253,9 +305,10 @@ static void purge_expired_tokens(struct auth *a, int64_t now)
   error_clear();
 }
 
-char *auth_login(struct auth *a, const char *username, const char *password, int64_t *expires_ms)
+char *auth_login(struct auth *a, const char *username, const char *password, const char *client,
+                 int64_t *expires_ms)
 {
-  AUTOPTR(user) u = check_password(a, username, password);
+  AUTOPTR(user) u = check_password(a, username, password, client);
   if (!u) return NULL;
   AUTOFREE char *tok = random_hex(TOKEN_BYTES);
   if (!tok) return NULL;
@@ -349,7 +402,7 @@ int auth_parse_basic(const char *b64, char **user, char **password)
   return 0;
 }
 
-struct user *auth_check_basic(struct auth *a, const char *b64)
+struct user *auth_check_basic(struct auth *a, const char *b64, const char *client)
 {
   unsigned char md[SHA256_DIGEST_LENGTH];
   char key[2 * SHA256_DIGEST_LENGTH + 1];
@@ -364,7 +417,7 @@ struct user *auth_check_basic(struct auth *a, const char *b64)
   AUTOFREE char *name = NULL;
   AUTOFREE char *password = NULL;
   if (auth_parse_basic(b64, &name, &password) < 0) return NULL;
-  AUTOPTR(user) u = check_password(a, name, password);
+  AUTOPTR(user) u = check_password(a, name, password, client);
   OPENSSL_cleanse(password, strlen(password));
   if (!u) return NULL;
   pthread_mutex_lock(&a->lock);
@@ -373,7 +426,7 @@ struct user *auth_check_basic(struct auth *a, const char *b64)
   return steal_pointer(&u);
 }
 
-struct user *auth_check_header(struct auth *a, const char *authorization)
+struct user *auth_check_header(struct auth *a, const char *authorization, const char *client)
 {
   if (!authorization) return error(ERR_AUTH, "authentication required"), NULL;
   while (*authorization == ' ') authorization++;
@@ -382,6 +435,6 @@ struct user *auth_check_header(struct auth *a, const char *authorization)
     while (*t == ' ') t++;
     return auth_check_bearer(a, t);
   }
-  if (strncasecmp(authorization, "Basic ", 6) == 0) return auth_check_basic(a, authorization + 6);
+  if (strncasecmp(authorization, "Basic ", 6) == 0) return auth_check_basic(a, authorization + 6, client);
   return error(ERR_AUTH, "authentication required"), NULL;
 }

@@ -42,20 +42,27 @@ int auth_verify_password(const char *encoded, const char *password);
 char *auth_full_username(const char *username);
 
 /* checks USERNAME/PASSWORD and issues a token (caller frees); *expires_ms
- * (may be NULL) gets its wall-clock expiry. NULL + error on failure. */
-char *auth_login(struct auth *a, const char *username, const char *password,
+ * (may be NULL) gets its wall-clock expiry. NULL + error on failure.
+ * CLIENT is the client's address (may be NULL). Failed logins are slowed per
+ * user name and per address (throttle.c): while either must wait, the answer
+ * is ERR_THROTTLED at once, and auth_last_retry_after() tells how long. */
+char *auth_login(struct auth *a, const char *username, const char *password, const char *client,
                  int64_t *expires_ms);
+/* seconds to wait after this thread's last ERR_THROTTLED (for Retry-After) */
+int64_t auth_last_retry_after(void);
 /* deletes TOKEN from the store and the cache; an unknown token is fine */
 int auth_logout(struct auth *a, const char *token);
 
 /* the user a token belongs to (caller frees with user_free; password_hash is
  * NULL), or NULL + ERR_AUTH when unknown or expired */
 struct user *auth_check_bearer(struct auth *a, const char *token);
-/* the same for the base64 part of "Authorization: Basic B64" */
-struct user *auth_check_basic(struct auth *a, const char *b64);
+/* the same for the base64 part of "Authorization: Basic B64" from CLIENT
+ * (an address or NULL; throttled like auth_login, except for credentials
+ * verified within the last minute) */
+struct user *auth_check_basic(struct auth *a, const char *b64, const char *client);
 /* the same for a whole Authorization header value (Bearer or Basic; NULL or
  * another scheme -> ERR_AUTH "authentication required") */
-struct user *auth_check_header(struct auth *a, const char *authorization);
+struct user *auth_check_header(struct auth *a, const char *authorization, const char *client);
 
 /* decodes the base64 "user:password" of a Basic header; *user and
  * *password are malloc'd; -1 + ERR_AUTH when malformed */

@@ -7,6 +7,7 @@ const char *fault_reason(int status)
   case 401: return "Unauthorized";
   case 403: return "Forbidden";
   case 404: return "Not Found";
+  case 429: return "Too Many Requests";
   default: return "Operation Failed";
   }
 }

@@ -109,6 +109,11 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
   if (len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   if (location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
   if (challenge) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"ENGINE\"");
+  if (status == 429) {
+    char retry[24];
+    snprintf(retry, sizeof retry, "%lld", (long long)auth_last_retry_after());
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+  }
   enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
 
@@ -183,6 +188,18 @@ static char *sso_param(struct MHD_Connection *c, struct request *r, const char *
   return xstrdup(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name));
 }
 
+/* the client's address as text ("127.0.0.1", "::1"), or "" when unknown */
+static void client_address(struct MHD_Connection *c, char out[INET6_ADDRSTRLEN])
+{
+  out[0] = 0;
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (sa && sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, INET6_ADDRSTRLEN);
+  else if (sa && sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, INET6_ADDRSTRLEN);
+}
+
 /* POST /ovirt-engine/sso/oauth/token: grant_type=password, username, password */
 static enum MHD_Result handle_token(struct http_server *srv, struct MHD_Connection *c,
                                     struct request *r, const char *method, const char *url)
@@ -197,10 +214,14 @@ static enum MHD_Result handle_token(struct http_server *srv, struct MHD_Connecti
     return respond_sso_error(c, r, method, url, 400, "invalid_request",
                              "username and password are required");
   int64_t exp = 0;
-  AUTOFREE char *token = auth_login(srv->auth, username, password, &exp);
+  char client[INET6_ADDRSTRLEN];
+  client_address(c, client);
+  AUTOFREE char *token = auth_login(srv->auth, username, password, *client ? client : NULL, &exp);
   if (!token) {
     if (error_code() == ERR_AUTH)
       return respond_sso_error(c, r, method, url, 401, "access_denied", error_message());
+    if (error_code() == ERR_THROTTLED)
+      return respond_sso_error(c, r, method, url, 429, "access_denied", error_message());
     int status = error_http_status(error_code());
     return respond_sso_error(c, r, method, url, status >= 500 ? status : 500, "server_error",
                              error_message());
@@ -245,7 +266,10 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
                                   struct request *r, const char *method, const char *url,
                                   const struct api_root *root)
 {
-  AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION));
+  char client[INET6_ADDRSTRLEN];
+  client_address(c, client);
+  AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION),
+                                      *client ? client : NULL);
   if (!u) return respond_fault(c, r, method, url);
 
   AUTOPTR(node) body = NULL;

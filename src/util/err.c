@@ -60,13 +60,13 @@ static const char *const code_names[ERR_LAST] = {
   [ERR_FORBIDDEN] = "forbidden", [ERR_NOT_FOUND] = "not_found",
   [ERR_METHOD] = "method_not_allowed", [ERR_CONFLICT] = "conflict",
   [ERR_TOO_LARGE] = "too_large", [ERR_UNSUPPORTED] = "unsupported",
-  [ERR_INTERNAL] = "internal", [ERR_UNAVAILABLE] = "unavailable",
+  [ERR_INTERNAL] = "internal", [ERR_UNAVAILABLE] = "unavailable", [ERR_THROTTLED] = "too_many_requests",
 };
 static const int code_status[ERR_LAST] = {
   [ERR_NONE] = 200, [ERR_INVALID] = 400, [ERR_AUTH] = 401, [ERR_FORBIDDEN] = 403,
   [ERR_NOT_FOUND] = 404, [ERR_METHOD] = 405, [ERR_CONFLICT] = 409,
   [ERR_TOO_LARGE] = 413, [ERR_UNSUPPORTED] = 501, [ERR_INTERNAL] = 500,
-  [ERR_UNAVAILABLE] = 503,
+  [ERR_UNAVAILABLE] = 503, [ERR_THROTTLED] = 429,
 };
 
 const char *error_code_name(enum err_code c)

@@ -22,6 +22,7 @@ enum err_code {
   ERR_UNSUPPORTED, /* 501: understood, not implemented */
   ERR_INTERNAL,    /* 500: a bug or a failing backend */
   ERR_UNAVAILABLE, /* 503: a backend (libvirt, store) does not answer */
+  ERR_THROTTLED,   /* 429: too many failed logins; try again later */
   ERR_LAST
 };
 

@@ -103,7 +103,7 @@ static void test_tokens(const char *dir)
 
   /* login: right, wrong, unknown, short form */
   int64_t exp = 0;
-  AUTOFREE char *tok = auth_login(a, "admin@internal", "s3cret", &exp);
+  AUTOFREE char *tok = auth_login(a, "admin@internal", "s3cret", NULL, &exp);
   CHECK(tok && strlen(tok) == 64 && strspn(tok, "0123456789abcdef") == 64);
   CHECK(exp > 0);
   /* the store holds the digest, never the token */
@@ -113,12 +113,12 @@ static void test_tokens(const char *dir)
   CHECK(digest && strncmp(digest, "sha256:", 7) == 0 && strlen(digest) == 71);
   CHECK(tok && token_get(st, tok) == NULL && error_code() == ERR_NOT_FOUND);
   error_clear();
-  CHECK(auth_login(a, "admin@internal", "wrong", NULL) == NULL && error_code() == ERR_AUTH);
+  CHECK(auth_login(a, "admin@internal", "wrong", NULL, NULL) == NULL && error_code() == ERR_AUTH);
   CHECK_STR(error_message(), "invalid username or password");
-  CHECK(auth_login(a, "nobody@internal", "s3cret", NULL) == NULL && error_code() == ERR_AUTH);
+  CHECK(auth_login(a, "nobody@internal", "s3cret", NULL, NULL) == NULL && error_code() == ERR_AUTH);
   CHECK_STR(error_message(), "invalid username or password");
-  CHECK(auth_login(a, "", "s3cret", NULL) == NULL && error_code() == ERR_AUTH);
-  AUTOFREE char *tok2 = auth_login(a, "admin", "s3cret", NULL);
+  CHECK(auth_login(a, "", "s3cret", NULL, NULL) == NULL && error_code() == ERR_AUTH);
+  AUTOFREE char *tok2 = auth_login(a, "admin", "s3cret", NULL, NULL);
   CHECK(tok2 && strcmp(tok2, tok) != 0);
 
   /* bearer: from the cache, through the header, unknown */
@@ -126,11 +126,11 @@ static void test_tokens(const char *dir)
   CHECK(u1 && strcmp(u1->name, "admin@internal") == 0 && strcmp(u1->id, admin->id) == 0);
   CHECK(u1 && u1->password_hash == NULL);
   AUTOFREE char *hdr = xasprintf("Bearer %s", tok);
-  AUTOPTR(user) u2 = auth_check_header(a, hdr);
+  AUTOPTR(user) u2 = auth_check_header(a, hdr, NULL);
   CHECK(u2 && strcmp(u2->id, admin->id) == 0);
   CHECK(auth_check_bearer(a, "deadbeef") == NULL && error_code() == ERR_AUTH);
-  CHECK(auth_check_header(a, NULL) == NULL && error_code() == ERR_AUTH);
-  CHECK(auth_check_header(a, "Digest x") == NULL && error_code() == ERR_AUTH);
+  CHECK(auth_check_header(a, NULL, NULL) == NULL && error_code() == ERR_AUTH);
+  CHECK(auth_check_header(a, "Digest x", NULL) == NULL && error_code() == ERR_AUTH);
 
   /* a token only the store knows (another auth instance's cache is cold) */
   AUTOPTR(auth) cold = auth_new(st, 0);
@@ -150,7 +150,7 @@ static void test_tokens(const char *dir)
 
   /* expiry while cached */
   AUTOPTR(auth) brief = auth_new(st, 150);
-  AUTOFREE char *tok3 = auth_login(brief, "admin@internal", "s3cret", NULL);
+  AUTOFREE char *tok3 = auth_login(brief, "admin@internal", "s3cret", NULL, NULL);
   AUTOPTR(user) u4 = tok3 ? auth_check_bearer(brief, tok3) : NULL;
   CHECK(u4 != NULL);
   usleep(300 * 1000);
@@ -170,17 +170,40 @@ static void test_tokens(const char *dir)
   AUTOFREE char *good = b64("admin@internal:s3cret");
   AUTOFREE char *good_short = b64("admin:s3cret");
   AUTOFREE char *wrong = b64("admin@internal:nope");
-  AUTOPTR(user) b1 = auth_check_basic(a, good);
+  AUTOPTR(user) b1 = auth_check_basic(a, good, NULL);
   CHECK(b1 && strcmp(b1->id, admin->id) == 0);
-  AUTOPTR(user) b2 = auth_check_basic(a, good);
+  AUTOPTR(user) b2 = auth_check_basic(a, good, NULL);
   CHECK(b2 && strcmp(b2->id, admin->id) == 0);
-  AUTOPTR(user) b3 = auth_check_basic(a, good_short);
+  AUTOPTR(user) b3 = auth_check_basic(a, good_short, NULL);
   CHECK(b3 && strcmp(b3->name, "admin@internal") == 0);
-  CHECK(auth_check_basic(a, wrong) == NULL && error_code() == ERR_AUTH);
+  CHECK(auth_check_basic(a, wrong, NULL) == NULL && error_code() == ERR_AUTH);
   CHECK_STR(error_message(), "invalid username or password");
   AUTOFREE char *bh = xasprintf("basic %s", good);  /* scheme is case-insensitive */
-  AUTOPTR(user) b4 = auth_check_header(a, bh);
+  AUTOPTR(user) b4 = auth_check_header(a, bh, NULL);
   CHECK(b4 != NULL);
+
+  /* throttling: three free failures per user, then a wait that even the
+   * right password must sit out; answered at once, with the time left */
+  AUTOPTR(user) carol = make_user(st, "00000000-0000-4000-8000-000000000003", "carol@internal", "pw-c");
+  for (int i = 0; i < 3; i++)
+    CHECK(auth_login(a, "carol", "guess", "192.0.2.1", NULL) == NULL && error_code() == ERR_AUTH);
+  int64_t t0 = now_ms();
+  CHECK(auth_login(a, "carol", "pw-c", "192.0.2.2", NULL) == NULL && error_code() == ERR_THROTTLED);
+  CHECK(now_ms() - t0 < 50 && auth_last_retry_after() == 1);
+  CHECK(auth_login(a, "carol", "guess", "192.0.2.3", NULL) == NULL && error_code() == ERR_THROTTLED);
+  /* another user from the same address is not slowed by carol's failures */
+  AUTOFREE char *tok5 = auth_login(a, "admin", "s3cret", "192.0.2.1", NULL);
+  CHECK(tok5 != NULL);
+  usleep(1100 * 1000);
+  AUTOFREE char *tok6 = auth_login(a, "carol", "pw-c", "192.0.2.2", NULL);
+  CHECK(tok6 != NULL);
+  /* per address: ten free failures over any user names, then a wait */
+  for (int i = 0; i < 10; i++) {
+    AUTOFREE char *who = xasprintf("spray%d", i);
+    CHECK(auth_login(a, who, "x", "198.51.100.9", NULL) == NULL && error_code() == ERR_AUTH);
+  }
+  CHECK(auth_login(a, "spray99", "x", "198.51.100.9", NULL) == NULL && error_code() == ERR_THROTTLED);
+  error_clear();
 
   auth_free(steal_pointer(&a));
   auth_free(steal_pointer(&cold));
@@ -198,7 +221,7 @@ static void test_faults(void)
     int want = error_http_status((enum err_code)code);
     CHECK(sx == want && sj == want);
     const char *reason = want == 401 ? "Unauthorized" : want == 403 ? "Forbidden"
-                       : want == 404 ? "Not Found" : "Operation Failed";
+                       : want == 404 ? "Not Found" : want == 429 ? "Too Many Requests" : "Operation Failed";
     AUTOFREE char *rx = xasprintf("<reason>%s</reason>", reason);
     AUTOFREE char *dx = xasprintf("<detail>[cannot do '%s' &lt;now&gt; &amp; later]</detail>",
                                   error_code_name((enum err_code)code));
