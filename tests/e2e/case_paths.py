@@ -44,6 +44,15 @@ def vm_with_data(env, mib):
     return vm_id
 
 
+def in_temp_dir(env, fn):
+    """fn(env, root) with a fresh temporary directory root, removed afterwards"""
+    root = tempfile.mkdtemp(prefix="snapback-e2e-paths-")
+    try:
+        fn(env, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def wait_job(env, job_id, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,11 +65,7 @@ def wait_job(env, job_id, timeout=60):
 
 @case("paths: an export named 'precious\\nx.ova' is refused, and an export killed mid-way changes no file outside its directory")
 def newline_export_killed(env):
-    root = tempfile.mkdtemp(prefix="snapback-e2e-paths-")
-    try:
-        _newline_export_killed(env, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    in_temp_dir(env, _newline_export_killed)
 
 
 def _newline_export_killed(env, root):
@@ -164,11 +169,7 @@ def control_characters(env):
 
 @case("paths: every kind of host path outside the --allow-path roots is refused with a fault naming --allow-path")
 def path_roots(env):
-    root = tempfile.mkdtemp(prefix="snapback-e2e-roots-")
-    try:
-        _path_roots(env, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    in_temp_dir(env, _path_roots)
 
 
 def _path_roots(env, root):
