@@ -9,6 +9,7 @@
 #include "util/spawn.h"
 #include "util/uuid.h"
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static struct engine *eng;
@@ -207,6 +208,42 @@ int main(void)
   free(x);
   x = NULL;
   CHECK(call("GET", "/jobs", NULL, NULL, &x) == 200 && strstr(x, "AddVm"));
+  free(x);
+  x = NULL;
+
+  /* control characters are refused anywhere, naming the field; nothing changes */
+  int vms_before = count_of("/vms", "vm");
+  CHECK(call("POST", "/vms", "<vm><name>a\nb</name><cluster><name>Default</name></cluster></vm>", NULL, &x) == 400);
+  CHECK(x && strstr(x, "'vm.name'") && strstr(x, "U+000A"));
+  free(x);
+  x = NULL;
+  CHECK(call("POST", "/vms", "<vm><name>c1</name><description>x\xc2\x85y</description>"
+             "<cluster><name>Default</name></cluster></vm>", NULL, &x) == 400);
+  CHECK(x && strstr(x, "'vm.description'") && strstr(x, "U+0085"));
+  free(x);
+  x = NULL;
+  CHECK(call("GET", "/vms", NULL, (struct api_param[]){{"search", "name=a\tb"}, {NULL, NULL}}, &x) == 400);
+  CHECK(x && strstr(x, "parameter 'search'"));
+  free(x);
+  x = NULL;
+  CHECK(count_of("/vms", "vm") == vms_before);
+  /* but text that only looks odd passes: quotes, UTF-8, '..' in a description */
+  CHECK(call("POST", "/vms", "<vm><name>ok1</name><description>caf\xc3\xa9 \"..\" 'x'</description>"
+             "<cluster><name>Default</name></cluster></vm>", NULL, NULL) == 201);
+
+  /* host paths: outside the state directory (no --allow-path here) -> 403 naming the setting */
+  CHECK(call("POST", "/storagedomains", "<storage_domain><name>sd2</name><storage><type>localfs</type>"
+             "<path>/var/tmp</path></storage></storage_domain>", NULL, &x) == 403);
+  CHECK(x && strstr(x, "--allow-path"));
+  free(x);
+  x = NULL;
+  AUTOFREE char *inside = xasprintf("%s/more-storage", tmpl);
+  CHECK(mkdir(inside, 0700) == 0);
+  AUTOFREE char *sd_in = xasprintf("<storage_domain><name>sd3</name><storage><type>localfs</type>"
+                                   "<path>%s/../%s/more-storage</path></storage></storage_domain>",
+                                   tmpl, strrchr(tmpl, '/') + 1);
+  CHECK(call("POST", "/storagedomains", sd_in, NULL, &x) == 201);
+  CHECK(x && strstr(x, inside));
   free(x);
   x = NULL;
 
