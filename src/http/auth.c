@@ -229,41 +229,31 @@ char *auth_full_username(const char *username)
   return xasprintf("%s%s", username, AUTH_DEFAULT_PROFILE);
 }
 
-/* ERR_THROTTLED when the user name or the client address has failed too
- * often lately (the same for a user that does not exist) */
-static int login_allowed(struct auth *a, const char *ukey, const char *akey, int64_t now)
-{
-  int64_t wait = throttle_wait_ms(a->throttle, ukey, FREE_FAILS_USER, now);
-  if (akey) {
-    int64_t w = throttle_wait_ms(a->throttle, akey, FREE_FAILS_ADDR, now);
-    if (w > wait) wait = w;
-  }
-  if (!wait) return 0;
-  last_retry_after_s = (wait + 999) / 1000;
-  return error(ERR_THROTTLED, "too many failed logins for this user or from this address: try "
-               "again in %lld s", (long long)last_retry_after_s);
-}
-
 static struct user *check_password_once(struct auth *a, const char *username, const char *password);
 
 /* the user with USERNAME and PASSWORD, or NULL + ERR_AUTH, or ERR_THROTTLED
  * at once (no argon2 work) while the user name or CLIENT (an address, may be
- * NULL) must wait after failed logins */
+ * NULL) must wait after failed logins; the same for a user that does not exist */
 static struct user *check_password(struct auth *a, const char *username, const char *password,
                                    const char *client)
 {
   AUTOFREE char *full = auth_full_username(username && *username ? username : "?");
   AUTOFREE char *ukey = xasprintf("user:%s", full);
   AUTOFREE char *akey = client ? xasprintf("addr:%s", client) : NULL;
-  if (login_allowed(a, ukey, akey, now_ms()) < 0) return NULL;
-  struct user *u = check_password_once(a, username, password);
-  if (u) {
-    throttle_reset(a->throttle, ukey);
-  } else if (error_code() == ERR_AUTH) {
-    int64_t now = now_ms();
-    throttle_failed(a->throttle, ukey, now);
-    if (akey) throttle_failed(a->throttle, akey, now);
+  const char *keys[] = {ukey, akey};
+  static const int free_fails[] = {FREE_FAILS_USER, FREE_FAILS_ADDR};
+  int64_t wait = throttle_attempt(a->throttle, keys, free_fails, akey ? 2 : 1, now_ms());
+  if (wait) {
+    last_retry_after_s = (wait + 999) / 1000;
+    return error(ERR_THROTTLED, "too many failed logins for this user or from this address: try "
+                 "again in %lld s", (long long)last_retry_after_s), NULL;
   }
+  struct user *u = check_password_once(a, username, password);
+  /* the attempt counted as a failure until now: a success clears the user's
+   * count, a failure of the store is not the caller's */
+  if (u) throttle_reset(a->throttle, ukey);
+  else if (error_code() != ERR_AUTH) throttle_forgive(a->throttle, ukey);
+  if (akey && (u || error_code() != ERR_AUTH)) throttle_forgive(a->throttle, akey);
   return u;
 }
 

@@ -5,6 +5,8 @@
  * (capped) after the last failure; an attempt that comes too early is
  * refused at once, before any argon2 work, with the time left, so a password
  * guesser gets fast 429 answers and never holds a worker thread or the CPU.
+ * An attempt let through counts as a failure until it succeeds, so parallel
+ * guesses cannot all pass before the first of them has failed.
  * A key is forgotten once it has been quiet for the forget window. The
  * table is bounded: when full, the key idle longest goes. Thread-safe. */
 #include "http/throttle.h"
@@ -70,32 +72,52 @@ static int64_t delay_ms(int fails, int free_fails)
   return d < THROTTLE_CAP_MS ? d : THROTTLE_CAP_MS;
 }
 
-int64_t throttle_wait_ms(struct throttle *t, const char *key, int free_fails, int64_t now)
+/* the entry of KEY, made when missing (evicting the key idle longest when full) */
+static struct throttle_entry *find_or_add(struct throttle *t, const char *key, int64_t now)
 {
-  pthread_mutex_lock(&t->lock);
   struct throttle_entry *x = find(t, key, now);
-  int64_t wait = x ? x->last_ms + delay_ms(x->fails, free_fails) - now : 0;
-  pthread_mutex_unlock(&t->lock);
-  return wait > 0 ? wait : 0;
+  if (x) return x;
+  if (t->n == THROTTLE_MAX_KEYS) {
+    size_t oldest = 0;
+    for (size_t i = 1; i < t->n; i++)
+      if (t->e[i].last_ms < t->e[oldest].last_ms) oldest = i;
+    free(t->e[oldest].key);
+    t->e[oldest] = t->e[--t->n];
+  }
+  x = &t->e[t->n++];
+  *x = (struct throttle_entry){.key = xstrdup(key), .last_ms = now};
+  return x;
 }
 
-void throttle_failed(struct throttle *t, const char *key, int64_t now)
+int64_t throttle_attempt(struct throttle *t, const char *const *keys, const int *free_fails, size_t n,
+                         int64_t now)
+{
+  int64_t wait = 0;
+  pthread_mutex_lock(&t->lock);
+  for (size_t i = 0; i < n; i++) {
+    struct throttle_entry *x = find(t, keys[i], now);
+    int64_t w = x ? x->last_ms + delay_ms(x->fails, free_fails[i]) - now : 0;
+    if (w > wait) wait = w;
+  }
+  /* counted as failed until it succeeds: concurrent guesses cannot all
+   * slip through before the first of them fails */
+  for (size_t i = 0; i < n && !wait; i++) {
+    struct throttle_entry *x = find_or_add(t, keys[i], now);
+    if (x->fails < 1000) x->fails++;
+    x->last_ms = now;
+  }
+  pthread_mutex_unlock(&t->lock);
+  return wait;
+}
+
+void throttle_forgive(struct throttle *t, const char *key)
 {
   pthread_mutex_lock(&t->lock);
-  struct throttle_entry *x = find(t, key, now);
-  if (!x) {
-    if (t->n == THROTTLE_MAX_KEYS) {
-      size_t oldest = 0;
-      for (size_t i = 1; i < t->n; i++)
-        if (t->e[i].last_ms < t->e[oldest].last_ms) oldest = i;
-      free(t->e[oldest].key);
-      t->e[oldest] = t->e[--t->n];
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->e[i].key, key) == 0) {
+      if (t->e[i].fails > 0) t->e[i].fails--;
+      break;
     }
-    x = &t->e[t->n++];
-    *x = (struct throttle_entry){.key = xstrdup(key)};
-  }
-  if (x->fails < 1000) x->fails++;
-  x->last_ms = now;
   pthread_mutex_unlock(&t->lock);
 }
 
