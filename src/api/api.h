@@ -40,6 +40,6 @@ int api_handle(struct engine *eng, const struct api_request *req, struct api_res
 /* value of query parameter NAME, or NULL */
 const char *api_query(const struct api_request *req, const char *name);
 
-/* refuses (ERR_INVALID naming the field) a request whose body or query holds
- * a control character anywhere; api_handle() runs it before every handler */
+/* refuses (ERR_INVALID naming the field) a request whose path, query or body
+ * holds a control character anywhere; api_handle() runs it before every handler */
 int api_check_input(const struct api_request *req);

@@ -55,6 +55,7 @@ static int check_node(const struct node *n, struct buf *path)
 int api_check_input(const struct api_request *req)
 {
   int cp;
+  if (req->path && (cp = first_control(req->path)) >= 0) return refuse("the path", cp);
   for (const struct api_param *q = req->query; q && q->name; q++)
     if ((cp = first_control(q->name)) >= 0 || (cp = first_control(q->value)) >= 0) {
       AUTOFREE char *what = xasprintf("parameter '%s'", q->name);

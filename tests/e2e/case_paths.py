@@ -155,6 +155,7 @@ def control_characters(env):
          False, "snapshot.description"),
         ("POST", "/vms", '<vm id="a&#10;b"><name>ok-name</name>%s</vm>' % cluster, False, "attribute 'id'"),
         ("GET", "/vms?search=" + urllib.parse.quote("name=a\nb"), None, False, "parameter 'search'"),
+        ("GET", "/vms/" + urllib.parse.quote("x\ny"), None, False, "the path"),
     ]
     for method, path, body, as_json, field in tries:
         r = env.api(method, path, body, json=as_json)

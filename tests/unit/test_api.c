@@ -226,6 +226,10 @@ int main(void)
   CHECK(x && strstr(x, "parameter 'search'"));
   free(x);
   x = NULL;
+  CHECK(call("GET", "/vms/a\nb", NULL, NULL, &x) == 400);
+  CHECK(x && strstr(x, "the path"));
+  free(x);
+  x = NULL;
   CHECK(count_of("/vms", "vm") == vms_before);
   /* but text that only looks odd passes: quotes, UTF-8, '..' in a description */
   CHECK(call("POST", "/vms", "<vm><name>ok1</name><description>caf\xc3\xa9 \"..\" 'x'</description>"
