@@ -238,7 +238,8 @@ static struct user *check_password(struct auth *a, const char *username, const c
                                    const char *client)
 {
   AUTOFREE char *full = auth_full_username(username && *username ? username : "?");
-  AUTOFREE char *ukey = xasprintf("user:%s", full);
+  AUTOFREE char *full_digest = secret_digest(full);  /* a bounded key for any name */
+  AUTOFREE char *ukey = xasprintf("user:%s", full_digest);
   AUTOFREE char *akey = client ? xasprintf("addr:%s", client) : NULL;
   const char *keys[] = {ukey, akey};
   static const int free_fails[] = {FREE_FAILS_USER, FREE_FAILS_ADDR};
