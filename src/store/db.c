@@ -55,15 +55,18 @@ static const char *sqlite_target(const char *url, const char *rest)
   return rest;
 }
 
-struct db *db_open_url(const char *url)
+/* the backend ops for URL and what its open takes; NULL + error */
+static const struct db_ops *db_resolve(const char *url, const char **target)
 {
   if (!url || !*url) {
     error(ERR_INVALID, "no database URL given");
     return NULL;
   }
   size_t n = url_scheme_len(url);
-  if (n == 0) return db_sqlite_ops.open(url);
-
+  if (n == 0) {
+    *target = url;
+    return &db_sqlite_ops;
+  }
   for (size_t i = 0; i < ARRAY_SIZE(db_backends); i++) {
     const struct db_backend *be = &db_backends[i];
     if (strlen(be->scheme) != n || strncasecmp(url, be->scheme, n) != 0) continue;
@@ -71,15 +74,28 @@ struct db *db_open_url(const char *url)
       error(ERR_UNSUPPORTED, "the %s backend is not built in", be->name);
       return NULL;
     }
-    const char *target = be->target ? be->target(url, url + n + 1) : url;
-    if (!target) return NULL;
-    if (!*target) {
+    *target = be->target ? be->target(url, url + n + 1) : url;
+    if (!*target) return NULL;
+    if (!**target) {
       error(ERR_INVALID, "invalid database URL '%s': no database named", url);
       return NULL;
     }
-    return be->ops->open(target);
+    return be->ops;
   }
   /* only the scheme: the rest of an unknown URL may hold a password */
   error(ERR_INVALID, "unknown database URL scheme '%.*s'", (int)n, url);
   return NULL;
+}
+
+struct db *db_open_url(const char *url)
+{
+  const char *target = NULL;
+  const struct db_ops *ops = db_resolve(url, &target);
+  return ops ? ops->open(target) : NULL;
+}
+
+int db_check_url(const char *url)
+{
+  const char *target = NULL;
+  return db_resolve(url, &target) ? 0 : -1;
 }

@@ -50,6 +50,8 @@ struct db_ops {
   int (*rollback)(struct db *db);
   /* run a multi-statement schema script (no parameters) */
   int (*exec_script)(struct db *db, const char *sql);
+  /* bytes the database takes on disk (for /metrics); -1 + error */
+  int64_t (*size_bytes)(struct db *db);
 };
 
 /* every backend embeds this as its first member */
@@ -60,3 +62,5 @@ extern const struct db_ops db_sqlite_ops;
 /* opens "sqlite:///abs/path.db", "sqlite:rel/path.db", a bare path (SQLite), or
  * "postgresql://..." when built with that backend; NULL + error otherwise */
 struct db *db_open_url(const char *url);
+/* checks URL as db_open_url would, without opening anything: 0 or -1 + error */
+int db_check_url(const char *url);

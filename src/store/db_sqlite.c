@@ -250,6 +250,22 @@ static int db_sqlite_exec_script(struct db *base, const char *sql)
   return sqlite_exec_one((struct db_sqlite *)base, sql);
 }
 
+static int size_row(const struct db_row *row, void *opaque)
+{
+  *(int64_t *)opaque = row->ncols > 0 && row->values[0] ? strtoll(row->values[0], NULL, 10) : 0;
+  return 0;
+}
+
+/* the main database file's size (the WAL, if any, is not counted) */
+static int64_t db_sqlite_size_bytes(struct db *db)
+{
+  int64_t n = 0;
+  if (db_sqlite_query(db, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                      NULL, 0, size_row, &n) < 0)
+    return -1;
+  return n;
+}
+
 const struct db_ops db_sqlite_ops = {
   .scheme = "sqlite",
   .open = db_sqlite_open,
@@ -260,4 +276,5 @@ const struct db_ops db_sqlite_ops = {
   .commit = db_sqlite_commit,
   .rollback = db_sqlite_rollback,
   .exec_script = db_sqlite_exec_script,
+  .size_bytes = db_sqlite_size_bytes,
 };

@@ -14,6 +14,7 @@
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/vec.h"
 #include <inttypes.h>
 #include <pthread.h>
@@ -34,8 +35,38 @@ ENUM_IMPL(transfer_direction, TRANSFER_DIRECTION_LAST, "upload", "download")
 ENUM_IMPL(transfer_phase, TRANSFER_PHASE_LAST, "initializing", "transferring", "finished_success",
           "finished_failure", "cancelled")
 
-/* Bumped by every schema change; schema_migrate() brings older files up. */
-#define SCHEMA_VERSION 1
+/* ---- migrations ----
+ *
+ * The schema's history, one numbered step per change; a store records the
+ * number of the last step it has (setting schema_version). A new store is
+ * created in the current shape from the field tables and gets the last
+ * number; an older one runs the steps after its number, in order, in one
+ * transaction with the version update, so a crash leaves it as it was. An
+ * engine refuses a store with a number it does not know (a newer snapback
+ * wrote it). docs/ARCHITECTURE.md says when a change needs a step.
+ *
+ * A step is portable SQL (SQLite and PostgreSQL both run it) or adds one
+ * column that a field table declares, with the column's type and a default
+ * derived from the field. Tables that are new since the store was made need
+ * no step: after the steps every table is created IF NOT EXISTS in its
+ * current shape (so an add_column step skips a table that did not exist).
+ * Never edit or renumber a step once merged: stores out there ran it. */
+struct migration {
+  int version;           /* the schema version this step produces: previous + 1 */
+  const char *what;      /* for the log */
+  const char *sql;       /* statements to run, or NULL for... */
+  const char *table;     /* ...adding TABLE.COLUMN as its field table declares it */
+  const char *column;
+};
+
+static const struct migration migrations[] = {
+  /* version 1: the schema as the field tables made it before this list existed
+   * (tests/fixtures/store-v1.sql) */
+  {2, "index jobs by status and events by time (metrics, event retention)",
+   "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);\n"
+   "CREATE INDEX IF NOT EXISTS events_time ON events (time_ms)", NULL, NULL},
+};
+#define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
 /* ---- descriptors ---- */
 
@@ -200,6 +231,8 @@ static const char *const schema_indexes[] = {
   "CREATE INDEX IF NOT EXISTS volumes_disk ON volumes (disk_id)",
   "CREATE INDEX IF NOT EXISTS snapshots_vm ON snapshots (vm_id)",
   "CREATE UNIQUE INDEX IF NOT EXISTS image_transfers_ticket ON image_transfers (ticket)",
+  "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",       /* schema step 2 */
+  "CREATE INDEX IF NOT EXISTS events_time ON events (time_ms)",    /* schema step 2 */
 };
 
 /* ---- the store and its lock ---- */
@@ -713,9 +746,74 @@ static int schema_create(struct store *st)
   return store_setting_set(st, "schema_version", version);
 }
 
-/* Creates the schema of a new database, or checks (and later migrates) the
- * version of an existing one, in one transaction so that two processes
- * opening a new file do not both create it. */
+/* ---- migrations (the list is at the top of the file) ---- */
+
+int store_schema_version(void)
+{
+  return SCHEMA_VERSION;
+}
+
+static const struct entity_desc *desc_by_table(const char *table)
+{
+  for (size_t i = 0; i < ARRAY_SIZE(all_descs); i++)
+    if (strcmp(all_descs[i]->table, table) == 0) return all_descs[i];
+  return NULL;
+}
+
+/* Runs SQL (a probe) inside a savepoint: 1 when it worked, 0 when it failed
+ * (the savepoint undoes the failure, which PostgreSQL needs to go on). */
+static int schema_probe(struct store *st, const char *sql)
+{
+  if (st->db->ops->exec_script(st->db, "SAVEPOINT schema_probe") < 0) return -1;
+  if (st->db->ops->exec_script(st->db, sql) == 0)
+    return st->db->ops->exec_script(st->db, "RELEASE SAVEPOINT schema_probe") < 0 ? -1 : 1;
+  error_clear();
+  if (st->db->ops->exec_script(st->db, "ROLLBACK TO SAVEPOINT schema_probe") < 0 ||
+      st->db->ops->exec_script(st->db, "RELEASE SAVEPOINT schema_probe") < 0)
+    return -1;
+  return 0;
+}
+
+/* ALTER TABLE ... ADD COLUMN for a field of a table that exists and lacks it */
+static int migration_add_column(struct store *st, const struct migration *m)
+{
+  const struct entity_desc *d = desc_by_table(m->table);
+  const struct field *f = d ? desc_field(d, m->column) : NULL;
+  if (!f)
+    return error(ERR_INTERNAL, "schema step %d: no field table declares %s.%s", m->version, m->table, m->column);
+  AUTOFREE char *has_table = xasprintf("SELECT 1 FROM %s WHERE 1 = 0", m->table);
+  AUTOFREE char *has_column = xasprintf("SELECT %s FROM %s WHERE 1 = 0", m->column, m->table);
+  int t = schema_probe(st, has_table);
+  if (t <= 0) return t;  /* no such table yet: it is created whole after the steps */
+  int c = schema_probe(st, has_column);
+  if (c != 0) return c < 0 ? -1 : 0;
+  AUTOBUF struct buf sql = BUF_INIT;
+  buf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s ", m->table, m->column);
+  switch (f->type) {
+  case F_STR: buf_puts(&sql, "TEXT"); break;
+  case F_INT: buf_puts(&sql, "BIGINT NOT NULL DEFAULT 0"); break;
+  case F_BOOL: buf_puts(&sql, "SMALLINT NOT NULL DEFAULT 0"); break;
+  case F_ENUM: buf_printf(&sql, "TEXT NOT NULL DEFAULT '%s'", f->codec->to_str(0)); break;
+  }
+  return st->db->ops->exec_script(st->db, buf_str(&sql));
+}
+
+/* brings a store at FROM up to SCHEMA_VERSION, inside the caller's transaction */
+static int schema_migrate(struct store *st, int from)
+{
+  for (size_t i = 0; i < ARRAY_SIZE(migrations); i++) {
+    const struct migration *m = &migrations[i];
+    if (m->version <= from) continue;
+    log_info("store: upgrading the schema from version %d to %d: %s", m->version - 1, m->version, m->what);
+    int rc = m->sql ? st->db->ops->exec_script(st->db, m->sql) : migration_add_column(st, m);
+    if (rc < 0) return error_prefix("schema step %d (%s): ", m->version, m->what);
+  }
+  return 0;
+}
+
+/* Creates the schema of a new database, or checks and migrates the version
+ * of an existing one, in one transaction so that two processes opening a
+ * new file do not both create it. */
 static int schema_init(struct store *st)
 {
   if (store_begin(st) < 0) return -1;
@@ -729,20 +827,24 @@ static int schema_init(struct store *st)
     store_rollback(st);
     return -1;
   }
-  if (!version) {
-    if (schema_create(st) < 0) {
-      store_rollback(st);
-      return -1;
-    }
-  } else if (atoi(version) > SCHEMA_VERSION) {
+  char *end = NULL;
+  long v = version ? strtol(version, &end, 10) : 0;
+  if (version && (*end || v < 1)) {
     store_rollback(st);
-    return error(ERR_UNSUPPORTED, "database schema version %s is newer than this snapback supports (%d)",
-                 version, SCHEMA_VERSION);
+    return error(ERR_INTERNAL, "the store's schema version '%s' is not a version number", version);
   }
-  /* version < SCHEMA_VERSION: migrations go here once there is a version 2.
-   * Tables added since the file was made (image_transfers) are created here:
-   * every statement is IF NOT EXISTS */
-  if (version && schema_create(st) < 0) {
+  if (v > SCHEMA_VERSION) {
+    store_rollback(st);
+    return error(ERR_UNSUPPORTED, "the store has schema version %ld, newer than the %d this snapbackd "
+                 "knows: a newer snapback wrote it; run that version (or restore the store's backup "
+                 "from before the upgrade)", v, SCHEMA_VERSION);
+  }
+  if (version && v < SCHEMA_VERSION && schema_migrate(st, (int)v) < 0) {
+    store_rollback(st);
+    return -1;
+  }
+  /* new stores get every table; migrated ones the tables added since */
+  if (schema_create(st) < 0) {
     store_rollback(st);
     return -1;
   }
@@ -774,4 +876,16 @@ struct store *store_open(const char *url)
     return NULL;
   }
   return steal_pointer(&st);
+}
+
+int store_check_url(const char *url)
+{
+  return db_check_url(url);
+}
+
+int64_t store_size_bytes(struct store *st)
+{
+  STORE_LOCKED(st);
+  if (!st->db->ops->size_bytes) return error(ERR_UNSUPPORTED, "the store cannot tell its size");
+  return st->db->ops->size_bytes(st->db);
 }

@@ -197,6 +197,12 @@ struct store;
 /* opens (creating and migrating the schema when new) the store at URL; see db_open_url */
 struct store *store_open(const char *url);
 void store_close(struct store *st);
+/* checks a store URL without opening it (option validation): 0 or -1 + error */
+int store_check_url(const char *url) WARN_UNUSED;
+/* the schema version this build writes, and the one of an open store */
+int store_schema_version(void);
+/* bytes the store takes on disk; -1 + error */
+int64_t store_size_bytes(struct store *st) WARN_UNUSED;
 
 /* transactions nest by counting: only the outermost commit/rollback reaches the
  * database. While a transaction is open on a thread, other threads wait. */
