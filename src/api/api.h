@@ -32,6 +32,7 @@ struct api_response {
   int status;               /* 200, 201, 202 */
   struct node *body;        /* owned; rendered then freed by the caller */
   char *location;           /* Location header for 201, or NULL; owned */
+  const char *route;        /* the ROUTES pattern that matched ("/vms/{}"), for metrics; static */
 };
 
 /* returns 0 with resp filled, or -1 with the error recorded */

@@ -1155,6 +1155,7 @@ int api_handle(struct engine *eng, const struct api_request *req, struct api_res
     path_known = true;
     if (strcmp(ROUTES[i].method, req->method) != 0) continue;
     memcpy(c.p, params, sizeof params);
+    resp->route = ROUTES[i].pattern;
     if (api_check_input(req) < 0) return -1;
     return ROUTES[i].fn(&c);
   }

@@ -7,6 +7,7 @@
 #include "cmd/internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include <stdarg.h>
@@ -72,7 +73,10 @@ int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
     return -1;
   }
   struct job job = {0};
+  int64_t started = mono_ms();
   job_begin(eng, &job, def->name, c->user);
+  struct log_fields fields = {.vm = c->vm_id, .job = job.id, .user = c->user ? c->user->name : NULL};
+  const struct log_fields *outer = log_fields_set(&fields);
   error_clear();
   int rc = def->validate ? def->validate(c) : 0;
   bool executed = false;
@@ -100,6 +104,11 @@ int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
   if (rc < 0) error_restore(&saved);
   else free(saved.msg);
   job_end(eng, &job, rc == 0);
+  log_fields_set(outer);
+  AUTOFREE char *labels = metrics_labels("command", def->name, "outcome", rc == 0 ? "ok" : "failed", NULL);
+  metrics_histogram_observe("snapback_command_duration_seconds", "how long commands took in the "
+                            "dispatcher (background work excluded), by command and outcome", labels,
+                            (double)(mono_ms() - started) / 1000.0);
   free(job.id);
   free(job.description);
   free(job.user_id);

@@ -72,6 +72,11 @@ void engine_unlock(struct engine *eng, const char *const *ids);
 /* runs fn(eng, arg) on a background thread; engine_close() waits for it */
 void engine_background(struct engine *eng, void (*fn)(struct engine *eng, void *arg), void *arg);
 
+/* writes the engine's gauges (jobs and transfers in progress, the store's
+ * size, each host's libvirt connection) in Prometheus text format; -1 +
+ * error when the store fails (cmd/metrics.c) */
+int engine_metrics_render(struct engine *eng, struct buf *out);
+
 /* records an audit event (never fails the caller: store errors are logged) */
 void engine_event(struct engine *eng, int severity, int64_t code, const struct user *user,
                   const char *vm_id, const char *fmt, ...) __attribute__((format(printf, 6, 7)));

@@ -53,6 +53,11 @@ void transfer_tickets_free(struct engine *eng);
 /* ticket.c: at start, replaces tickets an older version stored in the clear by their digest */
 void transfer_tickets_hash_legacy(struct engine *eng);
 
+/* metrics.c: observes snapback_WHAT_duration_seconds{operation,outcome} for
+ * an operation that started at STARTED_MONO_MS (mono_ms()); WHAT is
+ * "snapshot", "backup"... */
+void engine_observe_operation(const char *what, const char *operation, bool ok, int64_t started_mono_ms);
+
 /* disk.c: within the caller's transaction, deletes a disk's volume rows and
  * its row; the volume files are pushed onto files, to go after the commit */
 int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files);

@@ -259,7 +259,8 @@ static void snap_create_job(struct engine *eng, void *arg)
   struct snap_create *a = arg;
   struct store *st = eng->st;
   const char *locks[] = {a->vm_id, NULL};
-  bool switched = false, quiesced = false, running = false;
+  bool switched = false, quiesced = false, running = false, ok = false;
+  int64_t started = mono_ms();
   AUTOLIST(volume) ovs = pending_overlays(st, a->id);
   AUTOPTR(vm) vm = vm_get(st, a->vm_id);
   if (!ovs || !vm) goto failed;
@@ -293,6 +294,7 @@ static void snap_create_job(struct engine *eng, void *arg)
                "snapshot '%s' creation for VM %s has been completed%s", a->description, vm->name,
                !running ? "" : quiesced ? " (file systems frozen by the guest agent)"
                                         : " (crash-consistent: no guest agent answered)");
+  ok = true;
   goto done;
 failed:
   {
@@ -307,6 +309,7 @@ failed:
     free(s.msg);
   }
 done:
+  engine_observe_operation("snapshot", "create", ok, started);
   engine_unlock(eng, locks);
   user_free(a->user);
   free((char *)a->description);
@@ -501,6 +504,8 @@ static void snap_remove_job(struct engine *eng, void *arg)
   struct snap_remove *a = arg;
   struct store *st = eng->st;
   const char *locks[] = {a->vm_id, NULL};
+  bool ok = false;
+  int64_t started = mono_ms();
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) goto failed;
   {
@@ -534,6 +539,7 @@ static void snap_remove_job(struct engine *eng, void *arg)
   engine_event(eng, SEVERITY_NORMAL, EV_SNAPSHOT_REMOVED, a->user, a->vm_id,
                "snapshot '%s' deletion for VM %s has been completed", a->snap->description,
                a->vm ? a->vm->name : a->vm_id);
+  ok = true;
   goto done;
 failed:
   {
@@ -553,6 +559,7 @@ failed:
     free(s.msg);
   }
 done:
+  engine_observe_operation("snapshot", "remove", ok, started);
   engine_unlock(eng, locks);
   snap_remove_free(a);
 }

@@ -31,6 +31,7 @@
 #include "cmd/internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/spawn.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
@@ -142,6 +143,8 @@ static int transfer_touch_row(struct store *st, const char *id, int64_t bytes)
 
 void transfer_touch(struct engine *eng, const char *id, int64_t bytes)
 {
+  metrics_counter_add("snapback_transfer_bytes_total", "bytes read or written through image transfers",
+                      "", (double)bytes);
   struct err_saved saved;
   error_save(&saved);
   if (transfer_touch_row(eng->st, id, bytes) < 0 && error_code() != ERR_NOT_FOUND)
