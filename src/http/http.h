@@ -7,6 +7,7 @@
  * (fault.c) — the only place an error code becomes an HTTP status.
  * Everything below /ovirt-engine/api and /api goes to api_handle(). */
 #pragma once
+#include "util/enumstr.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,14 @@ struct http_server;
 
 #define HTTP_DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define HTTP_DEFAULT_THREADS 16u
+
+/* who may read /metrics (--metrics-auth) */
+enum http_metrics_auth {
+  HTTP_METRICS_AUTH_USER,  /* any engine user, Basic or Bearer (default) */
+  HTTP_METRICS_AUTH_NONE,  /* anyone who reaches the port */
+  HTTP_METRICS_AUTH_LAST
+};
+ENUM_DECL(http_metrics_auth); /* "user", "none" */
 
 /* zero fields take the defaults noted */
 struct http_options {
@@ -30,6 +39,9 @@ struct http_options {
   const char *imageio_socket;/* a unix socket serving the image data URLs (/images/) in
                                 plain HTTP to clients on this host, as ovirt-imageio's
                                 unix_socket; NULL: none */
+  const char *tls_cert;      /* a PEM certificate chain file instead of pki_dir's */
+  const char *tls_key;       /* its PEM private key file; both or neither */
+  enum http_metrics_auth metrics_auth;
 };
 
 /* starts serving in background threads; NULL + error when the port is taken,
@@ -38,5 +50,10 @@ struct http_options {
 struct http_server *http_start(struct engine *eng, const struct http_options *opts);
 /* stops listening, waits for the worker threads, frees; NULL-safe */
 void http_stop(struct http_server *srv);
+/* checks a listen address as http_start would, without listening: 0, or
+ * -1 + ERR_INVALID saying what is wrong */
+int http_check_listen(const char *listen);
+/* changes who may read /metrics in a running server (SIGHUP) */
+void http_set_metrics_auth(struct http_server *srv, enum http_metrics_auth mode);
 /* the port actually bound (useful with port 0) */
 int http_port(const struct http_server *srv);

@@ -323,3 +323,25 @@ void pki_pems_clear(struct pki_pems *out)
   free_secret(out->server_key);
   out->ca_cert = out->server_cert = out->server_key = NULL;
 }
+
+int pki_load(const char *cert_path, const char *key_path, struct pki_pems *out)
+{
+  memset(out, 0, sizeof *out);
+  AUTOFREE char *cert_pem = read_file(cert_path);
+  if (!cert_pem) return -1;
+  char *key_pem = read_file(key_path);
+  if (!key_pem) return -1;
+  AUTOPTR(X509) cert = cert_from_pem(cert_pem, cert_path);
+  AUTOPTR(EVP_PKEY) key = cert ? key_from_pem(key_pem, key_path) : NULL;
+  if (!key) {
+    free_secret(key_pem);
+    return -1;
+  }
+  if (X509_check_private_key(cert, key) != 1) {
+    free_secret(key_pem);
+    return error(ERR_INVALID, "the key '%s' does not belong to the certificate '%s'", key_path, cert_path);
+  }
+  out->server_cert = steal_pointer(&cert_pem);
+  out->server_key = key_pem;
+  return 0;
+}

@@ -23,5 +23,9 @@ struct pki_pems {
 /* loads or creates the files in DIR and fills OUT (free with pki_pems_clear);
  * -1 + error (ERR_INTERNAL naming the file) on failure */
 int pki_ensure(const char *dir, struct pki_pems *out);
+/* loads an administrator's certificate chain and key (--tls-cert, --tls-key)
+ * into OUT (ca_cert stays NULL); -1 + error when unreadable, not PEM, or the
+ * key does not match the certificate */
+int pki_load(const char *cert_path, const char *key_path, struct pki_pems *out);
 /* frees the strings (the key is wiped first); OUT stays usable */
 void pki_pems_clear(struct pki_pems *out);

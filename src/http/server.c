@@ -9,9 +9,14 @@
  *   /ovirt-engine/api[/v3], /api[/v3] authenticate, parse, api_handle()
  *   /images/TICKET                    image transfer data (imageio.c: the
  *                                     ticket authorizes; bodies streamed)
+ *   /metrics                          Prometheus metrics (util/metrics.c and
+ *                                     cmd/metrics.c), behind
+ *                                     its own --metrics-auth setting
  *   anything else                     404 fault
- * Every answer leaves through respond(), which also logs it. A second MHD
- * daemon serves /images/ alone, in plain HTTP, on a unix socket
+ * Every answer leaves through respond(), which also logs it and counts it in
+ * snapback_http_requests_total and the latency histogram, by route pattern
+ * (the ROUTES pattern, never the raw path, so ids do not explode the series).
+ * A second MHD daemon serves /images/ alone, in plain HTTP, on a unix socket
  * (http_options.imageio_socket): ovirt-imageio's unix_socket for clients on
  * the host. */
 #include "http/http.h"
@@ -24,6 +29,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/timeutil.h"
 #include "util/vec.h"
 #include <jansson.h>
@@ -43,6 +49,7 @@
 
 #define SSO_TOKEN_PATH "/ovirt-engine/sso/oauth/token"
 #define SSO_LOGOUT_PATH "/ovirt-engine/services/sso-logout"
+#define METRICS_PATH "/metrics"
 #define CONNECTION_TIMEOUT_S 300u
 /* bodies up to DRAIN_FACTOR * max_body are read to the end before the 413 */
 #define DRAIN_FACTOR 16
@@ -57,7 +64,10 @@ struct http_server {
   struct imageio_config imageio;
   struct MHD_Daemon *unix_mhd; /* /images/ on imageio.unix_socket, or NULL */
   char *unix_path;           /* the socket file we made, removed at stop */
+  int metrics_auth;          /* enum http_metrics_auth; atomic (SIGHUP changes it) */
 };
+
+ENUM_IMPL(http_metrics_auth, HTTP_METRICS_AUTH_LAST, "user", "none")
 
 /* per request state, MHD's *con_cls */
 struct request {
@@ -66,6 +76,7 @@ struct request {
   size_t discarded;          /* bytes read and thrown away since */
   int64_t start_ms;          /* monotonic */
   struct imageio_req *image; /* a request below /images/: imageio.c's state */
+  const char *route;         /* the route pattern for metrics; static; NULL: none matched */
 };
 
 /* the API roots, longest first so that /v3 wins */
@@ -118,11 +129,23 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
   MHD_destroy_response(resp);
 
   int64_t ms = mono_ms() - r->start_ms;
+  const char *route = r->route ? r->route : "unmatched";
+  char code[8];
+  snprintf(code, sizeof code, "%d", status);
+  AUTOFREE char *labels = metrics_labels("route", route, "method", method, "code", code, NULL);
+  AUTOFREE char *hlabels = metrics_labels("route", route, "method", method, NULL);
+  metrics_counter_add("snapback_http_requests_total", "HTTP requests answered, by route pattern, method "
+                      "and status code", labels, 1);
+  metrics_histogram_observe("snapback_http_request_duration_seconds", "time from the request's headers "
+                            "to its answer, by route pattern and method", hlabels, (double)ms / 1000.0);
+  struct log_fields fields = {.code = status >= 400 ? error_code_name(error_code()) : NULL};
+  const struct log_fields *prev = log_fields_set(&fields);
   if (status >= 500)
     log_err("%s %s: %d in %lld ms: %s (%s)", method, url, status, (long long)ms,
             error_message(), error_where());
   else
     log_debug("%s %s: %d in %lld ms", method, url, status, (long long)ms);
+  log_fields_set(prev);
   error_clear();  /* answered: a worker thread keeps no stale message */
   return rc;
 }
@@ -290,6 +313,7 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
   AUTOFREE char *base_url = host ? xasprintf("%s://%s", srv->tls ? "https" : "http", host)
                                  : xasprintf("%s://127.0.0.1:%d", srv->tls ? "https" : "http",
                                              http_port(srv));
+  r->route = "unmatched";
   int version = root->version;
   const char *vh = header(c, "Version");
   if (version == 4 && vh && strcmp(vh, "3") == 0) version = 3;
@@ -307,7 +331,11 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
     .base_url = base_url,
   };
   struct api_response resp = {0};
+  struct log_fields fields = {.user = u->name};
+  const struct log_fields *prev = log_fields_set(&fields);
   int rc = api_handle(srv->eng, &req, &resp);
+  log_fields_set(prev);
+  if (resp.route) r->route = resp.route;
   free(params.ptr);
   AUTOPTR(node) out_node = steal_pointer(&resp.body);
   AUTOFREE char *location = steal_pointer(&resp.location);
@@ -323,11 +351,43 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
                  json ? "application/json" : "application/xml", location, false);
 }
 
+/* GET /metrics: the registry (util/metrics.c) and the engine's gauges,
+ * behind the --metrics-auth setting */
+static enum MHD_Result handle_metrics(struct http_server *srv, struct MHD_Connection *c,
+                                      struct request *r, const char *method, const char *url)
+{
+  if (__atomic_load_n(&srv->metrics_auth, __ATOMIC_RELAXED) != HTTP_METRICS_AUTH_NONE) {
+    AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION));
+    if (!u) return respond_fault(c, r, method, url);
+  }
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    error(ERR_METHOD, "method '%s' is not allowed on '%s': use GET", method, url);
+    return respond_fault(c, r, method, url);
+  }
+  struct buf out = BUF_INIT;
+  if (engine_metrics_render(srv->eng, &out) < 0) {
+    buf_free(&out);
+    return respond_fault(c, r, method, url);
+  }
+  metrics_render(&out);
+  return respond(c, r, method, url, 200, &out, "text/plain; version=0.0.4; charset=utf-8", NULL, false);
+}
+
 static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c,
                                 struct request *r, const char *method, const char *url)
 {
-  if (strcmp(url, SSO_TOKEN_PATH) == 0) return handle_token(srv, c, r, method, url);
-  if (strcmp(url, SSO_LOGOUT_PATH) == 0) return handle_logout(srv, c, r, method, url);
+  if (strcmp(url, SSO_TOKEN_PATH) == 0) {
+    r->route = SSO_TOKEN_PATH;
+    return handle_token(srv, c, r, method, url);
+  }
+  if (strcmp(url, SSO_LOGOUT_PATH) == 0) {
+    r->route = SSO_LOGOUT_PATH;
+    return handle_logout(srv, c, r, method, url);
+  }
+  if (strcmp(url, METRICS_PATH) == 0) {
+    r->route = METRICS_PATH;
+    return handle_metrics(srv, c, r, method, url);
+  }
   for (size_t i = 0; i < ARRAY_SIZE(api_roots); i++) {
     size_t len = strlen(api_roots[i].prefix);
     if (strncmp(url, api_roots[i].prefix, len) == 0 && (url[len] == 0 || url[len] == '/'))
@@ -475,7 +535,8 @@ static int unix_start(struct http_server *srv, const char *path)
   return 0;
 }
 
-/* "HOST:PORT", "[V6]:PORT", ":PORT" -> a socket address */
+/* "HOST:PORT", "[V6]:PORT", ":PORT" -> a socket address; every check of a
+ * listen address is here, so that http_check_listen() is exactly as strict */
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen)
 {
   AUTOFREE char *host = NULL;
@@ -509,6 +570,18 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
   return 0;
 }
 
+int http_check_listen(const char *listen)
+{
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  return parse_listen(listen ? listen : "127.0.0.1:8443", &ss, &sslen);
+}
+
+void http_set_metrics_auth(struct http_server *srv, enum http_metrics_auth mode)
+{
+  __atomic_store_n(&srv->metrics_auth, (int)mode, __ATOMIC_RELAXED);
+}
+
 struct http_server *http_start(struct engine *eng, const struct http_options *opts)
 {
   struct sockaddr_storage ss = {0};
@@ -518,6 +591,7 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
   struct http_server *srv = xcalloc(1, sizeof *srv);
   srv->eng = eng;
   srv->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
+  srv->metrics_auth = (int)opts->metrics_auth;
   unsigned threads = opts->threads ? opts->threads : HTTP_DEFAULT_THREADS;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
@@ -527,12 +601,13 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
       http_stop(srv);
       return NULL;
     }
-    if (!opts->pki_dir) {
+    if (!opts->pki_dir && !opts->tls_cert) {
       error(ERR_INVALID, "TLS needs a PKI directory");
       http_stop(srv);
       return NULL;
     }
-    if (pki_ensure(opts->pki_dir, &srv->pems) < 0) {
+    if (opts->tls_cert ? pki_load(opts->tls_cert, opts->tls_key, &srv->pems) < 0
+                       : pki_ensure(opts->pki_dir, &srv->pems) < 0) {
       http_stop(srv);
       return NULL;
     }
@@ -570,8 +645,8 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
     log_warn("%s; image data is served over TCP only", error_message());
     error_clear();
   }
-  log_info("listening on %s://%s (port %d, %u threads)", opts->plain_http ? "http" : "https",
-           opts->listen ? opts->listen : "127.0.0.1:8443", http_port(srv), threads);
+  log_info("listening on %s port %d (%s, %u threads)", opts->listen ? opts->listen : "127.0.0.1:8443",
+           http_port(srv), opts->plain_http ? "http" : "https", threads);
   return srv;
 }
 
