@@ -410,12 +410,22 @@ static int list_snapshots(struct api_call *c)
   return reply(c, 200, n);
 }
 
-static int get_snapshot(struct api_call *c)
+/* the snapshot c->p[1] of VM c->p[0]; NULL + a 404 saying which id is expected */
+static struct snapshot *vm_snapshot_get(struct api_call *c)
 {
   AUTOPTR(snapshot) s = snapshot_get(c->st, c->p[1]);
+  if (s && strcmp(s->vm_id, c->p[0]) == 0) return steal_pointer(&s);
+  if (s || error_code() == ERR_NOT_FOUND) {
+    AUTOFREE char *list = xasprintf("GET %s/vms/%s/snapshots", c->req->root, c->p[0]);
+    store_id_not_found(c->st, c->p[1], "VM snapshot", list);
+  }
+  return NULL;
+}
+
+static int get_snapshot(struct api_call *c)
+{
+  AUTOPTR(snapshot) s = vm_snapshot_get(c);
   if (!s) return -1;
-  if (strcmp(s->vm_id, c->p[0]) != 0)
-    return error(ERR_NOT_FOUND, "snapshot '%s' does not belong to VM '%s'", c->p[1], c->p[0]);
   return reply(c, 200, render_snapshot(&c->r, s));
 }
 
@@ -464,10 +474,8 @@ static int restore_snapshot(struct api_call *c)
  * the active snapshot, the VM's active volumes) */
 static int list_snapshot_disks(struct api_call *c)
 {
-  AUTOPTR(snapshot) s = snapshot_get(c->st, c->p[1]);
+  AUTOPTR(snapshot) s = vm_snapshot_get(c);
   if (!s) return -1;
-  if (strcmp(s->vm_id, c->p[0]) != 0)
-    return error(ERR_NOT_FOUND, "snapshot '%s' does not belong to VM '%s'", c->p[1], c->p[0]);
   const char *params[] = {s->id};
   AUTOLIST(volume) vols = volume_list(c->st, "snapshot_id = ? AND status <> 'locked'", params, 1, NULL, 0);
   if (!vols) return -1;
@@ -523,7 +531,12 @@ static int list_sd_disksnapshots(struct api_call *c)
 static int get_disk_snapshot(struct api_call *c)
 {
   AUTOPTR(volume) v = volume_get(c->st, c->p[1]);
-  if (!v) return error(ERR_NOT_FOUND, "disk snapshot '%s' does not exist", c->p[1]);
+  if (!v && error_code() == ERR_NOT_FOUND) {
+    AUTOFREE char *list = xasprintf("GET %s/%s/%s/disksnapshots", c->req->root,
+                                    strncmp(c->req->path, "/disks/", 7) == 0 ? "disks" : "storagedomains", c->p[0]);
+    return store_id_not_found(c->st, c->p[1], "disk snapshot", list);
+  }
+  if (!v) return -1;
   AUTOPTR(disk) d = disk_get(c->st, v->disk_id);
   if (!d) return -1;
   return reply(c, 200, render_disk_snapshot(&c->r, v, d));

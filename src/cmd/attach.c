@@ -126,8 +126,10 @@ static int snapshot_attach_check(struct cmd_ctx *c, struct attach_args *a)
   struct store *st = c->eng->st;
   const char *sid = a->in->snapshot_id;
   AUTOPTR(snapshot) s = snapshot_get(st, sid);
-  if (!s) return error(ERR_NOT_FOUND, "cannot attach disk '%s' to VM '%s': snapshot '%s' does not exist",
-                       a->disk->alias, a->vm->name, sid);
+  if (!s) {
+    if (error_code() == ERR_NOT_FOUND) store_id_not_found(st, sid, "VM snapshot", "GET /vms/VM/snapshots");
+    return error_prefix("cannot attach disk '%s' to VM '%s': ", a->disk->alias, a->vm->name);
+  }
   AUTOPTR(vm) src = vm_get(st, s->vm_id);
   if (!src) return -1;
   AUTOPTR(attachment) own = attachment_get(st, s->vm_id, a->disk->id);

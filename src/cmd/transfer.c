@@ -413,7 +413,9 @@ static int transfer_create_validate(struct cmd_ctx *c)
     return error(ERR_INVALID, "an image transfer needs a disk or a disk snapshot");
   if (s->volume_id) {
     if (!(a->vol = volume_get(st, s->volume_id)))
-      return error(ERR_NOT_FOUND, "disk snapshot '%s' does not exist", s->volume_id);
+      return error_code() == ERR_NOT_FOUND
+                 ? store_id_not_found(st, s->volume_id, "disk snapshot", "GET /disks/DISK/disksnapshots")
+                 : -1;
     if (s->disk_id && strcmp(s->disk_id, a->vol->disk_id) != 0)
       return error(ERR_INVALID, "disk snapshot '%s' is not a snapshot of disk '%s'", s->volume_id,
                    s->disk_id);

@@ -889,3 +889,28 @@ int64_t store_size_bytes(struct store *st)
   if (!st->db->ops->size_bytes) return error(ERR_UNSUPPORTED, "the store cannot tell its size");
   return st->db->ops->size_bytes(st->db);
 }
+
+/* what users call the objects of each table keyed by "id" */
+static const char *id_kind_name(const struct entity_desc *d)
+{
+  if (d == &volume_desc) return "disk snapshot";
+  if (d == &snapshot_desc) return "VM snapshot";
+  return d->kind;
+}
+
+int store_id_not_found(struct store *st, const char *id, const char *want, const char *listed_by)
+{
+  const char *other = NULL;
+  for (size_t i = 0; i < ARRAY_SIZE(all_descs) && !other && id; i++) {
+    const struct entity_desc *d = all_descs[i];
+    if (d->nkeys != 1 || strcmp(d->keys[0], "id") != 0 || desc_field(d, "id")->type != F_STR) continue;
+    const char *params[] = {id};
+    if (entity_count(st, d, "id = ?", params, 1) > 0) other = id_kind_name(d);
+  }
+  error_clear();  /* a failing lookup only loses the hint */
+  AUTOBUF struct buf b = BUF_INIT;
+  buf_printf(&b, "%s '%s' does not exist: the id of a %s is expected here", want, id ? id : "", want);
+  if (listed_by) buf_printf(&b, " (%s lists them)", listed_by);
+  if (other && strcmp(other, want) != 0) buf_printf(&b, ", and '%s' is the id of a %s", id, other);
+  return error(ERR_NOT_FOUND, "%s", buf_str(&b));
+}

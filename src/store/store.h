@@ -201,6 +201,11 @@ void store_close(struct store *st);
 int store_check_url(const char *url) WARN_UNUSED;
 /* the schema version this build writes, and the one of an open store */
 int store_schema_version(void);
+/* Records ERR_NOT_FOUND for an id that names no WANT ("VM snapshot", "disk
+ * snapshot"...), saying which kind of id was expected, where such ids are
+ * listed (LISTED_BY, may be NULL) and, when ID names an object of another
+ * kind, which. Returns -1. */
+int store_id_not_found(struct store *st, const char *id, const char *want, const char *listed_by);
 /* bytes the store takes on disk; -1 + error */
 int64_t store_size_bytes(struct store *st) WARN_UNUSED;
 
