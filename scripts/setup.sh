@@ -14,6 +14,7 @@ PACKAGES=(
   libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libnbd-bin libargon2-dev libcurl4-openssl-dev
   python3 curl wrk nginx-light valgrind
   debhelper lintian dpkg-dev fakeroot systemd man-db
+  prometheus  # promtool checks /metrics in tests/e2e/case_ops.py; its server is not used
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system
