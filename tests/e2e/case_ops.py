@@ -22,6 +22,8 @@ def run(env, args, extra_env=None, timeout=30):
     e = dict(os.environ)
     e.pop("SNAPBACK_ADMIN_PASSWORD", None)
     e.update(extra_env or {})
+    if "--config" not in args:
+        args = ["--config", "/dev/null"] + args  # an installed /etc/snapback/snapbackd.conf must not count
     return subprocess.run([env.binary] + args, capture_output=True, text=True, timeout=timeout,
                           env=e, stdin=subprocess.DEVNULL)
 
