@@ -104,7 +104,7 @@ int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
   if (rc < 0) error_restore(&saved);
   else free(saved.msg);
   job_end(eng, &job, rc == 0);
-  log_fields_set(outer);
+  log_fields_set(outer);  /* before job.id goes */
   AUTOFREE char *labels = metrics_labels("command", def->name, "outcome", rc == 0 ? "ok" : "failed", NULL);
   metrics_histogram_observe("snapback_command_duration_seconds", "how long commands took in the "
                             "dispatcher (background work excluded), by command and outcome", labels,

@@ -138,8 +138,10 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
                       "and status code", labels, 1);
   metrics_histogram_observe("snapback_http_request_duration_seconds", "time from the request's headers "
                             "to its answer, by route pattern and method", hlabels, (double)ms / 1000.0);
-  struct log_fields fields = {.code = status >= 400 ? error_code_name(error_code()) : NULL};
-  const struct log_fields *prev = log_fields_set(&fields);
+  const struct log_fields *prev = log_fields_set(NULL);
+  struct log_fields fields = prev ? *prev : (struct log_fields){0};
+  fields.code = status >= 400 ? error_code_name(error_code()) : NULL;
+  log_fields_set(&fields);
   if (status >= 500)
     log_err("%s %s: %d in %lld ms: %s (%s)", method, url, status, (long long)ms,
             error_message(), error_where());
@@ -294,6 +296,8 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
   AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION),
                                       *client ? client : NULL);
   if (!u) return respond_fault(c, r, method, url);
+  struct log_fields fields = {.user = u->name};
+  LOG_FIELDS_SCOPED(&fields);
 
   AUTOPTR(node) body = NULL;
   if (r->body.len) {
@@ -331,10 +335,7 @@ static enum MHD_Result handle_api(struct http_server *srv, struct MHD_Connection
     .base_url = base_url,
   };
   struct api_response resp = {0};
-  struct log_fields fields = {.user = u->name};
-  const struct log_fields *prev = log_fields_set(&fields);
   int rc = api_handle(srv->eng, &req, &resp);
-  log_fields_set(prev);
   if (resp.route) r->route = resp.route;
   free(params.ptr);
   AUTOPTR(node) out_node = steal_pointer(&resp.body);

@@ -48,3 +48,7 @@ struct log_fields {
 };
 /* sets the thread's fields (NULL: none); returns the previous ones to restore */
 const struct log_fields *log_fields_set(const struct log_fields *f);
+/* sets the thread's fields until the end of the enclosing scope */
+static inline void log_fields_restorep(const struct log_fields **outer) { log_fields_set(*outer); }
+#define LOG_FIELDS_SCOPED(f) \
+  __attribute__((cleanup(log_fields_restorep), unused)) const struct log_fields *log_fields_outer_ = log_fields_set(f)
