@@ -646,8 +646,9 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
     log_warn("%s; image data is served over TCP only", error_message());
     error_clear();
   }
-  log_info("listening on %s port %d (%s, %u threads)", opts->listen ? opts->listen : "127.0.0.1:8443",
-           http_port(srv), opts->plain_http ? "http" : "https", threads);
+  log_info("listening on %s, bound to port %d (%s, %u threads)",
+           opts->listen ? opts->listen : "127.0.0.1:8443", http_port(srv), opts->plain_http ? "http" : "https",
+           threads);
   return srv;
 }
 
