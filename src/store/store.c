@@ -65,6 +65,12 @@ static const struct migration migrations[] = {
   {2, "index jobs by status and events by time (metrics, event retention)",
    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);\n"
    "CREATE INDEX IF NOT EXISTS events_time ON events (time_ms)", NULL, NULL},
+  /* the imageio data path: transfers of a backup's dirty bitmap or of an NBD server the engine
+   * did not start */
+  {3, "image transfers: dirty_context", NULL, "image_transfers", "dirty_context"},
+  {4, "image transfers: export_name", NULL, "image_transfers", "export_name"},
+  {5, "image transfers: external_server", NULL, "image_transfers", "external_server"},
+  {6, "image transfers: chosen_source", NULL, "image_transfers", "chosen_source"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
