@@ -11,6 +11,7 @@ import time
 
 from harness import case, http_request, ADMIN_USER, ADMIN_PASSWORD, API, MiB
 from case_snapshots import take_snap
+from case_transfers import create_transfer, data_path, action
 
 import base64
 
@@ -132,6 +133,21 @@ def metrics(env):
     take_snap(env, vm_id, "metrics")
     env.api("GET", "/vms/%s" % vm_id)
     env.api("GET", "/vms/00000000-0000-0000-0000-00000000dead")
+
+    # an image transfer: in progress, then its bytes counted
+    t = create_transfer(env, "download", disk_id=disk)
+    r = http_request(env.port, "GET", data_path(t))
+    env.check(r.status == 200 and len(r.raw) == 16 * MiB, "download: %s, %d bytes" % (r.status, len(r.raw)))
+    r = http_request(env.port, "GET", "/metrics", headers={"Authorization": BASIC})
+    env.check("\nsnapback_image_transfers_in_progress 1\n" in r.raw.decode(),
+              "/metrics during a transfer does not show it in progress")
+    m = re.search(r"^snapback_transfer_bytes_total (\d+)$", r.raw.decode(), re.M)
+    env.check(m and int(m.group(1)) >= 16 * MiB, "snapback_transfer_bytes_total after a 16 MiB download: %s"
+              % (m.group(1) if m else "missing"))
+    action(env, t.get("id"), "finalize")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and env.api("GET", "/disks/%s" % disk).body.findtext("status") != "ok":
+        time.sleep(0.2)
 
     r = http_request(env.port, "GET", "/metrics")
     env.check(r.status == 401, "/metrics without credentials: %s" % r.short())
