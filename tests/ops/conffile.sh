@@ -4,9 +4,9 @@
 # without "--"); and once snapbackd has --check-config, it accepts the file as shipped.
 set -uo pipefail
 conf=$1 bin=$2 fails=0
-# flags other branches add (hardening: event-retention-days;
-# ops-runtime: log-level); empty this list once they are merged
-pending=" event-retention-days log-level "
+# flags other branches add (hardening: event-retention-days); empty this list once
+# they are merged
+pending=" event-retention-days "
 helped=" $("$bin" --help | grep -oE '(^|[ ,])--[a-z][a-z-]*' | tr -d ' ,' | sed 's/^--//' | tr '\n' ' ') "
 keys=$(sed -nE 's/^#?([a-z][a-z-]*) = .*/\1/p' "$conf" | sort -u)
 [ -n "$keys" ] || { echo "FAIL no keys found in $conf"; exit 1; }

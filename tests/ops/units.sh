@@ -12,6 +12,7 @@ cp -a /lib/systemd/system "$root/lib/systemd/"
 cp "$units"/* "$root/lib/systemd/system/"
 cp "$snapbackd" "$root/usr/sbin/snapbackd"
 cp "$snapback" "$root/usr/bin/snapback"
+mkdir -p "$root/bin" && cp /bin/kill "$root/bin/kill"   # ExecReload=/bin/kill -HUP $MAINPID
 out=$(cd "$root/lib/systemd/system" &&
       systemd-analyze verify --man=no --root="$root" snapbackd.service \
         snapback-backup@web.service snapback-backup@web.timer 2>&1) || { echo "$out"; exit 1; }
