@@ -358,7 +358,10 @@ static enum MHD_Result handle_metrics(struct http_server *srv, struct MHD_Connec
                                       struct request *r, const char *method, const char *url)
 {
   if (__atomic_load_n(&srv->metrics_auth, __ATOMIC_RELAXED) != HTTP_METRICS_AUTH_NONE) {
-    AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION));
+    char client[INET6_ADDRSTRLEN];
+    client_address(c, client);
+    AUTOPTR(user) u = auth_check_header(srv->auth, header(c, MHD_HTTP_HEADER_AUTHORIZATION),
+                                        *client ? client : NULL);
     if (!u) return respond_fault(c, r, method, url);
   }
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
