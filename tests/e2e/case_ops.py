@@ -78,7 +78,8 @@ def check_config(env):
     d = env.state_dir
     good = write(os.path.join(d, "good.conf"),
                  "# snapbackd.conf\n\nlisten = 127.0.0.1:0\nhttp = true\nlog-level = debug\n"
-                 "threads = 4\nmetrics-auth = none\n")
+                 "threads = 4\nmetrics-auth = none\n# a repeatable flag repeats\nallow-path = /tmp\n"
+                 "allow-path = \"%s\"\n" % d)
     p = run(env, ["--config", good, "--check-config"])
     env.check(p.returncode == 0, "a good file: exit %d, %s" % (p.returncode, p.stderr.strip()))
     cases = [
@@ -91,6 +92,7 @@ def check_config(env):
         ("--listen = 127.0.0.1:0\n", ":1: key '--listen'"),
         ("check-config = true\n", ":1: key 'check-config'"),
         ("domain-type = xen\n", ":1: key 'domain-type'"),
+        ("allow-path = /tmp\nallow-path = /nonexistent-snapback-dir\n", ":2: key 'allow-path'"),
     ]
     for i, (body, want) in enumerate(cases):
         path = write(os.path.join(d, "bad%d.conf" % i), body)
