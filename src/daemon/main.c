@@ -12,6 +12,7 @@
 #include "daemon/notify.h"
 #include "http/auth.h"
 #include "http/http.h"
+#include "http/pki.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/uuid.h"
@@ -210,6 +211,13 @@ static int options_check(const struct daemon_options *o, const char **key)
     *key = i ? "tls-key" : "tls-cert";
     if (files[i] && access(files[i], R_OK) < 0)
       return error(ERR_INVALID, "cannot read '%s': %s", files[i], strerror(errno));
+  }
+  if (o->tls_cert) {  /* PEM that parses, and a key that belongs to the certificate */
+    *key = "tls-cert";
+    struct pki_pems pems;
+    int rc = pki_load(o->tls_cert, o->tls_key, &pems);
+    pki_pems_clear(&pems);
+    if (rc < 0) return -1;
   }
   *key = "state-dir";
   struct stat st;
