@@ -14,6 +14,8 @@ from case_snapshots import take_snap
 from case_transfers import create_transfer, data_path, action
 
 import base64
+import http.client
+import ssl
 
 BASIC = "Basic " + base64.b64encode(("%s:%s" % (ADMIN_USER, ADMIN_PASSWORD)).encode()).decode()
 
@@ -123,6 +125,38 @@ def bad_listen(env):
     p = run(env, ["--state-dir", state, "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"])
     env.check(p.returncode == 2 and not os.path.exists(state),
               "an unreadable --tls-cert: exit %d, state dir %s" % (p.returncode, os.path.exists(state)))
+
+
+@case("ops: --tls-cert/--tls-key: another certificate's key is refused before any state; a good pair serves HTTPS")
+def tls_files(env):
+    state = os.path.join(env.state_dir, "fresh")
+    pems = {}
+    for n in ("a", "b"):
+        cert, key = os.path.join(env.state_dir, n + ".pem"), os.path.join(env.state_dir, n + ".key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+        pems[n] = (cert, key)
+    p = run(env, ["--state-dir", state, "--listen", "127.0.0.1:0", "--tls-cert", pems["a"][0], "--tls-key", pems["b"][1]])
+    env.check(p.returncode == 2 and "does not belong" in p.stderr and not os.path.exists(state),
+              "a key of another certificate: exit %d, %r, state dir %s"
+              % (p.returncode, p.stderr.strip(), os.path.exists(state)))
+    d = Proc(env, ["--config", "/dev/null", "--listen", "127.0.0.1:0", "--state-dir", state, "--domain-type", "qemu",
+                   "--tls-cert", pems["a"][0], "--tls-key", pems["a"][1]])
+    try:
+        m = d.wait_log(r"serving oVirt API on https://127\.0\.0\.1:(\d+)/")
+        env.require(m, "no HTTPS serving line: %s" % d.text()[-1500:])
+        ctx = ssl.create_default_context(cafile=pems["a"][0])
+        conn = http.client.HTTPSConnection("127.0.0.1", int(m.group(1)), context=ctx, timeout=30)
+        conn.request("GET", API, headers={"Authorization": BASIC})
+        status = conn.getresponse().status
+        conn.close()
+        env.check(status == 200, "GET over HTTPS with the given certificate: %s" % status)
+        env.check(not os.path.exists(os.path.join(state, "pki", "ca.pem")),
+                  "snapbackd made its own CA although --tls-cert was given")
+    finally:
+        rc = d.stop()
+    env.check(rc == 0, "SIGTERM: exit %r" % rc)
 
 
 @case("ops: /metrics passes promtool check metrics, needs an engine user by default, counts by route")
