@@ -223,6 +223,37 @@ static const struct field image_transfer_fields[] = {
 };
 ENTITY(image_transfer, "image transfer", "image_transfers", "created_ms, id", "id");
 
+static const struct field usergroup_fields[] = {
+  FSTR(usergroup, id), FSTR(usergroup, name), FSTR(usergroup, domain),
+};
+ENTITY(usergroup, "group", "usergroups", "name", "id");
+
+static const struct field group_member_fields[] = {
+  FSTR(group_member, id), FSTR(group_member, group_id), FSTR(group_member, user_id),
+};
+ENTITY(group_member, "group membership", "group_members", "group_id, user_id", "id");
+
+static const struct field role_fields[] = {
+  FSTR(role, id), FSTR(role, name), FSTR(role, description), FBOOL(role, administrative),
+};
+ENTITY(role, "role", "roles", "name", "id");
+
+static const struct field role_permit_fields[] = {
+  FSTR(role_permit, id), FSTR(role_permit, role_id), FINT(role_permit, permit),
+};
+ENTITY(role_permit, "permit", "role_permits", "role_id, permit", "id");
+
+static const struct field permission_fields[] = {
+  FSTR(permission, id), FSTR(permission, role_id), FSTR(permission, user_id),
+  FSTR(permission, group_id), FSTR(permission, object_type), FSTR(permission, object_id),
+};
+ENTITY(permission, "permission", "permissions", "object_type, object_id, id", "id");
+
+static const struct field user_lock_fields[] = {
+  FSTR(user_lock, user_id), FINT(user_lock, since_ms),
+};
+ENTITY(user_lock, "lock of user", "user_locks", "user_id", "user_id");
+
 #define STORE_DESC_PTR(T) &T##_desc,
 static const struct entity_desc *const all_descs[] = { STORE_TYPES(STORE_DESC_PTR) };
 
@@ -239,6 +270,14 @@ static const char *const schema_indexes[] = {
   "CREATE UNIQUE INDEX IF NOT EXISTS image_transfers_ticket ON image_transfers (ticket)",
   "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",       /* schema step 2 */
   "CREATE INDEX IF NOT EXISTS events_time ON events (time_ms)",    /* schema step 2 */
+  "CREATE UNIQUE INDEX IF NOT EXISTS usergroups_name ON usergroups (name)",
+  "CREATE UNIQUE INDEX IF NOT EXISTS group_members_pair ON group_members (group_id, user_id)",
+  "CREATE INDEX IF NOT EXISTS group_members_user ON group_members (user_id)",
+  "CREATE UNIQUE INDEX IF NOT EXISTS roles_name ON roles (name)",
+  "CREATE UNIQUE INDEX IF NOT EXISTS role_permits_pair ON role_permits (role_id, permit)",
+  "CREATE INDEX IF NOT EXISTS permissions_user ON permissions (user_id)",
+  "CREATE INDEX IF NOT EXISTS permissions_group ON permissions (group_id)",
+  "CREATE INDEX IF NOT EXISTS permissions_object ON permissions (object_type, object_id)",
 };
 
 /* ---- the store and its lock ---- */
@@ -620,6 +659,8 @@ STORE_IMPL_INSERT(datacenter) STORE_IMPL_INSERT(cluster) STORE_IMPL_INSERT(templ
 STORE_IMPL_INSERT(storage_domain) STORE_IMPL_INSERT(vm) STORE_IMPL_INSERT(disk)
 STORE_IMPL_INSERT(volume) STORE_IMPL_INSERT(attachment) STORE_IMPL_INSERT(snapshot)
 STORE_IMPL_INSERT(job) STORE_IMPL_INSERT(image_transfer)
+STORE_IMPL_INSERT(usergroup) STORE_IMPL_INSERT(group_member) STORE_IMPL_INSERT(role)
+STORE_IMPL_INSERT(role_permit) STORE_IMPL_INSERT(permission) STORE_IMPL_INSERT(user_lock)
 
 /* get/delete for the types keyed by one text column */
 #define STORE_IMPL_BY_KEY(T)                                                                 \
@@ -638,6 +679,8 @@ STORE_IMPL_BY_KEY(datacenter) STORE_IMPL_BY_KEY(cluster) STORE_IMPL_BY_KEY(templ
 STORE_IMPL_BY_KEY(storage_domain) STORE_IMPL_BY_KEY(vm) STORE_IMPL_BY_KEY(disk)
 STORE_IMPL_BY_KEY(volume) STORE_IMPL_BY_KEY(snapshot) STORE_IMPL_BY_KEY(job)
 STORE_IMPL_BY_KEY(image_transfer)
+STORE_IMPL_BY_KEY(usergroup) STORE_IMPL_BY_KEY(group_member) STORE_IMPL_BY_KEY(role)
+STORE_IMPL_BY_KEY(role_permit) STORE_IMPL_BY_KEY(permission) STORE_IMPL_BY_KEY(user_lock)
 
 struct user *user_get_by_name(struct store *st, const char *name)
 {

@@ -172,10 +172,30 @@ struct image_transfer {
                                 the disk: the transfer neither locks nor unlocks it */
 };
 
+/* ---- users, groups, roles, permissions (cmd/perm.c holds the rules) ---- */
+
+/* a group of users; membership is group_member rows */
+struct usergroup { char *id, *name, *domain; };
+struct group_member { char *id, *group_id, *user_id; };
+/* a custom role (the predefined ones live in cmd/perm.c and never change) */
+struct role {
+  char *id, *name, *description;
+  bool administrative;
+};
+/* one permit (oVirt action group id, e.g. 1101 ATTACH_DISK) of a custom role */
+struct role_permit { char *id, *role_id; int64_t permit; };
+/* a role granted to a user or a group (exactly one set) on an object;
+ * object_type is "system", "datacenter", "cluster", "storage_domain", "host",
+ * "vm", "template" or "disk" */
+struct permission { char *id, *role_id, *user_id, *group_id, *object_type, *object_id; };
+/* a locked user: its tokens and passwords stop working at once */
+struct user_lock { char *user_id; int64_t since_ms; };
+
 #define STORE_TYPES(X) \
   X(user) X(token) X(host) X(datacenter) X(cluster) X(template) \
   X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job) \
-  X(image_transfer)
+  X(image_transfer) \
+  X(usergroup) X(group_member) X(role) X(role_permit) X(permission) X(user_lock)
 
 /* per type: T_free(p) (NULL-safe), T_list_free(list) (NULL-safe), AUTOPTR(T) */
 #define STORE_DECL_FREE(T)                      \
@@ -244,6 +264,8 @@ STORE_DECL_INSERT(datacenter) STORE_DECL_INSERT(cluster) STORE_DECL_INSERT(templ
 STORE_DECL_INSERT(storage_domain) STORE_DECL_INSERT(vm) STORE_DECL_INSERT(disk)
 STORE_DECL_INSERT(volume) STORE_DECL_INSERT(attachment) STORE_DECL_INSERT(snapshot)
 STORE_DECL_INSERT(job) STORE_DECL_INSERT(image_transfer)
+STORE_DECL_INSERT(usergroup) STORE_DECL_INSERT(group_member) STORE_DECL_INSERT(role)
+STORE_DECL_INSERT(role_permit) STORE_DECL_INSERT(permission) STORE_DECL_INSERT(user_lock)
 #undef STORE_DECL_INSERT
 /* assigns p->id (max + 1, under the store lock) and writes it back */
 int event_insert(struct store *st, struct event *p) WARN_UNUSED;
@@ -279,3 +301,15 @@ struct job *job_get(struct store *st, const char *id);
 int job_delete(struct store *st, const char *id);
 struct image_transfer *image_transfer_get(struct store *st, const char *id);
 int image_transfer_delete(struct store *st, const char *id);
+struct usergroup *usergroup_get(struct store *st, const char *id);
+int usergroup_delete(struct store *st, const char *id) WARN_UNUSED;
+struct group_member *group_member_get(struct store *st, const char *id);
+int group_member_delete(struct store *st, const char *id) WARN_UNUSED;
+struct role *role_get(struct store *st, const char *id);
+int role_delete(struct store *st, const char *id) WARN_UNUSED;
+struct role_permit *role_permit_get(struct store *st, const char *id);
+int role_permit_delete(struct store *st, const char *id) WARN_UNUSED;
+struct permission *permission_get(struct store *st, const char *id);
+int permission_delete(struct store *st, const char *id) WARN_UNUSED;
+struct user_lock *user_lock_get(struct store *st, const char *user_id);
+int user_lock_delete(struct store *st, const char *user_id) WARN_UNUSED;
