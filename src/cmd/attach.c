@@ -2,6 +2,7 @@
  * detach (with hot-unplug). A hot-unplug is finished only when libvirt
  * reports the device removed; until then the attachment stays plugged. */
 #include "cmd/internal.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
 #include <string.h>
@@ -280,6 +281,13 @@ int cmd_attach(struct engine *eng, const struct user *u, const struct attachment
   struct attach_args a = {.in = in, .new_disk = new_disk, .vm_id = in->vm_id, .disk_id = in->disk_id};
   struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = in->vm_id,
                       .locks = {in->vm_id, in->disk_id}, .data = &a};
+  /* both sides: the VM that gets the disk, and the disk (a disk snapshot of
+   * another VM is a backup: BACKUP_DISK on the source disk) */
+  c.needs[0] = (struct cmd_need){PERMIT_ATTACH_DISK, OBJ_VM, in->vm_id};
+  if (in->disk_id)
+    c.needs[1] = (struct cmd_need){in->snapshot_id ? PERMIT_BACKUP_DISK : PERMIT_ATTACH_DISK, OBJ_DISK, in->disk_id};
+  else if (new_disk)
+    c.needs[1] = (struct cmd_need){PERMIT_CREATE_DISK, OBJ_STORAGE_DOMAIN, new_disk->storage_domain_id};
   int rc = cmd_run(&attach_def, &c);
   if (rc == 0 && out_disk_id) *out_disk_id = xstrdup(a.disk->id);
   attach_args_clear(&a);

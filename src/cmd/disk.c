@@ -1,5 +1,6 @@
 /* disk.c: disk, storage domain, host and external event commands */
 #include "cmd/internal.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -123,7 +124,8 @@ static const struct cmd_def disk_add_def = {
 int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id)
 {
   struct disk_args a = {.in = in};
-  struct cmd_ctx c = {.eng = eng, .user = u, .data = &a};
+  struct cmd_ctx c = {.eng = eng, .user = u, .data = &a,
+                      .needs = {{PERMIT_CREATE_DISK, OBJ_STORAGE_DOMAIN, in->storage_domain_id}}};
   int rc = cmd_run(&disk_add_def, &c);
   if (rc == 0 && out_id) *out_id = xstrdup(a.id);
   disk_args_clear(&a);
@@ -412,6 +414,8 @@ static const struct cmd_def event_add_def = {
 int cmd_event_add(struct engine *eng, const struct user *u, struct event *ev)
 {
   struct cmd_ctx c = {.eng = eng, .user = u, .data = ev};
+  c.needs[0] = ev->vm_id ? (struct cmd_need){PERMIT_INJECT_EXTERNAL_EVENTS, OBJ_VM, ev->vm_id}
+                         : (struct cmd_need){PERMIT_INJECT_EXTERNAL_EVENTS, OBJ_SYSTEM, PERM_SYSTEM_ID};
   return cmd_run(&event_add_def, &c);
 }
 

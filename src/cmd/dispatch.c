@@ -1,10 +1,11 @@
 /* dispatch.c: the one command dispatcher.
  *
- * Every command passes here with its acting user: this is where roles and
- * per-object permissions will be enforced, once, for all commands. Shape:
- * lock -> validate -> execute -> (compensate on failure) -> job + audit event
- * -> unlock. The command's error survives the bookkeeping unchanged. */
+ * Every command passes here with its acting user: the permissions on the
+ * objects it names (cmd_ctx.needs, cmd/perm.h) are checked here, once, for
+ * all commands. Shape: permissions -> lock -> validate -> execute ->
+ * (compensate on failure) -> job + audit event -> unlock. The command's error survives the bookkeeping unchanged. */
 #include "cmd/internal.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -65,7 +66,12 @@ void engine_unlock(struct engine *eng, const char *const *ids) { locks_release(e
 int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
 {
   struct engine *eng = c->eng;
-  /* permission checks go here (c->user, def->name, c->locks) */
+  /* the permissions on the objects the command names (the route's own
+   * object was checked by the API's route table); a denial is its own
+   * audit event */
+  for (size_t i = 0; i < CMD_MAX_NEEDS && c->needs[i].id; i++)
+    if (perm_require_user(eng, c->user, c->needs[i].permit, c->needs[i].obj, c->needs[i].id, def->name) < 0)
+      return -1;
   if (locks_acquire(eng, c->locks, def->name, c->user) < 0) {
     engine_event(eng, SEVERITY_WARNING, EV_COMMAND_FAILED, c->user, c->vm_id,
                  "%s by %s refused: %s", def->name, c->user ? c->user->name : "engine",

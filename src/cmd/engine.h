@@ -40,6 +40,11 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
 /* ---- the dispatcher ---- */
 
 #define CMD_MAX_LOCKS 8
+#define CMD_MAX_NEEDS 4
+
+/* a permission a command needs on an object it names (cmd/perm.h: permit
+ * ids and enum perm_object); cmd_run checks every one before anything else */
+struct cmd_need { int permit, obj; const char *id; };
 
 struct cmd_ctx {
   struct engine *eng;
@@ -47,6 +52,8 @@ struct cmd_ctx {
   const char *vm_id;             /* the VM the audit event names, or NULL */
   const char *locks[CMD_MAX_LOCKS]; /* object ids to hold exclusively; NULL-terminated */
   void *data;                    /* the command's own arguments and results */
+  struct cmd_need needs[CMD_MAX_NEEDS]; /* the objects the command names beyond the
+                                    route's own (body references); id NULL ends */
   bool keep_locks;               /* set by execute: the locks pass to a background
                                     job, which drops them with engine_unlock() */
 };

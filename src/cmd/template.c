@@ -12,6 +12,7 @@
  * Crash safety: files first, then every row in one transaction; a crash in
  * between leaves files no row names, removed by engine_sweep_orphans(). */
 #include "cmd/internal.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -204,7 +205,8 @@ int cmd_template_add(struct engine *eng, const struct user *u, const char *name,
 {
   struct template_args a = {.name = name, .description = description, .vm_id = vm_id};
   AUTOFREE char *lock = xasprintf("template-name:%s", name);
-  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {vm_id, lock}, .data = &a};
+  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {vm_id, lock}, .data = &a,
+                      .needs = {{PERMIT_CREATE_TEMPLATE, OBJ_VM, vm_id}}};
   int rc = cmd_run(&template_add_def, &c);
   if (rc == 0 && out_id) *out_id = xstrdup(a.id);
   new_disks_clear(&a.disks, false);

@@ -29,6 +29,7 @@
  * socket and unlocks the disk. A reaper thread cancels transfers idle longer
  * than their inactivity_timeout and notices a qemu-nbd that died. */
 #include "cmd/internal.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -580,6 +581,11 @@ int cmd_transfer_create(struct engine *eng, const struct user *u, const struct t
     if (!spec->source) c.locks[nl++] = owners[i]->vm_id;
     if (!c.vm_id) c.vm_id = owners[i]->vm_id;
   }
+  /* reading a disk out is a backup; writing one in edits it */
+  if (disk_id)
+    c.needs[0] = (struct cmd_need){spec->direction == TRANSFER_DOWNLOAD ? PERMIT_BACKUP_DISK
+                                                                        : PERMIT_EDIT_DISK_PROPERTIES,
+                                   OBJ_DISK, disk_id};
   int rc = cmd_run(&transfer_create_def, &c);
   if (rc == 0 && out_id) *out_id = xstrdup(a.id);
   transfer_create_clear(&a);

@@ -1,6 +1,7 @@
 /* vm.c: VM commands: add, update, remove, start, stop, shutdown, and the
  * VM's configuration as OVF. */
 #include "cmd/internal.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -156,7 +157,8 @@ int cmd_vm_add_from_template(struct engine *eng, const struct user *u, const str
 {
   struct vm_args a = {.in = (struct vm *)in, .clone = clone};
   AUTOFREE char *lock = xasprintf("vm-name:%s", in->name ? in->name : "");
-  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {lock}, .data = &a};
+  struct cmd_ctx c = {.eng = eng, .user = u, .locks = {lock}, .data = &a,
+                      .needs = {{PERMIT_CREATE_VM, OBJ_CLUSTER, in->cluster_id}}};
   int rc = cmd_run(&vm_add_def, &c);
   if (rc == 0 && out_id) *out_id = xstrdup(a.id);
   vm_args_clear(&a);
