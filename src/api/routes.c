@@ -6,6 +6,7 @@
  * and type errors are 400s raised here), run the command through the
  * dispatcher (cmd/), and render the result (render.c). GETs read the store. */
 #include "api/api.h"
+#include "api/call.h"
 #include "api/render.h"
 #include "api/search.h"
 #include "cmd/commands.h"
@@ -16,23 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PARAMS 4
-
-struct api_call {
-  struct engine *eng;
-  struct store *st;
-  const struct api_request *req;
-  struct api_response *resp;
-  const char *p[MAX_PARAMS];   /* the path's {} segments */
-  struct render_ctx r;
-};
-
 typedef int (*api_handler)(struct api_call *c);
 
 struct route {
   const char *method;
   const char *pattern;
   api_handler fn;
+  struct route_rule rule;      /* the permission it needs (call.h) */
 };
 
 const char *api_query(const struct api_request *req, const char *name)
@@ -108,10 +99,11 @@ static int need_text(const struct node *n, const char *path, const char *elem, c
 }
 
 /* resolves a reference given by id attribute or by <name> child */
-#define DEFINE_RESOLVE(T, kind, table)                                                         \
+#define DEFINE_RESOLVE(T, kind, obj)                                                           \
   static struct T *resolve_##T(struct api_call *c, const struct node *ref, const char *what)   \
   {                                                                                            \
     const char *id = node_attr(ref, "id");                                                     \
+    if (id && !api_visible(c, obj, id)) return perm_not_found(obj, id), NULL;                  \
     if (id) return T##_get(c->st, id);                                                         \
     const char *name = node_text(ref, "name");                                                 \
     if (!name)                                                                                 \
@@ -120,16 +112,17 @@ static int need_text(const struct node *n, const char *path, const char *elem, c
     const char *params[] = {name};                                                             \
     AUTOLIST(T) l = T##_list(c->st, "name = ?", params, 1, NULL, 1);                           \
     if (!l) return NULL;                                                                       \
-    if (!l[0]) return error(ERR_NOT_FOUND, kind " named '%s' does not exist", name), NULL;     \
+    if (!l[0] || !api_visible(c, obj, l[0]->id))                                              \
+      return error(ERR_NOT_FOUND, kind " named '%s' does not exist", name), NULL;              \
     struct T *found = l[0];                                                                    \
     l[0] = NULL;                                                                               \
     return found;                                                                              \
   }
-DEFINE_RESOLVE(cluster, "cluster", "clusters")
-DEFINE_RESOLVE(template, "template", "templates")
-DEFINE_RESOLVE(storage_domain, "storage domain", "storagedomains")
-DEFINE_RESOLVE(host, "host", "hosts")
-DEFINE_RESOLVE(vm, "VM", "vms")
+DEFINE_RESOLVE(cluster, "cluster", OBJ_CLUSTER)
+DEFINE_RESOLVE(template, "template", OBJ_TEMPLATE)
+DEFINE_RESOLVE(storage_domain, "storage domain", OBJ_STORAGE_DOMAIN)
+DEFINE_RESOLVE(host, "host", OBJ_HOST)
+DEFINE_RESOLVE(vm, "VM", OBJ_VM)
 
 /* ---- root and read-only collections ---- */
 
@@ -159,8 +152,21 @@ static int api_root(struct api_call *c)
   node_add_ref(so, "blank_template", "00000000-0000-0000-0000-000000000000", blank);
   struct node *sum = node_add(n, "summary");
   struct node *vms = node_add(sum, "vms");
-  node_add_int(vms, "active", vm_count(c->st, "status <> 'down'", NULL, 0));
-  node_add_int(vms, "total", vm_count(c->st, NULL, NULL, 0));
+  if (perm_is_system_admin(c->pv)) {
+    node_add_int(vms, "active", vm_count(c->st, "status <> 'down'", NULL, 0));
+    node_add_int(vms, "total", vm_count(c->st, NULL, NULL, 0));
+  } else {
+    /* only the VMs this user sees */
+    AUTOLIST(vm) all = vm_list(c->st, NULL, NULL, 0, NULL, 0);
+    int64_t active = 0, total = 0;
+    for (size_t i = 0; all && all[i]; i++)
+      if (api_visible(c, OBJ_VM, all[i]->id)) {
+        total++;
+        if (all[i]->status != VM_DOWN) active++;
+      }
+    node_add_int(vms, "active", active);
+    node_add_int(vms, "total", total);
+  }
   char now[32];
   time_format_iso(now_ms(), now);
   node_add_text(n, "time", now);
@@ -168,35 +174,59 @@ static int api_root(struct api_call *c)
   AUTOFREE char *uhref = render_href(&c->r, "/users/%s", c->req->user->id);
   node_set_attr(user, "href", uhref);
   node_set_attr(user, "id", c->req->user->id);
+  static const char *const more[] = {"users", "groups", "roles", "permissions"};
+  for (size_t i = 0; i < ARRAY_SIZE(more); i++) {
+    AUTOFREE char *href = render_href(&c->r, "/%s", more[i]);
+    node_add_link(n, more[i], href);
+  }
   return reply(c, 200, n);
 }
 
 /* list/get handlers for the simple collections */
-#define DEFINE_LIST_GET(T, coll_elem, order)                                          \
+/* a job, a transfer: its creator's, and visible to system administrators */
+static bool owned(struct api_call *c, const char *user_id)
+{
+  return (user_id && strcmp(user_id, c->req->user->id) == 0) || perm_is_system_admin(c->pv);
+}
+
+static bool job_visible(struct api_call *c, const struct job *j) { return owned(c, j->user_id); }
+
+/* list/get handlers for the simple collections: a list shows what the user
+ * sees (VISIBLE), a get of anything else is a 404. The route table checked
+ * the get already; the check here keeps the handler honest on its own. */
+#define DEFINE_LIST_GET(T, kind, coll_elem, order, VISIBLE)                               \
   static int list_##T(struct api_call *c)                                             \
   {                                                                                   \
     int max;                                                                          \
     if (query_max(c, &max) < 0) return -1;                                            \
-    AUTOLIST(T) l = T##_list(c->st, NULL, NULL, 0, order, max);                       \
+    AUTOLIST(T) l = T##_list(c->st, NULL, NULL, 0, order, 0);                         \
     if (!l) return -1;                                                                \
     struct node *n = node_new(coll_elem);                                             \
     n->is_list = true;                                                                \
-    for (size_t i = 0; l[i]; i++) node_append(n, render_##T(&c->r, l[i]));           \
+    int count = 0;                                                                    \
+    for (size_t i = 0; l[i] && (max <= 0 || count < max); i++) {                      \
+      if (!(VISIBLE)) continue;                                                       \
+      node_append(n, render_##T(&c->r, l[i]));                                        \
+      count++;                                                                        \
+    }                                                                                 \
     return reply(c, 200, n);                                                          \
   }                                                                                   \
   static int get_##T(struct api_call *c)                                              \
   {                                                                                   \
     AUTOPTR(T) x = T##_get(c->st, c->p[0]);                                           \
     if (!x) return -1;                                                                \
+    struct T **l = &x;                                                                \
+    size_t i = 0;                                                                     \
+    if (!(VISIBLE)) return error(ERR_NOT_FOUND, kind " '%s' does not exist", c->p[0]); \
     return reply(c, 200, render_##T(&c->r, x));                                       \
   }
-DEFINE_LIST_GET(datacenter, "data_centers", "name")
-DEFINE_LIST_GET(cluster, "clusters", "name")
-DEFINE_LIST_GET(template, "templates", "name")
-DEFINE_LIST_GET(host, "hosts", "name")
-DEFINE_LIST_GET(storage_domain, "storage_domains", "name")
-DEFINE_LIST_GET(disk, "disks", "alias")
-DEFINE_LIST_GET(job, "jobs", "start_ms DESC")
+DEFINE_LIST_GET(datacenter, "data center", "data_centers", "name", api_visible(c, OBJ_DATACENTER, l[i]->id))
+DEFINE_LIST_GET(cluster, "cluster", "clusters", "name", api_visible(c, OBJ_CLUSTER, l[i]->id))
+DEFINE_LIST_GET(template, "template", "templates", "name", api_visible(c, OBJ_TEMPLATE, l[i]->id))
+DEFINE_LIST_GET(host, "host", "hosts", "name", api_visible(c, OBJ_HOST, l[i]->id))
+DEFINE_LIST_GET(storage_domain, "storage domain", "storage_domains", "name", api_visible(c, OBJ_STORAGE_DOMAIN, l[i]->id))
+DEFINE_LIST_GET(disk, "disk", "disks", "alias", api_visible(c, OBJ_DISK, l[i]->id))
+DEFINE_LIST_GET(job, "job", "jobs", "start_ms DESC", job_visible(c, l[i]))
 
 /* ---- hosts ---- */
 
@@ -269,6 +299,7 @@ static int list_vms(struct api_call *c)
   int count = 0;
   for (size_t i = 0; vms[i] && (max <= 0 || count < max); i++) {
     if (s && !search_match(s, vm_field, vms[i])) continue;
+    if (!api_visible(c, OBJ_VM, vms[i]->id)) continue;
     node_append(n, render_vm(&c->r, vms[i]));
     count++;
   }
@@ -496,6 +527,7 @@ static int list_disk_snapshots_where(struct api_call *c, const char *where, cons
   struct node *n = node_new("disk_snapshots");
   n->is_list = true;
   for (size_t i = 0; vols[i]; i++) {
+    if (!api_visible(c, OBJ_DISK, vols[i]->disk_id)) continue;
     AUTOPTR(disk) d = disk_get(c->st, vols[i]->disk_id);
     if (!d) { error_clear(); continue; }
     node_append(n, render_disk_snapshot(&c->r, vols[i], d));
@@ -531,7 +563,11 @@ static int list_sd_disksnapshots(struct api_call *c)
 static int get_disk_snapshot(struct api_call *c)
 {
   AUTOPTR(volume) v = volume_get(c->st, c->p[1]);
-  if (!v && error_code() == ERR_NOT_FOUND) {
+  /* under /disks/{d}: a volume of that disk only; anywhere: of a disk the user sees (else the
+   * same answer as for an id that does not exist) */
+  bool hidden = v && ((c->req->path && strncmp(c->req->path, "/disks/", 7) == 0 && strcmp(v->disk_id, c->p[0]) != 0) ||
+                      !api_visible(c, OBJ_DISK, v->disk_id));
+  if ((!v && error_code() == ERR_NOT_FOUND) || hidden) {
     AUTOFREE char *list = xasprintf("GET %s/%s/%s/disksnapshots", c->req->root,
                                     strncmp(c->req->path, "/disks/", 7) == 0 ? "disks" : "storagedomains", c->p[0]);
     return store_id_not_found(c->st, c->p[1], "disk snapshot", list);
@@ -823,6 +859,15 @@ static int v3_remove_vm_disk(struct api_call *c)
 
 /* ---- events ---- */
 
+/* an event is visible to whoever sees its VM, to the user it names, and to
+ * system administrators */
+static bool event_visible(struct api_call *c, const struct event *e)
+{
+  if (perm_is_system_admin(c->pv)) return true;
+  if (e->user_id && strcmp(e->user_id, c->req->user->id) == 0) return true;
+  return e->vm_id && api_visible(c, OBJ_VM, e->vm_id);
+}
+
 static int list_events(struct api_call *c)
 {
   int max;
@@ -840,7 +885,8 @@ static int list_events(struct api_call *c)
   if (!l) return -1;
   struct node *n = node_new("events");
   n->is_list = true;
-  for (size_t i = 0; l[i]; i++) node_append(n, render_event(&c->r, l[i]));
+  for (size_t i = 0; l[i]; i++)
+    if (event_visible(c, l[i])) node_append(n, render_event(&c->r, l[i]));
   return reply(c, 200, n);
 }
 
@@ -851,6 +897,7 @@ static int get_event(struct api_call *c)
   if (*end || id <= 0) return error(ERR_NOT_FOUND, "event '%s' does not exist", c->p[0]);
   AUTOPTR(event) e = event_get(c->st, id);
   if (!e) return -1;
+  if (!event_visible(c, e)) return error(ERR_NOT_FOUND, "event '%s' does not exist", c->p[0]);
   return reply(c, 200, render_event(&c->r, e));
 }
 
@@ -934,30 +981,51 @@ static int list_image_transfers(struct api_call *c)
 {
   int max;
   if (query_max(c, &max) < 0) return -1;
-  AUTOLIST(image_transfer) l = image_transfer_list(c->st, NULL, NULL, 0, NULL, max);
+  AUTOLIST(image_transfer) l = image_transfer_list(c->st, NULL, NULL, 0, NULL, 0);
   if (!l) return -1;
   struct node *n = node_new("image_transfers");
   n->is_list = true;
-  for (size_t i = 0; l[i]; i++) node_append(n, render_image_transfer(&c->r, l[i], c->req->base_url));
+  int count = 0;
+  for (size_t i = 0; l[i] && (max <= 0 || count < max); i++) {
+    if (!owned(c, l[i]->user_id)) continue;
+    node_append(n, render_image_transfer(&c->r, l[i], c->req->base_url));
+    count++;
+  }
   return reply(c, 200, n);
+}
+
+/* an image transfer and its ticket belong to the user who made it */
+static struct image_transfer *own_transfer(struct api_call *c, const char *action)
+{
+  AUTOPTR(image_transfer) t = image_transfer_get(c->st, c->p[0]);
+  if (!t) return NULL;
+  if (!owned(c, t->user_id)) {
+    engine_event(c->eng, SEVERITY_WARNING, 9998, c->req->user, NULL,
+                 "permission denied: user '%s' may not %s image transfer '%s' of another user",
+                 c->req->user->name, action, c->p[0]);
+    return error(ERR_NOT_FOUND, "image transfer '%s' does not exist", c->p[0]), NULL;
+  }
+  return steal_pointer(&t);
 }
 
 static int get_image_transfer(struct api_call *c)
 {
-  AUTOPTR(image_transfer) t = image_transfer_get(c->st, c->p[0]);
+  AUTOPTR(image_transfer) t = own_transfer(c, "read");
   if (!t) return -1;
   return reply(c, 200, render_image_transfer(&c->r, t, c->req->base_url));
 }
 
 static int image_transfer_finalize(struct api_call *c)
 {
-  if (cmd_transfer_finalize(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  AUTOPTR(image_transfer) t = own_transfer(c, "finalize");
+  if (!t || cmd_transfer_finalize(c->eng, c->req->user, c->p[0]) < 0) return -1;
   return reply_action(c);
 }
 
 static int image_transfer_cancel(struct api_call *c)
 {
-  if (cmd_transfer_cancel(c->eng, c->req->user, c->p[0]) < 0) return -1;
+  AUTOPTR(image_transfer) t = own_transfer(c, "cancel");
+  if (!t || cmd_transfer_cancel(c->eng, c->req->user, c->p[0]) < 0) return -1;
   return reply_action(c);
 }
 
@@ -1053,70 +1121,127 @@ static int list_template_attachments(struct api_call *c)
 /* ---- the table ---- */
 
 static const struct route ROUTES[] = {
-  {"GET", "/", api_root},
-  {"GET", "/datacenters", list_datacenter},
-  {"GET", "/datacenters/{}", get_datacenter},
-  {"GET", "/clusters", list_cluster},
-  {"GET", "/clusters/{}", get_cluster},
-  {"GET", "/templates", list_template},
-  {"GET", "/templates/{}", get_template},
-  {"POST", "/templates", add_template},
-  {"DELETE", "/templates/{}", remove_template},
-  {"GET", "/templates/{}/diskattachments", list_template_attachments},
-  {"GET", "/hosts", list_host},
-  {"GET", "/hosts/{}", get_host},
-  {"POST", "/hosts/{}/deactivate", host_deactivate},
-  {"POST", "/hosts/{}/activate", host_activate},
-  {"GET", "/storagedomains", list_storage_domain},
-  {"POST", "/storagedomains", add_storage_domain},
-  {"GET", "/storagedomains/{}", get_storage_domain},
-  {"DELETE", "/storagedomains/{}", remove_storage_domain},
-  {"GET", "/vms", list_vms},
-  {"POST", "/vms", add_vm},
-  {"GET", "/vms/{}", get_vm},
-  {"PUT", "/vms/{}", update_vm},
-  {"DELETE", "/vms/{}", remove_vm},
-  {"POST", "/vms/{}/start", vm_start},
-  {"POST", "/vms/{}/stop", vm_stop},
-  {"POST", "/vms/{}/shutdown", vm_shutdown},
-  {"POST", "/vms/{}/migrate", vm_migrate},
-  {"POST", "/vms/{}/exporttopathonhost", vm_export_ova},
-  {"POST", "/externalvmimports", add_external_vm_import},
-  {"GET", "/vms/{}/diskattachments", list_attachments},
-  {"POST", "/vms/{}/diskattachments", add_attachment},
-  {"GET", "/vms/{}/diskattachments/{}", get_attachment},
-  {"PUT", "/vms/{}/diskattachments/{}", update_attachment},
-  {"DELETE", "/vms/{}/diskattachments/{}", remove_attachment},
-  {"GET", "/vms/{}/disks", v3_list_vm_disks},
-  {"POST", "/vms/{}/disks", v3_add_vm_disk},
-  {"GET", "/vms/{}/disks/{}", v3_get_vm_disk},
-  {"DELETE", "/vms/{}/disks/{}", v3_remove_vm_disk},
-  {"GET", "/vms/{}/snapshots", list_snapshots},
-  {"POST", "/vms/{}/snapshots", add_snapshot},
-  {"GET", "/vms/{}/snapshots/{}", get_snapshot},
-  {"DELETE", "/vms/{}/snapshots/{}", remove_snapshot},
-  {"POST", "/vms/{}/snapshots/{}/restore", restore_snapshot},
-  {"GET", "/vms/{}/snapshots/{}/disks", list_snapshot_disks},
-  {"GET", "/disks/{}/disksnapshots", list_disk_disksnapshots},
-  {"GET", "/disks/{}/disksnapshots/{}", get_disk_snapshot},
-  {"GET", "/storagedomains/{}/disksnapshots", list_sd_disksnapshots},
-  {"GET", "/storagedomains/{}/disksnapshots/{}", get_disk_snapshot},
-  {"GET", "/disks", list_disk},
-  {"POST", "/disks", add_disk},
-  {"GET", "/disks/{}", get_disk},
-  {"PUT", "/disks/{}", update_disk},
-  {"DELETE", "/disks/{}", remove_disk},
-  {"POST", "/disks/{}/move", move_disk},
-  {"GET", "/events", list_events},
-  {"POST", "/events", add_event},
-  {"GET", "/events/{}", get_event},
-  {"GET", "/jobs", list_job},
-  {"GET", "/jobs/{}", get_job},
-  {"GET", "/imagetransfers", list_image_transfers},
-  {"POST", "/imagetransfers", add_image_transfer},
-  {"GET", "/imagetransfers/{}", get_image_transfer},
-  {"POST", "/imagetransfers/{}/finalize", image_transfer_finalize},
-  {"POST", "/imagetransfers/{}/cancel", image_transfer_cancel},
+  {"GET", "/", api_root, LOGGED_IN},
+  {"GET", "/datacenters", list_datacenter, LOGGED_IN},
+  {"GET", "/datacenters/{}", get_datacenter, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/clusters", list_cluster, LOGGED_IN},
+  {"GET", "/clusters/{}", get_cluster, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/templates", list_template, LOGGED_IN},
+  {"GET", "/templates/{}", get_template, SEE(OBJ_TEMPLATE, 0)},
+  {"POST", "/templates", add_template, BODY(PERMIT_CREATE_TEMPLATE)},
+  {"DELETE", "/templates/{}", remove_template, ON(OBJ_TEMPLATE, 0, PERMIT_DELETE_TEMPLATE)},
+  {"GET", "/templates/{}/diskattachments", list_template_attachments, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/hosts", list_host, LOGGED_IN},
+  {"GET", "/hosts/{}", get_host, SEE(OBJ_HOST, 0)},
+  {"POST", "/hosts/{}/deactivate", host_deactivate, ON(OBJ_HOST, 0, PERMIT_MANIPULATE_HOST)},
+  {"POST", "/hosts/{}/activate", host_activate, ON(OBJ_HOST, 0, PERMIT_MANIPULATE_HOST)},
+  {"GET", "/storagedomains", list_storage_domain, LOGGED_IN},
+  {"POST", "/storagedomains", add_storage_domain, SYSTEM(PERMIT_CREATE_STORAGE_DOMAIN)},
+  {"GET", "/storagedomains/{}", get_storage_domain, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"DELETE", "/storagedomains/{}", remove_storage_domain, ON(OBJ_STORAGE_DOMAIN, 0, PERMIT_DELETE_STORAGE_DOMAIN)},
+  {"GET", "/vms", list_vms, LOGGED_IN},
+  {"POST", "/vms", add_vm, BODY(PERMIT_CREATE_VM)},
+  {"GET", "/vms/{}", get_vm, SEE(OBJ_VM, 0)},
+  {"PUT", "/vms/{}", update_vm, ON(OBJ_VM, 0, PERMIT_EDIT_VM_PROPERTIES)},
+  {"DELETE", "/vms/{}", remove_vm, ON(OBJ_VM, 0, PERMIT_DELETE_VM)},
+  {"POST", "/vms/{}/start", vm_start, ON(OBJ_VM, 0, PERMIT_VM_BASIC_OPERATIONS)},
+  {"POST", "/vms/{}/stop", vm_stop, ON(OBJ_VM, 0, PERMIT_VM_BASIC_OPERATIONS)},
+  {"POST", "/vms/{}/shutdown", vm_shutdown, ON(OBJ_VM, 0, PERMIT_VM_BASIC_OPERATIONS)},
+  {"POST", "/vms/{}/migrate", vm_migrate, ON(OBJ_VM, 0, PERMIT_MIGRATE_VM)},
+  {"POST", "/vms/{}/exporttopathonhost", vm_export_ova, ON(OBJ_VM, 0, PERMIT_IMPORT_EXPORT_VM)},
+  {"POST", "/externalvmimports", add_external_vm_import, SYSTEM(PERMIT_IMPORT_EXPORT_VM)},
+  {"GET", "/vms/{}/diskattachments", list_attachments, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/diskattachments", add_attachment, ON(OBJ_VM, 0, PERMIT_ATTACH_DISK)},
+  {"GET", "/vms/{}/diskattachments/{}", get_attachment, SEE(OBJ_VM, 0)},
+  {"PUT", "/vms/{}/diskattachments/{}", update_attachment, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_STORAGE)},
+  {"DELETE", "/vms/{}/diskattachments/{}", remove_attachment, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_STORAGE)},
+  {"GET", "/vms/{}/disks", v3_list_vm_disks, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/disks", v3_add_vm_disk, ON(OBJ_VM, 0, PERMIT_ATTACH_DISK)},
+  {"GET", "/vms/{}/disks/{}", v3_get_vm_disk, SEE(OBJ_VM, 0)},
+  {"DELETE", "/vms/{}/disks/{}", v3_remove_vm_disk, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_STORAGE)},
+  {"GET", "/vms/{}/snapshots", list_snapshots, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/snapshots", add_snapshot, ON(OBJ_VM, 0, PERMIT_MANIPULATE_VM_SNAPSHOTS)},
+  {"GET", "/vms/{}/snapshots/{}", get_snapshot, SEE(OBJ_VM, 0)},
+  {"DELETE", "/vms/{}/snapshots/{}", remove_snapshot, ON(OBJ_VM, 0, PERMIT_MANIPULATE_VM_SNAPSHOTS)},
+  {"POST", "/vms/{}/snapshots/{}/restore", restore_snapshot, ON(OBJ_VM, 0, PERMIT_MANIPULATE_VM_SNAPSHOTS)},
+  {"GET", "/vms/{}/snapshots/{}/disks", list_snapshot_disks, SEE(OBJ_VM, 0)},
+  {"GET", "/disks/{}/disksnapshots", list_disk_disksnapshots, SEE(OBJ_DISK, 0)},
+  {"GET", "/disks/{}/disksnapshots/{}", get_disk_snapshot, SEE(OBJ_DISK, 0)},
+  {"GET", "/storagedomains/{}/disksnapshots", list_sd_disksnapshots, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/disksnapshots/{}", get_disk_snapshot, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/disks", list_disk, LOGGED_IN},
+  {"POST", "/disks", add_disk, BODY(PERMIT_CREATE_DISK)},
+  {"GET", "/disks/{}", get_disk, SEE(OBJ_DISK, 0)},
+  {"PUT", "/disks/{}", update_disk, ON(OBJ_DISK, 0, PERMIT_EDIT_DISK_PROPERTIES)},
+  {"DELETE", "/disks/{}", remove_disk, ON(OBJ_DISK, 0, PERMIT_DELETE_DISK)},
+  {"POST", "/disks/{}/move", move_disk, ON(OBJ_DISK, 0, PERMIT_CONFIGURE_DISK_STORAGE)},
+  {"GET", "/events", list_events, LOGGED_IN},
+  {"POST", "/events", add_event, BODY(PERMIT_INJECT_EXTERNAL_EVENTS)},
+  {"GET", "/events/{}", get_event, LOGGED_IN},
+  {"GET", "/jobs", list_job, LOGGED_IN},
+  {"GET", "/jobs/{}", get_job, OWNER},
+  {"GET", "/imagetransfers", list_image_transfers, LOGGED_IN},
+  {"POST", "/imagetransfers", add_image_transfer, BODY(PERMIT_BACKUP_DISK)},
+  {"GET", "/imagetransfers/{}", get_image_transfer, OWNER},
+  {"POST", "/imagetransfers/{}/finalize", image_transfer_finalize, OWNER},
+  {"POST", "/imagetransfers/{}/cancel", image_transfer_cancel, OWNER},
+  {"GET", "/users", api_list_users, LOGGED_IN},
+  {"POST", "/users", api_add_user, SYSTEM(PERMIT_MANIPULATE_USERS)},
+  {"GET", "/users/{}", api_get_user, OWNER},
+  {"GET", "/users/{}/groups", api_list_user_groups, OWNER},
+  {"GET", "/users/{}/permissions", api_list_user_permissions, OWNER},
+  {"POST", "/users/{}/permissions", api_add_user_permission, BODY(PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/users/{}/permissions/{}", api_get_permission, OWNER},
+  {"DELETE", "/users/{}/permissions/{}", api_remove_permission, BODY(PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/groups", api_list_groups, LOGGED_IN},
+  {"POST", "/groups", api_add_group, SYSTEM(PERMIT_MANIPULATE_USERS)},
+  {"GET", "/groups/{}", api_get_group, OWNER},
+  {"DELETE", "/groups/{}", api_remove_group, SYSTEM(PERMIT_MANIPULATE_USERS)},
+  {"GET", "/groups/{}/permissions", api_list_group_permissions, OWNER},
+  {"POST", "/groups/{}/permissions", api_add_group_permission, BODY(PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/groups/{}/permissions/{}", api_get_permission, OWNER},
+  {"DELETE", "/groups/{}/permissions/{}", api_remove_permission, BODY(PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/roles", api_list_roles, LOGGED_IN},
+  {"POST", "/roles", api_add_role, SYSTEM(PERMIT_MANIPULATE_ROLES)},
+  {"GET", "/roles/{}", api_get_role, LOGGED_IN},
+  {"PUT", "/roles/{}", api_update_role, SYSTEM(PERMIT_MANIPULATE_ROLES)},
+  {"DELETE", "/roles/{}", api_remove_role, SYSTEM(PERMIT_MANIPULATE_ROLES)},
+  {"GET", "/roles/{}/permits", api_list_role_permits, LOGGED_IN},
+  {"POST", "/roles/{}/permits", api_add_role_permit, SYSTEM(PERMIT_MANIPULATE_ROLES)},
+  {"GET", "/roles/{}/permits/{}", api_get_role_permit, LOGGED_IN},
+  {"DELETE", "/roles/{}/permits/{}", api_remove_role_permit, SYSTEM(PERMIT_MANIPULATE_ROLES)},
+  {"GET", "/permissions", api_list_system_permissions, SEE(OBJ_SYSTEM, -1)},
+  {"POST", "/permissions", api_add_system_permission, SYSTEM(PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/permissions/{}", api_get_permission, SEE(OBJ_SYSTEM, -1)},
+  {"DELETE", "/permissions/{}", api_remove_permission, SYSTEM(PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/vms/{}/permissions", api_list_vm_permissions, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/permissions", api_add_vm_permission, ON(OBJ_VM, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/vms/{}/permissions/{}", api_get_vm_permission, SEE(OBJ_VM, 0)},
+  {"DELETE", "/vms/{}/permissions/{}", api_remove_vm_permission, ON(OBJ_VM, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/disks/{}/permissions", api_list_disk_permissions, SEE(OBJ_DISK, 0)},
+  {"POST", "/disks/{}/permissions", api_add_disk_permission, ON(OBJ_DISK, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/disks/{}/permissions/{}", api_get_disk_permission, SEE(OBJ_DISK, 0)},
+  {"DELETE", "/disks/{}/permissions/{}", api_remove_disk_permission, ON(OBJ_DISK, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/templates/{}/permissions", api_list_template_permissions, SEE(OBJ_TEMPLATE, 0)},
+  {"POST", "/templates/{}/permissions", api_add_template_permission, ON(OBJ_TEMPLATE, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/templates/{}/permissions/{}", api_get_template_permission, SEE(OBJ_TEMPLATE, 0)},
+  {"DELETE", "/templates/{}/permissions/{}", api_remove_template_permission, ON(OBJ_TEMPLATE, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/clusters/{}/permissions", api_list_cluster_permissions, SEE(OBJ_CLUSTER, 0)},
+  {"POST", "/clusters/{}/permissions", api_add_cluster_permission, ON(OBJ_CLUSTER, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/clusters/{}/permissions/{}", api_get_cluster_permission, SEE(OBJ_CLUSTER, 0)},
+  {"DELETE", "/clusters/{}/permissions/{}", api_remove_cluster_permission, ON(OBJ_CLUSTER, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/datacenters/{}/permissions", api_list_datacenter_permissions, SEE(OBJ_DATACENTER, 0)},
+  {"POST", "/datacenters/{}/permissions", api_add_datacenter_permission, ON(OBJ_DATACENTER, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/datacenters/{}/permissions/{}", api_get_datacenter_permission, SEE(OBJ_DATACENTER, 0)},
+  {"DELETE", "/datacenters/{}/permissions/{}", api_remove_datacenter_permission, ON(OBJ_DATACENTER, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/hosts/{}/permissions", api_list_host_permissions, SEE(OBJ_HOST, 0)},
+  {"POST", "/hosts/{}/permissions", api_add_host_permission, ON(OBJ_HOST, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/hosts/{}/permissions/{}", api_get_host_permission, SEE(OBJ_HOST, 0)},
+  {"DELETE", "/hosts/{}/permissions/{}", api_remove_host_permission, ON(OBJ_HOST, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/storagedomains/{}/permissions", api_list_storage_domain_permissions, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"POST", "/storagedomains/{}/permissions", api_add_storage_domain_permission, ON(OBJ_STORAGE_DOMAIN, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/storagedomains/{}/permissions/{}", api_get_storage_domain_permission, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"DELETE", "/storagedomains/{}/permissions/{}", api_remove_storage_domain_permission, ON(OBJ_STORAGE_DOMAIN, 0, PERMIT_MANIPULATE_PERMISSIONS)},
 };
 
 /* matches path against pattern; fills params; returns true on match */
@@ -1148,9 +1273,42 @@ static bool route_match(const char *pattern, const char *path, const char *param
   return *p == 0 && *s == 0;
 }
 
+size_t api_route_count(void) { return ARRAY_SIZE(ROUTES); }
+
+void api_route_info(size_t i, const char **method, const char **pattern, struct route_rule *rule)
+{
+  *method = ROUTES[i].method;
+  *pattern = ROUTES[i].pattern;
+  *rule = ROUTES[i].rule;
+}
+
+/* the route's permission column, checked before its handler runs */
+static int route_check(struct api_call *c, const struct route *rt)
+{
+  const struct route_rule *r = &rt->rule;
+  switch (r->kind) {
+  case RULE_LOGGED_IN:
+  case RULE_BODY:   /* the command checks the objects of the body (cmd_run) */
+  case RULE_OWNER:  /* the handler checks the owner */
+    return 0;
+  case RULE_OBJECT: {
+    const char *id = r->param >= 0 && r->param < MAX_PARAMS ? c->p[r->param] : PERM_SYSTEM_ID;
+    AUTOFREE char *action = xasprintf("%s %s", rt->method, rt->pattern);
+    return perm_require(c->pv, r->permit, r->obj, id ? id : "", action);
+  }
+  default:
+    /* fail closed: a route nobody gave a rule is nobody's */
+    return error(ERR_INTERNAL, "route '%s %s' has no permission rule", rt->method, rt->pattern);
+  }
+}
+
 int api_handle(struct engine *eng, const struct api_request *req, struct api_response *resp)
 {
   *resp = (struct api_response){0};
+  if (!req->user) return error(ERR_AUTH, "authentication required");
+  /* a locked user, or one without LOGIN anywhere, stops here (401) */
+  AUTOPTR(perm_view) pv = perm_view_open(eng, req->user);
+  if (!pv) return -1;
   /* normalise: "" -> "/", drop one trailing slash */
   char pathbuf[1024];
   const char *path = req->path && *req->path ? req->path : "/";
@@ -1159,7 +1317,7 @@ int api_handle(struct engine *eng, const struct api_request *req, struct api_res
   memcpy(pathbuf, path, len + 1);
   if (len > 1 && pathbuf[len - 1] == '/') pathbuf[len - 1] = 0;
   char storage[1024];
-  struct api_call c = {.eng = eng, .st = engine_store(eng), .req = req, .resp = resp};
+  struct api_call c = {.eng = eng, .st = engine_store(eng), .req = req, .resp = resp, .pv = pv};
   c.r = (struct render_ctx){eng, req->root, req->all_content, req->version};
   bool path_known = false;
   for (size_t i = 0; i < ARRAY_SIZE(ROUTES); i++) {
@@ -1169,6 +1327,7 @@ int api_handle(struct engine *eng, const struct api_request *req, struct api_res
     if (strcmp(ROUTES[i].method, req->method) != 0) continue;
     memcpy(c.p, params, sizeof params);
     resp->route = ROUTES[i].pattern;
+    if (route_check(&c, &ROUTES[i]) < 0) return -1;
     if (api_check_input(req) < 0) return -1;
     return ROUTES[i].fn(&c);
   }

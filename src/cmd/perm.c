@@ -287,11 +287,11 @@ bool perm_user_locked(struct store *st, const char *user_id)
   return user_lock_count(st, "user_id = ?", params, 1) != 0;
 }
 
-struct perm_view *perm_view_open(struct engine *eng, const struct user *user)
+static struct perm_view *view_load(struct engine *eng, struct store *st, const struct user *user)
 {
   AUTOPTR(perm_view) v = xcalloc(1, sizeof *v);
   v->eng = eng;
-  v->st = engine_store(eng);
+  v->st = st;
   v->user = user;
   if (!user) return steal_pointer(&v);
   const char *params[] = {user->id, user->id};
@@ -319,6 +319,17 @@ struct perm_view *perm_view_open(struct engine *eng, const struct user *user)
   if (!login)
     return error(ERR_AUTH, "the user %s is not authorized to perform login", user->name), NULL;
   return steal_pointer(&v);
+}
+
+struct perm_view *perm_view_open(struct engine *eng, const struct user *user)
+{
+  return view_load(eng, engine_store(eng), user);
+}
+
+int perm_can_login(struct store *st, const struct user *user)
+{
+  AUTOPTR(perm_view) v = view_load(NULL, st, user);
+  return v ? 0 : -1;
 }
 
 static void ref_push(struct ref_vec *r, int obj, const char *id)
@@ -422,9 +433,10 @@ int perm_require(struct perm_view *v, int permit, int obj, const char *id, const
   if (perm_allows(v, permit, obj, id)) return 0;
   const struct permit_info *pi = permit_by_id(permit);
   bool sees = permit != PERMIT_VIEW && perm_allows(v, PERMIT_VIEW, obj, id);
-  engine_event(v->eng, SEVERITY_WARNING, EV_PERMISSION_DENIED, v->user, obj == OBJ_VM ? id : NULL,
-               "permission denied: user '%s' may not %s (%s) on %s '%s'", v->user->name, action,
-               pi ? pi->name : "VIEW", perm_object_kind(obj), obj == OBJ_SYSTEM ? "system" : id);
+  if (v->eng)
+    engine_event(v->eng, SEVERITY_WARNING, EV_PERMISSION_DENIED, v->user, obj == OBJ_VM ? id : NULL,
+                 "permission denied: user '%s' may not %s (%s) on %s '%s'", v->user->name, action,
+                 pi ? pi->name : "VIEW", perm_object_kind(obj), obj == OBJ_SYSTEM ? "system" : id);
   if (!sees && obj != OBJ_SYSTEM) return perm_not_found(obj, id);
   return error(ERR_FORBIDDEN, "user '%s' is not authorized to perform this action: %s needs permit %s "
                "on %s '%s'", v->user->name, action, pi ? pi->name : "VIEW", perm_object_kind(obj),
@@ -457,4 +469,80 @@ int perm_ensure_admin(struct store *st)
   struct permission p = {.id = id, .role_id = (char *)PERM_SUPERUSER_ROLE_ID, .user_id = admin->id,
                          .object_type = (char *)"system", .object_id = (char *)PERM_SYSTEM_ID};
   return permission_insert(st, &p);
+}
+
+int perm_object_exists(struct store *st, int obj, const char *id)
+{
+  int64_t (*count)(struct store *, const char *, const char *const *, int) = NULL;
+  switch (obj) {
+  case OBJ_SYSTEM: return 0;
+  case OBJ_DATACENTER: count = datacenter_count; break;
+  case OBJ_CLUSTER: count = cluster_count; break;
+  case OBJ_STORAGE_DOMAIN: count = storage_domain_count; break;
+  case OBJ_HOST: count = host_count; break;
+  case OBJ_VM: count = vm_count; break;
+  case OBJ_TEMPLATE: count = template_count; break;
+  case OBJ_DISK: count = disk_count; break;
+  default: return perm_not_found(obj, id);
+  }
+  const char *params[] = {id ? id : ""};
+  int64_t n = count(st, "id = ?", params, 1);
+  if (n < 0) return -1;
+  return n > 0 ? 0 : perm_not_found(obj, id);
+}
+
+int perm_role_insert(struct store *st, const struct role *r, const int *permits, size_t n)
+{
+  if (store_begin(st) < 0) return -1;
+  if (role_insert(st, r) < 0) goto fail;
+  for (size_t i = 0; i < n; i++) {
+    char id[UUID_STRLEN + 1];
+    if (uuid_generate_str(id) < 0) goto fail;
+    struct role_permit rp = {.id = id, .role_id = r->id, .permit = permits[i]};
+    if (role_permit_insert(st, &rp) < 0) goto fail;
+  }
+  return store_commit(st);
+fail:
+  store_rollback(st);
+  return -1;
+}
+
+int perm_role_remove(struct store *st, const char *role_id, const char *name)
+{
+  const char *params[] = {role_id};
+  if (store_begin(st) < 0) return -1;
+  int64_t used = permission_count(st, "role_id = ?", params, 1);
+  if (used != 0) {
+    store_rollback(st);
+    if (used < 0) return -1;
+    return error(ERR_CONFLICT, "cannot remove role '%s': %lld permissions grant it; remove them first", name,
+                 (long long)used);
+  }
+  AUTOLIST(role_permit) l = role_permit_list(st, "role_id = ?", params, 1, NULL, 0);
+  if (!l) goto fail;
+  for (size_t i = 0; l[i]; i++)
+    if (role_permit_delete(st, l[i]->id) < 0) goto fail;
+  if (role_delete(st, role_id) < 0) goto fail;
+  return store_commit(st);
+fail:
+  store_rollback(st);
+  return -1;
+}
+
+int perm_group_remove(struct store *st, const char *group_id)
+{
+  const char *params[] = {group_id};
+  if (store_begin(st) < 0) return -1;
+  AUTOLIST(group_member) m = group_member_list(st, "group_id = ?", params, 1, NULL, 0);
+  AUTOLIST(permission) p = m ? permission_list(st, "group_id = ?", params, 1, NULL, 0) : NULL;
+  if (!p) goto fail;
+  for (size_t i = 0; m[i]; i++)
+    if (group_member_delete(st, m[i]->id) < 0) goto fail;
+  for (size_t i = 0; p[i]; i++)
+    if (permission_delete(st, p[i]->id) < 0) goto fail;
+  if (usergroup_delete(st, group_id) < 0) goto fail;
+  return store_commit(st);
+fail:
+  store_rollback(st);
+  return -1;
 }

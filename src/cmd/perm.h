@@ -117,3 +117,14 @@ const char *perm_object_kind(int obj);   /* "VM", "storage domain" ... */
 bool perm_user_locked(struct store *st, const char *user_id);
 /* makes sure admin@internal, when it exists, holds SuperUser on the system */
 int perm_ensure_admin(struct store *st);
+
+/* ERR_NOT_FOUND "VM 'ID' does not exist" unless (obj, id) exists (the system always does) */
+int perm_object_exists(struct store *st, int obj, const char *id);
+/* a custom role with its permits, in one transaction */
+int perm_role_insert(struct store *st, const struct role *r, const int *permits, size_t n);
+/* a custom role and its permits; ERR_CONFLICT while a permission grants it */
+int perm_role_remove(struct store *st, const char *role_id, const char *name);
+/* a group, its memberships and its permissions, in one transaction */
+int perm_group_remove(struct store *st, const char *group_id);
+/* 0 when USER may log in (not locked, LOGIN from some grant); else ERR_AUTH */
+int perm_can_login(struct store *st, const struct user *user);

@@ -8,6 +8,7 @@
  * also a key of the configuration file (config.c reads the file against
  * this table), so a flag added here needs nothing else to be configurable. */
 #include "cmd/engine.h"
+#include "cmd/perm.h"
 #include "daemon/config.h"
 #include "daemon/notify.h"
 #include "http/auth.h"
@@ -457,7 +458,7 @@ static int run(int argc, char **argv, struct daemon_options *o)
     fprintf(stderr, "snapbackd: cannot start: %s\n", error_message());
     return 1;
   }
-  if (ensure_admin(eng) < 0) {
+  if (ensure_admin(eng) < 0 || perm_ensure_admin(engine_store(eng)) < 0) {
     fprintf(stderr, "snapbackd: cannot create user admin@internal: %s\n", error_message());
     engine_close(eng);
     return 1;

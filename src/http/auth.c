@@ -1,6 +1,7 @@
 /* auth.c: argon2id passwords, bearer tokens, HTTP Basic, and the in-memory
  * credential caches that keep authenticated requests cheap (see auth.h) */
 #include "http/auth.h"
+#include "cmd/perm.h"
 #include "http/throttle.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -279,6 +280,8 @@ static struct user *check_password_once(struct auth *a, const char *username, co
   if (auth_verify_password(u->password_hash, password) < 0) return NULL;
   free(u->password_hash);
   u->password_hash = NULL;
+  /* a locked user, or one without LOGIN anywhere, gets no token */
+  if (perm_can_login(a->st, u) < 0) return NULL;
   return steal_pointer(&u);
 }
 

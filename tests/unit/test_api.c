@@ -5,6 +5,7 @@
 #include "tap.h"
 #include "api/api.h"
 #include "cmd/engine.h"
+#include "cmd/perm.h"
 #include "util/err.h"
 #include "util/spawn.h"
 #include "util/uuid.h"
@@ -63,6 +64,7 @@ int main(void)
   struct user u = admin;
   u.password_hash = (char *)"x";
   CHECK(user_insert(engine_store(eng), &u) == 0);
+  CHECK(perm_ensure_admin(engine_store(eng)) == 0);
 
   char *x = NULL;
   CHECK(call("GET", "/", NULL, NULL, &x) == 200);

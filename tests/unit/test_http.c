@@ -4,6 +4,7 @@
  * is driven over HTTP by test_api.c. */
 #include "tap.h"
 #include "http/auth.h"
+#include "cmd/perm.h"
 #include "http/extent.h"
 #include "http/fault.h"
 #include "http/pki.h"
@@ -87,6 +88,11 @@ static struct user *make_user(struct store *st, const char *id, const char *name
   u->name = xstrdup(name);
   u->password_hash = auth_hash_password(pw);
   CHECK(user_insert(st, u) == 0);
+  /* a user needs LOGIN from some permission to log in */
+  AUTOFREE char *pid = xasprintf("%.30sperm01", id);
+  struct permission p = {.id = pid, .role_id = (char *)PERM_SUPERUSER_ROLE_ID, .user_id = u->id,
+                         .object_type = (char *)"system", .object_id = (char *)PERM_SYSTEM_ID};
+  CHECK(permission_insert(st, &p) == 0);
   return u;
 }
 
