@@ -11,6 +11,7 @@
 #include "cmd/perm.h"
 #include "daemon/config.h"
 #include "daemon/notify.h"
+#include "daemon/usercmd.h"
 #include "http/auth.h"
 #include "http/http.h"
 #include "http/pki.h"
@@ -59,6 +60,11 @@ static const char usage[] =
   "  --log-level LEVEL      debug, info, warning or error (default info)\n"
   "  --verbose              same as --log-level debug\n"
   "  --help, --version\n"
+  "\n"
+  "Internal users and groups, also while the daemon runs (see docs/permissions.md):\n"
+  "  snapbackd [--state-dir DIR | --db URL] user add|password|lock|unlock NAME [--password-file FILE]\n"
+  "  snapbackd [--state-dir DIR | --db URL] user list\n"
+  "  snapbackd [--state-dir DIR | --db URL] group add NAME | group list | group adduser|deluser GROUP USER\n"
   "\n"
   "First start creates user admin@internal with the password in SNAPBACK_ADMIN_PASSWORD,\n"
   "or generates one and prints it once. SIGHUP reopens the log and reloads the settings\n"
@@ -489,10 +495,37 @@ static int run(int argc, char **argv, struct daemon_options *o)
   return 0;
 }
 
+/* the index of a `user` or `group` subcommand in ARGV (the first word that
+ * is not an option or an option's value), or ARGC when there is none */
+static int subcommand_at(int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "user") == 0 || strcmp(argv[i], "group") == 0) return i;
+    if (strncmp(argv[i], "--", 2) != 0 || strchr(argv[i], '=')) continue;
+    for (size_t j = 0; j < NOPTS; j++)
+      if (strcmp(longopts[j].name, argv[i] + 2) == 0 && longopts[j].has_arg == required_argument) i++;
+  }
+  return argc;
+}
+
 int main(int argc, char **argv)
 {
   struct daemon_options o;
   int rc = 0;
+  /* `snapbackd [--state-dir DIR | --db URL] user|group ...`: the options
+   * before the word say where the store is; the store alone is opened */
+  int sub = subcommand_at(argc, argv);
+  if (sub < argc) {
+    if (options_parse(sub, argv, &o) < 0) {
+      fprintf(stderr, "snapbackd: %s\n", error_message());
+      rc = 2;
+    } else {
+      AUTOFREE char *url = o.db ? xstrdup(o.db) : xasprintf("sqlite:%s/snapback.db", o.state_dir);
+      rc = usercmd_main(url, argc - sub, argv + sub);
+    }
+    options_clear(&o);
+    return rc;
+  }
   if (options_parse(argc, argv, &o) < 0) {
     fprintf(stderr, "snapbackd: %s\n", error_message());
     rc = 2;
