@@ -55,6 +55,9 @@ struct route_rule {
 /* the route table, for the test that walks it */
 size_t api_route_count(void);
 void api_route_info(size_t i, const char **method, const char **pattern, struct route_rule *rule);
+/* api_handle up to and including the permission check, without running the
+ * handler: 0 when the acting user passes the route's rule */
+int api_check_route(struct engine *eng, const struct api_request *req);
 
 /* may the acting user see object (obj, id)? the one filter of every read */
 static inline bool api_visible(struct api_call *c, int obj, const char *id)

@@ -245,6 +245,8 @@ static int body_object(const struct node *b, int *obj, const char **id)
   return 0;
 }
 
+static bool is_member(struct api_call *c, const char *group_id);
+
 /* the permission the path names: /users/U/permissions/P, /groups/G/permissions/P,
  * /permissions/P or /COLL/ID/permissions/P; 404 when it is not there or the
  * acting user may not see it */
@@ -257,8 +259,10 @@ static struct permission *path_permission(struct api_call *c)
   if (!p) return NULL;
   bool match;
   if (sys) match = strcmp(p->object_type, "system") == 0;
-  else if (strncmp(path, "/users/", 7) == 0) match = p->user_id && strcmp(p->user_id, c->p[0]) == 0;
-  else if (strncmp(path, "/groups/", 8) == 0) match = p->group_id && strcmp(p->group_id, c->p[0]) == 0;
+  else if (strncmp(path, "/users/", 7) == 0)
+    match = p->user_id && strcmp(p->user_id, c->p[0]) == 0 && (is_self(c, c->p[0]) || is_user_admin(c));
+  else if (strncmp(path, "/groups/", 8) == 0)
+    match = p->group_id && strcmp(p->group_id, c->p[0]) == 0 && (is_member(c, c->p[0]) || is_user_admin(c));
   else match = p->object_id && strcmp(p->object_id, c->p[0]) == 0;
   int obj = perm_object_from_str(p->object_type);
   if (!match || (!is_self(c, p->user_id) && !perm_allows(c->pv, PERMIT_VIEW, obj, p->object_id)))

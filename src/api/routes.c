@@ -1288,9 +1288,13 @@ static int route_check(struct api_call *c, const struct route *rt)
   const struct route_rule *r = &rt->rule;
   switch (r->kind) {
   case RULE_LOGGED_IN:
-  case RULE_BODY:   /* the command checks the objects of the body (cmd_run) */
   case RULE_OWNER:  /* the handler checks the owner */
     return 0;
+  case RULE_BODY:
+    /* the command checks the objects of the body (cmd_run); a user who holds
+     * the permit nowhere is refused before the body is even read */
+    if (perm_holds_anywhere(c->pv, r->permit)) return 0;
+    return perm_require(c->pv, r->permit, OBJ_SYSTEM, PERM_SYSTEM_ID, rt->method);
   case RULE_OBJECT: {
     const char *id = r->param >= 0 && r->param < MAX_PARAMS ? c->p[r->param] : PERM_SYSTEM_ID;
     AUTOFREE char *action = xasprintf("%s %s", rt->method, rt->pattern);
@@ -1302,7 +1306,8 @@ static int route_check(struct api_call *c, const struct route *rt)
   }
 }
 
-int api_handle(struct engine *eng, const struct api_request *req, struct api_response *resp)
+/* CHECK_ONLY: stop after the permission check (api_check_route) */
+static int handle(struct engine *eng, const struct api_request *req, struct api_response *resp, bool check_only)
 {
   *resp = (struct api_response){0};
   if (!req->user) return error(ERR_AUTH, "authentication required");
@@ -1328,6 +1333,7 @@ int api_handle(struct engine *eng, const struct api_request *req, struct api_res
     memcpy(c.p, params, sizeof params);
     resp->route = ROUTES[i].pattern;
     if (route_check(&c, &ROUTES[i]) < 0) return -1;
+    if (check_only) return 0;
     if (api_check_input(req) < 0) return -1;
     return ROUTES[i].fn(&c);
   }
@@ -1343,4 +1349,15 @@ int api_handle(struct engine *eng, const struct api_request *req, struct api_res
     return -1;
   }
   return error(ERR_NOT_FOUND, "no such resource '%s'", pathbuf);
+}
+
+int api_handle(struct engine *eng, const struct api_request *req, struct api_response *resp)
+{
+  return handle(eng, req, resp, false);
+}
+
+int api_check_route(struct engine *eng, const struct api_request *req)
+{
+  struct api_response resp;
+  return handle(eng, req, &resp, true);
 }

@@ -408,6 +408,14 @@ bool perm_allows(struct perm_view *v, int permit, int obj, const char *id)
   return ok;
 }
 
+bool perm_holds_anywhere(struct perm_view *v, int permit)
+{
+  if (!v->user) return true;
+  for (size_t i = 0; i < v->grants.len; i++)
+    if (role_has(v->grants.ptr[i].role, permit)) return true;
+  return false;
+}
+
 bool perm_is_system_admin(struct perm_view *v)
 {
   if (!v->user) return true;

@@ -99,6 +99,9 @@ DEFINE_AUTOPTR(perm_view, struct perm_view, perm_view_free)
 
 /* may the view's user use PERMIT on object (OBJ, ID)? PERMIT_VIEW: may it see it? */
 bool perm_allows(struct perm_view *v, int permit, int obj, const char *id);
+/* does any grant of the user hold PERMIT, on any object? (a cheap first
+ * check for commands whose objects come from the request body) */
+bool perm_holds_anywhere(struct perm_view *v, int permit);
 /* a grant of an administrative role on the system (sees everyone's
  * transfers, jobs and events) */
 bool perm_is_system_admin(struct perm_view *v);
