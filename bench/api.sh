@@ -6,7 +6,9 @@
 # Target: snapbackd reaches at least 0.5 of nginx's throughput.
 #
 # Usage: bench/api.sh            (as root, on a machine prepared by scripts/setup.sh)
-# Knobs: BENCH_VMS (1000), BENCH_ROUNDS (3), BENCH_DURATION (10s), BENCH_THREADS (2),
+# Knobs: BENCH_USER (admin; "cluster": the requests come from a user holding UserRole through
+#        a permission on cluster Default, so every request walks VM -> cluster in the
+#        permission check), BENCH_VMS (1000), BENCH_ROUNDS (3), BENCH_DURATION (10s), BENCH_THREADS (2),
 #        BENCH_CONNS (32), BENCH_DAEMON (a snapbackd binary to use instead of building
 #        build-bench). Raw wrk output and the summary are kept in bench/out/api-DATE/.
 # Never run in CI: numbers from shared CI machines mean nothing.
@@ -124,6 +126,39 @@ TOKEN=$(sed -n 's/^TOKEN=//p' <<<"$POP")
 VMID=$(sed -n 's/^VMID=//p' <<<"$POP")
 [ -n "$TOKEN" ] && [ -n "$VMID" ] || die "populate script gave no token/VM id"
 
+# --- BENCH_USER=cluster: a user whose only grant is UserRole on cluster Default ----------
+if [ "${BENCH_USER:-admin}" = cluster ]; then
+  printf '%s\n' "$PASS" >"$TMP/user-pw"
+  "$DAEMON" --state-dir "$TMP/state" user add bench --password-file "$TMP/user-pw" >>"$OUT/snapbackd.log" 2>&1 ||
+    die "snapbackd user add failed (log: $OUT/snapbackd.log)"
+  TOKEN=$(python3 - "$HOST" "$SPORT" "$PASS" "$TOKEN" <<'PY'
+import http.client, json, sys, urllib.parse
+import xml.etree.ElementTree as ET
+host, port, password, admin_token = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conn = http.client.HTTPConnection(host, port, timeout=60)
+H = {"Authorization": "Bearer " + admin_token, "Accept": "application/xml", "Content-Type": "application/xml",
+     "Version": "4"}
+def call(method, path, body=None, headers=H, ok=(200, 201)):
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    data = r.read()
+    if r.status not in ok:
+        sys.exit("bench: error: %s %s -> HTTP %d: %s" % (method, path, r.status, data[:300]))
+    return data
+user = ET.fromstring(call("POST", "/ovirt-engine/api/users", "<user><user_name>bench@internal</user_name>"
+                          "<domain><name>internal-authz</name></domain></user>"))
+cluster = ET.fromstring(call("GET", "/ovirt-engine/api/clusters?search=name%3DDefault")).find("cluster")
+call("POST", "/ovirt-engine/api/clusters/%s/permissions" % cluster.get("id"),
+     '<permission><role><name>UserRole</name></role><user id="%s"/></permission>' % user.get("id"))
+form = urllib.parse.urlencode({"grant_type": "password", "scope": "ovirt-app-api",
+                               "username": "bench@internal", "password": password})
+print(json.loads(call("POST", "/ovirt-engine/sso/oauth/token", form,
+                      {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}))["access_token"])
+PY
+) || die "setting up the cluster user failed"
+  say "requests as bench@internal, UserRole on cluster Default"
+fi
+
 PATH_UNDER_TEST=/ovirt-engine/api/vms/$VMID/diskattachments
 HDRS=(-H "Authorization: Bearer $TOKEN" -H "Accept: application/xml" -H "Version: 4")
 
@@ -215,7 +250,7 @@ verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.5) ? "PASS" : "FAIL" }')
 
 {
   echo
-  echo "GET $PATH_UNDER_TEST ($BYTES bytes), $VMS VMs, wrk -t$WRK_THREADS -c$WRK_CONNS -d$DURATION, median of $ROUNDS"
+  echo "GET $PATH_UNDER_TEST ($BYTES bytes) as ${BENCH_USER:-admin}, $VMS VMs, wrk -t$WRK_THREADS -c$WRK_CONNS -d$DURATION, median of $ROUNDS"
   printf '%-16s %14s %12s\n' "server" "req/s" "p99 ms"
   printf '%-16s %14.0f %12.2f\n' "snapbackd" "$s_rps" "$s_p99"
   printf '%-16s %14.0f %12.2f\n' "nginx (floor)" "$n_rps" "$n_p99"
