@@ -233,6 +233,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   struct engine *eng = xcalloc(1, sizeof *eng);
   pthread_mutex_init(&eng->hyper_mu, NULL);
   pthread_mutex_init(&eng->lock_mu, NULL);
+  eng->perm_cache = perm_cache_new();
   pthread_mutex_init(&eng->bg_mu, NULL);
   pthread_mutex_init(&eng->tickets_mu, NULL);
   pthread_cond_init(&eng->bg_cv, NULL);
@@ -332,6 +333,7 @@ void engine_close(struct engine *eng)
     free(eng->locks[i].user);
   }
   free(eng->locks);
+  perm_cache_free(eng->perm_cache);
   free(eng->host_id);
   strvec_free(&eng->allow_roots);
   transfer_tickets_free(eng);

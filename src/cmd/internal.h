@@ -35,6 +35,8 @@ struct engine {
   struct strvec allow_roots;
   /* transfer.c: cancels idle image transfers; NULL when not running */
   struct transfer_reaper *transfer_reaper;
+  /* perm.c: users' grants and objects' parents, valid for one store generation */
+  struct perm_cache *perm_cache;
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
@@ -57,6 +59,10 @@ void transfer_tickets_hash_legacy(struct engine *eng);
  * an operation that started at STARTED_MONO_MS (mono_ms()); WHAT is
  * "snapshot", "backup"... */
 void engine_observe_operation(const char *what, const char *operation, bool ok, int64_t started_mono_ms);
+
+/* perm.c: the cache above (thread-safe) */
+struct perm_cache *perm_cache_new(void);
+void perm_cache_free(struct perm_cache *pc);
 
 /* disk.c: within the caller's transaction, deletes a disk's volume rows and
  * its row; the volume files are pushed onto files, to go after the commit */

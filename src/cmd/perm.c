@@ -7,6 +7,7 @@
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include "util/vec.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -260,16 +261,176 @@ struct perm_view {
   const struct user *user;   /* borrowed; NULL: the engine */
   struct grant_vec grants;
   bool any_below_system;     /* a grant on something other than the system */
+  int64_t gen;               /* store_generation() when loaded */
+  struct perm_cache *cache;  /* the engine's, or NULL */
 };
+
+/* ---- the cache: one store generation's grants and parents ----
+ *
+ * An authenticated GET must stay cheap: without the cache every request
+ * would read the user's permissions, its lock, and each object's parents
+ * (a VM's cluster, the cluster's data center). Entries carry the store
+ * generation they were read under; any write, by this process or another
+ * (`snapbackd user lock`), changes the generation, so a stale entry is never
+ * used: a lock or a revoked permission counts at the next request. */
+#define PC_USERS 64
+#define PC_PARENTS 1024
+
+struct pc_user {
+  char *user_id;
+  int64_t gen;
+  struct grant_vec grants;
+  bool any_below_system;
+};
+
+struct pc_parent {
+  int obj;
+  char *id;
+  int64_t gen;
+  struct ref_vec refs;
+};
+
+struct perm_cache {
+  pthread_mutex_t mu;
+  struct pc_user users[PC_USERS];
+  size_t next_user;          /* round-robin replacement */
+  struct pc_parent parents[PC_PARENTS];
+};
+
+static void grants_free(struct grant_vec *g)
+{
+  for (size_t i = 0; i < g->len; i++) {
+    free(g->ptr[i].obj_id);
+    role_info_free(g->ptr[i].role);
+  }
+  free(g->ptr);
+  *g = (struct grant_vec)VEC_INIT;
+}
+
+static void refs_free(struct ref_vec *r)
+{
+  for (size_t i = 0; i < r->len; i++) free(r->ptr[i].id);
+  free(r->ptr);
+  *r = (struct ref_vec)VEC_INIT;
+}
+
+static struct role_info *role_info_dup(const struct role_info *r)
+{
+  struct role_info *c = xcalloc(1, sizeof *c);
+  c->id = xstrdup(r->id);
+  c->name = xstrdup(r->name);
+  c->description = xstrdup(r->description);
+  c->administrative = r->administrative;
+  c->mutable_ = r->mutable_;
+  c->permits = xcalloc(r->npermits ? r->npermits : 1, sizeof(int));
+  memcpy(c->permits, r->permits, r->npermits * sizeof(int));
+  c->npermits = r->npermits;
+  return c;
+}
+
+static void grants_copy(struct grant_vec *dst, const struct grant_vec *src)
+{
+  for (size_t i = 0; i < src->len; i++)
+    vec_push(dst, ((struct grant){src->ptr[i].obj, xstrdup(src->ptr[i].obj_id), role_info_dup(src->ptr[i].role)}));
+}
+
+static void refs_copy(struct ref_vec *dst, const struct ref_vec *src)
+{
+  for (size_t i = 0; i < src->len; i++) vec_push(dst, ((struct node_ref){src->ptr[i].obj, xstrdup(src->ptr[i].id)}));
+}
+
+struct perm_cache *perm_cache_new(void)
+{
+  struct perm_cache *pc = xcalloc(1, sizeof *pc);
+  pthread_mutex_init(&pc->mu, NULL);
+  return pc;
+}
+
+void perm_cache_free(struct perm_cache *pc)
+{
+  if (!pc) return;
+  for (size_t i = 0; i < PC_USERS; i++) {
+    free(pc->users[i].user_id);
+    grants_free(&pc->users[i].grants);
+  }
+  for (size_t i = 0; i < PC_PARENTS; i++) {
+    free(pc->parents[i].id);
+    refs_free(&pc->parents[i].refs);
+  }
+  pthread_mutex_destroy(&pc->mu);
+  free(pc);
+}
+
+static size_t pc_hash(int obj, const char *id)
+{
+  uint64_t h = 1469598103934665603ULL ^ (uint64_t)obj;
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+  return (size_t)(h % PC_PARENTS);
+}
+
+/* copies the cached grants of USER_ID at GEN into v; false when absent */
+static bool pc_get_user(struct perm_cache *pc, const char *user_id, int64_t gen, struct perm_view *v)
+{
+  bool hit = false;
+  pthread_mutex_lock(&pc->mu);
+  for (size_t i = 0; i < PC_USERS && !hit; i++) {
+    struct pc_user *e = &pc->users[i];
+    if (e->user_id && e->gen == gen && strcmp(e->user_id, user_id) == 0) {
+      grants_copy(&v->grants, &e->grants);
+      v->any_below_system = e->any_below_system;
+      hit = true;
+    }
+  }
+  pthread_mutex_unlock(&pc->mu);
+  return hit;
+}
+
+static void pc_put_user(struct perm_cache *pc, const struct perm_view *v)
+{
+  pthread_mutex_lock(&pc->mu);
+  struct pc_user *e = NULL;
+  for (size_t i = 0; i < PC_USERS && !e; i++)
+    if (pc->users[i].user_id && strcmp(pc->users[i].user_id, v->user->id) == 0) e = &pc->users[i];
+  if (!e) e = &pc->users[pc->next_user++ % PC_USERS];
+  free(e->user_id);
+  grants_free(&e->grants);
+  e->user_id = xstrdup(v->user->id);
+  e->gen = v->gen;
+  grants_copy(&e->grants, &v->grants);
+  e->any_below_system = v->any_below_system;
+  pthread_mutex_unlock(&pc->mu);
+}
+
+static bool pc_get_parents(struct perm_cache *pc, int obj, const char *id, int64_t gen, struct ref_vec *out)
+{
+  bool hit = false;
+  pthread_mutex_lock(&pc->mu);
+  struct pc_parent *e = &pc->parents[pc_hash(obj, id)];
+  if (e->id && e->obj == obj && e->gen == gen && strcmp(e->id, id) == 0) {
+    refs_copy(out, &e->refs);
+    hit = true;
+  }
+  pthread_mutex_unlock(&pc->mu);
+  return hit;
+}
+
+static void pc_put_parents(struct perm_cache *pc, int obj, const char *id, int64_t gen, const struct ref_vec *refs)
+{
+  pthread_mutex_lock(&pc->mu);
+  struct pc_parent *e = &pc->parents[pc_hash(obj, id)];
+  free(e->id);
+  refs_free(&e->refs);
+  e->obj = obj;
+  e->id = xstrdup(id);
+  e->gen = gen;
+  refs_copy(&e->refs, refs);
+  pthread_mutex_unlock(&pc->mu);
+}
 
 void perm_view_free(struct perm_view *v)
 {
   if (!v) return;
-  for (size_t i = 0; i < v->grants.len; i++) {
-    free(v->grants.ptr[i].obj_id);
-    role_info_free(v->grants.ptr[i].role);
-  }
-  free(v->grants.ptr);
+  grants_free(&v->grants);
   free(v);
 }
 
@@ -293,7 +454,11 @@ static struct perm_view *view_load(struct engine *eng, struct store *st, const s
   v->eng = eng;
   v->st = st;
   v->user = user;
+  v->cache = eng ? eng->perm_cache : NULL;
   if (!user) return steal_pointer(&v);
+  v->gen = store_generation(st);
+  /* a cached entry holds only a user that may log in (not locked, LOGIN) */
+  if (v->cache && v->gen >= 0 && pc_get_user(v->cache, user->id, v->gen, v)) return steal_pointer(&v);
   const char *params[] = {user->id, user->id};
   AUTOLIST(permission) l = permission_list(
       v->st, "user_id = ? OR group_id IN (SELECT group_id FROM group_members WHERE user_id = ?)",
@@ -318,6 +483,7 @@ static struct perm_view *view_load(struct engine *eng, struct store *st, const s
     return error(ERR_AUTH, "the user account '%s' is locked", user->name), NULL;
   if (!login)
     return error(ERR_AUTH, "the user %s is not authorized to perform login", user->name), NULL;
+  if (v->cache && v->gen >= 0) pc_put_user(v->cache, v);
   return steal_pointer(&v);
 }
 
@@ -392,7 +558,10 @@ bool perm_allows(struct perm_view *v, int permit, int obj, const char *id)
     if (v->grants.ptr[i].obj == OBJ_SYSTEM && role_has(v->grants.ptr[i].role, permit)) return true;
   if (obj == OBJ_SYSTEM || !v->any_below_system || !id) return false;
   struct ref_vec refs = VEC_INIT;
-  ancestors(v->st, obj, id, &refs, 0);
+  if (!v->cache || v->gen < 0 || !pc_get_parents(v->cache, obj, id, v->gen, &refs)) {
+    ancestors(v->st, obj, id, &refs, 0);
+    if (v->cache && v->gen >= 0) pc_put_parents(v->cache, obj, id, v->gen, &refs);
+  }
   bool ok = false;
   for (size_t i = 0; i < v->grants.len && !ok; i++) {
     const struct grant *g = &v->grants.ptr[i];
@@ -403,8 +572,7 @@ bool perm_allows(struct perm_view *v, int permit, int obj, const char *id)
         break;
       }
   }
-  for (size_t j = 0; j < refs.len; j++) free(refs.ptr[j].id);
-  free(refs.ptr);
+  refs_free(&refs);
   return ok;
 }
 

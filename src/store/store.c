@@ -287,6 +287,7 @@ struct store {
   pthread_mutex_t lock;  /* recursive */
   int depth;             /* store_begin nesting on the thread holding the lock */
   bool doomed;           /* a nested rollback happened: the outermost commit rolls back */
+  int64_t writes;        /* bumped by every write of this process (store_generation) */
 };
 
 static struct store *store_lock(struct store *st)
@@ -584,6 +585,7 @@ static int entity_insert(struct store *st, const struct entity_desc *d, const vo
   buf_putc(&sql, ')');
 
   STORE_LOCKED(st);
+  st->writes++;
   if (st->db->ops->exec(st->db, buf_str(&sql), vals, (int)d->nfields, NULL) < 0) {
     struct db_value keys[2];
     key_values(d, obj, keys);
@@ -611,6 +613,7 @@ static int entity_update(struct store *st, const struct entity_desc *d, const vo
 
   int64_t changes = 0;
   STORE_LOCKED(st);
+  st->writes++;
   if (st->db->ops->exec(st->db, buf_str(&sql), vals, n, &changes) < 0) return -1;
   if (changes == 0) {
     AUTOFREE char *what = key_describe(d, &vals[n - d->nkeys]);
@@ -627,6 +630,7 @@ static int entity_delete(struct store *st, const struct entity_desc *d, const st
 
   int64_t changes = 0;
   STORE_LOCKED(st);
+  st->writes++;
   if (st->db->ops->exec(st->db, buf_str(&sql), keys, d->nkeys, &changes) < 0) return -1;
   if (changes == 0) {
     AUTOFREE char *what = key_describe(d, keys);
@@ -898,6 +902,20 @@ static int schema_init(struct store *st)
     return -1;
   }
   return store_commit(st);
+}
+
+/* SQLite's data_version changes when another connection (another process:
+ * `snapbackd user lock`) committed; our own writes count in st->writes. A
+ * backend without it (the PRAGMA fails) makes every call a new generation. */
+int64_t store_generation(struct store *st)
+{
+  int64_t dv = 0;
+  STORE_LOCKED(st);
+  if (st->db->ops->query(st->db, "PRAGMA data_version", NULL, 0, int_row, &dv) < 0) {
+    error_clear();
+    return -(++st->writes);
+  }
+  return dv * 1000003 + st->writes;
 }
 
 void store_close(struct store *st)

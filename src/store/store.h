@@ -235,6 +235,11 @@ int store_begin(struct store *st) WARN_UNUSED;
 int store_commit(struct store *st) WARN_UNUSED;
 void store_rollback(struct store *st);
 
+/* a number that changes whenever anything (this process or another) wrote
+ * to the store since the last call: caches of store data compare it. Rows
+ * read under an equal generation are still current. */
+int64_t store_generation(struct store *st);
+
 /* key/value settings (schema version, first-start markers) */
 char *store_setting_get(struct store *st, const char *key); /* NULL when unset (no error) */
 int store_setting_set(struct store *st, const char *key, const char *value);
