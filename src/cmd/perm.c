@@ -481,8 +481,13 @@ static struct perm_view *view_load(struct engine *eng, struct store *st, const s
   }
   if (perm_user_locked(v->st, user->id))
     return error(ERR_AUTH, "the user account '%s' is locked", user->name), NULL;
-  if (!login)
-    return error(ERR_AUTH, "the user %s is not authorized to perform login", user->name), NULL;
+  if (!login) {
+    /* oVirt's words, which clients may look for */
+    const char *at = strchr(user->name, '@');
+    int n = at ? (int)(at - user->name) : (int)strlen(user->name);
+    return error(ERR_AUTH, "The user %.*s@%s-authz with profile [%s] is not authorized to perform login", n,
+                 user->name, at ? at + 1 : "internal", at ? at + 1 : "internal"), NULL;
+  }
   if (v->cache && v->gen >= 0) pc_put_user(v->cache, v);
   return steal_pointer(&v);
 }
