@@ -64,6 +64,15 @@ static struct node *entity(struct api_call *c, const char *elem, const char *hre
   return n;
 }
 
+/* a refusal of something the user may not see: 404 as if absent, and the
+ * audit event every denial is */
+static int deny(struct api_call *c, const char *kind, const char *id)
+{
+  engine_event(c->eng, SEVERITY_WARNING, 9998, c->req->user, NULL,
+               "permission denied: user '%s' may not %s %s '%s'", c->req->user->name, c->req->method, kind, id);
+  return error(ERR_NOT_FOUND, "%s '%s' does not exist", kind, id);
+}
+
 static bool is_user_admin(struct api_call *c)
 {
   return perm_allows(c->pv, PERMIT_MANIPULATE_USERS, OBJ_SYSTEM, PERM_SYSTEM_ID);
@@ -266,7 +275,7 @@ static struct permission *path_permission(struct api_call *c)
   else match = p->object_id && strcmp(p->object_id, c->p[0]) == 0;
   int obj = perm_object_from_str(p->object_type);
   if (!match || (!is_self(c, p->user_id) && !perm_allows(c->pv, PERMIT_VIEW, obj, p->object_id)))
-    return error(ERR_NOT_FOUND, "permission '%s' does not exist", pid), NULL;
+    return deny(c, "permission", pid), NULL;
   return steal_pointer(&p);
 }
 
@@ -337,8 +346,7 @@ DEFINE_OBJECT_PERMISSIONS(storage_domain, OBJ_STORAGE_DOMAIN)
  * administrator) */
 static struct user *path_user(struct api_call *c)
 {
-  if (!is_self(c, c->p[0]) && !is_user_admin(c))
-    return error(ERR_NOT_FOUND, "user '%s' does not exist", c->p[0]), NULL;
+  if (!is_self(c, c->p[0]) && !is_user_admin(c)) return deny(c, "user", c->p[0]), NULL;
   struct user *u = user_get(c->st, c->p[0]);
   if (u) {
     free(u->password_hash);
@@ -430,8 +438,7 @@ static bool is_member(struct api_call *c, const char *group_id)
 
 static struct usergroup *path_group(struct api_call *c)
 {
-  if (!is_user_admin(c) && !is_member(c, c->p[0]))
-    return error(ERR_NOT_FOUND, "group '%s' does not exist", c->p[0]), NULL;
+  if (!is_user_admin(c) && !is_member(c, c->p[0])) return deny(c, "group", c->p[0]), NULL;
   return usergroup_get(c->st, c->p[0]);
 }
 

@@ -103,7 +103,7 @@ static int need_text(const struct node *n, const char *path, const char *elem, c
   static struct T *resolve_##T(struct api_call *c, const struct node *ref, const char *what)   \
   {                                                                                            \
     const char *id = node_attr(ref, "id");                                                     \
-    if (id && !api_visible(c, obj, id)) return perm_not_found(obj, id), NULL;                  \
+    if (id && perm_require(c->pv, PERMIT_VIEW, obj, id, "refer to") < 0) return NULL;          \
     if (id) return T##_get(c->st, id);                                                         \
     const char *name = node_text(ref, "name");                                                 \
     if (!name)                                                                                 \
