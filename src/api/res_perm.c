@@ -68,7 +68,7 @@ static struct node *entity(struct api_call *c, const char *elem, const char *hre
  * audit event every denial is */
 static int deny(struct api_call *c, const char *kind, const char *id)
 {
-  engine_event(c->eng, SEVERITY_WARNING, 9998, c->req->user, NULL,
+  engine_event(c->eng, SEVERITY_WARNING, EV_PERMISSION_DENIED, c->req->user, NULL,
                "permission denied: user '%s' may not %s %s '%s'", c->req->user->name, c->req->method, kind, id);
   return error(ERR_NOT_FOUND, "%s '%s' does not exist", kind, id);
 }
@@ -231,7 +231,7 @@ static int add_permission(struct api_call *c, const struct node *b, const char *
   struct permission p = {.id = id, .role_id = role->id, .user_id = (char *)user_id, .group_id = (char *)group_id,
                          .object_type = (char *)perm_object_to_str(obj), .object_id = (char *)obj_id};
   if (permission_insert(c->st, &p) < 0) return -1;
-  engine_event(c->eng, SEVERITY_NORMAL, 850, c->req->user, obj == OBJ_VM ? obj_id : NULL,
+  engine_event(c->eng, SEVERITY_NORMAL, EV_PERMISSION_ADDED, c->req->user, obj == OBJ_VM ? obj_id : NULL,
                "role %s was granted to %s '%s' on %s '%s' by %s", role->name, user_id ? "user" : "group",
                user_id ? user_id : group_id, perm_object_kind(obj), obj == OBJ_SYSTEM ? "system" : obj_id,
                c->req->user->name);
@@ -299,7 +299,7 @@ int api_remove_permission(struct api_call *c)
       strcmp(p->role_id, PERM_SUPERUSER_ROLE_ID) == 0)
     return error(ERR_CONFLICT, "cannot remove permission '%s': admin@internal keeps SuperUser on the system", p->id);
   if (permission_delete(c->st, p->id) < 0) return -1;
-  engine_event(c->eng, SEVERITY_NORMAL, 851, c->req->user, obj == OBJ_VM ? p->object_id : NULL,
+  engine_event(c->eng, SEVERITY_NORMAL, EV_PERMISSION_REMOVED, c->req->user, obj == OBJ_VM ? p->object_id : NULL,
                "permission %s on %s '%s' was removed by %s", p->id, perm_object_kind(obj),
                obj == OBJ_SYSTEM ? "system" : p->object_id, c->req->user->name);
   return done(c, 200, NULL);

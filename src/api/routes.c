@@ -190,11 +190,19 @@ static bool owned(struct api_call *c, const char *user_id)
 }
 
 static bool job_visible(struct api_call *c, const struct job *j) { return owned(c, j->user_id); }
+#define DEFINE_VISIBLE(T, OBJ) \
+  static bool T##_visible(struct api_call *c, const struct T *x) { return api_visible(c, OBJ, x->id); }
+DEFINE_VISIBLE(datacenter, OBJ_DATACENTER)
+DEFINE_VISIBLE(cluster, OBJ_CLUSTER)
+DEFINE_VISIBLE(template, OBJ_TEMPLATE)
+DEFINE_VISIBLE(host, OBJ_HOST)
+DEFINE_VISIBLE(storage_domain, OBJ_STORAGE_DOMAIN)
+DEFINE_VISIBLE(disk, OBJ_DISK)
 
 /* list/get handlers for the simple collections: a list shows what the user
- * sees (VISIBLE), a get of anything else is a 404. The route table checked
+ * sees (T_visible), a get of anything else is a 404. The route table checked
  * the get already; the check here keeps the handler honest on its own. */
-#define DEFINE_LIST_GET(T, kind, coll_elem, order, VISIBLE)                               \
+#define DEFINE_LIST_GET(T, kind, coll_elem, order)                                    \
   static int list_##T(struct api_call *c)                                             \
   {                                                                                   \
     int max;                                                                          \
@@ -205,7 +213,7 @@ static bool job_visible(struct api_call *c, const struct job *j) { return owned(
     n->is_list = true;                                                                \
     int count = 0;                                                                    \
     for (size_t i = 0; l[i] && (max <= 0 || count < max); i++) {                      \
-      if (!(VISIBLE)) continue;                                                       \
+      if (!T##_visible(c, l[i])) continue;                                            \
       node_append(n, render_##T(&c->r, l[i]));                                        \
       count++;                                                                        \
     }                                                                                 \
@@ -215,18 +223,16 @@ static bool job_visible(struct api_call *c, const struct job *j) { return owned(
   {                                                                                   \
     AUTOPTR(T) x = T##_get(c->st, c->p[0]);                                           \
     if (!x) return -1;                                                                \
-    struct T **l = &x;                                                                \
-    size_t i = 0;                                                                     \
-    if (!(VISIBLE)) return error(ERR_NOT_FOUND, kind " '%s' does not exist", c->p[0]); \
+    if (!T##_visible(c, x)) return error(ERR_NOT_FOUND, kind " '%s' does not exist", c->p[0]); \
     return reply(c, 200, render_##T(&c->r, x));                                       \
   }
-DEFINE_LIST_GET(datacenter, "data center", "data_centers", "name", api_visible(c, OBJ_DATACENTER, l[i]->id))
-DEFINE_LIST_GET(cluster, "cluster", "clusters", "name", api_visible(c, OBJ_CLUSTER, l[i]->id))
-DEFINE_LIST_GET(template, "template", "templates", "name", api_visible(c, OBJ_TEMPLATE, l[i]->id))
-DEFINE_LIST_GET(host, "host", "hosts", "name", api_visible(c, OBJ_HOST, l[i]->id))
-DEFINE_LIST_GET(storage_domain, "storage domain", "storage_domains", "name", api_visible(c, OBJ_STORAGE_DOMAIN, l[i]->id))
-DEFINE_LIST_GET(disk, "disk", "disks", "alias", api_visible(c, OBJ_DISK, l[i]->id))
-DEFINE_LIST_GET(job, "job", "jobs", "start_ms DESC", job_visible(c, l[i]))
+DEFINE_LIST_GET(datacenter, "data center", "data_centers", "name")
+DEFINE_LIST_GET(cluster, "cluster", "clusters", "name")
+DEFINE_LIST_GET(template, "template", "templates", "name")
+DEFINE_LIST_GET(host, "host", "hosts", "name")
+DEFINE_LIST_GET(storage_domain, "storage domain", "storage_domains", "name")
+DEFINE_LIST_GET(disk, "disk", "disks", "alias")
+DEFINE_LIST_GET(job, "job", "jobs", "start_ms DESC")
 
 /* ---- hosts ---- */
 
@@ -1000,7 +1006,7 @@ static struct image_transfer *own_transfer(struct api_call *c, const char *actio
   AUTOPTR(image_transfer) t = image_transfer_get(c->st, c->p[0]);
   if (!t) return NULL;
   if (!owned(c, t->user_id)) {
-    engine_event(c->eng, SEVERITY_WARNING, 9998, c->req->user, NULL,
+    engine_event(c->eng, SEVERITY_WARNING, EV_PERMISSION_DENIED, c->req->user, NULL,
                  "permission denied: user '%s' may not %s image transfer '%s' of another user",
                  c->req->user->name, action, c->p[0]);
     return error(ERR_NOT_FOUND, "image transfer '%s' does not exist", c->p[0]), NULL;

@@ -15,7 +15,6 @@
 ENUM_IMPL(perm_object, OBJ_LAST, "system", "datacenter", "cluster", "storage_domain", "host", "vm",
           "template", "disk")
 
-#define EV_PERMISSION_DENIED 9998
 
 static const struct permit_info PERMITS[] = {
   {PERMIT_CREATE_VM, "CREATE_VM", false}, {PERMIT_DELETE_VM, "DELETE_VM", false},

@@ -36,6 +36,10 @@ enum perm_object {
 };
 ENUM_DECL(perm_object); /* "system","datacenter","cluster","storage_domain","host","vm","template","disk" */
 
+/* audit event codes: a refusal, a role granted, a permission removed (snapback's own;
+ * unchecked against oVirt's AuditLogType numbers) */
+enum { EV_PERMISSION_DENIED = 9998, EV_PERMISSION_ADDED = 850, EV_PERMISSION_REMOVED = 851 };
+
 /* the id oVirt gives the system object */
 #define PERM_SYSTEM_ID "aaa00000-0000-0000-0000-123456789aaa"
 #define PERM_SUPERUSER_ROLE_ID "00000000-0000-0000-0000-000000000001"
