@@ -8,7 +8,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from harness import case, fail, text, ids, random_name, domstate, MiB
+from harness import case, fail, text, ids, random_name, domstate, domblklist, MiB
 
 PASSWORD = "user-secret-pw"
 
@@ -161,7 +161,7 @@ def snap_attach(disk_id, snap_id):
 
 @case("permissions: the backup appliance account backs up its 3 VMs and nothing else")
 def appliance_account(env):
-    appliance, _ = env.create_vm(memory=64 * MiB)
+    appliance, appliance_name = env.create_vm(memory=64 * MiB)
     vms = []
     for i in range(4):
         vm_id, name = env.create_vm(memory=64 * MiB)
@@ -182,14 +182,20 @@ def appliance_account(env):
     tok = login(env, "backup")
     env.check(visible_vms(env, tok) == {appliance} | {v[0] for v in vms[:3]},
               "the appliance account sees other VMs than its 4")
+    # the appliance runs: the disk snapshots are hot-plugged (virtio-scsi unplugs without a guest)
+    env.start_vm(appliance, appliance_name)
 
     # its three VMs: snapshot, attach the disk snapshot to the appliance, download, detach, remove
     for vm_id, name, disk in vms[:3]:
         sid = take_snapshot(env, tok, vm_id)
         r = env.api("POST", "/vms/%s/diskattachments" % appliance, snap_attach(disk, sid), token=tok)
         env.expect(r, 201, "appliance attaches the snapshot of %s" % name)
+        env.check(len(domblklist(appliance_name)) == 1, "the running appliance does not have the disk "
+                  "snapshot of %s plugged: %r" % (name, domblklist(appliance_name)))
         r = env.api("DELETE", "/vms/%s/diskattachments/%s" % (appliance, disk), token=tok)
         env.expect(r, 200, "appliance detaches the snapshot of %s" % name)
+        env.check(domblklist(appliance_name) == [], "the appliance still has a disk after the detach: %r"
+                  % domblklist(appliance_name))
     vm_id, name, disk = vms[0]
     r = env.api("GET", "/disks/%s/disksnapshots" % disk, token=tok)
     dsnap = [d.get("id") for d in env.expect(r, 200, "disk snapshots").findall("disk_snapshot")]
