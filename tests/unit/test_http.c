@@ -89,7 +89,7 @@ static struct user *make_user(struct store *st, const char *id, const char *name
   u->password_hash = auth_hash_password(pw);
   CHECK(user_insert(st, u) == 0);
   /* a user needs LOGIN from some permission to log in */
-  AUTOFREE char *pid = xasprintf("%.30sperm01", id);
+  AUTOFREE char *pid = xasprintf("perm-of-%s", id);
   struct permission p = {.id = pid, .role_id = (char *)PERM_SUPERUSER_ROLE_ID, .user_id = u->id,
                          .object_type = (char *)"system", .object_id = (char *)PERM_SYSTEM_ID};
   CHECK(permission_insert(st, &p) == 0);
