@@ -67,10 +67,8 @@ static const char usage[] =
   "  snapbackd [--state-dir DIR | --db URL] group add NAME | group list | group adduser|deluser GROUP USER\n"
   "\n"
   "First start creates user admin@internal with the password in SNAPBACK_ADMIN_PASSWORD,\n"
-  "or generates one and prints it once. SIGHUP reopens the log and reloads the settings
-"
-  "that can change live. See docs/snapbackd.md and docs/permissions.md.
-";
+  "or generates one and prints it once. SIGHUP reopens the log and reloads the settings\n"
+  "that can change live. See docs/snapbackd.md and docs/permissions.md.\n";
 
 enum {
   O_STATE = 256, O_LISTEN, O_URI, O_DB, O_HTTP, O_DTYPE, O_DETACH, O_TTL, O_THREADS, O_VERBOSE,
