@@ -129,7 +129,7 @@ VMID=$(sed -n 's/^VMID=//p' <<<"$POP")
 # --- BENCH_USER=cluster: a user whose only grant is UserRole on cluster Default ----------
 if [ "${BENCH_USER:-admin}" = cluster ]; then
   printf '%s\n' "$PASS" >"$TMP/user-pw"
-  "$DAEMON" --state-dir "$TMP/state" user add bench --password-file "$TMP/user-pw" >>"$OUT/snapbackd.log" 2>&1 ||
+  "$DAEMON" --config /dev/null --state-dir "$TMP/state" user add bench --password-file "$TMP/user-pw" >>"$OUT/snapbackd.log" 2>&1 ||
     die "snapbackd user add failed (log: $OUT/snapbackd.log)"
   TOKEN=$(python3 - "$HOST" "$SPORT" "$PASS" "$TOKEN" <<'PY'
 import http.client, json, sys, urllib.parse

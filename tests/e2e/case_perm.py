@@ -18,9 +18,10 @@ def snapbackd(env, *args):
     with tempfile.NamedTemporaryFile("w", prefix="snapback-e2e-pw-", delete=False) as f:
         f.write(PASSWORD + "\n")
     try:
-        p = subprocess.run([env.binary, "--state-dir", env.state_dir, *args, "--password-file", f.name]
-                           if args[:2] in (("user", "add"), ("user", "password")) else
-                           [env.binary, "--state-dir", env.state_dir, *args],
+        # --config /dev/null: an installed /etc/snapback/snapbackd.conf (its db) must not apply
+        base = [env.binary, "--config", "/dev/null", "--state-dir", env.state_dir, *args]
+        p = subprocess.run(base + ["--password-file", f.name] if args[:2] in (("user", "add"), ("user", "password"))
+                           else base,
                            capture_output=True, text=True, timeout=60)
     finally:
         os.unlink(f.name)
