@@ -187,6 +187,7 @@ struct node *render_disk(const struct render_ctx *r, const struct disk *d)
   node_add_text(n, "name", d->alias);
   node_add_text(n, "alias", d->alias);
   node_add_text(n, "description", d->description);
+  node_add_text(n, "backup", disk_backup_to_str(d->backup));
   link(r, n, "disks", d->id, "disksnapshots");
   link(r, n, "disks", d->id, "permissions");
   AUTOPTR(volume) vol = disk_active_volume(engine_store(r->eng), d->id);
@@ -428,4 +429,20 @@ struct node *render_template_attachment(const struct render_ctx *r, const struct
   ref(r, n, "disk", "disks", a->disk_id);
   ref(r, n, "template", "templates", a->vm_id);
   return n;
+}
+
+struct node *render_entity(const struct render_ctx *r, const char *elem, const char *coll, const char *id)
+{
+  return entity(r, elem, coll, id);
+}
+
+void render_ref(const struct render_ctx *r, struct node *parent, const char *elem, const char *coll,
+                const char *id)
+{
+  ref(r, parent, elem, coll, id);
+}
+
+void render_date(struct node *n, const char *elem, int64_t ms)
+{
+  add_date(n, elem, ms);
 }

@@ -16,18 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PARAMS 4
-
-struct api_call {
-  struct engine *eng;
-  struct store *st;
-  const struct api_request *req;
-  struct api_response *resp;
-  const char *p[MAX_PARAMS];   /* the path's {} segments */
-  struct render_ctx r;
-};
-
-typedef int (*api_handler)(struct api_call *c);
+#include "api/resources.h"
 
 struct route {
   const char *method;
@@ -42,7 +31,7 @@ const char *api_query(const struct api_request *req, const char *name)
   return NULL;
 }
 
-static int query_bool(struct api_call *c, const char *name, bool dflt, bool *out)
+int query_bool(struct api_call *c, const char *name, bool dflt, bool *out)
 {
   const char *v = api_query(c->req, name);
   if (!v || !*v) { *out = dflt; return 0; }
@@ -65,14 +54,14 @@ static int query_max(struct api_call *c, int *out)
 
 /* ---- responses ---- */
 
-static int reply(struct api_call *c, int status, struct node *n)
+int reply(struct api_call *c, int status, struct node *n)
 {
   c->resp->status = status;
   c->resp->body = n;
   return 0;
 }
 
-static int reply_created(struct api_call *c, struct node *n)
+int reply_created(struct api_call *c, struct node *n)
 {
   const char *href = node_attr(n, "href");
   if (href) c->resp->location = xstrdup(href);
@@ -80,14 +69,14 @@ static int reply_created(struct api_call *c, struct node *n)
 }
 
 /* <action><status>complete</status></action>, what the SDK waits for */
-static int reply_action(struct api_call *c)
+int reply_action(struct api_call *c)
 {
   struct node *n = node_new("action");
   node_add_text(n, "status", "complete");
   return reply(c, 200, n);
 }
 
-static const struct node *body_required(struct api_call *c, const char *elem)
+const struct node *body_required(struct api_call *c, const char *elem)
 {
   const struct node *b = c->req->body;
   if (!b)
@@ -391,6 +380,7 @@ static int vm_migrate(struct api_call *c)
   if (pinned[0])
     return error(ERR_CONFLICT, "cannot migrate VM '%s': snapshot '%s' of disk '%s' is plugged into "
                  "it; detach it first", vm->name, pinned[0]->snapshot_id, pinned[0]->disk_id);
+  if (backup_check_vm(c->st, vm->id, "migrate VM", vm->name) < 0) return -1;
   if (vm->status == VM_DOWN)
     return error(ERR_CONFLICT, "cannot migrate VM '%s': it is not running", vm->name);
   return error(ERR_CONFLICT, "cannot migrate VM '%s': there is no other host in cluster to migrate to",
@@ -565,6 +555,8 @@ static int disk_from_node(struct api_call *c, const struct node *b, struct disk 
     return -1;
   if (d->shareable && d->format == DISK_FORMAT_COW)
     return error(ERR_INVALID, "a shareable disk must use format 'raw'");
+  if (disk_backup_from_node(b, &d->backup) < 0) return -1;
+  if (d->backup < 0) d->backup = DISK_BACKUP_NONE;
   const struct node *sds = node_child(b, "storage_domains");
   const struct node *sdref = sds ? node_child(sds, "storage_domain") : node_child(b, "storage_domain");
   if (!sdref)
@@ -598,8 +590,10 @@ static int update_disk(struct api_call *c)
   if (r < 0) return -1;
   if (r == 1 && size <= 0)
     return error(ERR_INVALID, "invalid provisioned_size %lld: give a positive number of bytes", (long long)size);
+  int backup;
+  if (disk_backup_from_node(b, &backup) < 0) return -1;
   if (cmd_disk_update(c->eng, c->req->user, c->p[0], node_text(b, "alias"), node_text(b, "description"),
-                      size) < 0)
+                      size, backup) < 0)
     return -1;
   AUTOPTR(disk) d = disk_get(c->st, c->p[0]);
   if (!d) return -1;
@@ -736,7 +730,7 @@ static int update_attachment(struct api_call *c)
       return error(ERR_CONFLICT, "cannot change disk '%s' through VM '%s': it is attached as snapshot '%s' "
                    "of another VM, which never changes", c->p[1], vm->name, at->snapshot_id);
     if ((size > 0 || node_text(dn, "alias")) &&
-        cmd_disk_update(c->eng, c->req->user, c->p[1], node_text(dn, "alias"), NULL, size) < 0)
+        cmd_disk_update(c->eng, c->req->user, c->p[1], node_text(dn, "alias"), NULL, size, -1) < 0)
       return -1;
   }
   if ((u.set_active || u.set_bootable || u.set_iface || u.set_read_only) &&
@@ -898,9 +892,9 @@ static int add_image_transfer(struct api_call *c)
   if (r == 1 && spec.inactivity_timeout <= 0)
     return error(ERR_INVALID, "invalid inactivity_timeout %lld: give a positive number of seconds",
                  (long long)spec.inactivity_timeout);
-  if (node_child(b, "backup"))
-    return error(ERR_UNSUPPORTED, "image transfers of a <backup> are not supported yet: take a "
-                 "snapshot and transfer its <snapshot id=\"DISK_SNAPSHOT_ID\"/>");
+  const struct node *backup = node_child(b, "backup");
+  if (backup && !(spec.backup_id = node_attr(backup, "id")))
+    return error(ERR_INVALID, "missing backup id: give <backup id=\"...\"/>");
   const struct node *snap = node_child(b, "snapshot");
   if (snap && !(spec.volume_id = node_attr(snap, "id")))
     return error(ERR_INVALID, "missing disk snapshot id: give <snapshot id=\"...\"/>");
@@ -1117,6 +1111,15 @@ static const struct route ROUTES[] = {
   {"GET", "/imagetransfers/{}", get_image_transfer},
   {"POST", "/imagetransfers/{}/finalize", image_transfer_finalize},
   {"POST", "/imagetransfers/{}/cancel", image_transfer_cancel},
+  {"GET", "/vms/{}/backups", list_backups},
+  {"POST", "/vms/{}/backups", add_backup},
+  {"GET", "/vms/{}/backups/{}", get_backup},
+  {"GET", "/vms/{}/backups/{}/disks", list_backup_disks},
+  {"POST", "/vms/{}/backups/{}/finalize", backup_finalize},
+  {"GET", "/vms/{}/checkpoints", list_checkpoints},
+  {"GET", "/vms/{}/checkpoints/{}", get_checkpoint},
+  {"DELETE", "/vms/{}/checkpoints/{}", remove_checkpoint},
+  {"GET", "/vms/{}/checkpoints/{}/disks", list_checkpoint_disks},
 };
 
 /* matches path against pattern; fills params; returns true on match */

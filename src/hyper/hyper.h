@@ -113,8 +113,9 @@ struct hyper_ops {
    * atomic step (a disk-only external snapshot without libvirt metadata that
    * reuses the given files; the other disks are left alone). With quiesce
    * the guest agent freezes the file systems first; when no agent answers
-   * the snapshot is taken crash-consistent instead. *quiesced (may be NULL)
-   * tells which. ERR_NOT_FOUND for a VM that does not run or a disk it does
+   * the snapshot is taken crash-consistent instead. *quiesced tells which;
+   * with quiesced NULL a quiesced snapshot is required (no fallback: the
+   * missing agent is the error). ERR_NOT_FOUND for a VM that does not run or a disk it does
    * not have; libvirt's message otherwise, nothing changed. */
   int (*domain_snapshot)(struct hyper *h, const char *vm_id, const struct hyper_snap_disk *disks, size_t n,
                          bool quiesce, bool *quiesced);
@@ -174,3 +175,25 @@ char *volume_sha256(const char *path, int format);
  * with -U so SRC may be in use) into a new file DST of dst_format, making
  * DST's parent directories; a failed copy leaves no DST */
 int volume_convert(const char *src, int src_format, const char *dst, int dst_format);
+
+/* persistent dirty bitmaps in qcow2 volumes (incremental backup). QEMU keeps
+ * them in each layer of a chain; a bitmap flagged in-use in a file no QEMU
+ * has open was not saved (a crash): its content cannot be trusted. */
+struct volume_bitmap {
+  char *name;
+  bool in_use;          /* flags "in-use": open for writing now, or not saved by a crash */
+  bool inconsistent;    /* qemu-img reports it inconsistent */
+};
+/* the bitmaps of qcow2 PATH (read with -U: PATH may be in use); caller
+ * frees with volume_bitmaps_free */
+int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n);
+void volume_bitmaps_free(struct volume_bitmap *b, size_t n);
+/* adds an empty, enabled persistent bitmap NAME to PATH (not open in a VM);
+ * one that exists already is left as it is */
+int volume_bitmap_add(const char *path, const char *name);
+/* removes bitmap NAME from PATH (not open in a VM); a missing one is not an error */
+int volume_bitmap_remove(const char *path, const char *name);
+/* merges bitmap SRC_NAME of qcow2 SRC_PATH into bitmap DST_NAME of DST_PATH
+ * (which must exist); SRC_PATH is only read */
+int volume_bitmap_merge(const char *dst_path, const char *dst_name, const char *src_path,
+                        const char *src_name);

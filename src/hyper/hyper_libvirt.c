@@ -738,6 +738,9 @@ static int lv_domain_snapshot(struct hyper *h, const char *vm_id, const struct h
       if (quiesced) *quiesced = true;
       return 0;
     }
+    if (!quiesced)
+      return virt_error("cannot snapshot the disks of VM '%s' consistently (the guest agent must "
+                        "freeze its file systems)", vm_id);
     if (!agent_missing()) return virt_error("cannot snapshot the disks of VM '%s'", vm_id);
     log_info("snapshot of VM '%s' is crash-consistent: %s", vm_id, virGetLastErrorMessage());
     virResetLastError();
