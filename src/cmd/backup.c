@@ -661,10 +661,13 @@ int cmd_backup_finalize(struct engine *eng, const struct user *u, const char *vm
 
 /* ---- recovery ---- */
 
+/* who acts in recovery: the engine itself */
+static const struct user engine_user = {.name = (char *)"engine"};
+
 static void backup_recover_job(struct engine *eng, void *arg)
 {
   struct backup *b = arg;
-  backup_snapshot_drop(eng, NULL, b);
+  backup_snapshot_drop(eng, &engine_user, b);
   error_clear();
   backup_free(b);
 }
@@ -689,7 +692,8 @@ void backup_recover(struct engine *eng)
      * the background; a removal snapshot_recover resumed is left to it */
     AUTOPTR(snapshot) s = b->snapshot_id ? snapshot_get(st, b->snapshot_id) : NULL;
     error_clear();
-    if (s && s->status == SNAPSHOT_OK) engine_background(eng, backup_recover_job, steal_pointer(&l[i]));
+    struct backup *job = s && s->status == SNAPSHOT_OK ? backup_get(st, b->id) : NULL;
+    if (job) engine_background(eng, backup_recover_job, job);
   }
   error_clear();
 }
