@@ -219,6 +219,7 @@ def fallback(env):
 @case("incremental backup: rules while a backup runs; bad input answers a fault and changes nothing")
 def rules(env):
     vm_id, name, d = inc_vm(env)
+    before = env.snapshot()
     raw = env.api("POST", "/disks", disk_xml(harness.random_name("raw"), DISK, "raw",
                                              extra="<backup>incremental</backup>"))
     env.check_fault(raw, 400, "a raw disk with backup=incremental")
@@ -226,6 +227,19 @@ def rules(env):
                     "use_active=true")
     env.check_fault(post_backup(env, vm_id, [d], from_cp="00000000-0000-0000-0000-000000000000"), 404,
                     "an unknown from_checkpoint_id")
+    env.check_fault(post_backup(env, vm_id, []), 400, "a backup without disks")
+    env.check_unchanged(before, "refused backups and a refused raw incremental disk")
+    # no guest agent answers in this VM: a consistent backup cannot be had
+    r = post_backup(env, vm_id, [d], query="?require_consistency=true")
+    b = env.expect(r, 202, "a backup with require_consistency=true")
+    b = wait_phase(env, vm_id, b.get("id"), ("failed", "ready"))
+    env.check(text(b, "phase") == "failed", "require_consistency without a guest agent: the backup is %r"
+              % text(b, "phase"))
+    evs = last_events(env, 6)
+    env.check(any("failed" in (e or "") and "consistent" in (e or "") for e in evs),
+              "require_consistency: no event says why the backup failed: %r" % evs)
+    env.check(not regular_snaps(env, vm_id) and not checkpoints(env, vm_id),
+              "the failed backup left a snapshot or a checkpoint")
     bid = start_backup(env, vm_id, [d])
     wait_phase(env, vm_id, bid, ("ready",))
     snap = regular_snaps(env, vm_id)
