@@ -150,6 +150,8 @@ struct node *render_vm(const struct render_ctx *r, const struct vm *vm)
                                      "shutdown", "permissions", "tags"};
   for (size_t i = 0; i < ARRAY_SIZE(rels); i++) link(r, n, "vms", vm->id, rels[i]);
   if (r->version == 3) link(r, n, "vms", vm->id, "disks");
+  link(r, n, "vms", vm->id, "backups");
+  link(r, n, "vms", vm->id, "checkpoints");
   struct node *cpu = node_add(n, "cpu");
   node_add_text(cpu, "architecture", "x86_64");
   struct node *topo = node_add(cpu, "topology");
