@@ -132,6 +132,7 @@ def read_disk(env, bid, disk_id, base=None, cp=None):
 
 def one_backup(env, vm_id, d, lay, base=None, cp=None, want="full", what=""):
     """a backup from cp (or full), read and checked against lay; returns (image, new cp)"""
+    snaps_before = set(regular_snaps(env, vm_id))
     bid = start_backup(env, vm_id, [d], cp)
     b = wait_phase(env, vm_id, bid, ("ready", "failed"))
     env.require(text(b, "phase") == "ready", "%s: backup %s is %r; events %r"
@@ -142,9 +143,8 @@ def one_backup(env, vm_id, d, lay, base=None, cp=None, want="full", what=""):
     img, dirty = read_disk(env, bid, d, base if inc else None, cp)
     env.check(img == bytes(lay.buf), "%s: the backup does not read as the disk at its instant" % what)
     b = finalize(env, vm_id, bid)
-    r = env.api("GET", "/vms/%s/snapshots" % vm_id)
-    env.check(len(regular_snaps(env, vm_id)) == 0, "%s: the backup's snapshot is still listed: %s"
-              % (what, r.short()))
+    left = set(regular_snaps(env, vm_id)) - snaps_before
+    env.check(not left, "%s: the backup's snapshot is still listed: %r" % (what, left))
     return img, text(b, "to_checkpoint_id"), dirty
 
 
@@ -309,3 +309,46 @@ def crash(env):
     live_write(env, name, d, 0x73, 10 * MiB, 64 * 1024)
     lay.write(0x73, 10 * MiB, 64 * 1024)
     one_backup(env, vm_id, d, lay, img, cp1, "incremental", "incremental after the crashes")
+
+
+@case("incremental backup: bitmaps survive snapshot create, live and cold merge; a restore invalidates newer checkpoints")
+def survive(env):
+    from case_snapshots import take_snap, remove_snap
+    vm_id, name, d = inc_vm(env)
+    lay = Layout()
+    live_write(env, name, d, 0x81, 0)
+    lay.write(0x81, 0)
+    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
+    # live: a snapshot (libvirt carries the bitmaps over), writes, removal (block commit)
+    live_write(env, name, d, 0x82, 2 * MiB, 64 * 1024)
+    lay.write(0x82, 2 * MiB, 64 * 1024)
+    s1 = take_snap(env, vm_id, "live-1")
+    live_write(env, name, d, 0x83, 3 * MiB, 64 * 1024)
+    lay.write(0x83, 3 * MiB, 64 * 1024)
+    remove_snap(env, vm_id, s1)
+    img, cp2, dirty = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "after a live snapshot and merge")
+    env.check(dirty is not None and dirty <= 2 * MiB, "after live merge: %r dirty bytes" % dirty)
+    # offline: a snapshot (qemu-img), writes, removal (qemu-img commit + bitmap merge)
+    env.action(vm_id, "stop")
+    s2 = take_snap(env, vm_id, "cold-1")
+    from case_snapshots import active_path
+    offline_write(env, active_path(env, vm_id, d), 0x84, 5 * MiB, 64 * 1024)
+    lay.write(0x84, 5 * MiB, 64 * 1024)
+    remove_snap(env, vm_id, s2)
+    offline_write(env, env.disk_file(d), 0x85, 6 * MiB, 64 * 1024)
+    lay.write(0x85, 6 * MiB, 64 * 1024)
+    img, cp3, dirty = one_backup(env, vm_id, d, lay, img, cp2, "incremental", "after a cold snapshot and merge")
+    env.check(dirty is not None and dirty <= 2 * MiB, "after cold merge: %r dirty bytes" % dirty)
+    # restore to a snapshot older than cp4: cp4 is invalid, a backup from it is full
+    s3 = take_snap(env, vm_id, "before-cp4")
+    img_s3 = bytes(lay.buf)
+    offline_write(env, active_path(env, vm_id, d), 0x86, 8 * MiB, 64 * 1024)
+    lay.write(0x86, 8 * MiB, 64 * 1024)
+    img, cp4, _ = one_backup(env, vm_id, d, lay, img, cp3, "incremental", "incremental on top of a snapshot")
+    r = env.api("POST", "/vms/%s/snapshots/%s/restore" % (vm_id, s3), "<action/>")
+    env.expect(r, 200, "restore the snapshot older than cp4")
+    lay.buf[:] = img_s3
+    states = dict((c[0], c[2]) for c in checkpoints(env, vm_id))
+    env.check(states.get(cp4) == "invalid" and states.get(cp3) == "created",
+              "after the restore: checkpoints %r (cp4 must be invalid, cp3 created)" % states)
+    one_backup(env, vm_id, d, lay, img, cp4, "full", "backup from the invalidated checkpoint")
