@@ -54,9 +54,25 @@ static char *backup_dir(struct engine *eng, const char *backup_id)
   return xasprintf("%s/backups/%s", eng->state_dir, backup_id);
 }
 
-/* removes STATE/backups/ID and the scratch overlays in it */
+/* removes STATE/backups/ID (scratch overlays, libvirt's socket) and the
+ * scratch files of a use_active backup in STATE/transient/VM_ID/ */
 static void backup_scratch_remove(struct engine *eng, const char *backup_id)
 {
+  AUTOPTR(backup) b = backup_get(eng->st, backup_id);
+  error_clear();
+  if (b) {
+    AUTOFREE char *tdir = xasprintf("%s/transient/%s", eng->state_dir, b->vm_id);
+    AUTOFREE char *prefix = xasprintf("backup-%s-", backup_id);
+    DIR *td = opendir(tdir);
+    struct dirent *e;
+    while (td && (e = readdir(td))) {
+      if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+      AUTOFREE char *path = xasprintf("%s/%s", tdir, e->d_name);
+      if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("cannot remove backup scratch file '%s': %s", path, strerror(errno));
+    }
+    if (td) closedir(td);
+  }
   AUTOFREE char *dir = backup_dir(eng, backup_id);
   DIR *d = opendir(dir);
   if (!d) return;
@@ -117,10 +133,6 @@ static int backup_start_validate(struct cmd_ctx *c)
   const struct backup_spec *s = a->spec;
   struct store *st = c->eng->st;
   if (!(a->vm = vm_get(st, s->vm_id))) return -1;
-  if (s->use_active)
-    return error(ERR_UNSUPPORTED, "cannot back up VM '%s' with use_active=true: live pull backups "
-                 "of the active layer are not supported yet; leave use_active out for a backup "
-                 "from a snapshot (hybrid backup)", a->vm->name);
   if (a->vm->status != VM_UP && a->vm->status != VM_DOWN && a->vm->status != VM_PAUSED)
     return error(ERR_CONFLICT, "cannot back up VM '%s': it is %s; wait until it is up or down",
                  a->vm->name, vm_status_to_str(a->vm->status));
@@ -184,7 +196,10 @@ static int backup_start_execute(struct cmd_ctx *c)
     .to_checkpoint_id = a->cp_id, .snapshot_id = a->snap_id, .host_id = c->eng->host_id,
     .require_consistency = s->require_consistency, .creation_ms = now, .modification_ms = now,
     .user_id = c->user->id,
+    /* a VM that is down has no active layer in use: it is backed up from a snapshot */
+    .use_active = s->use_active && a->vm->status != VM_DOWN,
   };
+  if (b.use_active) b.snapshot_id = NULL;
   struct checkpoint cp = {.id = a->cp_id, .vm_id = a->vm->id, .parent_id = leaf[0] ? leaf[0]->id : NULL,
                           .state = CHECKPOINT_PENDING, .creation_ms = now, .backup_id = a->id};
   if (store_begin(st) < 0) return -1;
@@ -312,7 +327,7 @@ static struct volume **bitmap_layers(struct store *st, const char *top_id, const
  * frozen volume vol; *why (caller frees) says why a disk asked incremental
  * falls back to full */
 static int disk_mode(struct store *st, const struct backup *b, const struct checkpoint *from,
-                     const char *disk_id, const char *vol_id, char **why)
+                     const char *disk_id, const char *vol_id, bool check_layers, char **why)
 {
   *why = NULL;
   if (!b->from_checkpoint_id) return BACKUP_MODE_FULL;
@@ -339,9 +354,126 @@ static int disk_mode(struct store *st, const struct backup *b, const struct chec
                      d->alias, from->id);
     return BACKUP_MODE_FULL;
   }
+  if (!check_layers) return BACKUP_MODE_INCREMENTAL; /* libvirt checks the bitmaps of a live chain */
   AUTOLIST(volume) layers = bitmap_layers(st, vol_id, from->id, cd->volume_id, why);
   if (!layers) return BACKUP_MODE_FULL;
   return BACKUP_MODE_INCREMENTAL;
+}
+
+static char *backup_socket(struct engine *eng, const char *backup_id)
+{
+  return xasprintf("%s/backups/%s/nbd.sock", eng->state_dir, backup_id);
+}
+
+/* host-local scratch of a use_active backup, beside the transient overlays */
+static char *backup_scratch_path(struct engine *eng, const char *vm_id, const char *backup_id,
+                                 const char *disk_id)
+{
+  return xasprintf("%s/transient/%s/backup-%s-%s.qcow2", eng->state_dir, vm_id, backup_id, disk_id);
+}
+
+/* records modes, volumes and fallback events of a backup's disks */
+static int backup_disks_record(struct engine *eng, struct backup_start *a, const struct vm *vm,
+                               struct backup_disk **bds, struct checkpoint_disk **cds, char **why)
+{
+  struct store *st = eng->st;
+  if (store_begin(st) < 0) return -1;
+  for (size_t i = 0; bds[i]; i++)
+    if (backup_disk_update(st, bds[i]) < 0) goto rollback;
+  for (size_t i = 0; cds[i]; i++) {
+    AUTOPTR(volume) top = disk_active_volume(st, cds[i]->disk_id);
+    if (!top) goto rollback;
+    free(cds[i]->volume_id);
+    cds[i]->volume_id = xstrdup(top->id);
+    if (checkpoint_disk_update(st, cds[i]) < 0) goto rollback;
+  }
+  if (store_commit(st) < 0) return -1;
+  for (size_t i = 0; bds[i]; i++) {
+    if (!why[i]) continue;
+    AUTOPTR(disk) d = disk_get(st, bds[i]->disk_id);
+    error_clear();
+    engine_event(eng, SEVERITY_WARNING, EV_BACKUP_FALLBACK, a->user, vm->id,
+                 "backup %s of VM %s: disk %s is backed up in full instead of incrementally: %s",
+                 a->id, vm->name, d ? d->alias : bds[i]->disk_id, why[i]);
+  }
+  return 0;
+rollback:
+  store_rollback(st);
+  return -1;
+}
+
+/* starting -> ready for use_active: libvirt's pull backup of the running
+ * VM's active layers; a bitmap libvirt cannot use makes every incremental
+ * disk fall back to full (libvirt names no disk) */
+static int backup_take_active(struct engine *eng, struct backup_start *a, const struct backup *b,
+                              struct backup_disk **bds, struct checkpoint_disk **cds)
+{
+  struct store *st = eng->st;
+  AUTOPTR(vm) vm = vm_get(st, b->vm_id);
+  if (!vm) return -1;
+  const struct hyper_ops *ops;
+  struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
+  if (!h) return -1;
+  AUTOPTR(checkpoint) from = b->from_checkpoint_id ? checkpoint_get(st, b->from_checkpoint_id) : NULL;
+  error_clear();
+  size_t n = 0;
+  while (bds[n]) n++;
+  AUTOFREE char **why = xcalloc(n + 1, sizeof *why);
+  AUTOFREE struct hyper_backup_disk *hd = xcalloc(n ? n : 1, sizeof *hd);
+  AUTOSTRVEC struct strvec scratch = VEC_INIT;
+  AUTOFREE char *dir = backup_dir(eng, a->id);
+  AUTOFREE char *tdir = xasprintf("%s/transient/%s", eng->state_dir, vm->id);
+  AUTOFREE char *top = xasprintf("%s/backups", eng->state_dir);
+  if ((mkdir(top, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
+      (mkdir(tdir, 0700) < 0 && errno != EEXIST))
+    return error(ERR_INTERNAL, "cannot create the backup's directories: %s", strerror(errno));
+  AUTOFREE char *sock = backup_socket(eng, a->id);
+  if (strlen(sock) >= 108)
+    return error(ERR_INTERNAL, "the NBD socket path '%s' is too long for a unix socket: use a "
+                 "shorter --state-dir", sock);
+  bool any_inc = false;
+  for (size_t i = 0; i < n; i++) {
+    AUTOPTR(volume) v = disk_active_volume(st, bds[i]->disk_id);
+    if (!v) { for (size_t j = 0; j < n; j++) free(why[j]); return -1; }
+    free(bds[i]->volume_id);
+    bds[i]->volume_id = xstrdup(v->id);
+    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, false, &why[i]);
+    free(bds[i]->reason);
+    bds[i]->reason = xstrdup(why[i]);
+    vec_push(&scratch, backup_scratch_path(eng, vm->id, a->id, bds[i]->disk_id));
+    bool cp = false;
+    for (size_t j = 0; cds[j]; j++) cp |= strcmp(cds[j]->disk_id, bds[i]->disk_id) == 0;
+    hd[i] = (struct hyper_backup_disk){bds[i]->disk_id, scratch.ptr[i],
+                                       bds[i]->mode == BACKUP_MODE_INCREMENTAL, cp};
+    any_inc |= hd[i].incremental;
+  }
+  int rc = ops->backup_begin(h, vm->id, hd, n, sock, any_inc ? b->from_checkpoint_id : NULL, a->cp_id,
+                             b->require_consistency);
+  if (rc < 0 && any_inc && !strstr(error_message(), "consistently")) {
+    /* a missing or unusable bitmap: the disks fall back to full */
+    AUTOFREE char *msg = xstrdup(error_message());
+    error_clear();
+    for (size_t i = 0; i < n; i++) {
+      if (!hd[i].incremental) continue;
+      hd[i].incremental = false;
+      bds[i]->mode = BACKUP_MODE_FULL;
+      free(why[i]);
+      why[i] = xasprintf("libvirt cannot use bitmap '%s' of the running VM: %s", b->from_checkpoint_id, msg);
+      free(bds[i]->reason);
+      bds[i]->reason = xstrdup(why[i]);
+    }
+    rc = ops->backup_begin(h, vm->id, hd, n, sock, NULL, a->cp_id, b->require_consistency);
+  }
+  if (rc == 0) rc = backup_disks_record(eng, a, vm, bds, cds, why);
+  for (size_t i = 0; i < n; i++) free(why[i]);
+  if (rc < 0) {
+    struct err_saved s;
+    error_save(&s);
+    ops->backup_end(h, vm->id);
+    error_clear();
+    return error_restore(&s);
+  }
+  return 0;
 }
 
 /* starting -> ready: the snapshot, then each disk's frozen volume and mode */
@@ -360,6 +492,7 @@ static int backup_take(struct engine *eng, struct backup_start *a)
   vec_push(&disks, NULL);
   for (size_t i = 0; cds[i]; i++) vec_push(&bitmap_disks, xstrdup(cds[i]->disk_id));
   vec_push(&bitmap_disks, NULL);
+  if (b->use_active) return backup_take_active(eng, a, b, bds, cds);
   AUTOFREE char *desc = xasprintf("Auto-generated for Backup VM (backup %s)", a->id);
   if (snapshot_create_for_backup(eng, a->user, b->vm_id, a->snap_id, desc,
                                  (const char *const *)disks.ptr, a->cp_id,
@@ -378,35 +511,13 @@ static int backup_take(struct engine *eng, struct backup_start *a)
     if (!v) return -1;
     free(bds[i]->volume_id);
     bds[i]->volume_id = xstrdup(v->id);
-    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, &why[i]);
+    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, true, &why[i]);
     free(bds[i]->reason);
     bds[i]->reason = xstrdup(why[i]);
   }
-  if (store_begin(st) < 0) return -1;
-  for (size_t i = 0; i < n; i++)
-    if (backup_disk_update(st, bds[i]) < 0) goto rollback;
-  for (size_t i = 0; cds[i]; i++) {
-    AUTOPTR(volume) top = disk_active_volume(st, cds[i]->disk_id);
-    if (!top) goto rollback;
-    free(cds[i]->volume_id);
-    cds[i]->volume_id = xstrdup(top->id);
-    if (checkpoint_disk_update(st, cds[i]) < 0) goto rollback;
-  }
-  if (store_commit(st) < 0) return -1;
-  for (size_t i = 0; i < n; i++) {
-    if (!why[i]) continue;
-    AUTOPTR(disk) d = disk_get(st, bds[i]->disk_id);
-    error_clear();
-    engine_event(eng, SEVERITY_WARNING, EV_BACKUP_FALLBACK, a->user, vm->id,
-                 "backup %s of VM %s: disk %s is backed up in full instead of incrementally: %s",
-                 a->id, vm->name, d ? d->alias : bds[i]->disk_id, why[i]);
-    free(why[i]);
-  }
-  return 0;
-rollback:
-  store_rollback(st);
+  int rc = backup_disks_record(eng, a, vm, bds, cds, why);
   for (size_t i = 0; i < n; i++) free(why[i]);
-  return -1;
+  return rc;
 }
 
 /* drops the pending checkpoint of a backup that ended without success */
@@ -428,10 +539,22 @@ failed:
   error_clear();
 }
 
-/* removes the backup's snapshot if it exists; a failure is an event (it
- * stays listed, unlocked, and can be removed by hand) */
-static void backup_snapshot_drop(struct engine *eng, const struct user *u, const struct backup *b)
+/* ends what the backup reads from: libvirt's backup job (use_active), or
+ * the backup's snapshot, removed if it exists; a failure is an event (the
+ * snapshot stays listed, unlocked, and can be removed by hand) */
+static void backup_release(struct engine *eng, const struct user *u, const struct backup *b)
 {
+  if (b->use_active) {
+    AUTOPTR(vm) vm = vm_get(eng->st, b->vm_id);
+    const struct hyper_ops *ops;
+    struct hyper *h = vm && vm->status != VM_DOWN ? engine_hyper(eng, vm->host_id, &ops) : NULL;
+    if (h && ops->backup_end(h, vm->id) < 0)
+      engine_event(eng, SEVERITY_ERROR, EV_BACKUP_FAILED, u, b->vm_id,
+                   "backup %s of VM %s: its libvirt backup job could not be ended: %s", b->id,
+                   vm->name, error_message());
+    error_clear();
+    return;
+  }
   if (!b->snapshot_id) return;
   AUTOPTR(snapshot) s = snapshot_get(eng->st, b->snapshot_id);
   if (!s) { error_clear(); return; }
@@ -452,7 +575,7 @@ static void backup_start_job(struct engine *eng, void *arg)
     error_clear();
     AUTOPTR(backup) b = backup_get(st, a->id);
     error_clear();
-    if (b) backup_snapshot_drop(eng, a->user, b);
+    if (b) backup_release(eng, a->user, b);
     checkpoint_drop_pending(st, a->cp_id);
     backup_scratch_remove(eng, a->id);
     backup_set_phase(eng, a->user, a->id, BACKUP_FAILED, msg);
@@ -488,11 +611,14 @@ int cmd_backup_start(struct engine *eng, const struct user *u, const struct back
 /* ---- transfers ---- */
 
 int backup_transfer_source(struct engine *eng, const char *backup_id, const char *disk_id,
-                           struct volume **out_vol, char **out_bitmap)
+                           struct volume **out_vol, char **out_bitmap, char **out_socket,
+                           char **out_export)
 {
   struct store *st = eng->st;
   *out_vol = NULL;
   *out_bitmap = NULL;
+  *out_socket = NULL;
+  *out_export = NULL;
   AUTOPTR(backup) b = backup_get(st, backup_id);
   if (!b) return -1;
   if (b->phase != BACKUP_READY)
@@ -504,7 +630,12 @@ int backup_transfer_source(struct engine *eng, const char *backup_id, const char
   if (!bd) return error(ERR_NOT_FOUND, "disk '%s' is not part of backup '%s'", disk_id, backup_id);
   AUTOPTR(volume) v = bd->volume_id ? volume_get(st, bd->volume_id) : NULL;
   if (!v) return -1;
-  if (bd->mode != BACKUP_MODE_INCREMENTAL) {
+  if (b->use_active) {
+    *out_socket = backup_socket(eng, backup_id);
+    *out_export = xstrdup(disk_id);
+    if (bd->mode == BACKUP_MODE_INCREMENTAL) *out_bitmap = xstrdup(b->from_checkpoint_id);
+  }
+  if (bd->mode != BACKUP_MODE_INCREMENTAL || b->use_active) {
     *out_vol = steal_pointer(&v);
     return 0;
   }
@@ -616,7 +747,7 @@ static void backup_finalize_job(struct engine *eng, void *arg)
     if (cmd_transfer_finalize(eng, a->user, open[i]->id) < 0) error_clear();
   error_clear();
   backup_scratch_remove(eng, a->id);
-  backup_snapshot_drop(eng, a->user, a->b);
+  backup_release(eng, a->user, a->b);
   AUTOPTR(checkpoint) cp = checkpoint_get(st, a->b->to_checkpoint_id);
   int rc = -1;
   if (cp && store_begin(st) == 0) {
@@ -667,7 +798,7 @@ static const struct user engine_user = {.name = (char *)"engine"};
 static void backup_recover_job(struct engine *eng, void *arg)
 {
   struct backup *b = arg;
-  backup_snapshot_drop(eng, &engine_user, b);
+  backup_release(eng, &engine_user, b);
   error_clear();
   backup_free(b);
 }
@@ -681,6 +812,7 @@ void backup_recover(struct engine *eng)
     struct backup *b = l[i];
     AUTOFREE char *msg = xasprintf("the engine stopped while the backup was %s",
                                    backup_phase_to_str(b->phase));
+    if (b->use_active) backup_release(eng, &engine_user, b); /* libvirt's job outlived the engine */
     backup_scratch_remove(eng, b->id);
     checkpoint_drop_pending(st, b->to_checkpoint_id);
     if (backup_set_phase(eng, NULL, b->id, BACKUP_FAILED, msg) < 0) {

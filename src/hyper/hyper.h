@@ -60,6 +60,14 @@ struct hyper_snap_disk {
   int new_format;         /* enum disk_format of new_path (qcow2 in practice) */
 };
 
+/* one disk of a live pull backup (backup_begin) */
+struct hyper_backup_disk {
+  const char *disk_id;      /* device alias ua-<disk_id>; also the NBD export name */
+  const char *scratch_path; /* host-local file libvirt creates for copy-before-write */
+  bool incremental;         /* changed blocks since the backup's checkpoint (else full) */
+  bool checkpoint;          /* the new checkpoint starts a bitmap on this disk */
+};
+
 struct hyper_callbacks {
   /* the domain vm_id changed state (VM_DOWN when it stopped or crashed);
    * reason is libvirt's, e.g. "shutdown", "destroyed", "crashed" */
@@ -133,6 +141,24 @@ struct hyper_ops {
    * not below it. The files stay: the caller deletes the merged layers. */
   int (*block_commit)(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
                       const char *base_path, int timeout_ms);
+  /* Starts a pull backup of the running domain's active layers (libvirt's
+   * backup API): an NBD server on the unix socket socket_path exports each
+   * listed disk as it is now, under the name of its disk id, with scratch
+   * files for copy-before-write. With from_checkpoint, the incremental disks
+   * also export the union of bitmap from_checkpoint over their chains as
+   * meta context qemu:dirty-bitmap:<from_checkpoint>. In the same instant,
+   * bitmap new_checkpoint starts in the active layer of every disk marked
+   * checkpoint. libvirt keeps no checkpoint metadata afterwards (the engine
+   * holds the truth; bitmaps are named after checkpoint ids). With quiesce
+   * the guest agent must freeze the file systems around the start. A
+   * missing or unusable bitmap fails it with libvirt's message; nothing is
+   * left running then. */
+  int (*backup_begin)(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
+                      const char *socket_path, const char *from_checkpoint, const char *new_checkpoint,
+                      bool quiesce);
+  /* ends the domain's backup job (the NBD server goes, libvirt deletes the
+   * scratch files); no job, or no such domain, is not an error */
+  int (*backup_end)(struct hyper *h, const char *vm_id);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

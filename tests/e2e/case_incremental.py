@@ -44,8 +44,8 @@ def post_backup(env, vm_id, disks, from_cp=None, query=""):
     return env.api("POST", "/vms/%s/backups%s" % (vm_id, query), body)
 
 
-def start_backup(env, vm_id, disks, from_cp=None):
-    r = post_backup(env, vm_id, disks, from_cp)
+def start_backup(env, vm_id, disks, from_cp=None, query=""):
+    r = post_backup(env, vm_id, disks, from_cp, query)
     b = env.expect(r, 202, "POST backup of VM %s" % vm_id)
     env.require(isinstance(b, ET.Element) and b.get("id"), "POST backup: no <backup id>: " + r.short())
     env.check(text(b, "phase") in ("initializing", "starting", "ready"),
@@ -130,10 +130,10 @@ def read_disk(env, bid, disk_id, base=None, cp=None):
     return data, dirty
 
 
-def one_backup(env, vm_id, d, lay, base=None, cp=None, want="full", what=""):
+def one_backup(env, vm_id, d, lay, base=None, cp=None, want="full", what="", query=""):
     """a backup from cp (or full), read and checked against lay; returns (image, new cp)"""
     snaps_before = set(regular_snaps(env, vm_id))
-    bid = start_backup(env, vm_id, [d], cp)
+    bid = start_backup(env, vm_id, [d], cp, query)
     b = wait_phase(env, vm_id, bid, ("ready", "failed"))
     env.require(text(b, "phase") == "ready", "%s: backup %s is %r; events %r"
                 % (what, bid, text(b, "phase"), last_events(env, 6)))
@@ -144,7 +144,8 @@ def one_backup(env, vm_id, d, lay, base=None, cp=None, want="full", what=""):
     env.check(img == bytes(lay.buf), "%s: the backup does not read as the disk at its instant" % what)
     b = finalize(env, vm_id, bid)
     left = set(regular_snaps(env, vm_id)) - snaps_before
-    env.check(not left, "%s: the backup's snapshot is still listed: %r" % (what, left))
+    env.check(not left, "%s: the backup's snapshot is still listed: %r; events %r"
+              % (what, left, last_events(env, 5)))
     return img, text(b, "to_checkpoint_id"), dirty
 
 
@@ -223,8 +224,6 @@ def rules(env):
     raw = env.api("POST", "/disks", disk_xml(harness.random_name("raw"), DISK, "raw",
                                              extra="<backup>incremental</backup>"))
     env.check_fault(raw, 400, "a raw disk with backup=incremental")
-    env.check_fault(post_backup(env, vm_id, [d], query="?use_active=true"), (400, 501),
-                    "use_active=true")
     env.check_fault(post_backup(env, vm_id, [d], from_cp="00000000-0000-0000-0000-000000000000"), 404,
                     "an unknown from_checkpoint_id")
     env.check_fault(post_backup(env, vm_id, []), 400, "a backup without disks")
@@ -241,7 +240,8 @@ def rules(env):
     env.check(not regular_snaps(env, vm_id) and not checkpoints(env, vm_id),
               "the failed backup left a snapshot or a checkpoint")
     bid = start_backup(env, vm_id, [d])
-    wait_phase(env, vm_id, bid, ("ready",))
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
     snap = regular_snaps(env, vm_id)
     env.require(len(snap) == 1, "a ready hybrid backup lists %d snapshots, not its own" % len(snap))
     env.check_fault(post_backup(env, vm_id, [d]), 409, "a second backup of the VM")
@@ -292,7 +292,8 @@ def crash(env):
     lay.write(0x72, 6 * MiB, 64 * 1024)
     # ready, with a transfer open
     bid = start_backup(env, vm_id, [d], cp1)
-    wait_phase(env, vm_id, bid, ("ready",))
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
     r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/>'
                 '<direction>download</direction><format>raw</format></image_transfer>' % (d, bid))
     env.expect(r, 201, "transfer before the kill")
@@ -301,7 +302,8 @@ def crash(env):
     env.check(phase == "failed", "kill -9 in ready: the backup is %r, not failed" % phase)
     # finalizing
     bid = start_backup(env, vm_id, [d], cp1)
-    wait_phase(env, vm_id, bid, ("ready",))
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
     env.expect(env.api("POST", "/vms/%s/backups/%s/finalize" % (vm_id, bid), "<action/>"), 200, "finalize")
     kill_restart(env)
     after_crash(env, vm_id, name, d, bid, cp1, "kill -9 in finalizing")
@@ -352,3 +354,60 @@ def survive(env):
     env.check(states.get(cp4) == "invalid" and states.get(cp3) == "created",
               "after the restore: checkpoints %r (cp4 must be invalid, cp3 created)" % states)
     one_backup(env, vm_id, d, lay, img, cp4, "full", "backup from the invalidated checkpoint")
+
+
+def transient_files(env, vm_id):
+    return glob.glob(os.path.join(env.state_dir, "transient", vm_id, "*"))
+
+
+def jobinfo(name):
+    p = harness.virsh("domjobinfo", name)
+    return p.stdout.strip()
+
+
+@case("incremental backup: use_active (libvirt pull backup of the active layer): full, incremental, incremental; kill -9 in ready")
+def use_active(env):
+    vm_id, name, d = inc_vm(env)
+    lay = Layout()
+    q = "?use_active=true"
+    live_write(env, name, d, 0x91, 0)
+    lay.write(0x91, 0)
+    bid = start_backup(env, vm_id, [d], None, q)
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
+    env.check(not regular_snaps(env, vm_id), "use_active took a snapshot")
+    scratch = transient_files(env, vm_id)
+    env.check(len(scratch) == 1 and "backup-%s" % bid in scratch[0],
+              "use_active: scratch files beside the transient overlays: %r" % scratch)
+    # the VM keeps writing; the backup still reads the moment it began
+    live_write(env, name, d, 0x92, 0, 64 * 1024)
+    img, _ = read_disk(env, bid, d)
+    env.check(img == bytes(lay.buf), "use_active full backup does not read as the disk at its start")
+    lay.write(0x92, 0, 64 * 1024)
+    b = finalize(env, vm_id, bid)
+    cp1 = text(b, "to_checkpoint_id")
+    env.check(not transient_files(env, vm_id), "scratch left after finalize: %r" % transient_files(env, vm_id))
+    env.check("None" in jobinfo(name), "a libvirt job is left after finalize: %s" % jobinfo(name))
+    live_write(env, name, d, 0x93, 7 * MiB, 64 * 1024)
+    lay.write(0x93, 7 * MiB, 64 * 1024)
+    img, cp2, dirty = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "use_active incremental", q)
+    env.check(dirty is not None and 0 < dirty <= 1 * MiB, "use_active incremental: %r dirty bytes" % dirty)
+    live_write(env, name, d, 0x94, 11 * MiB, 64 * 1024)
+    lay.write(0x94, 11 * MiB, 64 * 1024)
+    img, cp3, dirty = one_backup(env, vm_id, d, lay, img, cp2, "incremental", "use_active incremental again", q)
+    # hybrid and use_active share the chain
+    live_write(env, name, d, 0x95, 13 * MiB, 64 * 1024)
+    lay.write(0x95, 13 * MiB, 64 * 1024)
+    img, cp4, _ = one_backup(env, vm_id, d, lay, img, cp3, "incremental", "hybrid after use_active")
+    # kill -9 in ready: the libvirt job, its socket and scratch go at restart
+    bid = start_backup(env, vm_id, [d], cp4, q)
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
+    kill_restart(env)
+    b = wait_phase(env, vm_id, bid, ("failed",), timeout=30)
+    env.check("None" in jobinfo(name), "kill -9 in ready: libvirt's backup job runs on: %s" % jobinfo(name))
+    env.check(not transient_files(env, vm_id), "kill -9 in ready: scratch left: %r" % transient_files(env, vm_id))
+    env.check(not glob.glob(os.path.join(env.state_dir, "backups", "*")), "kill -9 in ready: socket dir left")
+    live_write(env, name, d, 0x96, 14 * MiB, 64 * 1024)
+    lay.write(0x96, 14 * MiB, 64 * 1024)
+    one_backup(env, vm_id, d, lay, img, cp4, "incremental", "use_active after the crash", q)
