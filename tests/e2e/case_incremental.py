@@ -254,7 +254,8 @@ def rules(env):
                             "<action><storage_domain><name>data</name></storage_domain></action>"), 409,
                     "moving a disk of the VM")
     finalize(env, vm_id, bid)
-    env.check(not regular_snaps(env, vm_id), "the backup's snapshot stays after finalize")
+    env.check(not regular_snaps(env, vm_id), "the backup's snapshot stays after finalize; events %r"
+              % last_events(env, 5))
 
 
 def kill_restart(env):
