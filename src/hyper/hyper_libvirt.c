@@ -826,6 +826,13 @@ static int commit_drive(struct hyper *h, virDomainPtr d, struct job_waiter *w, c
     if (active && !pivoted && (ready || (info.end > 0 && info.cur == info.end))) {
       /* synchronous: returns once QEMU switched the disk to base */
       if (virDomainBlockJobAbort(d, w->target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+        /* cur == end can be seen before QEMU calls the job ready: "block
+         * copy still active ... not ready for pivot yet"; try again at the
+         * next event or poll */
+        if (last_error_is(VIR_ERR_BLOCK_COPY_ACTIVE)) {
+          virResetLastError();
+          continue;
+        }
         int rc = virt_error("cannot pivot the %s", what);
         job_cancel(d, w->target);
         return rc;
