@@ -893,8 +893,8 @@ static int add_image_transfer(struct api_call *c)
     return error(ERR_INVALID, "invalid inactivity_timeout %lld: give a positive number of seconds",
                  (long long)spec.inactivity_timeout);
   const struct node *backup = node_child(b, "backup");
-  if (backup && !(spec.backup_id = node_attr(backup, "id")))
-    return error(ERR_INVALID, "missing backup id: give <backup id=\"...\"/>");
+  const char *backup_id = backup ? node_attr(backup, "id") : NULL;
+  if (backup && !backup_id) return error(ERR_INVALID, "missing backup id: give <backup id=\"...\"/>");
   const struct node *snap = node_child(b, "snapshot");
   if (snap && !(spec.volume_id = node_attr(snap, "id")))
     return error(ERR_INVALID, "missing disk snapshot id: give <snapshot id=\"...\"/>");
@@ -918,7 +918,9 @@ static int add_image_transfer(struct api_call *c)
   };
   if (bitmap || sock) spec.source = &src;
   AUTOFREE char *id = NULL;
-  if (cmd_transfer_create(c->eng, c->req->user, &spec, &id) < 0) return -1;
+  if (backup_id ? cmd_backup_transfer(c->eng, c->req->user, backup_id, &spec, &id) < 0
+                : cmd_transfer_create(c->eng, c->req->user, &spec, &id) < 0)
+    return -1;
   AUTOPTR(image_transfer) t = image_transfer_get(c->st, id);
   if (!t) return -1;
   return reply_created(c, render_image_transfer(&c->r, t, c->req->base_url));

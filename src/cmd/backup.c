@@ -610,9 +610,14 @@ int cmd_backup_start(struct engine *eng, const struct user *u, const struct back
 
 /* ---- transfers ---- */
 
-int backup_transfer_source(struct engine *eng, const char *backup_id, const char *disk_id,
-                           struct volume **out_vol, char **out_bitmap, char **out_socket,
-                           char **out_export)
+/* the NBD source of a transfer of disk_id in backup backup_id (phase
+ * ready): the frozen volume, or for an incremental disk a scratch overlay
+ * on it whose bitmap *out_bitmap (caller frees) holds the changed blocks.
+ * For a use_active backup: libvirt's NBD server *out_socket, export
+ * *out_export (the volume is the disk's active one); else both NULL. */
+static int backup_transfer_source(struct engine *eng, const char *backup_id, const char *disk_id,
+                                  struct volume **out_vol, char **out_bitmap, char **out_socket,
+                                  char **out_export)
 {
   struct store *st = eng->st;
   *out_vol = NULL;
@@ -675,6 +680,38 @@ int backup_transfer_source(struct engine *eng, const char *backup_id, const char
   *out_vol = scratch;
   *out_bitmap = xstrdup(cp);
   return 0;
+}
+
+/* the backup's lock keeps finalize out while the transfer is set up */
+int cmd_backup_transfer(struct engine *eng, const struct user *u, const char *backup_id,
+                        const struct transfer_spec *spec, char **out_id)
+{
+  if (spec->volume_id)
+    return error(ERR_INVALID, "a transfer of backup '%s' names its disk, not a disk snapshot", backup_id);
+  const char *locks[] = {backup_id, NULL};
+  if (locks_acquire(eng, locks, "TransferImage", u) < 0) return -1;
+  AUTOPTR(volume) vol = NULL;
+  AUTOFREE char *bitmap = NULL, *sock = NULL, *export = NULL, *context = NULL;
+  int rc = backup_transfer_source(eng, backup_id, spec->disk_id, &vol, &bitmap, &sock, &export);
+  if (rc == 0) {
+    struct transfer_source src = {0};
+    if (sock) {
+      src.socket_path = sock;
+      src.export_name = export;
+      if (bitmap) src.dirty_context = context = xasprintf("qemu:dirty-bitmap:%s", bitmap);
+    } else if (bitmap) {
+      src.path = vol->path; /* the scratch overlay, no volume of the store */
+      src.format = DISK_FORMAT_COW;
+      src.bitmap = bitmap;
+    } else {
+      src.volume_id = vol->id;
+    }
+    struct transfer_spec s = *spec;
+    s.source = &src;
+    rc = cmd_transfer_create(eng, u, &s, out_id);
+  }
+  locks_release(eng, locks);
+  return rc;
 }
 
 /* ---- finalize ---- */
@@ -742,7 +779,8 @@ static void backup_finalize_job(struct engine *eng, void *arg)
   const char *locks[] = {a->id, NULL};
   const char *params[] = {a->id};
   AUTOLIST(image_transfer) open = image_transfer_list(
-      st, "backup_id = ? AND phase IN ('initializing', 'transferring')", params, 1, NULL, 0);
+      st, "chosen_source = 1 AND phase IN ('initializing', 'transferring') AND disk_id IN "
+          "(SELECT disk_id FROM backup_disks WHERE backup_id = ?)", params, 1, NULL, 0);
   for (size_t i = 0; open && open[i]; i++)
     if (cmd_transfer_finalize(eng, a->user, open[i]->id) < 0) error_clear();
   error_clear();

@@ -115,7 +115,6 @@ struct transfer_spec {
   int format;                   /* enum disk_format */
   const char *disk_id;          /* <disk id>, or NULL */
   const char *volume_id;        /* <snapshot id>: a disk snapshot (volume) id, or NULL */
-  const char *backup_id;        /* <backup id>: a disk of a VM backup in phase ready, or NULL */
   int64_t inactivity_timeout;   /* seconds; <= 0: 60 */
   const struct transfer_source *source; /* set by a command that chose the data (a backup) */
 };
@@ -183,6 +182,12 @@ int cmd_backup_start(struct engine *eng, const struct user *u, const struct back
                      char **out_id);
 int cmd_backup_finalize(struct engine *eng, const struct user *u, const char *vm_id,
                         const char *backup_id);
+/* POST /imagetransfers with <backup id> and <disk id>: a download of that
+ * disk of backup backup_id (phase ready) from the source the backup chose
+ * (transfer_spec.source): the snapshot's frozen volume, a scratch overlay
+ * whose bitmap holds the changed blocks, or libvirt's NBD export */
+int cmd_backup_transfer(struct engine *eng, const struct user *u, const char *backup_id,
+                        const struct transfer_spec *spec, char **out_id);
 /* ERR_CONFLICT "cannot WHAT 'NAME': backup '...' of the VM is PHASE ..." while one runs */
 int backup_check_vm(struct store *st, const char *vm_id, const char *what, const char *name);
 /* checkpoints (checkpoint.c): only the root of the chain can be removed */

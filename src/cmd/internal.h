@@ -172,14 +172,6 @@ void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t 
                                  const char *why, const char *what);
 
 /* backup.c */
-/* the NBD source of a transfer of disk_id in backup backup_id (phase
- * ready): the frozen volume, or for an incremental disk a scratch overlay
- * on it whose bitmap *out_bitmap (caller frees) holds the changed blocks.
- * For a use_active backup: libvirt's NBD server *out_socket, export
- * *out_export (the volume is the disk's active one); else both NULL. */
-int backup_transfer_source(struct engine *eng, const char *backup_id, const char *disk_id,
-                           struct volume **out_vol, char **out_bitmap, char **out_socket,
-                           char **out_export);
 /* at start: every backup a stop interrupted ends failed, with its snapshot
  * removed, its scratch files deleted and its pending checkpoint dropped */
 void backup_recover(struct engine *eng);

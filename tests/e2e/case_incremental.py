@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import harness
@@ -105,7 +106,8 @@ def read_disk(env, bid, disk_id, base=None, cp=None):
     t = env.expect(r, 201, "transfer of disk %s of backup %s" % (disk_id, bid))
     env.require(isinstance(t, ET.Element) and text(t, "phase") == "transferring",
                 "backup transfer: %s" % r.short())
-    url = text(t, "transfer_url")
+    url = text(t, "nbd_url")
+    data_path = urllib.parse.urlparse(text(t, "transfer_url")).path
     fd, tmp = tempfile.mkstemp(prefix="snapback-e2e-", suffix=".raw")
     os.close(fd)
     try:
@@ -123,6 +125,12 @@ def read_disk(env, bid, disk_id, base=None, cp=None):
                     img[o:o + n] = data[o:o + n]
                     dirty += n
             data = bytes(img)
+            # the imageio data API reports the same changed ranges
+            r = harness.http_request(env.port, "GET", data_path + "/extents?context=dirty")
+            env.check(r.status == 200 and isinstance(r.body, list), "GET extents?context=dirty: %s" % r.short())
+            if r.status == 200 and isinstance(r.body, list):
+                got = sum(e["length"] for e in r.body if e.get("dirty"))
+                env.check(got == dirty, "extents?context=dirty lists %d dirty bytes, NBD %d" % (got, dirty))
     finally:
         os.unlink(tmp)
         env.expect(env.api("POST", "/imagetransfers/%s/finalize" % t.get("id"), "<action/>"), 200,
