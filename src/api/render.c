@@ -150,6 +150,8 @@ struct node *render_vm(const struct render_ctx *r, const struct vm *vm)
                                      "shutdown", "permissions", "tags"};
   for (size_t i = 0; i < ARRAY_SIZE(rels); i++) link(r, n, "vms", vm->id, rels[i]);
   if (r->version == 3) link(r, n, "vms", vm->id, "disks");
+  link(r, n, "vms", vm->id, "backups");
+  link(r, n, "vms", vm->id, "checkpoints");
   struct node *cpu = node_add(n, "cpu");
   node_add_text(cpu, "architecture", "x86_64");
   struct node *topo = node_add(cpu, "topology");
@@ -187,6 +189,7 @@ struct node *render_disk(const struct render_ctx *r, const struct disk *d)
   node_add_text(n, "name", d->alias);
   node_add_text(n, "alias", d->alias);
   node_add_text(n, "description", d->description);
+  node_add_text(n, "backup", disk_backup_to_str(d->backup));
   link(r, n, "disks", d->id, "disksnapshots");
   link(r, n, "disks", d->id, "permissions");
   AUTOPTR(volume) vol = disk_active_volume(engine_store(r->eng), d->id);
@@ -428,4 +431,20 @@ struct node *render_template_attachment(const struct render_ctx *r, const struct
   ref(r, n, "disk", "disks", a->disk_id);
   ref(r, n, "template", "templates", a->vm_id);
   return n;
+}
+
+struct node *render_entity(const struct render_ctx *r, const char *elem, const char *coll, const char *id)
+{
+  return entity(r, elem, coll, id);
+}
+
+void render_ref(const struct render_ctx *r, struct node *parent, const char *elem, const char *coll,
+                const char *id)
+{
+  ref(r, parent, elem, coll, id);
+}
+
+void render_date(struct node *n, const char *elem, int64_t ms)
+{
+  add_date(n, elem, ms);
 }

@@ -37,3 +37,10 @@ struct node *render_snapshot_disk(const struct render_ctx *r, const struct volum
 /* an image transfer; base_url ("https://host:port") makes its proxy_url */
 struct node *render_image_transfer(const struct render_ctx *r, const struct image_transfer *t,
                                    const char *base_url);
+
+/* building blocks for resources rendered outside this file (res_backup.c):
+ * <elem href="ROOT/coll/id" id="id">, a reference child, an ISO date child */
+struct node *render_entity(const struct render_ctx *r, const char *elem, const char *coll, const char *id);
+void render_ref(const struct render_ctx *r, struct node *parent, const char *elem, const char *coll,
+                const char *id);
+void render_date(struct node *n, const char *elem, int64_t ms);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int (*api_handler)(struct api_call *c);
+#include "api/resources.h"
 
 struct route {
   const char *method;
@@ -33,7 +33,7 @@ const char *api_query(const struct api_request *req, const char *name)
   return NULL;
 }
 
-static int query_bool(struct api_call *c, const char *name, bool dflt, bool *out)
+int query_bool(struct api_call *c, const char *name, bool dflt, bool *out)
 {
   const char *v = api_query(c->req, name);
   if (!v || !*v) { *out = dflt; return 0; }
@@ -56,14 +56,14 @@ static int query_max(struct api_call *c, int *out)
 
 /* ---- responses ---- */
 
-static int reply(struct api_call *c, int status, struct node *n)
+int reply(struct api_call *c, int status, struct node *n)
 {
   c->resp->status = status;
   c->resp->body = n;
   return 0;
 }
 
-static int reply_created(struct api_call *c, struct node *n)
+int reply_created(struct api_call *c, struct node *n)
 {
   const char *href = node_attr(n, "href");
   if (href) c->resp->location = xstrdup(href);
@@ -71,14 +71,14 @@ static int reply_created(struct api_call *c, struct node *n)
 }
 
 /* <action><status>complete</status></action>, what the SDK waits for */
-static int reply_action(struct api_call *c)
+int reply_action(struct api_call *c)
 {
   struct node *n = node_new("action");
   node_add_text(n, "status", "complete");
   return reply(c, 200, n);
 }
 
-static const struct node *body_required(struct api_call *c, const char *elem)
+const struct node *body_required(struct api_call *c, const char *elem)
 {
   const struct node *b = c->req->body;
   if (!b)
@@ -428,6 +428,7 @@ static int vm_migrate(struct api_call *c)
   if (pinned[0])
     return error(ERR_CONFLICT, "cannot migrate VM '%s': snapshot '%s' of disk '%s' is plugged into "
                  "it; detach it first", vm->name, pinned[0]->snapshot_id, pinned[0]->disk_id);
+  if (backup_check_vm(c->st, vm->id, "migrate VM", vm->name) < 0) return -1;
   if (vm->status == VM_DOWN)
     return error(ERR_CONFLICT, "cannot migrate VM '%s': it is not running", vm->name);
   return error(ERR_CONFLICT, "cannot migrate VM '%s': there is no other host in cluster to migrate to",
@@ -607,6 +608,8 @@ static int disk_from_node(struct api_call *c, const struct node *b, struct disk 
     return -1;
   if (d->shareable && d->format == DISK_FORMAT_COW)
     return error(ERR_INVALID, "a shareable disk must use format 'raw'");
+  if (disk_backup_from_node(b, &d->backup) < 0) return -1;
+  if (d->backup < 0) d->backup = DISK_BACKUP_NONE;
   const struct node *sds = node_child(b, "storage_domains");
   const struct node *sdref = sds ? node_child(sds, "storage_domain") : node_child(b, "storage_domain");
   if (!sdref)
@@ -640,8 +643,10 @@ static int update_disk(struct api_call *c)
   if (r < 0) return -1;
   if (r == 1 && size <= 0)
     return error(ERR_INVALID, "invalid provisioned_size %lld: give a positive number of bytes", (long long)size);
+  int backup;
+  if (disk_backup_from_node(b, &backup) < 0) return -1;
   if (cmd_disk_update(c->eng, c->req->user, c->p[0], node_text(b, "alias"), node_text(b, "description"),
-                      size) < 0)
+                      size, backup) < 0)
     return -1;
   AUTOPTR(disk) d = disk_get(c->st, c->p[0]);
   if (!d) return -1;
@@ -778,7 +783,7 @@ static int update_attachment(struct api_call *c)
       return error(ERR_CONFLICT, "cannot change disk '%s' through VM '%s': it is attached as snapshot '%s' "
                    "of another VM, which never changes", c->p[1], vm->name, at->snapshot_id);
     if ((size > 0 || node_text(dn, "alias")) &&
-        cmd_disk_update(c->eng, c->req->user, c->p[1], node_text(dn, "alias"), NULL, size) < 0)
+        cmd_disk_update(c->eng, c->req->user, c->p[1], node_text(dn, "alias"), NULL, size, -1) < 0)
       return -1;
   }
   if ((u.set_active || u.set_bootable || u.set_iface || u.set_read_only) &&
@@ -951,9 +956,9 @@ static int add_image_transfer(struct api_call *c)
   if (r == 1 && spec.inactivity_timeout <= 0)
     return error(ERR_INVALID, "invalid inactivity_timeout %lld: give a positive number of seconds",
                  (long long)spec.inactivity_timeout);
-  if (node_child(b, "backup"))
-    return error(ERR_UNSUPPORTED, "image transfers of a <backup> are not supported yet: take a "
-                 "snapshot and transfer its <snapshot id=\"DISK_SNAPSHOT_ID\"/>");
+  const struct node *backup = node_child(b, "backup");
+  const char *backup_id = backup ? node_attr(backup, "id") : NULL;
+  if (backup && !backup_id) return error(ERR_INVALID, "missing backup id: give <backup id=\"...\"/>");
   const struct node *snap = node_child(b, "snapshot");
   if (snap && !(spec.volume_id = node_attr(snap, "id")))
     return error(ERR_INVALID, "missing disk snapshot id: give <snapshot id=\"...\"/>");
@@ -977,7 +982,9 @@ static int add_image_transfer(struct api_call *c)
   };
   if (bitmap || sock) spec.source = &src;
   AUTOFREE char *id = NULL;
-  if (cmd_transfer_create(c->eng, c->req->user, &spec, &id) < 0) return -1;
+  if (backup_id ? cmd_backup_transfer(c->eng, c->req->user, backup_id, &spec, &id) < 0
+                : cmd_transfer_create(c->eng, c->req->user, &spec, &id) < 0)
+    return -1;
   AUTOPTR(image_transfer) t = image_transfer_get(c->st, id);
   if (!t) return -1;
   return reply_created(c, render_image_transfer(&c->r, t, c->req->base_url));
@@ -1248,6 +1255,15 @@ static const struct route ROUTES[] = {
   {"POST", "/storagedomains/{}/permissions", api_add_storage_domain_permission, ON(OBJ_STORAGE_DOMAIN, 0, PERMIT_MANIPULATE_PERMISSIONS)},
   {"GET", "/storagedomains/{}/permissions/{}", api_get_storage_domain_permission, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"DELETE", "/storagedomains/{}/permissions/{}", api_remove_storage_domain_permission, ON(OBJ_STORAGE_DOMAIN, 0, PERMIT_MANIPULATE_PERMISSIONS)},
+  {"GET", "/vms/{}/backups", list_backups, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/backups", add_backup, ON(OBJ_VM, 0, PERMIT_BACKUP_DISK)},
+  {"GET", "/vms/{}/backups/{}", get_backup, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/backups/{}/disks", list_backup_disks, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/backups/{}/finalize", backup_finalize, ON(OBJ_VM, 0, PERMIT_BACKUP_DISK)},
+  {"GET", "/vms/{}/checkpoints", list_checkpoints, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/checkpoints/{}", get_checkpoint, SEE(OBJ_VM, 0)},
+  {"DELETE", "/vms/{}/checkpoints/{}", remove_checkpoint, ON(OBJ_VM, 0, PERMIT_BACKUP_DISK)},
+  {"GET", "/vms/{}/checkpoints/{}/disks", list_checkpoint_disks, SEE(OBJ_VM, 0)},
 };
 
 /* matches path against pattern; fills params; returns true on match */

@@ -21,9 +21,10 @@ int cmd_vm_shutdown(struct engine *eng, const struct user *u, const char *vm_id)
 /* disks; in->storage_domain_id resolved by the caller */
 int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id);
 int cmd_disk_remove(struct engine *eng, const struct user *u, const char *disk_id);
-/* alias/description (NULL: unchanged) and growing provisioned_size (<= 0: unchanged) */
+/* alias/description (NULL: unchanged), growing provisioned_size (<= 0: unchanged)
+ * and backup (enum disk_backup; -1: unchanged) */
 int cmd_disk_update(struct engine *eng, const struct user *u, const char *disk_id, const char *alias,
-                    const char *description, int64_t new_size);
+                    const char *description, int64_t new_size, int backup);
 /* moving between storage domains: refused while a snapshot of the disk is
  * attached to another VM; not implemented otherwise */
 int cmd_disk_move(struct engine *eng, const struct user *u, const char *disk_id, const char *sd_id);
@@ -162,3 +163,33 @@ void transfer_touch(struct engine *eng, const char *id, int64_t bytes);
 int transfer_check_disk(struct store *st, const char *disk_id, const char *what, const char *name);
 int transfer_check_vm(struct store *st, const char *vm_id, bool active_only, const char *what,
                       const char *name);
+
+/* VM backups (backup.c): oVirt's hybrid backup. start answers at once
+ * (phase initializing); a background job takes a snapshot whose new
+ * overlays start the bitmaps of the backup's checkpoint, chooses each
+ * disk's mode and reaches ready. Clients read each disk through an image
+ * transfer naming the backup; finalize removes the snapshot and makes the
+ * checkpoint. */
+struct backup_spec {
+  const char *vm_id;
+  const char *id;                    /* wanted id, or NULL */
+  const char *const *disk_ids;       /* NULL-terminated, at least one */
+  const char *from_checkpoint_id;    /* NULL: full */
+  const char *description;
+  bool require_consistency, use_active;
+};
+int cmd_backup_start(struct engine *eng, const struct user *u, const struct backup_spec *spec,
+                     char **out_id);
+int cmd_backup_finalize(struct engine *eng, const struct user *u, const char *vm_id,
+                        const char *backup_id);
+/* POST /imagetransfers with <backup id> and <disk id>: a download of that
+ * disk of backup backup_id (phase ready) from the source the backup chose
+ * (transfer_spec.source): the snapshot's frozen volume, a scratch overlay
+ * whose bitmap holds the changed blocks, or libvirt's NBD export */
+int cmd_backup_transfer(struct engine *eng, const struct user *u, const char *backup_id,
+                        const struct transfer_spec *spec, char **out_id);
+/* ERR_CONFLICT "cannot WHAT 'NAME': backup '...' of the VM is PHASE ..." while one runs */
+int backup_check_vm(struct store *st, const char *vm_id, const char *what, const char *name);
+/* checkpoints (checkpoint.c): only the root of the chain can be removed */
+int cmd_checkpoint_remove(struct engine *eng, const struct user *u, const char *vm_id,
+                          const char *checkpoint_id);

@@ -67,6 +67,9 @@ static int disk_add_validate(struct cmd_ctx *c)
                  (long long)in->provisioned_size);
   if (!in->alias || !in->alias[0] || strlen(in->alias) > 255)
     return error(ERR_INVALID, "invalid disk alias: use 1 to 255 characters");
+  if (in->backup == DISK_BACKUP_INCREMENTAL && in->format != DISK_FORMAT_COW)
+    return error(ERR_INVALID, "cannot create disk '%s' with backup=incremental: only format 'cow' "
+                 "(qcow2) disks keep the bitmaps incremental backups need", in->alias);
   a->sd = storage_domain_get(c->eng->st, in->storage_domain_id);
   if (!a->sd) return -1;
   if (in->format == DISK_FORMAT_RAW && in->sparse == false) {
@@ -424,6 +427,7 @@ int cmd_event_add(struct engine *eng, const struct user *u, struct event *ev)
 struct disk_update_args {
   const char *disk_id, *alias, *description, *sd_id;
   int64_t new_size;
+  int backup;                   /* enum disk_backup, or -1: unchanged */
   struct disk *disk;
 };
 
@@ -441,6 +445,19 @@ static int no_snapshot_attached(struct store *st, const struct disk *d, const ch
                "detach it first", what, d->alias, l[0]->snapshot_id, vm ? vm->name : l[0]->vm_id);
 }
 
+/* a disk of a VM whose backup is running keeps its size and place */
+static int disk_backup_check(struct store *st, const struct disk *d, const char *what)
+{
+  const char *params[] = {d->id};
+  AUTOLIST(attachment) owners = attachment_list(st, "disk_id = ? AND snapshot_id IS NULL", params, 1,
+                                                NULL, 0);
+  if (!owners) return -1;
+  AUTOFREE char *verb = xasprintf("%s disk", what);
+  for (size_t i = 0; owners[i]; i++)
+    if (backup_check_vm(st, owners[i]->vm_id, verb, d->alias) < 0) return -1;
+  return 0;
+}
+
 static int disk_update_validate(struct cmd_ctx *c)
 {
   struct disk_update_args *a = c->data;
@@ -448,8 +465,13 @@ static int disk_update_validate(struct cmd_ctx *c)
   if (!(a->disk = disk_get(st, a->disk_id))) return -1;
   if (a->alias && (!a->alias[0] || strlen(a->alias) > 255))
     return error(ERR_INVALID, "invalid disk alias: use 1 to 255 characters");
+  if (a->backup == DISK_BACKUP_INCREMENTAL && a->disk->format != DISK_FORMAT_COW)
+    return error(ERR_INVALID, "cannot set backup=incremental on disk '%s': it is format '%s'; only "
+                 "format 'cow' (qcow2) disks keep the bitmaps incremental backups need",
+                 a->disk->alias, disk_format_to_str(a->disk->format));
   if (a->new_size <= 0 || a->new_size == a->disk->provisioned_size) return 0;
   if (no_snapshot_attached(st, a->disk, "resize") < 0) return -1;
+  if (disk_backup_check(st, a->disk, "resize") < 0) return -1;
   if (a->new_size < a->disk->provisioned_size)
     return error(ERR_INVALID, "cannot shrink disk '%s' from %lld to %lld bytes: disks only grow",
                  a->disk->alias, (long long)a->disk->provisioned_size, (long long)a->new_size);
@@ -468,6 +490,7 @@ static int disk_update_execute(struct cmd_ctx *c)
   struct store *st = c->eng->st;
   if (a->alias) { free(a->disk->alias); a->disk->alias = xstrdup(a->alias); }
   if (a->description) { free(a->disk->description); a->disk->description = xstrdup(a->description); }
+  if (a->backup >= 0) a->disk->backup = a->backup;
   if (a->new_size > a->disk->provisioned_size) {
     AUTOPTR(volume) top = disk_active_volume(st, a->disk_id);
     if (!top || volume_resize(top->path, top->format, a->new_size) < 0) return -1;
@@ -489,10 +512,10 @@ static const struct cmd_def disk_update_def = {
 };
 
 int cmd_disk_update(struct engine *eng, const struct user *u, const char *disk_id, const char *alias,
-                    const char *description, int64_t new_size)
+                    const char *description, int64_t new_size, int backup)
 {
   struct disk_update_args a = {.disk_id = disk_id, .alias = alias, .description = description,
-                               .new_size = new_size};
+                               .new_size = new_size, .backup = backup};
   struct cmd_ctx c = {.eng = eng, .user = u, .locks = {disk_id}, .data = &a};
   int rc = cmd_run(&disk_update_def, &c);
   disk_free(a.disk);
@@ -507,6 +530,7 @@ static int disk_move_validate(struct cmd_ctx *c)
   AUTOPTR(storage_domain) sd = storage_domain_get(st, a->sd_id);
   if (!sd) return -1;
   if (no_snapshot_attached(st, a->disk, "move") < 0) return -1;
+  if (disk_backup_check(st, a->disk, "move") < 0) return -1;
   if (strcmp(sd->id, a->disk->storage_domain_id) == 0)
     return error(ERR_INVALID, "disk '%s' is already on storage domain '%s'", a->disk->alias, sd->name);
   return error(ERR_UNSUPPORTED, "cannot move disk '%s' to storage domain '%s': moving disks between "

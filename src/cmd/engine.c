@@ -272,6 +272,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   transient_sweep(eng);
   transfer_recover(eng);
   transfer_tickets_hash_legacy(eng);
+  backup_recover(eng);
   transfer_reaper_start(eng);
   return eng;
 fail:

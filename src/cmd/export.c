@@ -253,6 +253,8 @@ static int export_validate(struct cmd_ctx *c)
   if (h->status != HOST_UP)
     return error(ERR_CONFLICT, "cannot export VM '%s' on host '%s': the host is %s", a->vm->name,
                  h->name, host_status_to_str(h->status));
+  /* a running VM's export takes and removes a snapshot, which a backup forbids */
+  if (a->vm->status != VM_DOWN && backup_check_vm(st, a->vm_id, "export VM", a->vm->name) < 0) return -1;
   if (a->vm->status == VM_UP || a->vm->status == VM_PAUSED) a->live = true;
   else if (a->vm->status != VM_DOWN)
     return error(ERR_CONFLICT, "cannot export VM '%s': it is %s; wait until it is up or down",

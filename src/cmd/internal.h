@@ -143,3 +143,47 @@ enum {
   EV_VM_EXPORTED = 1223, EV_VM_EXPORT_FAILED = 1225, EV_VM_IMPORTED = 1153,
   EV_VM_IMPORT_FAILED = 1154, EV_TEMPLATE_ADDED = 48, EV_TEMPLATE_REMOVED = 52,
 };
+
+/* snapshot.c, for backups: a snapshot with id snap_id (chosen by the
+ * caller, recorded for recovery first) taken now, in the caller's thread.
+ * Its new overlays of bitmap_disks get the empty persistent bitmap BITMAP
+ * before the VM switches to them, so it records every write after the
+ * snapshot. require_quiesce fails it when the guest agent cannot freeze
+ * the file systems. 0, or -1 with the error (the VM as before). */
+int snapshot_create_for_backup(struct engine *eng, const struct user *u, const char *vm_id,
+                               const char *snap_id, const char *description,
+                               const char *const *disk_ids, const char *bitmap,
+                               const char *const *bitmap_disks, bool require_quiesce);
+/* removes (merges) the backup's snapshot in the caller's thread, past the
+ * rule that refuses snapshot removal during a backup */
+int snapshot_remove_for_backup(struct engine *eng, const struct user *u, const char *vm_id,
+                               const char *snap_id);
+
+/* checkpoint.c: the persistent bitmaps of a VM's checkpoints in its volumes.
+ * Each bitmap is named after its checkpoint id and lives in every layer of
+ * a disk's chain from the one that was active when the checkpoint was made.
+ * A running QEMU (libvirt 9.0) carries them over to a snapshot's overlay
+ * and merges them in live commits; offline, these functions do it. A
+ * failure never fails the caller: the VM's checkpoints are invalidated with
+ * an event saying why. */
+/* adds to OVERLAY_PATH every checkpoint bitmap of BASE (a new top layer) */
+void checkpoint_bitmaps_propagate(struct engine *eng, const char *vm_id, const struct volume *base,
+                                  const char *overlay_path);
+/* after `qemu-img commit` of TOP into BASE: BASE's bitmaps take TOP's bits */
+void checkpoint_bitmaps_merge(struct engine *eng, const char *vm_id, const char *top_path,
+                              const char *base_path);
+/* marks the VM's checkpoints made at or after since_ms invalid (0: all),
+ * with one event: "<why> '<what>'" */
+void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t since_ms,
+                                 const char *why, const char *what);
+
+/* backup.c */
+/* at start: every backup a stop interrupted ends failed, with its snapshot
+ * removed, its scratch files deleted and its pending checkpoint dropped */
+void backup_recover(struct engine *eng);
+
+enum {
+  EV_BACKUP_STARTED = 10790, EV_BACKUP_READY = 10791, EV_BACKUP_FINALIZED = 10792,
+  EV_BACKUP_SUCCEEDED = 10793, EV_BACKUP_FAILED = 10794, EV_BACKUP_FALLBACK = 10795,
+  EV_CHECKPOINT_INVALID = 10796, EV_CHECKPOINT_REMOVED = 10797,
+};

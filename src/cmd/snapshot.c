@@ -81,8 +81,14 @@ struct snap_create {
   bool persist_memorystate;
   const char *const *disk_ids;
   struct vm *vm;
-  char id[UUID_STRLEN + 1];
+  char id[UUID_STRLEN + 1];       /* preset by a backup, else made by execute */
   struct user *user;             /* copy, for the background job's events */
+  /* a backup's snapshot: its new overlays of bitmap_disks start the bitmap of
+   * the backup's checkpoint; require_quiesce fails it when the guest cannot
+   * freeze its file systems */
+  char *bitmap;
+  struct strvec bitmap_disks;
+  bool require_quiesce;
 };
 
 /* the VM's own disks a snapshot covers: attachments without snapshot_id,
@@ -149,7 +155,7 @@ static int snap_create_execute(struct cmd_ctx *c)
 {
   struct snap_create *a = c->data;
   struct store *st = c->eng->st;
-  if (uuid_generate_str(a->id) < 0) return -1;
+  if (!a->id[0] && uuid_generate_str(a->id) < 0) return -1;
   AUTOPTR(snapshot) active = vm_active_snapshot(st, a->vm_id);
   if (!active) return -1;
   AUTOFREE char *ovf = vm_ovf(c->eng, a->vm);
@@ -254,26 +260,40 @@ rollback:
   store_rollback(st);
 }
 
-static void snap_create_job(struct engine *eng, void *arg)
+static bool listed(const struct strvec *ids, const char *id)
 {
-  struct snap_create *a = arg;
+  for (size_t i = 0; i < ids->len; i++)
+    if (strcmp(ids->ptr[i], id) == 0) return true;
+  return false;
+}
+
+/* the job of a snapshot creation; 0, or -1 with the error recorded (and
+ * reported as an event). Frees a. */
+static int snap_create_run(struct engine *eng, struct snap_create *a)
+{
   struct store *st = eng->st;
   const char *locks[] = {a->vm_id, NULL};
   bool switched = false, quiesced = false, running = false, ok = false;
   int64_t started = mono_ms();
+  int rc = 0;
+  struct err_saved failure = {0};
   AUTOLIST(volume) ovs = pending_overlays(st, a->id);
   AUTOPTR(vm) vm = vm_get(st, a->vm_id);
   if (!ovs || !vm) goto failed;
   size_t n = 0;
   while (ovs[n]) n++;
+  running = vm->status != VM_DOWN;
   for (size_t i = 0; i < n; i++) {
     AUTOPTR(volume) base = volume_get(st, ovs[i]->parent_id);
     AUTOPTR(disk) d = base ? disk_get(st, base->disk_id) : NULL;
     if (!d) goto failed;
     if (volume_create(ovs[i]->path, DISK_FORMAT_COW, d->provisioned_size, base->path, base->format) < 0)
       goto failed;
+    /* a running QEMU carries its bitmaps over to the overlay itself */
+    if (!running) checkpoint_bitmaps_propagate(eng, a->vm_id, base, ovs[i]->path);
+    if (a->bitmap && listed(&a->bitmap_disks, d->id) && volume_bitmap_add(ovs[i]->path, a->bitmap) < 0)
+      goto failed;
   }
-  running = vm->status != VM_DOWN;
   if (running && n > 0) {
     const struct hyper_ops *ops;
     struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
@@ -281,9 +301,10 @@ static void snap_create_job(struct engine *eng, void *arg)
     struct hyper_snap_disk *sd = xcalloc(n, sizeof *sd);
     for (size_t i = 0; i < n; i++)
       sd[i] = (struct hyper_snap_disk){ovs[i]->disk_id, ovs[i]->path, DISK_FORMAT_COW};
-    int rc = ops->domain_snapshot(h, vm->id, sd, n, true, &quiesced);
+    int hrc = ops->domain_snapshot(h, vm->id, sd, n, true, a->require_quiesce ? NULL : &quiesced);
     free(sd);
-    if (rc < 0) goto failed;
+    if (hrc < 0) goto failed;
+    if (a->require_quiesce) quiesced = true;
     switched = true;
   }
   for (int attempt = 0; snap_create_commit(st, a->id, a->vm_id) < 0; attempt++) {
@@ -298,15 +319,14 @@ static void snap_create_job(struct engine *eng, void *arg)
   goto done;
 failed:
   {
-    struct err_saved s;
-    error_save(&s);
+    rc = -1;
+    error_save(&failure);
     if (!switched) snap_create_undo(eng, a->id);
     engine_event(eng, SEVERITY_ERROR, EV_SNAPSHOT_FAILED, a->user, a->vm_id,
                  "failed to create snapshot '%s' for VM %s: %s%s", a->description,
-                 vm ? vm->name : a->vm_id, s.msg ? s.msg : "unknown error",
+                 vm ? vm->name : a->vm_id, failure.msg ? failure.msg : "unknown error",
                  switched ? "; the VM runs on the new overlays and the engine will finish the "
                             "snapshot at its next start" : "; the VM is as before");
-    free(s.msg);
   }
 done:
   engine_observe_operation("snapshot", "create", ok, started);
@@ -315,7 +335,16 @@ done:
   free((char *)a->description);
   free((char *)a->vm_id);
   vm_free(a->vm);
+  free(a->bitmap);
+  strvec_free(&a->bitmap_disks);
   free(a);
+  if (rc < 0) return error_restore(&failure);
+  return 0;
+}
+
+static void snap_create_job(struct engine *eng, void *arg)
+{
+  snap_create_run(eng, arg);
 }
 
 static struct user *user_copy(const struct user *u)
@@ -350,6 +379,32 @@ int cmd_snapshot_create(struct engine *eng, const struct user *u, const char *vm
   return 0;
 }
 
+int snapshot_create_for_backup(struct engine *eng, const struct user *u, const char *vm_id,
+                               const char *snap_id, const char *description,
+                               const char *const *disk_ids, const char *bitmap,
+                               const char *const *bitmap_disks, bool require_quiesce)
+{
+  struct snap_create *a = xcalloc(1, sizeof *a);
+  a->vm_id = xstrdup(vm_id);
+  a->description = xstrdup(description);
+  a->disk_ids = disk_ids;
+  snprintf(a->id, sizeof a->id, "%s", snap_id);
+  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {a->vm_id}, .data = a};
+  if (cmd_run(&snap_create_def, &c) < 0) {
+    vm_free(a->vm);
+    free((char *)a->vm_id);
+    free((char *)a->description);
+    free(a);
+    return -1;
+  }
+  a->disk_ids = NULL;
+  a->user = user_copy(u);
+  a->bitmap = xstrdup(bitmap);
+  for (size_t i = 0; bitmap_disks && bitmap_disks[i]; i++) vec_push(&a->bitmap_disks, xstrdup(bitmap_disks[i]));
+  a->require_quiesce = require_quiesce;
+  return snap_create_run(eng, a);
+}
+
 /* ---- remove ---- */
 
 struct snap_remove {
@@ -357,6 +412,7 @@ struct snap_remove {
   struct vm *vm;
   struct snapshot *snap;
   struct user *user;
+  bool for_backup;               /* the backup that made it removes it at finalize */
 };
 
 static void snap_remove_free(struct snap_remove *a)
@@ -394,6 +450,8 @@ static int snap_remove_validate(struct cmd_ctx *c)
   if (no_snapshot_in_progress(st, a->vm) < 0) return -1;
   if (no_snapshot_attached_elsewhere(st, a->vm, "remove snapshots of") < 0) return -1;
   if (transfer_check_vm(st, a->vm->id, false, "remove snapshots of VM", a->vm->name) < 0) return -1;
+  if (!a->for_backup && backup_check_vm(st, a->vm->id, "remove snapshots of VM", a->vm->name) < 0)
+    return -1;
   if (a->vm->status != VM_UP && a->vm->status != VM_DOWN && a->vm->status != VM_PAUSED)
     return error(ERR_CONFLICT, "cannot remove snapshot '%s': VM '%s' is %s; wait until it is up or down",
                  a->snap->description, a->vm->name, vm_status_to_str(a->vm->status));
@@ -464,6 +522,8 @@ static int merge_volume(struct engine *eng, const struct vm *vm, const struct vo
       return -1;
   } else {
     if (volume_commit(child->path, child->format, v->path) < 0) return -1;
+    /* qemu-img commit leaves bitmaps behind: the merged volume takes the child's */
+    checkpoint_bitmaps_merge(eng, vm->id, child->path, v->path);
     for (size_t i = 0; grand[i]; i++)
       if (volume_rebase_unsafe(grand[i]->path, v->path, v->format) < 0) return -1;
   }
@@ -580,6 +640,29 @@ int cmd_snapshot_remove(struct engine *eng, const struct user *u, const char *vm
   return 0;
 }
 
+int snapshot_remove_for_backup(struct engine *eng, const struct user *u, const char *vm_id,
+                               const char *snap_id)
+{
+  struct snap_remove *a = xcalloc(1, sizeof *a);
+  a->vm_id = xstrdup(vm_id);
+  a->snap_id = xstrdup(snap_id);
+  a->for_backup = true;
+  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {a->vm_id}, .data = a};
+  if (cmd_run(&snap_remove_def, &c) < 0) {
+    snap_remove_free(a);
+    return -1;
+  }
+  a->user = user_copy(u);
+  snap_remove_job(eng, a);
+  AUTOPTR(snapshot) left = snapshot_get(eng->st, snap_id);
+  if (!left) {
+    error_clear();
+    return 0;
+  }
+  return error(ERR_INTERNAL, "snapshot '%s' could not be removed: see the last event of the VM",
+               left->description);
+}
+
 /* ---- restore ---- */
 
 static int snap_restore_validate(struct cmd_ctx *c)
@@ -598,6 +681,7 @@ static int snap_restore_validate(struct cmd_ctx *c)
   if (no_snapshot_in_progress(st, a->vm) < 0) return -1;
   if (no_snapshot_attached_elsewhere(st, a->vm, "restore snapshots of") < 0) return -1;
   if (transfer_check_vm(st, a->vm->id, false, "restore snapshots of VM", a->vm->name) < 0) return -1;
+  if (backup_check_vm(st, a->vm->id, "restore snapshots of VM", a->vm->name) < 0) return -1;
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) return -1;
   for (size_t i = 0; vols[i]; i++)
@@ -649,6 +733,7 @@ static int snap_restore_execute(struct cmd_ctx *c)
     AUTOFREE char *path = volume_path_for(sd, d->id, nid);
     if (volume_create(path, DISK_FORMAT_COW, d->provisioned_size, v->path, v->format) < 0) goto rollback;
     vec_push(&created, xstrdup(path));
+    checkpoint_bitmaps_propagate(c->eng, a->vm_id, v, path);
     struct volume nv = {.id = nid, .disk_id = d->id, .parent_id = v->id, .snapshot_id = active->id,
                         .format = DISK_FORMAT_COW, .status = DISK_OK, .path = path, .active = true};
     if (volume_insert(st, &nv) < 0) goto rollback;
@@ -676,6 +761,9 @@ static int snap_restore_execute(struct cmd_ctx *c)
     if (snapshot_delete(st, newer[i]->id) < 0) goto rollback;
   if (store_commit(st) < 0) goto undo_files;
   for (size_t i = 0; i < doomed.len; i++) volume_remove(doomed.ptr[i]);
+  /* the disks went back to before every checkpoint taken since */
+  checkpoint_invalidate_since(c->eng, a->vm_id, a->snap->date_ms, "the VM was restored to snapshot",
+                              a->snap->description);
   return 0;
 rollback:
   store_rollback(st);

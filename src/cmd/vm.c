@@ -254,6 +254,7 @@ static int vm_remove_validate(struct cmd_ctx *c)
     return error(ERR_CONFLICT, "cannot remove VM '%s': it is %s; stop it first",
                  a->vm->name, vm_status_to_str(a->vm->status));
   if (transfer_check_vm(c->eng->st, a->vm_id, false, "remove VM", a->vm->name) < 0) return -1;
+  if (backup_check_vm(c->eng->st, a->vm_id, "remove VM", a->vm->name) < 0) return -1;
   /* its disks' snapshots attached to other VMs (Backup API) block removal */
   const char *params[] = {a->vm_id, a->vm_id};
   AUTOLIST(attachment) used = attachment_list(

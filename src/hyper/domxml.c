@@ -351,3 +351,91 @@ int hyper_disk_chain(const struct hyper_ops *ops, struct hyper *h, const char *v
   AUTOFREE char *target = NULL;
   return domxml_disk_chain(xml, alias, &target, chain);
 }
+
+/* the listed disk (by alias ua-<disk id>) each live disk is, or NULL */
+static int backup_disks_by_live(const struct hyper_backup_disk *disks, size_t n,
+                                const struct hyper_live_disk *live, size_t nlive,
+                                const struct hyper_backup_disk **by_live)
+{
+  for (size_t i = 0; i < n; i++) {
+    AUTOFREE char *alias = xasprintf("ua-%s", disks[i].disk_id);
+    size_t j = 0;
+    while (j < nlive && !(live[j].alias && live[j].target && strcmp(live[j].alias, alias) == 0)) j++;
+    if (j == nlive)
+      return error(ERR_NOT_FOUND, "cannot back up disk '%s': the VM has no such disk", disks[i].disk_id);
+    by_live[j] = &disks[i];
+  }
+  return 0;
+}
+
+char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
+                    size_t nlive, const char *socket_path, const char *from_checkpoint)
+{
+  AUTOFREE const struct hyper_backup_disk **by_live = xcalloc(nlive ? nlive : 1, sizeof *by_live);
+  if (backup_disks_by_live(disks, n, live, nlive, by_live) < 0) return NULL;
+  AUTOBUF struct buf b = BUF_INIT;
+  buf_puts(&b, "<domainbackup mode='pull'>\n");
+  if (from_checkpoint) {
+    buf_puts(&b, "  <incremental>");
+    buf_put_xml_escaped(&b, from_checkpoint);
+    buf_puts(&b, "</incremental>\n");
+  }
+  buf_puts(&b, "  <server transport='unix' socket='");
+  buf_put_xml_escaped(&b, socket_path);
+  buf_puts(&b, "'/>\n  <disks>\n");
+  for (size_t j = 0; j < nlive; j++) {
+    if (!live[j].target) continue;
+    buf_puts(&b, "    <disk name='");
+    buf_put_xml_escaped(&b, live[j].target);
+    const struct hyper_backup_disk *d = by_live[j];
+    if (!d) {
+      buf_puts(&b, "' backup='no'/>\n");
+      continue;
+    }
+    buf_puts(&b, "' backup='yes' type='file' exportname='");
+    buf_put_xml_escaped(&b, d->disk_id);
+    if (from_checkpoint && d->incremental) {
+      buf_puts(&b, "' exportbitmap='");
+      buf_put_xml_escaped(&b, from_checkpoint);
+    }
+    if (from_checkpoint && !d->incremental) buf_puts(&b, "' backupmode='full");
+    buf_puts(&b, "'>\n      <scratch file='");
+    buf_put_xml_escaped(&b, d->scratch_path);
+    buf_puts(&b, "'/>\n    </disk>\n");
+  }
+  buf_puts(&b, "  </disks>\n</domainbackup>\n");
+  return buf_detach(&b);
+}
+
+char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
+                        size_t nlive, const char *name, bool use_bitmap_name, long long creation_time)
+{
+  AUTOFREE const struct hyper_backup_disk **by_live = xcalloc(nlive ? nlive : 1, sizeof *by_live);
+  if (backup_disks_by_live(disks, n, live, nlive, by_live) < 0) return NULL;
+  AUTOBUF struct buf b = BUF_INIT;
+  buf_puts(&b, "<domaincheckpoint>\n  <name>");
+  buf_put_xml_escaped(&b, name);
+  buf_puts(&b, "</name>\n");
+  if (use_bitmap_name) buf_printf(&b, "  <creationTime>%lld</creationTime>\n", creation_time);
+  buf_puts(&b, "  <disks>\n");
+  for (size_t j = 0; j < nlive; j++) {
+    if (!live[j].target) continue;
+    const struct hyper_backup_disk *d = by_live[j];
+    bool on = d && (use_bitmap_name ? d->incremental : d->checkpoint);
+    buf_puts(&b, "    <disk name='");
+    buf_put_xml_escaped(&b, live[j].target);
+    if (!on) {
+      buf_puts(&b, "' checkpoint='no'/>\n");
+      continue;
+    }
+    buf_puts(&b, "' checkpoint='bitmap'");
+    if (use_bitmap_name) {
+      buf_puts(&b, " bitmap='");
+      buf_put_xml_escaped(&b, name);
+      buf_puts(&b, "'");
+    }
+    buf_puts(&b, "/>\n");
+  }
+  buf_puts(&b, "  </disks>\n</domaincheckpoint>\n");
+  return buf_detach(&b);
+}

@@ -60,6 +60,14 @@ struct hyper_snap_disk {
   int new_format;         /* enum disk_format of new_path (qcow2 in practice) */
 };
 
+/* one disk of a live pull backup (backup_begin) */
+struct hyper_backup_disk {
+  const char *disk_id;      /* device alias ua-<disk_id>; also the NBD export name */
+  const char *scratch_path; /* host-local file libvirt creates for copy-before-write */
+  bool incremental;         /* changed blocks since the backup's checkpoint (else full) */
+  bool checkpoint;          /* the new checkpoint starts a bitmap on this disk */
+};
+
 struct hyper_callbacks {
   /* the domain vm_id changed state (VM_DOWN when it stopped or crashed);
    * reason is libvirt's, e.g. "shutdown", "destroyed", "crashed" */
@@ -113,8 +121,9 @@ struct hyper_ops {
    * atomic step (a disk-only external snapshot without libvirt metadata that
    * reuses the given files; the other disks are left alone). With quiesce
    * the guest agent freezes the file systems first; when no agent answers
-   * the snapshot is taken crash-consistent instead. *quiesced (may be NULL)
-   * tells which. ERR_NOT_FOUND for a VM that does not run or a disk it does
+   * the snapshot is taken crash-consistent instead. *quiesced tells which;
+   * with quiesced NULL a quiesced snapshot is required (no fallback: the
+   * missing agent is the error). ERR_NOT_FOUND for a VM that does not run or a disk it does
    * not have; libvirt's message otherwise, nothing changed. */
   int (*domain_snapshot)(struct hyper *h, const char *vm_id, const struct hyper_snap_disk *disks, size_t n,
                          bool quiesce, bool *quiesced);
@@ -132,6 +141,24 @@ struct hyper_ops {
    * not below it. The files stay: the caller deletes the merged layers. */
   int (*block_commit)(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
                       const char *base_path, int timeout_ms);
+  /* Starts a pull backup of the running domain's active layers (libvirt's
+   * backup API): an NBD server on the unix socket socket_path exports each
+   * listed disk as it is now, under the name of its disk id, with scratch
+   * files for copy-before-write. With from_checkpoint, the incremental disks
+   * also export the union of bitmap from_checkpoint over their chains as
+   * meta context qemu:dirty-bitmap:<from_checkpoint>. In the same instant,
+   * bitmap new_checkpoint starts in the active layer of every disk marked
+   * checkpoint. libvirt keeps no checkpoint metadata afterwards (the engine
+   * holds the truth; bitmaps are named after checkpoint ids). With quiesce
+   * the guest agent must freeze the file systems around the start. A
+   * missing or unusable bitmap fails it with libvirt's message; nothing is
+   * left running then. */
+  int (*backup_begin)(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
+                      const char *socket_path, const char *from_checkpoint, const char *new_checkpoint,
+                      bool quiesce);
+  /* ends the domain's backup job (the NBD server goes, libvirt deletes the
+   * scratch files); no job, or no such domain, is not an error */
+  int (*backup_end)(struct hyper *h, const char *vm_id);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;
@@ -174,3 +201,25 @@ char *volume_sha256(const char *path, int format);
  * with -U so SRC may be in use) into a new file DST of dst_format, making
  * DST's parent directories; a failed copy leaves no DST */
 int volume_convert(const char *src, int src_format, const char *dst, int dst_format);
+
+/* persistent dirty bitmaps in qcow2 volumes (incremental backup). QEMU keeps
+ * them in each layer of a chain; a bitmap flagged in-use in a file no QEMU
+ * has open was not saved (a crash): its content cannot be trusted. */
+struct volume_bitmap {
+  char *name;
+  bool in_use;          /* flags "in-use": open for writing now, or not saved by a crash */
+  bool inconsistent;    /* qemu-img reports it inconsistent */
+};
+/* the bitmaps of qcow2 PATH (read with -U: PATH may be in use); caller
+ * frees with volume_bitmaps_free */
+int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n);
+void volume_bitmaps_free(struct volume_bitmap *b, size_t n);
+/* adds an empty, enabled persistent bitmap NAME to PATH (not open in a VM);
+ * one that exists already is left as it is */
+int volume_bitmap_add(const char *path, const char *name);
+/* removes bitmap NAME from PATH (not open in a VM); a missing one is not an error */
+int volume_bitmap_remove(const char *path, const char *name);
+/* merges bitmap SRC_NAME of qcow2 SRC_PATH into bitmap DST_NAME of DST_PATH
+ * (which must exist); SRC_PATH is only read */
+int volume_bitmap_merge(const char *dst_path, const char *dst_name, const char *src_path,
+                        const char *src_name);

@@ -738,6 +738,9 @@ static int lv_domain_snapshot(struct hyper *h, const char *vm_id, const struct h
       if (quiesced) *quiesced = true;
       return 0;
     }
+    if (!quiesced)
+      return virt_error("cannot snapshot the disks of VM '%s' consistently (the guest agent must "
+                        "freeze its file systems)", vm_id);
     if (!agent_missing()) return virt_error("cannot snapshot the disks of VM '%s'", vm_id);
     log_info("snapshot of VM '%s' is crash-consistent: %s", vm_id, virGetLastErrorMessage());
     virResetLastError();
@@ -823,6 +826,13 @@ static int commit_drive(struct hyper *h, virDomainPtr d, struct job_waiter *w, c
     if (active && !pivoted && (ready || (info.end > 0 && info.cur == info.end))) {
       /* synchronous: returns once QEMU switched the disk to base */
       if (virDomainBlockJobAbort(d, w->target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+        /* cur == end can be seen before QEMU calls the job ready: "block
+         * copy still active ... not ready for pivot yet"; try again at the
+         * next event or poll */
+        if (last_error_is(VIR_ERR_BLOCK_COPY_ACTIVE)) {
+          virResetLastError();
+          continue;
+        }
         int rc = virt_error("cannot pivot the %s", what);
         job_cancel(d, w->target);
         return rc;
@@ -895,6 +905,90 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
   return 0;
 }
 
+DEFINE_AUTOPTR(virDomainCheckpoint, struct _virDomainCheckpoint, virDomainCheckpointFree)
+
+/* drops libvirt's metadata of checkpoint name (the bitmaps stay) */
+static void checkpoint_forget(virDomainPtr d, const char *name)
+{
+  AUTOPTR(virDomainCheckpoint) cp = virDomainCheckpointLookupByName(d, name, 0);
+  if (cp && virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0)
+    log_warn("cannot drop libvirt's metadata of checkpoint '%s': %s", name, virGetLastErrorMessage());
+  virResetLastError();
+}
+
+/* Transient domains lose libvirt's checkpoint metadata at every start, and
+ * the engine drops it after each backup anyway: an incremental backup first
+ * tells libvirt again that checkpoint from exists as bitmaps of that name
+ * (REDEFINE, as vdsm does). */
+static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
+                           const char *socket_path, const char *from_checkpoint, const char *new_checkpoint,
+                           bool quiesce)
+{
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  struct hyper_live_disk *live = NULL;
+  size_t nlive = 0;
+  if (live_disks(d, vm_id, &live, &nlive) < 0) return -1;
+  AUTOFREE char *bxml = domxml_backup(disks, n, live, nlive, socket_path, from_checkpoint);
+  AUTOFREE char *cxml = bxml ? domxml_checkpoint(disks, n, live, nlive, new_checkpoint, false, 0) : NULL;
+  /* libvirt wants a creation time; the engine keeps the real one */
+  AUTOFREE char *rxml = cxml && from_checkpoint
+                            ? domxml_checkpoint(disks, n, live, nlive, from_checkpoint, true, (long long)time(NULL) - 1)
+                            : NULL;
+  hyper_live_disks_free(live, nlive);
+  if (!cxml || (from_checkpoint && !rxml)) return error_prefix("cannot back up VM '%s': ", vm_id);
+  if (from_checkpoint) {
+    checkpoint_forget(d, from_checkpoint);
+    AUTOPTR(virDomainCheckpoint) cp = virDomainCheckpointCreateXML(d, rxml, VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE);
+    if (!cp) return virt_error("cannot tell libvirt of checkpoint '%s' of VM '%s'", from_checkpoint, vm_id);
+  }
+  bool frozen = false;
+  if (quiesce) {
+    if (virDomainFSFreeze(d, NULL, 0, 0) < 0) {
+      if (from_checkpoint) checkpoint_forget(d, from_checkpoint);
+      return virt_error("cannot back up VM '%s' consistently (the guest agent must freeze its file "
+                        "systems)", vm_id);
+    }
+    frozen = true;
+  }
+  int rc = virDomainBackupBegin(d, bxml, cxml, 0);
+  struct err_saved failed = {0};
+  if (rc < 0) virt_error("cannot start the backup of VM '%s'", vm_id), error_save(&failed);
+  if (frozen && virDomainFSThaw(d, NULL, 0, 0) < 0)
+    log_warn("cannot thaw the file systems of VM '%s': %s", vm_id, virGetLastErrorMessage());
+  if (from_checkpoint) checkpoint_forget(d, from_checkpoint);
+  if (rc == 0) checkpoint_forget(d, new_checkpoint);
+  virResetLastError();
+  if (rc < 0) return error_restore(&failed);
+  return 0;
+}
+
+static int lv_backup_end(struct hyper *h, const char *vm_id)
+{
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = virDomainLookupByUUIDString(c, vm_id);
+  if (!d) { virResetLastError(); return 0; }
+  virDomainJobInfo info;
+  if (virDomainGetJobInfo(d, &info) < 0 || info.type == VIR_DOMAIN_JOB_NONE) {
+    virResetLastError();
+    return 0;
+  }
+  if (virDomainAbortJob(d) < 0 && !last_error_is(VIR_ERR_OPERATION_INVALID))
+    return virt_error("cannot end the backup job of VM '%s'", vm_id);
+  virResetLastError();
+  /* libvirt tears the job down (NBD server, scratch nodes, files) after
+   * answering: a snapshot or merge right after could find it still there */
+  for (int i = 0; i < 200; i++) {
+    if (virDomainGetJobInfo(d, &info) < 0 || info.type == VIR_DOMAIN_JOB_NONE) break;
+    usleep(50000);
+  }
+  virResetLastError();
+  return 0;
+}
+
 const struct hyper_ops hyper_libvirt_ops = {
   .name = "libvirt",
   .open = lv_open,
@@ -913,4 +1007,6 @@ const struct hyper_ops hyper_libvirt_ops = {
   .disk_detach = lv_disk_detach,
   .domain_snapshot = lv_domain_snapshot,
   .block_commit = lv_block_commit,
+  .backup_begin = lv_backup_begin,
+  .backup_end = lv_backup_end,
 };

@@ -234,3 +234,86 @@ int volume_preallocate(const char *path, int64_t size)
                  (long long)size, path, strerror(rc));
   return 0;
 }
+
+/* ---- persistent dirty bitmaps ---- */
+
+void volume_bitmaps_free(struct volume_bitmap *b, size_t n)
+{
+  for (size_t i = 0; b && i < n; i++) free(b[i].name);
+  free(b);
+}
+
+int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n)
+{
+  *out = NULL;
+  *n = 0;
+  if (must_exist(path, "read the bitmaps of volume") < 0) return -1;
+  const char *argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
+  AUTOBUF struct buf o = BUF_INIT;
+  if (spawn_run(argv, &o, NULL) < 0) return error_prefix("cannot read the bitmaps of volume '%s': ", path);
+  json_error_t jerr;
+  AUTOPTR(json) info = json_loads(buf_str(&o), 0, &jerr);
+  if (!json_is_object(info))
+    return error(ERR_INTERNAL, "cannot read the bitmaps of volume '%s': qemu-img printed no JSON: %s",
+                 path, jerr.text);
+  json_t *bitmaps = json_object_get(json_object_get(json_object_get(info, "format-specific"), "data"),
+                                    "bitmaps");
+  size_t count = json_array_size(bitmaps);
+  struct volume_bitmap *b = xcalloc(count + 1, sizeof *b);
+  for (size_t i = 0; i < count; i++) {
+    json_t *bm = json_array_get(bitmaps, i);
+    const char *name = json_string_value(json_object_get(bm, "name"));
+    if (!name) continue;
+    struct volume_bitmap *v = &b[(*n)++];
+    v->name = xstrdup(name);
+    json_t *flags = json_object_get(bm, "flags");
+    for (size_t j = 0; j < json_array_size(flags); j++) {
+      const char *f = json_string_value(json_array_get(flags, j));
+      if (f && strcmp(f, "in-use") == 0) v->in_use = true;
+    }
+    if (json_is_true(json_object_get(bm, "inconsistent"))) v->inconsistent = true;
+  }
+  *out = b;
+  return 0;
+}
+
+int volume_bitmap_add(const char *path, const char *name)
+{
+  struct volume_bitmap *b = NULL;
+  size_t n = 0;
+  if (volume_bitmaps(path, &b, &n) < 0) return -1;
+  bool have = false;
+  for (size_t i = 0; i < n; i++) have |= strcmp(b[i].name, name) == 0;
+  volume_bitmaps_free(b, n);
+  if (have) return 0;
+  const char *argv[] = {"qemu-img", "bitmap", "-f", "qcow2", "--add", path, name, NULL};
+  if (spawn_run(argv, NULL, NULL) < 0)
+    return error_prefix("cannot add bitmap '%s' to volume '%s': ", name, path);
+  return 0;
+}
+
+int volume_bitmap_remove(const char *path, const char *name)
+{
+  struct volume_bitmap *b = NULL;
+  size_t n = 0;
+  if (volume_bitmaps(path, &b, &n) < 0) return -1;
+  bool have = false;
+  for (size_t i = 0; i < n; i++) have |= strcmp(b[i].name, name) == 0;
+  volume_bitmaps_free(b, n);
+  if (!have) return 0;
+  const char *argv[] = {"qemu-img", "bitmap", "-f", "qcow2", "--remove", path, name, NULL};
+  if (spawn_run(argv, NULL, NULL) < 0)
+    return error_prefix("cannot remove bitmap '%s' from volume '%s': ", name, path);
+  return 0;
+}
+
+int volume_bitmap_merge(const char *dst_path, const char *dst_name, const char *src_path,
+                        const char *src_name)
+{
+  if (must_exist(src_path, "merge a bitmap of volume") < 0) return -1;
+  const char *argv[] = {"qemu-img", "bitmap", "-f", "qcow2", "--merge", src_name, "-b", src_path,
+                        "-F", "qcow2", dst_path, dst_name, NULL};
+  if (spawn_run(argv, NULL, NULL) < 0)
+    return error_prefix("cannot merge bitmap '%s' of '%s' into '%s': ", src_name, src_path, dst_path);
+  return 0;
+}

@@ -34,6 +34,11 @@ ENUM_IMPL(event_severity, SEVERITY_LAST, "normal", "warning", "error", "alert")
 ENUM_IMPL(transfer_direction, TRANSFER_DIRECTION_LAST, "upload", "download")
 ENUM_IMPL(transfer_phase, TRANSFER_PHASE_LAST, "initializing", "transferring", "finished_success",
           "finished_failure", "cancelled")
+ENUM_IMPL(disk_backup, DISK_BACKUP_LAST, "none", "incremental")
+ENUM_IMPL(backup_phase, BACKUP_PHASE_LAST, "initializing", "starting", "ready", "finalizing",
+          "succeeded", "failed")
+ENUM_IMPL(backup_mode, BACKUP_MODE_LAST, "full", "incremental")
+ENUM_IMPL(checkpoint_state, CHECKPOINT_STATE_LAST, "created", "invalid", "pending")
 
 /* ---- migrations ----
  *
@@ -71,6 +76,8 @@ static const struct migration migrations[] = {
   {4, "image transfers: export_name", NULL, "image_transfers", "export_name"},
   {5, "image transfers: external_server", NULL, "image_transfers", "external_server"},
   {6, "image transfers: chosen_source", NULL, "image_transfers", "chosen_source"},
+  /* incremental backup: which disks keep dirty bitmaps (backups, checkpoints: new tables) */
+  {7, "disks: backup (none or incremental)", NULL, "disks", "backup"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
@@ -86,6 +93,7 @@ ENUM_CODEC(vm_status) ENUM_CODEC(disk_format) ENUM_CODEC(disk_status) ENUM_CODEC
 ENUM_CODEC(snapshot_type) ENUM_CODEC(snapshot_status) ENUM_CODEC(host_status)
 ENUM_CODEC(job_status) ENUM_CODEC(event_severity)
 ENUM_CODEC(transfer_direction) ENUM_CODEC(transfer_phase)
+ENUM_CODEC(disk_backup) ENUM_CODEC(backup_phase) ENUM_CODEC(backup_mode) ENUM_CODEC(checkpoint_state)
 
 enum field_type {
   F_STR,   /* char *, NULL allowed */
@@ -169,6 +177,7 @@ static const struct field disk_fields[] = {
   FSTR(disk, id), FSTR(disk, alias), FSTR(disk, description), FINT(disk, provisioned_size),
   FENUM(disk, format, disk_format), FBOOL(disk, sparse), FBOOL(disk, shareable),
   FSTR(disk, storage_domain_id), FENUM(disk, status, disk_status),
+  FENUM(disk, backup, disk_backup),
 };
 ENTITY(disk, "disk", "disks", "alias", "id");
 
@@ -253,6 +262,33 @@ static const struct field user_lock_fields[] = {
   FSTR(user_lock, user_id), FINT(user_lock, since_ms),
 };
 ENTITY(user_lock, "lock of user", "user_locks", "user_id", "user_id");
+static const struct field backup_fields[] = {
+  FSTR(backup, id), FSTR(backup, vm_id), FSTR(backup, description),
+  FENUM(backup, phase, backup_phase), FSTR(backup, from_checkpoint_id),
+  FSTR(backup, to_checkpoint_id), FSTR(backup, snapshot_id), FSTR(backup, host_id),
+  FBOOL(backup, require_consistency), FBOOL(backup, use_active), FINT(backup, creation_ms),
+  FINT(backup, modification_ms), FSTR(backup, user_id), FSTR(backup, message),
+};
+ENTITY(backup, "backup", "backups", "creation_ms, id", "id");
+
+static const struct field backup_disk_fields[] = {
+  FSTR(backup_disk, id), FSTR(backup_disk, backup_id), FSTR(backup_disk, disk_id),
+  FENUM(backup_disk, mode, backup_mode), FSTR(backup_disk, volume_id), FSTR(backup_disk, reason),
+};
+ENTITY(backup_disk, "disk of backup", "backup_disks", "id", "id");
+
+static const struct field checkpoint_fields[] = {
+  FSTR(checkpoint, id), FSTR(checkpoint, vm_id), FSTR(checkpoint, parent_id),
+  FENUM(checkpoint, state, checkpoint_state), FINT(checkpoint, creation_ms),
+  FSTR(checkpoint, backup_id), FSTR(checkpoint, message),
+};
+ENTITY(checkpoint, "checkpoint", "checkpoints", "creation_ms, id", "id");
+
+static const struct field checkpoint_disk_fields[] = {
+  FSTR(checkpoint_disk, id), FSTR(checkpoint_disk, checkpoint_id), FSTR(checkpoint_disk, disk_id),
+  FSTR(checkpoint_disk, volume_id),
+};
+ENTITY(checkpoint_disk, "disk of checkpoint", "checkpoint_disks", "id", "id");
 
 #define STORE_DESC_PTR(T) &T##_desc,
 static const struct entity_desc *const all_descs[] = { STORE_TYPES(STORE_DESC_PTR) };
@@ -278,6 +314,8 @@ static const char *const schema_indexes[] = {
   "CREATE INDEX IF NOT EXISTS permissions_user ON permissions (user_id)",
   "CREATE INDEX IF NOT EXISTS permissions_group ON permissions (group_id)",
   "CREATE INDEX IF NOT EXISTS permissions_object ON permissions (object_type, object_id)",
+  "CREATE INDEX IF NOT EXISTS backups_vm ON backups (vm_id)",      /* new tables: no step */
+  "CREATE INDEX IF NOT EXISTS checkpoints_vm ON checkpoints (vm_id)",
 };
 
 /* ---- the store and its lock ---- */
@@ -665,6 +703,8 @@ STORE_IMPL_INSERT(volume) STORE_IMPL_INSERT(attachment) STORE_IMPL_INSERT(snapsh
 STORE_IMPL_INSERT(job) STORE_IMPL_INSERT(image_transfer)
 STORE_IMPL_INSERT(usergroup) STORE_IMPL_INSERT(group_member) STORE_IMPL_INSERT(role)
 STORE_IMPL_INSERT(role_permit) STORE_IMPL_INSERT(permission) STORE_IMPL_INSERT(user_lock)
+STORE_IMPL_INSERT(backup)
+STORE_IMPL_INSERT(backup_disk) STORE_IMPL_INSERT(checkpoint) STORE_IMPL_INSERT(checkpoint_disk)
 
 /* get/delete for the types keyed by one text column */
 #define STORE_IMPL_BY_KEY(T)                                                                 \
@@ -685,6 +725,8 @@ STORE_IMPL_BY_KEY(volume) STORE_IMPL_BY_KEY(snapshot) STORE_IMPL_BY_KEY(job)
 STORE_IMPL_BY_KEY(image_transfer)
 STORE_IMPL_BY_KEY(usergroup) STORE_IMPL_BY_KEY(group_member) STORE_IMPL_BY_KEY(role)
 STORE_IMPL_BY_KEY(role_permit) STORE_IMPL_BY_KEY(permission) STORE_IMPL_BY_KEY(user_lock)
+STORE_IMPL_BY_KEY(backup) STORE_IMPL_BY_KEY(backup_disk)
+STORE_IMPL_BY_KEY(checkpoint) STORE_IMPL_BY_KEY(checkpoint_disk)
 
 struct user *user_get_by_name(struct store *st, const char *name)
 {

@@ -41,6 +41,17 @@ ENUM_DECL(transfer_direction); /* "upload","download" */
 enum transfer_phase { TRANSFER_INITIALIZING, TRANSFER_TRANSFERRING, TRANSFER_FINISHED_SUCCESS,
                       TRANSFER_FINISHED_FAILURE, TRANSFER_CANCELLED, TRANSFER_PHASE_LAST };
 ENUM_DECL(transfer_phase); /* "initializing","transferring","finished_success","finished_failure","cancelled" */
+enum disk_backup { DISK_BACKUP_NONE, DISK_BACKUP_INCREMENTAL, DISK_BACKUP_LAST };
+ENUM_DECL(disk_backup); /* "none","incremental" */
+enum backup_phase { BACKUP_INITIALIZING, BACKUP_STARTING, BACKUP_READY, BACKUP_FINALIZING,
+                    BACKUP_SUCCEEDED, BACKUP_FAILED, BACKUP_PHASE_LAST };
+ENUM_DECL(backup_phase); /* "initializing","starting","ready","finalizing","succeeded","failed" */
+enum backup_mode { BACKUP_MODE_FULL, BACKUP_MODE_INCREMENTAL, BACKUP_MODE_LAST };
+ENUM_DECL(backup_mode); /* "full","incremental" */
+/* pending: made by a backup still running, not listed; it becomes created
+ * when that backup succeeds and goes away when it fails */
+enum checkpoint_state { CHECKPOINT_CREATED, CHECKPOINT_INVALID, CHECKPOINT_PENDING, CHECKPOINT_STATE_LAST };
+ENUM_DECL(checkpoint_state); /* "created","invalid","pending" */
 
 struct user {
   char *id, *name;       /* name: "admin@internal" */
@@ -90,6 +101,7 @@ struct disk {
   bool sparse, shareable;
   char *storage_domain_id;
   int status;                /* enum disk_status */
+  int backup;                /* enum disk_backup: incremental keeps dirty bitmaps (qcow2 only) */
 };
 
 /* one file of a disk's chain: the active volume has snapshot_id of the VM's
@@ -190,12 +202,53 @@ struct role_permit { char *id, *role_id; int64_t permit; };
 struct permission { char *id, *role_id, *user_id, *group_id, *object_type, *object_id; };
 /* a locked user: its tokens and passwords stop working at once */
 struct user_lock { char *user_id; int64_t since_ms; };
+/* a VM backup (oVirt's Backup API, cmd/backup.c). Hybrid: a snapshot
+ * (snapshot_id) freezes the disks; clients read its volumes; finalize
+ * removes it. */
+struct backup {
+  char *id, *vm_id, *description;
+  int phase;                 /* enum backup_phase */
+  char *from_checkpoint_id;  /* NULL: full */
+  char *to_checkpoint_id;    /* the checkpoint this backup creates */
+  char *snapshot_id;         /* the backup's snapshot, NULL until taken and after removal */
+  char *host_id;
+  bool require_consistency, use_active;
+  int64_t creation_ms, modification_ms;
+  char *user_id;
+  char *message;             /* why it failed, or NULL */
+};
+
+/* one disk of a backup */
+struct backup_disk {
+  char *id;                  /* BACKUP_ID/DISK_ID */
+  char *backup_id, *disk_id;
+  int mode;                  /* enum backup_mode */
+  char *volume_id;           /* the frozen volume clients read (hybrid), NULL before ready */
+  char *reason;              /* why it fell back to full, or NULL */
+};
+
+/* a point in a VM's history where each of its incremental disks starts a
+ * persistent qcow2 bitmap named after the checkpoint id */
+struct checkpoint {
+  char *id, *vm_id, *parent_id;
+  int state;                 /* enum checkpoint_state */
+  int64_t creation_ms;
+  char *backup_id;           /* the backup that made it */
+  char *message;             /* why it is invalid, or NULL */
+};
+
+/* a disk of a checkpoint: its bitmap started in volume_id */
+struct checkpoint_disk {
+  char *id;                  /* CHECKPOINT_ID/DISK_ID */
+  char *checkpoint_id, *disk_id, *volume_id;
+};
 
 #define STORE_TYPES(X) \
   X(user) X(token) X(host) X(datacenter) X(cluster) X(template) \
   X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job) \
   X(image_transfer) \
-  X(usergroup) X(group_member) X(role) X(role_permit) X(permission) X(user_lock)
+  X(usergroup) X(group_member) X(role) X(role_permit) X(permission) X(user_lock) \
+  X(backup) X(backup_disk) X(checkpoint) X(checkpoint_disk)
 
 /* per type: T_free(p) (NULL-safe), T_list_free(list) (NULL-safe), AUTOPTR(T) */
 #define STORE_DECL_FREE(T)                      \
@@ -271,6 +324,8 @@ STORE_DECL_INSERT(volume) STORE_DECL_INSERT(attachment) STORE_DECL_INSERT(snapsh
 STORE_DECL_INSERT(job) STORE_DECL_INSERT(image_transfer)
 STORE_DECL_INSERT(usergroup) STORE_DECL_INSERT(group_member) STORE_DECL_INSERT(role)
 STORE_DECL_INSERT(role_permit) STORE_DECL_INSERT(permission) STORE_DECL_INSERT(user_lock)
+STORE_DECL_INSERT(backup)
+STORE_DECL_INSERT(backup_disk) STORE_DECL_INSERT(checkpoint) STORE_DECL_INSERT(checkpoint_disk)
 #undef STORE_DECL_INSERT
 /* assigns p->id (max + 1, under the store lock) and writes it back */
 int event_insert(struct store *st, struct event *p) WARN_UNUSED;
@@ -318,3 +373,11 @@ struct permission *permission_get(struct store *st, const char *id);
 int permission_delete(struct store *st, const char *id) WARN_UNUSED;
 struct user_lock *user_lock_get(struct store *st, const char *user_id);
 int user_lock_delete(struct store *st, const char *user_id) WARN_UNUSED;
+struct backup *backup_get(struct store *st, const char *id);
+int backup_delete(struct store *st, const char *id) WARN_UNUSED;
+struct backup_disk *backup_disk_get(struct store *st, const char *id);
+int backup_disk_delete(struct store *st, const char *id) WARN_UNUSED;
+struct checkpoint *checkpoint_get(struct store *st, const char *id);
+int checkpoint_delete(struct store *st, const char *id) WARN_UNUSED;
+struct checkpoint_disk *checkpoint_disk_get(struct store *st, const char *id);
+int checkpoint_disk_delete(struct store *st, const char *id) WARN_UNUSED;

@@ -36,6 +36,7 @@ static const char *const template_id = "00000000-0000-0000-0000-000000000000";
 static struct user owner;       /* owns the job, the transfer; member of the group */
 static struct user nobody;      /* LOGIN through a role on an unrelated VM */
 static char other_vm_id[64];
+static char backup_id[64], checkpoint_id[64];
 
 static int call_as(const struct user *u, const char *method, const char *path, const char *xml, char **out,
                    bool check_only)
@@ -121,6 +122,8 @@ static const char *param_for(const char *pattern, const char *coll)
   if (!strcmp(coll, "groups")) return group_id;
   if (!strcmp(coll, "roles")) return role_id;
   if (!strcmp(coll, "permits")) return "1300";
+  if (!strcmp(coll, "backups")) return backup_id;
+  if (!strcmp(coll, "checkpoints")) return checkpoint_id;
   if (!strcmp(coll, "permissions")) {
     if (!strncmp(pattern, "/users/", 7)) return owner_perm_id;
     if (!strncmp(pattern, "/groups/", 8)) return group_perm_id;
@@ -221,6 +224,15 @@ static void setup_fixture(void)
   AUTOLIST(permission) sys = permission_list(st, "object_type = 'system'", NULL, 0, NULL, 1);
   snprintf(sys_perm_id, sizeof sys_perm_id, "%s", sys[0]->id);
   grant(vm_perm_id, login, owner.id, NULL, OBJ_VM, vm_id);
+  /* a finished backup of the VM and the checkpoint it made */
+  new_id(backup_id);
+  new_id(checkpoint_id);
+  struct backup bk = {.id = backup_id, .vm_id = vm_id, .phase = BACKUP_SUCCEEDED,
+                      .to_checkpoint_id = checkpoint_id, .user_id = owner.id};
+  CHECK(backup_insert(st, &bk) == 0);
+  struct checkpoint cp = {.id = checkpoint_id, .vm_id = vm_id, .state = CHECKPOINT_CREATED,
+                          .backup_id = backup_id};
+  CHECK(checkpoint_insert(st, &cp) == 0);
   /* an event naming the VM */
   struct event ev = {.description = (char *)"secret-event", .vm_id = vm_id, .custom_id = -1, .origin = (char *)"t"};
   CHECK(event_insert(st, &ev) == 0);

@@ -1,0 +1,30 @@
+/* resources.h: what the route table (routes.c) shares with the files that
+ * hold groups of its handlers (res_backup.c). Only the api layer sees it. */
+#pragma once
+#include "api/call.h"
+
+typedef int (*api_handler)(struct api_call *c);
+
+/* routes.c: answers */
+int reply(struct api_call *c, int status, struct node *n);
+/* 201 with Location: the node's href */
+int reply_created(struct api_call *c, struct node *n);
+/* <action><status>complete</status></action> */
+int reply_action(struct api_call *c);
+/* the request body, which must be element ELEM (400 otherwise) */
+const struct node *body_required(struct api_call *c, const char *elem);
+/* query parameter NAME as true/false (400 otherwise), DFLT when absent */
+int query_bool(struct api_call *c, const char *name, bool dflt, bool *out);
+
+/* res_backup.c: VM backups and checkpoints */
+int list_backups(struct api_call *c);
+int add_backup(struct api_call *c);
+int get_backup(struct api_call *c);
+int list_backup_disks(struct api_call *c);
+int backup_finalize(struct api_call *c);
+int list_checkpoints(struct api_call *c);
+int get_checkpoint(struct api_call *c);
+int remove_checkpoint(struct api_call *c);
+int list_checkpoint_disks(struct api_call *c);
+/* <backup>incremental|none</backup> of a disk: *out -1 when absent (400 for another value) */
+int disk_backup_from_node(const struct node *disk, int *out);

@@ -1,0 +1,200 @@
+/* checkpoint.c: VM checkpoints and the persistent qcow2 bitmaps behind them.
+ *
+ * Model (as vdsm's): checkpoint C of a VM is a persistent dirty bitmap named
+ * C in every layer of each incremental disk's chain, from the layer that
+ * was active when C was made up to the top. The blocks changed since C are
+ * the union of bitmap C over those layers. A backup makes its checkpoint by
+ * adding the empty bitmap to its snapshot's new overlays before the VM
+ * switches to them (snapshot.c), so nothing written after the snapshot is
+ * missed.
+ *
+ * Keeping them right through chain changes:
+ *   - live snapshot: libvirt 9.0 adds the recording bitmaps of the old top
+ *     to the new overlay itself (tried: QEMU 7.2 stores the old top's
+ *     bitmaps when it becomes read-only);
+ *   - live merge (block commit, active or not): libvirt merges the top's
+ *     bitmaps into the base (tried);
+ *   - offline snapshot and restore: checkpoint_bitmaps_propagate();
+ *   - offline merge (`qemu-img commit` keeps no bitmaps):
+ *     checkpoint_bitmaps_merge();
+ *   - restore to a snapshot older than a checkpoint: that checkpoint no
+ *     longer describes the disks; it is invalidated with an event.
+ * Wherever a bitmap cannot be kept, the VM's checkpoints are invalidated
+ * explicitly with an event; a backup from an invalid checkpoint, or one
+ * whose bitmap is missing or was not saved (a crash), falls back to a full
+ * backup of that disk (backup.c), never to a failed or incomplete one. */
+#include "cmd/internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include <stdio.h>
+#include <string.h>
+
+/* true when NAME is a checkpoint of the VM that still counts (created or pending) */
+static bool is_live_checkpoint(struct store *st, const char *vm_id, const char *name)
+{
+  const char *params[] = {name, vm_id};
+  int64_t n = checkpoint_count(st, "id = ? AND vm_id = ? AND state IN ('created', 'pending')",
+                               params, 2);
+  error_clear();
+  return n > 0;
+}
+
+void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t since_ms,
+                                 const char *why, const char *what)
+{
+  struct store *st = eng->st;
+  char since[32];
+  snprintf(since, sizeof since, "%lld", (long long)since_ms);
+  const char *params[] = {vm_id, since};
+  AUTOLIST(checkpoint) l = checkpoint_list(st, "vm_id = ? AND state <> 'invalid' AND creation_ms >= ?",
+                                           params, 2, NULL, 0);
+  if (!l) { log_err("%s", error_message()); error_clear(); return; }
+  if (!l[0]) return;
+  AUTOFREE char *msg = xasprintf("%s '%s'", why, what);
+  struct buf ids = BUF_INIT;
+  for (size_t i = 0; l[i]; i++) {
+    l[i]->state = CHECKPOINT_INVALID;
+    free(l[i]->message);
+    l[i]->message = xstrdup(msg);
+    if (checkpoint_update(st, l[i]) < 0) log_err("%s", error_message());
+    buf_printf(&ids, "%s%s", i ? ", " : "", l[i]->id);
+  }
+  AUTOPTR(vm) vm = vm_get(st, vm_id);
+  error_clear();
+  engine_event(eng, SEVERITY_WARNING, EV_CHECKPOINT_INVALID, NULL, vm_id,
+               "checkpoints %s of VM %s are invalid: %s; the next backup of its disks is full",
+               buf_str(&ids), vm ? vm->name : vm_id, msg);
+  buf_free(&ids);
+}
+
+void checkpoint_bitmaps_propagate(struct engine *eng, const char *vm_id, const struct volume *base,
+                                  const char *overlay_path)
+{
+  if (base->format != DISK_FORMAT_COW) return;
+  struct volume_bitmap *b = NULL;
+  size_t n = 0;
+  if (volume_bitmaps(base->path, &b, &n) < 0) goto failed;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_live_checkpoint(eng->st, vm_id, b[i].name)) continue;
+    if (volume_bitmap_add(overlay_path, b[i].name) < 0) goto failed;
+  }
+  volume_bitmaps_free(b, n);
+  return;
+failed:
+  volume_bitmaps_free(b, n);
+  {
+    AUTOFREE char *msg = xstrdup(error_message());
+    error_clear();
+    checkpoint_invalidate_since(eng, vm_id, 0, "their bitmaps could not be carried to a new overlay", msg);
+  }
+}
+
+void checkpoint_bitmaps_merge(struct engine *eng, const char *vm_id, const char *top_path,
+                              const char *base_path)
+{
+  struct volume_bitmap *b = NULL;
+  size_t n = 0;
+  if (volume_bitmaps(top_path, &b, &n) < 0) goto failed;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_live_checkpoint(eng->st, vm_id, b[i].name)) continue;
+    if (volume_bitmap_add(base_path, b[i].name) < 0 ||
+        volume_bitmap_merge(base_path, b[i].name, top_path, b[i].name) < 0)
+      goto failed;
+  }
+  volume_bitmaps_free(b, n);
+  return;
+failed:
+  volume_bitmaps_free(b, n);
+  {
+    AUTOFREE char *msg = xstrdup(error_message());
+    error_clear();
+    checkpoint_invalidate_since(eng, vm_id, 0, "their bitmaps could not be merged with a snapshot", msg);
+  }
+}
+
+/* ---- DELETE /vms/{vm}/checkpoints/{c} ---- */
+
+struct checkpoint_remove {
+  const char *vm_id, *id;
+  struct vm *vm;
+  struct checkpoint *cp;
+};
+
+static int checkpoint_remove_validate(struct cmd_ctx *c)
+{
+  struct checkpoint_remove *a = c->data;
+  struct store *st = c->eng->st;
+  if (!(a->vm = vm_get(st, a->vm_id))) return -1;
+  if (!(a->cp = checkpoint_get(st, a->id)) || strcmp(a->cp->vm_id, a->vm_id) != 0 ||
+      a->cp->state == CHECKPOINT_PENDING)
+    return error(ERR_NOT_FOUND, "checkpoint '%s' of VM '%s' does not exist", a->id, a->vm->name);
+  if (backup_check_vm(st, a->vm_id, "remove checkpoints of VM", a->vm->name) < 0) return -1;
+  if (a->cp->parent_id)
+    return error(ERR_CONFLICT, "cannot remove checkpoint '%s' of VM '%s': only the root of the "
+                 "checkpoint chain (the oldest) can be removed; remove '%s' first", a->id, a->vm->name,
+                 a->cp->parent_id);
+  return 0;
+}
+
+/* the row goes; the bitmaps go from every volume of the VM's disks that no
+ * VM has open (a running VM keeps them until a merge or the next offline
+ * change drops bitmaps of unknown checkpoints) */
+static int checkpoint_remove_execute(struct cmd_ctx *c)
+{
+  struct checkpoint_remove *a = c->data;
+  struct store *st = c->eng->st;
+  const char *params[] = {a->id};
+  AUTOLIST(checkpoint_disk) disks = checkpoint_disk_list(st, "checkpoint_id = ?", params, 1, NULL, 0);
+  AUTOLIST(checkpoint) kids = checkpoint_list(st, "parent_id = ?", params, 1, NULL, 0);
+  if (!disks || !kids) return -1;
+  if (store_begin(st) < 0) return -1;
+  for (size_t i = 0; kids[i]; i++) {
+    free(kids[i]->parent_id);
+    kids[i]->parent_id = NULL;
+    if (checkpoint_update(st, kids[i]) < 0) goto rollback;
+  }
+  for (size_t i = 0; disks[i]; i++)
+    if (checkpoint_disk_delete(st, disks[i]->id) < 0) goto rollback;
+  if (checkpoint_delete(st, a->id) < 0) goto rollback;
+  if (store_commit(st) < 0) return -1;
+  if (a->vm->status == VM_DOWN) {
+    for (size_t i = 0; disks[i]; i++) {
+      const char *dp[] = {disks[i]->disk_id};
+      AUTOLIST(volume) vols = volume_list(st, "disk_id = ? AND format = 'cow'", dp, 1, NULL, 0);
+      for (size_t j = 0; vols && vols[j]; j++)
+        if (volume_bitmap_remove(vols[j]->path, a->id) < 0) {
+          log_warn("%s", error_message());
+          error_clear();
+        }
+    }
+  }
+  error_clear();
+  return 0;
+rollback:
+  store_rollback(st);
+  return -1;
+}
+
+static char *checkpoint_remove_describe(struct cmd_ctx *c, bool ok)
+{
+  struct checkpoint_remove *a = c->data;
+  const char *name = a->vm ? a->vm->name : a->vm_id;
+  return ok ? xasprintf("checkpoint '%s' of VM %s was removed by %s", a->id, name, c->user->name)
+            : xasprintf("removing checkpoint '%s' of VM %s", a->id, name);
+}
+
+static const struct cmd_def checkpoint_remove_def = {
+  "DeleteVmCheckpoint", EV_CHECKPOINT_REMOVED, checkpoint_remove_validate, checkpoint_remove_execute,
+  NULL, checkpoint_remove_describe,
+};
+
+int cmd_checkpoint_remove(struct engine *eng, const struct user *u, const char *vm_id,
+                          const char *checkpoint_id)
+{
+  struct checkpoint_remove a = {.vm_id = vm_id, .id = checkpoint_id};
+  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {vm_id}, .data = &a};
+  int rc = cmd_run(&checkpoint_remove_def, &c);
+  vm_free(a.vm);
+  checkpoint_free(a.cp);
+  return rc;
+}
