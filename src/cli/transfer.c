@@ -50,8 +50,8 @@ static int transfer_refresh(struct client *c, struct transfer *t)
   return 0;
 }
 
-int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
-                   struct transfer *t)
+static int transfer_open(struct client *c, bool upload, const char *image_id, const char *disk_id,
+                         const char *backup_id, struct transfer *t)
 {
   memset(t, 0, sizeof *t);
   struct buf body = BUF_INIT;
@@ -59,6 +59,7 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
              upload ? "upload" : "download");
   if (image_id) buf_printf(&body, "<snapshot id=\"%s\"/>", image_id);
   if (disk_id) buf_printf(&body, "<disk id=\"%s\"/>", disk_id);
+  if (backup_id) buf_printf(&body, "<backup id=\"%s\"/>", backup_id);
   buf_puts(&body, "<inactivity_timeout>120</inactivity_timeout></image_transfer>");
   AUTOPTR(node) n = NULL;
   int rc = client_call(c, "POST", "/imagetransfers", buf_str(&body), &n);
@@ -95,15 +96,30 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
     if (delay < 500) delay *= 2;
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
-  if (!t->url || strncmp(t->url, "nbd", 3) != 0) {
-    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')",
-          t->id, t->url ? t->url : "");
+  if (!t->url || (strncmp(t->url, "nbd", 3) != 0 && strncmp(t->url, "http", 4) != 0)) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD or HTTP transfer_url (got '%s')", t->id, t->url ? t->url : "");
     goto cancel;
   }
   return 0;
 cancel:
   transfer_cancel(c, t);
   return -1;
+}
+
+int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id, struct transfer *t)
+{
+  if (transfer_open(c, upload, image_id, disk_id, NULL, t) < 0) return -1;
+  if (strncmp(t->url, "nbd", 3) != 0) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD transfer_url (got '%s')", t->id, t->url);
+    transfer_cancel(c, t);
+    return -1;
+  }
+  return 0;
+}
+
+int transfer_start_backup(struct client *c, const char *backup_id, const char *disk_id, struct transfer *t)
+{
+  return transfer_open(c, false, NULL, disk_id, backup_id, t);
 }
 
 int transfer_finalize(struct client *c, struct transfer *t)

@@ -536,6 +536,7 @@ struct manifest *manifest_find(struct repo *r, const char *what)
   if (!names) return NULL;
   const char *exact = NULL, *match = NULL;
   size_t matches = 0, wl = strlen(what);
+  struct buf list = BUF_INIT;
   for (size_t i = 0; i < n; i++) {
     /* the stem ends in -<36-char id> */
     size_t nl = strlen(names[i]);
@@ -546,15 +547,19 @@ struct manifest *manifest_find(struct repo *r, const char *what)
     }
     if (wl && (strncmp(names[i], what, wl) == 0 || strncmp(id, what, wl) == 0)) {
       match = names[i];
+      if (matches < 10) buf_printf(&list, "%s%s", matches ? ", " : "", names[i]);
       matches++;
     }
   }
   struct manifest *m = NULL;
   if (exact) m = manifest_read(r, exact);
   else if (matches == 1) m = manifest_read(r, match);
-  else if (matches > 1) error(ERR_CONFLICT, "backup '%s' is ambiguous: %zu backups match", what, matches);
+  else if (matches > 1)
+    error(ERR_CONFLICT, "backup '%s' is ambiguous: %zu backups match: %s%s", what, matches, buf_str(&list),
+          matches > 10 ? ", ..." : "");
   else error(ERR_NOT_FOUND, "backup '%s' does not exist in repository '%s'", what, r->path);
   strv_free(names);
+  buf_free(&list);
   return m;
 }
 

@@ -1,0 +1,30 @@
+/* imageio.h: the imageio data API of an image transfer, as ovirt-imageio
+ * serves it (libcurl): OPTIONS for the features and a unix_socket for
+ * clients on the same host, extents?context=zero|dirty, GET with Range.
+ * Not thread-safe: one per thread. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "cli/transfer.h"
+#include "util/cleanup.h"
+#include "util/vec.h"
+
+struct imageio;
+/* url: the transfer_url (https://HOST:PORT/images/TICKET); cacert may be NULL */
+struct imageio *imageio_open(const char *url, const char *cacert);
+void imageio_close(struct imageio *io);
+DEFINE_AUTOPTR(imageio, struct imageio, imageio_close)
+
+/* OPTIONS: the unix_socket the server offers to local clients (NULL when
+ * none; caller frees). Fails when the server does not answer. */
+int imageio_options(struct imageio *io, char **unix_socket) WARN_UNUSED;
+/* the disk's size (from extents?context=zero) */
+int64_t imageio_size(struct imageio *io);
+DEFINE_VEC(extentlist, struct data_extent);
+/* GET extents?context=CONTEXT ("zero" or "dirty"): for dirty, the dirty
+ * extents only (zero says whether they read as zeros); for zero, every
+ * extent. A 404 for dirty fails with ERR_NOT_FOUND (the transfer is not part
+ * of an incremental backup). */
+int imageio_extents(struct imageio *io, const char *context, struct extentlist *out) WARN_UNUSED;
+/* GET with Range: exactly len bytes at off into buf */
+int imageio_pread(struct imageio *io, void *buf, size_t len, uint64_t off) WARN_UNUSED;

@@ -1,0 +1,153 @@
+/* increment.c: reading what changed (incremental backup) and reading a disk
+ * over HTTP (full backup from a remote engine), into the repository.
+ *
+ * The fast full path over NBD is nbdcopy.c. Here the data is small (what
+ * changed since the last checkpoint) or the source is HTTP, so reads are
+ * simple and sequential, in disk order; the patch writer (repo/extent.c)
+ * packs the changed bytes into chunks. */
+#include "cli/imageio.h"
+#include "cli/transfer.h"
+#include "util/err.h"
+#include <libnbd.h>
+#include <string.h>
+
+static int source_pread(struct disk_source *s, void *buf, size_t len, uint64_t off)
+{
+  if (s->nbd) {
+    if (nbd_pread(s->nbd, buf, len, off, 0) < 0)
+      return error(ERR_INTERNAL, "cannot read %zu bytes at %llu from %s: %s", len, (unsigned long long)off, s->what,
+                   nbd_get_error());
+    return 0;
+  }
+  return imageio_pread(s->http, buf, len, off);
+}
+
+static size_t block_len(uint64_t size, size_t b)
+{
+  uint64_t off = (uint64_t)b * REPO_CHUNK_SIZE;
+  return (size_t)(size - off < REPO_CHUNK_SIZE ? size - off : REPO_CHUNK_SIZE);
+}
+
+static void add_stats(struct copy_stats *st, const struct patch_stats *ps)
+{
+  st->bytes_stored += ps->bytes_stored;
+  st->chunks_new += ps->chunks_new;
+  st->chunks_reused += ps->chunks_reused;
+  st->chunks_zero += ps->chunks_zero;
+}
+
+int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
+                               size_t ndirty, const struct manifest_disk *prev, struct manifest_disk *d,
+                               struct copy_stats *st, copy_progress_fn progress, void *opaque)
+{
+  struct patch_writer *pw = patch_writer_new(r, prev, d);
+  if (!pw) return -1;
+  AUTOFREE unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  size_t k = 0; /* first dirty extent not wholly before the current block */
+  int rc = 0;
+  while (rc == 0 && k < ndirty) {
+    if (cli_interrupted) {
+      rc = error(ERR_INTERNAL, "interrupted");
+      break;
+    }
+    if (dirty[k].off >= d->size) break;
+    size_t b = (size_t)(dirty[k].off / REPO_CHUNK_SIZE);
+    uint64_t bs = (uint64_t)b * REPO_CHUNK_SIZE, be = bs + block_len(d->size, b);
+    /* the pieces of this block */
+    size_t pieces = 0;
+    uint64_t bytes = 0;
+    for (size_t q = k; q < ndirty && dirty[q].off < be; q++) {
+      uint64_t a = dirty[q].off > bs ? dirty[q].off : bs, e = dirty[q].off + dirty[q].len < be ? dirty[q].off + dirty[q].len : be;
+      if (a < e) pieces++, bytes += e - a;
+    }
+    if (patch_writer_wants_block(pw, b, pieces, bytes)) {
+      rc = source_pread(src, buf, (size_t)(be - bs), bs);
+      if (rc == 0) rc = patch_writer_block(pw, b, buf, (size_t)(be - bs));
+      st->bytes_read += be - bs;
+    } else {
+      for (size_t q = k; rc == 0 && q < ndirty && dirty[q].off < be; q++) {
+        uint64_t a = dirty[q].off > bs ? dirty[q].off : bs, e = dirty[q].off + dirty[q].len < be ? dirty[q].off + dirty[q].len : be;
+        if (a >= e) continue;
+        if (dirty[q].zero) {
+          rc = patch_writer_zero(pw, a, e - a);
+          continue;
+        }
+        rc = source_pread(src, buf, (size_t)(e - a), a);
+        if (rc == 0) rc = patch_writer_data(pw, a, buf, (size_t)(e - a));
+        st->bytes_read += e - a;
+      }
+    }
+    /* move on to the next block: skip extents that end inside this one */
+    while (k < ndirty && dirty[k].off + dirty[k].len <= be) k++;
+    if (k < ndirty && dirty[k].off < be) {
+      /* an extent that runs past this block: continue it in the next */
+      struct data_extent *rest = &dirty[k];
+      rest->len -= be - rest->off;
+      rest->off = be;
+    }
+    if (progress) progress(opaque, be);
+  }
+  if (rc < 0) {
+    patch_writer_free(pw);
+    return -1;
+  }
+  struct patch_stats ps;
+  if (patch_writer_finish(pw, &ps) < 0) return -1;
+  add_stats(st, &ps);
+  return 0;
+}
+
+int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t *disk_index, struct copy_stats *st,
+                 copy_progress_fn progress, void *opaque)
+{
+  struct extentlist ext = VEC_INIT;
+  if (imageio_extents(io, "zero", &ext) < 0) {
+    free(ext.ptr);
+    return -1;
+  }
+  int64_t size = imageio_size(io);
+  if (size < 0) {
+    free(ext.ptr);
+    return -1;
+  }
+  *disk_index = m->ndisks;
+  struct manifest_disk *d = manifest_add_disk(m, (uint64_t)size);
+  struct patch_writer *pw = patch_writer_new(r, NULL, d);
+  if (!pw) {
+    free(ext.ptr);
+    return -1;
+  }
+  AUTOFREE unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  struct disk_source src = {.what = "the imageio URL", .http = io};
+  size_t cursor = 0;
+  int rc = 0;
+  for (size_t b = 0; rc == 0 && b < d->nchunks; b++) {
+    if (cli_interrupted) {
+      rc = error(ERR_INTERNAL, "interrupted");
+      break;
+    }
+    uint64_t bs = (uint64_t)b * REPO_CHUNK_SIZE, be = bs + block_len(d->size, b);
+    bool any = false;
+    memset(buf, 0, (size_t)(be - bs));
+    while (cursor < ext.len && ext.ptr[cursor].off + ext.ptr[cursor].len <= bs) cursor++;
+    for (size_t q = cursor; rc == 0 && q < ext.len && ext.ptr[q].off < be; q++) {
+      uint64_t a = ext.ptr[q].off > bs ? ext.ptr[q].off : bs, e = ext.ptr[q].off + ext.ptr[q].len < be ? ext.ptr[q].off + ext.ptr[q].len : be;
+      if (ext.ptr[q].zero || a >= e) continue;
+      rc = source_pread(&src, buf + (a - bs), (size_t)(e - a), a);
+      st->bytes_read += e - a;
+      any = true;
+    }
+    if (rc == 0 && any) rc = patch_writer_block(pw, b, buf, (size_t)(be - bs));
+    else if (rc == 0) st->chunks_zero++;
+    if (progress) progress(opaque, be);
+  }
+  free(ext.ptr);
+  if (rc < 0) {
+    patch_writer_free(pw);
+    return -1;
+  }
+  struct patch_stats ps;
+  if (patch_writer_finish(pw, &ps) < 0) return -1;
+  add_stats(st, &ps);
+  return 0;
+}
