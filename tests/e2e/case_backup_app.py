@@ -376,3 +376,117 @@ def killed(env):
         env.check(repo.ok("verify")["ok"], "verify after gc fails")
     finally:
         repo.close()
+
+
+@case("snapback: options that do not apply, bad values and unknown configuration keys are refused with exit 2")
+def cli_refusals(env):
+    repo = Repo(env)
+    try:
+        repo.ok("init")
+
+        def refused(args, words, environ=None):
+            p = subprocess.run(repo.argv(*args), capture_output=True, text=True, timeout=60,
+                               env=environ or repo.environ)
+            env.check(p.returncode == 2, "snapback %s: exit %d, expected 2 (%s)" % (" ".join(args), p.returncode,
+                                                                               p.stderr.strip()))
+            env.check(words in p.stderr, "snapback %s: the message %r does not say %r"
+                      % (" ".join(args), p.stderr.strip(), words))
+            return p
+
+        before = env.api("GET", "/vms").body.findall("vm")
+        refused(["restore", "x", "--dry-run", "--name", "never-made"], "'--dry-run' does not apply to 'restore'")
+        after = env.api("GET", "/vms").body.findall("vm")
+        env.check(len(after) == len(before), "restore --dry-run created something")
+        refused(["gc", "--keep-last", "2"], "'--keep-last' does not apply to 'gc'")
+        refused(["verify", "--workers", "0"], "--workers")
+        refused(["backups", "--full"], "'--full' does not apply")
+        refused(["backups", "--key-file", os.path.join(repo.dir, "key")], "not encrypted")
+        refused(["backups", "a", "b"], "unexpected argument 'b'")
+        refused(["frobnicate"], "unknown command")
+        # under --json, the documented {"error", "code"}
+        p = refused(["prune", "--workers", "2", "--json"], "does not apply")
+        try:
+            js = json.loads(p.stdout)
+            env.check(set(js) == {"error", "code"} and js["code"] == "usage", "usage error JSON %r" % js)
+        except ValueError:
+            env.check(False, "a usage error under --json printed %r" % p.stdout)
+        # an unknown key in the configuration file
+        with open(os.path.join(repo.dir, "snapback.conf"), "w") as f:
+            f.write("repo = %s\nkeyfile = /nowhere\n" % repo.path)
+        refused(["backups"], "unknown key 'keyfile'")
+        os.unlink(os.path.join(repo.dir, "snapback.conf"))
+        # backups of one VM: none yet, and no error
+        env.check(repo.ok("backups", "--vm", "nobody") == [], "backups --vm nobody is not empty")
+    finally:
+        repo.close()
+
+
+def set_backup_incremental(env, disk_id):
+    """disk.backup=incremental where the engine knows it (the backup API's engines)"""
+    r = env.api("PUT", "/disks/" + disk_id, "<disk><backup>incremental</backup></disk>")
+    return r.status == 200
+
+
+@case("snapback: full, incremental, incremental again, each restored byte-identical; prune and gc keep the latest "
+      "restorable; backups VM, ambiguous prefixes, restore onto an existing name")
+def incremental(env):
+    repo = Repo(env)
+    try:
+        vm_id, name = env.create_vm()
+        disk = env.create_disk(size=64 * MiB)
+        env.attach(vm_id, disk, "virtio_scsi", bootable=True)
+        set_backup_incremental(env, disk)
+        has_api = env.api("GET", "/vms/%s/backups" % vm_id).status == 200
+        path = active_path(env, vm_id, disk)
+        offline_write(env, path, 0x11, 0, 8 * MiB)
+        offline_write(env, path, 0x12, 40 * MiB, 4 * MiB)
+        states, runs = [], []
+        for step in range(3):
+            if step:
+                # scattered 64 KiB writes, one of them zeroing data, one across a 4 MiB boundary
+                for k, off in enumerate((1 * MiB, 5 * MiB + 64 * 1024, 41 * MiB, 60 * MiB)):
+                    offline_write(env, path, 0x20 + step * 4 + k, off, 64 * 1024)
+                offline_write(env, path, 0x00, 2 * MiB, 64 * 1024)
+                offline_write(env, path, 0x30 + step, 4 * MiB - 32 * 1024, 64 * 1024)
+            states.append(raw_image(path))
+            runs.append(repo.ok("backup", name))
+        modes = [[d["mode"] for d in r["disks"]] for r in runs]
+        if has_api:
+            env.check(modes == [["full"], ["incremental"], ["incremental"]], "backup modes %r" % modes)
+            env.check(runs[1]["bytes_read"] < 2 * MiB, "the incremental backup read %d bytes" % runs[1]["bytes_read"])
+            env.check(runs[1]["bytes_stored"] < 2 * MiB, "the incremental backup stored %d bytes"
+                      % runs[1]["bytes_stored"])
+        else:
+            env.check(modes == [["full"]] * 3, "backup modes without the engine's backup API %r" % modes)
+            print("    note: the engine has no VM backup API: every run was full (through a snapshot)")
+
+        lst = repo.ok("backups", name)
+        env.require([b["backup"] for b in lst] == [r["backup"] for r in runs], "backups %s lists %r" % (name, lst))
+        # an ambiguous prefix names its matches
+        rc, out, err = repo.run("restore", runs[0]["backup"][:8], "--name", "never")
+        env.check(rc == 1 and "ambiguous" in err and runs[2]["backup"] in err, "ambiguous prefix: %d %s" % (rc, err))
+        # onto the existing name: refused, --name suggested, nothing created
+        nvms = len(env.api("GET", "/vms").body.findall("vm"))
+        rc, out, err = repo.run("restore", runs[0]["id"])
+        env.check(rc == 1 and "--name" in err, "restore onto the existing name: %d %s" % (rc, err))
+        env.check(len(env.api("GET", "/vms").body.findall("vm")) == nvms, "restore onto an existing name created a VM")
+
+        def restored_equals(run, want, label):
+            new = "%s-r%s" % (name, label)
+            env.vm_names.add(new)
+            rr = repo.ok("restore", run["backup"], "--name", new)
+            got = raw_image(active_path(env, rr["vm_id"], rr["disks"][0]["id"]))
+            env.check(got == want, "restore of backup %s (%s) is not byte-identical" % (label, run["backup"]))
+            r = env.api("DELETE", "/vms/%s?detach_only=false" % rr["vm_id"])
+            env.check(r.status in (200, 202), "removing the restored VM: " + r.short())
+
+        for k in range(3):
+            restored_equals(runs[k], states[k], str(k))
+        # prune all but the latest, gc: the latest still restores
+        repo.ok("prune", "--keep-last", "1")
+        repo.ok("gc")
+        env.check(repo.ok("verify")["ok"], "verify after prune and gc fails")
+        restored_equals(runs[2], states[2], "2b")
+        check_engine_clean(env, [vm_id], "at the end")
+    finally:
+        repo.close()
