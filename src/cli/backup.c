@@ -266,13 +266,14 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
   const char *alias = node_text(dn, "alias");
   int64_t psize = 0;
   if (node_get_int64(dn, "provisioned_size", &psize) < 0) return -1;
-  AUTOFREE char *mode = vm_backup_disk_mode(b->api, &b->vb, disk_id);
+  AUTOFREE char *engine_why = NULL;
+  AUTOFREE char *mode = vm_backup_disk_mode(b->api, &b->vb, disk_id, &engine_why);
   const struct manifest_disk *prev = b->vb.from_checkpoint ? base_disk(base, disk_id) : NULL;
   AUTOFREE char *why = why_full ? xstrdup(why_full) : NULL;
   bool incremental = strcmp(mode, "incremental") == 0;
   if (b->vb.from_checkpoint && !incremental && !why)
-    why = xasprintf("the engine backs disk '%s' up in full (backup_mode=full: a new disk, or its bitmap is missing "
-                    "or inconsistent; the engine's events say which)", alias ? alias : disk_id);
+    why = engine_why ? xasprintf("the engine backs disk '%s' up in full: %s", alias ? alias : disk_id, engine_why)
+                     : xasprintf("the engine backs disk '%s' up in full (backup_mode=full)", alias ? alias : disk_id);
   if (incremental && !prev) {
     incremental = false;
     why = xasprintf("backup '%s' in the repository holds no disk '%s'", base->name, alias ? alias : disk_id);
@@ -283,28 +284,37 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
   }
 
   if (transfer_start_backup(b->api, b->vb.id, disk_id, &b->t) < 0) return -1;
-  /* where the data comes from: NBD when reachable, else HTTP */
+  /* where the data comes from: the NBD export when this host reaches it,
+   * else the imageio URL (over its unix socket when offered) */
   AUTOPTR(imageio) io = NULL;
   AUTOFREE char *nbd_url = NULL, *nbd_why = NULL;
-  if (strncmp(b->t.url, "nbd", 3) == 0) {
-    nbd_url = xstrdup(b->t.url);
-  } else {
-    io = imageio_open(b->t.url, b->c->conf.cacert);
+  if (b->t.url && strncmp(b->t.url, "nbd", 3) == 0) {
+    struct nbd_handle *probe = nbd_try(b->t.url, &nbd_why);
+    if (probe) {
+      nbd_close(probe);
+      nbd_url = xstrdup(b->t.url);
+    }
+  }
+  if (b->t.http_url) {
+    io = imageio_open(b->t.http_url, b->c->conf.cacert);
     if (!io) return -1;
     AUTOFREE char *sock = NULL;
     if (imageio_options(io, &sock) < 0) return error_prefix("cannot use transfer '%s': ", b->t.id);
     if (sock) {
-      AUTOFREE char *esc = client_escape(sock);
-      AUTOFREE char *u = xasprintf("nbd+unix:///?socket=%s", esc);
-      struct nbd_handle *probe = nbd_try(u, &nbd_why);
-      if (probe) {
-        nbd_close(probe);
-        nbd_url = steal_pointer(&u);
+      AUTOFREE char *again = NULL;
+      imageio_use_unix_socket(io, sock);
+      if (imageio_options(io, &again) < 0) {
+        cli_note(b->c, "cannot use the engine's unix socket '%s' (%s): HTTP to '%s'", sock, error_message(),
+                 b->t.http_url);
+        error_clear();
+        imageio_use_unix_socket(io, NULL);
       }
     }
-    if (!nbd_url) cli_note(b->c, "disk '%s': reading over HTTP (%s)", alias ? alias : disk_id,
-                           nbd_why ? nbd_why : "the engine offers no NBD socket on this host");
   }
+  if (!nbd_url && !io)
+    return error(ERR_UNAVAILABLE, "cannot read disk '%s': %s, and the transfer has no HTTP URL",
+                 alias ? alias : disk_id, nbd_why ? nbd_why : "no NBD URL");
+  if (!nbd_url && nbd_why) cli_note(b->c, "disk '%s': %s: reading over HTTP", alias ? alias : disk_id, nbd_why);
   struct extentlist dirty = VEC_INIT;
   if (incremental && !io) {
     incremental = false;

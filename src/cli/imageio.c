@@ -12,7 +12,8 @@ struct imageio {
   CURL *curl;
   char *url;
   char *cacert;
-  int64_t size;  /* -1 until known */
+  char *unix_socket; /* when set: plain HTTP on this socket, same path */
+  int64_t size;      /* -1 until known */
 };
 
 struct imageio *imageio_open(const char *url, const char *cacert)
@@ -36,6 +37,7 @@ void imageio_close(struct imageio *io)
   curl_easy_cleanup(io->curl);
   free(io->url);
   free(io->cacert);
+  free(io->unix_socket);
   free(io);
 }
 
@@ -61,7 +63,10 @@ static long imageio_do(struct imageio *io, const char *method, const char *suffi
 {
   CURL *h = io->curl;
   curl_easy_reset(h);
-  AUTOFREE char *url = xasprintf("%s%s", io->url, suffix ? suffix : "");
+  /* on the unix socket the host is only a name: keep the URL's path */
+  const char *path = strstr(io->url, "://") ? strchr(strstr(io->url, "://") + 3, '/') : NULL;
+  AUTOFREE char *url = io->unix_socket && path ? xasprintf("http://localhost%s%s", path, suffix ? suffix : "")
+                                               : xasprintf("%s%s", io->url, suffix ? suffix : "");
   struct curl_slist *hdrs = NULL;
   AUTOFREE char *rh = range ? xasprintf("Range: bytes=%s", range) : NULL;
   if (rh) hdrs = curl_slist_append(hdrs, rh);
@@ -74,6 +79,7 @@ static long imageio_do(struct imageio *io, const char *method, const char *suffi
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
   if (io->cacert) curl_easy_setopt(h, CURLOPT_CAINFO, io->cacert);
+  if (io->unix_socket) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, io->unix_socket);
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hdrs);
   if (rc != CURLE_OK)
@@ -136,6 +142,12 @@ int imageio_extents(struct imageio *io, const char *context, struct extentlist *
   }
   if (!dirty) io->size = (int64_t)end;
   return 0;
+}
+
+void imageio_use_unix_socket(struct imageio *io, const char *path)
+{
+  free(io->unix_socket);
+  io->unix_socket = xstrdup(path);
 }
 
 int64_t imageio_size(struct imageio *io)

@@ -18,6 +18,10 @@ DEFINE_AUTOPTR(imageio, struct imageio, imageio_close)
 /* OPTIONS: the unix_socket the server offers to local clients (NULL when
  * none; caller frees). Fails when the server does not answer. */
 int imageio_options(struct imageio *io, char **unix_socket) WARN_UNUSED;
+/* sends the requests over the unix socket path (the same API in plain HTTP,
+ * as OPTIONS offers it to clients on the engine's host); NULL goes back to
+ * the URL's own host */
+void imageio_use_unix_socket(struct imageio *io, const char *path);
 /* the disk's size (from extents?context=zero) */
 int64_t imageio_size(struct imageio *io);
 DEFINE_VEC(extentlist, struct data_extent);

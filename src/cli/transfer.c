@@ -20,6 +20,7 @@ void transfer_clear(struct transfer *t)
 {
   free(t->id);
   free(t->url);
+  free(t->http_url);
   free(t->phase);
   memset(t, 0, sizeof *t);
 }
@@ -34,6 +35,16 @@ static const char *transfer_nbd(const struct node *n)
   return url ? url : node_text(n, "transfer_url");
 }
 
+/* the imageio HTTP(S) URL of a transfer, when it has one */
+static void transfer_take_http(struct transfer *t, const struct node *n)
+{
+  const char *url = node_text(n, "transfer_url");
+  if (url && strncmp(url, "http", 4) == 0 && (!t->http_url || strcmp(url, t->http_url) != 0)) {
+    free(t->http_url);
+    t->http_url = xstrdup(url);
+  }
+}
+
 /* reads phase (and the NBD URL) of t; ERR_NOT_FOUND when it is gone */
 static int transfer_refresh(struct client *c, struct transfer *t)
 {
@@ -41,6 +52,7 @@ static int transfer_refresh(struct client *c, struct transfer *t)
   AUTOPTR(node) n = NULL;
   if (client_call(c, "GET", path, NULL, &n) < 0) return -1;
   const char *phase = node_text(n, "phase"), *url = transfer_nbd(n);
+  transfer_take_http(t, n);
   free(t->phase);
   t->phase = xstrdup(phase ? phase : "unknown");
   if (url && (!t->url || strcmp(url, t->url) != 0)) {
@@ -77,6 +89,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
   const char *phase = node_text(n, "phase"), *url = transfer_nbd(n);
   t->phase = xstrdup(phase ? phase : "initializing");
   t->url = xstrdup(url);
+  transfer_take_http(t, n);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
   int delay = 50;
   while (strcmp(t->phase, "transferring") != 0) {
@@ -96,8 +109,9 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
     if (delay < 500) delay *= 2;
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
-  if (!t->url || (strncmp(t->url, "nbd", 3) != 0 && strncmp(t->url, "http", 4) != 0)) {
-    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD or HTTP transfer_url (got '%s')", t->id, t->url ? t->url : "");
+  if ((!t->url || strncmp(t->url, "nbd", 3) != 0) && !t->http_url) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has neither an NBD nor an HTTP URL (got '%s')", t->id,
+          t->url ? t->url : "");
     goto cancel;
   }
   return 0;
@@ -109,8 +123,9 @@ cancel:
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id, struct transfer *t)
 {
   if (transfer_open(c, upload, image_id, disk_id, NULL, t) < 0) return -1;
-  if (strncmp(t->url, "nbd", 3) != 0) {
-    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD transfer_url (got '%s')", t->id, t->url);
+  if (!t->url || strncmp(t->url, "nbd", 3) != 0) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')", t->id,
+          t->url ? t->url : "");
     transfer_cancel(c, t);
     return -1;
   }

@@ -13,6 +13,7 @@ extern volatile sig_atomic_t cli_interrupted;
 struct transfer {
   char *id;
   char *url;       /* its NBD export: nbd_url, nbd+unix:///?socket=... */
+  char *http_url;  /* transfer_url when it is the imageio HTTP(S) URL, else NULL */
   char *phase;     /* the last phase seen */
 };
 void transfer_clear(struct transfer *t);
@@ -23,7 +24,7 @@ void transfer_clear(struct transfer *t);
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
                    struct transfer *t) WARN_UNUSED;
 /* POSTs a download transfer of disk_id in engine backup backup_id and waits
- * until it is transferring; its url is NBD or an imageio HTTP(S) URL */
+ * until it is transferring; it has an NBD url, an http_url, or both */
 int transfer_start_backup(struct client *c, const char *backup_id, const char *disk_id,
                           struct transfer *t) WARN_UNUSED;
 /* finalizes and waits until the engine says finished_success (or the transfer

@@ -99,8 +99,9 @@ int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size
   return 0;
 }
 
-char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const char *disk_id)
+char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const char *disk_id, char **reason)
 {
+  *reason = NULL;
   AUTOFREE char *path = xasprintf("/vms/%s/backups/%s/disks", b->vm_id, b->id);
   AUTOPTR(node) n = NULL;
   if (client_call(api, "GET", path, NULL, &n) < 0) {
@@ -109,7 +110,10 @@ char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const c
   }
   for (size_t i = 0; n && i < n->nkids; i++) {
     const char *id = node_attr(n->kids[i], "id"), *mode = node_text(n->kids[i], "backup_mode");
-    if (id && strcmp(id, disk_id) == 0 && mode) return xstrdup(mode);
+    if (id && strcmp(id, disk_id) == 0 && mode) {
+      *reason = xstrdup(node_text(n->kids[i], "backup_mode_reason"));
+      return xstrdup(mode);
+    }
   }
   return xstrdup(b->from_checkpoint ? "incremental" : "full");
 }

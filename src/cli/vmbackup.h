@@ -24,8 +24,9 @@ void vm_backup_clear(struct vm_backup *b);
 int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size_t n, const char *from_checkpoint,
                     struct vm_backup *b) WARN_UNUSED;
 /* the backup_mode the engine chose for a disk of the backup ("full" or
- * "incremental"); caller frees */
-char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const char *disk_id);
+ * "incremental") and, for a full one, its backup_mode_reason (*reason, NULL
+ * when none); caller frees both */
+char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const char *disk_id, char **reason);
 /* finalizes and waits until succeeded (fails on failed, naming the phase) */
 int vm_backup_finalize(struct client *api, struct vm_backup *b) WARN_UNUSED;
 /* finalizes without waiting for success; keeps the current error */
