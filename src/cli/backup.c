@@ -315,15 +315,34 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
     return error(ERR_UNAVAILABLE, "cannot read disk '%s': %s, and the transfer has no HTTP URL",
                  alias ? alias : disk_id, nbd_why ? nbd_why : "no NBD URL");
   if (!nbd_url && nbd_why) cli_note(b->c, "disk '%s': %s: reading over HTTP", alias ? alias : disk_id, nbd_why);
+  /* the dirty extents: from the imageio API, else from the NBD export's
+   * dirty bitmap */
   struct extentlist dirty = VEC_INIT;
-  if (incremental && !io) {
-    incremental = false;
-    why = xasprintf("transfer '%s' has only an NBD URL: no dirty extents to read", b->t.id);
-  }
-  if (incremental && imageio_extents(io, "dirty", &dirty) < 0) {
-    incremental = false;
-    why = xasprintf("cannot read the dirty extents: %s", error_message());
-    error_clear();
+  if (incremental) {
+    AUTOFREE char *http_why = NULL;
+    int drc = -1;
+    if (io) {
+      drc = imageio_extents(io, "dirty", &dirty);
+      if (drc < 0) {
+        http_why = xstrdup(error_message());
+        error_clear();
+        dirty.len = 0;
+      }
+    }
+    if (drc < 0 && nbd_url) {
+      AUTOFREE char *context = NULL;
+      drc = nbd_dirty_extents(nbd_url, &dirty, &context);
+      if (drc < 0) {
+        free(http_why);
+        http_why = xstrdup(error_message());
+        error_clear();
+        dirty.len = 0;
+      }
+    }
+    if (drc < 0) {
+      incremental = false;
+      why = xasprintf("cannot read the dirty extents: %s", http_why ? http_why : "the transfer offers none");
+    }
   }
   AUTOFREE char *label = xasprintf("%s (%zu/%zu)", alias ? alias : disk_id, i + 1, nd);
   struct progress p;

@@ -30,5 +30,10 @@ DEFINE_VEC(extentlist, struct data_extent);
  * extent. A 404 for dirty fails with ERR_NOT_FOUND (the transfer is not part
  * of an incremental backup). */
 int imageio_extents(struct imageio *io, const char *context, struct extentlist *out) WARN_UNUSED;
+/* the dirty extents of an NBD export with a dirty bitmap (the first
+ * qemu:dirty-bitmap:NAME it lists, as qemu-nbd --bitmap or libvirt's pull
+ * backup export it); *context gets its name (caller frees). ERR_NOT_FOUND when
+ * the export has no dirty bitmap. */
+int nbd_dirty_extents(const char *url, struct extentlist *out, char **context) WARN_UNUSED;
 /* GET with Range: exactly len bytes at off into buf */
 int imageio_pread(struct imageio *io, void *buf, size_t len, uint64_t off) WARN_UNUSED;

@@ -8,8 +8,69 @@
 #include "cli/imageio.h"
 #include "cli/transfer.h"
 #include "util/err.h"
+#include "util/vec.h"
 #include <libnbd.h>
 #include <string.h>
+
+/* ---- dirty extents from the NBD export itself ---- */
+
+static int first_context(void *opaque, const char *name)
+{
+  char **out = opaque;
+  if (!*out) *out = xstrdup(name);
+  return 0;
+}
+
+struct dirty_ctx { const char *context; struct extentlist *v; uint64_t end, limit; };
+
+static int dirty_cb(void *opaque, const char *context, uint64_t offset, uint32_t *entries, size_t n, int *err)
+{
+  (void)err;
+  struct dirty_ctx *x = opaque;
+  if (strcmp(context, x->context) != 0) return 0;
+  for (size_t i = 0; i + 1 < n && offset < x->limit; i += 2) {
+    uint64_t len = entries[i];
+    if (offset + len > x->limit) len = x->limit - offset;
+    if (entries[i + 1] & 1) { /* dirty */
+      struct extentlist *v = x->v;
+      if (v->len && v->ptr[v->len - 1].off + v->ptr[v->len - 1].len == offset) v->ptr[v->len - 1].len += len;
+      else vec_push(v, ((struct data_extent){offset, len, false}));
+    }
+    offset += len;
+  }
+  if (offset > x->end) x->end = offset;
+  return 0;
+}
+
+int nbd_dirty_extents(const char *url, struct extentlist *out, char **context)
+{
+  *context = NULL;
+  struct nbd_handle *h = nbd_create();
+  if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
+  int rc = 0;
+  if (nbd_set_opt_mode(h, true) < 0 || nbd_connect_uri(h, url) < 0)
+    rc = error(ERR_UNAVAILABLE, "cannot connect to '%s': %s", url, nbd_get_error());
+  if (rc == 0 && (nbd_add_meta_context(h, "qemu:dirty-bitmap:") < 0 ||
+                  nbd_opt_list_meta_context(h, (nbd_context_callback){.callback = first_context, .user_data = context}) < 0))
+    rc = error(ERR_UNSUPPORTED, "'%s' lists no meta contexts: %s", url, nbd_get_error());
+  if (rc == 0 && !*context) rc = error(ERR_NOT_FOUND, "'%s' exports no dirty bitmap", url);
+  if (rc == 0 && (nbd_clear_meta_contexts(h) < 0 || nbd_add_meta_context(h, *context) < 0 || nbd_opt_go(h) < 0 ||
+                  nbd_can_meta_context(h, *context) != 1))
+    rc = error(ERR_UNSUPPORTED, "cannot read '%s' of '%s': %s", *context, url, nbd_get_error());
+  int64_t size = rc == 0 ? nbd_get_size(h) : -1;
+  if (rc == 0 && size < 0) rc = error(ERR_INTERNAL, "cannot get the size of '%s': %s", url, nbd_get_error());
+  struct dirty_ctx x = {*context, out, 0, (uint64_t)(size > 0 ? size : 0)};
+  while (rc == 0 && x.end < x.limit) {
+    uint64_t before = x.end, want = x.limit - x.end < ((uint64_t)1 << 30) ? x.limit - x.end : (uint64_t)1 << 30;
+    if (nbd_block_status(h, want, x.end, (nbd_extent_callback){.callback = dirty_cb, .user_data = &x}, 0) < 0)
+      rc = error(ERR_INTERNAL, "cannot read '%s' of '%s': %s", *context, url, nbd_get_error());
+    else if (x.end <= before)
+      rc = error(ERR_INTERNAL, "'%s' of '%s' says nothing about offset %llu", *context, url, (unsigned long long)before);
+  }
+  if (rc == 0) nbd_shutdown(h, 0);
+  nbd_close(h);
+  return rc;
+}
 
 static int source_pread(struct disk_source *s, void *buf, size_t len, uint64_t off)
 {

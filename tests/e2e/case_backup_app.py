@@ -452,7 +452,8 @@ def incremental(env):
             runs.append(repo.ok("backup", name))
         modes = [[d["mode"] for d in r["disks"]] for r in runs]
         if has_api:
-            env.check(modes == [["full"], ["incremental"], ["incremental"]], "backup modes %r" % modes)
+            env.check(modes == [["full"], ["incremental"], ["incremental"]], "backup modes %r (why: %r)"
+                      % (modes, [[d.get("why") for d in r["disks"]] for r in runs]))
             env.check(runs[1]["bytes_read"] < 2 * MiB, "the incremental backup read %d bytes" % runs[1]["bytes_read"])
             env.check(runs[1]["bytes_stored"] < 2 * MiB, "the incremental backup stored %d bytes"
                       % runs[1]["bytes_stored"])
