@@ -141,6 +141,27 @@ static void remove_leftovers(struct backup_run *b)
       cli_note(b->c, "removed snapshot '%s' left by an interrupted backup (pid %ld)", id, pid);
     }
   }
+  /* the engine's backups a killed run left running */
+  AUTOFREE char *bpath = xasprintf("/vms/%s/backups", b->vm_id);
+  AUTOPTR(node) bs = NULL;
+  if (client_call(b->api, "GET", bpath, NULL, &bs) < 0) {
+    error_clear(); /* an engine without the backup API */
+    return;
+  }
+  for (size_t i = 0; bs && i < bs->nkids; i++) {
+    const char *id = node_attr(bs->kids[i], "id"), *phase = node_text(bs->kids[i], "phase");
+    long pid = 0;
+    if (!id || (phase && (strcmp(phase, "succeeded") == 0 || strcmp(phase, "failed") == 0)) ||
+        !snapshot_is_stale(node_text(bs->kids[i], "description"), &pid))
+      continue;
+    if (vm_backup_end_stale(b->api, b->vm_id, id) < 0) {
+      cli_note(b->c, "warning: cannot end backup '%s' left by an interrupted run (pid %ld): %s", id, pid,
+               error_message());
+      error_clear();
+    } else {
+      cli_note(b->c, "ended backup '%s' left by an interrupted backup (pid %ld)", id, pid);
+    }
+  }
 }
 
 /* undoes what the run created; keeps the current error */
@@ -399,7 +420,10 @@ static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_s
   AUTOFREE char *why_full = b->c->full ? xstrdup("--full was given")
                             : !base   ? xstrdup("no earlier backup of this VM in the repository names a checkpoint")
                                       : NULL;
-  int rc = vm_backup_start(b->api, b->vm_id, ids, nd, base ? base->checkpoint_id : NULL, &b->vb);
+  char host[256];
+  hostname_of(host);
+  AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", m->id, (long)getpid(), host);
+  int rc = vm_backup_start(b->api, b->vm_id, ids, nd, base ? base->checkpoint_id : NULL, desc, &b->vb);
   if (rc < 0 && error_code() == ERR_UNSUPPORTED) {
     error_clear();
     free(ids);
@@ -413,7 +437,7 @@ static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_s
     error_clear();
     engine_event(b->api, b->vm_id, "warning", "snapback: backup of VM '%s' falls back to full: %s", b->vm_name,
                  why_full);
-    rc = vm_backup_start(b->api, b->vm_id, ids, nd, NULL, &b->vb);
+    rc = vm_backup_start(b->api, b->vm_id, ids, nd, NULL, desc, &b->vb);
   }
   free(ids);
   if (rc < 0) return -1;

@@ -65,7 +65,7 @@ static int backup_wait(struct client *api, struct vm_backup *b, const char *want
 }
 
 int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size_t n, const char *from_checkpoint,
-                    struct vm_backup *b)
+                    const char *description, struct vm_backup *b)
 {
   memset(b, 0, sizeof *b);
   struct buf body = BUF_INIT;
@@ -73,7 +73,9 @@ int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size
   for (size_t i = 0; i < n; i++) buf_printf(&body, "<disk id=\"%s\"/>", disk_ids[i]);
   buf_puts(&body, "</disks>");
   if (from_checkpoint) buf_printf(&body, "<from_checkpoint_id>%s</from_checkpoint_id>", from_checkpoint);
-  buf_puts(&body, "<description>snapback</description></backup>");
+  buf_puts(&body, "<description>");
+  buf_put_xml_escaped(&body, description);
+  buf_puts(&body, "</description></backup>");
   AUTOFREE char *path = xasprintf("/vms/%s/backups", vm_id);
   AUTOPTR(node) ans = NULL;
   int rc = client_call(api, "POST", path, buf_str(&body), &ans);
@@ -125,6 +127,46 @@ int vm_backup_finalize(struct client *api, struct vm_backup *b)
     return error_prefix("cannot finalize backup '%s': ", b->id);
   if (backup_refresh(api, b) < 0) return error_prefix("cannot finalize backup '%s': ", b->id);
   return backup_wait(api, b, "succeeded");
+}
+
+static bool id_in(const char *id, const struct node *list)
+{
+  for (size_t i = 0; id && list && i < list->nkids; i++)
+    if (node_attr(list->kids[i], "id") && strcmp(node_attr(list->kids[i], "id"), id) == 0) return true;
+  return false;
+}
+
+int vm_backup_end_stale(struct client *api, const char *vm_id, const char *backup_id)
+{
+  struct vm_backup b = {.id = xstrdup(backup_id), .vm_id = xstrdup(vm_id)};
+  /* the transfers it left open first (those naming the backup, or, where the
+   * engine does not say, those of its disks): the engine keeps the disks
+   * until they end */
+  AUTOFREE char *dpath = xasprintf("/vms/%s/backups/%s/disks", vm_id, backup_id);
+  AUTOPTR(node) disks = NULL;
+  if (client_call(api, "GET", dpath, NULL, &disks) < 0) error_clear();
+  AUTOPTR(node) ts = NULL;
+  if (client_call(api, "GET", "/imagetransfers", NULL, &ts) < 0) error_clear();
+  for (size_t i = 0; ts && i < ts->nkids; i++) {
+    const struct node *t = ts->kids[i];
+    const char *phase = node_text(t, "phase"), *id = node_attr(t, "id"),
+               *bid = node_attr(node_child(t, "backup"), "id"), *did = node_attr(node_child(t, "disk"), "id");
+    if (!id || (bid ? strcmp(bid, backup_id) != 0 : !id_in(did, disks))) continue;
+    if (phase && (strncmp(phase, "finished", 8) == 0 || strncmp(phase, "cancelled", 9) == 0)) continue;
+    struct transfer tr = {.id = xstrdup(id)};
+    transfer_cancel(api, &tr);
+  }
+  int rc = backup_refresh(api, &b);
+  if (rc == 0 && b.phase && (strcmp(b.phase, "initializing") == 0 || strcmp(b.phase, "starting") == 0))
+    rc = backup_wait(api, &b, "ready");
+  if (rc == 0 && b.phase && strcmp(b.phase, "ready") == 0) rc = vm_backup_finalize(api, &b);
+  else if (rc == 0 && b.phase && strcmp(b.phase, "finalizing") == 0) rc = backup_wait(api, &b, "succeeded");
+  if (rc < 0 && b.phase && strcmp(b.phase, "failed") == 0) {
+    error_clear(); /* ended: that is all we wanted */
+    rc = 0;
+  }
+  vm_backup_clear(&b);
+  return rc;
 }
 
 void vm_backup_abort(struct client *api, struct vm_backup *b)

@@ -110,12 +110,13 @@ def two_disk_vm(env, size, run):
 
 
 def snapback_snapshot(env, vm_id):
-    """(id, status) of the snapshot snapback made, or (None, None)"""
+    """(id, status) of the snapshot snapback's backup reads, or (None, None)"""
     r = env.api("GET", "/vms/%s/snapshots" % vm_id)
     if r.status != 200:
         return None, None
     for s in r.body.findall("snapshot"):
-        if (text(s, "description") or "").startswith("snapback backup"):
+        # snapback's own (an engine without the backup API) or the engine's backup snapshot
+        if (text(s, "description") or "").startswith(("snapback backup", "Auto-generated for Backup VM")):
             return s.get("id"), text(s, "snapshot_status")
     return None, None
 
