@@ -150,7 +150,7 @@ T[rfloor]=$(secs "$t0" "$t1")
 rm -f "$W/floor.qcow2"
 
 warm
-t0=$(now); nbdcopy -- [ qemu-nbd -r -U -f qcow2 "$(vol)" ] "$W/nbdcopy.raw"; t1=$(now); T[nbdcopy]=$(secs "$t0" "$t1")
+t0=$(now); nbdcopy -- [ qemu-nbd -r --force-share -f qcow2 "$(vol)" ] "$W/nbdcopy.raw"; t1=$(now); T[nbdcopy]=$(secs "$t0" "$t1")
 rm -f "$W/nbdcopy.raw"
 
 if [ -z "$SKIP_OTHERS" ]; then
