@@ -89,12 +89,21 @@ static size_t block_len(uint64_t size, size_t b)
   return (size_t)(size - off < REPO_CHUNK_SIZE ? size - off : REPO_CHUNK_SIZE);
 }
 
-static void add_stats(struct copy_stats *st, const struct patch_stats *ps)
+/* finishes the writer when the run succeeded (rc 0), else drops it; adds
+ * what it stored to st */
+static int writer_end(struct patch_writer *pw, int rc, struct copy_stats *st)
 {
-  st->bytes_stored += ps->bytes_stored;
-  st->chunks_new += ps->chunks_new;
-  st->chunks_reused += ps->chunks_reused;
-  st->chunks_zero += ps->chunks_zero;
+  if (rc < 0) {
+    patch_writer_free(pw);
+    return -1;
+  }
+  struct patch_stats ps;
+  if (patch_writer_finish(pw, &ps) < 0) return -1;
+  st->bytes_stored += ps.bytes_stored;
+  st->chunks_new += ps.chunks_new;
+  st->chunks_reused += ps.chunks_reused;
+  st->chunks_zero += ps.chunks_zero;
+  return 0;
 }
 
 int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
@@ -148,14 +157,7 @@ int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct d
     }
     if (progress) progress(opaque, be);
   }
-  if (rc < 0) {
-    patch_writer_free(pw);
-    return -1;
-  }
-  struct patch_stats ps;
-  if (patch_writer_finish(pw, &ps) < 0) return -1;
-  add_stats(st, &ps);
-  return 0;
+  return writer_end(pw, rc, st);
 }
 
 int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t *disk_index, struct copy_stats *st,
@@ -203,12 +205,5 @@ int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t 
     if (progress) progress(opaque, be);
   }
   free(ext.ptr);
-  if (rc < 0) {
-    patch_writer_free(pw);
-    return -1;
-  }
-  struct patch_stats ps;
-  if (patch_writer_finish(pw, &ps) < 0) return -1;
-  add_stats(st, &ps);
-  return 0;
+  return writer_end(pw, rc, st);
 }
