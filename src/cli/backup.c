@@ -190,6 +190,66 @@ static void backup_cleanup(struct backup_run *b)
   error_restore(&saved);
 }
 
+DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
+
+/* an NBD connection to url, or NULL with *why set (no error kept: the caller
+ * falls back) */
+static struct nbd_handle *nbd_try(const char *url, char **why)
+{
+  struct nbd_handle *h = nbd_create();
+  if (h && nbd_connect_uri(h, url) == 0) return h;
+  free(*why);
+  *why = xasprintf("cannot reach '%s': %s", url, nbd_get_error());
+  nbd_close(h);
+  return NULL;
+}
+
+/* where the open transfer b->t is read from: *nbd_url when this host
+ * reaches its NBD export, *io for its imageio URL (through the unix socket
+ * OPTIONS offers on the engine's host); at least one of them */
+static int open_source(struct backup_run *b, const char *disk, char **nbd_url, struct imageio **io)
+{
+  AUTOFREE char *nbd_why = NULL;
+  if (b->t.url && strncmp(b->t.url, "nbd", 3) == 0) {
+    struct nbd_handle *probe = nbd_try(b->t.url, &nbd_why);
+    if (probe) {
+      nbd_close(probe);
+      *nbd_url = xstrdup(b->t.url);
+    }
+  }
+  if (b->t.http_url) {
+    *io = imageio_open(b->t.http_url, b->c->conf.cacert);
+    if (!*io) return -1;
+    AUTOFREE char *sock = NULL;
+    if (imageio_options(*io, &sock) < 0) return error_prefix("cannot use transfer '%s': ", b->t.id);
+    if (sock) {
+      AUTOFREE char *again = NULL;
+      imageio_use_unix_socket(*io, sock);
+      if (imageio_options(*io, &again) < 0) {
+        cli_note(b->c, "cannot use the engine's unix socket '%s' (%s): HTTP to '%s'", sock, error_message(),
+                 b->t.http_url);
+        error_clear();
+        imageio_use_unix_socket(*io, NULL);
+      }
+    }
+  }
+  if (!*nbd_url && !*io)
+    return error(ERR_UNAVAILABLE, "cannot read disk '%s': %s, and the transfer has no HTTP URL", disk,
+                 nbd_why ? nbd_why : "no NBD URL");
+  if (!*nbd_url && nbd_why) cli_note(b->c, "disk '%s': %s: reading over HTTP", disk, nbd_why);
+  return 0;
+}
+
+/* reads the whole disk of the open transfer into m (a new disk, *idx) */
+static int read_full(struct backup_run *b, struct manifest *m, const char *nbd_url, struct imageio *io,
+                     struct copy_stats *st, struct progress *p, size_t *idx)
+{
+  if (!nbd_url) return http_to_repo(b->r, io, m, idx, st, progress_cb, p);
+  /* twice the CPUs: a worker waiting for its chunk's fsync leaves its CPU to another */
+  int workers = b->c->workers ? b->c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+  return nbd_to_repo(b->r, nbd_url, m, idx, workers, st, progress_cb, p);
+}
+
 static int backup_disks(struct backup_run *b, struct manifest *m, const struct ovf_vm *ovf, struct copy_stats *st,
                         uint64_t *total)
 {
@@ -205,12 +265,13 @@ static int backup_disks(struct backup_run *b, struct manifest *m, const struct o
     int64_t psize = 0;
     if (node_get_int64(dn, "provisioned_size", &psize) < 0) return -1;
     if (transfer_start(b->api, false, image, NULL, &b->t) < 0) return -1;
+    AUTOFREE char *nbd_url = NULL;
+    AUTOPTR(imageio) io = NULL;
+    if (open_source(b, alias ? alias : disk_id, &nbd_url, &io) < 0) return -1;
     struct progress p;
     progress_start(&p, !b->c->json, label, (uint64_t)psize);
     size_t idx;
-    /* twice the CPUs: a worker waiting for its chunk's fsync leaves its CPU to another */
-    int workers = b->c->workers ? b->c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (nbd_to_repo(b->r, b->t.url, m, &idx, workers, st, progress_cb, &p) < 0)
+    if (read_full(b, m, nbd_url, io, st, &p, &idx) < 0)
       return error_prefix("cannot back up disk '%s': ", alias ? alias : disk_id);
     struct manifest_disk *d = &m->disks[idx];
     progress_end(&p, d->size);
@@ -262,18 +323,6 @@ static const struct manifest_disk *base_disk(const struct manifest *base, const 
   return NULL;
 }
 
-DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
-
-/* an NBD connection to url, or NULL (no error kept: the caller falls back) */
-static struct nbd_handle *nbd_try(const char *url, char **why)
-{
-  struct nbd_handle *h = nbd_create();
-  if (h && nbd_connect_uri(h, url) == 0) return h;
-  *why = xasprintf("cannot reach '%s': %s", url, nbd_get_error());
-  nbd_close(h);
-  return NULL;
-}
-
 /* backs up one disk of the engine's backup into m */
 static int backup_api_disk(struct backup_run *b, struct manifest *m, const struct node *att,
                            const struct manifest *base, const char *why_full, struct copy_stats *st, uint64_t *total,
@@ -305,37 +354,9 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
   }
 
   if (transfer_start_backup(b->api, b->vb.id, disk_id, &b->t) < 0) return -1;
-  /* where the data comes from: the NBD export when this host reaches it,
-   * else the imageio URL (over its unix socket when offered) */
   AUTOPTR(imageio) io = NULL;
   AUTOFREE char *nbd_url = NULL, *nbd_why = NULL;
-  if (b->t.url && strncmp(b->t.url, "nbd", 3) == 0) {
-    struct nbd_handle *probe = nbd_try(b->t.url, &nbd_why);
-    if (probe) {
-      nbd_close(probe);
-      nbd_url = xstrdup(b->t.url);
-    }
-  }
-  if (b->t.http_url) {
-    io = imageio_open(b->t.http_url, b->c->conf.cacert);
-    if (!io) return -1;
-    AUTOFREE char *sock = NULL;
-    if (imageio_options(io, &sock) < 0) return error_prefix("cannot use transfer '%s': ", b->t.id);
-    if (sock) {
-      AUTOFREE char *again = NULL;
-      imageio_use_unix_socket(io, sock);
-      if (imageio_options(io, &again) < 0) {
-        cli_note(b->c, "cannot use the engine's unix socket '%s' (%s): HTTP to '%s'", sock, error_message(),
-                 b->t.http_url);
-        error_clear();
-        imageio_use_unix_socket(io, NULL);
-      }
-    }
-  }
-  if (!nbd_url && !io)
-    return error(ERR_UNAVAILABLE, "cannot read disk '%s': %s, and the transfer has no HTTP URL",
-                 alias ? alias : disk_id, nbd_why ? nbd_why : "no NBD URL");
-  if (!nbd_url && nbd_why) cli_note(b->c, "disk '%s': %s: reading over HTTP", alias ? alias : disk_id, nbd_why);
+  if (open_source(b, alias ? alias : disk_id, &nbd_url, &io) < 0) return -1;
   /* the dirty extents: from the imageio API, else from the NBD export's
    * dirty bitmap */
   struct extentlist dirty = VEC_INIT;
@@ -376,11 +397,8 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
     AUTOPTR(nbd_handle) h = nbd_url ? nbd_try(nbd_url, &nbd_why) : NULL;
     struct disk_source src = {.what = h ? nbd_url : b->t.url, .nbd = h, .http = io};
     rc = source_to_repo_incremental(b->r, &src, dirty.ptr, dirty.len, prev, d, st, progress_cb, &p);
-  } else if (nbd_url) {
-    int workers = b->c->workers ? b->c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
-    rc = nbd_to_repo(b->r, nbd_url, m, &idx, workers, st, progress_cb, &p);
   } else {
-    rc = http_to_repo(b->r, io, m, &idx, st, progress_cb, &p);
+    rc = read_full(b, m, nbd_url, io, st, &p, &idx);
   }
   free(dirty.ptr);
   if (rc < 0) return error_prefix("cannot back up disk '%s': ", alias ? alias : disk_id);

@@ -35,10 +35,12 @@ static const char *transfer_nbd(const struct node *n)
   return url ? url : node_text(n, "transfer_url");
 }
 
-/* the imageio HTTP(S) URL of a transfer, when it has one */
+/* the imageio HTTP(S) URL of a transfer, when it has one: transfer_url, or
+ * the engine's proxy_url beside an NBD transfer_url */
 static void transfer_take_http(struct transfer *t, const struct node *n)
 {
   const char *url = node_text(n, "transfer_url");
+  if (!url || strncmp(url, "http", 4) != 0) url = node_text(n, "proxy_url");
   if (url && strncmp(url, "http", 4) == 0 && (!t->http_url || strcmp(url, t->http_url) != 0)) {
     free(t->http_url);
     t->http_url = xstrdup(url);
@@ -123,7 +125,7 @@ cancel:
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id, struct transfer *t)
 {
   if (transfer_open(c, upload, image_id, disk_id, NULL, t) < 0) return -1;
-  if (!t->url || strncmp(t->url, "nbd", 3) != 0) {
+  if (upload && (!t->url || strncmp(t->url, "nbd", 3) != 0)) {
     error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')", t->id,
           t->url ? t->url : "");
     transfer_cancel(c, t);

@@ -13,14 +13,15 @@ extern volatile sig_atomic_t cli_interrupted;
 struct transfer {
   char *id;
   char *url;       /* its NBD export: nbd_url, nbd+unix:///?socket=... */
-  char *http_url;  /* transfer_url when it is the imageio HTTP(S) URL, else NULL */
+  char *http_url;  /* the imageio HTTP(S) URL: transfer_url, else proxy_url; or NULL */
   char *phase;     /* the last phase seen */
 };
 void transfer_clear(struct transfer *t);
 
 /* POSTs a transfer (download of snapshot volume image_id, or upload into
- * disk_id) and waits until it is transferring. On failure a transfer that was
- * created is cancelled. */
+ * disk_id) and waits until it is transferring. An upload needs an NBD url; a
+ * download has an NBD url, an http_url, or both. On failure a transfer that
+ * was created is cancelled. */
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
                    struct transfer *t) WARN_UNUSED;
 /* POSTs a download transfer of disk_id in engine backup backup_id and waits

@@ -492,3 +492,39 @@ def incremental(env):
         check_engine_clean(env, [vm_id], "at the end")
     finally:
         repo.close()
+
+
+@case("snapback: a client that cannot reach the NBD export (another user, as for a remote engine) backs up over "
+      "the HTTP data URL; the backup restores byte-identical")
+def http_fallback(env):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    repo = Repo(env)
+    try:
+        # the repository and the configuration belong to nobody, who cannot open the
+        # transfers' NBD sockets in the engine's state directory
+        os.chown(repo.dir, nobody.pw_uid, nobody.pw_gid)
+        vm_id, name = env.create_vm()
+        disk = env.create_disk(size=24 * MiB)
+        env.attach(vm_id, disk, "virtio_scsi", bootable=True)
+        path = active_path(env, vm_id, disk)
+        offline_write(env, path, 0x5a, 0, 3 * MiB)
+        offline_write(env, path, 0x5b, 17 * MiB, 64 * 1024)
+        want = raw_image(path)
+        p = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid, "--clear-groups"]
+                           + repo.argv("backup", name, "--json"), capture_output=True, text=True, timeout=300,
+                           env=repo.environ)
+        env.require(p.returncode == 0, "backup as nobody exited %d: %s %s" % (p.returncode, p.stdout, p.stderr))
+        env.check("reading over HTTP" in p.stderr, "the backup does not say it read over HTTP: %s" % p.stderr)
+        res = json.loads(p.stdout)
+        env.check(res["bytes_read"] <= 4 * MiB, "read %d bytes of 3 MiB + 64 KiB written" % res["bytes_read"])
+        subprocess.run(["chown", "-R", "root:root", repo.dir], check=True)
+        new = name + "-http"
+        env.vm_names.add(new)
+        rr = repo.ok("restore", res["backup"], "--name", new)
+        got = raw_image(active_path(env, rr["vm_id"], rr["disks"][0]["id"]))
+        env.check(got == want, "the backup read over HTTP does not restore byte-identical")
+        check_engine_clean(env, [vm_id, rr["vm_id"]], "at the end")
+    finally:
+        subprocess.run(["chown", "-R", "root:root", repo.dir])
+        repo.close()
