@@ -288,6 +288,7 @@ static int disk_from_json_v2(json_t *jd, struct manifest_disk *d, const char *na
     free(d->chunks[k]);
     d->chunks[k] = ref_from_bin(bin + 32 * k);
   }
+  free(d->patch_chunks);
   d->npatch_chunks = json_array_size(pc);
   d->patch_chunks = xcalloc(d->npatch_chunks + 1, sizeof *d->patch_chunks);
   for (size_t k = 0; k < d->npatch_chunks; k++) {
@@ -299,6 +300,7 @@ static int disk_from_json_v2(json_t *jd, struct manifest_disk *d, const char *na
   size_t pl = strlen(patches) / 4 * 3 / PATCH_RECORD;
   AUTOFREE unsigned char *recs = base64_decode(patches, pl * PATCH_RECORD);
   if (!recs) return error(ERR_INVALID, "backup '%s' is damaged: disk '%s' has a bad patch list", name, d->id);
+  free(d->patches);
   d->npatches = pl;
   d->patches = xcalloc(pl + 1, sizeof *d->patches);
   uint64_t prev_end = 0;
