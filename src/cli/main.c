@@ -227,6 +227,13 @@ static int parse_count(const char *opt, const char *s, int *out)
   return 0;
 }
 
+static void cli_settings_free(struct cli *c)
+{
+  client_conf_clear(&c->conf);
+  free(c->repo);
+  free(c->key_file);
+}
+
 enum {
   OPT_REPO = 256, OPT_KEY, OPT_URL, OPT_USER, OPT_PASSFILE, OPT_CACERT, OPT_NAME, OPT_SD, OPT_CLUSTER,
   OPT_LAST, OPT_DAILY, OPT_WEEKLY, OPT_DRY, OPT_WORKERS, OPT_JSON, OPT_HELP, OPT_VERSION, OPT_FULL, OPT_VM,
@@ -285,8 +292,9 @@ int main(int argc, char **argv)
   const char *given[OPT_END - OPT_REPO] = {0}; /* how each option was spelled, when given */
   for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
     if (strcmp(argv[i], "--json") == 0) json_output = true;
-  struct cli c = {0};
-  char *password_file = NULL;
+  /* every return frees the settings */
+  __attribute__((cleanup(cli_settings_free))) struct cli c = {0};
+  AUTOFREE char *password_file = NULL;
   bool policy_given = false;
   int opt;
   opterr = 0;
@@ -358,18 +366,11 @@ int main(int argc, char **argv)
     conf_rc = read_config_file(&c, &ignored);
     free(ignored);
   }
-  if (conf_rc != 0) {
-    free(password_file);
-    return CLI_USAGE;
-  }
+  if (conf_rc != 0) return CLI_USAGE;
   if (password_file && !c.conf.password && command->engine) {
     c.conf.password = read_first_line(password_file);
-    if (!c.conf.password) {
-      free(password_file);
-      return usage_error("%s", error_message());
-    }
+    if (!c.conf.password) return usage_error("%s", error_message());
   }
-  free(password_file);
   if (command->repo && !c.repo) return usage_error("'%s' needs --repo PATH (or SNAPBACK_REPO)", cmd);
   if (command->engine && (!c.conf.url || !c.conf.user || !c.conf.password))
     return usage_error("'%s' needs an engine: give --url, --user and --password-file (or SNAPBACK_URL, "
@@ -398,8 +399,5 @@ int main(int argc, char **argv)
   } else rc = cli_gc(&c);
 
   curl_global_cleanup();
-  client_conf_clear(&c.conf);
-  free(c.repo);
-  free(c.key_file);
   return rc;
 }
