@@ -510,14 +510,26 @@ def http_fallback(env):
         path = active_path(env, vm_id, disk)
         offline_write(env, path, 0x5a, 0, 3 * MiB)
         offline_write(env, path, 0x5b, 17 * MiB, 64 * 1024)
-        want = raw_image(path)
-        p = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid, "--clear-groups"]
-                           + repo.argv("backup", name, "--json"), capture_output=True, text=True, timeout=300,
-                           env=repo.environ)
-        env.require(p.returncode == 0, "backup as nobody exited %d: %s %s" % (p.returncode, p.stdout, p.stderr))
-        env.check("reading over HTTP" in p.stderr, "the backup does not say it read over HTTP: %s" % p.stderr)
-        res = json.loads(p.stdout)
+        set_backup_incremental(env, disk)
+        has_api = env.api("GET", "/vms/%s/backups" % vm_id).status == 200
+
+        def backup_as_nobody():
+            p = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
+                                "--clear-groups"] + repo.argv("backup", name, "--json"),
+                               capture_output=True, text=True, timeout=300, env=repo.environ)
+            env.require(p.returncode == 0, "backup as nobody exited %d: %s %s" % (p.returncode, p.stdout, p.stderr))
+            env.check("reading over HTTP" in p.stderr, "the backup does not say it read over HTTP: %s" % p.stderr)
+            return json.loads(p.stdout)
+
+        res = backup_as_nobody()
         env.check(res["bytes_read"] <= 4 * MiB, "read %d bytes of 3 MiB + 64 KiB written" % res["bytes_read"])
+        # an incremental backup over HTTP (where the engine has the backup API)
+        offline_write(env, path, 0x5c, 9 * MiB, 64 * 1024)
+        want = raw_image(path)
+        res = backup_as_nobody()
+        if has_api:
+            env.check(res["disks"][0]["mode"] == "incremental" and res["bytes_read"] <= 128 * 1024,
+                      "the second backup over HTTP: %r" % res["disks"])
         subprocess.run(["chown", "-R", "root:root", repo.dir], check=True)
         new = name + "-http"
         env.vm_names.add(new)
