@@ -1,5 +1,6 @@
 /* imageio.c: the imageio data API over libcurl (see imageio.h). */
 #include "cli/imageio.h"
+#include "cli/client.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include <curl/curl.h>
@@ -62,7 +63,6 @@ static long imageio_do(struct imageio *io, const char *method, const char *suffi
                        struct sink *out)
 {
   CURL *h = io->curl;
-  curl_easy_reset(h);
   /* on the unix socket the host is only a name: keep the URL's path */
   const char *path = strstr(io->url, "://") ? strchr(strstr(io->url, "://") + 3, '/') : NULL;
   AUTOFREE char *url = io->unix_socket && path ? xasprintf("http://localhost%s%s", path, suffix ? suffix : "")
@@ -70,15 +70,7 @@ static long imageio_do(struct imageio *io, const char *method, const char *suffi
   struct curl_slist *hdrs = NULL;
   AUTOFREE char *rh = range ? xasprintf("Range: bytes=%s", range) : NULL;
   if (rh) hdrs = curl_slist_append(hdrs, rh);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
-  if (io->cacert) curl_easy_setopt(h, CURLOPT_CAINFO, io->cacert);
+  client_curl_setup(h, method, url, hdrs, sink_write, out, io->cacert);
   if (io->unix_socket) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, io->unix_socket);
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hdrs);
