@@ -300,16 +300,25 @@ static struct manifest *find_base(struct backup_run *b)
     error_clear();
     return NULL;
   }
+  /* names sort by the second only: compare start times; the newest second
+   * holds every candidate that can be the newest */
   struct manifest *base = NULL;
-  for (size_t i = n; i-- > 0 && !base;) {
+  char second[17] = "";
+  for (size_t i = n; i-- > 0;) {
+    if (base && strncmp(names[i], second, 16) != 0) break;
     struct manifest *m = manifest_read(b->r, names[i]);
     if (!m) {
       cli_note(b->c, "warning: skipping unreadable backup: %s", error_message());
       error_clear();
       continue;
     }
-    if (m->vm_id && strcmp(m->vm_id, b->vm_id) == 0 && m->checkpoint_id) base = m;
-    else manifest_free(m);
+    if (m->vm_id && strcmp(m->vm_id, b->vm_id) == 0 && m->checkpoint_id && (!base || m->start_ms > base->start_ms)) {
+      manifest_free(base);
+      base = m;
+      snprintf(second, sizeof second, "%.16s", names[i]);
+    } else {
+      manifest_free(m);
+    }
   }
   for (size_t i = 0; names[i]; i++) free(names[i]);
   free(names);

@@ -39,6 +39,13 @@ static void strv_free(char **v)
   free(v);
 }
 
+static int cmp_start(const void *a, const void *b)
+{
+  const struct manifest *x = *(struct manifest *const *)a, *y = *(struct manifest *const *)b;
+  if (x->start_ms != y->start_ms) return x->start_ms < y->start_ms ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
 int cli_list(struct cli *c)
 {
   AUTOPTR(repo) r = cli_repo_open(c, false, REPO_LOCK_SHARED);
@@ -48,15 +55,21 @@ int cli_list(struct cli *c)
   if (!names) return cli_report_error(c, "cannot list backups");
   AUTOPTR(json) arr = json_array();
   int rc = CLI_OK;
-  size_t shown = 0;
+  size_t shown = 0, nm = 0;
+  /* oldest first by start time (names sort by the second only) */
+  struct manifest **mans = xcalloc(n + 1, sizeof *mans);
   for (size_t i = 0; i < n; i++) {
-    AUTOPTR(manifest) m = manifest_read(r, names[i]);
-    if (!m) {
+    if (!(mans[nm] = manifest_read(r, names[i]))) {
       fprintf(stderr, "snapback: %s\n", error_message());
       error_clear();
       rc = CLI_FAILED;
       continue;
     }
+    nm++;
+  }
+  qsort(mans, nm, sizeof *mans, cmp_start);
+  for (size_t i = 0; i < nm; i++) {
+    AUTOPTR(manifest) m = steal_pointer(&mans[i]);
     if (c->vm && !(m->vm_name && strcmp(m->vm_name, c->vm) == 0) && !(m->vm_id && strcmp(m->vm_id, c->vm) == 0))
       continue;
     if (!c->json && !shown++)
@@ -88,6 +101,7 @@ int cli_list(struct cli *c)
       printf("%-19s  %-24s  %5zu  %10s  %-11s  %s\n", when, m->vm_name, m->ndisks, size, mode, m->name);
     }
   }
+  free(mans);
   if (c->json) print_json(arr);
   else if (!shown && c->vm) printf("no backups of VM '%s' in %s\n", c->vm, c->repo);
   else if (!shown) printf("no backups in %s\n", c->repo);

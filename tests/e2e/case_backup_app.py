@@ -462,8 +462,14 @@ def incremental(env):
             env.check(modes == [["full"]] * 3, "backup modes without the engine's backup API %r" % modes)
             print("    note: the engine has no VM backup API: every run was full (through a snapshot)")
 
+        # --full forces a full backup, and says so
+        forced = repo.ok("backup", name, "--full")
+        env.check([(d["mode"], d.get("why")) for d in forced["disks"]] == [("full", "--full was given")]
+                  or not has_api, "backup --full: %r" % forced["disks"])
+        runs_all = runs + [forced]
         lst = repo.ok("backups", name)
-        env.require([b["backup"] for b in lst] == [r["backup"] for r in runs], "backups %s lists %r" % (name, lst))
+        env.require([b["backup"] for b in lst] == [r["backup"] for r in runs_all], "backups %s lists %r"
+                    % (name, lst))
         # an ambiguous prefix names its matches
         rc, out, err = repo.run("restore", runs[0]["backup"][:8], "--name", "never")
         env.check(rc == 1 and "ambiguous" in err and runs[2]["backup"] in err, "ambiguous prefix: %d %s" % (rc, err))
@@ -491,8 +497,8 @@ def incremental(env):
 
         for k in range(3):
             restored_equals(runs[k], states[k], str(k))
-        # prune all but the latest, gc: the latest still restores
-        repo.ok("prune", "--keep-last", "1")
+        # prune the backups the last incremental one was based on, gc: it still restores
+        repo.ok("prune", "--keep-last", "2")  # keeps the last incremental and the forced full
         repo.ok("gc")
         env.check(repo.ok("verify")["ok"], "verify after prune and gc fails")
         restored_equals(runs[2], states[2], "2b")
