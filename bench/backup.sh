@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# bench/backup.sh: how fast is `snapback backup`, next to the copy floor and other tools.
+# bench/backup.sh: how fast is `snapback backup`, full and incremental, next to the copy
+# floor and other tools.
 #
 # Builds a 4 GiB qcow2 disk holding 2 GiB of incompressible data (1 GiB in 4 MiB runs,
-# 1 GiB in 64 KiB pieces at random offsets), attaches it to a VM of a private snapbackd,
-# and times, with the image in the page cache each time:
-#   snapback backup (full)   through the API, a snapshot and an NBD image transfer
-#   qemu-img convert -O raw  the copy floor: read the image, write raw
-#   nbdcopy from qemu-nbd    the same over NBD
-#   restic backup            of the raw image (restic's own chunking, compression auto)
-#   borg create              of the raw image, --compression zstd,3
-#   snapback backup again    after 1% of the data changed (qemu-io writes)
-# then prints each time, the ratios and snapback's peak memory (/usr/bin/time -v).
-# Targets: full backup within 1.5x of the copy floor, >= 5x faster than restic and borg,
-# peak memory < 256 MiB.
+# 1 GiB in 64 KiB pieces at random offsets), attaches it to a VM of a private snapbackd
+# and starts the VM; gives a copy of the same image to a plain libvirt domain for
+# virtnbdbackup. Every timed step starts with the page cache dropped (see warm below):
+#   snapback backup (full)        through the engine's backup API (or a snapshot) and NBD
+#   qemu-img convert -O raw       the copy floor: read the image, write raw
+#   qemu-img convert -O qcow2     the restore floor: the same data into a new qcow2
+#   nbdcopy from qemu-nbd         the same over NBD
+#   restic backup, borg create    of the raw image (restic's own chunking; borg zstd,3)
+#   virtnbdbackup full, inc       libvirt pull backups with checkpoints of the running domain
+#   snapback backup (incremental) after the same 1% change (328 writes of 64 KiB at
+#                                 random offsets) written through each running QEMU
+#                                 (HMP qemu-io), so that its dirty bitmaps see it
+#   snapback restore              of the full and of the incremental backup
+# then prints each time and ratio, the repository's growth and snapback's peak memory.
+# Targets (issue 9): full <= 1.25x the copy floor; incremental faster than virtnbdbackup's
+# and <= 10% of snapback's full; growth <= 1.25x the changed bytes; each restore <= 1.5x
+# the restore floor; peak memory < 256 MiB.
 #
 #   bench/backup.sh [BUILD_DIR]      (default: build; needs root, libvirt running)
 #   KEEP=1 keeps the work directory; WORK=DIR picks where it goes (default /var/tmp).
-#   BENCH_SKIP_OTHERS=1 skips restic and borg (snapback, the floor and nbdcopy only).
-#   BENCH_NO_DROP=1 does not drop the page cache before each timed step (see warm below).
+#   BENCH_SKIP_OTHERS=1 skips restic, borg and virtnbdbackup.
+#   BENCH_NO_DROP=1 does not drop the page cache before each timed step.
 # Never runs in CI.
 set -euo pipefail
 
@@ -40,17 +47,29 @@ need=()
 if [ -z "$SKIP_OTHERS" ]; then
   command -v restic >/dev/null || need+=(restic)
   command -v borg >/dev/null || need+=(borgbackup)
+  command -v virtnbdbackup >/dev/null || need+=(virtnbdbackup)
 fi
 command -v nbdcopy >/dev/null || need+=(libnbd-bin)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+    "${need[@]}" >/dev/null
 fi
 
 W=$(mktemp -d "${WORK:-/var/tmp}/snapback-bench.XXXXXX")
 DAEMON_PID=
+VM=
+VNB_DOM=bench-vnb-$(basename "$W" | tr -dc 'A-Za-z0-9')
 cleanup() {
+  if virsh -q dominfo "$VNB_DOM" >/dev/null 2>&1; then
+    virsh -q destroy "$VNB_DOM" >/dev/null 2>&1 || true
+    for c in $(virsh -q checkpoint-list "$VNB_DOM" --name 2>/dev/null); do
+      virsh -q checkpoint-delete "$VNB_DOM" "$c" --metadata >/dev/null 2>&1 || true
+    done
+    virsh -q undefine "$VNB_DOM" >/dev/null 2>&1 || true
+  fi
+  [ -n "$DAEMON_PID" ] && [ -n "$VM" ] && api -X POST "$API/vms/$VM/stop" -d '<action/>' >/dev/null 2>&1 || true
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null || true
   if [ -z "${KEEP:-}" ]; then rm -rf "$W"; else echo "kept $W"; fi
 }
@@ -70,7 +89,12 @@ VM=$(api -X POST "$API/vms" -d '<vm><name>bench-vm</name><cluster><name>Default<
 DISK=$(api -X POST "$API/disks" -d '<disk><alias>bench-disk</alias><provisioned_size>4294967296</provisioned_size><format>cow</format><sparse>true</sparse><storage_domains><storage_domain><name>data</name></storage_domain></storage_domains></disk>' | idof)
 for _ in $(seq 100); do api "$API/disks/$DISK" | grep -q '<status>ok</status>' && break; sleep 0.1; done
 api -X POST "$API/vms/$VM/diskattachments" -d "<disk_attachment><disk id=\"$DISK\"/><interface>virtio_scsi</interface><bootable>true</bootable><active>true</active></disk_attachment>" >/dev/null
-vol() { ls "$W"/state/storage/*/images/"$DISK"/* | grep -v -e '\.meta$' -e '\.lease$'; }
+# the disk's active volume (image_id), which a snapshot and its removal may change
+vol() {
+  local img
+  img=$(api "$API/disks/$DISK" | python3 -c 'import sys,xml.etree.ElementTree as E; print(E.fromstring(sys.stdin.read()).findtext("image_id"))')
+  ls "$W"/state/storage/*/images/"$DISK/$img"
+}
 
 echo "building the disk: 4 GiB virtual, 1 GiB in 4 MiB runs + 1 GiB in 64 KiB pieces, incompressible"
 python3 - "$W/data.raw" <<'EOF'
@@ -87,6 +111,12 @@ EOF
 qemu-img convert -f raw -O qcow2 "$W/data.raw" "$(vol)"
 rm -f "$W/data.raw"
 qemu-img info "$(vol)" | grep -E 'virtual size|disk size'
+cp --sparse=always "$(vol)" "$W/vnb.qcow2"
+# incremental backups need disk.backup=incremental (an engine without the backup API refuses it)
+api -X PUT "$API/disks/$DISK" -d '<disk><backup>incremental</backup></disk>' >/dev/null 2>&1 ||
+  echo "note: the engine does not take disk.backup=incremental: snapback's second backup is full"
+api -X POST "$API/vms/$VM/start" -d '<action/>' >/dev/null
+for _ in $(seq 300); do api "$API/vms/$VM" | grep -q '<status>up</status>' && break; sleep 0.1; done
 
 # Every timed step starts from the same memory state: the page cache dropped (what the step before
 # left in it, dirty or clean, would otherwise count against the next one: a copy into the page
@@ -95,7 +125,7 @@ qemu-img info "$(vol)" | grep -E 'virtual size|disk size'
 warm() {
   sync
   if [ -z "${BENCH_NO_DROP:-}" ]; then echo 3 >/proc/sys/vm/drop_caches; sleep 3; fi
-  cat "$(vol)" >/dev/null; sync
+  cat "$(vol)" "$W/vnb.qcow2" >/dev/null; sync
 }
 secs() { python3 -c "print('%.2f' % ($2 - $1))"; }
 now() { date +%s.%N; }
@@ -111,10 +141,20 @@ RSS1=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time1")
 cat "$W/backup1.out"
 
 warm
-t0=$(now); qemu-img convert -O raw "$(vol)" "$W/floor.raw"; t1=$(now); T[floor]=$(secs "$t0" "$t1")
+t0=$(now); qemu-img convert -U -O raw "$(vol)" "$W/floor.raw"; t1=$(now); T[floor]=$(secs "$t0" "$t1")
 
 warm
-t0=$(now); nbdcopy -- [ qemu-nbd -r -f qcow2 "$(vol)" ] "$W/nbdcopy.raw"; t1=$(now); T[nbdcopy]=$(secs "$t0" "$t1")
+cat "$W/floor.raw" >/dev/null
+t0=$(now); qemu-img convert -f raw -O qcow2 "$W/floor.raw" "$W/floor.qcow2"; sync; t1=$(now)
+T[rfloor]=$(secs "$t0" "$t1")
+rm -f "$W/floor.qcow2"
+
+warm
+# the running VM holds the image's lock: qemu-nbd opens it without locking
+t0=$(now)
+nbdcopy -- [ qemu-nbd -r --image-opts "driver=qcow2,file.driver=file,file.filename=$(vol),file.locking=off" ] \
+  "$W/nbdcopy.raw"
+t1=$(now); T[nbdcopy]=$(secs "$t0" "$t1")
 rm -f "$W/nbdcopy.raw"
 
 if [ -z "$SKIP_OTHERS" ]; then
@@ -130,37 +170,117 @@ if [ -z "$SKIP_OTHERS" ]; then
 fi
 rm -f "$W/floor.raw"
 
-echo "changing 1% of the data (328 writes of 64 KiB at random offsets)"
 python3 - >"$W/change.cmds" <<'EOF'
 import random
 random.seed(11)
 for i in random.sample(range(65536), 328):
     print("write -P 0x%02x %d 65536" % (1 + i % 254, i * 65536))
 EOF
-args=(); while read -r c; do args+=(-c "$c"); done <"$W/change.cmds"
-qemu-io -f qcow2 "${args[@]}" "$(vol)" >/dev/null
+CHANGED=$((328 * 65536))
+# change DOMAIN DEVICE: the 1% change through the running QEMU (its bitmaps see it)
+change() {
+  local c
+  while read -r c; do
+    virsh -q qemu-monitor-command "$1" --hmp "qemu-io -d $2 \"$c\"" >/dev/null
+  done <"$W/change.cmds"
+  virsh -q qemu-monitor-command "$1" --hmp "qemu-io -d $2 \"flush\"" >/dev/null
+}
 
+if [ -z "$SKIP_OTHERS" ]; then
+  cat >"$W/vnb.xml" <<EOF
+<domain type='qemu'>
+  <name>$VNB_DOM</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <controller type='scsi' model='virtio-scsi'/>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$W/vnb.qcow2'/>
+      <target dev='sda' bus='scsi'/>
+      <alias name='ua-vnb'/>
+    </disk>
+  </devices>
+</domain>
+EOF
+  chmod 755 "$W"
+  virsh -q define "$W/vnb.xml" >/dev/null
+  virsh -q start "$VNB_DOM" >/dev/null
+  warm
+  t0=$(now); virtnbdbackup -d "$VNB_DOM" -l full -o "$W/vnb" >"$W/vnb-full.log" 2>&1; t1=$(now)
+  T[vnb_full]=$(secs "$t0" "$t1")
+  VNB_FULL_BYTES=$(du -sb "$W/vnb" | cut -f1)
+  echo "changing 1% of the data of $VNB_DOM through its QEMU"
+  change "$VNB_DOM" ua-vnb
+  warm
+  t0=$(now); virtnbdbackup -d "$VNB_DOM" -l inc -o "$W/vnb" >"$W/vnb-inc.log" 2>&1; t1=$(now)
+  T[vnb_inc]=$(secs "$t0" "$t1")
+  VNB_INC_BYTES=$(( $(du -sb "$W/vnb" | cut -f1) - VNB_FULL_BYTES ))
+fi
+
+echo "changing 1% of the data of bench-vm through its QEMU (328 writes of 64 KiB at random offsets)"
+change bench-vm "ua-$DISK"
+REPO_BEFORE=$(du -sb "$W/repo" | cut -f1)
 warm
 t0=$(now)
 /usr/bin/time -v -o "$W/time2" "$SNAPBACK" backup bench-vm --repo "$W/repo" >"$W/backup2.out"
 t1=$(now); T[incr]=$(secs "$t0" "$t1")
 RSS2=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time2")
+REPO_GROWTH=$(( $(du -sb "$W/repo" | cut -f1) - REPO_BEFORE ))
 cat "$W/backup2.out"
+
+# restores: of the full backup, then of the incremental one (the newest); the second is
+# compared with the running VM's disk, which has not changed since
+FULL_BACKUP=$(awk '/^backup .* complete/ {print $2; exit}' "$W/backup1.out")
+INCR_BACKUP=$(awk '/^backup .* complete/ {print $2; exit}' "$W/backup2.out")
+for which in full incr; do
+  b=$FULL_BACKUP; [ $which = incr ] && b=$INCR_BACKUP
+  warm
+  t0=$(now)
+  /usr/bin/time -v -o "$W/time-r$which" "$SNAPBACK" restore "$b" --repo "$W/repo" --name "bench-r$which" \
+    --json >"$W/restore-$which.json"
+  t1=$(now); T[restore_$which]=$(secs "$t0" "$t1")
+done
+RSS3=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time-rincr")
+RDISK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["disks"][0]["id"])' "$W/restore-incr.json")
+RIMG=$(api "$API/disks/$RDISK" | python3 -c 'import sys,xml.etree.ElementTree as E; print(E.fromstring(sys.stdin.read()).findtext("image_id"))')
+RVOL=$(ls "$W"/state/storage/*/images/"$RDISK/$RIMG")
+if qemu-img compare -U -q "$RVOL" "$(vol)"; then SAME="byte-identical to the VM's disk"; else SAME="DIFFERS from the VM's disk"; fi
 
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 echo
-printf '%-34s %8s %s\n' "what" "seconds" "ratio"
-printf '%-34s %8s %sx the copy floor\n' "snapback backup (full)" "${T[snapback]}" "$(ratio "${T[snapback]}" "${T[floor]}")"
-printf '%-34s %8s\n' "qemu-img convert -O raw (floor)" "${T[floor]}"
-printf '%-34s %8s %sx the copy floor\n' "nbdcopy from qemu-nbd" "${T[nbdcopy]}" "$(ratio "${T[nbdcopy]}" "${T[floor]}")"
+printf '%-42s %8s %s\n' "what" "seconds" "ratio"
+printf '%-42s %8s\n' "qemu-img convert -O raw (copy floor)" "${T[floor]}"
+printf '%-42s %8s\n' "qemu-img convert -O qcow2 (restore floor)" "${T[rfloor]}"
+printf '%-42s %8s %sx the copy floor (target <= 1.25)\n' "snapback backup (full)" "${T[snapback]}" \
+  "$(ratio "${T[snapback]}" "${T[floor]}")"
+printf '%-42s %8s %sx the copy floor\n' "nbdcopy from qemu-nbd" "${T[nbdcopy]}" "$(ratio "${T[nbdcopy]}" "${T[floor]}")"
 if [ -z "$SKIP_OTHERS" ]; then
-  printf '%-34s %8s snapback is %sx faster\n' "restic backup" "${T[restic]}" "$(ratio "${T[restic]}" "${T[snapback]}")"
-  printf '%-34s %8s snapback is %sx faster\n' "borg create --compression zstd,3" "${T[borg]}" "$(ratio "${T[borg]}" "${T[snapback]}")"
+  printf '%-42s %8s %sx the copy floor\n' "restic backup" "${T[restic]}" "$(ratio "${T[restic]}" "${T[floor]}")"
+  printf '%-42s %8s %sx the copy floor\n' "borg create --compression zstd,3" "${T[borg]}" \
+    "$(ratio "${T[borg]}" "${T[floor]}")"
+  printf '%-42s %8s %sx the copy floor\n' "virtnbdbackup -l full" "${T[vnb_full]}" \
+    "$(ratio "${T[vnb_full]}" "${T[floor]}")"
+  printf '%-42s %8s stored %s bytes, %sx the changed bytes\n' "virtnbdbackup -l inc after 1% changed" \
+    "${T[vnb_inc]}" "$VNB_INC_BYTES" "$(ratio "$VNB_INC_BYTES" "$CHANGED")"
 fi
-printf '%-34s %8s %sx the full backup\n' "snapback backup after 1% changed" "${T[incr]}" "$(ratio "${T[incr]}" "${T[snapback]}")"
-echo "snapback peak memory: full $((RSS1 / 1024)) MiB, second $((RSS2 / 1024)) MiB (target < 256 MiB)"
+printf '%-42s %8s %sx snapback full (target <= 0.10)\n' "snapback backup after 1% changed" "${T[incr]}" \
+  "$(ratio "${T[incr]}" "${T[snapback]}")"
 if [ -z "$SKIP_OTHERS" ]; then
-  echo "repository: $(du -sh "$W/repo" | cut -f1), restic: $(du -sh "$W/restic" | cut -f1), borg: $(du -sh "$W/borg" | cut -f1)"
+  printf '%-42s %8s %sx virtnbdbackup inc (target < 1)\n' "" "" "$(ratio "${T[incr]}" "${T[vnb_inc]}")"
+fi
+printf '%-42s %8s %sx the restore floor (target <= 1.5)\n' "snapback restore (full backup)" "${T[restore_full]}" \
+  "$(ratio "${T[restore_full]}" "${T[rfloor]}")"
+printf '%-42s %8s %sx the restore floor (target <= 1.5), %s\n' "snapback restore (incremental backup)" \
+  "${T[restore_incr]}" "$(ratio "${T[restore_incr]}" "${T[rfloor]}")" "$SAME"
+echo "changed: $CHANGED bytes; snapback's repository grew by $REPO_GROWTH bytes," \
+  "$(ratio "$REPO_GROWTH" "$CHANGED")x the changed bytes (target <= 1.25)"
+echo "snapback peak memory: full $((RSS1 / 1024)) MiB, incremental $((RSS2 / 1024)) MiB," \
+  "restore $((RSS3 / 1024)) MiB (target < 256 MiB)"
+if [ -z "$SKIP_OTHERS" ]; then
+  echo "repository: $(du -sh "$W/repo" | cut -f1), restic: $(du -sh "$W/restic" | cut -f1)," \
+    "borg: $(du -sh "$W/borg" | cut -f1), virtnbdbackup: $(du -sh "$W/vnb" | cut -f1)"
 else
   echo "repository: $(du -sh "$W/repo" | cut -f1)"
 fi

@@ -1,5 +1,20 @@
 /* backup.c: `snapback backup VM` (docs/snapback.md).
  *
+ * With the engine's backup API (vmbackup.c): the newest backup of the VM in
+ * the repository that names a checkpoint is the base; POST /vms/{vm}/backups
+ * from that checkpoint (or full: no base, --full, or the engine does not know
+ * the checkpoint any more) -> ready -> per disk: an image transfer of the
+ * backup; a disk the engine backs up incrementally is read only where
+ * extents?context=dirty says it changed and is written as patches over the
+ * base's layout (increment.c), any other disk in full -> finalize the
+ * transfers and the backup, wait until succeeded -> manifest naming the new
+ * checkpoint. Data goes over NBD when an NBD URL is reachable (the
+ * transfer's own, or the unix_socket imageio's OPTIONS offers on the same
+ * host), else over HTTP GET with Range (a remote engine).
+ *
+ * An engine without the backup API (404): the snapshot flow below, always
+ * full, said as the fallback's reason.
+ *
  * event "started" -> snapshot (wait ok) -> OVF and disks of the snapshot ->
  * per disk: download transfer of the snapshot's volume, NBD into the
  * repository, finalize -> manifest (the backup is now complete) -> remove the
@@ -16,15 +31,18 @@
  * volumes and removes it. */
 #include "cli/cli.h"
 #include "cli/engine.h"
+#include "cli/imageio.h"
 #include "cli/ovf.h"
 #include "cli/progress.h"
 #include "cli/transfer.h"
+#include "cli/vmbackup.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include <errno.h>
 #include <jansson.h>
+#include <libnbd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +60,7 @@ struct backup_run {
   const char *vm_name;
   char *snap_id;
   struct transfer t;
+  struct vm_backup vb;    /* the engine's backup (backup API flow) */
 };
 
 static void hostname_of(char out[256])
@@ -122,6 +141,27 @@ static void remove_leftovers(struct backup_run *b)
       cli_note(b->c, "removed snapshot '%s' left by an interrupted backup (pid %ld)", id, pid);
     }
   }
+  /* the engine's backups a killed run left running */
+  AUTOFREE char *bpath = xasprintf("/vms/%s/backups", b->vm_id);
+  AUTOPTR(node) bs = NULL;
+  if (client_call(b->api, "GET", bpath, NULL, &bs) < 0) {
+    error_clear(); /* an engine without the backup API */
+    return;
+  }
+  for (size_t i = 0; bs && i < bs->nkids; i++) {
+    const char *id = node_attr(bs->kids[i], "id"), *phase = node_text(bs->kids[i], "phase");
+    long pid = 0;
+    if (!id || (phase && (strcmp(phase, "succeeded") == 0 || strcmp(phase, "failed") == 0)) ||
+        !snapshot_is_stale(node_text(bs->kids[i], "description"), &pid))
+      continue;
+    if (vm_backup_end_stale(b->api, b->vm_id, id) < 0) {
+      cli_note(b->c, "warning: cannot end backup '%s' left by an interrupted run (pid %ld): %s", id, pid,
+               error_message());
+      error_clear();
+    } else {
+      cli_note(b->c, "ended backup '%s' left by an interrupted backup (pid %ld)", id, pid);
+    }
+  }
 }
 
 /* undoes what the run created; keeps the current error */
@@ -134,6 +174,10 @@ static void backup_cleanup(struct backup_run *b)
     transfer_cancel(b->api, &b->t);
     cli_note(b->c, "cancelled transfer '%s'", tid);
   }
+  if (b->vb.id) {
+    vm_backup_abort(b->api, &b->vb);
+    cli_note(b->c, "finalized the engine's backup '%s'", b->vb.id);
+  }
   if (b->snap_id) {
     if (engine_snapshot_remove(b->api, b->vm_id, b->snap_id) < 0)
       cli_note(b->c, "warning: cannot remove snapshot '%s': %s (the next backup of this VM retries)",
@@ -144,6 +188,66 @@ static void backup_cleanup(struct backup_run *b)
     b->snap_id = NULL;
   }
   error_restore(&saved);
+}
+
+DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
+
+/* an NBD connection to url, or NULL with *why set (no error kept: the caller
+ * falls back) */
+static struct nbd_handle *nbd_try(const char *url, char **why)
+{
+  struct nbd_handle *h = nbd_create();
+  if (h && nbd_connect_uri(h, url) == 0) return h;
+  free(*why);
+  *why = xasprintf("cannot reach '%s': %s", url, nbd_get_error());
+  nbd_close(h);
+  return NULL;
+}
+
+/* where the open transfer b->t is read from: *nbd_url when this host
+ * reaches its NBD export, *io for its imageio URL (through the unix socket
+ * OPTIONS offers on the engine's host); at least one of them */
+static int open_source(struct backup_run *b, const char *disk, char **nbd_url, struct imageio **io)
+{
+  AUTOFREE char *nbd_why = NULL;
+  if (b->t.url && strncmp(b->t.url, "nbd", 3) == 0) {
+    struct nbd_handle *probe = nbd_try(b->t.url, &nbd_why);
+    if (probe) {
+      nbd_close(probe);
+      *nbd_url = xstrdup(b->t.url);
+    }
+  }
+  if (b->t.http_url) {
+    *io = imageio_open(b->t.http_url, b->c->conf.cacert);
+    if (!*io) return -1;
+    AUTOFREE char *sock = NULL;
+    if (imageio_options(*io, &sock) < 0) return error_prefix("cannot use transfer '%s': ", b->t.id);
+    if (sock) {
+      AUTOFREE char *again = NULL;
+      imageio_use_unix_socket(*io, sock);
+      if (imageio_options(*io, &again) < 0) {
+        cli_note(b->c, "cannot use the engine's unix socket '%s' (%s): HTTP to '%s'", sock, error_message(),
+                 b->t.http_url);
+        error_clear();
+        imageio_use_unix_socket(*io, NULL);
+      }
+    }
+  }
+  if (!*nbd_url && !*io)
+    return error(ERR_UNAVAILABLE, "cannot read disk '%s': %s, and the transfer has no HTTP URL", disk,
+                 nbd_why ? nbd_why : "no NBD URL");
+  if (!*nbd_url && nbd_why) cli_note(b->c, "disk '%s': %s: reading over HTTP", disk, nbd_why);
+  return 0;
+}
+
+/* reads the whole disk of the open transfer into m (a new disk, *idx) */
+static int read_full(struct backup_run *b, struct manifest *m, const char *nbd_url, struct imageio *io,
+                     struct copy_stats *st, struct progress *p, size_t *idx)
+{
+  if (!nbd_url) return http_to_repo(b->r, io, m, idx, st, progress_cb, p);
+  /* twice the CPUs: a worker waiting for its chunk's fsync leaves its CPU to another */
+  int workers = b->c->workers ? b->c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+  return nbd_to_repo(b->r, nbd_url, m, idx, workers, st, progress_cb, p);
 }
 
 static int backup_disks(struct backup_run *b, struct manifest *m, const struct ovf_vm *ovf, struct copy_stats *st,
@@ -161,12 +265,13 @@ static int backup_disks(struct backup_run *b, struct manifest *m, const struct o
     int64_t psize = 0;
     if (node_get_int64(dn, "provisioned_size", &psize) < 0) return -1;
     if (transfer_start(b->api, false, image, NULL, &b->t) < 0) return -1;
+    AUTOFREE char *nbd_url = NULL;
+    AUTOPTR(imageio) io = NULL;
+    if (open_source(b, alias ? alias : disk_id, &nbd_url, &io) < 0) return -1;
     struct progress p;
     progress_start(&p, !b->c->json, label, (uint64_t)psize);
     size_t idx;
-    /* twice the CPUs: a worker waiting for its chunk's fsync leaves its CPU to another */
-    int workers = b->c->workers ? b->c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (nbd_to_repo(b->r, b->t.url, m, &idx, workers, st, progress_cb, &p) < 0)
+    if (read_full(b, m, nbd_url, io, st, &p, &idx) < 0)
       return error_prefix("cannot back up disk '%s': ", alias ? alias : disk_id);
     struct manifest_disk *d = &m->disks[idx];
     progress_end(&p, d->size);
@@ -178,9 +283,230 @@ static int backup_disks(struct backup_run *b, struct manifest *m, const struct o
     const struct ovf_disk *od = ovf_find_disk(ovf, disk_id);
     d->interface = xstrdup(od ? od->interface : "virtio");
     d->bootable = od && od->bootable;
+    d->why = xstrdup("the engine offers no VM backup API: read through a snapshot");
     *total += d->size;
   }
   return 0;
+}
+
+/* the newest backup of vm_id in the repository that names a checkpoint: the
+ * base of an incremental backup (NULL when there is none; an unreadable
+ * manifest is skipped with a note) */
+static struct manifest *find_base(struct backup_run *b)
+{
+  size_t n;
+  char **names = manifest_list(b->r, &n);
+  if (!names) {
+    error_clear();
+    return NULL;
+  }
+  /* names sort by the second only: compare start times; the newest second
+   * holds every candidate that can be the newest */
+  struct manifest *base = NULL;
+  char second[17] = "";
+  for (size_t i = n; i-- > 0;) {
+    if (base && strncmp(names[i], second, 16) != 0) break;
+    struct manifest *m = manifest_read(b->r, names[i]);
+    if (!m) {
+      cli_note(b->c, "warning: skipping unreadable backup: %s", error_message());
+      error_clear();
+      continue;
+    }
+    if (m->vm_id && strcmp(m->vm_id, b->vm_id) == 0 && m->checkpoint_id && (!base || m->start_ms > base->start_ms)) {
+      manifest_free(base);
+      base = m;
+      snprintf(second, sizeof second, "%.16s", names[i]);
+    } else {
+      manifest_free(m);
+    }
+  }
+  for (size_t i = 0; names[i]; i++) free(names[i]);
+  free(names);
+  return base;
+}
+
+static const struct manifest_disk *base_disk(const struct manifest *base, const char *disk_id)
+{
+  for (size_t i = 0; base && i < base->ndisks; i++)
+    if (base->disks[i].id && strcmp(base->disks[i].id, disk_id) == 0) return &base->disks[i];
+  return NULL;
+}
+
+/* backs up one disk of the engine's backup into m */
+static int backup_api_disk(struct backup_run *b, struct manifest *m, const struct node *att,
+                           const struct manifest *base, const char *why_full, struct copy_stats *st, uint64_t *total,
+                           size_t i, size_t nd)
+{
+  const char *disk_id = node_attr(node_child(att, "disk"), "id");
+  if (!disk_id) disk_id = node_attr(att, "id");
+  AUTOFREE char *dpath = xasprintf("/disks/%s", disk_id);
+  AUTOPTR(node) dn = NULL;
+  if (client_call(b->api, "GET", dpath, NULL, &dn) < 0) return -1;
+  const char *alias = node_text(dn, "alias");
+  int64_t psize = 0;
+  if (node_get_int64(dn, "provisioned_size", &psize) < 0) return -1;
+  AUTOFREE char *engine_why = NULL;
+  AUTOFREE char *mode = vm_backup_disk_mode(b->api, &b->vb, disk_id, &engine_why);
+  const struct manifest_disk *prev = b->vb.from_checkpoint ? base_disk(base, disk_id) : NULL;
+  AUTOFREE char *why = why_full ? xstrdup(why_full) : NULL;
+  bool incremental = strcmp(mode, "incremental") == 0;
+  if (b->vb.from_checkpoint && !incremental && !why)
+    why = engine_why ? xasprintf("the engine backs disk '%s' up in full: %s", alias ? alias : disk_id, engine_why)
+                     : xasprintf("the engine backs disk '%s' up in full (backup_mode=full)", alias ? alias : disk_id);
+  if (incremental && !prev) {
+    incremental = false;
+    why = xasprintf("backup '%s' in the repository holds no disk '%s'", base->name, alias ? alias : disk_id);
+  } else if (incremental && prev->size != (uint64_t)psize) {
+    incremental = false;
+    why = xasprintf("disk '%s' changed size from %llu to %lld bytes", alias ? alias : disk_id,
+                    (unsigned long long)prev->size, (long long)psize);
+  }
+
+  if (transfer_start_backup(b->api, b->vb.id, disk_id, &b->t) < 0) return -1;
+  AUTOPTR(imageio) io = NULL;
+  AUTOFREE char *nbd_url = NULL, *nbd_why = NULL;
+  if (open_source(b, alias ? alias : disk_id, &nbd_url, &io) < 0) return -1;
+  /* the dirty extents: from the imageio API, else from the NBD export's
+   * dirty bitmap */
+  struct extentlist dirty = VEC_INIT;
+  if (incremental) {
+    AUTOFREE char *http_why = NULL;
+    int drc = -1;
+    if (io) {
+      drc = imageio_extents(io, "dirty", &dirty);
+      if (drc < 0) {
+        http_why = xstrdup(error_message());
+        error_clear();
+        dirty.len = 0;
+      }
+    }
+    if (drc < 0 && nbd_url) {
+      AUTOFREE char *context = NULL;
+      drc = nbd_dirty_extents(nbd_url, &dirty, &context);
+      if (drc < 0) {
+        free(http_why);
+        http_why = xstrdup(error_message());
+        error_clear();
+        dirty.len = 0;
+      }
+    }
+    if (drc < 0) {
+      incremental = false;
+      why = xasprintf("cannot read the dirty extents: %s", http_why ? http_why : "the transfer offers none");
+    }
+  }
+  AUTOFREE char *label = xasprintf("%s (%zu/%zu)", alias ? alias : disk_id, i + 1, nd);
+  struct progress p;
+  progress_start(&p, !b->c->json, label, (uint64_t)psize);
+  int rc;
+  size_t idx = m->ndisks;
+  if (incremental) {
+    struct manifest_disk *d = manifest_add_disk(m, prev->size);
+    d->id = xstrdup(disk_id);
+    AUTOPTR(nbd_handle) h = nbd_url ? nbd_try(nbd_url, &nbd_why) : NULL;
+    struct disk_source src = {.what = h ? nbd_url : b->t.url, .nbd = h, .http = io};
+    rc = source_to_repo_incremental(b->r, &src, dirty.ptr, dirty.len, prev, d, st, progress_cb, &p);
+  } else {
+    rc = read_full(b, m, nbd_url, io, st, &p, &idx);
+  }
+  free(dirty.ptr);
+  if (rc < 0) return error_prefix("cannot back up disk '%s': ", alias ? alias : disk_id);
+  struct manifest_disk *d = &m->disks[idx];
+  progress_end(&p, d->size);
+  if (transfer_finalize(b->api, &b->t) < 0) return -1;
+  transfer_clear(&b->t);
+  free(d->id);
+  d->id = xstrdup(disk_id);
+  d->alias = xstrdup(alias);
+  d->interface = xstrdup(node_text(att, "interface") ? node_text(att, "interface") : "virtio");
+  const char *boot = node_text(att, "bootable");
+  d->bootable = boot && strcmp(boot, "true") == 0;
+  free(d->mode);
+  d->mode = xstrdup(incremental ? "incremental" : "full");
+  free(d->why);
+  d->why = incremental ? NULL : steal_pointer(&why);
+  if (d->why) cli_note(b->c, "disk '%s': full backup: %s", alias ? alias : disk_id, d->why);
+  *total += d->size;
+  return 0;
+}
+
+/* the backup through the engine's backup API; 1 when the engine has none */
+static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_stats *st, uint64_t *total)
+{
+  AUTOFREE char *apath = xasprintf("/vms/%s/diskattachments", b->vm_id);
+  AUTOPTR(node) atts = NULL;
+  if (client_call(b->api, "GET", apath, NULL, &atts) < 0) return error_prefix("cannot list the VM's disks: ");
+  size_t nd = atts ? atts->nkids : 0;
+  if (!nd) return error(ERR_INVALID, "VM '%s' has no disks to back up", b->vm_name);
+  char **ids = xcalloc(nd + 1, sizeof *ids);
+  for (size_t i = 0; i < nd; i++) {
+    const char *id = node_attr(node_child(atts->kids[i], "disk"), "id");
+    ids[i] = (char *)(id ? id : node_attr(atts->kids[i], "id"));
+  }
+  AUTOPTR(manifest) base = b->c->full ? NULL : find_base(b);
+  AUTOFREE char *why_full = b->c->full ? xstrdup("--full was given")
+                            : !base   ? xstrdup("no earlier backup of this VM in the repository names a checkpoint")
+                                      : NULL;
+  char host[256];
+  hostname_of(host);
+  AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", m->id, (long)getpid(), host);
+  int rc = vm_backup_start(b->api, b->vm_id, ids, nd, base ? base->checkpoint_id : NULL, desc, &b->vb);
+  if (rc < 0 && error_code() == ERR_UNSUPPORTED) {
+    error_clear();
+    free(ids);
+    return 1;
+  }
+  if (rc < 0 && base && error_code() != ERR_AUTH && error_code() != ERR_UNAVAILABLE) {
+    /* the checkpoint is gone or invalid: a full backup, said so */
+    free(why_full);
+    why_full = xasprintf("the engine refused an incremental backup from checkpoint '%s': %s", base->checkpoint_id,
+                         error_message());
+    error_clear();
+    engine_event(b->api, b->vm_id, "warning", "snapback: backup of VM '%s' falls back to full: %s", b->vm_name,
+                 why_full);
+    rc = vm_backup_start(b->api, b->vm_id, ids, nd, NULL, desc, &b->vb);
+  }
+  free(ids);
+  if (rc < 0) return -1;
+  /* the VM's configuration: the backup's snapshot (hybrid), else the VM now */
+  AUTOFREE char *opath = b->vb.snapshot_id
+                             ? xasprintf("/vms/%s/snapshots/%s?all_content=true", b->vm_id, b->vb.snapshot_id)
+                             : xasprintf("/vms/%s?all_content=true", b->vm_id);
+  AUTOPTR(node) on = NULL;
+  if (client_call(b->api, "GET", opath, NULL, &on) < 0) return -1;
+  m->ovf = xstrdup(node_text(on, "initialization/configuration/data"));
+  if (!m->ovf) return error(ERR_INTERNAL, "the engine gives no OVF for VM '%s'", b->vm_name);
+  m->snapshot_id = xstrdup(b->vb.snapshot_id);
+  for (size_t i = 0; i < nd; i++)
+    if (backup_api_disk(b, m, atts->kids[i], base, why_full, st, total, i, nd) < 0) return -1;
+  if (vm_backup_finalize(b->api, &b->vb) < 0) return -1;
+  m->checkpoint_id = xstrdup(b->vb.to_checkpoint);
+  vm_backup_clear(&b->vb);
+  return 0;
+}
+
+/* the backup through a snapshot of its own (an engine without the backup API) */
+static int backup_by_snapshot(struct backup_run *b, struct manifest *m, struct copy_stats *st, uint64_t *total)
+{
+  char host[256];
+  hostname_of(host);
+  struct ovf_vm ovf = {0};
+  AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", m->id, (long)getpid(), host);
+  int rc = engine_snapshot_create(b->api, b->vm_id, desc, &b->snap_id);
+  if (rc == 0) {
+    m->snapshot_id = xstrdup(b->snap_id);
+    AUTOFREE char *spath = xasprintf("/vms/%s/snapshots/%s?all_content=true", b->vm_id, b->snap_id);
+    AUTOPTR(node) sn = NULL;
+    rc = client_call(b->api, "GET", spath, NULL, &sn);
+    if (rc == 0) {
+      m->ovf = xstrdup(node_text(sn, "initialization/configuration/data"));
+      if (!m->ovf) rc = error(ERR_INTERNAL, "snapshot '%s' carries no OVF", b->snap_id);
+    }
+  }
+  if (rc == 0) rc = ovf_parse(m->ovf, &ovf);
+  if (rc == 0) rc = backup_disks(b, m, &ovf, st, total);
+  ovf_vm_clear(&ovf);
+  return rc;
 }
 
 int cli_backup(struct cli *c, const char *vm)
@@ -195,9 +521,8 @@ int cli_backup(struct cli *c, const char *vm)
   if (!b.vm_id) return cli_report_error(c, "cannot back up");
   remove_leftovers(&b);
 
-  char id[UUID_STRLEN + 1], host[256];
+  char id[UUID_STRLEN + 1];
   if (uuid_generate_str(id) < 0) return cli_report_error(c, "cannot back up");
-  hostname_of(host);
   AUTOPTR(manifest) m = xcalloc(1, sizeof *m);
   m->id = xstrdup(id);
   m->vm_id = xstrdup(b.vm_id);
@@ -207,21 +532,11 @@ int cli_backup(struct cli *c, const char *vm)
 
   struct copy_stats st = {0};
   uint64_t total = 0;
-  struct ovf_vm ovf = {0};
-  AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", id, (long)getpid(), host);
-  int rc = engine_snapshot_create(api, b.vm_id, desc, &b.snap_id);
-  if (rc == 0) {
-    m->snapshot_id = xstrdup(b.snap_id);
-    AUTOFREE char *spath = xasprintf("/vms/%s/snapshots/%s?all_content=true", b.vm_id, b.snap_id);
-    AUTOPTR(node) sn = NULL;
-    rc = client_call(api, "GET", spath, NULL, &sn);
-    if (rc == 0) {
-      m->ovf = xstrdup(node_text(sn, "initialization/configuration/data"));
-      if (!m->ovf) rc = error(ERR_INTERNAL, "snapshot '%s' carries no OVF", b.snap_id);
-    }
+  int rc = backup_by_api(&b, m, &st, &total);
+  if (rc == 1) {
+    cli_note(c, "the engine offers no VM backup API: a full backup through a snapshot");
+    rc = backup_by_snapshot(&b, m, &st, &total);
   }
-  if (rc == 0) rc = ovf_parse(m->ovf, &ovf);
-  if (rc == 0) rc = backup_disks(&b, m, &ovf, &st, &total);
   if (rc == 0) {
     m->end_ms = now_ms();
     m->chunks_new = st.chunks_new;
@@ -231,16 +546,16 @@ int cli_backup(struct cli *c, const char *vm)
     m->bytes_stored = st.bytes_stored;
     rc = manifest_write(r, m);
   }
-  ovf_vm_clear(&ovf);
   if (rc < 0) {
     error_prefix("backup of VM '%s' failed: ", vm);
     backup_cleanup(&b);
     engine_event(api, b.vm_id, "error", "%s", error_message());
     free(b.vm_id);
+    vm_backup_clear(&b.vb);
     return cli_report_error(c, NULL);
   }
   /* the backup is complete; the snapshot's removal is the last step */
-  int snap_rc = engine_snapshot_remove(api, b.vm_id, b.snap_id);
+  int snap_rc = b.snap_id ? engine_snapshot_remove(api, b.vm_id, b.snap_id) : 0;
   if (snap_rc < 0) {
     error_prefix("backup %s is complete, but ", m->name);
     engine_event(api, b.vm_id, "warning", "%s", error_message());
@@ -261,15 +576,16 @@ int cli_backup(struct cli *c, const char *vm)
   if (c->json) {
     json_t *disks = json_array();
     for (size_t i = 0; i < m->ndisks; i++)
-      json_array_append_new(disks, json_pack("{s:s, s:s?, s:I, s:s}", "id", m->disks[i].id, "alias",
-                                             m->disks[i].alias, "size", (json_int_t)m->disks[i].size, "sha256",
-                                             m->disks[i].sha256));
+      json_array_append_new(disks, json_pack("{s:s, s:s?, s:I, s:s, s:s, s:s?}", "id", m->disks[i].id, "alias",
+                                             m->disks[i].alias, "size", (json_int_t)m->disks[i].size, "digest",
+                                             m->disks[i].digest, "mode", m->disks[i].mode, "why", m->disks[i].why));
     AUTOPTR(json) j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b}", "backup",
                                 m->name, "id", m->id, "vm", vm, "vm_id", b.vm_id, "disks", disks, "size",
                                 (json_int_t)total, "bytes_read", (json_int_t)st.bytes_read, "bytes_stored",
                                 (json_int_t)st.bytes_stored, "chunks_new", (json_int_t)st.chunks_new,
                                 "chunks_reused", (json_int_t)st.chunks_reused, "chunks_zero",
                                 (json_int_t)st.chunks_zero, "seconds", secs, "snapshot_removed", snap_rc == 0);
+    json_object_set_new(j, "checkpoint_id", m->checkpoint_id ? json_string(m->checkpoint_id) : json_null());
     json_dumpf(j, stdout, JSON_INDENT(2));
     fputc('\n', stdout);
   } else {
@@ -278,6 +594,9 @@ int cli_backup(struct cli *c, const char *vm)
            m->name, vm, m->ndisks, m->ndisks == 1 ? "" : "s", tb, rb, sb, (unsigned long long)st.chunks_new,
            (unsigned long long)st.chunks_reused, (unsigned long long)st.chunks_zero, secs,
            secs > 0 ? (double)total / secs / 1048576.0 : 0.0);
+    for (size_t i = 0; i < m->ndisks; i++)
+      printf("  disk %s: %s%s%s\n", m->disks[i].alias ? m->disks[i].alias : m->disks[i].id, m->disks[i].mode,
+             m->disks[i].why ? ": " : "", m->disks[i].why ? m->disks[i].why : "");
   }
   free(b.vm_id);
   free(b.snap_id);

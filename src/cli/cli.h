@@ -23,6 +23,10 @@ struct cli {
   const char *cluster;        /* restore --cluster */
   struct prune_policy policy;
   bool dry_run;
+  bool full;                  /* backup --full */
+  const char *vm;             /* backups VM / --vm VM */
+  const char *key_file_given; /* "--key-file" or "SNAPBACK_KEY_FILE" when the user gave a key */
+  bool usage;                 /* the recorded error is a usage error (exit 2) */
   int workers;                /* store threads; 0 picks the CPU count */
 };
 

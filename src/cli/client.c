@@ -45,21 +45,28 @@ char *client_escape(const char *s)
   return buf_detach(&b);
 }
 
+void client_curl_setup(void *curl, const char *method, const char *url, const void *hdrs,
+                       size_t (*write)(char *, size_t, size_t, void *), void *opaque, const char *cacert)
+{
+  CURL *h = curl;
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, opaque);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
+  if (cacert) curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
+}
+
 /* one HTTP exchange; returns the status, or -1 (error recorded) when no answer came */
 static long http_do(struct client *c, const char *method, const char *url, struct curl_slist *hdrs,
                     const char *body, struct buf *resp)
 {
   CURL *h = c->curl;
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
-  if (c->conf.cacert) curl_easy_setopt(h, CURLOPT_CAINFO, c->conf.cacert);
+  client_curl_setup(h, method, url, hdrs, collect, resp, c->conf.cacert);
   if (body) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));

@@ -4,16 +4,18 @@
  * the allocation map (base:allocation) once, then keeps up to QUEUE chunk
  * reads in flight (nbd_aio_pread into a ring of 4 MiB slots; chunk i uses
  * slot i % QUEUE, zero and unallocated ranges are memset, never read). As
- * chunks complete it takes them in disk order and hands each to the digest
- * thread, which feeds the whole-disk SHA-256 in that order, and, unless the
- * chunk is a hole, to the worker threads, which record all-zero chunks as
- * zero markers and hash, compress and store the others. A slot returns to
- * the ring when both are done with it, so memory stays at QUEUE chunks plus
- * the buffers of each worker.
+ * chunks complete it takes them in disk order and, unless the chunk is a
+ * hole, hands it to the worker threads, which record all-zero chunks as zero
+ * markers and hash, compress and store the others. A slot returns to the
+ * ring when its worker is done with it, so memory stays at QUEUE chunks plus
+ * the buffers of each worker. The disk's digest is computed from the chunk
+ * ids when the manifest is written: the data is hashed once.
  *
- * Restore (repo_to_nbd): chunks are read and checked in order and written
- * with nbd_aio_pwrite, QUEUE in flight; zero chunks are skipped because the
- * target is a fresh disk that reads as zeros. */
+ * Restore (repo_to_nbd): blocks are read through a disk_reader (the block's
+ * chunk with the backup's patches laid over it, every chunk checked against
+ * its id) and written with nbd_aio_pwrite, QUEUE blocks in flight; zero
+ * ranges of ZERO_RUN bytes or more are not written, because the target is a
+ * fresh disk that reads as zeros, so the restored image stays sparse. */
 #include "cli/transfer.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -28,6 +30,7 @@
 
 #define QUEUE 16 /* chunks in flight: 64 MiB */
 #define STATUS_SPAN ((uint64_t)1 << 30) /* block status asked per request */
+#define ZERO_RUN ((size_t)64 << 10)    /* restore: zero ranges this long stay holes */
 
 DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
 DEFINE_AUTOPTR(EVP_MD_CTX, EVP_MD_CTX, EVP_MD_CTX_free)
@@ -113,7 +116,6 @@ struct slot {
   int pending;         /* NBD reads outstanding (main thread only) */
   int err;             /* errno of a failed read */
   bool hole;           /* nothing was read: all zero */
-  int refs;            /* SLOT_BUSY: the digest thread and a worker still use it (under lock) */
   _Atomic int state;
 };
 
@@ -138,46 +140,22 @@ struct backup_job {
   struct repo *r;
   char **chunks;               /* the disk's chunk slots in the manifest */
   struct copy_stats *st;
-  EVP_MD_CTX *md;              /* the whole disk's SHA-256 (digest thread only) */
   pthread_mutex_t lock;
   pthread_cond_t work;         /* workers wait for queued slots */
-  pthread_cond_t dwork;        /* the digest thread waits for queued slots */
   pthread_cond_t done;         /* the main thread waits for released slots */
   struct slotq store;          /* slots to store, any order */
-  struct slotq digest;         /* slots to hash into the disk's digest, in disk order */
   bool stop;
   bool failed;
   struct err_saved err;        /* the first worker error */
   unsigned long stored_events; /* bumped at every release, under lock */
 };
 
-/* under lock: one user of s is done with it; the last one frees it */
+/* under lock: the worker is done with s */
 static void slot_release(struct backup_job *j, struct slot *s)
 {
-  if (--s->refs > 0) return;
   atomic_store(&s->state, SLOT_FREE);
   j->stored_events++;
   pthread_cond_broadcast(&j->done);
-}
-
-/* hashes the chunks into the whole disk's SHA-256, in disk order: strictly
- * serial work (about a third of the CPU time of a backup), kept off the
- * thread that drives the reads */
-static void *digest_worker(void *arg)
-{
-  struct backup_job *j = arg;
-  pthread_mutex_lock(&j->lock);
-  for (;;) {
-    while (!j->digest.len && !j->stop) pthread_cond_wait(&j->dwork, &j->lock);
-    if (!j->digest.len) break;
-    struct slot *s = slotq_pop(&j->digest);
-    pthread_mutex_unlock(&j->lock);
-    EVP_DigestUpdate(j->md, s->hole ? zero_chunk() : s->buf, s->len);
-    pthread_mutex_lock(&j->lock);
-    slot_release(j, s);
-  }
-  pthread_mutex_unlock(&j->lock);
-  return NULL;
 }
 
 static void *backup_worker(void *arg)
@@ -278,27 +256,19 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
   *disk_index = m->ndisks;
   struct manifest_disk *d = manifest_add_disk(m, size);
   size_t n = d->nchunks;
-  AUTOPTR(EVP_MD_CTX) md = EVP_MD_CTX_new();
-  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-    free(ext.ptr);
-    return error(ERR_INTERNAL, "cannot start SHA-256");
-  }
 
-  (void)zero_chunk(); /* allocated before the threads use it */
   struct slot slots[QUEUE];
   memset(slots, 0, sizeof slots);
   for (int i = 0; i < QUEUE; i++) slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
-  struct backup_job j = {.r = r, .chunks = d->chunks, .st = st, .md = md};
+  struct backup_job j = {.r = r, .chunks = d->chunks, .st = st};
   pthread_mutex_init(&j.lock, NULL);
   pthread_cond_init(&j.work, NULL);
-  pthread_cond_init(&j.dwork, NULL);
   pthread_cond_init(&j.done, NULL);
   if (workers < 1) workers = 1;
   if (workers > 8) workers = 8;
-  pthread_t tid[8], dtid;
+  pthread_t tid[8];
   int started = 0;
-  bool digesting = pthread_create(&dtid, NULL, digest_worker, &j) == 0;
-  for (; digesting && started < workers; started++)
+  for (; started < workers; started++)
     if (pthread_create(&tid[started], NULL, backup_worker, &j) != 0) break;
 
   int rc = started ? 0 : error(ERR_INTERNAL, "cannot start worker threads");
@@ -325,8 +295,8 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
       next_issue++;
     }
     if (rc < 0) break;
-    /* take completed chunks in disk order: to the digest thread, and unless
-     * a hole, to a worker (which also finds chunks that read as all zero) */
+    /* take completed chunks in disk order: unless a hole, to a worker
+     * (which also finds chunks that read as all zero) */
     struct slot *s = &slots[next_done % QUEUE];
     if (next_done < next_issue && atomic_load(&s->state) == SLOT_READY) {
       if (s->err) {
@@ -335,12 +305,10 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
       }
       atomic_store(&s->state, SLOT_BUSY);
       pthread_mutex_lock(&j.lock);
-      s->refs = s->hole ? 1 : 2;
-      slotq_push(&j.digest, s);
-      pthread_cond_signal(&j.dwork);
       if (s->hole) {
         d->chunks[s->index] = xstrdup(REPO_ZERO_MARK);
         st->chunks_zero++;
+        atomic_store(&s->state, SLOT_FREE);
       } else {
         slotq_push(&j.store, s);
         pthread_cond_signal(&j.work);
@@ -362,14 +330,12 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
   /* drain: reads still in flight must finish before their buffers go */
   while (nbd_aio_in_flight(h) > 0)
     if (nbd_poll(h, -1) < 0) break;
-  /* the threads finish what is queued (the digest needs every chunk), then stop */
+  /* the workers finish what is queued, then stop */
   pthread_mutex_lock(&j.lock);
   j.stop = true;
   pthread_cond_broadcast(&j.work);
-  pthread_cond_broadcast(&j.dwork);
   pthread_mutex_unlock(&j.lock);
   for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
-  if (digesting) pthread_join(dtid, NULL);
   if (j.failed && (rc == 0 || by_worker)) {
     error_restore(&j.err);
     rc = -1;
@@ -377,17 +343,11 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
     free(j.err.msg);
   }
   if (rc == 0) {
-    unsigned char digest[32];
-    unsigned int dl = sizeof digest;
-    char hex[65];
-    EVP_DigestFinal_ex(md, digest, &dl);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    d->sha256 = xstrdup(hex);
+    d->mode = xstrdup("full");
     nbd_shutdown(h, 0);
   }
   for (int i = 0; i < QUEUE; i++) free(slots[i].buf);
   pthread_cond_destroy(&j.work);
-  pthread_cond_destroy(&j.dwork);
   pthread_cond_destroy(&j.done);
   pthread_mutex_destroy(&j.lock);
   free(ext.ptr);
@@ -396,14 +356,40 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
 
 /* ---- restore ---- */
 
-struct wslot { unsigned char *buf; _Atomic int busy; int err; };
+struct wslot { unsigned char *buf; _Atomic int pending; int err; };
 
 static int write_done(void *opaque, int *err)
 {
   struct wslot *s = opaque;
   if (*err && !s->err) s->err = *err;
-  atomic_store(&s->busy, 0);
+  atomic_fetch_sub(&s->pending, 1);
   return 1;
+}
+
+/* writes the non-zero runs of buf (len bytes of the disk at off); zero runs
+ * of ZERO_RUN bytes or more are left out. Returns the bytes written or -1. */
+static int64_t write_sparse(struct nbd_handle *h, struct wslot *s, size_t len, uint64_t off, const char *url)
+{
+  int64_t written = 0;
+  size_t pos = 0;
+  while (pos < len) {
+    /* skip zero runs, in ZERO_RUN steps */
+    while (pos < len && repo_is_zero(s->buf + pos, len - pos < ZERO_RUN ? len - pos : ZERO_RUN)) pos += ZERO_RUN;
+    if (pos >= len) break;
+    size_t end = pos + ZERO_RUN;
+    while (end < len && !repo_is_zero(s->buf + end, len - end < ZERO_RUN ? len - end : ZERO_RUN)) end += ZERO_RUN;
+    if (end > len) end = len;
+    atomic_fetch_add(&s->pending, 1);
+    if (nbd_aio_pwrite(h, s->buf + pos, end - pos, off + pos,
+                       (nbd_completion_callback){.callback = write_done, .user_data = s}, 0) < 0) {
+      atomic_fetch_sub(&s->pending, 1);
+      return error(ERR_INTERNAL, "cannot write to '%s' at offset %llu: %s", url, (unsigned long long)(off + pos),
+                   nbd_get_error());
+    }
+    written += (int64_t)(end - pos);
+    pos = end;
+  }
+  return written;
 }
 
 int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, struct copy_stats *st,
@@ -416,14 +402,15 @@ int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, 
   if ((uint64_t)size < d->size)
     return error(ERR_CONFLICT, "cannot restore disk '%s': the target has %lld bytes, the backup %llu",
                  d->alias ? d->alias : d->id, (long long)size, (unsigned long long)d->size);
-  AUTOPTR(repo_worker) w = repo_worker_new(r);
-  AUTOPTR(EVP_MD_CTX) md = EVP_MD_CTX_new();
-  if (!w || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-    return error(ERR_INTERNAL, "cannot start SHA-256");
+  AUTOPTR(disk_reader) dr = disk_reader_new(r, d);
+  /* version 1 manifests carry the SHA-256 of the disk's bytes: check it */
+  AUTOPTR(EVP_MD_CTX) md = d->sha256 ? EVP_MD_CTX_new() : NULL;
+  if (!dr || (d->sha256 && (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)))
+    return error(ERR_INTERNAL, "cannot start reading disk '%s'", d->id);
   struct wslot slots[QUEUE];
   for (int i = 0; i < QUEUE; i++) {
     slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
-    atomic_init(&slots[i].busy, 0);
+    atomic_init(&slots[i].pending, 0);
     slots[i].err = 0;
   }
   int rc = 0;
@@ -434,12 +421,12 @@ int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, 
     }
     uint64_t off = (uint64_t)i * REPO_CHUNK_SIZE;
     size_t len = (size_t)(d->size - off < REPO_CHUNK_SIZE ? d->size - off : REPO_CHUNK_SIZE);
-    if (strcmp(d->chunks[i], REPO_ZERO_MARK) == 0) {
-      EVP_DigestUpdate(md, zero_chunk(), len);
+    if (strcmp(d->chunks[i], REPO_ZERO_MARK) == 0 && manifest_disk_block_patches(d, i) == 0) {
+      if (md) EVP_DigestUpdate(md, zero_chunk(), len);
       st->chunks_zero++;
     } else {
       struct wslot *s = &slots[i % QUEUE];
-      while (rc == 0 && atomic_load(&s->busy))
+      while (rc == 0 && atomic_load(&s->pending))
         if (nbd_poll(h, -1) < 0) rc = error(ERR_INTERNAL, "NBD connection to '%s' failed: %s", url, nbd_get_error());
       if (rc < 0) break;
       if (s->err) {
@@ -447,24 +434,17 @@ int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, 
         break;
       }
       size_t got;
-      if (repo_chunk_get(w, d->chunks[i], s->buf, REPO_CHUNK_SIZE, &got) < 0) {
+      if (disk_reader_block(dr, i, s->buf, &got) < 0) {
         rc = -1;
         break;
       }
-      if (got != len) {
-        rc = error(ERR_INVALID, "chunk '%s' holds %zu bytes where disk '%s' needs %zu", d->chunks[i], got,
-                   d->id, len);
+      if (md) EVP_DigestUpdate(md, s->buf, got);
+      int64_t w = write_sparse(h, s, got, off, url);
+      if (w < 0) {
+        rc = -1;
         break;
       }
-      EVP_DigestUpdate(md, s->buf, len);
-      atomic_store(&s->busy, 1);
-      if (nbd_aio_pwrite(h, s->buf, len, off, (nbd_completion_callback){.callback = write_done, .user_data = s},
-                         0) < 0) {
-        atomic_store(&s->busy, 0);
-        rc = error(ERR_INTERNAL, "cannot write at offset %llu: %s", (unsigned long long)off, nbd_get_error());
-        break;
-      }
-      st->bytes_read += len;
+      st->bytes_read += (uint64_t)w;
       st->chunks_reused++;
     }
     if (progress) progress(opaque, i + 1 == d->nchunks ? d->size : off + len);
@@ -474,13 +454,13 @@ int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, 
   for (int i = 0; rc == 0 && i < QUEUE; i++)
     if (slots[i].err) rc = error(ERR_INTERNAL, "cannot write to '%s': %s", url, strerror(slots[i].err));
   if (rc == 0 && nbd_flush(h, 0) < 0) rc = error(ERR_INTERNAL, "cannot flush '%s': %s", url, nbd_get_error());
-  if (rc == 0) {
+  if (rc == 0 && md) {
     unsigned char digest[32];
     unsigned int dl = sizeof digest;
     char hex[65];
     EVP_DigestFinal_ex(md, digest, &dl);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    if (d->sha256 && strcmp(hex, d->sha256) != 0)
+    if (strcmp(hex, d->sha256) != 0)
       rc = error(ERR_INVALID, "disk '%s' restored with SHA-256 %s, the backup recorded %s", d->id, hex, d->sha256);
   }
   if (rc == 0) nbd_shutdown(h, 0);

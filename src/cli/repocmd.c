@@ -39,6 +39,13 @@ static void strv_free(char **v)
   free(v);
 }
 
+static int cmp_start(const void *a, const void *b)
+{
+  const struct manifest *x = *(struct manifest *const *)a, *y = *(struct manifest *const *)b;
+  if (x->start_ms != y->start_ms) return x->start_ms < y->start_ms ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
 int cli_list(struct cli *c)
 {
   AUTOPTR(repo) r = cli_repo_open(c, false, REPO_LOCK_SHARED);
@@ -48,34 +55,56 @@ int cli_list(struct cli *c)
   if (!names) return cli_report_error(c, "cannot list backups");
   AUTOPTR(json) arr = json_array();
   int rc = CLI_OK;
-  if (!c->json && n) printf("%-19s  %-24s  %5s  %10s  %s\n", "DATE", "VM", "DISKS", "SIZE", "BACKUP");
+  size_t shown = 0, nm = 0;
+  /* oldest first by start time (names sort by the second only) */
+  struct manifest **mans = xcalloc(n + 1, sizeof *mans);
   for (size_t i = 0; i < n; i++) {
-    AUTOPTR(manifest) m = manifest_read(r, names[i]);
-    if (!m) {
+    if (!(mans[nm] = manifest_read(r, names[i]))) {
       fprintf(stderr, "snapback: %s\n", error_message());
       error_clear();
       rc = CLI_FAILED;
       continue;
     }
+    nm++;
+  }
+  qsort(mans, nm, sizeof *mans, cmp_start);
+  for (size_t i = 0; i < nm; i++) {
+    AUTOPTR(manifest) m = steal_pointer(&mans[i]);
+    if (c->vm && !(m->vm_name && strcmp(m->vm_name, c->vm) == 0) && !(m->vm_id && strcmp(m->vm_id, c->vm) == 0))
+      continue;
+    if (!c->json && !shown++)
+      printf("%-19s  %-24s  %5s  %10s  %-11s  %s\n", "DATE", "VM", "DISKS", "SIZE", "MODE", "BACKUP");
+    /* full when every disk was read in full, else incremental */
+    const char *mode = "full";
+    for (size_t d = 0; d < m->ndisks; d++)
+      if (m->disks[d].mode && strcmp(m->disks[d].mode, "incremental") == 0) mode = "incremental";
     char when[32], size[32], iso[32];
     local_time(m->start_ms, when);
     time_format_iso(m->start_ms, iso);
     human_bytes(manifest_size(m), size);
     if (c->json) {
       json_t *disks = json_array();
-      for (size_t d = 0; d < m->ndisks; d++)
-        json_array_append_new(disks, json_pack("{s:s, s:s?, s:I, s:s}", "id", m->disks[d].id, "alias",
-                                               m->disks[d].alias, "size", (json_int_t)m->disks[d].size,
-                                               "sha256", m->disks[d].sha256));
-      json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "backup", m->name, "id", m->id,
-                                           "vm", m->vm_name, "vm_id", m->vm_id, "time", iso, "size",
-                                           (json_int_t)manifest_size(m), "disks", disks));
+      for (size_t d = 0; d < m->ndisks; d++) {
+        const struct manifest_disk *md = &m->disks[d];
+        json_t *jd = json_pack("{s:s, s:s?, s:I, s:s}", "id", md->id, "alias", md->alias, "size",
+                               (json_int_t)md->size, "mode", md->mode ? md->mode : "full");
+        if (md->digest) json_object_set_new(jd, "digest", json_string(md->digest));
+        if (md->sha256) json_object_set_new(jd, "sha256", json_string(md->sha256));
+        json_array_append_new(disks, jd);
+      }
+      json_t *jb = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "backup", m->name, "id", m->id, "vm",
+                             m->vm_name, "vm_id", m->vm_id, "time", iso, "size", (json_int_t)manifest_size(m),
+                             "mode", mode, "disks", disks);
+      json_object_set_new(jb, "checkpoint_id", m->checkpoint_id ? json_string(m->checkpoint_id) : json_null());
+      json_array_append_new(arr, jb);
     } else {
-      printf("%-19s  %-24s  %5zu  %10s  %s\n", when, m->vm_name, m->ndisks, size, m->name);
+      printf("%-19s  %-24s  %5zu  %10s  %-11s  %s\n", when, m->vm_name, m->ndisks, size, mode, m->name);
     }
   }
+  free(mans);
   if (c->json) print_json(arr);
-  else if (!n) printf("no backups in %s\n", c->repo);
+  else if (!shown && c->vm) printf("no backups of VM '%s' in %s\n", c->vm, c->repo);
+  else if (!shown) printf("no backups in %s\n", c->repo);
   strv_free(names);
   return rc;
 }

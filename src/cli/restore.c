@@ -157,6 +157,15 @@ int cli_restore(struct cli *c, const char *backup)
     ovf_vm_clear(&ovf);
     return cli_report_error(c, "cannot restore");
   }
+  /* onto an existing name: nothing is created, --name is the way out */
+  AUTOFREE char *existing = engine_vm_id(api, name);
+  if (existing || error_code() != ERR_NOT_FOUND) {
+    ovf_vm_clear(&ovf);
+    if (existing)
+      error(ERR_CONFLICT, "a VM named '%s' exists already: restore under another name with --name NEW", name);
+    return cli_report_error(c, "cannot restore");
+  }
+  error_clear();
   struct restore_run x = {.c = c, .api = api, .ndisks = m->ndisks};
   x.disk_ids = xcalloc(m->ndisks + 1, sizeof *x.disk_ids);
   x.attached = xcalloc(m->ndisks + 1, sizeof *x.attached);

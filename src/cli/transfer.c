@@ -20,6 +20,7 @@ void transfer_clear(struct transfer *t)
 {
   free(t->id);
   free(t->url);
+  free(t->http_url);
   free(t->phase);
   memset(t, 0, sizeof *t);
 }
@@ -34,6 +35,18 @@ static const char *transfer_nbd(const struct node *n)
   return url ? url : node_text(n, "transfer_url");
 }
 
+/* the imageio HTTP(S) URL of a transfer, when it has one: transfer_url, or
+ * the engine's proxy_url beside an NBD transfer_url */
+static void transfer_take_http(struct transfer *t, const struct node *n)
+{
+  const char *url = node_text(n, "transfer_url");
+  if (!url || strncmp(url, "http", 4) != 0) url = node_text(n, "proxy_url");
+  if (url && strncmp(url, "http", 4) == 0 && (!t->http_url || strcmp(url, t->http_url) != 0)) {
+    free(t->http_url);
+    t->http_url = xstrdup(url);
+  }
+}
+
 /* reads phase (and the NBD URL) of t; ERR_NOT_FOUND when it is gone */
 static int transfer_refresh(struct client *c, struct transfer *t)
 {
@@ -41,6 +54,7 @@ static int transfer_refresh(struct client *c, struct transfer *t)
   AUTOPTR(node) n = NULL;
   if (client_call(c, "GET", path, NULL, &n) < 0) return -1;
   const char *phase = node_text(n, "phase"), *url = transfer_nbd(n);
+  transfer_take_http(t, n);
   free(t->phase);
   t->phase = xstrdup(phase ? phase : "unknown");
   if (url && (!t->url || strcmp(url, t->url) != 0)) {
@@ -50,8 +64,8 @@ static int transfer_refresh(struct client *c, struct transfer *t)
   return 0;
 }
 
-int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
-                   struct transfer *t)
+static int transfer_open(struct client *c, bool upload, const char *image_id, const char *disk_id,
+                         const char *backup_id, struct transfer *t)
 {
   memset(t, 0, sizeof *t);
   struct buf body = BUF_INIT;
@@ -59,6 +73,7 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
              upload ? "upload" : "download");
   if (image_id) buf_printf(&body, "<snapshot id=\"%s\"/>", image_id);
   if (disk_id) buf_printf(&body, "<disk id=\"%s\"/>", disk_id);
+  if (backup_id) buf_printf(&body, "<backup id=\"%s\"/>", backup_id);
   buf_puts(&body, "<inactivity_timeout>120</inactivity_timeout></image_transfer>");
   AUTOPTR(node) n = NULL;
   int rc = client_call(c, "POST", "/imagetransfers", buf_str(&body), &n);
@@ -76,6 +91,7 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
   const char *phase = node_text(n, "phase"), *url = transfer_nbd(n);
   t->phase = xstrdup(phase ? phase : "initializing");
   t->url = xstrdup(url);
+  transfer_take_http(t, n);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
   int delay = 50;
   while (strcmp(t->phase, "transferring") != 0) {
@@ -95,15 +111,32 @@ int transfer_start(struct client *c, bool upload, const char *image_id, const ch
     if (delay < 500) delay *= 2;
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
-  if (!t->url || strncmp(t->url, "nbd", 3) != 0) {
-    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')",
-          t->id, t->url ? t->url : "");
+  if ((!t->url || strncmp(t->url, "nbd", 3) != 0) && !t->http_url) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has neither an NBD nor an HTTP URL (got '%s')", t->id,
+          t->url ? t->url : "");
     goto cancel;
   }
   return 0;
 cancel:
   transfer_cancel(c, t);
   return -1;
+}
+
+int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id, struct transfer *t)
+{
+  if (transfer_open(c, upload, image_id, disk_id, NULL, t) < 0) return -1;
+  if (upload && (!t->url || strncmp(t->url, "nbd", 3) != 0)) {
+    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')", t->id,
+          t->url ? t->url : "");
+    transfer_cancel(c, t);
+    return -1;
+  }
+  return 0;
+}
+
+int transfer_start_backup(struct client *c, const char *backup_id, const char *disk_id, struct transfer *t)
+{
+  return transfer_open(c, false, NULL, disk_id, backup_id, t);
 }
 
 int transfer_finalize(struct client *c, struct transfer *t)

@@ -13,15 +13,21 @@ extern volatile sig_atomic_t cli_interrupted;
 struct transfer {
   char *id;
   char *url;       /* its NBD export: nbd_url, nbd+unix:///?socket=... */
+  char *http_url;  /* the imageio HTTP(S) URL: transfer_url, else proxy_url; or NULL */
   char *phase;     /* the last phase seen */
 };
 void transfer_clear(struct transfer *t);
 
 /* POSTs a transfer (download of snapshot volume image_id, or upload into
- * disk_id) and waits until it is transferring. On failure a transfer that was
- * created is cancelled. */
+ * disk_id) and waits until it is transferring. An upload needs an NBD url; a
+ * download has an NBD url, an http_url, or both. On failure a transfer that
+ * was created is cancelled. */
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
                    struct transfer *t) WARN_UNUSED;
+/* POSTs a download transfer of disk_id in engine backup backup_id and waits
+ * until it is transferring; it has an NBD url, an http_url, or both */
+int transfer_start_backup(struct client *c, const char *backup_id, const char *disk_id,
+                          struct transfer *t) WARN_UNUSED;
 /* finalizes and waits until the engine says finished_success (or the transfer
  * is gone); fails on finished_failure */
 int transfer_finalize(struct client *c, struct transfer *t) WARN_UNUSED;
@@ -43,6 +49,27 @@ typedef void (*copy_progress_fn)(void *opaque, uint64_t done);
  * are in flight while workers threads hash, compress and store chunks. */
 int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *disk_index, int workers,
                 struct copy_stats *st, copy_progress_fn progress, void *opaque) WARN_UNUSED;
+
+/* Where an incremental backup reads a disk: an NBD handle (the transfer's
+ * NBD URL, or the unix_socket imageio's OPTIONS offers on the same host), else
+ * HTTP GET with Range on the imageio URL (a remote engine). */
+struct imageio;
+struct disk_source { const char *what; struct nbd_handle *nbd; struct imageio *http; };
+/* a dirty (or, for zero, zeroed) extent of a disk */
+struct data_extent { uint64_t off, len; bool zero; };
+
+/* Backs up only the extents in dirty (sorted, from extents?context=dirty;
+ * the list is consumed: extents are cut at block boundaries)
+ * into d, whose layout starts as prev's: changed bytes become patches, and a
+ * block that would collect too many patches, or changed by half or more, is
+ * read and stored whole (compaction). */
+int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
+                               size_t ndirty, const struct manifest_disk *prev, struct manifest_disk *d,
+                               struct copy_stats *st, copy_progress_fn progress, void *opaque) WARN_UNUSED;
+/* Backs up every allocated extent of an HTTP source in full (zero extents
+ * from extents?context=zero are not read) */
+int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t *disk_index, struct copy_stats *st,
+                 copy_progress_fn progress, void *opaque) WARN_UNUSED;
 
 /* Writes disk d from the repository to the NBD export at url, which must be
  * at least d->size bytes and read as zeros (a fresh disk): zero chunks are

@@ -4,7 +4,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define REPO_FORMAT_VERSION 1
+#define REPO_FORMAT_VERSION 2 /* config.json: 2 once a version 2 manifest may exist */
+#define MANIFEST_VERSION 2    /* extent layout (blocks + patches), digest over chunk ids */
 #define REPO_ZSTD_LEVEL 3
 #define REPO_KEY_LEN 32
 
@@ -13,6 +14,7 @@ struct repo {
   bool encrypted;
   unsigned char enc_key[REPO_KEY_LEN]; /* AES-256-GCM key (encrypted repositories) */
   unsigned char mac_key[REPO_KEY_LEN]; /* HMAC key for chunk ids (encrypted repositories) */
+  int version;                         /* config.json's version: 1 or 2 */
   int lock_fd;                         /* REPO/lock while locked, else -1 */
   pthread_mutex_t dirty_lock;
   bool dirty[256];                     /* chunk directories with renames not yet fsynced */
@@ -47,6 +49,11 @@ int repo_seal(const struct repo *r, const void *aad, size_t aadlen, const void *
 /* the inverse; fails (ERR_INVALID) when the tag does not match */
 int repo_open_sealed(const struct repo *r, const void *aad, size_t aadlen, const unsigned char *in,
                      size_t len, unsigned char *out) WARN_UNUSED;
+
+/* raises config.json's version to REPO_FORMAT_VERSION (crash-safe), so a
+ * snapback that cannot read version 2 manifests refuses the repository with
+ * a clear message instead of calling them damaged */
+int repo_config_upgrade(struct repo *r) WARN_UNUSED;
 
 void repo_hex(const unsigned char *bin, size_t n, char *out);
 bool repo_is_chunk_name(const char *s);

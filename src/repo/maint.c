@@ -129,10 +129,13 @@ static int refs_load(struct repo *repo, struct refs *r)
       continue;
     }
     const struct manifest *m = r->mans[i];
-    for (size_t d = 0; d < m->ndisks; d++)
+    for (size_t d = 0; d < m->ndisks; d++) {
       for (size_t c = 0; c < m->disks[d].nchunks; c++)
         if (strcmp(m->disks[d].chunks[c], REPO_ZERO_MARK) != 0)
           vec_push(&r->v, ((struct ref){m->disks[d].chunks[c], i}));
+      for (size_t c = 0; c < m->disks[d].npatch_chunks; c++)
+        vec_push(&r->v, ((struct ref){m->disks[d].patch_chunks[c], i}));
+    }
   }
   if (r->v.len) qsort(r->v.ptr, r->v.len, sizeof *r->v.ptr, cmp_ref);
   return 0;

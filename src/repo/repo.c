@@ -340,14 +340,15 @@ struct repo *repo_open(const char *path, const char *key_file)
     error(ERR_INVALID, "'%s' is not a snapback repository configuration", cfgpath);
     return NULL;
   }
-  if (version != REPO_FORMAT_VERSION || chunk_size != (json_int_t)REPO_CHUNK_SIZE) {
+  if (version < 1 || version > REPO_FORMAT_VERSION || chunk_size != (json_int_t)REPO_CHUNK_SIZE) {
     error(ERR_UNSUPPORTED, "repository '%s' has format version %lld and chunk size %lld: this snapback "
-          "reads version %d with %zu-byte chunks", path, (long long)version, (long long)chunk_size,
+          "reads versions 1 to %d with %zu-byte chunks", path, (long long)version, (long long)chunk_size,
           REPO_FORMAT_VERSION, REPO_CHUNK_SIZE);
     return NULL;
   }
   struct repo *r = xcalloc(1, sizeof *r);
   r->path = xstrdup(path);
+  r->version = (int)version;
   r->lock_fd = -1;
   pthread_mutex_init(&r->dirty_lock, NULL);
   if (strcmp(enc, "aes-256-gcm") == 0) {
@@ -438,5 +439,22 @@ int repo_sync(struct repo *r)
       return -1;
     }
   }
+  return 0;
+}
+
+int repo_config_upgrade(struct repo *r)
+{
+  if (r->version >= REPO_FORMAT_VERSION) return 0;
+  AUTOFREE char *cfgpath = xasprintf("%s/config.json", r->path);
+  size_t len;
+  AUTOFREE unsigned char *text = repo_read_file(cfgpath, 1 << 20, &len);
+  if (!text) return -1;
+  json_error_t je;
+  AUTOPTR(json) cfg = json_loadb((const char *)text, len, 0, &je);
+  if (!cfg) return error(ERR_INVALID, "'%s' is not a snapback repository configuration", cfgpath);
+  json_object_set_new(cfg, "version", json_integer(REPO_FORMAT_VERSION));
+  AUTOFREE char *out = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (repo_write_file(r->path, "config.json", out, strlen(out), false) < 0) return -1;
+  r->version = REPO_FORMAT_VERSION;
   return 0;
 }

@@ -2,11 +2,13 @@
  *
  * A repository is a directory: config.json, a lock file, content-addressed
  * chunks (chunks/ab/abcdef...) and one manifest per complete backup
- * (backups/<timestamp>-<vm>-<id>.json). Disks are cut into fixed 4 MiB
- * chunks; a chunk is stored once, compressed with zstd and, in an encrypted
- * repository, sealed with AES-256-GCM. A backup is complete exactly when its
- * manifest exists: the manifest is written last, after every chunk it names
- * is durable.
+ * (backups/<timestamp>-<vm>-<id>.json). A full backup cuts a disk into
+ * fixed 4 MiB blocks, each stored as one chunk; an incremental backup keeps
+ * the previous backup's blocks and adds patches: extents of the disk whose
+ * bytes lie inside a packed chunk of changed data (extent.c). A chunk is
+ * stored once, compressed with zstd and, in an encrypted repository, sealed
+ * with AES-256-GCM. A backup is complete exactly when its manifest exists:
+ * the manifest is written last, after every chunk it names is durable.
  *
  * Errors follow util/err.h: 0/-1 or pointer/NULL, the error recorded once.
  * Thread-safety: a struct repo may be shared by threads for chunk_put,
@@ -75,6 +77,13 @@ int repo_sync(struct repo *r) WARN_UNUSED;
 
 /* ---- manifests ---- */
 
+/* A patch: len bytes of the disk at off are bytes ref_off.. of patch chunk
+ * ref (an index into manifest_disk.patch_chunks), or zeros when ref is
+ * MANIFEST_ZERO_REF. A patch never crosses a block boundary. */
+#define MANIFEST_ZERO_REF UINT32_MAX
+#define MANIFEST_MAX_BLOCK_PATCHES 16 /* more in one block: the block is rewritten whole */
+struct manifest_patch { uint64_t off; uint32_t len, ref, ref_off; };
+
 struct manifest_disk {
   char *id;          /* the disk id in the engine */
   char *alias;
@@ -82,9 +91,16 @@ struct manifest_disk {
   char *interface;   /* virtio, virtio_scsi, ide, sata */
   bool bootable;
   uint64_t size;     /* virtual size in bytes */
-  char *sha256;      /* hex of the whole disk's bytes */
-  char **chunks;     /* nchunks entries: a chunk id or REPO_ZERO_MARK */
+  char *sha256;      /* version 1 manifests: hex of the whole disk's bytes */
+  char *digest;      /* version 2: manifest_disk_digest(), over the chunk ids */
+  char *mode;        /* "full" or "incremental": how this run read the disk */
+  char *why;         /* why a full backup was taken when an incremental was asked (or NULL) */
+  char **chunks;     /* nchunks block entries: a chunk id or REPO_ZERO_MARK */
   size_t nchunks;
+  char **patch_chunks;              /* ids of the chunks patches point into */
+  size_t npatch_chunks;
+  struct manifest_patch *patches;   /* sorted by off, never overlapping */
+  size_t npatches;
 };
 
 struct manifest {
@@ -92,6 +108,7 @@ struct manifest {
   char *name;        /* file stem: <timestamp>-<vm>-<id>; set by write/read */
   char *vm_id, *vm_name;
   char *snapshot_id;
+  char *checkpoint_id; /* the engine checkpoint this backup ends at (incremental base of the next) */
   int64_t start_ms, end_ms;
   char *ovf;
   struct manifest_disk *disks;
@@ -106,6 +123,17 @@ DEFINE_AUTOPTR(manifest, struct manifest, manifest_free)
 struct manifest_disk *manifest_add_disk(struct manifest *m, uint64_t size);
 size_t manifest_chunk_count(uint64_t size);
 
+/* the disk's digest: SHA-256 over its block chunk ids in order, then over
+ * its patches (offset, length, chunk id, offset in the chunk). Chunk ids are
+ * digests of their content, so this commits to every byte of the disk
+ * without a second pass over the data. out gets 64 hex digits. */
+void manifest_disk_digest(const struct manifest_disk *d, char out[REPO_ID_HEX + 1]);
+/* copies the layout of src (blocks, patches, patch chunks) into dst, whose
+ * size must equal src's */
+void manifest_disk_copy_layout(struct manifest_disk *dst, const struct manifest_disk *src);
+/* number of patches inside block b */
+size_t manifest_disk_block_patches(const struct manifest_disk *d, size_t b);
+
 /* writes the manifest crash-safe (repo_sync first, then temp + fsync +
  * rename + directory fsync); sets m->name. Every chunk slot must be filled. */
 int manifest_write(struct repo *r, struct manifest *m) WARN_UNUSED;
@@ -117,6 +145,44 @@ char **manifest_list(struct repo *r, size_t *count);
 /* finds a backup by file stem, by id, or by a unique prefix of either */
 struct manifest *manifest_find(struct repo *r, const char *what);
 int manifest_remove(struct repo *r, const char *name) WARN_UNUSED;
+
+/* ---- incremental backups and restore (extent.c) ---- */
+
+/* A patch writer turns the changed extents of a disk into a new disk entry:
+ * it starts from the previous backup's layout (blocks and patches), packs
+ * changed bytes into chunks of up to 4 MiB, and at the end lays the new
+ * patches over the old ones (the new win). A whole block given with
+ * patch_writer_block replaces the block and every patch inside it
+ * (compaction). Single-threaded. */
+struct patch_writer;
+struct patch_writer *patch_writer_new(struct repo *r, const struct manifest_disk *prev, struct manifest_disk *out);
+/* bytes [off, off + len) of the disk changed to data (zeros are noticed and
+ * stored as zero patches) */
+int patch_writer_data(struct patch_writer *pw, uint64_t off, const void *data, size_t len) WARN_UNUSED;
+/* bytes [off, off + len) of the disk now read as zeros */
+int patch_writer_zero(struct patch_writer *pw, uint64_t off, uint64_t len) WARN_UNUSED;
+/* the whole block b (its length: 4 MiB, or less for a disk's last block) */
+int patch_writer_block(struct patch_writer *pw, size_t b, const void *data, size_t len) WARN_UNUSED;
+/* true when block b should be read and given whole rather than patched:
+ * dirty_pieces new patches of dirty_bytes would leave it with more than
+ * MANIFEST_MAX_BLOCK_PATCHES patches, or change half of it or more */
+bool patch_writer_wants_block(const struct patch_writer *pw, size_t b, size_t dirty_pieces, uint64_t dirty_bytes);
+struct patch_stats { uint64_t bytes_stored, chunks_new, chunks_reused, chunks_zero, blocks_rewritten; };
+/* stores the last packed chunk, lays the patches over the previous layout,
+ * drops patch chunks no longer used and sets out->digest; st (may be NULL)
+ * gets what the writer stored. Frees pw, also on failure. */
+int patch_writer_finish(struct patch_writer *pw, struct patch_stats *st) WARN_UNUSED;
+void patch_writer_free(struct patch_writer *pw);
+
+/* Reads a disk back, block by block: block b of d into buf (at least
+ * REPO_CHUNK_SIZE), the block's chunk with the patches laid over it. Each
+ * chunk read is checked against its id. The reader keeps a few patch chunks
+ * decompressed, so reading the blocks in order reads each chunk about once. */
+struct disk_reader;
+struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d);
+int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len) WARN_UNUSED;
+void disk_reader_free(struct disk_reader *dr);
+DEFINE_AUTOPTR(disk_reader, struct disk_reader, disk_reader_free)
 
 /* ---- maintenance ---- */
 

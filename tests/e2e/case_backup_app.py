@@ -110,12 +110,13 @@ def two_disk_vm(env, size, run):
 
 
 def snapback_snapshot(env, vm_id):
-    """(id, status) of the snapshot snapback made, or (None, None)"""
+    """(id, status) of the snapshot snapback's backup reads, or (None, None)"""
     r = env.api("GET", "/vms/%s/snapshots" % vm_id)
     if r.status != 200:
         return None, None
     for s in r.body.findall("snapshot"):
-        if (text(s, "description") or "").startswith("snapback backup"):
+        # snapback's own (an engine without the backup API) or the engine's backup snapshot
+        if (text(s, "description") or "").startswith(("snapback backup", "Auto-generated for Backup VM")):
             return s.get("id"), text(s, "snapshot_status")
     return None, None
 
@@ -237,12 +238,12 @@ def backup_restore(env):
         for d in disks:
             env.check(snap_bytes[d][:MiB] == b"\x22" * MiB, "the snapshot of %s lacks the data written before" % d)
 
-        # the manifest's hashes are the snapshot's
+        # each disk carries a digest over its chunk ids and says how it was read
         import hashlib
         by_id = {d["id"]: d for d in res["disks"]}
         for d in disks:
-            env.check(by_id.get(d, {}).get("sha256") == hashlib.sha256(snap_bytes[d]).hexdigest(),
-                      "disk %s: the backup's sha256 is not the snapshot's" % d)
+            env.check(len(by_id.get(d, {}).get("digest") or "") == 64, "disk %s: no digest in %r" % (d, by_id.get(d)))
+            env.check(by_id.get(d, {}).get("mode") == "full", "disk %s: mode %r" % (d, by_id.get(d, {}).get("mode")))
         check_engine_clean(env, [vm_id], "after the backup")
 
         # listed
@@ -375,4 +376,180 @@ def killed(env):
                   % gc["chunks_removed"])
         env.check(repo.ok("verify")["ok"], "verify after gc fails")
     finally:
+        repo.close()
+
+
+@case("snapback: options that do not apply, bad values and unknown configuration keys are refused with exit 2")
+def cli_refusals(env):
+    repo = Repo(env)
+    try:
+        repo.ok("init")
+
+        def refused(args, words, environ=None):
+            p = subprocess.run(repo.argv(*args), capture_output=True, text=True, timeout=60,
+                               env=environ or repo.environ)
+            env.check(p.returncode == 2, "snapback %s: exit %d, expected 2 (%s)" % (" ".join(args), p.returncode,
+                                                                               p.stderr.strip()))
+            env.check(words in p.stderr, "snapback %s: the message %r does not say %r"
+                      % (" ".join(args), p.stderr.strip(), words))
+            return p
+
+        before = env.api("GET", "/vms").body.findall("vm")
+        refused(["restore", "x", "--dry-run", "--name", "never-made"], "'--dry-run' does not apply to 'restore'")
+        after = env.api("GET", "/vms").body.findall("vm")
+        env.check(len(after) == len(before), "restore --dry-run created something")
+        refused(["gc", "--keep-last", "2"], "'--keep-last' does not apply to 'gc'")
+        refused(["verify", "--workers", "0"], "--workers")
+        refused(["backups", "--full"], "'--full' does not apply")
+        refused(["backups", "--key-file", os.path.join(repo.dir, "key")], "not encrypted")
+        refused(["backups", "a", "b"], "unexpected argument 'b'")
+        refused(["frobnicate"], "unknown command")
+        # under --json, the documented {"error", "code"}
+        p = refused(["prune", "--workers", "2", "--json"], "does not apply")
+        try:
+            js = json.loads(p.stdout)
+            env.check(set(js) == {"error", "code"} and js["code"] == "usage", "usage error JSON %r" % js)
+        except ValueError:
+            env.check(False, "a usage error under --json printed %r" % p.stdout)
+        # an unknown key in the configuration file
+        with open(os.path.join(repo.dir, "snapback.conf"), "w") as f:
+            f.write("repo = %s\nkeyfile = /nowhere\n" % repo.path)
+        refused(["backups"], "unknown key 'keyfile'")
+        os.unlink(os.path.join(repo.dir, "snapback.conf"))
+        # backups of one VM: none yet, and no error
+        env.check(repo.ok("backups", "--vm", "nobody") == [], "backups --vm nobody is not empty")
+    finally:
+        repo.close()
+
+
+def set_backup_incremental(env, disk_id):
+    """disk.backup=incremental where the engine knows it (the backup API's engines)"""
+    r = env.api("PUT", "/disks/" + disk_id, "<disk><backup>incremental</backup></disk>")
+    return r.status == 200
+
+
+@case("snapback: full, incremental, incremental again, each restored byte-identical; prune and gc keep the latest "
+      "restorable; backups VM, ambiguous prefixes, restore onto an existing name")
+def incremental(env):
+    repo = Repo(env)
+    try:
+        vm_id, name = env.create_vm()
+        disk = env.create_disk(size=64 * MiB)
+        env.attach(vm_id, disk, "virtio_scsi", bootable=True)
+        set_backup_incremental(env, disk)
+        has_api = env.api("GET", "/vms/%s/backups" % vm_id).status == 200
+        path = active_path(env, vm_id, disk)
+        offline_write(env, path, 0x11, 0, 8 * MiB)
+        offline_write(env, path, 0x12, 40 * MiB, 4 * MiB)
+        states, runs = [], []
+        for step in range(3):
+            if step:
+                # scattered 64 KiB writes, one of them zeroing data, one across a 4 MiB boundary
+                for k, off in enumerate((1 * MiB, 5 * MiB + 64 * 1024, 41 * MiB, 60 * MiB)):
+                    offline_write(env, path, 0x20 + step * 4 + k, off, 64 * 1024)
+                offline_write(env, path, 0x00, 2 * MiB, 64 * 1024)
+                offline_write(env, path, 0x30 + step, 4 * MiB - 32 * 1024, 64 * 1024)
+            states.append(raw_image(path))
+            runs.append(repo.ok("backup", name))
+        modes = [[d["mode"] for d in r["disks"]] for r in runs]
+        if has_api:
+            env.check(modes == [["full"], ["incremental"], ["incremental"]], "backup modes %r (why: %r)"
+                      % (modes, [[d.get("why") for d in r["disks"]] for r in runs]))
+            env.check(runs[1]["bytes_read"] < 2 * MiB, "the incremental backup read %d bytes" % runs[1]["bytes_read"])
+            env.check(runs[1]["bytes_stored"] < 2 * MiB, "the incremental backup stored %d bytes"
+                      % runs[1]["bytes_stored"])
+        else:
+            env.check(modes == [["full"]] * 3, "backup modes without the engine's backup API %r" % modes)
+            print("    note: the engine has no VM backup API: every run was full (through a snapshot)")
+
+        # --full forces a full backup, and says so
+        forced = repo.ok("backup", name, "--full")
+        env.check([(d["mode"], d.get("why")) for d in forced["disks"]] == [("full", "--full was given")]
+                  or not has_api, "backup --full: %r" % forced["disks"])
+        runs_all = runs + [forced]
+        lst = repo.ok("backups", name)
+        env.require([b["backup"] for b in lst] == [r["backup"] for r in runs_all], "backups %s lists %r"
+                    % (name, lst))
+        # an ambiguous prefix names its matches
+        rc, out, err = repo.run("restore", runs[0]["backup"][:8], "--name", "never")
+        env.check(rc == 1 and "ambiguous" in err and runs[2]["backup"] in err, "ambiguous prefix: %d %s" % (rc, err))
+        # onto the existing name: refused, --name suggested, nothing created
+        nvms = len(env.api("GET", "/vms").body.findall("vm"))
+        rc, out, err = repo.run("restore", runs[0]["id"])
+        env.check(rc == 1 and "--name" in err, "restore onto the existing name: %d %s" % (rc, err))
+        env.check(len(env.api("GET", "/vms").body.findall("vm")) == nvms, "restore onto an existing name created a VM")
+
+        def restored_equals(run, want, label):
+            new = "%s-r%s" % (name, label)
+            env.vm_names.add(new)
+            rr = repo.ok("restore", run["backup"], "--name", new)
+            rpath = active_path(env, rr["vm_id"], rr["disks"][0]["id"])
+            got = raw_image(rpath)
+            env.check(got == want, "restore of backup %s (%s) is not byte-identical" % (label, run["backup"]))
+            # sparse: zero ranges inside a 4 MiB block are not written (block 15 holds one 64 KiB write)
+            m = subprocess.run(["qemu-img", "map", "-U", "--output=json", rpath], capture_output=True, text=True)
+            allocated = sum(e["length"] for e in json.loads(m.stdout) if e.get("data")) if m.returncode == 0 else -1
+            nonzero = sum(1 for k in range(0, len(want), 65536) if want[k:k + 65536].strip(b"\0"))
+            env.check(0 <= allocated <= nonzero * 65536 + MiB, "restore of backup %s allocates %d bytes for %d "
+                      "non-zero 64 KiB pieces" % (label, allocated, nonzero))
+            r = env.api("DELETE", "/vms/%s?detach_only=false" % rr["vm_id"])
+            env.check(r.status in (200, 202), "removing the restored VM: " + r.short())
+
+        for k in range(3):
+            restored_equals(runs[k], states[k], str(k))
+        # prune the backups the last incremental one was based on, gc: it still restores
+        repo.ok("prune", "--keep-last", "2")  # keeps the last incremental and the forced full
+        repo.ok("gc")
+        env.check(repo.ok("verify")["ok"], "verify after prune and gc fails")
+        restored_equals(runs[2], states[2], "2b")
+        check_engine_clean(env, [vm_id], "at the end")
+    finally:
+        repo.close()
+
+
+@case("snapback: a client that cannot reach the NBD export (another user, as for a remote engine) backs up over "
+      "the HTTP data URL; the backup restores byte-identical")
+def http_fallback(env):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    repo = Repo(env)
+    try:
+        # the repository and the configuration belong to nobody, who cannot open the
+        # transfers' NBD sockets in the engine's state directory
+        os.chown(repo.dir, nobody.pw_uid, nobody.pw_gid)
+        vm_id, name = env.create_vm()
+        disk = env.create_disk(size=24 * MiB)
+        env.attach(vm_id, disk, "virtio_scsi", bootable=True)
+        path = active_path(env, vm_id, disk)
+        offline_write(env, path, 0x5a, 0, 3 * MiB)
+        offline_write(env, path, 0x5b, 17 * MiB, 64 * 1024)
+        set_backup_incremental(env, disk)
+        has_api = env.api("GET", "/vms/%s/backups" % vm_id).status == 200
+
+        def backup_as_nobody():
+            p = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
+                                "--clear-groups"] + repo.argv("backup", name, "--json"),
+                               capture_output=True, text=True, timeout=300, env=repo.environ)
+            env.require(p.returncode == 0, "backup as nobody exited %d: %s %s" % (p.returncode, p.stdout, p.stderr))
+            env.check("reading over HTTP" in p.stderr, "the backup does not say it read over HTTP: %s" % p.stderr)
+            return json.loads(p.stdout)
+
+        res = backup_as_nobody()
+        env.check(res["bytes_read"] <= 4 * MiB, "read %d bytes of 3 MiB + 64 KiB written" % res["bytes_read"])
+        # an incremental backup over HTTP (where the engine has the backup API)
+        offline_write(env, path, 0x5c, 9 * MiB, 64 * 1024)
+        want = raw_image(path)
+        res = backup_as_nobody()
+        if has_api:
+            env.check(res["disks"][0]["mode"] == "incremental" and res["bytes_read"] <= 128 * 1024,
+                      "the second backup over HTTP: %r" % res["disks"])
+        subprocess.run(["chown", "-R", "root:root", repo.dir], check=True)
+        new = name + "-http"
+        env.vm_names.add(new)
+        rr = repo.ok("restore", res["backup"], "--name", new)
+        got = raw_image(active_path(env, rr["vm_id"], rr["disks"][0]["id"]))
+        env.check(got == want, "the backup read over HTTP does not restore byte-identical")
+        check_engine_clean(env, [vm_id, rr["vm_id"]], "at the end")
+    finally:
+        subprocess.run(["chown", "-R", "root:root", repo.dir])
         repo.close()

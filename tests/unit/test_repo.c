@@ -556,6 +556,312 @@ static void test_lock_waits(const char *root)
   free(path);
 }
 
+/* ---- incremental backups: patches over blocks (extent.c) ---- */
+
+/* the disk as a backup describes it, read back through a disk_reader */
+static bool disk_equals(struct repo *r, const struct manifest_disk *d, const unsigned char *want)
+{
+  struct disk_reader *dr = disk_reader_new(r, d);
+  unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  bool same = dr != NULL;
+  /* out of order once, to exercise the reader's search */
+  for (size_t k = 0; same && k < d->nchunks; k++) {
+    size_t b = k == 0 && d->nchunks > 2 ? 2 : k == 2 ? 0 : k, len;
+    if (disk_reader_block(dr, b, buf, &len) < 0) {
+      fprintf(stderr, "# block %zu: %s\n", b, error_message());
+      error_clear();
+      same = false;
+    } else if (memcmp(buf, want + b * REPO_CHUNK_SIZE, len) != 0) {
+      fprintf(stderr, "# block %zu differs\n", b);
+      same = false;
+    }
+  }
+  free(buf);
+  disk_reader_free(dr);
+  return same;
+}
+
+/* one backup of disk (size bytes): full when prev is NULL, else of the
+ * extents marked in dirty (64 KiB granularity) as the CLI does it: a block
+ * that wants to be whole is given whole, the rest as patches */
+static struct manifest *backup_disk(struct repo *r, const struct manifest_disk *prev, const unsigned char *disk,
+                                    uint64_t size, const bool *dirty, int64_t when, struct patch_stats *st)
+{
+  struct manifest *m = xcalloc(1, sizeof *m);
+  char id[64];
+  snprintf(id, sizeof id, "00000000-0000-0000-0000-%012lld", (long long)(when % 1000000000000));
+  m->id = xstrdup(id);
+  m->vm_id = xstrdup("vm-1");
+  m->vm_name = xstrdup("inc");
+  m->start_ms = m->end_ms = when;
+  struct manifest_disk *d = manifest_add_disk(m, size);
+  d->id = xstrdup("disk-1");
+  struct patch_writer *pw = patch_writer_new(r, prev, d);
+  CHECK(pw != NULL);
+  const size_t piece = 64 << 10;
+  for (size_t b = 0; b < d->nchunks; b++) {
+    uint64_t off = (uint64_t)b * REPO_CHUNK_SIZE;
+    size_t len = (size_t)(size - off < REPO_CHUNK_SIZE ? size - off : REPO_CHUNK_SIZE);
+    size_t pieces = 0;
+    uint64_t bytes = 0;
+    for (size_t p = 0; prev && p < len; p += piece)
+      if (dirty[(off + p) / piece]) pieces++, bytes += piece;
+    if (!prev || patch_writer_wants_block(pw, b, pieces, bytes)) {
+      CHECK(patch_writer_block(pw, b, disk + off, len) == 0);
+      continue;
+    }
+    for (size_t p = 0; p < len; p += piece) {
+      if (!dirty[(off + p) / piece]) continue;
+      size_t n = len - p < piece ? len - p : piece;
+      if (repo_is_zero(disk + off + p, n)) CHECK(patch_writer_zero(pw, off + p, n) == 0);
+      else CHECK(patch_writer_data(pw, off + p, disk + off + p, n) == 0);
+    }
+  }
+  CHECK(patch_writer_finish(pw, st) == 0);
+  d->mode = xstrdup(prev ? "incremental" : "full");
+  CHECK(manifest_write(r, m) == 0);
+  return m;
+}
+
+static void test_incremental(const char *root)
+{
+  char *path = xasprintf("%s/inc", root);
+  CHECK(repo_init(path, NULL) == 0);
+  struct repo *r = repo_open(path, NULL);
+  const size_t piece = 64 << 10;
+  const uint64_t size = 6 * REPO_CHUNK_SIZE + 3 * piece + 512; /* a short last block */
+  const size_t npieces = (size_t)((size + piece - 1) / piece);
+  unsigned char *disk = xcalloc(1, size), *old = xrealloc(NULL, size);
+  bool *dirty = xcalloc(npieces, sizeof *dirty);
+  fill_random(disk, 3 * REPO_CHUNK_SIZE, 100);            /* blocks 0-2 data, 3-4 zero */
+  fill_random(disk + 5 * REPO_CHUNK_SIZE, size - 5 * REPO_CHUNK_SIZE, 101);
+  struct patch_stats st;
+  struct manifest *full = backup_disk(r, NULL, disk, size, dirty, 1700000000000, &st);
+  CHECK(st.chunks_zero == 2 && st.chunks_new == 5);
+  CHECK(disk_equals(r, &full->disks[0], disk));
+  memcpy(old, disk, size);
+
+  /* 1: scattered 64 KiB changes, one zeroed piece, one in the short last block */
+  uint64_t changed = 0;
+  size_t pick[] = {3, 70, 71, 130, 200, 260, npieces - 1};
+  for (size_t i = 0; i < sizeof pick / sizeof pick[0]; i++) {
+    uint64_t off = (uint64_t)pick[i] * piece;
+    size_t n = size - off < piece ? (size_t)(size - off) : piece;
+    if (i == 2) memset(disk + off, 0, n);
+    else fill_random(disk + off, n, 200 + i);
+    dirty[pick[i]] = true;
+    changed += n;
+  }
+  struct manifest *inc1 = backup_disk(r, &full->disks[0], disk, size, dirty, 1700000100000, &st);
+  CHECK(st.blocks_rewritten == 0);
+  /* the repository grows by the changed bytes (raw chunks: +16 bytes a chunk) */
+  if (!(st.bytes_stored <= changed + 64 && st.chunks_new == 1))
+    fprintf(stderr, "# stored %llu for %llu changed, %llu new chunks\n", (unsigned long long)st.bytes_stored,
+            (unsigned long long)changed, (unsigned long long)st.chunks_new);
+  CHECK(st.bytes_stored <= changed + 64 && st.chunks_new == 1);
+  CHECK(inc1->disks[0].npatches == sizeof pick / sizeof pick[0]);
+  CHECK(disk_equals(r, &inc1->disks[0], disk));
+  CHECK(disk_equals(r, &full->disks[0], old)); /* the full backup is untouched */
+  /* read back from the file: same layout, digest checked */
+  struct manifest *back = manifest_read(r, inc1->name);
+  CHECK(back && back->disks[0].npatches == inc1->disks[0].npatches);
+  CHECK(back && strcmp(back->disks[0].digest, inc1->disks[0].digest) == 0);
+  CHECK(back && disk_equals(r, &back->disks[0], disk));
+  manifest_free(back);
+  unsigned char *mid = xrealloc(NULL, size);
+  memcpy(mid, disk, size);
+
+  /* 2: overwrite part of an earlier patch and the piece next to it, and half of block 5 */
+  memset(dirty, 0, npieces * sizeof *dirty);
+  fill_random(disk + 70 * piece, 2 * piece, 300);
+  dirty[70] = dirty[71] = true;
+  fill_random(disk + 5 * REPO_CHUNK_SIZE, REPO_CHUNK_SIZE / 2, 301);
+  for (size_t p = 0; p < REPO_CHUNK_SIZE / 2 / piece; p++) dirty[5 * REPO_CHUNK_SIZE / piece + p] = true;
+  struct manifest *inc2 = backup_disk(r, &inc1->disks[0], disk, size, dirty, 1700000200000, &st);
+  CHECK(st.blocks_rewritten == 1); /* half of block 5 changed: stored whole */
+  CHECK(disk_equals(r, &inc2->disks[0], disk));
+  CHECK(disk_equals(r, &inc1->disks[0], mid));
+
+  /* 3: many small changes in one block: compacted into a whole block */
+  struct manifest *prev = inc2;
+  struct manifest *chain[24] = {0};
+  for (int round = 0; round < 20; round++) {
+    memset(dirty, 0, npieces * sizeof *dirty);
+    size_t p = (size_t)(REPO_CHUNK_SIZE / piece) + (size_t)(round * 3) % 64; /* block 1 */
+    fill_random(disk + p * piece, piece, 400 + (uint64_t)round);
+    dirty[p] = true;
+    chain[round] = backup_disk(r, &prev->disks[0], disk, size, dirty, 1700000300000 + round * 1000, &st);
+    CHECK(manifest_disk_block_patches(&chain[round]->disks[0], 1) <= MANIFEST_MAX_BLOCK_PATCHES);
+    prev = chain[round];
+  }
+  CHECK(disk_equals(r, &prev->disks[0], disk));
+
+  /* prune everything but the last backup, gc: the last still restores */
+  size_t n;
+  char **names = manifest_list(r, &n);
+  for (size_t i = 0; names && i + 1 < n; i++) CHECK(manifest_remove(r, names[i]) == 0);
+  for (size_t i = 0; names && names[i]; i++) free(names[i]);
+  free(names);
+  struct gc_stats gs;
+  CHECK(repo_gc(r, false, &gs) == 0 && gs.chunks_removed > 0);
+  CHECK(disk_equals(r, &prev->disks[0], disk));
+  struct verify_report rep;
+  CHECK(repo_verify(r, 2, &rep, NULL, NULL) == 0 && rep.ndamage == 0);
+  verify_report_free(&rep);
+
+  /* a different size is refused */
+  struct manifest *m = xcalloc(1, sizeof *m);
+  struct manifest_disk *d = manifest_add_disk(m, size + 4096);
+  d->id = xstrdup("disk-1");
+  CHECK(patch_writer_new(r, &prev->disks[0], d) == NULL && error_code() == ERR_CONFLICT);
+  error_clear();
+  manifest_free(m);
+
+  /* a manifest whose layout was altered fails its digest */
+  {
+    char mp[4096];
+    snprintf(mp, sizeof mp, "%s/backups/%s.json", path, prev->name);
+    FILE *f = fopen(mp, "r+");
+    char *text = xcalloc(1, 1 << 20);
+    size_t tl = fread(text, 1, (1 << 20) - 1, f);
+    char *bl = strstr(text, "\"blocks\":\"");
+    CHECK(bl != NULL && tl > 0);
+    if (bl) {
+      bl += 10;
+      *bl = *bl == 'A' ? 'B' : 'A';
+      fseek(f, 0, SEEK_SET);
+      CHECK(fwrite(text, 1, tl, f) == tl);
+    }
+    fclose(f);
+    free(text);
+    struct manifest *bad = manifest_read(r, prev->name);
+    CHECK(!bad && strstr(error_message(), "digest") != NULL);
+    error_clear();
+  }
+
+  manifest_free(full);
+  manifest_free(inc1);
+  manifest_free(inc2);
+  for (int i = 0; i < 24; i++) manifest_free(chain[i]);
+  repo_close(r);
+  free(disk);
+  free(old);
+  free(mid);
+  free(dirty);
+  free(path);
+}
+
+/* version 1 manifests (a JSON array of hex ids, the disk's SHA-256) still
+ * read; a version 1 repository becomes version 2 at its first new backup */
+static void test_version1(const char *root)
+{
+  char *path = xasprintf("%s/v1", root);
+  CHECK(repo_init(path, NULL) == 0);
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "%s/config.json", path);
+  {
+    FILE *f = fopen(cfg, "r");
+    char *text = xcalloc(1, 65536);
+    size_t tl = fread(text, 1, 65535, f);
+    fclose(f);
+    char *v = strstr(text, "\"version\": 2");
+    CHECK(v != NULL);
+    if (v) v[11] = '1';
+    f = fopen(cfg, "w");
+    fwrite(text, 1, tl, f);
+    fclose(f);
+    free(text);
+  }
+  struct repo *r = repo_open(path, NULL);
+  CHECK(r != NULL);
+  struct repo_worker *w = repo_worker_new(r);
+  unsigned char *data = xrealloc(NULL, REPO_CHUNK_SIZE);
+  fill_random(data, REPO_CHUNK_SIZE, 9);
+  char id[REPO_ID_HEX + 1];
+  bool is_new;
+  size_t stored;
+  CHECK(repo_chunk_put(w, data, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
+  CHECK(repo_sync(r) == 0);
+  char mp[4096];
+  snprintf(mp, sizeof mp, "%s/backups/20231114T221320Z-old-11111111-1111-1111-1111-111111111111.json", path);
+  FILE *f = fopen(mp, "w");
+  fprintf(f, "{\"format\": \"snapback-backup\", \"version\": 1, \"id\": \"11111111-1111-1111-1111-111111111111\","
+             " \"vm\": {\"id\": \"vm-old\", \"name\": \"old\"}, \"started\": \"2023-11-14T22:13:20.000+00:00\","
+             " \"finished\": \"2023-11-14T22:13:21.000+00:00\", \"chunk_size\": 4194304, \"ovf\": \"<x/>\","
+             " \"disks\": [{\"id\": \"d\", \"size\": %zu, \"sha256\": \"00\", \"chunks\": [\"%s\", \"zero\"]}]}",
+          2 * REPO_CHUNK_SIZE, id);
+  fclose(f);
+  struct manifest *m = manifest_find(r, "11111111");
+  CHECK(m && m->ndisks == 1 && m->disks[0].nchunks == 2 && strcmp(m->disks[0].chunks[0], id) == 0);
+  CHECK(m && m->disks[0].sha256 && !m->disks[0].digest);
+  unsigned char *want = xcalloc(1, 2 * REPO_CHUNK_SIZE);
+  memcpy(want, data, REPO_CHUNK_SIZE);
+  CHECK(m && disk_equals(r, &m->disks[0], want));
+  /* an incremental backup on top of a version 1 backup */
+  bool dirty[128] = {0};
+  dirty[64] = true;
+  fill_random(want + REPO_CHUNK_SIZE, 65536, 10);
+  struct patch_stats st;
+  struct manifest *inc = m ? backup_disk(r, &m->disks[0], want, 2 * REPO_CHUNK_SIZE, dirty, 1700000000000, &st) : NULL;
+  CHECK(inc && disk_equals(r, &inc->disks[0], want));
+  {
+    FILE *cf = fopen(cfg, "r");
+    char text[4096] = "";
+    CHECK(fread(text, 1, sizeof text - 1, cf) > 0);
+    fclose(cf);
+    CHECK(strstr(text, "\"version\": 2") != NULL);
+  }
+  /* a manifest version from the future is refused by name */
+  snprintf(mp, sizeof mp, "%s/backups/20231114T221320Z-new-22222222-2222-2222-2222-222222222222.json", path);
+  f = fopen(mp, "w");
+  fputs("{\"format\": \"snapback-backup\", \"version\": 9, \"id\": \"x\", \"vm\": {\"id\": \"v\", \"name\": \"n\"},"
+        " \"started\": \"\", \"finished\": \"\", \"chunk_size\": 4194304, \"disks\": []}", f);
+  fclose(f);
+  CHECK(!manifest_find(r, "22222222") && error_code() == ERR_UNSUPPORTED && strstr(error_message(), "version 9"));
+  error_clear();
+  manifest_free(m);
+  manifest_free(inc);
+  free(want);
+  free(data);
+  repo_worker_free(w);
+  repo_close(r);
+  free(path);
+}
+
+/* a full backup's manifest of a 1 TiB disk with no two blocks alike stays
+ * under 16 MiB */
+static void test_manifest_size(const char *root)
+{
+  char *path = xasprintf("%s/big", root);
+  CHECK(repo_init(path, NULL) == 0);
+  struct repo *r = repo_open(path, NULL);
+  struct manifest *m = xcalloc(1, sizeof *m);
+  m->id = xstrdup("33333333-3333-3333-3333-333333333333");
+  m->vm_id = xstrdup("vm");
+  m->vm_name = xstrdup("big");
+  struct manifest_disk *d = manifest_add_disk(m, (uint64_t)1 << 40);
+  d->id = xstrdup("disk");
+  d->mode = xstrdup("full");
+  for (size_t i = 0; i < d->nchunks; i++) {
+    unsigned char bin[32];
+    fill_random(bin, 32, i + 1);
+    d->chunks[i] = xrealloc(NULL, REPO_ID_HEX + 1);
+    for (int k = 0; k < 32; k++) snprintf(d->chunks[i] + 2 * k, 3, "%02x", bin[k]);
+  }
+  CHECK(manifest_write(r, m) == 0);
+  char mp[4096];
+  snprintf(mp, sizeof mp, "%s/backups/%s.json", path, m->name);
+  struct stat sb;
+  CHECK(stat(mp, &sb) == 0 && sb.st_size < (16 << 20));
+  printf("# 1 TiB full backup manifest: %lld bytes\n", (long long)sb.st_size);
+  struct manifest *back = manifest_read(r, m->name);
+  CHECK(back && back->disks[0].nchunks == d->nchunks && strcmp(back->disks[0].chunks[777], d->chunks[777]) == 0);
+  manifest_free(back);
+  manifest_free(m);
+  repo_close(r);
+  free(path);
+}
+
 int main(void)
 {
   char *root = tmpdir();
@@ -578,6 +884,9 @@ int main(void)
   test_prune();
   test_concurrent_writers(root);
   test_lock_waits(root);
+  test_incremental(root);
+  test_version1(root);
+  test_manifest_size(root);
   if (!getenv("KEEP")) rm_rf(root); else printf("%s\n", root);
   free(root);
   return tap_done();

@@ -1,0 +1,165 @@
+/* imageio.c: the imageio data API over libcurl (see imageio.h). */
+#include "cli/imageio.h"
+#include "cli/client.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include <curl/curl.h>
+#include <jansson.h>
+#include <string.h>
+
+DEFINE_AUTOPTR(json, json_t, json_decref)
+
+struct imageio {
+  CURL *curl;
+  char *url;
+  char *cacert;
+  char *unix_socket; /* when set: plain HTTP on this socket, same path */
+  int64_t size;      /* -1 until known */
+};
+
+struct imageio *imageio_open(const char *url, const char *cacert)
+{
+  CURL *h = curl_easy_init();
+  if (!h) {
+    error(ERR_INTERNAL, "cannot start libcurl");
+    return NULL;
+  }
+  struct imageio *io = xcalloc(1, sizeof *io);
+  io->curl = h;
+  io->url = xstrdup(url);
+  io->cacert = xstrdup(cacert);
+  io->size = -1;
+  return io;
+}
+
+void imageio_close(struct imageio *io)
+{
+  if (!io) return;
+  curl_easy_cleanup(io->curl);
+  free(io->url);
+  free(io->cacert);
+  free(io->unix_socket);
+  free(io);
+}
+
+struct sink { unsigned char *buf; size_t cap, len; struct buf *grow; };
+
+static size_t sink_write(char *ptr, size_t size, size_t n, void *opaque)
+{
+  struct sink *s = opaque;
+  size_t got = size * n;
+  if (s->grow) {
+    buf_add(s->grow, ptr, got);
+    return got;
+  }
+  if (s->len + got > s->cap) return 0; /* more than asked: fail the transfer */
+  memcpy(s->buf + s->len, ptr, got);
+  s->len += got;
+  return got;
+}
+
+/* one request; returns the HTTP status or -1 */
+static long imageio_do(struct imageio *io, const char *method, const char *suffix, const char *range,
+                       struct sink *out)
+{
+  CURL *h = io->curl;
+  /* on the unix socket the host is only a name: keep the URL's path */
+  const char *path = strstr(io->url, "://") ? strchr(strstr(io->url, "://") + 3, '/') : NULL;
+  AUTOFREE char *url = io->unix_socket && path ? xasprintf("http://localhost%s%s", path, suffix ? suffix : "")
+                                               : xasprintf("%s%s", io->url, suffix ? suffix : "");
+  struct curl_slist *hdrs = NULL;
+  AUTOFREE char *rh = range ? xasprintf("Range: bytes=%s", range) : NULL;
+  if (rh) hdrs = curl_slist_append(hdrs, rh);
+  client_curl_setup(h, method, url, hdrs, sink_write, out, io->cacert);
+  if (io->unix_socket) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, io->unix_socket);
+  CURLcode rc = curl_easy_perform(h);
+  curl_slist_free_all(hdrs);
+  if (rc != CURLE_OK)
+    return error(ERR_UNAVAILABLE, "cannot %s '%s': %s", method, url, curl_easy_strerror(rc));
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
+static json_t *imageio_json(struct imageio *io, const char *method, const char *suffix)
+{
+  AUTOBUF struct buf b = BUF_INIT;
+  struct sink s = {.grow = &b};
+  long st = imageio_do(io, method, suffix, NULL, &s);
+  if (st < 0) return NULL;
+  if (st == 404) {
+    error(ERR_NOT_FOUND, "%s %s%s: not found", method, io->url, suffix ? suffix : "");
+    return NULL;
+  }
+  if (st < 200 || st > 299) {
+    error(ERR_UNAVAILABLE, "%s %s%s answered %ld", method, io->url, suffix ? suffix : "", st);
+    return NULL;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(buf_str(&b), b.len, 0, &je);
+  if (!j) error(ERR_INVALID, "%s %s%s: not JSON: %s", method, io->url, suffix ? suffix : "", je.text);
+  return j;
+}
+
+int imageio_options(struct imageio *io, char **unix_socket)
+{
+  *unix_socket = NULL;
+  AUTOPTR(json) j = imageio_json(io, "OPTIONS", NULL);
+  if (!j) return -1;
+  const char *us = json_string_value(json_object_get(j, "unix_socket"));
+  if (us && *us) *unix_socket = xstrdup(us);
+  return 0;
+}
+
+int imageio_extents(struct imageio *io, const char *context, struct extentlist *out)
+{
+  AUTOFREE char *suffix = xasprintf("/extents?context=%s", context);
+  AUTOPTR(json) j = imageio_json(io, "GET", suffix);
+  if (!j) return -1;
+  if (!json_is_array(j)) return error(ERR_INVALID, "extents of '%s': not a JSON list", io->url);
+  bool dirty = strcmp(context, "dirty") == 0;
+  uint64_t end = 0;
+  size_t i;
+  json_t *e;
+  json_array_foreach(j, i, e) {
+    json_int_t start = -1, length = -1;
+    int zero = 0, flag = 0;
+    if (json_unpack(e, "{s:I, s:I, s?b, s?b}", "start", &start, "length", &length, "zero", &zero,
+                    dirty ? "dirty" : "hole", &flag) < 0 ||
+        start < 0 || length <= 0)
+      return error(ERR_INVALID, "extents of '%s': entry %zu lacks start or length", io->url, i);
+    if ((uint64_t)(start + length) > end) end = (uint64_t)(start + length);
+    if (dirty && !flag) continue;
+    vec_push(out, ((struct data_extent){(uint64_t)start, (uint64_t)length, zero}));
+  }
+  if (!dirty) io->size = (int64_t)end;
+  return 0;
+}
+
+void imageio_use_unix_socket(struct imageio *io, const char *path)
+{
+  free(io->unix_socket);
+  io->unix_socket = xstrdup(path);
+}
+
+int64_t imageio_size(struct imageio *io)
+{
+  if (io->size >= 0) return io->size;
+  struct extentlist v = VEC_INIT;
+  int rc = imageio_extents(io, "zero", &v);
+  free(v.ptr);
+  return rc < 0 ? -1 : io->size;
+}
+
+int imageio_pread(struct imageio *io, void *buf, size_t len, uint64_t off)
+{
+  char range[64];
+  snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)off, (unsigned long long)(off + len - 1));
+  struct sink s = {.buf = buf, .cap = len};
+  long st = imageio_do(io, "GET", NULL, range, &s);
+  if (st < 0) return -1;
+  if ((st != 206 && st != 200) || s.len != len)
+    return error(ERR_INTERNAL, "cannot read %zu bytes at %llu from '%s': status %ld, %zu bytes", len,
+                 (unsigned long long)off, io->url, st, s.len);
+  return 0;
+}

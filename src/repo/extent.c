@@ -1,0 +1,371 @@
+/* extent.c: incremental backups as patches over the previous backup's
+ * blocks, and reading any backup back block by block.
+ *
+ * Why patches (docs/repository.md, "Incremental backups"): a 1% change
+ * scattered in 64 KiB writes touches most 4 MiB blocks of a disk; storing each
+ * touched block again stores the disk ~25 times over. A patch writer instead
+ * packs only the changed bytes, in disk order, into chunks of up to 4 MiB and
+ * records where each changed extent went. The new manifest keeps the previous
+ * one's block list and lays the new patches over its patches (the newest
+ * wins), so every manifest alone still describes the whole disk: restoring
+ * it, pruning an older backup or collecting garbage never needs another
+ * manifest. A block whose patches would grow past MANIFEST_MAX_BLOCK_PATCHES,
+ * or that changed by half or more, is given whole instead (compaction: its
+ * patches go, it becomes one block chunk again), which bounds both the
+ * manifest and the reads of a restore. */
+#include "repo/internal.h"
+#include "util/err.h"
+#include "util/vec.h"
+#include <stdlib.h>
+#include <string.h>
+
+DEFINE_VEC(patchvec, struct manifest_patch);
+
+struct patch_writer {
+  struct repo *r;
+  struct repo_worker *w;
+  struct manifest_disk *out;     /* starts as a copy of the previous layout */
+  struct patchvec fresh;         /* this run's patches, in the order given */
+  bool *replaced;                /* blocks given whole */
+  unsigned char *pack;           /* changed bytes not yet stored */
+  size_t pack_len;
+  uint32_t pack_ref;             /* the patch_chunks index the pack will get */
+  struct patch_stats st;
+};
+
+struct patch_writer *patch_writer_new(struct repo *r, const struct manifest_disk *prev, struct manifest_disk *out)
+{
+  if (prev && prev->size != out->size) {
+    error(ERR_CONFLICT, "disk '%s' changed size from %llu to %llu bytes: an incremental backup needs the same size",
+          out->id ? out->id : "?", (unsigned long long)prev->size, (unsigned long long)out->size);
+    return NULL;
+  }
+  struct patch_writer *pw = xcalloc(1, sizeof *pw);
+  pw->r = r;
+  pw->w = repo_worker_new(r);
+  if (!pw->w) {
+    free(pw);
+    return NULL;
+  }
+  pw->out = out;
+  if (prev) manifest_disk_copy_layout(out, prev);
+  else
+    for (size_t i = 0; i < out->nchunks; i++)
+      if (!out->chunks[i]) out->chunks[i] = xstrdup(REPO_ZERO_MARK);
+  pw->replaced = xcalloc(out->nchunks + 1, sizeof *pw->replaced);
+  pw->pack = xrealloc(NULL, REPO_CHUNK_SIZE);
+  pw->pack_ref = (uint32_t)out->npatch_chunks;
+  return pw;
+}
+
+void patch_writer_free(struct patch_writer *pw)
+{
+  if (!pw) return;
+  repo_worker_free(pw->w);
+  free(pw->fresh.ptr);
+  free(pw->replaced);
+  free(pw->pack);
+  free(pw);
+}
+
+/* stores the pack as a chunk and appends its id to patch_chunks */
+static int pack_flush(struct patch_writer *pw)
+{
+  if (!pw->pack_len) return 0;
+  char id[REPO_ID_HEX + 1];
+  bool is_new;
+  size_t stored = 0;
+  if (repo_chunk_put(pw->w, pw->pack, pw->pack_len, id, &is_new, &stored) < 0) return -1;
+  if (is_new) pw->st.chunks_new++, pw->st.bytes_stored += stored;
+  else pw->st.chunks_reused++;
+  struct manifest_disk *d = pw->out;
+  d->patch_chunks = xrealloc(d->patch_chunks, (d->npatch_chunks + 2) * sizeof *d->patch_chunks);
+  d->patch_chunks[d->npatch_chunks++] = xstrdup(id);
+  d->patch_chunks[d->npatch_chunks] = NULL;
+  pw->pack_len = 0;
+  pw->pack_ref = (uint32_t)d->npatch_chunks;
+  return 0;
+}
+
+static int check_range(const struct patch_writer *pw, uint64_t off, uint64_t len)
+{
+  if (len == 0 || off > pw->out->size || len > pw->out->size - off)
+    return error(ERR_INVALID, "extent %llu+%llu lies outside disk '%s' of %llu bytes", (unsigned long long)off,
+                 (unsigned long long)len, pw->out->id ? pw->out->id : "?", (unsigned long long)pw->out->size);
+  return 0;
+}
+
+int patch_writer_zero(struct patch_writer *pw, uint64_t off, uint64_t len)
+{
+  if (check_range(pw, off, len) < 0) return -1;
+  while (len) {
+    uint64_t block_end = (off / REPO_CHUNK_SIZE + 1) * REPO_CHUNK_SIZE;
+    uint32_t n = (uint32_t)(len < block_end - off ? len : block_end - off);
+    vec_push(&pw->fresh, ((struct manifest_patch){off, n, MANIFEST_ZERO_REF, 0}));
+    off += n, len -= n;
+  }
+  return 0;
+}
+
+int patch_writer_data(struct patch_writer *pw, uint64_t off, const void *data, size_t len)
+{
+  if (check_range(pw, off, len) < 0) return -1;
+  const unsigned char *p = data;
+  while (len) {
+    uint64_t block_end = (off / REPO_CHUNK_SIZE + 1) * REPO_CHUNK_SIZE;
+    size_t n = len < block_end - off ? len : (size_t)(block_end - off);
+    if (repo_is_zero(p, n)) {
+      vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, MANIFEST_ZERO_REF, 0}));
+    } else {
+      if (pw->pack_len + n > REPO_CHUNK_SIZE && pack_flush(pw) < 0) return -1;
+      memcpy(pw->pack + pw->pack_len, p, n);
+      vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, pw->pack_ref, (uint32_t)pw->pack_len}));
+      pw->pack_len += n;
+    }
+    off += n, p += n, len -= n;
+  }
+  return 0;
+}
+
+int patch_writer_block(struct patch_writer *pw, size_t b, const void *data, size_t len)
+{
+  struct manifest_disk *d = pw->out;
+  uint64_t off = (uint64_t)b * REPO_CHUNK_SIZE;
+  size_t want = b < d->nchunks ? (size_t)(d->size - off < REPO_CHUNK_SIZE ? d->size - off : REPO_CHUNK_SIZE) : 0;
+  if (b >= d->nchunks || len != want)
+    return error(ERR_INVALID, "block %zu of disk '%s' must be %zu bytes, not %zu", b, d->id ? d->id : "?", want, len);
+  char id[REPO_ID_HEX + 1];
+  bool is_new = false;
+  size_t stored = 0;
+  bool zero = repo_is_zero(data, len);
+  if (!zero && repo_chunk_put(pw->w, data, len, id, &is_new, &stored) < 0) return -1;
+  if (zero) pw->st.chunks_zero++;
+  else if (is_new) pw->st.chunks_new++, pw->st.bytes_stored += stored;
+  else pw->st.chunks_reused++;
+  free(d->chunks[b]);
+  d->chunks[b] = xstrdup(zero ? REPO_ZERO_MARK : id);
+  pw->replaced[b] = true;
+  pw->st.blocks_rewritten++;
+  return 0;
+}
+
+bool patch_writer_wants_block(const struct patch_writer *pw, size_t b, size_t dirty_pieces, uint64_t dirty_bytes)
+{
+  return manifest_disk_block_patches(pw->out, b) + dirty_pieces > MANIFEST_MAX_BLOCK_PATCHES ||
+         dirty_bytes >= REPO_CHUNK_SIZE / 2;
+}
+
+static int cmp_patch(const void *a, const void *b)
+{
+  const struct manifest_patch *x = a, *y = b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* the part [a, b) of patch p */
+static struct manifest_patch patch_cut(const struct manifest_patch *p, uint64_t a, uint64_t b)
+{
+  struct manifest_patch q = {a, (uint32_t)(b - a), p->ref, 0};
+  if (p->ref != MANIFEST_ZERO_REF) q.ref_off = p->ref_off + (uint32_t)(a - p->off);
+  return q;
+}
+
+/* keeps only the newest patch for any byte: fresh may overlap itself (a later
+ * one wins); the result is sorted and free of overlaps */
+static void fresh_normalize(struct patchvec *v)
+{
+  /* a stable order by offset keeps "later wins" for equal offsets: tag with
+   * the position, sort, then sweep keeping the newest owner of each byte */
+  size_t n = v->len;
+  if (n < 2) return;
+  bool sorted = true, overlap = false;
+  for (size_t i = 1; i < n; i++) {
+    if (v->ptr[i].off < v->ptr[i - 1].off) sorted = false;
+    if (v->ptr[i].off < v->ptr[i - 1].off + v->ptr[i - 1].len) overlap = true;
+  }
+  if (sorted && !overlap) return;
+  /* rare (a caller that gives the same range twice): lay them one by one */
+  struct patchvec out = VEC_INIT;
+  for (size_t i = 0; i < n; i++) {
+    struct manifest_patch p = v->ptr[i];
+    struct patchvec next = VEC_INIT;
+    for (size_t k = 0; k < out.len; k++) {
+      struct manifest_patch *o = &out.ptr[k];
+      uint64_t oe = o->off + o->len, pe = p.off + p.len;
+      if (oe <= p.off || o->off >= pe) {
+        vec_push(&next, *o);
+        continue;
+      }
+      if (o->off < p.off) vec_push(&next, patch_cut(o, o->off, p.off));
+      if (oe > pe) vec_push(&next, patch_cut(o, pe, oe));
+    }
+    vec_push(&next, p);
+    free(out.ptr);
+    out = next;
+  }
+  qsort(out.ptr, out.len, sizeof *out.ptr, cmp_patch);
+  free(v->ptr);
+  *v = out;
+}
+
+int patch_writer_finish(struct patch_writer *pw, struct patch_stats *st)
+{
+  struct manifest_disk *d = pw->out;
+  if (pack_flush(pw) < 0) {
+    patch_writer_free(pw);
+    return -1;
+  }
+  fresh_normalize(&pw->fresh);
+  const struct manifest_patch *nw = pw->fresh.ptr;
+  size_t nn = pw->fresh.len, k = 0;
+  /* the old patches minus what the fresh ones cover, then merged with them;
+   * nothing survives inside a block given whole */
+  struct patchvec old = VEC_INIT, merged = VEC_INIT;
+  for (size_t i = 0; i < d->npatches; i++) {
+    const struct manifest_patch *p = &d->patches[i];
+    if (pw->replaced[p->off / REPO_CHUNK_SIZE]) continue;
+    uint64_t s = p->off, e = p->off + p->len, cur = s;
+    while (k < nn && nw[k].off + nw[k].len <= s) k++;
+    for (size_t q = k; q < nn && nw[q].off < e; q++) {
+      if (nw[q].off > cur) vec_push(&old, patch_cut(p, cur, nw[q].off));
+      if (nw[q].off + nw[q].len > cur) cur = nw[q].off + nw[q].len;
+    }
+    if (cur < e) vec_push(&old, patch_cut(p, cur, e));
+  }
+  size_t a = 0, b = 0;
+  while (a < old.len || b < nn) {
+    if (b < nn && pw->replaced[nw[b].off / REPO_CHUNK_SIZE]) {
+      b++;
+      continue;
+    }
+    if (b >= nn || (a < old.len && old.ptr[a].off < nw[b].off)) vec_push(&merged, old.ptr[a++]);
+    else vec_push(&merged, nw[b++]);
+  }
+  free(old.ptr);
+  /* drop patch chunks nothing points into any more, renumbering the rest */
+  uint32_t *map = xcalloc(d->npatch_chunks + 1, sizeof *map);
+  for (size_t i = 0; i < merged.len; i++)
+    if (merged.ptr[i].ref != MANIFEST_ZERO_REF) map[merged.ptr[i].ref] = 1;
+  uint32_t kept = 0;
+  for (size_t i = 0; i < d->npatch_chunks; i++) {
+    if (map[i]) {
+      d->patch_chunks[kept] = d->patch_chunks[i];
+      map[i] = kept++;
+    } else {
+      free(d->patch_chunks[i]);
+    }
+  }
+  d->npatch_chunks = kept;
+  for (size_t i = 0; i < merged.len; i++)
+    if (merged.ptr[i].ref != MANIFEST_ZERO_REF) merged.ptr[i].ref = map[merged.ptr[i].ref];
+  free(map);
+  free(d->patches);
+  d->patches = merged.ptr ? merged.ptr : xcalloc(1, sizeof *d->patches);
+  d->npatches = merged.len;
+  char digest[REPO_ID_HEX + 1];
+  manifest_disk_digest(d, digest);
+  free(d->digest);
+  d->digest = xstrdup(digest);
+  if (st) *st = pw->st;
+  patch_writer_free(pw);
+  return 0;
+}
+
+/* ---- reading a disk back ---- */
+
+#define READER_CACHE 4 /* decompressed patch chunks kept: 16 MiB */
+
+struct cached_chunk { uint32_t ref; size_t len; unsigned char *data; uint64_t used; };
+
+struct disk_reader {
+  struct repo_worker *w;
+  const struct manifest_disk *d;
+  size_t next_patch;   /* first patch not before the last block read */
+  struct cached_chunk cache[READER_CACHE];
+  uint64_t clock;
+};
+
+struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d)
+{
+  struct repo_worker *w = repo_worker_new(r);
+  if (!w) return NULL;
+  struct disk_reader *dr = xcalloc(1, sizeof *dr);
+  dr->w = w;
+  dr->d = d;
+  for (int i = 0; i < READER_CACHE; i++) dr->cache[i].ref = MANIFEST_ZERO_REF;
+  return dr;
+}
+
+void disk_reader_free(struct disk_reader *dr)
+{
+  if (!dr) return;
+  repo_worker_free(dr->w);
+  for (int i = 0; i < READER_CACHE; i++) free(dr->cache[i].data);
+  free(dr);
+}
+
+/* the patch chunk ref, decompressed and checked (least recently used goes) */
+static const struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t ref)
+{
+  struct cached_chunk *victim = &dr->cache[0];
+  for (int i = 0; i < READER_CACHE; i++) {
+    struct cached_chunk *c = &dr->cache[i];
+    if (c->ref == ref) {
+      c->used = ++dr->clock;
+      return c;
+    }
+    if (c->used < victim->used) victim = c;
+  }
+  if (!victim->data) victim->data = xrealloc(NULL, REPO_CHUNK_SIZE);
+  victim->ref = MANIFEST_ZERO_REF;
+  if (repo_chunk_get(dr->w, dr->d->patch_chunks[ref], victim->data, REPO_CHUNK_SIZE, &victim->len) < 0) return NULL;
+  victim->ref = ref;
+  victim->used = ++dr->clock;
+  return victim;
+}
+
+int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len)
+{
+  const struct manifest_disk *d = dr->d;
+  if (b >= d->nchunks) return error(ERR_INVALID, "disk '%s' has no block %zu", d->id ? d->id : "?", b);
+  uint64_t off = (uint64_t)b * REPO_CHUNK_SIZE;
+  size_t want = (size_t)(d->size - off < REPO_CHUNK_SIZE ? d->size - off : REPO_CHUNK_SIZE);
+  const char *id = d->chunks[b];
+  if (strcmp(id, REPO_ZERO_MARK) == 0) {
+    memset(buf, 0, want);
+  } else {
+    size_t got;
+    if (repo_chunk_get(dr->w, id, buf, REPO_CHUNK_SIZE, &got) < 0) return -1;
+    if (got != want)
+      return error(ERR_INVALID, "chunk '%s' holds %zu bytes where block %zu of disk '%s' needs %zu", id, got, b,
+                   d->id ? d->id : "?", want);
+  }
+  /* the patches of this block (blocks are mostly read in order: start from
+   * where the last one ended, else search) */
+  size_t i = dr->next_patch;
+  if (i > d->npatches || (i > 0 && d->patches[i - 1].off >= off) || (i < d->npatches && d->patches[i].off < off)) {
+    size_t lo = 0, hi = d->npatches;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (d->patches[mid].off < off) lo = mid + 1;
+      else hi = mid;
+    }
+    i = lo;
+  }
+  for (; i < d->npatches && d->patches[i].off < off + want; i++) {
+    const struct manifest_patch *p = &d->patches[i];
+    unsigned char *dst = buf + (p->off - off);
+    if (p->ref == MANIFEST_ZERO_REF) {
+      memset(dst, 0, p->len);
+      continue;
+    }
+    const struct cached_chunk *c = patch_chunk(dr, p->ref);
+    if (!c) return -1;
+    if ((uint64_t)p->ref_off + p->len > c->len)
+      return error(ERR_INVALID, "chunk '%s' holds %zu bytes, too few for a patch of disk '%s' at %llu",
+                   d->patch_chunks[p->ref], c->len, d->id ? d->id : "?", (unsigned long long)p->off);
+    memcpy(dst, c->data + p->ref_off, p->len);
+  }
+  dr->next_patch = i;
+  *len = want;
+  return 0;
+}
