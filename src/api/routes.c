@@ -455,7 +455,7 @@ static struct snapshot *vm_snapshot_get(struct api_call *c)
   if (s && strcmp(s->vm_id, c->p[0]) == 0) return steal_pointer(&s);
   if (s || error_code() == ERR_NOT_FOUND) {
     AUTOFREE char *list = xasprintf("GET %s/vms/%s/snapshots", c->req->root, c->p[0]);
-    store_id_not_found(c->st, c->p[1], "VM snapshot", list);
+    store_id_not_found(c->st, c->p[1], "VM snapshot", list, perm_is_system_admin(c->pv));
   }
   return NULL;
 }
@@ -577,7 +577,7 @@ static int get_disk_snapshot(struct api_call *c)
   if ((!v && error_code() == ERR_NOT_FOUND) || hidden) {
     AUTOFREE char *list = xasprintf("GET %s/%s/%s/disksnapshots", c->req->root,
                                     strncmp(c->req->path, "/disks/", 7) == 0 ? "disks" : "storagedomains", c->p[0]);
-    return store_id_not_found(c->st, c->p[1], "disk snapshot", list);
+    return store_id_not_found(c->st, c->p[1], "disk snapshot", list, perm_is_system_admin(c->pv));
   }
   if (!v) return -1;
   AUTOPTR(disk) d = disk_get(c->st, v->disk_id);

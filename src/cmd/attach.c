@@ -128,7 +128,8 @@ static int snapshot_attach_check(struct cmd_ctx *c, struct attach_args *a)
   const char *sid = a->in->snapshot_id;
   AUTOPTR(snapshot) s = snapshot_get(st, sid);
   if (!s) {
-    if (error_code() == ERR_NOT_FOUND) store_id_not_found(st, sid, "VM snapshot", "GET /vms/VM/snapshots");
+    if (error_code() == ERR_NOT_FOUND) store_id_not_found(st, sid, "VM snapshot", "GET /vms/VM/snapshots",
+                                                         perm_user_is_admin(c->eng, c->user));
     return error_prefix("cannot attach disk '%s' to VM '%s': ", a->disk->alias, a->vm->name);
   }
   AUTOPTR(vm) src = vm_get(st, s->vm_id);

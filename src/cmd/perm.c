@@ -596,6 +596,12 @@ bool perm_is_system_admin(struct perm_view *v)
   return false;
 }
 
+bool perm_user_is_admin(struct engine *eng, const struct user *user)
+{
+  AUTOPTR(perm_view) v = perm_view_open(eng, user);
+  return v && perm_is_system_admin(v);
+}
+
 const char *perm_object_kind(int obj)
 {
   static const char *const kinds[] = {"system", "data center", "cluster", "storage domain", "host",

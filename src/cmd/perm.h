@@ -109,6 +109,8 @@ bool perm_holds_anywhere(struct perm_view *v, int permit);
 /* a grant of an administrative role on the system (sees everyone's
  * transfers, jobs and events) */
 bool perm_is_system_admin(struct perm_view *v);
+/* the same for a user without an open view (false when the view cannot be loaded) */
+bool perm_user_is_admin(struct engine *eng, const struct user *user);
 /* 0 when allowed; else -1 with ERR_NOT_FOUND as if the object were absent
  * (the user cannot see it) or ERR_FORBIDDEN, and an audit event naming the
  * user, ACTION and the object */

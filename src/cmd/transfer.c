@@ -415,7 +415,8 @@ static int transfer_create_validate(struct cmd_ctx *c)
   if (s->volume_id) {
     if (!(a->vol = volume_get(st, s->volume_id)))
       return error_code() == ERR_NOT_FOUND
-                 ? store_id_not_found(st, s->volume_id, "disk snapshot", "GET /disks/DISK/disksnapshots")
+                 ? store_id_not_found(st, s->volume_id, "disk snapshot", "GET /disks/DISK/disksnapshots",
+                                      perm_user_is_admin(c->eng, c->user))
                  : -1;
     if (s->disk_id && strcmp(s->disk_id, a->vol->disk_id) != 0)
       return error(ERR_INVALID, "disk snapshot '%s' is not a snapshot of disk '%s'", s->volume_id,

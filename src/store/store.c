@@ -1007,10 +1007,11 @@ static const char *id_kind_name(const struct entity_desc *d)
   return d->kind;
 }
 
-int store_id_not_found(struct store *st, const char *id, const char *want, const char *listed_by)
+int store_id_not_found(struct store *st, const char *id, const char *want, const char *listed_by,
+                       bool name_other_kind)
 {
   const char *other = NULL;
-  for (size_t i = 0; i < ARRAY_SIZE(all_descs) && !other && id; i++) {
+  for (size_t i = 0; name_other_kind && i < ARRAY_SIZE(all_descs) && !other && id; i++) {
     const struct entity_desc *d = all_descs[i];
     if (d->nkeys != 1 || strcmp(d->keys[0], "id") != 0 || desc_field(d, "id")->type != F_STR) continue;
     const char *params[] = {id};

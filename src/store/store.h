@@ -277,8 +277,10 @@ int store_schema_version(void);
 /* Records ERR_NOT_FOUND for an id that names no WANT ("VM snapshot", "disk
  * snapshot"...), saying which kind of id was expected, where such ids are
  * listed (LISTED_BY, may be NULL) and, when ID names an object of another
- * kind, which. Returns -1. */
-int store_id_not_found(struct store *st, const char *id, const char *want, const char *listed_by);
+ * kind and NAME_OTHER_KIND (the caller is a system administrator: anyone else
+ * must not learn that an object they cannot see exists), which. Returns -1. */
+int store_id_not_found(struct store *st, const char *id, const char *want, const char *listed_by,
+                       bool name_other_kind);
 /* bytes the store takes on disk; -1 + error */
 int64_t store_size_bytes(struct store *st) WARN_UNUSED;
 
