@@ -114,6 +114,13 @@ def own_vm(env):
     r = env.api("GET", "/vms/%s/permissions" % mine, token=tok)
     env.expect(r, 200, "bob lists his VM's permissions")
     env.check(denial_events(env, "bob"), "no audit event names bob's refusals")
+    # a 404 hint must not tell bob that an id he cannot see names some object
+    r = env.api("GET", "/vms/%s/snapshots/%s" % (mine, other), token=tok)
+    env.check(r.status == 404 and "is the id of" not in r.raw.decode(errors="replace"),
+              "bob's snapshot lookup with the other VM's id names its kind: " + r.short())
+    r = env.api("GET", "/vms/%s/snapshots/%s" % (mine, other))
+    env.check(r.status == 404 and "is the id of a VM" in r.raw.decode(errors="replace"),
+              "the admin's snapshot lookup with a VM id lacks the hint: " + r.short())
 
     # inheritance: UserRole on the cluster reaches every VM in it
     carol = add_user(env, "carol")
