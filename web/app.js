@@ -195,13 +195,19 @@ async function vmPage(id) {
   const vmName = Object.fromEntries(vms.map((v) => [v.id, v.name]));
   const reload = () => vmPage(id);
   const act = (verb) => actionButton(verb[0].toUpperCase() + verb.slice(1), async () => { await api('POST', `/vms/${id}/${verb}`, {}); await reload(); }, { id: `vm-${verb}` });
-  // snapshot-attachment source: the VM owning the snapshot, found from the disk's attachments
+  // snapshot attachments: the VM and snapshot they come from (snapshots belong to one VM)
+  const origin = {};
+  for (const a of atts.filter((x) => x.disk.snapshot)) {
+    for (const v of vms) {
+      const s = await api('GET', `/vms/${v.id}/snapshots/${a.disk.snapshot.id}`).catch(() => null);
+      if (s) { origin[a.id] = { vm: v, snap: s }; break; }
+    }
+  }
   const srcInfo = (a) => {
-    if (!a.disk.snapshot) return '';
-    const d = diskOf[a.disk.id] || {};
-    const owner = vms.find((v) => v.id !== id && d.vms?.vm?.some?.((x) => x.id === v.id));
-    return el('span', { class: 'snapmark' }, 'disk snapshot ', el('code', {}, a.disk.snapshot.id.slice(0, 8)),
-      owner ? [' of VM ', el('a', { href: `#/vm/${owner.id}` }, owner.name)] : '');
+    const o = origin[a.id];
+    return el('span', { class: 'snapmark' }, 'disk snapshot ',
+      o ? [el('q', {}, o.snap.description), ' of VM ', el('a', { href: `#/vm/${o.vm.id}` }, o.vm.name)]
+        : el('code', {}, a.disk.snapshot.id));
   };
   const extra = [];
   for (const [path, key, title] of [[`/vms/${id}/checkpoints`, 'checkpoint', 'Checkpoints'], [`/vms/${id}/backups`, 'backup', 'Backups']]) {
