@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
@@ -50,6 +51,34 @@ def appliance_target(env):
     return name
 
 
+LIMITED_PASSWORD = "web-user-pw"
+
+
+def limited_user(env):
+    """(user name, VM name): a user whose only role is UserRole on one new VM, when this
+    snapbackd has users (`snapbackd user add`, the permissions issue); else (None, None)"""
+    helptext = subprocess.run([env.binary, "--help"], capture_output=True, text=True).stdout
+    if "user add" not in helptext:
+        return None, None
+    name = random_name("webuser").replace("-", "")
+    with tempfile.NamedTemporaryFile("w", prefix="snapback-web-pw-", delete=False) as f:
+        f.write(LIMITED_PASSWORD + "\n")
+    try:
+        p = subprocess.run([env.binary, "--state-dir", env.state_dir, "user", "add", name,
+                            "--password-file", f.name], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    env.require(p.returncode == 0, "snapbackd user add %s: %s" % (name, p.stderr.strip()))
+    u = env.expect(env.api("POST", "/users", "<user><user_name>%s@internal</user_name><domain><name>"
+                           "internal-authz</name></domain></user>" % name), 201, "register " + name)
+    vm_name = random_name("webown")
+    vm = env.expect(env.api("POST", "/vms", harness.vm_xml(vm_name)), 201, "create " + vm_name)
+    env.expect(env.api("POST", "/vms/%s/permissions" % vm.get("id"),
+                       "<permission><role><name>UserRole</name></role><user id=\"%s\"/></permission>"
+                       % u.get("id")), 201, "grant UserRole on %s" % vm_name)
+    return name + "@internal", vm_name
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--daemon", required=True)
@@ -70,7 +99,9 @@ def main():
     try:
         env.start()
         target = appliance_target(env)
-        envp = dict(os.environ, SNAPBACK_URL="http://127.0.0.1:%d" % env.port,
+        lim_user, lim_vm = limited_user(env)
+        envp = dict(os.environ, SNAPBACK_LIMITED_USER=lim_user or "", SNAPBACK_LIMITED_VM=lim_vm or "",
+                    SNAPBACK_LIMITED_PASSWORD=LIMITED_PASSWORD, SNAPBACK_URL="http://127.0.0.1:%d" % env.port,
                     SNAPBACK_USER=harness.ADMIN_USER, SNAPBACK_PASSWORD=harness.ADMIN_PASSWORD,
                     SNAPBACK_TARGET_VM=target, SNAPBACK_OUT=os.path.abspath(a.out),
                     SNAPBACK_VM_PREFIX=random_name("web"))
