@@ -188,8 +188,16 @@ async function addDisk(vmId, alias, size) {
 
 async function vmPage(id) {
   const vm = await api('GET', `/vms/${id}`);
-  const [atts, snaps, vms] = await Promise.all([
-    list(`/vms/${id}/diskattachments`, 'disk_attachment'), list(`/vms/${id}/snapshots`, 'snapshot'), list('/vms', 'vm')]);
+  const [atts, snaps, vms, events] = await Promise.all([
+    list(`/vms/${id}/diskattachments`, 'disk_attachment'), list(`/vms/${id}/snapshots`, 'snapshot'), list('/vms', 'vm'),
+    list('/events?max=500', 'event').catch(() => [])]);
+  // the consistency a snapshot achieved, as the engine's completion event says it
+  const consistency = (s) => {
+    const e = events.find((x) => x.vm?.id === id && String(x.description).startsWith(`snapshot '${s.description}' creation`));
+    if (!e) return '';
+    const m = /\(([^)]*)\)\s*$/.exec(e.description);
+    return m ? m[1] : 'completed';
+  };
   const disks = await Promise.all(atts.map((a) => api('GET', `/disks/${a.disk.id}`).catch(() => ({ id: a.disk.id }))));
   const diskOf = Object.fromEntries(disks.map((d) => [d.id, d]));
   const vmName = Object.fromEntries(vms.map((v) => [v.id, v.name]));
@@ -240,6 +248,7 @@ async function vmPage(id) {
       table([{ key: 'description', label: 'Snapshot' }, { key: 'snapshot_type', label: 'Type' },
         { key: 'snapshot_status', label: 'Status', render: (s) => statusBadge(s.snapshot_status) },
         { key: 'date', label: 'Date', render: (s) => when(s.date) },
+        { key: 'consistency', label: 'Consistency', render: consistency },
         { key: 'actions', label: 'Actions', render: (s) => s.snapshot_type === 'active' ? '' : el('span', {},
           actionButton('Remove', async () => { await api('DELETE', `/vms/${id}/snapshots/${s.id}`); await reload(); }, { 'aria-label': `Remove snapshot ${s.description}`, class: 'snap-remove' }),
           actionButton('Restore', async () => { await api('POST', `/vms/${id}/snapshots/${s.id}/restore`, {}); await reload(); }, { 'aria-label': `Restore snapshot ${s.description}` })) }],

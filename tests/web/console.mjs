@@ -156,7 +156,8 @@ async function main() {
     await page.getByLabel('Description').fill('nightly');
     await page.getByRole('button', { name: 'Create snapshot' }).click();
     await page.getByRole('row').filter({ hasText: 'nightly' }).locator('.status-ok').waitFor({ timeout: 90000 });
-    ok(true, `snapshot 'nightly' of ${src} is ok`);
+    const cons = await page.getByRole('row').filter({ hasText: 'nightly' }).locator('td[data-label="Consistency"]').textContent();
+    ok(/consistent|frozen/.test(cons), `snapshot 'nightly' of ${src} is ok, consistency shown: '${cons}'`);
     await axe(page, 'VM page');
     await shots(page, 'vm-page');
 
