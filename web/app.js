@@ -89,8 +89,10 @@ function repoll(fn, ms = 3000) {
 function loginPage() {
   nav.hidden = true;
   const slot = el('p', { class: 'fault', role: 'alert', id: 'login-fault' });
-  const user = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, value: 'admin@internal' });
-  const pass = el('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  // keep what was typed into the static form of console.html before this script ran
+  const typed = (sel) => document.querySelector(`#static-login ${sel}`)?.value;
+  const user = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, value: typed('#username') ?? 'admin@internal' });
+  const pass = el('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true, value: typed('#password') || null });
   const form = el('form', { class: 'login', onsubmit: async (e) => {
     e.preventDefault();
     showFault(slot, null);

@@ -82,10 +82,16 @@ async function main() {
     const { ctx, dir } = await launch();
     const page = ctx.pages()[0] || await ctx.newPage();
     await page.goto(`${URL0}/console`);
-    await page.getByRole('button', { name: 'Log in' }).waitFor();
-    runs.push(await page.evaluate(() => ({
+    await page.getByRole('button', { name: 'Log in', disabled: false }).waitFor();
+    runs.push(await page.evaluate(async () => ({
       fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? Infinity,
-      form: performance.now(),
+      // Element Timing: when the login heading was painted
+      form: await new Promise((resolve) => {
+        new PerformanceObserver((l) => resolve(l.getEntries()[0]?.renderTime ?? Infinity))
+          .observe({ type: 'element', buffered: true });
+        setTimeout(() => resolve(Infinity), 2000);
+      }),
+      usable: performance.now(),
       fromCache: performance.getEntriesByType('resource').some((r) => r.transferSize === 0 && r.decodedBodySize > 0),
     })));
     await ctx.close();
@@ -93,11 +99,12 @@ async function main() {
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   timings.cold = { runs, median_first_contentful_paint_ms: median(runs.map((r) => r.fcp)),
-    median_login_form_ms: median(runs.map((r) => r.form)) };
+    median_login_form_painted_ms: median(runs.map((r) => r.form)),
+    median_login_usable_ms: median(runs.map((r) => r.usable)) };
   ok(runs.every((r) => !r.fromCache), 'cold runs load every asset from the engine, not a cache');
-  ok(timings.cold.median_first_contentful_paint_ms < 1000,
-    `cold-cache first contentful paint, median of 3: ${timings.cold.median_first_contentful_paint_ms.toFixed(0)} ms < 1000 ms ` +
-    `(login form drawn at ${timings.cold.median_login_form_ms.toFixed(0)} ms)`);
+  ok(timings.cold.median_login_form_painted_ms < 1000,
+    `cold-cache first meaningful paint (login form), median of 3: ${timings.cold.median_login_form_painted_ms.toFixed(0)} ms < 1000 ms ` +
+    `(first contentful paint ${timings.cold.median_first_contentful_paint_ms.toFixed(0)} ms, usable at ${timings.cold.median_login_usable_ms.toFixed(0)} ms)`);
 
   const { ctx, dir } = await launch();
   const page = ctx.pages()[0] || await ctx.newPage();
