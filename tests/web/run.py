@@ -36,11 +36,8 @@ def node_modules():
 
 def appliance_target(env):
     """a running VM booting the appliance, with a virtio-scsi controller: the attach target"""
-    out = os.environ.get("SNAPBACK_APPLIANCE_DIR") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(env.binary)))), "appliance")
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
     import appliance
-    kernel, initrd = appliance.ensure_appliance(out)
+    kernel, initrd = appliance.ensure_appliance(harness.appliance_dir(env.binary))
     name = random_name("webtarget")
     env.vm_names.add(name)
     body = ("<vm><name>%s</name><cluster><name>Default</name></cluster><template><name>Blank</name>"
