@@ -230,14 +230,20 @@ async function vmPage(id) {
     } catch (_) { /* not provided by this engine */ }
   }
   const snapDesc = el('input', { id: 'snap-desc', value: 'snapshot' });
+  const ovaDir = el('input', { id: 'ova-dir', placeholder: '/var/lib/snapback/ova' });
+  const ovaFile = el('input', { id: 'ova-file', value: `${vm.name}.ova` });
   page(`VM ${vm.name}`,
     el('p', {}, 'Status: ', statusBadge(vm.status), ` · memory ${bytes(vm.memory)}`),
     el('div', { class: 'toolbar' }, act('start'), act('shutdown'), act('stop'),
       actionButton('Attach a disk snapshot…', async () => attachDialog(vms, id, reload), { id: 'open-attach' }),
-      actionButton('Export as OVA', async () => {
-        const dir = prompt('Host directory for the OVA file', '/var/tmp');
-        if (dir) await api('POST', `/vms/${id}/exporttopathonhost`, { host: { name: 'localhost' }, directory: dir, filename: `${vm.name}.ova` });
-      })),
+    ),
+    section('Export as OVA', el('div', { class: 'inline' },
+      el('label', { for: 'ova-dir' }, 'Host directory'), ovaDir,
+      el('label', { for: 'ova-file' }, 'File name'), ovaFile,
+      actionButton('Export', async () => {
+        await api('POST', `/vms/${id}/exporttopathonhost`, { host: { name: 'localhost' }, directory: ovaDir.value, filename: ovaFile.value });
+        location.hash = `#/activity?vm=${id}`;
+      }, { id: 'ova-export' }))),
     section('Disks and attachments', table([
       { key: 'alias', label: 'Disk', render: (a) => diskOf[a.disk.id]?.alias || a.disk.id },
       { key: 'size', label: 'Size', render: (a) => bytes(diskOf[a.disk.id]?.provisioned_size) },
@@ -386,8 +392,9 @@ function ovaImportForm() {
   return el('div', { class: 'inline' }, el('label', { for: 'ova-path' }, 'OVA file on the host'), path,
     el('label', { for: 'ova-name' }, 'VM name'), name,
     actionButton('Import', async () => {
-      await api('POST', '/externalvmimports', { name: name.value, provider: 'ova', url: `ova://${path.value}`,
-        cluster: { name: 'Default' }, host: { name: 'localhost' } });
+      await api('POST', '/externalvmimports', { name: name.value, provider: 'ova', url: path.value,
+        cluster: { name: 'Default' }, storage_domain: { name: 'data' } });
+      location.hash = '#/activity';
     }, { id: 'ova-import' }));
 }
 
