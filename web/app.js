@@ -85,6 +85,17 @@ function repoll(fn, ms = 3000) {
   pollTimer = setInterval(() => { fn().catch(() => {}); }, ms);
 }
 
+// follows job JOBID in the status element OUT until it ends; rejects when it failed
+async function followJob(jobId, out, what) {
+  for (;;) {
+    const j = await api('GET', `/jobs/${jobId}`);
+    out.replaceChildren(`${what}: `, statusBadge(j.status), j.progress !== undefined ? ` ${j.progress}%` : '');
+    if (j.status === 'finished') return j;
+    if (j.status === 'failed' || j.status === 'aborted') throw new Error(`${what} failed: see the events of this VM`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 // ------------------------------------------------------------------ login
 function loginPage() {
   nav.hidden = true;
@@ -232,6 +243,7 @@ async function vmPage(id) {
   const snapDesc = el('input', { id: 'snap-desc', value: 'snapshot' });
   const ovaDir = el('input', { id: 'ova-dir', placeholder: '/var/lib/snapback/ova' });
   const ovaFile = el('input', { id: 'ova-file', value: `${vm.name}.ova` });
+  const ovaState = el('span', { id: 'ova-export-state', role: 'status' });
   page(`VM ${vm.name}`,
     el('p', {}, 'Status: ', statusBadge(vm.status), ` · memory ${bytes(vm.memory)}`),
     el('div', { class: 'toolbar' }, act('start'), act('shutdown'), act('stop'),
@@ -241,9 +253,9 @@ async function vmPage(id) {
       el('label', { for: 'ova-dir' }, 'Host directory'), ovaDir,
       el('label', { for: 'ova-file' }, 'File name'), ovaFile,
       actionButton('Export', async () => {
-        await api('POST', `/vms/${id}/exporttopathonhost`, { host: { name: 'localhost' }, directory: ovaDir.value, filename: ovaFile.value });
-        location.hash = `#/activity?vm=${id}`;
-      }, { id: 'ova-export' }))),
+        const a = await api('POST', `/vms/${id}/exporttopathonhost`, { host: { name: 'localhost' }, directory: ovaDir.value, filename: ovaFile.value });
+        if (a?.job?.id) await followJob(a.job.id, ovaState, 'export');
+      }, { id: 'ova-export' }), ovaState)),
     section('Disks and attachments', table([
       { key: 'alias', label: 'Disk', render: (a) => diskOf[a.disk.id]?.alias || a.disk.id },
       { key: 'size', label: 'Size', render: (a) => bytes(diskOf[a.disk.id]?.provisioned_size) },
@@ -389,13 +401,15 @@ async function transfersPage(params) {
 function ovaImportForm() {
   const path = el('input', { id: 'ova-path', placeholder: '/var/tmp/vm.ova' });
   const name = el('input', { id: 'ova-name', placeholder: 'new VM name' });
+  const state = el('span', { id: 'ova-import-state', role: 'status' });
   return el('div', { class: 'inline' }, el('label', { for: 'ova-path' }, 'OVA file on the host'), path,
     el('label', { for: 'ova-name' }, 'VM name'), name,
     actionButton('Import', async () => {
-      await api('POST', '/externalvmimports', { name: name.value, provider: 'ova', url: path.value,
+      const a = await api('POST', '/externalvmimports', { name: name.value, provider: 'ova', url: path.value,
         cluster: { name: 'Default' }, storage_domain: { name: 'data' } });
-      location.hash = '#/activity';
-    }, { id: 'ova-import' }));
+      if (a?.job?.id) await followJob(a.job.id, state, 'import');
+      if (a?.vm?.id) state.append(' ', el('a', { href: `#/vm/${a.vm.id}` }, `VM ${name.value}`));
+    }, { id: 'ova-import' }), state);
 }
 
 // ------------------------------------------------------------------ events and jobs
