@@ -15,6 +15,7 @@ PACKAGES=(
   python3 curl wrk nginx-light valgrind
   debhelper lintian dpkg-dev fakeroot systemd man-db
   prometheus  # promtool checks /metrics in tests/e2e/case_ops.py; its server is not used
+  chromium nodejs
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system
@@ -40,6 +41,20 @@ else
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   say "packages: installed ${#missing[@]}"
+fi
+
+# --- 1b. the web console's browser tests: npm (Debian's nodejs lacks it; NodeSource's has
+# it), then playwright-core and axe-core as pinned in tests/web/package-lock.json
+if ! command -v npm >/dev/null; then
+  say "packages: installing npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+web_tests="$(dirname "$(readlink -f "$0")")/../tests/web"
+if [ -d "$web_tests/node_modules/playwright-core" ] && [ -d "$web_tests/node_modules/axe-core" ]; then
+  say "web tests: node modules present"
+else
+  (cd "$web_tests" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  say "web tests: installed node modules from tests/web/package-lock.json"
 fi
 
 # --- 2. qemu.conf: QEMU as root -----------------------------------------------------------

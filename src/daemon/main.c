@@ -57,6 +57,8 @@ static const char usage[] =
   "  --token-ttl SECS       lifetime of SSO bearer tokens (default 86400)\n"
   "  --threads N            HTTP worker threads (default 16)\n"
   "  --metrics-auth MODE    who may read /metrics: user (any engine user, default) or none\n"
+  "  --web-dir DIR          the web console's files, served under / (default: the\n"
+  "                         source tree's web/ when present, else " SNAPBACK_WEB_INSTALL_DIR ")\n"
   "  --log-level LEVEL      debug, info, warning or error (default info)\n"
   "  --verbose              same as --log-level debug\n"
   "  --help, --version\n"
@@ -73,6 +75,7 @@ static const char usage[] =
 enum {
   O_STATE = 256, O_LISTEN, O_URI, O_DB, O_HTTP, O_DTYPE, O_DETACH, O_TTL, O_THREADS, O_VERBOSE,
   O_VERSION, O_CONFIG, O_CHECK_CONFIG, O_TLS_CERT, O_TLS_KEY, O_LOG_LEVEL, O_METRICS_AUTH, O_ALLOW_PATH,
+  O_WEB,
 };
 static const struct option longopts[] = {
   {"state-dir", required_argument, NULL, O_STATE}, {"listen", required_argument, NULL, O_LISTEN},
@@ -86,6 +89,7 @@ static const struct option longopts[] = {
   {"log-level", required_argument, NULL, O_LOG_LEVEL},
   {"metrics-auth", required_argument, NULL, O_METRICS_AUTH},
   {"allow-path", required_argument, NULL, O_ALLOW_PATH},
+  {"web-dir", required_argument, NULL, O_WEB},
   {NULL, 0, NULL, 0},
 };
 #define NOPTS (ARRAY_SIZE(longopts) - 1)
@@ -97,7 +101,7 @@ static const char *const live_keys[] = {"log-level", "verbose", "metrics-auth", 
 
 /* everything the options decide; strings are borrowed from argv or the config */
 struct daemon_options {
-  const char *state_dir, *listen, *uri, *db, *tls_cert, *tls_key, *config;
+  const char *state_dir, *listen, *uri, *db, *tls_cert, *tls_key, *config, *web_dir;
   bool plain, check_config, show_help, show_version;
   long detach_timeout, token_ttl, threads;
   int domain_type;
@@ -176,6 +180,7 @@ static int option_apply(struct daemon_options *o, int opt, const char *arg)
     return 0;
   }
   case O_ALLOW_PATH: return allow_path_add(&o->allow_paths, arg);
+  case O_WEB: o->web_dir = arg; return 0;
   case O_TLS_CERT: o->tls_cert = arg; return 0;
   case O_TLS_KEY: o->tls_key = arg; return 0;
   case O_CONFIG: o->config = arg; return 0;
@@ -429,6 +434,14 @@ static char *bound_address(const char *listen, int port)
   return xasprintf("%.*s:%d", colon ? (int)(colon - listen) : (int)strlen(listen), listen, port);
 }
 
+/* the source tree's web/ for a build run in place (make run), else the
+ * packaged copy */
+static const char *default_web_dir(void)
+{
+  if (access(SNAPBACK_WEB_SOURCE_DIR "/index.html", R_OK) == 0) return SNAPBACK_WEB_SOURCE_DIR;
+  return SNAPBACK_WEB_INSTALL_DIR;
+}
+
 /* runs the engine with the parsed options O until SIGTERM/SIGINT; the exit status */
 static int run(int argc, char **argv, struct daemon_options *o)
 {
@@ -475,6 +488,7 @@ static int run(int argc, char **argv, struct daemon_options *o)
     .listen = o->listen, .plain_http = o->plain, .pki_dir = pki, .tls_cert = o->tls_cert,
     .tls_key = o->tls_key, .token_ttl_ms = (int64_t)o->token_ttl * 1000, .max_body = 1 << 20,
     .threads = (unsigned)o->threads, .metrics_auth = o->metrics_auth, .imageio_socket = imageio_sock,
+    .web_dir = o->web_dir ? o->web_dir : default_web_dir(),
   };
   struct http_server *srv = http_start(eng, &ho);
   if (!srv) {

@@ -42,6 +42,8 @@ struct http_options {
   const char *tls_cert;      /* a PEM certificate chain file instead of pki_dir's */
   const char *tls_key;       /* its PEM private key file; both or neither */
   enum http_metrics_auth metrics_auth;
+  const char *web_dir;       /* the web console's files (webassets.h), served under /;
+                                NULL: none */
 };
 
 /* starts serving in background threads; NULL + error when the port is taken,

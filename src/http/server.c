@@ -12,6 +12,8 @@
  *   /metrics                          Prometheus metrics (util/metrics.c and
  *                                     cmd/metrics.c), behind
  *                                     its own --metrics-auth setting
+ *   /ovirt-engine/services/pki-resource the CA certificate, no auth (as oVirt)
+ *   GET / and /NAME                   the web console's files (webassets.c)
  *   anything else                     404 fault
  * Every answer leaves through respond(), which also logs it and counts it in
  * snapback_http_requests_total and the latency histogram, by route pattern
@@ -26,6 +28,7 @@
 #include "http/fault.h"
 #include "http/imageio.h"
 #include "http/pki.h"
+#include "http/webassets.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -50,6 +53,8 @@
 #define SSO_TOKEN_PATH "/ovirt-engine/sso/oauth/token"
 #define SSO_LOGOUT_PATH "/ovirt-engine/services/sso-logout"
 #define METRICS_PATH "/metrics"
+#define PKI_RESOURCE_PATH "/ovirt-engine/services/pki-resource"
+#define WEB_ROUTE "/ (web console)"
 #define CONNECTION_TIMEOUT_S 300u
 /* bodies up to DRAIN_FACTOR * max_body are read to the end before the 413 */
 #define DRAIN_FACTOR 16
@@ -65,6 +70,8 @@ struct http_server {
   struct MHD_Daemon *unix_mhd; /* /images/ on imageio.unix_socket, or NULL */
   char *unix_path;           /* the socket file we made, removed at stop */
   int metrics_auth;          /* enum http_metrics_auth; atomic (SIGHUP changes it) */
+  struct webassets *web;     /* the console's files, or NULL when not served */
+  char *ca_pem;              /* the CA certificate for pki-resource, or NULL */
 };
 
 ENUM_IMPL(http_metrics_auth, HTTP_METRICS_AUTH_LAST, "user", "none")
@@ -104,6 +111,8 @@ static bool wants_json(struct MHD_Connection *c)
   return accept && strstr(accept, "application/json");
 }
 
+static void account(struct request *r, const char *method, const char *url, int status);
+
 /* queues STATUS with BODY (taken over) and logs the request; a 5xx is logged
  * with the recorded error, everything else at debug level. Clears the error. */
 static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, const char *method,
@@ -127,7 +136,14 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
   }
   enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
+  account(r, method, url, status);
+  return rc;
+}
 
+/* counts and logs an answered request (respond's and respond_static's
+ * common tail); clears the error */
+static void account(struct request *r, const char *method, const char *url, int status)
+{
   int64_t ms = mono_ms() - r->start_ms;
   const char *route = r->route ? r->route : "unmatched";
   char code[8];
@@ -149,7 +165,6 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
     log_debug("%s %s: %d in %lld ms", method, url, status, (long long)ms);
   log_fields_set(prev);
   error_clear();  /* answered: a worker thread keeps no stale message */
-  return rc;
 }
 
 /* answers the error recorded on this thread as a <fault> */
@@ -159,8 +174,12 @@ static enum MHD_Result respond_fault(struct MHD_Connection *c, struct request *r
   bool json = wants_json(c);
   struct buf out = BUF_INIT;
   int status = fault_render_current(json, &out);
+  /* no Basic challenge to a client that sent a Bearer token: a browser would
+   * open its password dialog over the web console */
+  const char *authz = header(c, MHD_HTTP_HEADER_AUTHORIZATION);
+  bool bearer = authz && strncasecmp(authz, "Bearer ", 7) == 0;
   return respond(c, r, method, url, status, &out, json ? "application/json" : "application/xml",
-                 NULL, status == 401);
+                 NULL, status == 401 && !bearer);
 }
 
 static enum MHD_Result respond_json(struct MHD_Connection *c, struct request *r, const char *method,
@@ -377,6 +396,69 @@ static enum MHD_Result handle_metrics(struct http_server *srv, struct MHD_Connec
   return respond(c, r, method, url, 200, &out, "text/plain; version=0.0.4; charset=utf-8", NULL, false);
 }
 
+/* queues a static answer: DATA is not copied and must outlive the response */
+static enum MHD_Result respond_static(struct MHD_Connection *c, struct request *r,
+                                      const char *method, const char *url, int status,
+                                      const char *data, size_t len, const char *content_type,
+                                      const char *etag, const char *cache)
+{
+  bool head = strcmp(method, "HEAD") == 0;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(head ? 0 : len, (void *)data,
+                                                              MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
+  if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  if (etag) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
+  MHD_add_response_header(resp, "Content-Security-Policy", WEBASSETS_CSP);
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+  enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  account(r, method, url, status);
+  return rc;
+}
+
+/* GET /ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA:
+ * the CA certificate, unauthenticated, as oVirt serves it to Ansible,
+ * virt-viewer and libgovirt */
+static enum MHD_Result handle_pki_resource(struct http_server *srv, struct MHD_Connection *c,
+                                           struct request *r, const char *method, const char *url)
+{
+  const char *res = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "resource");
+  const char *fmt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+  if (!res || strcmp(res, "ca-certificate") != 0) {
+    error(ERR_NOT_FOUND, "no pki resource '%s': only 'ca-certificate' is served", res ? res : "");
+    return respond_fault(c, r, method, url);
+  }
+  if (fmt && strcmp(fmt, "X509-PEM-CA") != 0 && strcmp(fmt, "X509-PEM") != 0) {
+    error(ERR_INVALID, "unsupported format '%s' for the CA certificate: use 'X509-PEM-CA'", fmt);
+    return respond_fault(c, r, method, url);
+  }
+  if (!srv->ca_pem) {
+    error(ERR_NOT_FOUND, "this engine has no CA certificate (its certificate is not its own CA's)");
+    return respond_fault(c, r, method, url);
+  }
+  return respond_static(c, r, method, url, 200, srv->ca_pem, strlen(srv->ca_pem),
+                        "application/x-x509-ca-cert", NULL, "no-cache");
+}
+
+/* the web console's files: GET and HEAD, strong ETag, 304 when it matches */
+static enum MHD_Result handle_web(struct MHD_Connection *c, struct request *r, const char *method,
+                                  const char *url, const struct webasset *a)
+{
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    error(ERR_METHOD, "method '%s' is not allowed on '%s': use GET", method, url);
+    return respond_fault(c, r, method, url);
+  }
+  const char *inm = header(c, MHD_HTTP_HEADER_IF_NONE_MATCH);
+  /* HTML names the current hashes of the scripts: always revalidated; the
+   * rest may be reused for an hour and is revalidated by ETag after */
+  const char *cache = a->html ? "no-cache" : "public, max-age=3600, must-revalidate";
+  if (inm && strstr(inm, a->etag))
+    return respond_static(c, r, method, url, 304, "", 0, NULL, a->etag, cache);
+  return respond_static(c, r, method, url, 200, a->data, a->len, a->content_type, a->etag, cache);
+}
+
 static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c,
                                 struct request *r, const char *method, const char *url)
 {
@@ -396,6 +478,15 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     size_t len = strlen(api_roots[i].prefix);
     if (strncmp(url, api_roots[i].prefix, len) == 0 && (url[len] == 0 || url[len] == '/'))
       return handle_api(srv, c, r, method, url, &api_roots[i]);
+  }
+  if (strcmp(url, PKI_RESOURCE_PATH) == 0) {
+    r->route = PKI_RESOURCE_PATH;
+    return handle_pki_resource(srv, c, r, method, url);
+  }
+  const struct webasset *asset = webassets_find(srv->web, url);
+  if (asset) {
+    r->route = WEB_ROUTE;
+    return handle_web(c, r, method, url, asset);
   }
   error(ERR_NOT_FOUND, "no resource at '%s'", url);
   return respond_fault(c, r, method, url);
@@ -620,6 +711,23 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
   }
   srv->auth = auth_new(engine_store(eng), opts->token_ttl_ms);
   srv->imageio.eng = eng;
+  if (!srv->tls && opts->pki_dir) {
+    /* plain HTTP still publishes the engine's CA (pki-resource), for the
+     * clients that later talk HTTPS to it */
+    if (pki_ensure(opts->pki_dir, &srv->pems) < 0) {
+      log_warn("%s; the CA certificate is not served", error_message());
+      error_clear();
+    }
+  }
+  srv->ca_pem = xstrdup(srv->pems.ca_cert);
+  if (opts->web_dir) {
+    srv->web = webassets_load(opts->web_dir);
+    if (!srv->web) {
+      /* the API works without the console: say why it is missing */
+      log_warn("%s; the web console is not served", error_message());
+      error_clear();
+    }
+  }
 
   struct MHD_OptionItem tls_opts[] = {
     {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->pems.server_key},
@@ -670,5 +778,7 @@ void http_stop(struct http_server *srv)
   if (srv->mhd) MHD_stop_daemon(srv->mhd);
   auth_free(srv->auth);
   pki_pems_clear(&srv->pems);
+  webassets_free(srv->web);
+  free(srv->ca_pem);
   free(srv);
 }

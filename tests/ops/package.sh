@@ -58,6 +58,7 @@ for f in /usr/sbin/snapbackd /usr/bin/snapback /usr/share/man/man8/snapbackd.8.g
   grep -qxF "$f" <<<"$contents" || fail "the package lacks $f"
 done
 grep -q '^/usr/share/doc/snapback/getting-started.md' <<<"$contents" || fail "the package lacks getting-started.md"
+grep -q '^/usr/share/snapback/web/console.html' <<<"$contents" || fail "the package lacks the web console (/usr/share/snapback/web)"
 conffiles=$(dpkg-deb -f "$deb" Conffiles 2>/dev/null || true)
 [ -z "$conffiles" ] && conffiles=$(cd "$work" && dpkg-deb -e "$deb" ctl && cat ctl/conffiles)
 for c in /etc/snapback/snapbackd.conf /etc/snapback/snapback.conf; do

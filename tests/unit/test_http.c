@@ -1,6 +1,7 @@
 /* test_http.c: the HTTP layer's parts that stand without the API: argon2id
  * passwords, tokens against a real store, Basic credentials, fault rendering
- * and the PKI (checked by the openssl command line tool). The server itself
+ * the PKI (checked by the openssl command line tool) and the web console's
+ * assets (integrity hashes, URL mapping). The server itself
  * is driven over HTTP by test_api.c. */
 #include "tap.h"
 #include "http/auth.h"
@@ -10,6 +11,7 @@
 #include "http/pki.h"
 #include "http/range.h"
 #include "http/throttle.h"
+#include "http/webassets.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -440,6 +442,53 @@ static void test_extents(void)
   free(out.ptr);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+  AUTOFREE char *path = xasprintf("%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fputs(text, f);
+  fclose(f);
+}
+
+/* %SRI:NAME% becomes NAME's sha384 in HTML; URLs map to flat names only */
+static void test_webassets(const char *base)
+{
+  AUTOFREE char *dir = xasprintf("%s/web", base);
+  CHECK(mkdir(dir, 0700) == 0);
+  write_file(dir, "app.js", "export const x = 1;\n");
+  write_file(dir, "index.html", "<script type=module src=/app.js integrity=\"%SRI:app.js%\"></script>");
+  write_file(dir, "notes.bin", "ignored: no known type");
+  struct webassets *wa = webassets_load(dir);
+  CHECK(wa != NULL);
+  const struct webasset *js = webassets_find(wa, "/app.js");
+  const struct webasset *html = webassets_find(wa, "/");
+  CHECK(js && html && !js->html && html->html);
+  if (js && html) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(js->data, js->len, md, &mdlen, EVP_sha384(), NULL);
+    char b[100];
+    EVP_EncodeBlock((unsigned char *)b, md, (int)mdlen);
+    AUTOFREE char *want = xasprintf("<script type=module src=/app.js integrity=\"sha384-%s\"></script>", b);
+    CHECK_STR(html->data, want);
+    CHECK_STR(js->content_type, "text/javascript; charset=utf-8");
+    CHECK(js->etag[0] == '"' && strstr(js->etag, js->integrity));
+  }
+  CHECK(webassets_find(wa, "/notes.bin") == NULL);
+  CHECK(webassets_find(wa, "/../app.js") == NULL);
+  CHECK(webassets_find(wa, "/x/app.js") == NULL);
+  CHECK(webassets_find(wa, "/console") == NULL);  /* no console.html here */
+  webassets_free(wa);
+
+  write_file(dir, "console.html", "<link href=x integrity=\"%SRI:missing.css%\">");
+  CHECK(webassets_load(dir) == NULL && error_code() == ERR_INVALID);
+  error_clear();
+  AUTOFREE char *none = xasprintf("%s/absent", base);
+  CHECK(webassets_load(none) == NULL && error_code() == ERR_INTERNAL);
+  error_clear();
+}
+
 int main(void)
 {
   test_ranges();
@@ -455,6 +504,7 @@ int main(void)
   test_throttle();
   test_pki(tmpl);
   test_tokens(tmpl);
+  test_webassets(tmpl);
   const char *const rm[] = {"rm", "-rf", tmpl, NULL};
   spawn_run(rm, NULL, NULL);
   return tap_done();
