@@ -131,9 +131,14 @@ static void ova_job_end(struct engine *eng, const char *job_id, bool ok)
 /* ---- qemu-img on parts of a file ---- */
 
 /* json:{...} naming the byte range [offset, offset+size) of PATH as an image
- * of format qcow2 (backing files never followed) or raw; size < 0: to EOF */
+ * of format qcow2 (backing files never followed) or raw; size < 0: to EOF.
+ * QEMU's raw layer takes only sizes in whole 512-byte sectors: a qcow2 member
+ * of another size is read through its tar padding (zeros, which qcow2
+ * ignores past its last cluster); a raw member's size is its disk's size and
+ * stays exact. */
 static char *range_image(const char *path, int64_t offset, int64_t size, bool qcow2)
 {
+  if (qcow2 && size >= 0) size = (size + 511) / 512 * 512;
   json_t *file = json_pack("{s:s,s:s}", "driver", "file", "filename", path);
   json_t *raw = json_pack("{s:s,s:I,s:o}", "driver", "raw", "offset", (json_int_t)offset, "file", file);
   if (size >= 0) json_object_set_new(raw, "size", json_integer(size));
