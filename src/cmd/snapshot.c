@@ -706,7 +706,23 @@ static int snap_restore_execute(struct cmd_ctx *c)
   char date[32];
   snprintf(date, sizeof date, "%lld", (long long)a->snap->date_ms);
   const char *np[] = {a->vm_id, date, a->snap_id};
-  if (store_begin(st) < 0) return -1;
+  /* the new overlays first, outside the transaction: qemu-img must not run
+   * under the store lock. A crash before the commit leaves files no volume
+   * names, which the orphan sweep removes at the next start. */
+  AUTOSTRVEC struct strvec new_ids = VEC_INIT;
+  for (size_t i = 0; vols[i]; i++) {
+    AUTOPTR(disk) d = disk_get(st, vols[i]->disk_id);
+    AUTOPTR(storage_domain) sd = d ? storage_domain_get(st, d->storage_domain_id) : NULL;
+    char nid[UUID_STRLEN + 1];
+    if (!sd || uuid_generate_str(nid) < 0) goto undo_files;
+    AUTOFREE char *path = volume_path_for(sd, d->id, nid);
+    if (volume_create(path, DISK_FORMAT_COW, d->provisioned_size, vols[i]->path, vols[i]->format) < 0)
+      goto undo_files;
+    vec_push(&created, xstrdup(path));
+    vec_push(&new_ids, xstrdup(nid));
+    checkpoint_bitmaps_propagate(c->eng, a->vm_id, vols[i], path);
+  }
+  if (store_begin(st) < 0) goto undo_files;
   for (size_t i = 0; vols[i]; i++) {
     struct volume *v = vols[i];
     /* everything above v in its disk's chain */
@@ -725,17 +741,9 @@ static int snap_restore_execute(struct cmd_ctx *c)
         break;
       }
     }
-    AUTOPTR(disk) d = disk_get(st, v->disk_id);
-    AUTOPTR(storage_domain) sd = d ? storage_domain_get(st, d->storage_domain_id) : NULL;
-    if (!sd) goto rollback;
-    char nid[UUID_STRLEN + 1];
-    if (uuid_generate_str(nid) < 0) goto rollback;
-    AUTOFREE char *path = volume_path_for(sd, d->id, nid);
-    if (volume_create(path, DISK_FORMAT_COW, d->provisioned_size, v->path, v->format) < 0) goto rollback;
-    vec_push(&created, xstrdup(path));
-    checkpoint_bitmaps_propagate(c->eng, a->vm_id, v, path);
-    struct volume nv = {.id = nid, .disk_id = d->id, .parent_id = v->id, .snapshot_id = active->id,
-                        .format = DISK_FORMAT_COW, .status = DISK_OK, .path = path, .active = true};
+    struct volume nv = {.id = new_ids.ptr[i], .disk_id = v->disk_id, .parent_id = v->id,
+                        .snapshot_id = active->id, .format = DISK_FORMAT_COW, .status = DISK_OK,
+                        .path = created.ptr[i], .active = true};
     if (volume_insert(st, &nv) < 0) goto rollback;
   }
   /* the VM's configuration comes back with its disks (as oVirt's restore):

@@ -4,6 +4,7 @@
  * path or name ever reaches a shell. */
 #include "hyper/hyper.h"
 #include "util/buf.h"
+#include "util/blocking.h"
 #include "util/err.h"
 #include "util/spawn.h"
 #include <errno.h>
@@ -94,6 +95,7 @@ int64_t volume_actual_size(const char *path)
 
 int volume_remove(const char *path)
 {
+  if (blocking_check("remove a volume file") < 0) return -1;
   if (unlink(path) < 0 && errno != ENOENT)
     return error(ERR_INTERNAL, "cannot remove volume '%s': %s", path, strerror(errno));
   return 0;

@@ -12,6 +12,7 @@
  * so a transaction keeps other threads out and may call anything here. */
 #include "store/store.h"
 #include "store/db.h"
+#include "util/blocking.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -328,15 +329,24 @@ struct store {
   int64_t writes;        /* bumped by every write of this process (store_generation) */
 };
 
+/* the lock is marked for util/blocking: nothing may spawn or touch volume
+ * files while it is held, since every other thread waits for it */
 static struct store *store_lock(struct store *st)
 {
   pthread_mutex_lock(&st->lock);
+  blocking_forbid();
   return st;
+}
+
+static void store_unlock(struct store *st)
+{
+  blocking_allow();
+  pthread_mutex_unlock(&st->lock);
 }
 
 static void store_unlockp(struct store **stp)
 {
-  if (*stp) pthread_mutex_unlock(&(*stp)->lock);
+  if (*stp) store_unlock(*stp);
 }
 /* holds the store lock until the end of the enclosing scope */
 #define STORE_LOCKED(st) \
@@ -347,7 +357,7 @@ int store_begin(struct store *st)
   store_lock(st);
   if (st->depth == 0) {
     if (st->db->ops->begin(st->db) < 0) {
-      pthread_mutex_unlock(&st->lock);
+      store_unlock(st);
       return -1;
     }
     st->doomed = false;
@@ -374,7 +384,7 @@ static int store_end(struct store *st, bool commit)
       r = error_restore(&saved);
     }
   }
-  pthread_mutex_unlock(&st->lock);
+  store_unlock(st);
   return r;
 }
 

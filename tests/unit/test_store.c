@@ -2,6 +2,7 @@
 #include "tap.h"
 #include "store/store.h"
 #include "store/db.h"
+#include "util/blocking.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include <ftw.h>
@@ -372,6 +373,18 @@ static void test_transactions(struct store *st)
   CHECK(datacenter_count(st, "id = 'tx1'", NULL, 0) == 1);
   store_rollback(st);
   CHECK(datacenter_count(st, "id = 'tx1'", NULL, 0) == 0);
+
+  /* a transaction forbids blocking work (qemu-img, volume files) on its
+   * thread until it ends; plain calls leave nothing forbidden behind */
+  CHECK(blocking_check("test") == 0);
+  CHECK(store_begin(st) == 0);
+  CHECK(blocking_check("run 'qemu-img'") == -1);
+  CHECK(store_begin(st) == 0);
+  store_rollback(st);
+  CHECK(blocking_check("run 'qemu-img'") == -1);
+  store_rollback(st);
+  error_clear();
+  CHECK(blocking_check("test") == 0);
 
   /* nested: only the outermost commit reaches the database */
   CHECK(store_begin(st) == 0);
