@@ -1,4 +1,5 @@
 #include "util/spawn.h"
+#include "util/blocking.h"
 #include "util/err.h"
 #include "util/timeutil.h"
 #include <ctype.h>
@@ -10,6 +11,8 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,23 +24,64 @@ static void close_pair(int p[2])
   if (p[1] >= 0) close(p[1]);
 }
 
+/* the child side of spawn_status, between fork and exec: only
+ * async-signal-safe calls. The child asks for SIGKILL when the thread that
+ * forked it ends (PR_SET_PDEATHSIG). spawn_status waits for the child on that
+ * same thread, so this fires only when the engine itself dies: a killed
+ * engine leaves no qemu-img writing on behind it. An exec failure travels
+ * back as an errno through the CLOEXEC pipe ERRFD. */
+static void __attribute__((noreturn))
+status_child(const char *const argv[], pid_t parent, int outfd, int errfd_out, int errfd)
+{
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) _exit(127);
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(outfd, 1) < 0 || dup2(errfd_out, 2) < 0) goto fail;
+  /* the daemon ignores SIGPIPE and blocks nothing the tool should see */
+  struct sigaction dfl = {.sa_handler = SIG_DFL};
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, NULL);
+  closefrom(3); /* errfd is CLOEXEC: it stays open until exec */
+  execvp(argv[0], (char *const *)argv);
+fail:;
+  int e = errno;
+  ssize_t w = write(errfd, &e, sizeof e);
+  (void)w;
+  _exit(127);
+}
+
 int spawn_status(const char *const argv[], struct buf *out, struct buf *errout)
 {
-  int po[2] = {-1, -1}, pe[2] = {-1, -1};
-  if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
+  AUTOFREE char *what = xasprintf("run '%s'", argv[0]);
+  if (blocking_check(what) < 0) return -1;
+  int po[2] = {-1, -1}, pe[2] = {-1, -1}, px[2] = {-1, -1};
+  if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(px, O_CLOEXEC) < 0) {
+    int e = errno;
     close_pair(po);
-    return error(ERR_INTERNAL, "cannot run '%s': pipe: %s", argv[0], strerror(errno));
+    close_pair(pe);
+    return error(ERR_INTERNAL, "cannot run '%s': pipe: %s", argv[0], strerror(e));
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) status_child(argv, parent, po[1], pe[1], px[1]);
+  int fork_errno = errno;
   close(po[1]);
   close(pe[1]);
+  close(px[1]);
+  int rc = pid < 0 ? fork_errno : 0;
+  if (pid > 0) {
+    int e = 0;
+    ssize_t n;
+    while ((n = read(px[0], &e, sizeof e)) < 0 && errno == EINTR) {}
+    if (n == (ssize_t)sizeof e) {
+      rc = e;
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+  }
+  close(px[0]);
   if (rc != 0) {
     close(po[0]);
     close(pe[0]);
@@ -99,6 +143,8 @@ int spawn_run(const char *const argv[], struct buf *out, struct buf *errout)
 
 int spawn_start(const char *const argv[], const char *log_path, pid_t *out)
 {
+  AUTOFREE char *what = xasprintf("start '%s'", argv[0]);
+  if (blocking_check(what) < 0) return -1;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

@@ -1,10 +1,55 @@
 #include "tap.h"
 #include "util/blkhash.h"
+#include "util/blocking.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/spawn.h"
 #include "util/uuid.h"
 #include "util/vec.h"
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* a process that runs spawn_status("sleep 30.1234567") and is then killed -9, as the
+ * engine during an OVA export: its child must not go on running */
+static void child_dies_with_engine(void)
+{
+  int p[2];
+  CHECK(pipe(p) == 0);
+  pid_t engine = fork();
+  if (engine == 0) {
+    close(p[0]);
+    char line[32];
+    int n = snprintf(line, sizeof line, "%d\n", (int)getpid());
+    if (write(p[1], line, (size_t)n) < 0) _exit(1);
+    const char *argv[] = {"sleep", "30.1234567", NULL};
+    spawn_status(argv, NULL, NULL);
+    _exit(0);
+  }
+  close(p[1]);
+  char line[32] = "";
+  CHECK(read(p[0], line, sizeof line - 1) > 0);
+  close(p[0]);
+  size_t n = 0;
+  pid_t *kids = NULL;
+  for (int i = 0; i < 200 && n == 0; i++) { /* up to 2 s for the child to exec */
+    free(kids);
+    kids = process_find("sleep", "30.1234567", &n);
+    if (n == 0) usleep(10000);
+  }
+  CHECK(n == 1);
+  kill(engine, SIGKILL);
+  waitpid(engine, NULL, 0);
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; i++) { /* up to 2 s */
+    gone = n == 0 || !process_matches(kids[0], "sleep", "30.1234567");
+    if (!gone) usleep(10000);
+  }
+  CHECK(gone);
+  if (!gone && n) kill(kids[0], SIGKILL);
+  free(kids);
+}
 
 /* hex of a one-shot blake2b */
 static char *b2hex(size_t outlen, const void *data, size_t len)
@@ -90,6 +135,23 @@ int main(void)
   CHECK(spawn_run(bad, NULL, NULL) == -1);
   const char *missing[] = {"/nonexistent/prog", NULL};
   CHECK(spawn_run(missing, NULL, NULL) == -1);
+
+  /* nothing may be spawned under the store lock (util/blocking.h) */
+  blocking_forbid();
+  const char *t[] = {"true", NULL};
+  CHECK(spawn_run(t, NULL, NULL) == -1);
+  CHECK(error_code() == ERR_INTERNAL);
+  CHECK(strstr(error_message(), "store lock") != NULL);
+  blocking_allow();
+  CHECK(spawn_run(t, NULL, NULL) == 0);
+  /* the tool's own signals are back to default (the daemon ignores SIGPIPE) */
+  signal(SIGPIPE, SIG_IGN);
+  AUTOBUF struct buf sig = BUF_INIT;
+  const char *sh[] = {"grep", "SigIgn", "/proc/self/status", NULL};
+  CHECK(spawn_run(sh, &sig, NULL) == 0);
+  CHECK(strstr(buf_str(&sig), "0000000000000000") != NULL);
+  signal(SIGPIPE, SIG_DFL);
+  child_dies_with_engine();
 
   AUTOSTRVEC struct strvec v = VEC_INIT;
   for (int i = 0; i < 20; i++) vec_push(&v, xasprintf("%d", i));
