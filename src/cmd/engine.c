@@ -237,6 +237,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   pthread_mutex_init(&eng->bg_mu, NULL);
   pthread_mutex_init(&eng->tickets_mu, NULL);
   pthread_cond_init(&eng->bg_cv, NULL);
+  eng->state_lock_fd = -1;
   eng->state_dir = xstrdup(opts->state_dir);
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);
   eng->domain_type = opts->domain_type;
@@ -249,6 +250,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
       mkdir_p(transient, 0700) < 0 || mkdir_p(console, 0755) < 0)
     goto fail;
   if (host_paths_init(eng, opts->allow_paths) < 0) goto fail;
+  if ((eng->state_lock_fd = engine_state_lock(eng->state_dir)) < 0) goto fail;
   eng->st = store_open(eng->db_url);
   if (!eng->st) goto fail;
   if (engine_first_start(eng) < 0) goto fail;
@@ -265,6 +267,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
       if (host_update(eng->st, hrow) < 0) goto fail;
     }
   }
+  engine_sweep_children(eng);
   engine_reconcile(eng);
   snapshot_recover(eng);
   ova_recover(eng);
@@ -346,5 +349,6 @@ void engine_close(struct engine *eng)
   pthread_mutex_destroy(&eng->lock_mu);
   pthread_mutex_destroy(&eng->bg_mu);
   pthread_cond_destroy(&eng->bg_cv);
+  engine_state_unlock(eng->state_lock_fd); /* last: nothing of this engine runs now */
   free(eng);
 }

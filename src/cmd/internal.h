@@ -37,6 +37,7 @@ struct engine {
   struct transfer_reaper *transfer_reaper;
   /* perm.c: users' grants and objects' parents, valid for one store generation */
   struct perm_cache *perm_cache;
+  int state_lock_fd;            /* statelock.c: the flock on the state directory */
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
@@ -54,6 +55,12 @@ void transfer_ticket_remember(struct engine *eng, const char *transfer_id, const
 void transfer_tickets_free(struct engine *eng);
 /* ticket.c: at start, replaces tickets an older version stored in the clear by their digest */
 void transfer_tickets_hash_legacy(struct engine *eng);
+/* statelock.c: takes the exclusive lock on STATE_DIR (one engine per store);
+ * its descriptor, or -1 with ERR_CONFLICT naming the running engine's pid */
+int engine_state_lock(const char *state_dir);
+void engine_state_unlock(int fd);
+/* children.c: stops qemu-img/qemu-nbd processes a dead engine left running */
+void engine_sweep_children(struct engine *eng);
 
 /* metrics.c: observes snapback_WHAT_duration_seconds{operation,outcome} for
  * an operation that started at STARTED_MONO_MS (mono_ms()); WHAT is
