@@ -255,3 +255,20 @@ pid_t *process_find(const char *prog, const char *needle, size_t *n)
   closedir(d);
   return out;
 }
+
+pid_t process_parent(pid_t pid)
+{
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, line, sizeof line - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  line[n] = 0;
+  /* "pid (comm) state ppid ...": comm may hold spaces and parentheses */
+  const char *end = strrchr(line, ')');
+  int ppid;
+  if (!end || sscanf(end + 1, " %*c %d", &ppid) != 1) return -1;
+  return (pid_t)ppid;
+}

@@ -32,3 +32,5 @@ int spawn_stop(pid_t pid, int timeout_ms);
 bool process_matches(pid_t pid, const char *prog, const char *needle);
 /* every running process of PROG with an argument containing NEEDLE; *n set */
 pid_t *process_find(const char *prog, const char *needle, size_t *n);
+/* the parent of pid from /proc, or -1 when pid is gone */
+pid_t process_parent(pid_t pid);
