@@ -498,6 +498,27 @@ static size_t drain_limit(const struct http_server *srv)
   return srv->max_body * DRAIN_FACTOR;
 }
 
+static bool announces_body(struct MHD_Connection *c)
+{
+  const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  return (cl && strtoull(cl, NULL, 10) > 0) || header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/* whether a request's body means anything: GET and HEAD never; DELETE only
+ * for API version 3 (<action><detach>true</detach></action>) */
+static bool uses_body(struct MHD_Connection *c, const char *method, const char *url)
+{
+  if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) return false;
+  if (strcmp(method, "DELETE") != 0) return true;
+  for (size_t i = 0; i < ARRAY_SIZE(api_roots); i++) {
+    size_t len = strlen(api_roots[i].prefix);
+    if (strncmp(url, api_roots[i].prefix, len) != 0 || (url[len] && url[len] != '/')) continue;
+    const char *vh = header(c, "Version");
+    return api_roots[i].version == 3 || (vh && strcmp(vh, "3") == 0);
+  }
+  return false;
+}
+
 /* MHD's access handler: called once at the headers, once per body chunk, and
  * once more when the body is complete */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -526,6 +547,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             srv->max_body);
       return respond_fault(c, r, method, url);
     }
+    /* a body the method does not use is not waited for: a client that
+     * retries after a 401 may announce one and never send it */
+    if (announces_body(c) && !uses_body(c, method, url)) return dispatch(srv, c, r, method, url);
     return MHD_YES;
   }
   if (*upload_size) {
