@@ -14,7 +14,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from harness import case, text, ids, MiB, domstate, fail
+from harness import case, text, ids, MiB, domstate, fail, program_pids
 from case_backup import qemu_io, raw_hash, take_snapshot, snap_attach_xml
 
 DISK = 32 * MiB
@@ -361,6 +361,16 @@ def _bad_input(env):
     env.check(ids(r.body, "template") == templates_before, "templates changed")
 
 
+def wait_no_qemu_img(needle, timeout):
+    """true once no qemu-img names NEEDLE in its argv (within TIMEOUT s)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not program_pids("qemu-img", needle):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @case("ova: an export or import cut off by an engine kill leaves no file, snapshot, VM or disk")
 def ova_killed(env):
     try:
@@ -394,6 +404,8 @@ def _killed(env):
         time.sleep(0.01)
     env.check(len(regular_snapshots(env, vm_id)) == 1, "no temporary snapshot while the export copies")
     env.daemon.stop(signal.SIGKILL)
+    # its qemu-img must not go on writing (it did: the file grew from 180 MB to 940 MB)
+    env.check(wait_no_qemu_img(env.state_dir, 5), "qemu-img still runs after the engine was killed")
     env.daemon.start()
     env._token = None
     if listing(d) == ["cut.ova"]:

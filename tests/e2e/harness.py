@@ -624,6 +624,11 @@ def case(title):
 
 def qemu_nbd_pids(needle):
     """pids of running qemu-nbd processes with needle (a socket or state path) in their arguments"""
+    return program_pids("qemu-nbd", needle)
+
+
+def program_pids(prog, needle):
+    """pids of running PROG processes with needle (a socket or state path) in their arguments"""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -633,6 +638,6 @@ def qemu_nbd_pids(needle):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b"qemu-nbd" and any(needle.encode() in a for a in argv[1:]):
+        if argv and os.path.basename(argv[0]) == prog.encode() and any(needle.encode() in a for a in argv[1:]):
             out.append(int(pid))
     return out

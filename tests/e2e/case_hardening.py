@@ -1,0 +1,68 @@
+"""case_hardening.py: the engine under misuse (issue 13): one engine per store, requests
+whose announced body never comes."""
+import base64
+import os
+import socket
+import subprocess
+import time
+
+from harness import case, API, ADMIN_USER, ADMIN_PASSWORD
+
+
+def raw_exchange(port, request, timeout=10):
+    """sends REQUEST (bytes) and returns (status line, seconds) of the answer; the body the
+    request announces is never sent"""
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(request)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0].decode("latin-1"), time.monotonic() - t0
+    except socket.timeout:
+        return "no answer in %d s" % timeout, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+@case("hardening: GET and DELETE whose announced body never arrives are still answered")
+def body_never_arrives(env):
+    basic = base64.b64encode(("%s:%s" % (ADMIN_USER, ADMIN_PASSWORD)).encode()).decode()
+    tries = [
+        ("GET", API + "/vms", "Basic " + basic, "200"),
+        ("GET", API + "/vms", "Basic " + base64.b64encode(b"admin@internal:wrong").decode(), "401"),
+        ("DELETE", API + "/vms/00000000-0000-0000-0000-00000000abcd", "Basic " + basic, "404"),
+    ]
+    for method, path, auth, want in tries:
+        req = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\nVersion: 4\r\n"
+               "Content-Type: application/xml\r\nContent-Length: 100\r\n\r\n" % (method, path, auth))
+        line, secs = raw_exchange(env.port, req.encode())
+        env.check(want in line.split(" ")[1:2] and secs < 5,
+                  "%s %s with a body that never comes: %r after %.1f s (want %s)" % (method, path, line, secs, want))
+    # the server still serves normally afterwards
+    env.expect(env.api("GET", "/vms"), 200, "list VMs after the truncated requests")
+
+
+@case("hardening: a second snapbackd on the same state dir is refused with a clear message")
+def second_engine(env):
+    vm = env.create_vm()
+    argv = [env.binary, "--http", "--listen", "127.0.0.1:1", "--state-dir", env.state_dir,
+            "--domain-type", "qemu"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD))
+    out = p.stdout + p.stderr
+    env.check(p.returncode != 0, "the second daemon exited %d" % p.returncode)
+    env.check("in use by another snapbackd (pid %d)" % env.daemon.proc.pid in out,
+              "the second daemon's message does not name the first: %r" % out)
+    env.check(env.daemon.alive(), "the first daemon died")
+    env.expect(env.api("GET", "/vms/" + vm[0]), 200,
+               "the first daemon still answers")
+    # a kill -9 leaves no stale lock: the next engine starts
+    env.daemon.stop(9)
+    env.daemon.start()
+    env._token = None
+    env.expect(env.api("GET", "/vms"), 200, "the engine after a kill -9")
