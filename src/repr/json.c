@@ -9,26 +9,32 @@ DEFINE_AUTOPTR(json, json_t, json_decref)
 static json_t *json_of(const struct node *n);
 
 /* children with the same name become one array; links and the kids of a
- * collection are always arrays */
+ * collection are always arrays. Linear in the number of kids: one pass counts
+ * each name, the next appends to that name's array, both through jansson's
+ * hash tables (a list of 100,000 events must not cost 10^10 comparisons). */
 static void json_add_kids(json_t *obj, const struct node *n)
 {
+  AUTOPTR(json) counts = json_object();  /* name -> number of kids with it */
+  AUTOPTR(json) arrays = json_object();  /* name -> its array in obj */
+  for (size_t i = 0; i < n->nkids; i++) {
+    const char *name = n->kids[i]->name;
+    json_t *c = json_object_get(counts, name);
+    json_object_set_new(counts, name, json_integer(c ? json_integer_value(c) + 1 : 1));
+  }
   for (size_t i = 0; i < n->nkids; i++) {
     const struct node *k = n->kids[i];
-    bool seen = false;
-    for (size_t j = 0; j < i; j++)
-      if (strcmp(n->kids[j]->name, k->name) == 0) { seen = true; break; }
-    if (seen) continue;
-    size_t count = 0;
-    for (size_t j = i; j < n->nkids; j++)
-      if (strcmp(n->kids[j]->name, k->name) == 0) count++;
+    json_int_t count = json_integer_value(json_object_get(counts, k->name));
     if (count == 1 && !n->is_list && strcmp(k->name, "link") != 0) {
       json_object_set_new(obj, k->name, json_of(k));
       continue;
     }
-    json_t *arr = json_array();
-    for (size_t j = i; j < n->nkids; j++)
-      if (strcmp(n->kids[j]->name, k->name) == 0) json_array_append_new(arr, json_of(n->kids[j]));
-    json_object_set_new(obj, k->name, arr);
+    json_t *arr = json_object_get(arrays, k->name);
+    if (!arr) {
+      arr = json_array();
+      json_object_set(arrays, k->name, arr);
+      json_object_set_new(obj, k->name, arr);
+    }
+    json_array_append_new(arr, json_of(k));
   }
 }
 

@@ -30,7 +30,11 @@ void node_free(struct node *n)
 
 void node_append(struct node *parent, struct node *child)
 {
-  parent->kids = xrealloc(parent->kids, (parent->nkids + 1) * sizeof *parent->kids);
+  /* geometric growth: a collection of N entities costs O(N), not O(N^2) copies */
+  if (parent->nkids == parent->capkids) {
+    parent->capkids = parent->capkids ? parent->capkids * 2 : 8;
+    parent->kids = xrealloc(parent->kids, parent->capkids * sizeof *parent->kids);
+  }
   parent->kids[parent->nkids++] = child;
 }
 

@@ -21,6 +21,7 @@ struct node {
   size_t nattrs;
   struct node **kids;
   size_t nkids;
+  size_t capkids;           /* allocated slots of kids (grows geometrically) */
   bool is_list;             /* a collection: JSON renders its kids as arrays */
 };
 

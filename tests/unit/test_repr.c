@@ -3,7 +3,38 @@
 #include "golden.h"
 #include "repr/node.h"
 #include "util/err.h"
+#include "util/timeutil.h"
 #include <stdlib.h>
+#include <string.h>
+
+/* ms to render a collection of N events as JSON and XML (best of two) */
+static int64_t render_ms(size_t n)
+{
+  int64_t best = -1;
+  for (int run = 0; run < 2; run++) {
+    AUTOPTR(node) list = node_new("events");
+    list->is_list = true;
+    for (size_t i = 0; i < n; i++) {
+      struct node *e = node_add(list, "event");
+      node_set_attr(e, "id", "1");
+      node_add_text(e, "description", "VM e2e-x is down");
+    }
+    /* and one element with as many differently named children */
+    struct node *wide = node_add(list, "statistics");
+    for (size_t i = 0; i < n; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "k%zu", i);
+      node_add_text(wide, name, "1");
+    }
+    int64_t t0 = mono_ms();
+    AUTOBUF struct buf j = BUF_INIT, x = BUF_INIT;
+    node_to_json(list, &j);
+    node_to_xml(list, &x);
+    int64_t ms = mono_ms() - t0;
+    if (best < 0 || ms < best) best = ms;
+  }
+  return best;
+}
 
 
 int main(void)
@@ -74,5 +105,10 @@ int main(void)
   int64_t bogus;
   AUTOPTR(node) bn = node_from_json("{\"memory\":\"lots\"}", 17, "vm");
   CHECK(node_get_int64(bn, "memory", &bogus) == -1 && error_code() == ERR_INVALID);
+  /* rendering is linear: 4x the entities costs about 4x, not 16x (it was
+   * quadratic in the number of kids with distinct names checked) */
+  int64_t small = render_ms(20000), big = render_ms(80000);
+  CHECK(big < 10 * (small + 5));
+  if (big >= 10 * (small + 5)) fprintf(stderr, "render 20k: %lld ms, 80k: %lld ms\n", (long long)small, (long long)big);
   return tap_done();
 }
