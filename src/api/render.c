@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 char *render_href(const struct render_ctx *r, const char *fmt, ...)
 {
@@ -114,10 +113,8 @@ struct node *render_storage_domain(const struct render_ctx *r, const struct stor
   node_add_text(n, "status", "active");
   node_add_text(n, "external_status", "ok");
   node_add_bool(n, "master", true);
-  struct statvfs vfs;
-  if (statvfs(sd->path, &vfs) == 0) {
-    int64_t avail = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
-    int64_t used = ((int64_t)vfs.f_blocks - (int64_t)vfs.f_bfree) * (int64_t)vfs.f_frsize;
+  int64_t avail, used; /* measured off the request path: a hung mount stalls no GET */
+  if (engine_fs_space(r->eng, sd->path, &avail, &used)) {
     node_add_int(n, "available", avail);
     node_add_int(n, "used", used);
   }
@@ -193,8 +190,8 @@ struct node *render_disk(const struct render_ctx *r, const struct disk *d)
   link(r, n, "disks", d->id, "disksnapshots");
   link(r, n, "disks", d->id, "permissions");
   AUTOPTR(volume) vol = disk_active_volume(engine_store(r->eng), d->id);
-  int64_t actual = vol ? volume_actual_size(vol->path) : -1;
-  if (!vol || actual < 0) error_clear();
+  int64_t actual = -1;
+  if (!vol || !engine_file_size(r->eng, vol->path, &actual)) error_clear();
   node_add_int(n, "actual_size", actual < 0 ? 0 : actual);
   node_add_text(n, "content_type", "data");
   node_add_text(n, "format", disk_format_to_str(d->format));
@@ -320,8 +317,8 @@ static void add_volume_view(const struct render_ctx *r, struct node *n, const st
   node_add_text(n, "name", d->alias);
   node_add_text(n, "alias", d->alias);
   node_add_text(n, "description", d->description);
-  int64_t actual = volume_actual_size(v->path);
-  if (actual < 0) error_clear();
+  int64_t actual = -1;
+  engine_file_size(r->eng, v->path, &actual);
   node_add_int(n, "actual_size", actual < 0 ? 0 : actual);
   node_add_text(n, "content_type", "data");
   node_add_text(n, "format", disk_format_to_str(v->format));

@@ -238,6 +238,8 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   pthread_mutex_init(&eng->tickets_mu, NULL);
   pthread_cond_init(&eng->bg_cv, NULL);
   eng->state_lock_fd = -1;
+  eng->event_retention_days = opts->event_retention_days > 0 ? opts->event_retention_days : 30;
+  size_cache_init(eng);
   eng->state_dir = xstrdup(opts->state_dir);
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);
   eng->domain_type = opts->domain_type;
@@ -277,6 +279,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   transfer_tickets_hash_legacy(eng);
   backup_recover(eng);
   transfer_reaper_start(eng);
+  housekeeping_start(eng);
   return eng;
 fail:
   {
@@ -326,12 +329,14 @@ void engine_background(struct engine *eng, void (*fn)(struct engine *, void *), 
 void engine_close(struct engine *eng)
 {
   if (!eng) return;
+  housekeeping_stop(eng);
   transfer_reaper_stop(eng);
   pthread_mutex_lock(&eng->bg_mu);
   while (eng->bg_running > 0) pthread_cond_wait(&eng->bg_cv, &eng->bg_mu);
   pthread_mutex_unlock(&eng->bg_mu);
   if (eng->hyper) eng->hyper_ops->close(eng->hyper);
   store_close(eng->st);
+  size_cache_free(eng);
   for (size_t i = 0; i < eng->nlocks; i++) {
     free(eng->locks[i].id);
     free(eng->locks[i].user);

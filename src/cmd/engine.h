@@ -22,6 +22,7 @@ struct engine_options {
   int domain_type;             /* enum domain_type */
   int detach_timeout_ms;
   const char *const *allow_paths; /* --allow-path roots, NULL-terminated; may be NULL */
+  int event_retention_days;    /* events older than this are pruned; 0: 30 */
 };
 
 struct engine;
@@ -34,6 +35,10 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
 void engine_close(struct engine *eng);
 struct store *engine_store(struct engine *eng);
 const char *engine_state_dir(struct engine *eng);
+/* cached sizes, measured off the request path (sizecache.c): true with the
+ * value when known; false (nothing set) until the first measurement */
+bool engine_file_size(struct engine *eng, const char *path, int64_t *allocated);
+bool engine_fs_space(struct engine *eng, const char *path, int64_t *available, int64_t *used);
 /* the hyper connection of host HOST_ID (NULL: the default host); NULL + error when down */
 struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct hyper_ops **ops);
 

@@ -38,6 +38,9 @@ struct engine {
   /* perm.c: users' grants and objects' parents, valid for one store generation */
   struct perm_cache *perm_cache;
   int state_lock_fd;            /* statelock.c: the flock on the state directory */
+  int event_retention_days;     /* housekeeping.c prunes older events */
+  struct housekeeping *housekeeping; /* housekeeping.c: NULL when not running */
+  struct size_cache *sizes;     /* sizecache.c */
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
@@ -55,6 +58,16 @@ void transfer_ticket_remember(struct engine *eng, const char *transfer_id, const
 void transfer_tickets_free(struct engine *eng);
 /* ticket.c: at start, replaces tickets an older version stored in the clear by their digest */
 void transfer_tickets_hash_legacy(struct engine *eng);
+/* housekeeping.c: the periodic thread (event pruning, size refresh) */
+void housekeeping_start(struct engine *eng);
+void housekeeping_stop(struct engine *eng);
+void housekeeping_wake(struct engine *eng);
+void engine_prune_events(struct engine *eng);
+/* sizecache.c: measured by housekeeping, read by renders */
+void size_cache_init(struct engine *eng);
+void size_cache_refresh(struct engine *eng);
+void size_cache_free(struct engine *eng);
+
 /* statelock.c: takes the exclusive lock on STATE_DIR (one engine per store);
  * its descriptor, or -1 with ERR_CONFLICT naming the running engine's pid */
 int engine_state_lock(const char *state_dir);

@@ -56,6 +56,7 @@ static const char usage[] =
   "  --detach-timeout SECS  how long a hot-unplug waits for the guest (default 10)\n"
   "  --token-ttl SECS       lifetime of SSO bearer tokens (default 86400)\n"
   "  --threads N            HTTP worker threads (default 16)\n"
+  "  --event-retention-days N  keep events N days, then prune them (default 30)\n"
   "  --metrics-auth MODE    who may read /metrics: user (any engine user, default) or none\n"
   "  --web-dir DIR          the web console's files, served under / (default: the\n"
   "                         source tree's web/ when present, else " SNAPBACK_WEB_INSTALL_DIR ")\n"
@@ -76,6 +77,7 @@ enum {
   O_STATE = 256, O_LISTEN, O_URI, O_DB, O_HTTP, O_DTYPE, O_DETACH, O_TTL, O_THREADS, O_VERBOSE,
   O_VERSION, O_CONFIG, O_CHECK_CONFIG, O_TLS_CERT, O_TLS_KEY, O_LOG_LEVEL, O_METRICS_AUTH, O_ALLOW_PATH,
   O_WEB,
+  O_RETENTION,
 };
 static const struct option longopts[] = {
   {"state-dir", required_argument, NULL, O_STATE}, {"listen", required_argument, NULL, O_LISTEN},
@@ -90,6 +92,7 @@ static const struct option longopts[] = {
   {"metrics-auth", required_argument, NULL, O_METRICS_AUTH},
   {"allow-path", required_argument, NULL, O_ALLOW_PATH},
   {"web-dir", required_argument, NULL, O_WEB},
+  {"event-retention-days", required_argument, NULL, O_RETENTION},
   {NULL, 0, NULL, 0},
 };
 #define NOPTS (ARRAY_SIZE(longopts) - 1)
@@ -103,7 +106,7 @@ static const char *const live_keys[] = {"log-level", "verbose", "metrics-auth", 
 struct daemon_options {
   const char *state_dir, *listen, *uri, *db, *tls_cert, *tls_key, *config, *web_dir;
   bool plain, check_config, show_help, show_version;
-  long detach_timeout, token_ttl, threads;
+  long detach_timeout, token_ttl, threads, event_retention_days;
   int domain_type;
   enum log_level log_level;
   enum http_metrics_auth metrics_auth;
@@ -171,6 +174,7 @@ static int option_apply(struct daemon_options *o, int opt, const char *arg)
   case O_DETACH: return parse_int("--detach-timeout", arg, 1, 3600, &o->detach_timeout);
   case O_TTL: return parse_int("--token-ttl", arg, 60, 31536000, &o->token_ttl);
   case O_THREADS: return parse_int("--threads", arg, 1, 256, &o->threads);
+  case O_RETENTION: return parse_int("--event-retention-days", arg, 1, 36500, &o->event_retention_days);
   case O_VERBOSE: o->log_level = LOG_DEBUG; return 0;
   case O_LOG_LEVEL: return parse_log_level(arg, &o->log_level);
   case O_METRICS_AUTH: {
@@ -257,7 +261,7 @@ static int options_parse(int argc, char *const *argv, struct daemon_options *o)
 {
   *o = (struct daemon_options){
     .state_dir = "./var", .listen = "127.0.0.1:8443", .uri = "qemu:///system",
-    .detach_timeout = 10, .token_ttl = 86400, .threads = 16, .domain_type = DOMAIN_TYPE_AUTO,
+    .detach_timeout = 10, .token_ttl = 86400, .threads = 16, .event_retention_days = 30, .domain_type = DOMAIN_TYPE_AUTO,
     .log_level = LOG_INFO, .metrics_auth = HTTP_METRICS_AUTH_USER,
   };
   /* pass 1, silent: where the file is, and which keys the command line sets */
@@ -469,7 +473,7 @@ static int run(int argc, char **argv, struct daemon_options *o)
 
   struct engine_options eo = {
     .state_dir = abs_state, .db_url = o->db, .libvirt_uri = o->uri, .domain_type = o->domain_type,
-    .detach_timeout_ms = (int)o->detach_timeout * 1000,
+    .detach_timeout_ms = (int)o->detach_timeout * 1000, .event_retention_days = (int)o->event_retention_days,
     .allow_paths = (const char *const *)o->allow_paths.ptr,
   };
   struct engine *eng = engine_open(&eo, NULL);

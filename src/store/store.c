@@ -774,6 +774,19 @@ int event_delete(struct store *st, int64_t id)
   return entity_delete(st, &event_desc, k);
 }
 
+/* Deletes up to LIMIT of the oldest events from before BEFORE_MS, never the
+ * newest one: ids are max + 1, and clients that poll with ?from=ID must not
+ * see an id again. Batches keep each statement (and the lock) short. */
+int event_prune(struct store *st, int64_t before_ms, int limit, int64_t *deleted)
+{
+  struct db_value v[2] = { DBV_INT(before_ms), DBV_INT(limit) };
+  STORE_LOCKED(st);
+  return st->db->ops->exec(st->db,
+                           "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? "
+                           "AND id < (SELECT MAX(id) FROM events) ORDER BY id LIMIT ?)",
+                           v, 2, deleted);
+}
+
 /* Ids are max + 1 under the store lock, which serialises this process; a
  * second process racing on the same file gets ERR_CONFLICT from the key. */
 int event_insert(struct store *st, struct event *p)

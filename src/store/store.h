@@ -359,6 +359,9 @@ struct snapshot *snapshot_get(struct store *st, const char *id);
 int snapshot_delete(struct store *st, const char *id);
 struct event *event_get(struct store *st, int64_t id);
 int event_delete(struct store *st, int64_t id);
+/* deletes up to LIMIT of the oldest events older than BEFORE_MS (never the
+ * newest event); *deleted (may be NULL) gets the count */
+int event_prune(struct store *st, int64_t before_ms, int limit, int64_t *deleted) WARN_UNUSED;
 struct job *job_get(struct store *st, const char *id);
 int job_delete(struct store *st, const char *id);
 struct image_transfer *image_transfer_get(struct store *st, const char *id);

@@ -301,6 +301,7 @@ class Daemon:
         # host directories the API may name (--allow-path): the tests' temporary files and
         # the appliance's kernel; a test may change the list before a (re)start
         self.allow_paths = [tempfile.gettempdir(), appliance_dir(binary)]
+        self.extra_args = []    # more snapbackd options for the next start
 
     def start(self, timeout=30):
         self.port = free_port()
@@ -310,7 +311,7 @@ class Daemon:
         env = dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD, SNAPBACKD_TEST_HOOKS="1")
         # --config /dev/null: an installed /etc/snapback/snapbackd.conf must not change the test
         argv = [self.binary, "--config", "/dev/null", "--http", "--listen", "127.0.0.1:%d" % self.port,
-                "--state-dir", self.state_dir, "--domain-type", "qemu"]
+                "--state-dir", self.state_dir, "--domain-type", "qemu"] + self.extra_args
         for d in self.allow_paths:
             os.makedirs(d, exist_ok=True)
             argv += ["--allow-path", d]
