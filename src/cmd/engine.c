@@ -119,13 +119,8 @@ void engine_vm_went_down(struct engine *eng, const char *vm_id)
   if (!atts) { log_err("%s", error_message()); return; }
   for (size_t i = 0; atts[i]; i++) {
     struct attachment *a = atts[i];
-    a->plugged = false;
-    if (a->overlay_path) {
-      transient_overlay_remove(eng, vm_id, a->overlay_path);
-      free(a->overlay_path);
-      a->overlay_path = NULL;
-    }
-    if (attachment_update(eng->st, a) < 0) log_err("%s", error_message());
+    if (a->overlay_path) transient_overlay_remove(eng, vm_id, a->overlay_path);
+    if (attachment_set_unplugged(eng->st, vm_id, a->disk_id) < 0) log_err("%s", error_message());
   }
 }
 
@@ -136,12 +131,12 @@ void engine_on_lifecycle(void *opaque, const char *vm_id, int status, const char
   if (!vm) { error_clear(); return; } /* not one of ours */
   if (vm->status == status) return;
   int old = vm->status;
-  vm->status = status;
-  if (status == VM_DOWN) {
-    free(vm->host_id);
-    vm->host_id = NULL;
+  /* status and host only: this thread holds no object lock, and a command
+   * may be changing the VM's other fields right now */
+  if (vm_set_status(eng->st, vm_id, status, status == VM_DOWN ? NULL : vm->host_id) < 0) {
+    log_err("%s", error_message());
+    return;
   }
-  if (vm_update(eng->st, vm) < 0) { log_err("%s", error_message()); return; }
   if (status == VM_DOWN) {
     engine_vm_went_down(eng, vm_id);
     if (old != VM_POWERING_DOWN)
@@ -156,9 +151,21 @@ static void engine_on_device_removed(void *opaque, const char *vm_id, const char
   log_debug("device '%s' removed from VM '%s'", alias, vm_id);
 }
 
+/* libvirtd restarted: what happened meanwhile sent no events. The
+ * housekeeping thread reconciles (not this thread, which may be in the
+ * middle of a command that holds object locks). */
+static void engine_on_reconnected(void *opaque)
+{
+  struct engine *eng = opaque;
+  log_warn("host connection re-established: reconciling the VMs' state with libvirt");
+  __atomic_store_n(&eng->reconcile_needed, true, __ATOMIC_RELEASE);
+  housekeeping_wake(eng);
+}
+
 static const struct hyper_callbacks engine_callbacks = {
   .lifecycle = engine_on_lifecycle,
   .device_removed = engine_on_device_removed,
+  .reconnected = engine_on_reconnected,
 };
 
 /* creates the objects a fresh installation has, in one transaction */
@@ -193,8 +200,9 @@ static int engine_first_start(struct engine *eng)
 }
 
 /* the store says what should run, libvirt what does: adopt running domains,
- * mark the rest down, and drop overlays nobody owns */
-static void engine_reconcile(struct engine *eng)
+ * mark the rest down, and drop overlays nobody owns. At start, and after the
+ * host connection came back (libvirtd restarted; its events were lost). */
+void engine_reconcile(struct engine *eng, bool at_start)
 {
   const struct hyper_ops *ops;
   struct hyper *h = engine_hyper(eng, NULL, &ops);
@@ -208,23 +216,35 @@ static void engine_reconcile(struct engine *eng)
   int adopted = 0, downed = 0;
   for (size_t i = 0; vms[i]; i++) {
     struct vm *vm = vms[i];
+    /* after a reconnect, commands run: a VM one of them holds (a start
+     * between powering_up and libvirt) is left to it */
+    const char *lock[] = {vm->id, NULL};
+    if (!at_start && locks_acquire(eng, lock, "Reconcile", NULL) < 0) { error_clear(); continue; }
+    AUTOPTR(vm) cur = at_start ? NULL : vm_get(eng->st, vm->id); /* fresh, under the lock */
+    if (!at_start && !cur) { error_clear(); locks_release(eng, lock); continue; }
+    int status = cur ? cur->status : vm->status;
     int st = VM_DOWN;
-    if (ops->domain_state(h, vm->id, &st) < 0) { log_warn("%s", error_message()); continue; }
-    if (st == vm->status) { if (st != VM_DOWN) adopted++; continue; }
-    if (st == VM_DOWN) {
-      engine_on_lifecycle(eng, vm->id, VM_DOWN, "stopped while the engine was not running");
-      downed++;
-    } else {
-      vm->status = st;
-      free(vm->host_id);
-      vm->host_id = xstrdup(eng->host_id);
-      if (vm_update(eng->st, vm) < 0) log_err("%s", error_message());
+    if (ops->domain_state(h, vm->id, &st) < 0) log_warn("%s", error_message());
+    else if (st != status) {
+      if (st == VM_DOWN) {
+        engine_on_lifecycle(eng, vm->id, VM_DOWN, at_start ? "stopped while the engine was not running"
+                                                           : "stopped while libvirt's events were lost");
+        downed++;
+      } else {
+        if (vm_set_status(eng->st, vm->id, st, eng->host_id) < 0) log_err("%s", error_message());
+        adopted++;
+      }
+    } else if (st != VM_DOWN) {
       adopted++;
     }
+    if (!at_start) locks_release(eng, lock);
   }
-  if (adopted || downed)
+  if (at_start && (adopted || downed))
     engine_event(eng, SEVERITY_NORMAL, EV_RECONCILED, NULL, NULL,
                  "engine started: %d VM(s) running on host localhost, %d found stopped", adopted, downed);
+  else if (!at_start && downed)
+    engine_event(eng, SEVERITY_WARNING, EV_RECONCILED, NULL, NULL,
+                 "host localhost reconnected: %d VM(s) stopped while its events could not arrive", downed);
 }
 
 struct engine *engine_open(const struct engine_options *opts, const char *admin_password)
@@ -270,7 +290,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
     }
   }
   engine_sweep_children(eng);
-  engine_reconcile(eng);
+  engine_reconcile(eng, true);
   snapshot_recover(eng);
   ova_recover(eng);
   engine_sweep_orphans(eng);

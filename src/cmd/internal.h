@@ -41,6 +41,7 @@ struct engine {
   int event_retention_days;     /* housekeeping.c prunes older events */
   struct housekeeping *housekeeping; /* housekeeping.c: NULL when not running */
   struct size_cache *sizes;     /* sizecache.c */
+  bool reconcile_needed;        /* atomic: the host reconnected; housekeeping reconciles */
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
@@ -58,6 +59,9 @@ void transfer_ticket_remember(struct engine *eng, const char *transfer_id, const
 void transfer_tickets_free(struct engine *eng);
 /* ticket.c: at start, replaces tickets an older version stored in the clear by their digest */
 void transfer_tickets_hash_legacy(struct engine *eng);
+/* engine.c: store vs. libvirt, at start and after a host reconnect */
+void engine_reconcile(struct engine *eng, bool at_start);
+
 /* housekeeping.c: the periodic thread (event pruning, size refresh) */
 void housekeeping_start(struct engine *eng);
 void housekeeping_stop(struct engine *eng);

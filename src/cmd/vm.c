@@ -422,32 +422,34 @@ static int vm_start_execute(struct cmd_ctx *c)
   AUTOSTRVEC struct strvec paths = VEC_INIT;
   AUTOFREE struct hyper_disk *disks = NULL;
   size_t n = 0;
-  if (vm_start_disks(eng, a->vm_id, &disks, &n, &paths) < 0) {
-    struct err_saved s;
-    error_save(&s);
-    engine_vm_went_down(eng, a->vm_id); /* overlays made so far go */
-    return error_restore(&s);
-  }
-  AUTOFREE char *console = xasprintf("%s/console/%s.log", eng->state_dir, a->vm_id);
+  AUTOFREE char *console = NULL;
+  AUTOPTR(vm) cur = NULL;
+  AUTOLIST(attachment) atts = NULL;
+  struct store *st = eng->st;
+  const char *params[] = {a->vm_id};
+  /* powering_up before libvirt starts it: a guest that dies at once then
+   * has its stop event recorded (the VM goes down, its overlays go), and the
+   * end of this command sees that instead of marking a dead guest up */
+  if (vm_set_status(eng->st, a->vm_id, VM_POWERING_UP, eng->host_id) < 0) return -1;
+  if (vm_start_disks(eng, a->vm_id, &disks, &n, &paths) < 0) goto down;
+  console = xasprintf("%s/console/%s.log", eng->state_dir, a->vm_id);
   struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n, .console_log = console};
   if (ops->domain_start(h, &spec) < 0) {
     error_prefix("cannot start VM '%s': ", a->vm->name);
-    struct err_saved s;
-    error_save(&s);
-    engine_vm_went_down(eng, a->vm_id);
-    return error_restore(&s);
+    goto down;
   }
-  struct store *st = eng->st;
-  AUTOPTR(vm) cur = NULL;
-  AUTOLIST(attachment) atts = NULL;
-  const char *params[] = {a->vm_id};
   if (store_begin(st) < 0) goto undo;
   cur = vm_get(st, a->vm_id);
   if (!cur) goto rollback;
-  if (cur->status == VM_DOWN) cur->status = VM_UP; /* the lifecycle event may have been first */
-  free(cur->host_id);
-  cur->host_id = xstrdup(eng->host_id);
-  if (vm_update(st, cur) < 0) goto rollback;
+  if (cur->status == VM_DOWN) {
+    /* its stop event came first: the guest died at once, and that was
+     * recorded (VM down, overlays removed, an event). The start was done. */
+    store_rollback(st);
+    error_clear();
+    return 0;
+  }
+  if (cur->status == VM_POWERING_UP) cur->status = VM_UP;
+  if (vm_set_status(st, a->vm_id, cur->status, eng->host_id) < 0) goto rollback;
   atts = attachment_list(st, "vm_id = ? AND active = 1", params, 1, NULL, 0);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
@@ -463,7 +465,14 @@ undo:
     struct err_saved s;
     error_save(&s);
     ops->domain_destroy(h, a->vm_id);
-    engine_vm_went_down(eng, a->vm_id);
+    error_restore(&s);
+  }
+down:
+  {
+    struct err_saved s;
+    error_save(&s);
+    engine_vm_went_down(eng, a->vm_id); /* overlays made so far go */
+    if (vm_set_status(eng->st, a->vm_id, VM_DOWN, NULL) < 0) log_err("%s", error_message());
     error_restore(&s);
   }
   return -1;

@@ -774,6 +774,25 @@ int event_delete(struct store *st, int64_t id)
   return entity_delete(st, &event_desc, k);
 }
 
+/* Only the columns libvirt's event thread owns: a whole-row update there
+ * would undo a concurrent change to the VM's other fields (lost update). */
+int vm_set_status(struct store *st, const char *id, int status, const char *host_id)
+{
+  struct db_value v[3] = { DBV_TEXT(vm_status_to_str(status)), DBV_TEXT(host_id), DBV_TEXT(id) };
+  STORE_LOCKED(st);
+  return st->db->ops->exec(st->db, "UPDATE vms SET status = ?, host_id = ? WHERE id = ?", v, 3, NULL);
+}
+
+/* the attachment is unplugged and loses its transient overlay; its other
+ * columns are left alone (see vm_set_status) */
+int attachment_set_unplugged(struct store *st, const char *vm_id, const char *disk_id)
+{
+  struct db_value v[2] = { DBV_TEXT(vm_id), DBV_TEXT(disk_id) };
+  STORE_LOCKED(st);
+  return st->db->ops->exec(st->db, "UPDATE attachments SET plugged = 0, overlay_path = NULL "
+                           "WHERE vm_id = ? AND disk_id = ?", v, 2, NULL);
+}
+
 /* Deletes up to LIMIT of the oldest events from before BEFORE_MS, never the
  * newest one: ids are max + 1, and clients that poll with ?from=ID must not
  * see an id again. Batches keep each statement (and the lock) short. */

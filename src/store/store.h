@@ -359,6 +359,10 @@ struct snapshot *snapshot_get(struct store *st, const char *id);
 int snapshot_delete(struct store *st, const char *id);
 struct event *event_get(struct store *st, int64_t id);
 int event_delete(struct store *st, int64_t id);
+/* single-column updates for the event thread, which holds no object lock:
+ * they leave every other column as a concurrent command wrote it */
+int vm_set_status(struct store *st, const char *id, int status, const char *host_id) WARN_UNUSED;
+int attachment_set_unplugged(struct store *st, const char *vm_id, const char *disk_id) WARN_UNUSED;
 /* deletes up to LIMIT of the oldest events older than BEFORE_MS (never the
  * newest event); *deleted (may be NULL) gets the count */
 int event_prune(struct store *st, int64_t before_ms, int limit, int64_t *deleted) WARN_UNUSED;
