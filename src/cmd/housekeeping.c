@@ -2,6 +2,8 @@
  *
  * - Events older than the retention (--event-retention-days, default 30 as
  *   oVirt's) are pruned, in batches, so /events cannot grow without bound.
+ * - The host is pinged, so a libvirtd restart is noticed, and the engine
+ *   reconciles with libvirt after it (the events sent meanwhile are lost).
  * - Volume and storage domain sizes are refreshed (sizecache.c), so that GET
  *   renders never stat() or statvfs() a path that may sit on a hung mount.
  *
@@ -56,6 +58,13 @@ static void *housekeeping_main(void *p)
       engine_prune_events(hk->eng);
       hk->last_prune_ms = t;
     }
+    /* a ping notices a libvirtd that restarted even when nothing else talks
+     * to the host; the reconnect it makes asks for a reconcile */
+    const struct hyper_ops *ops;
+    struct hyper *h = engine_hyper(hk->eng, NULL, &ops);
+    if (!h || ops->ping(h) < 0) error_clear();
+    if (__atomic_exchange_n(&hk->eng->reconcile_needed, false, __ATOMIC_ACQ_REL))
+      engine_reconcile(hk->eng, false);
     size_cache_refresh(hk->eng);
     pthread_mutex_lock(&hk->mu);
     if (hk->stop) break;

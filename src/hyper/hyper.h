@@ -74,6 +74,10 @@ struct hyper_callbacks {
   void (*lifecycle)(void *opaque, const char *vm_id, int vm_status, const char *reason);
   /* libvirt reported a device removed (alias "ua-<disk id>") */
   void (*device_removed)(void *opaque, const char *vm_id, const char *alias);
+  /* the connection came back after it had dropped (libvirtd restarted):
+   * events sent meanwhile are lost, so the caller reconciles. Called on the
+   * thread whose call reconnected, with no lock of the hyper held. */
+  void (*reconnected)(void *opaque);
 };
 
 struct hyper_options {

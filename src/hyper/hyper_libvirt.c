@@ -64,6 +64,8 @@ struct hyper {
   pthread_mutex_t conn_lock;
   virConnectPtr conn;              /* NULL when disconnected */
   int lifecycle_id, removed_id, job_id; /* callback ids on conn, -1 when none */
+  bool was_connected;              /* a connection existed before: the next one is a reconnect */
+  bool conn_announced;             /* conn was reported (reconnected callback) already */
 
   pthread_mutex_t attach_lock;
 
@@ -291,6 +293,7 @@ static void disconnect_locked(struct hyper *h)
   h->lifecycle_id = h->removed_id = h->job_id = -1;
   virConnectClose(h->conn);
   h->conn = NULL;
+  h->conn_announced = false;
 }
 
 static int register_callback(struct hyper *h, int event_id, virConnectDomainEventGenericCallback cb)
@@ -341,11 +344,16 @@ static virConnectPtr get_conn(struct hyper *h)
     disconnect_locked(h);
   }
   virConnectPtr c = NULL;
+  bool reconnected = false;
   if (h->conn || connect_locked(h) == 0) {
     virConnectRef(h->conn);
     c = h->conn;
+    reconnected = h->was_connected && c != NULL && !h->conn_announced;
+    h->was_connected = true;
+    h->conn_announced = true;
   }
   pthread_mutex_unlock(&h->conn_lock);
+  if (reconnected && h->cb.reconnected) h->cb.reconnected(h->opaque);
   return c;
 }
 
