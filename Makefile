@@ -69,4 +69,4 @@ check: setup
 	  awk '{ p += $$1; f += $$2 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }'
 
 clean:
-	rm -rf $(BUILD_DIR) $(SAN_DIR) build-bench
+	rm -rf $(BUILD_DIR) $(SAN_DIR) build-bench build-fuzz

@@ -16,6 +16,7 @@ PACKAGES=(
   debhelper lintian dpkg-dev fakeroot systemd man-db
   prometheus  # promtool checks /metrics in tests/e2e/case_ops.py; its server is not used
   chromium nodejs
+  clang libclang-rt-14-dev
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system
