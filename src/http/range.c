@@ -2,6 +2,7 @@
 #include "http/range.h"
 #include "util/err.h"
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,10 @@ int http_content_range_parse(const char *h, uint64_t *start, uint64_t *end)
 {
   unsigned long long a, b;
   int used = 0;
+  /* b + 1 must not wrap: an end of 2^64-1 (or any that strtoull saturates)
+   * would end the range at 0 (found by fuzz_range) */
   if (strncmp(h, "bytes ", 6) != 0 || h[6] < '0' || h[6] > '9' ||
-      sscanf(h, "bytes %llu-%llu/%n", &a, &b, &used) != 2 || used == 0 || b < a ||
+      sscanf(h, "bytes %llu-%llu/%n", &a, &b, &used) != 2 || used == 0 || b < a || b == ULLONG_MAX ||
       (strcmp(h + used, "*") != 0 && strspn(h + used, "0123456789") != strlen(h + used)))
     return error(ERR_INVALID, "invalid Content-Range '%s': give bytes START-END/*", h);
   *start = a;
