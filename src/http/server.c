@@ -40,6 +40,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -72,6 +73,20 @@ struct http_server {
   int metrics_auth;          /* enum http_metrics_auth; atomic (SIGHUP changes it) */
   struct webassets *web;     /* the console's files, or NULL when not served */
   char *ca_pem;              /* the CA certificate for pki-resource, or NULL */
+  /* requests answered on a side thread (see run_deferred) */
+  pthread_mutex_t side_mu;
+  pthread_cond_t side_cv;
+  int side_running;
+};
+
+/* an answer computed on a side thread, queued when MHD resumes the connection */
+struct deferred {
+  bool ready;
+  int status;
+  struct buf body;
+  const char *content_type;  /* a string literal */
+  char *location;
+  bool challenge;
 };
 
 ENUM_IMPL(http_metrics_auth, HTTP_METRICS_AUTH_LAST, "user", "none")
@@ -84,7 +99,11 @@ struct request {
   int64_t start_ms;          /* monotonic */
   struct imageio_req *image; /* a request below /images/: imageio.c's state */
   const char *route;         /* the route pattern for metrics; static; NULL: none matched */
+  struct deferred *deferred; /* set while a side thread answers it */
 };
+
+/* the request whose answer the calling side thread is computing, or NULL */
+static __thread struct request *deferring;
 
 /* the API roots, longest first so that /v3 wins */
 static const struct api_root {
@@ -119,6 +138,16 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, cons
                                const char *url, int status, struct buf *body,
                                const char *content_type, const char *location, bool challenge)
 {
+  if (deferring == r) { /* a side thread: keep it for the resumed connection */
+    struct deferred *d = r->deferred;
+    *d = (struct deferred){.ready = true, .status = status, .body = *body, .content_type = content_type,
+                           .location = location ? xstrdup(location) : NULL, .challenge = challenge};
+    *body = (struct buf)BUF_INIT;
+    if (status >= 500)
+      log_err("%s %s: %d: %s (%s)", method, url, status, error_message(), error_where());
+    error_clear();
+    return MHD_YES;
+  }
   size_t len = body->len;
   char *data = buf_detach(body);
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
@@ -498,6 +527,81 @@ static size_t drain_limit(const struct http_server *srv)
   return srv->max_body * DRAIN_FACTOR;
 }
 
+/* Requests that may wait long for a guest (a hot-unplug waits up to
+ * --detach-timeout for the device to go; a shutdown for the guest) must not
+ * hold one of the few HTTP threads meanwhile: they run on a side thread with
+ * the connection suspended, and MHD's thread serves others. */
+static bool may_wait_long(const char *method, const char *url)
+{
+  if (strcmp(method, "DELETE") == 0 || strcmp(method, "PUT") == 0) return true;
+  if (strcmp(method, "POST") != 0) return false;
+  size_t n = strlen(url);
+  return (n > 9 && strcmp(url + n - 9, "/shutdown") == 0) || (n > 5 && strcmp(url + n - 5, "/stop") == 0);
+}
+
+#define SIDE_THREADS_MAX 64
+
+struct side_job {
+  struct http_server *srv;
+  struct MHD_Connection *c;
+  struct request *r;
+  char *method, *url;
+};
+
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c,
+                                struct request *r, const char *method, const char *url);
+
+static void *side_main(void *p)
+{
+  struct side_job *j = p;
+  deferring = j->r;
+  dispatch(j->srv, j->c, j->r, j->method, j->url);
+  deferring = NULL;
+  error_clear();
+  struct http_server *srv = j->srv;
+  MHD_resume_connection(j->c);
+  free(j->method);
+  free(j->url);
+  free(j);
+  pthread_mutex_lock(&srv->side_mu);
+  srv->side_running--;
+  pthread_cond_broadcast(&srv->side_cv);
+  pthread_mutex_unlock(&srv->side_mu);
+  return NULL;
+}
+
+/* answers r on a side thread; false (nothing done) when too many run already */
+static bool run_deferred(struct http_server *srv, struct MHD_Connection *c, struct request *r,
+                         const char *method, const char *url)
+{
+  pthread_mutex_lock(&srv->side_mu);
+  bool room = srv->side_running < SIDE_THREADS_MAX;
+  if (room) srv->side_running++;
+  pthread_mutex_unlock(&srv->side_mu);
+  if (!room) return false;
+  struct side_job *j = xcalloc(1, sizeof *j);
+  *j = (struct side_job){srv, c, r, xstrdup(method), xstrdup(url)};
+  r->deferred = xcalloc(1, sizeof *r->deferred);
+  MHD_suspend_connection(c);
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  bool started = pthread_create(&t, &attr, side_main, j) == 0;
+  pthread_attr_destroy(&attr);
+  if (started) return true;
+  MHD_resume_connection(c);
+  free(r->deferred);
+  r->deferred = NULL;
+  free(j->method);
+  free(j->url);
+  free(j);
+  pthread_mutex_lock(&srv->side_mu);
+  srv->side_running--;
+  pthread_mutex_unlock(&srv->side_mu);
+  return false;
+}
+
 static bool announces_body(struct MHD_Connection *c)
 {
   const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -535,6 +639,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     return imageio_access(&srv->imageio, c, url, method, upload_data, upload_size, &r->image);
   }
+  if (r && r->deferred) { /* resumed: the side thread's answer */
+    if (!r->deferred->ready) return MHD_YES;
+    struct deferred *d = r->deferred;
+    r->deferred = NULL;
+    enum MHD_Result rc = respond(c, r, method, url, d->status, &d->body, d->content_type, d->location,
+                                 d->challenge);
+    buf_free(&d->body);
+    free(d->location);
+    free(d);
+    return rc;
+  }
   if (!r) {
     r = xcalloc(1, sizeof *r);
     r->start_ms = mono_ms();
@@ -549,7 +664,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     /* a body the method does not use is not waited for: a client that
      * retries after a 401 may announce one and never send it */
-    if (announces_body(c) && !uses_body(c, method, url)) return dispatch(srv, c, r, method, url);
+    if (announces_body(c) && !uses_body(c, method, url)) {
+      if (may_wait_long(method, url) && run_deferred(srv, c, r, method, url)) return MHD_YES;
+      return dispatch(srv, c, r, method, url);
+    }
     return MHD_YES;
   }
   if (*upload_size) {
@@ -573,6 +691,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     error(ERR_TOO_LARGE, "request body is over the limit of %zu bytes", srv->max_body);
     return respond_fault(c, r, method, url);
   }
+  if (may_wait_long(method, url) && run_deferred(srv, c, r, method, url)) return MHD_YES;
   return dispatch(srv, c, r, method, url);
 }
 
@@ -582,6 +701,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   struct request *r = *con_cls;
   if (!r) return;
   imageio_done(r->image);
+  if (r->deferred) {
+    buf_free(&r->deferred->body);
+    free(r->deferred->location);
+    free(r->deferred);
+  }
   buf_free(&r->body);
   free(r);
   *con_cls = NULL;
@@ -708,11 +832,14 @@ struct http_server *http_start(struct engine *eng, const struct http_options *op
   if (parse_listen(opts->listen ? opts->listen : "127.0.0.1:8443", &ss, &sslen) < 0) return NULL;
 
   struct http_server *srv = xcalloc(1, sizeof *srv);
+  pthread_mutex_init(&srv->side_mu, NULL);
+  pthread_cond_init(&srv->side_cv, NULL);
   srv->eng = eng;
   srv->max_body = opts->max_body ? opts->max_body : HTTP_DEFAULT_MAX_BODY;
   srv->metrics_auth = (int)opts->metrics_auth;
   unsigned threads = opts->threads ? opts->threads : HTTP_DEFAULT_THREADS;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_SUSPEND_RESUME;
   if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   if (!opts->plain_http) {
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -796,6 +923,10 @@ int http_port(const struct http_server *srv)
 void http_stop(struct http_server *srv)
 {
   if (!srv) return;
+  /* MHD must not stop with a connection suspended: side threads end first */
+  pthread_mutex_lock(&srv->side_mu);
+  while (srv->side_running > 0) pthread_cond_wait(&srv->side_cv, &srv->side_mu);
+  pthread_mutex_unlock(&srv->side_mu);
   if (srv->unix_mhd) MHD_stop_daemon(srv->unix_mhd);
   if (srv->unix_path) unlink(srv->unix_path);
   free(srv->unix_path);
@@ -804,5 +935,7 @@ void http_stop(struct http_server *srv)
   pki_pems_clear(&srv->pems);
   webassets_free(srv->web);
   free(srv->ca_pem);
+  pthread_mutex_destroy(&srv->side_mu);
+  pthread_cond_destroy(&srv->side_cv);
   free(srv);
 }
