@@ -99,3 +99,42 @@ def event_retention(env):
                 "<origin>e2e</origin><custom_id>2000</custom_id></event>")
     e = env.expect(r, 201, "post an event after the pruning")
     env.check(int(e.get("id")) > newest, "a new event got id %s, not after %d" % (e.get("id"), newest))
+
+
+@case("hardening: a hot-unplug waiting for the guest holds no HTTP thread (--threads 1)")
+def unplug_wait_releases_thread(env):
+    import threading
+    env.daemon.stop()
+    env.daemon.extra_args = ["--threads", "1", "--detach-timeout", "6"]
+    env.daemon.start()
+    env._token = None
+    # a q35 guest with no OS never releases a virtio-blk disk: the unplug waits its timeout
+    vm_id, name = env.create_vm()
+    disk = env.create_disk(size=64 * 1024 * 1024)
+    env.attach(vm_id, disk, interface="virtio")
+    env.start_vm(vm_id, name)
+    token = env.bearer_token()
+    done = {}
+
+    def unplug():
+        t0 = time.monotonic()
+        done["r"] = env.api("DELETE", "/vms/%s/diskattachments/%s" % (vm_id, disk), token=token, timeout=60)
+        done["secs"] = time.monotonic() - t0
+
+    t = threading.Thread(target=unplug)
+    t.start()
+    time.sleep(1.0)
+    slow = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        r = env.api("GET", "/vms/" + vm_id, token=token, timeout=30)
+        secs = time.monotonic() - t0
+        env.check(r.status == 200, "GET during the unplug wait: %s" % r.short())
+        if secs > 1.0:
+            slow.append(round(secs, 1))
+        time.sleep(0.2)
+    t.join(60)
+    env.check(not slow, "GETs waited for the unplug: %r s" % slow)
+    env.check("r" in done and done["r"].status in (200, 409, 500, 503) and done["secs"] >= 3,
+              "the unplug itself: %s after %.1f s" % (done["r"].short() if "r" in done else "no answer",
+                                                      done.get("secs", 0)))
