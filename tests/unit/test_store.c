@@ -130,6 +130,16 @@ static void test_vm(struct store *st)
   CHECK(g2 && g2->status == VM_POWERING_UP);
   if (g2) CHECK_STR(g2->host_id, "h1");
 
+  /* the event thread's write (status, host) keeps a command's concurrent
+   * change to the other columns: no lost update */
+  struct vm edited = b;
+  edited.memory = 4096;
+  edited.host_id = "h1";
+  CHECK(vm_update(st, &edited) == 0);             /* a command, after the event read the row */
+  CHECK(vm_set_status(st, b.id, VM_DOWN, NULL) == 0); /* the event thread */
+  AUTOPTR(vm) g3 = vm_get(st, b.id);
+  CHECK(g3 && g3->memory == 4096 && g3->status == VM_DOWN && g3->host_id == NULL);
+
   struct vm bad = c;
   bad.status = 99;
   error_clear();
@@ -363,6 +373,17 @@ static void test_events(struct store *st)
   CHECK_STR(error_message(), "event '9999' does not exist");
   CHECK(event_delete(st, first) == 0);
   CHECK(failed_with(event_delete(st, first), ERR_NOT_FOUND));
+
+  /* retention: old events go in batches, the newest never (ids stay increasing) */
+  for (int i = 0; i < 5; i++) {
+    e.time_ms = 100 + i;
+    CHECK(event_insert(st, &e) == 0);
+  }
+  int64_t newest = e.id, gone = 0;
+  CHECK(event_prune(st, 1000, 2, &gone) == 0 && gone == 2);
+  CHECK(event_prune(st, 1000, 100, &gone) == 0 && gone == 3);
+  CHECK(event_count(st, NULL, NULL, 0) == 1);
+  CHECK(event_insert(st, &e) == 0 && e.id == newest + 1);
 }
 
 static void test_transactions(struct store *st)
