@@ -120,9 +120,14 @@ class Soak:
         sid = self.rnd.choice(snaps)
         r = self.api("DELETE", "/vms/%s/snapshots/%s" % (self.data_id, sid))
         if r.status in (200, 202):
+            self.forget(sid)
             self.promised.append(("remove", sid, self.cycle))
-            self.snap_hash.pop(sid, None)
         return None
+
+    def forget(self, sid):
+        """the harness itself removes sid (removal, restore): its creation promise is kept"""
+        self.snap_hash.pop(sid, None)
+        self.promised = [p for p in self.promised if p[1] != sid]
 
     def op_attach(self):
         snaps = self.regular_ok()
@@ -155,9 +160,10 @@ class Soak:
         r = self.api("POST", "/vms/%s/snapshots/%s/restore" % (self.data_id, sid), "<action/>")
         if r.status in (200, 201, 202):
             # newer snapshots are gone with the restore (as oVirt's)
-            for s in list(self.snap_hash):
-                if s not in [x for x, _, _ in self.snapshots()]:
-                    self.snap_hash.pop(s, None)
+            present = [x for x, _, _ in self.snapshots()]
+            for sid2 in {p[1] for p in self.promised} | set(self.snap_hash):
+                if sid2 not in present:
+                    self.forget(sid2)
         self.vm_up(self.data_id, self.data_name)
         return None
 
@@ -378,6 +384,11 @@ def main():
     ap.add_argument("--libvirtd-restart", action="store_true", help="also restart the shared libvirtd")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
+    def stop(signum, frame):
+        raise SystemExit("soak: stopped by signal %d" % signum)  # cleans up in the finally below
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print("soak: seed %d, up to %d cycles / %d s" % (seed, args.cycles, args.max_seconds), flush=True)
     env = harness.Env(os.path.abspath(args.daemon), keep=args.keep)
