@@ -13,6 +13,7 @@
  * status comes from the error code (error_http_status, as for faults),
  * except 416 for a range outside the image, which HTTP defines itself. */
 #include "http/imageio.h"
+#include "http/patch.h"
 #include "http/extent.h"
 #include "http/range.h"
 #include "cmd/commands.h"
@@ -704,31 +705,15 @@ static int zero_range(struct nbd_handle *h, uint64_t offset, uint64_t size)
 static enum MHD_Result do_patch(struct MHD_Connection *c, struct imageio_req *s,
                                 const char *method, const char *url, const char *ticket)
 {
-  json_error_t jerr;
-  AUTOPTR(json) j = json_loadb(buf_str(&s->body), s->body.len, 0, &jerr);
-  const char *op = j ? json_string_value(json_object_get(j, "op")) : NULL;
-  if (!op) {
-    error(ERR_INVALID, "invalid PATCH body: give JSON {\"op\": \"zero\", \"offset\": N, \"size\": N} "
-          "or {\"op\": \"flush\"}");
-    return respond_error(c, s, method, url, 0);
-  }
-  if (strcmp(op, "zero") != 0 && strcmp(op, "flush") != 0) {
-    error(ERR_INVALID, "unsupported PATCH op '%s': use 'zero' or 'flush'", op);
-    return respond_error(c, s, method, url, 0);
-  }
+  struct imageio_patch p;
+  if (imageio_patch_parse(buf_str(&s->body), s->body.len, &p) < 0) return respond_error(c, s, method, url, 0);
   AUTOPTR(image_transfer) t = NULL;
   AUTOPTR(nbd_handle) h = ticket_open(s->eng, ticket, true, &t);
   if (!h) return respond_error(c, s, method, url, 0);
-  bool flush = strcmp(op, "flush") == 0 || json_is_true(json_object_get(j, "flush"));
-  if (strcmp(op, "zero") == 0) {
-    json_t *jo = json_object_get(j, "offset"), *js = json_object_get(j, "size");
+  bool flush = p.flush;
+  if (p.zero) {
     int64_t size = nbd_get_size(h);
-    if (!json_is_integer(js) || (jo && !json_is_integer(jo)) || json_integer_value(js) < 0 ||
-        json_integer_value(jo) < 0) {
-      error(ERR_INVALID, "invalid zero request: give integer \"offset\" and \"size\"");
-      return respond_error(c, s, method, url, 0);
-    }
-    uint64_t off = (uint64_t)json_integer_value(jo), n = (uint64_t)json_integer_value(js);
+    uint64_t off = p.offset, n = p.size;
     if (off + n > (uint64_t)size) {
       error(ERR_INVALID, "cannot zero %" PRIu64 " bytes at %" PRIu64 ": beyond the end of the "
             "image (%" PRId64 " bytes)", n, off, size);

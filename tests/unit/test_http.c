@@ -9,6 +9,7 @@
 #include "http/extent.h"
 #include "http/fault.h"
 #include "http/pki.h"
+#include "http/patch.h"
 #include "http/range.h"
 #include "http/throttle.h"
 #include "http/webassets.h"
@@ -397,6 +398,19 @@ static void test_ranges(void)
   for (size_t i = 0; i < sizeof badcr / sizeof badcr[0]; i++) {
     error_clear();
     CHECK(http_content_range_parse(badcr[i], &s, &e) == -1 && error_code() == ERR_INVALID);
+  }
+  error_clear();
+
+  /* imageio PATCH bodies */
+  struct imageio_patch p;
+  const char *zero = "{\"op\": \"zero\", \"offset\": 512, \"size\": 1024, \"flush\": true}";
+  CHECK(imageio_patch_parse(zero, strlen(zero), &p) == 0 && p.zero && p.flush && p.offset == 512 && p.size == 1024);
+  CHECK(imageio_patch_parse("{\"op\": \"flush\"}", 15, &p) == 0 && !p.zero && p.flush);
+  const char *badp[] = {"", "[]", "{}", "{\"op\": 1}", "{\"op\": \"trim\"}", "{\"op\": \"zero\"}",
+                        "{\"op\": \"zero\", \"size\": -1}", "{\"op\": \"zero\", \"size\": 1, \"offset\": \"0\"}"};
+  for (size_t i = 0; i < sizeof badp / sizeof badp[0]; i++) {
+    error_clear();
+    CHECK(imageio_patch_parse(badp[i], strlen(badp[i]), &p) == -1 && error_code() == ERR_INVALID);
   }
   error_clear();
 }
