@@ -20,7 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TARGETS = ["xml", "json", "search", "routes", "range", "sso_form", "ovf", "ova_tar", "repo"]
+TARGETS = ["xml", "json", "search", "routes", "range", "sso_form", "ovf", "ova_tar", "repo", "patch"]
 
 
 def build(build_dir, targets):
