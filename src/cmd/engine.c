@@ -75,6 +75,7 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
       struct err_saved s;
       error_save(&s);
       set_host_status(eng, HOST_NON_RESPONSIVE);
+      eng->hyper_failed = true;
       error_restore(&s);
       pthread_mutex_unlock(&eng->hyper_mu);
       if (error_code() != ERR_UNAVAILABLE) {
@@ -85,6 +86,11 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
       return NULL;
     }
     set_host_status(eng, HOST_UP);
+    if (eng->hyper_failed) { /* up after it was not: what ran meanwhile is unknown */
+      eng->hyper_failed = false;
+      __atomic_store_n(&eng->reconcile_needed, true, __ATOMIC_RELEASE);
+      housekeeping_wake(eng);
+    }
   }
   struct hyper *h = eng->hyper;
   pthread_mutex_unlock(&eng->hyper_mu);

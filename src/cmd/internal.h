@@ -42,6 +42,7 @@ struct engine {
   struct housekeeping *housekeeping; /* housekeeping.c: NULL when not running */
   struct size_cache *sizes;     /* sizecache.c */
   bool reconcile_needed;        /* atomic: the host reconnected; housekeeping reconciles */
+  bool hyper_failed;            /* under hyper_mu: the last connection attempt failed */
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
