@@ -84,6 +84,11 @@ static int64_t parse_iso(const char *s)
   if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
                    &tm.tm_min, &tm.tm_sec, &msec) < 6)
     return 0;
+  /* a manifest is outside input: a year of 2^31 overflowed the ms (found by fuzz_repo) */
+  if (tm.tm_year < 1970 || tm.tm_year > 9999 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+      tm.tm_mday > 31 || tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 ||
+      tm.tm_sec < 0 || tm.tm_sec > 60 || msec < 0 || msec > 999)
+    return 0;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return (int64_t)timegm(&tm) * 1000 + msec;
