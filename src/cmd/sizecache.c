@@ -158,6 +158,15 @@ void size_cache_refresh(struct engine *eng)
     bool ok = measure(todo.ptr[i].path, todo.ptr[i].kind, &a, &b);
     pthread_mutex_lock(&c->mu);
     struct size_entry *e = entry_get(c, todo.ptr[i].path, todo.ptr[i].kind, false);
+    if (e && !ok && e->measured && !e->known) {
+      /* gone twice (a removed volume): forget it now, not after SIZE_CACHE_IDLE_MS */
+      size_t bk = bucket_of(e->path, e->kind);
+      for (struct size_entry **pe = &c->buckets[bk]; *pe; pe = &(*pe)->next)
+        if (*pe == e) { *pe = e->next; break; }
+      free(e->path);
+      free(e);
+      e = NULL;
+    }
     if (e) {
       e->measured = true;
       e->measured_ms = mono_ms();

@@ -290,6 +290,8 @@ def main():
         end = rss[-1][1]
         growth = 100.0 * (end - at10) / at10 if at10 else 0.0
         print("RSS: %d kB at %ds, %d kB at the end: %+.1f%%" % (at10, min(10, args.seconds // 2), end, growth))
+        print("RSS every 10 s (kB): " + " ".join("%d" % kb for s, kb in rss if int(s) % 10 == 0 and s < args.seconds)
+              + " %d" % end)
         for detail, n in sorted(stats.conflicts.items(), key=lambda kv: -kv[1]):
             print("409 x%d: %s" % (n, detail))
 
