@@ -213,3 +213,13 @@ int list_storage_domain_disks(struct api_call *c)
     if (api_visible(c, OBJ_DISK, l[i]->id)) node_append(n, render_disk(&c->r, l[i]));
   return reply(c, 200, n);
 }
+
+/* /templates/{t}/diskattachments/{d}: a template's disk, as the list shows it */
+int get_template_attachment(struct api_call *c)
+{
+  AUTOPTR(template) t = template_get(c->st, c->p[0]);
+  if (!t) return -1;
+  AUTOPTR(attachment) a = attachment_get(c->st, t->id, c->p[1]);
+  if (!a) return -1;
+  return reply(c, 200, render_template_attachment(&c->r, a));
+}

@@ -37,6 +37,7 @@ int list_model_collection(struct api_call *c);
 int list_datacenter_clusters(struct api_call *c);
 int list_datacenter_storage_domains(struct api_call *c);
 int list_storage_domain_disks(struct api_call *c);
+int get_template_attachment(struct api_call *c);
 
 /* routes.c: adds <link rel="X" href="HREF/X"/> to N for each GET route
  * "PATTERN/X" ("/vms/{}"), so every link rendered has a route */

@@ -1344,6 +1344,7 @@ static const struct route ROUTES[] = {
   {"GET", "/storagedomains/{}/templates", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"GET", "/storagedomains/{}/vms", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"GET", "/jobs/{}/steps", list_model_collection, OWNER},
+  {"GET", "/templates/{}/diskattachments/{}", get_template_attachment, SEE(OBJ_TEMPLATE, 0)},
 };
 
 /* adds <link rel="X" href="HREF/X"/> to N for each GET route
