@@ -52,14 +52,11 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"vms/numanodes", "vm_numa_nodes"},
   {"vms/reporteddevices", "reported_devices"},
   {"vms/sessions", "sessions"},
-  {"vms/statistics", "statistics"},
   {"vms/tags", "tags"},
   {"vms/watchdogs", "watchdogs"},
   /* SnapshotService */
   {"snapshots/cdroms", "cdroms"},
   {"snapshots/nics", "nics"},
-  /* DiskService */
-  {"disks/statistics", "statistics"},
   /* TemplateService */
   {"templates/cdroms", "cdroms"},
   {"templates/graphicsconsoles", "graphics_consoles"},
@@ -78,7 +75,6 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"hosts/networkattachments", "network_attachments"},
   {"hosts/nics", "host_nics"},
   {"hosts/numanodes", "host_numa_nodes"},
-  {"hosts/statistics", "statistics"},
   {"hosts/storage", "host_storages"},
   {"hosts/storageconnectionextensions", "storage_connection_extensions"},
   {"hosts/tags", "tags"},

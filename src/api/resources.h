@@ -42,3 +42,11 @@ int get_template_attachment(struct api_call *c);
 /* routes.c: adds <link rel="X" href="HREF/X"/> to N for each GET route
  * "PATTERN/X" ("/vms/{}"), so every link rendered has a route */
 void render_links(struct node *n, const char *pattern, const char *href);
+
+/* res_stats.c: statistics of VMs, hosts and disks */
+int list_vm_statistics(struct api_call *c);
+int get_vm_statistic(struct api_call *c);
+int list_host_statistics(struct api_call *c);
+int get_host_statistic(struct api_call *c);
+int list_disk_statistics(struct api_call *c);
+int get_disk_statistic(struct api_call *c);

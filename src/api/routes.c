@@ -1298,12 +1298,12 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/numanodes", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/reporteddevices", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/sessions", list_model_collection, SEE(OBJ_VM, 0)},
-  {"GET", "/vms/{}/statistics", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/statistics", list_vm_statistics, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/tags", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/watchdogs", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/snapshots/{}/cdroms", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/snapshots/{}/nics", list_model_collection, SEE(OBJ_VM, 0)},
-  {"GET", "/disks/{}/statistics", list_model_collection, SEE(OBJ_DISK, 0)},
+  {"GET", "/disks/{}/statistics", list_disk_statistics, SEE(OBJ_DISK, 0)},
   {"GET", "/templates/{}/cdroms", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
   {"GET", "/templates/{}/graphicsconsoles", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
   {"GET", "/templates/{}/mediateddevices", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
@@ -1320,7 +1320,7 @@ static const struct route ROUTES[] = {
   {"GET", "/hosts/{}/networkattachments", list_model_collection, SEE(OBJ_HOST, 0)},
   {"GET", "/hosts/{}/nics", list_model_collection, SEE(OBJ_HOST, 0)},
   {"GET", "/hosts/{}/numanodes", list_model_collection, SEE(OBJ_HOST, 0)},
-  {"GET", "/hosts/{}/statistics", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/statistics", list_host_statistics, SEE(OBJ_HOST, 0)},
   {"GET", "/hosts/{}/storage", list_model_collection, SEE(OBJ_HOST, 0)},
   {"GET", "/hosts/{}/storageconnectionextensions", list_model_collection, SEE(OBJ_HOST, 0)},
   {"GET", "/hosts/{}/tags", list_model_collection, SEE(OBJ_HOST, 0)},
@@ -1345,6 +1345,9 @@ static const struct route ROUTES[] = {
   {"GET", "/storagedomains/{}/vms", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"GET", "/jobs/{}/steps", list_model_collection, OWNER},
   {"GET", "/templates/{}/diskattachments/{}", get_template_attachment, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/vms/{}/statistics/{}", get_vm_statistic, SEE(OBJ_VM, 0)},
+  {"GET", "/disks/{}/statistics/{}", get_disk_statistic, SEE(OBJ_DISK, 0)},
+  {"GET", "/hosts/{}/statistics/{}", get_host_statistic, SEE(OBJ_HOST, 0)},
 };
 
 /* adds <link rel="X" href="HREF/X"/> to N for each GET route

@@ -68,6 +68,34 @@ struct hyper_backup_disk {
   bool checkpoint;          /* the new checkpoint starts a bitmap on this disk */
 };
 
+/* one disk's I/O counters since the domain started (libvirt block stats) */
+struct hyper_block_stats {
+  char *alias;                     /* "ua-<disk id>" */
+  int64_t rd_bytes, wr_bytes, rd_reqs, wr_reqs, fl_reqs;
+  int64_t rd_time_ns, wr_time_ns, fl_time_ns;  /* total time spent */
+};
+
+/* a running domain's counters at one instant (virDomainListGetStats) */
+struct hyper_domain_stats {
+  int64_t sampled_ns;              /* CLOCK_MONOTONIC when read */
+  int64_t cpu_time_ns, cpu_user_ns, cpu_system_ns;  /* the QEMU process */
+  int64_t vcpu_time_ns;            /* time the guest's vCPUs ran, summed */
+  int vcpus;
+  int64_t balloon_current, balloon_rss, balloon_unused, balloon_available; /* bytes; -1 unknown */
+  int64_t net_rx_bytes, net_tx_bytes;
+  struct hyper_block_stats *blocks;
+  size_t nblocks;
+};
+void hyper_domain_stats_clear(struct hyper_domain_stats *s);
+
+/* the host's counters at one instant (virNodeGetCPUStats/MemoryStats) */
+struct hyper_host_stats {
+  int64_t sampled_ns;
+  int64_t cpu_user_ns, cpu_kernel_ns, cpu_idle_ns, cpu_iowait_ns; /* all CPUs together */
+  int64_t mem_total, mem_free, mem_buffers, mem_cached;           /* bytes */
+  int cpus;
+};
+
 struct hyper_callbacks {
   /* the domain vm_id changed state (VM_DOWN when it stopped or crashed);
    * reason is libvirt's, e.g. "shutdown", "destroyed", "crashed" */
@@ -163,6 +191,11 @@ struct hyper_ops {
   /* ends the domain's backup job (the NBD server goes, libvirt deletes the
    * scratch files); no job, or no such domain, is not an error */
   int (*backup_end)(struct hyper *h, const char *vm_id);
+  /* counters of the running domain vm_id; ERR_NOT_FOUND when it does not
+   * run. Block stats carry the device alias of each disk. Caller clears *out */
+  int (*domain_stats)(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out);
+  /* the host's CPU and memory counters */
+  int (*host_stats)(struct hyper *h, struct hyper_host_stats *out);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;
