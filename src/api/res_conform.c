@@ -44,7 +44,6 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"vms/affinitylabels", "affinity_labels"},
   {"vms/applications", "applications"},
   {"vms/cdroms", "cdroms"},
-  {"vms/graphicsconsoles", "graphics_consoles"},
   {"vms/hostdevices", "host_devices"},
   {"vms/katelloerrata", "katello_errata"},
   {"vms/mediateddevices", "vm_mediated_devices"},

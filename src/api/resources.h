@@ -50,3 +50,9 @@ int list_host_statistics(struct api_call *c);
 int get_host_statistic(struct api_call *c);
 int list_disk_statistics(struct api_call *c);
 int get_disk_statistic(struct api_call *c);
+
+/* res_console.c: graphics consoles */
+int list_vm_consoles(struct api_call *c);
+int get_vm_console(struct api_call *c);
+int vm_console_ticket(struct api_call *c);
+int vm_console_vv(struct api_call *c);

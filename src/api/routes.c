@@ -1290,7 +1290,7 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/affinitylabels", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/applications", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/cdroms", list_model_collection, SEE(OBJ_VM, 0)},
-  {"GET", "/vms/{}/graphicsconsoles", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/graphicsconsoles", list_vm_consoles, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/hostdevices", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/katelloerrata", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/mediateddevices", list_model_collection, SEE(OBJ_VM, 0)},
@@ -1348,6 +1348,10 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/statistics/{}", get_vm_statistic, SEE(OBJ_VM, 0)},
   {"GET", "/disks/{}/statistics/{}", get_disk_statistic, SEE(OBJ_DISK, 0)},
   {"GET", "/hosts/{}/statistics/{}", get_host_statistic, SEE(OBJ_HOST, 0)},
+  {"GET", "/vms/{}/graphicsconsoles/{}", get_vm_console, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/graphicsconsoles/{}/ticket", vm_console_ticket, ON(OBJ_VM, 0, PERMIT_CONNECT_TO_VM)},
+  {"GET", "/vms/{}/graphicsconsoles/{}/remoteviewerconnectionfile", vm_console_vv, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/graphicsconsoles/{}/remoteviewerconnectionfile", vm_console_vv, ON(OBJ_VM, 0, PERMIT_CONNECT_TO_VM)},
 };
 
 /* adds <link rel="X" href="HREF/X"/> to N for each GET route

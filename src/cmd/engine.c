@@ -68,6 +68,7 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
     struct hyper_options o = {
       .uri = eng->libvirt_uri, .domain_type = eng->domain_type,
       .detach_timeout_ms = eng->detach_timeout_ms, .cb = &engine_callbacks, .opaque = eng,
+      .console_listen = eng->console_listen,
     };
     eng->hyper = eng->hyper_ops->open(&o);
     if (!eng->hyper) {
@@ -270,6 +271,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);
   eng->domain_type = opts->domain_type;
   eng->detach_timeout_ms = opts->detach_timeout_ms;
+  eng->console_listen = xstrdup(opts->console_listen);
   eng->hyper_ops = &hyper_libvirt_ops;
   eng->db_url = opts->db_url ? xstrdup(opts->db_url) : xasprintf("sqlite:%s/snapback.db", opts->state_dir);
   AUTOFREE char *transient = xasprintf("%s/transient", eng->state_dir);
@@ -376,6 +378,7 @@ void engine_close(struct engine *eng)
   free(eng->state_dir);
   free(eng->db_url);
   free(eng->libvirt_uri);
+  free(eng->console_listen);
   pthread_mutex_destroy(&eng->hyper_mu);
   pthread_mutex_destroy(&eng->lock_mu);
   pthread_mutex_destroy(&eng->bg_mu);

@@ -41,6 +41,14 @@ struct hyper_vm_spec {
   const struct hyper_disk *disks;
   size_t ndisks;
   const char *console_log;  /* serial console written to this file (appended), or NULL for a pty */
+  const char *graphics_listen; /* a VNC console on this address, locked until a ticket is set; NULL: none */
+};
+
+/* a graphics console of a running domain, from the live XML */
+struct hyper_graphics {
+  char type[16];            /* "vnc", "spice" */
+  int port;                 /* -1 while not allocated */
+  char listen[64];          /* the address it listens on */
 };
 
 /* a disk present in a running domain, from the live XML */
@@ -114,6 +122,7 @@ struct hyper_options {
   int detach_timeout_ms;         /* how long disk_detach waits for the guest; 0 = default 10 s */
   const struct hyper_callbacks *cb;
   void *opaque;
+  const char *console_listen;    /* where domains' VNC consoles listen; NULL: 127.0.0.1 */
 };
 
 struct hyper;
@@ -196,6 +205,12 @@ struct hyper_ops {
   int (*domain_stats)(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out);
   /* the host's CPU and memory counters */
   int (*host_stats)(struct hyper *h, struct hyper_host_stats *out);
+  /* the graphics consoles of the running domain (at most max) */
+  int (*graphics_list)(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n);
+  /* sets the password of console TYPE of the running domain, valid until
+   * valid_until (seconds since the epoch); ERR_NOT_FOUND when it has none */
+  int (*graphics_ticket)(struct hyper *h, const char *vm_id, const char *type, const char *password,
+                         int64_t valid_until);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

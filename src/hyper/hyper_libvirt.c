@@ -59,6 +59,7 @@ struct hyper {
   char *uri;
   int domain_type;                 /* resolved: KVM or QEMU */
   int detach_timeout_ms;
+  char *console_listen;            /* where VNC consoles listen */
   struct hyper_callbacks cb;       /* copy; members may be NULL */
   void *opaque;
 
@@ -383,6 +384,7 @@ static struct hyper *lv_open(const struct hyper_options *opts)
   h->uri = xstrdup(opts->uri);
   h->domain_type = domain_type_resolve(opts->domain_type);
   h->detach_timeout_ms = opts->detach_timeout_ms > 0 ? opts->detach_timeout_ms : DETACH_TIMEOUT_DEFAULT_MS;
+  h->console_listen = xstrdup(opts->console_listen ? opts->console_listen : "127.0.0.1");
   if (opts->cb) h->cb = *opts->cb;
   h->opaque = opts->opaque;
   h->lifecycle_id = h->removed_id = h->job_id = -1;
@@ -446,6 +448,7 @@ static void lv_close(struct hyper *h)
   pthread_mutex_destroy(&h->wait_lock);
   pthread_cond_destroy(&h->wait_cond);
   free(h->uri);
+  free(h->console_listen);
   free(h);
 }
 
@@ -481,8 +484,12 @@ static char *lv_domain_xml_for(struct hyper *h, const struct hyper_vm_spec *spec
   return domxml_domain(spec, h->domain_type);
 }
 
-static int lv_domain_start(struct hyper *h, const struct hyper_vm_spec *spec)
+static int lv_domain_start(struct hyper *h, const struct hyper_vm_spec *spec_in)
 {
+  /* every VM gets a VNC console on the host's console address, locked until a ticket */
+  struct hyper_vm_spec with_console = *spec_in;
+  const struct hyper_vm_spec *spec = &with_console;
+  if (!with_console.graphics_listen) with_console.graphics_listen = h->console_listen;
   AUTOFREE char *xml = domxml_domain(spec, h->domain_type);
   if (!xml) return -1;
   AUTOPTR(virConnect) c = get_conn(h);
@@ -1157,6 +1164,42 @@ static int lv_host_stats(struct hyper *h, struct hyper_host_stats *out)
   return 0;
 }
 
+/* ---- graphics consoles ---- */
+
+static int lv_graphics_list(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n)
+{
+  *n = 0;
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  AUTOFREE char *xml = live_xml(d, vm_id);
+  if (!xml) return -1;
+  return domxml_parse_graphics(xml, out, max, n);
+}
+
+static int lv_graphics_ticket(struct hyper *h, const char *vm_id, const char *type, const char *password,
+                              int64_t valid_until)
+{
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  AUTOFREE char *xml = live_xml(d, vm_id);
+  if (!xml) return -1;
+  struct hyper_graphics g[4];
+  size_t n = 0;
+  if (domxml_parse_graphics(xml, g, ARRAY_SIZE(g), &n) < 0) return -1;
+  const struct hyper_graphics *found = NULL;
+  for (size_t i = 0; i < n && !found; i++)
+    if (strcmp(g[i].type, type) == 0) found = &g[i];
+  if (!found) return error(ERR_NOT_FOUND, "VM '%s' has no %s console", vm_id, type);
+  AUTOFREE char *dev = domxml_graphics(type, found->listen, password, valid_until);
+  if (virDomainUpdateDeviceFlags(d, dev, VIR_DOMAIN_AFFECT_LIVE) < 0)
+    return virt_error("cannot set the %s console ticket of VM '%s'", type, vm_id);
+  return 0;
+}
+
 const struct hyper_ops hyper_libvirt_ops = {
   .name = "libvirt",
   .open = lv_open,
@@ -1179,4 +1222,6 @@ const struct hyper_ops hyper_libvirt_ops = {
   .backup_end = lv_backup_end,
   .domain_stats = lv_domain_stats,
   .host_stats = lv_host_stats,
+  .graphics_list = lv_graphics_list,
+  .graphics_ticket = lv_graphics_ticket,
 };
