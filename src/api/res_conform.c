@@ -29,7 +29,6 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"/katelloerrata", "katello_errata"},
   {"/macpools", "mac_pools"},
   {"/networkfilters", "network_filters"},
-  {"/networks", "networks"},
   {"/openstackimageproviders", "openstack_image_providers"},
   {"/openstacknetworkproviders", "openstack_network_providers"},
   {"/openstackvolumeproviders", "openstack_volume_providers"},
@@ -39,7 +38,6 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"/storageconnections", "storage_connections"},
   {"/tags", "tags"},
   {"/vmpools", "vm_pools"},
-  {"/vnicprofiles", "vnic_profiles"},
   /* VmService */
   {"vms/affinitylabels", "affinity_labels"},
   {"vms/applications", "applications"},
@@ -47,7 +45,6 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"vms/hostdevices", "host_devices"},
   {"vms/katelloerrata", "katello_errata"},
   {"vms/mediateddevices", "vm_mediated_devices"},
-  {"vms/nics", "nics"},
   {"vms/numanodes", "vm_numa_nodes"},
   {"vms/reporteddevices", "reported_devices"},
   {"vms/sessions", "sessions"},
@@ -86,10 +83,8 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"clusters/glusterhooks", "gluster_hooks"},
   {"clusters/glustervolumes", "gluster_volumes"},
   {"clusters/networkfilters", "network_filters"},
-  {"clusters/networks", "networks"},
   /* DataCenterService */
   {"datacenters/iscsibonds", "iscsi_bonds"},
-  {"datacenters/networks", "networks"},
   {"datacenters/qoss", "qoss"},
   {"datacenters/quotas", "quotas"},
   /* StorageDomainService */

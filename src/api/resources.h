@@ -56,3 +56,17 @@ int list_vm_consoles(struct api_call *c);
 int get_vm_console(struct api_call *c);
 int vm_console_ticket(struct api_call *c);
 int vm_console_vv(struct api_call *c);
+
+/* res_net.c: networks, vNIC profiles, NICs */
+int list_networks(struct api_call *c);
+int get_network(struct api_call *c);
+int add_network(struct api_call *c);
+int list_vnic_profiles(struct api_call *c);
+int get_vnic_profile(struct api_call *c);
+int list_datacenter_networks(struct api_call *c);
+int list_cluster_networks(struct api_call *c);
+int list_vm_nics(struct api_call *c);
+int get_vm_nic(struct api_call *c);
+int add_vm_nic(struct api_call *c);
+int update_vm_nic(struct api_call *c);
+int remove_vm_nic(struct api_call *c);

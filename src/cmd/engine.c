@@ -5,6 +5,7 @@
  * for configuration, libvirt for what runs right now. Running guests are
  * never disturbed by an engine restart. */
 #include "cmd/internal.h"
+#include "cmd/nic.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -283,7 +284,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   if ((eng->state_lock_fd = engine_state_lock(eng->state_dir)) < 0) goto fail;
   eng->st = store_open(eng->db_url);
   if (!eng->st) goto fail;
-  if (engine_first_start(eng) < 0) goto fail;
+  if (engine_first_start(eng) < 0 || network_setup(eng) < 0) goto fail;
   eng->host_id = store_setting_get(eng->st, "local_host_id");
   if (!eng->host_id) {
     error(ERR_INTERNAL, "the store has no local host; was it created by another program?");

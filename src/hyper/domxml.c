@@ -183,6 +183,8 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
   buf_puts(&b, "    <controller type='pci' index='0' model='pcie-root'/>\n");
   for (int i = 1; i <= DOMXML_ROOT_PORTS; i++)
     buf_printf(&b, "    <controller type='pci' index='%d' model='pcie-root-port'/>\n", i);
+  /* conventional PCI devices (e1000, rtl8139 NICs) hot-plug behind this bridge */
+  buf_printf(&b, "    <controller type='pci' index='%d' model='pcie-to-pci-bridge'/>\n", DOMXML_ROOT_PORTS + 1);
   buf_puts(&b, "    <controller type='scsi' index='0' model='virtio-scsi'/>\n");
   buf_puts(&b, "    <controller type='usb' model='none'/>\n");
   unsigned next[3] = {0, 0, 0};
@@ -190,6 +192,11 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
     const struct hyper_disk *d = &spec->disks[i];
     AUTOFREE char *target = domxml_target_name(d->iface, next[prefix_slot(d->iface)]++);
     put_disk(&b, d, target, 4);
+  }
+  for (size_t i = 0; i < spec->nnics; i++) {
+    AUTOFREE char *nic = domxml_nic(&spec->nics[i]);
+    if (!nic) return buf_free(&b), NULL;
+    buf_puts(&b, nic);
   }
   if (spec->console_log) {
     /* a file the host keeps: what the guest printed survives the guest */
@@ -491,4 +498,24 @@ int domxml_parse_graphics(const char *xml, struct hyper_graphics *out, size_t ma
     if (port && atoi(port) > 0) o->port = atoi(port);
   }
   return 0;
+}
+
+char *domxml_nic(const struct hyper_nic *nic)
+{
+  const char *model = nic_iface_to_str(nic->iface);
+  if (!model) return error(ERR_INVALID, "invalid NIC interface %d", nic->iface), NULL;
+  struct buf b = BUF_INIT;
+  if (nic->bridge) {
+    buf_puts(&b, "    <interface type='bridge'>\n      <source bridge='");
+    buf_put_xml_escaped(&b, nic->bridge);
+  } else {
+    buf_puts(&b, "    <interface type='network'>\n      <source network='");
+    buf_put_xml_escaped(&b, nic->network ? nic->network : "default");
+  }
+  buf_puts(&b, "'/>\n      <mac address='");
+  buf_put_xml_escaped(&b, nic->mac);
+  buf_printf(&b, "'/>\n      <model type='%s'/>\n      <alias name='ua-", model);
+  buf_put_xml_escaped(&b, nic->nic_id);
+  buf_puts(&b, "'/>\n    </interface>\n");
+  return buf_detach(&b);
 }

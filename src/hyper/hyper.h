@@ -35,6 +35,15 @@ struct hyper_disk {
   bool read_only, bootable, shareable;
 };
 
+/* a network interface as the hypervisor sees it (alias "ua-<nic id>") */
+struct hyper_nic {
+  const char *nic_id;
+  const char *mac;
+  int iface;                 /* enum nic_iface */
+  const char *network;       /* libvirt network name, or NULL when bridge */
+  const char *bridge;        /* host bridge, or NULL */
+};
+
 /* everything needed to start a VM */
 struct hyper_vm_spec {
   const struct vm *vm;
@@ -42,6 +51,8 @@ struct hyper_vm_spec {
   size_t ndisks;
   const char *console_log;  /* serial console written to this file (appended), or NULL for a pty */
   const char *graphics_listen; /* a VNC console on this address, locked until a ticket is set; NULL: none */
+  const struct hyper_nic *nics;
+  size_t nnics;
 };
 
 /* a graphics console of a running domain, from the live XML */
@@ -205,6 +216,9 @@ struct hyper_ops {
   int (*domain_stats)(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out);
   /* the host's CPU and memory counters */
   int (*host_stats)(struct hyper *h, struct hyper_host_stats *out);
+  /* hot-plugs / hot-unplugs a network interface of the running domain */
+  int (*nic_attach)(struct hyper *h, const char *vm_id, const struct hyper_nic *nic);
+  int (*nic_detach)(struct hyper *h, const char *vm_id, const struct hyper_nic *nic);
   /* the graphics consoles of the running domain (at most max) */
   int (*graphics_list)(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n);
   /* sets the password of console TYPE of the running domain, valid until

@@ -1164,6 +1164,33 @@ static int lv_host_stats(struct hyper *h, struct hyper_host_stats *out)
   return 0;
 }
 
+/* ---- network interfaces ---- */
+
+static int lv_nic_change(struct hyper *h, const char *vm_id, const struct hyper_nic *nic, bool attach)
+{
+  AUTOFREE char *xml = domxml_nic(nic);
+  if (!xml) return -1;
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  int rc = attach ? virDomainAttachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE)
+                  : virDomainDetachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE);
+  if (rc < 0)
+    return virt_error("cannot %s NIC '%s' of VM '%s'", attach ? "hot-plug" : "hot-unplug", nic->mac, vm_id);
+  return 0;
+}
+
+static int lv_nic_attach(struct hyper *h, const char *vm_id, const struct hyper_nic *nic)
+{
+  return lv_nic_change(h, vm_id, nic, true);
+}
+
+static int lv_nic_detach(struct hyper *h, const char *vm_id, const struct hyper_nic *nic)
+{
+  return lv_nic_change(h, vm_id, nic, false);
+}
+
 /* ---- graphics consoles ---- */
 
 static int lv_graphics_list(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n)
@@ -1222,6 +1249,8 @@ const struct hyper_ops hyper_libvirt_ops = {
   .backup_end = lv_backup_end,
   .domain_stats = lv_domain_stats,
   .host_stats = lv_host_stats,
+  .nic_attach = lv_nic_attach,
+  .nic_detach = lv_nic_detach,
   .graphics_list = lv_graphics_list,
   .graphics_ticket = lv_graphics_ticket,
 };
