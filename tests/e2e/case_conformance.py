@@ -50,6 +50,11 @@ def link_walk(env):
     take_snap(env, vm_id, "walk")
     r = env.api("POST", "/templates", '<template><name>%s-tpl</name><vm id="%s"/></template>' % (name, vm_id))
     env.expect(r, 201, "create template")
+    nets = env.api("GET", "/networks").body.findall("network")
+    env.require(nets, "no networks to walk")
+    r = env.api("POST", "/vms/%s/nics" % vm_id, '<nic><name>nic1</name><vnic_profile id="%s"/><plugged>false</plugged></nic>'
+                % nets[0].get("id"))
+    env.expect(r, 201, "add a NIC (unplugged: ovirtmgmt's libvirt network need not run)")
     env.start_vm(vm_id, name)
     r = env.api("POST", "/events", "<event><custom_id>7</custom_id><description>walk</description>"
                 "<origin>e2e</origin><severity>normal</severity></event>")
