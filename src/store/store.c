@@ -96,6 +96,7 @@ ENUM_CODEC(snapshot_type) ENUM_CODEC(snapshot_status) ENUM_CODEC(host_status)
 ENUM_CODEC(job_status) ENUM_CODEC(event_severity)
 ENUM_CODEC(transfer_direction) ENUM_CODEC(transfer_phase)
 ENUM_CODEC(disk_backup) ENUM_CODEC(backup_phase) ENUM_CODEC(backup_mode) ENUM_CODEC(checkpoint_state)
+ENUM_CODEC(nic_iface)
 
 enum field_type {
   F_STR,   /* char *, NULL allowed */

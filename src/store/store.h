@@ -267,7 +267,7 @@ struct checkpoint_disk {
   X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job) \
   X(image_transfer) \
   X(usergroup) X(group_member) X(role) X(role_permit) X(permission) X(user_lock) \
-  X(backup) X(backup_disk) X(checkpoint) X(checkpoint_disk)
+  X(backup) X(backup_disk) X(checkpoint) X(checkpoint_disk) \
   X(network) X(nic)
 
 /* per type: T_free(p) (NULL-safe), T_list_free(list) (NULL-safe), AUTOPTR(T) */
