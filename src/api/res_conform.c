@@ -27,7 +27,6 @@ static const struct { const char *key, *elem; } MODEL_COLLECTIONS[] = {
   {"/icons", "icons"},
   {"/instancetypes", "instance_types"},
   {"/katelloerrata", "katello_errata"},
-  {"/macpools", "mac_pools"},
   {"/networkfilters", "network_filters"},
   {"/openstackimageproviders", "openstack_image_providers"},
   {"/openstacknetworkproviders", "openstack_network_providers"},

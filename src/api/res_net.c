@@ -228,3 +228,43 @@ int remove_vm_nic(struct api_call *c)
   if (cmd_nic_remove(c->eng, c->req->user, c->p[0], c->p[1]) < 0) return -1;
   return reply(c, 200, NULL);
 }
+
+/* ---- the MAC pool: one, oVirt's Default, with the engine's range ---- */
+
+#define DEFAULT_MAC_POOL_ID "00000000-0000-0000-0000-000000000000"
+
+static struct node *render_mac_pool(struct api_call *c)
+{
+  struct node *x = node_new("mac_pool");
+  AUTOFREE char *href = render_href(&c->r, "/macpools/%s", DEFAULT_MAC_POOL_ID);
+  node_set_attr(x, "href", href);
+  node_set_attr(x, "id", DEFAULT_MAC_POOL_ID);
+  node_add_text(x, "name", "Default");
+  node_add_text(x, "description", "Default MAC pool");
+  node_add_bool(x, "allow_duplicates", false);
+  node_add_bool(x, "default_pool", true);
+  AUTOFREE char *range = mac_pool_range(c->eng);
+  char *dash = range ? strchr(range, '-') : NULL;
+  if (dash) {
+    *dash = 0;
+    struct node *r = node_add(node_add_list(x, "ranges"), "range");
+    node_add_text(r, "from", range);
+    node_add_text(r, "to", dash + 1);
+  }
+  return x;
+}
+
+int list_mac_pools(struct api_call *c)
+{
+  struct node *n = node_new("mac_pools");
+  n->is_list = true;
+  node_append(n, render_mac_pool(c));
+  return reply(c, 200, n);
+}
+
+int get_mac_pool(struct api_call *c)
+{
+  if (strcmp(c->p[0], DEFAULT_MAC_POOL_ID) != 0)
+    return error(ERR_NOT_FOUND, "MAC pool '%s' does not exist", c->p[0]);
+  return reply(c, 200, render_mac_pool(c));
+}

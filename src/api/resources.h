@@ -70,3 +70,5 @@ int get_vm_nic(struct api_call *c);
 int add_vm_nic(struct api_call *c);
 int update_vm_nic(struct api_call *c);
 int remove_vm_nic(struct api_call *c);
+int list_mac_pools(struct api_call *c);
+int get_mac_pool(struct api_call *c);

@@ -1274,7 +1274,7 @@ static const struct route ROUTES[] = {
   {"GET", "/icons", list_model_collection, LOGGED_IN},
   {"GET", "/instancetypes", list_model_collection, LOGGED_IN},
   {"GET", "/katelloerrata", list_model_collection, LOGGED_IN},
-  {"GET", "/macpools", list_model_collection, LOGGED_IN},
+  {"GET", "/macpools", list_mac_pools, LOGGED_IN},
   {"GET", "/networkfilters", list_model_collection, LOGGED_IN},
   {"GET", "/networks", list_networks, LOGGED_IN},
   {"GET", "/openstackimageproviders", list_model_collection, LOGGED_IN},
@@ -1359,6 +1359,7 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/nics/{}", get_vm_nic, SEE(OBJ_VM, 0)},
   {"PUT", "/vms/{}/nics/{}", update_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
   {"DELETE", "/vms/{}/nics/{}", remove_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
+  {"GET", "/macpools/{}", get_mac_pool, LOGGED_IN},
 };
 
 /* adds <link rel="X" href="HREF/X"/> to N for each GET route

@@ -28,6 +28,12 @@ def nics(env):
     r = env.api("GET", "/vnicprofiles")
     env.check(isinstance(r.body, ET.Element) and [text(p, "name") for p in r.body.findall("vnic_profile")] == ["ovirtmgmt"],
               "vNIC profiles at first start: " + r.short())
+    r = env.api("GET", "/macpools")
+    pool = r.body.find("mac_pool") if isinstance(r.body, ET.Element) else None
+    env.require(pool is not None, "GET /macpools: " + r.short())
+    lo, hi = text(pool, "ranges/range/from", ""), text(pool, "ranges/range/to", "")
+    env.check(re.match(r"^56:6f:[0-9a-f]{2}:[0-9a-f]{2}:00:00$", lo) and hi == lo[:-5] + "ff:ff",
+              "the Default MAC pool's range is %r-%r, not oVirt's 56:6f:XX:YY:00:00-ff:ff" % (lo, hi))
     cl = env.api("GET", "/clusters").body.find("cluster").get("id")
     r = env.api("GET", "/clusters/%s/networks" % cl)
     env.check(isinstance(r.body, ET.Element) and len(r.body.findall("network")) == 1,
@@ -53,7 +59,7 @@ def nics(env):
                     '<nic><name>nic1</name><interface>virtio</interface><vnic_profile id="%s"/></nic>' % net)
         n1 = env.expect(r, 201, "add nic1")
         mac1 = text(n1, "mac/address", "")
-        env.check(re.match(r"^56:6f:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", mac1), "nic1 MAC %r" % mac1)
+        env.check(mac1.startswith(lo[:-5]), "nic1 MAC %r is outside the pool %s-%s" % (mac1, lo, hi))
         r = env.api("POST", "/vms/%s/nics" % vm_id, "<nic><name>nic1</name></nic>")
         env.check_fault(r, 409, "a second NIC named nic1", ["nic1"])
         r = env.api("POST", "/vms/%s/nics" % vm_id, "<nic><name>nic9</name><interface>ne2k</interface></nic>")
