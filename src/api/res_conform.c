@@ -109,7 +109,6 @@ static int parent_exists(struct store *st, const char *coll, const char *id, con
   if (strcmp(coll, "clusters") == 0) EXISTS(cluster);
   if (strcmp(coll, "datacenters") == 0) EXISTS(datacenter);
   if (strcmp(coll, "storagedomains") == 0) EXISTS(storage_domain);
-  if (strcmp(coll, "jobs") == 0) EXISTS(job);
 #undef EXISTS
   if (strcmp(coll, "snapshots") == 0) {
     AUTOPTR(snapshot) s = snapshot_get(st, id);
@@ -149,7 +148,15 @@ int list_model_collection(struct api_call *c)
   } else if (n >= 3) {
     AUTOFREE char *coll = xasprintf("%.*s", (int)lens[n - 3], seg[n - 3]);
     AUTOFREE char *id = xasprintf("%.*s", (int)lens[n - 2], seg[n - 2]);
-    r = parent_exists(c->st, coll, id, n >= 5 ? c->p[0] : NULL);
+    if (strcmp(coll, "jobs") == 0) {
+      /* OWNER route: the job's creator's, or a system administrator's; 404 for anyone else */
+      AUTOPTR(job) j = job_get(c->st, id);
+      if (!j) r = -1;
+      else if (!(j->user_id && strcmp(j->user_id, c->req->user->id) == 0) && !perm_is_system_admin(c->pv))
+        r = error(ERR_NOT_FOUND, "job '%s' does not exist", id);
+    } else {
+      r = parent_exists(c->st, coll, id, n >= 5 ? c->p[0] : NULL);
+    }
   }
   buf_free(&key);
   if (r < 0) return -1;

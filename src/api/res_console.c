@@ -77,7 +77,7 @@ int vm_console_ticket(struct api_call *c)
   return reply(c, 200, n);
 }
 
-/* .../remoteviewerconnectionfile: a fresh ticket in a virt-viewer file, as
+/* POST .../remoteviewerconnectionfile (an action in oVirt's model): a fresh ticket in a virt-viewer file, as
  * oVirt's action returns it (<action><remote_viewer_connection_file>) */
 int vm_console_vv(struct api_call *c)
 {

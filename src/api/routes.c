@@ -170,11 +170,6 @@ static int api_root(struct api_call *c)
   AUTOFREE char *uhref = render_href(&c->r, "/users/%s", c->req->user->id);
   node_set_attr(user, "href", uhref);
   node_set_attr(user, "id", c->req->user->id);
-  static const char *const more[] = {"users", "groups", "roles", "permissions"};
-  for (size_t i = 0; i < ARRAY_SIZE(more); i++) {
-    AUTOFREE char *href = render_href(&c->r, "/%s", more[i]);
-    node_add_link(n, more[i], href);
-  }
   return reply(c, 200, n);
 }
 
@@ -1350,7 +1345,6 @@ static const struct route ROUTES[] = {
   {"GET", "/hosts/{}/statistics/{}", get_host_statistic, SEE(OBJ_HOST, 0)},
   {"GET", "/vms/{}/graphicsconsoles/{}", get_vm_console, SEE(OBJ_VM, 0)},
   {"POST", "/vms/{}/graphicsconsoles/{}/ticket", vm_console_ticket, ON(OBJ_VM, 0, PERMIT_CONNECT_TO_VM)},
-  {"GET", "/vms/{}/graphicsconsoles/{}/remoteviewerconnectionfile", vm_console_vv, SEE(OBJ_VM, 0)},
   {"POST", "/vms/{}/graphicsconsoles/{}/remoteviewerconnectionfile", vm_console_vv, ON(OBJ_VM, 0, PERMIT_CONNECT_TO_VM)},
   {"GET", "/networks/{}", get_network, LOGGED_IN},
   {"POST", "/networks", add_network, SYSTEM(PERMIT_CONFIGURE_ENGINE)},
