@@ -17,6 +17,7 @@ PACKAGES=(
   prometheus  # promtool checks /metrics in tests/e2e/case_ops.py; its server is not used
   chromium nodejs
   clang libclang-rt-14-dev
+  vncsnapshot tigervnc-tools
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system

@@ -1,5 +1,6 @@
 /* render.c: entities to oVirt XML/JSON nodes */
 #include "api/render.h"
+#include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"
 #include "util/timeutil.h"
@@ -43,6 +44,13 @@ static void link(const struct render_ctx *r, struct node *n, const char *coll, c
   node_add_link(n, rel, href);
 }
 
+/* links to every sub-collection the route table has below PATTERN
+ * ("/vms/{}"), relative to the node's own href */
+static void sub_links(struct node *n, const char *pattern)
+{
+  render_links(n, pattern, node_attr(n, "href"));
+}
+
 static void add_date(struct node *n, const char *elem, int64_t ms)
 {
   char s[32];
@@ -55,8 +63,7 @@ struct node *render_datacenter(const struct render_ctx *r, const struct datacent
   struct node *n = entity(r, "data_center", "datacenters", d->id);
   node_add_text(n, "name", d->name);
   node_add_text(n, "description", d->description);
-  link(r, n, "datacenters", d->id, "clusters");
-  link(r, n, "datacenters", d->id, "storagedomains");
+  sub_links(n, "/datacenters/{}");
   node_add_bool(n, "local", true);
   node_add_text(n, "status", "up");
   node_add_text(n, "storage_format", "v5");
@@ -72,6 +79,7 @@ struct node *render_cluster(const struct render_ctx *r, const struct cluster *c)
   node_add_text(n, "name", c->name);
   node_add_text(n, "description", c->description);
   ref(r, n, "data_center", "datacenters", c->datacenter_id);
+  sub_links(n, "/clusters/{}");
   struct node *cpu = node_add(n, "cpu");
   node_add_text(cpu, "architecture", "x86_64");
   node_add_text(cpu, "type", "Secure Intel Cascadelake Server Family");
@@ -87,8 +95,14 @@ struct node *render_template(const struct render_ctx *r, const struct template *
   node_add_text(n, "name", t->name);
   node_add_text(n, "description", t->description);
   node_add_text(n, "status", "ok");
+  node_add_text(n, "type", "server");
   ref(r, n, "cluster", "clusters", t->cluster_id);
-  link(r, n, "templates", t->id, "diskattachments");
+  /* oVirt: every template is a version; one without a base is its own base */
+  struct node *v = node_add(n, "version");
+  ref(r, v, "base_template", "templates", t->id);
+  node_add_text(v, "version_name", "base version");
+  node_add_int(v, "version_number", 1);
+  sub_links(n, "/templates/{}");
   return n;
 }
 
@@ -100,6 +114,7 @@ struct node *render_host(const struct render_ctx *r, const struct host *h)
   node_add_text(n, "status", host_status_to_str(h->status));
   node_add_text(n, "type", "rhel");
   ref(r, n, "cluster", "clusters", h->cluster_id);
+  sub_links(n, "/hosts/{}");
   link(r, n, "hosts", h->id, "deactivate");
   link(r, n, "hosts", h->id, "activate");
   return n;
@@ -133,8 +148,7 @@ struct node *render_storage_domain(const struct render_ctx *r, const struct stor
     struct node *dcs = node_add_list(n, "data_centers");
     ref(r, dcs, "data_center", "datacenters", sd->datacenter_id);
   }
-  link(r, n, "storagedomains", sd->id, "disks");
-  link(r, n, "storagedomains", sd->id, "disksnapshots");
+  sub_links(n, "/storagedomains/{}");
   return n;
 }
 
@@ -143,12 +157,9 @@ struct node *render_vm(const struct render_ctx *r, const struct vm *vm)
   struct node *n = entity(r, "vm", "vms", vm->id);
   node_add_text(n, "name", vm->name);
   node_add_text(n, "description", vm->description);
-  static const char *const rels[] = {"diskattachments", "snapshots", "nics", "start", "stop",
-                                     "shutdown", "permissions", "tags"};
-  for (size_t i = 0; i < ARRAY_SIZE(rels); i++) link(r, n, "vms", vm->id, rels[i]);
-  if (r->version == 3) link(r, n, "vms", vm->id, "disks");
-  link(r, n, "vms", vm->id, "backups");
-  link(r, n, "vms", vm->id, "checkpoints");
+  sub_links(n, "/vms/{}");
+  static const char *const actions[] = {"start", "stop", "shutdown"};
+  for (size_t i = 0; i < ARRAY_SIZE(actions); i++) link(r, n, "vms", vm->id, actions[i]);
   struct node *cpu = node_add(n, "cpu");
   node_add_text(cpu, "architecture", "x86_64");
   struct node *topo = node_add(cpu, "topology");
@@ -187,8 +198,7 @@ struct node *render_disk(const struct render_ctx *r, const struct disk *d)
   node_add_text(n, "alias", d->alias);
   node_add_text(n, "description", d->description);
   node_add_text(n, "backup", disk_backup_to_str(d->backup));
-  link(r, n, "disks", d->id, "disksnapshots");
-  link(r, n, "disks", d->id, "permissions");
+  sub_links(n, "/disks/{}");
   AUTOPTR(volume) vol = disk_active_volume(engine_store(r->eng), d->id);
   int64_t actual = -1;
   if (!vol || !engine_file_size(r->eng, vol->path, &actual)) error_clear();
@@ -253,9 +263,7 @@ struct node *render_snapshot(const struct render_ctx *r, const struct snapshot *
   node_set_attr(n, "href", href);
   node_set_attr(n, "id", s->id);
   node_add_text(n, "description", s->description);
-  AUTOFREE char *base = render_href(r, "/vms/%s/snapshots/%s", s->vm_id, s->id);
-  AUTOFREE char *disks = xasprintf("%s/disks", base);
-  node_add_link(n, "disks", disks);
+  sub_links(n, "/vms/{}/snapshots/{}");
   add_date(n, "date", s->date_ms);
   node_add_bool(n, "persist_memorystate", s->persist_memorystate);
   node_add_text(n, "snapshot_status", snapshot_status_to_str(s->status));
@@ -297,7 +305,7 @@ struct node *render_job(const struct render_ctx *r, const struct job *j)
 {
   struct node *n = entity(r, "job", "jobs", j->id);
   node_add_text(n, "description", j->description);
-  link(r, n, "jobs", j->id, "steps");
+  sub_links(n, "/jobs/{}");
   node_add_bool(n, "auto_cleared", true);
   add_date(n, "start_time", j->start_ms);
   if (j->end_ms) add_date(n, "end_time", j->end_ms);

@@ -8,6 +8,7 @@
 #include "api/api.h"
 #include "api/call.h"
 #include "api/render.h"
+#include "api/resources.h"
 #include "api/search.h"
 #include "cmd/commands.h"
 #include "util/err.h"
@@ -129,12 +130,7 @@ DEFINE_RESOLVE(vm, "VM", OBJ_VM)
 static int api_root(struct api_call *c)
 {
   struct node *n = node_new("api");
-  static const char *const rels[] = {"clusters", "datacenters", "disks", "events", "hosts",
-                                     "jobs", "storagedomains", "templates", "vms"};
-  for (size_t i = 0; i < ARRAY_SIZE(rels); i++) {
-    AUTOFREE char *href = render_href(&c->r, "/%s", rels[i]);
-    node_add_link(n, rels[i], href);
-  }
+  render_links(n, "", c->r.root); /* every collection with a GET route */
   AUTOFREE char *search_href = render_href(&c->r, "/vms?search={query}");
   node_add_link(n, "vms/search", search_href);
   struct node *pi = node_add(n, "product_info");
@@ -174,11 +170,6 @@ static int api_root(struct api_call *c)
   AUTOFREE char *uhref = render_href(&c->r, "/users/%s", c->req->user->id);
   node_set_attr(user, "href", uhref);
   node_set_attr(user, "id", c->req->user->id);
-  static const char *const more[] = {"users", "groups", "roles", "permissions"};
-  for (size_t i = 0; i < ARRAY_SIZE(more); i++) {
-    AUTOFREE char *href = render_href(&c->r, "/%s", more[i]);
-    node_add_link(n, more[i], href);
-  }
   return reply(c, 200, n);
 }
 
@@ -1264,7 +1255,122 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/checkpoints/{}", get_checkpoint, SEE(OBJ_VM, 0)},
   {"DELETE", "/vms/{}/checkpoints/{}", remove_checkpoint, ON(OBJ_VM, 0, PERMIT_BACKUP_DISK)},
   {"GET", "/vms/{}/checkpoints/{}/disks", list_checkpoint_disks, SEE(OBJ_VM, 0)},
+  /* the rest of oVirt's model (res_conform.c): what snapback has there */
+  {"GET", "/datacenters/{}/clusters", list_datacenter_clusters, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/datacenters/{}/storagedomains", list_datacenter_storage_domains, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/storagedomains/{}/disks", list_storage_domain_disks, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/affinitylabels", list_model_collection, LOGGED_IN},
+  {"GET", "/bookmarks", list_model_collection, LOGGED_IN},
+  {"GET", "/clusterlevels", list_model_collection, LOGGED_IN},
+  {"GET", "/cpuprofiles", list_model_collection, LOGGED_IN},
+  {"GET", "/diskprofiles", list_model_collection, LOGGED_IN},
+  {"GET", "/domains", list_model_collection, LOGGED_IN},
+  {"GET", "/externalhostproviders", list_model_collection, LOGGED_IN},
+  {"GET", "/icons", list_model_collection, LOGGED_IN},
+  {"GET", "/instancetypes", list_model_collection, LOGGED_IN},
+  {"GET", "/katelloerrata", list_model_collection, LOGGED_IN},
+  {"GET", "/macpools", list_mac_pools, LOGGED_IN},
+  {"GET", "/networkfilters", list_model_collection, LOGGED_IN},
+  {"GET", "/networks", list_networks, LOGGED_IN},
+  {"GET", "/openstackimageproviders", list_model_collection, LOGGED_IN},
+  {"GET", "/openstacknetworkproviders", list_model_collection, LOGGED_IN},
+  {"GET", "/openstackvolumeproviders", list_model_collection, LOGGED_IN},
+  {"GET", "/operatingsystems", list_model_collection, LOGGED_IN},
+  {"GET", "/schedulingpolicies", list_model_collection, LOGGED_IN},
+  {"GET", "/schedulingpolicyunits", list_model_collection, LOGGED_IN},
+  {"GET", "/storageconnections", list_model_collection, LOGGED_IN},
+  {"GET", "/tags", list_model_collection, LOGGED_IN},
+  {"GET", "/vmpools", list_model_collection, LOGGED_IN},
+  {"GET", "/vnicprofiles", list_vnic_profiles, LOGGED_IN},
+  {"GET", "/vms/{}/affinitylabels", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/applications", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/cdroms", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/graphicsconsoles", list_vm_consoles, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/hostdevices", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/katelloerrata", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/mediateddevices", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/nics", list_vm_nics, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/numanodes", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/reporteddevices", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/sessions", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/statistics", list_vm_statistics, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/tags", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/watchdogs", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/snapshots/{}/cdroms", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/snapshots/{}/nics", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/disks/{}/statistics", list_disk_statistics, SEE(OBJ_DISK, 0)},
+  {"GET", "/templates/{}/cdroms", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/templates/{}/graphicsconsoles", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/templates/{}/mediateddevices", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/templates/{}/nics", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/templates/{}/tags", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/templates/{}/watchdogs", list_model_collection, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/hosts/{}/affinitylabels", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/cpuunits", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/devices", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/externalnetworkproviderconfigurations", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/fenceagents", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/hooks", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/katelloerrata", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/networkattachments", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/nics", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/numanodes", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/statistics", list_host_statistics, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/storage", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/storageconnectionextensions", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/tags", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/hosts/{}/unmanagednetworks", list_model_collection, SEE(OBJ_HOST, 0)},
+  {"GET", "/clusters/{}/affinitygroups", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/cpuprofiles", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/enabledfeatures", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/externalnetworkproviders", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/glusterhooks", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/glustervolumes", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/networkfilters", list_model_collection, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/clusters/{}/networks", list_cluster_networks, SEE(OBJ_CLUSTER, 0)},
+  {"GET", "/datacenters/{}/iscsibonds", list_model_collection, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/datacenters/{}/networks", list_datacenter_networks, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/datacenters/{}/qoss", list_model_collection, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/datacenters/{}/quotas", list_model_collection, SEE(OBJ_DATACENTER, 0)},
+  {"GET", "/storagedomains/{}/diskprofiles", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/files", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/images", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/storageconnections", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/templates", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/vms", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/jobs/{}/steps", list_model_collection, OWNER},
+  {"GET", "/templates/{}/diskattachments/{}", get_template_attachment, SEE(OBJ_TEMPLATE, 0)},
+  {"GET", "/vms/{}/statistics/{}", get_vm_statistic, SEE(OBJ_VM, 0)},
+  {"GET", "/disks/{}/statistics/{}", get_disk_statistic, SEE(OBJ_DISK, 0)},
+  {"GET", "/hosts/{}/statistics/{}", get_host_statistic, SEE(OBJ_HOST, 0)},
+  {"GET", "/vms/{}/graphicsconsoles/{}", get_vm_console, SEE(OBJ_VM, 0)},
+  {"POST", "/vms/{}/graphicsconsoles/{}/ticket", vm_console_ticket, ON(OBJ_VM, 0, PERMIT_CONNECT_TO_VM)},
+  {"POST", "/vms/{}/graphicsconsoles/{}/remoteviewerconnectionfile", vm_console_vv, ON(OBJ_VM, 0, PERMIT_CONNECT_TO_VM)},
+  {"GET", "/networks/{}", get_network, LOGGED_IN},
+  {"POST", "/networks", add_network, SYSTEM(PERMIT_CONFIGURE_ENGINE)},
+  {"GET", "/vnicprofiles/{}", get_vnic_profile, LOGGED_IN},
+  {"POST", "/vms/{}/nics", add_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
+  {"GET", "/vms/{}/nics/{}", get_vm_nic, SEE(OBJ_VM, 0)},
+  {"PUT", "/vms/{}/nics/{}", update_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
+  {"DELETE", "/vms/{}/nics/{}", remove_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
+  {"GET", "/macpools/{}", get_mac_pool, LOGGED_IN},
 };
+
+/* adds <link rel="X" href="HREF/X"/> to N for each GET route
+ * "PATTERN/X": an entity links exactly the sub-collections that answer */
+void render_links(struct node *n, const char *pattern, const char *href)
+{
+  size_t plen = strlen(pattern);
+  for (size_t i = 0; i < ARRAY_SIZE(ROUTES); i++) {
+    const char *rp = ROUTES[i].pattern;
+    if (strcmp(ROUTES[i].method, "GET") != 0 || strncmp(rp, pattern, plen) != 0 || rp[plen] != '/')
+      continue;
+    const char *rel = rp + plen + 1;
+    if (!*rel || strchr(rel, '/') || strchr(rel, '{')) continue;
+    AUTOFREE char *h = xasprintf("%s/%s", href, rel);
+    node_add_link(n, rel, h);
+  }
+}
 
 /* matches path against pattern; fills params; returns true on match */
 static bool route_match(const char *pattern, const char *path, const char *params[MAX_PARAMS],

@@ -5,6 +5,7 @@
  * for configuration, libvirt for what runs right now. Running guests are
  * never disturbed by an engine restart. */
 #include "cmd/internal.h"
+#include "cmd/nic.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -68,6 +69,7 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
     struct hyper_options o = {
       .uri = eng->libvirt_uri, .domain_type = eng->domain_type,
       .detach_timeout_ms = eng->detach_timeout_ms, .cb = &engine_callbacks, .opaque = eng,
+      .console_listen = eng->console_listen,
     };
     eng->hyper = eng->hyper_ops->open(&o);
     if (!eng->hyper) {
@@ -270,6 +272,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);
   eng->domain_type = opts->domain_type;
   eng->detach_timeout_ms = opts->detach_timeout_ms;
+  eng->console_listen = xstrdup(opts->console_listen);
   eng->hyper_ops = &hyper_libvirt_ops;
   eng->db_url = opts->db_url ? xstrdup(opts->db_url) : xasprintf("sqlite:%s/snapback.db", opts->state_dir);
   AUTOFREE char *transient = xasprintf("%s/transient", eng->state_dir);
@@ -281,7 +284,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   if ((eng->state_lock_fd = engine_state_lock(eng->state_dir)) < 0) goto fail;
   eng->st = store_open(eng->db_url);
   if (!eng->st) goto fail;
-  if (engine_first_start(eng) < 0) goto fail;
+  if (engine_first_start(eng) < 0 || network_setup(eng) < 0) goto fail;
   eng->host_id = store_setting_get(eng->st, "local_host_id");
   if (!eng->host_id) {
     error(ERR_INTERNAL, "the store has no local host; was it created by another program?");
@@ -376,6 +379,7 @@ void engine_close(struct engine *eng)
   free(eng->state_dir);
   free(eng->db_url);
   free(eng->libvirt_uri);
+  free(eng->console_listen);
   pthread_mutex_destroy(&eng->hyper_mu);
   pthread_mutex_destroy(&eng->lock_mu);
   pthread_mutex_destroy(&eng->bg_mu);

@@ -23,6 +23,7 @@ struct engine_options {
   int detach_timeout_ms;
   const char *const *allow_paths; /* --allow-path roots, NULL-terminated; may be NULL */
   int event_retention_days;    /* events older than this are pruned; 0: 30 */
+  const char *console_listen;  /* where VMs' VNC consoles listen (an IP address) */
 };
 
 struct engine;

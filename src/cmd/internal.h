@@ -14,6 +14,7 @@ DEFINE_VEC(ticket_vec, struct ticket_entry);
 struct engine {
   char *state_dir, *db_url, *libvirt_uri;
   int domain_type, detach_timeout_ms;
+  char *console_listen;
   struct store *st;
   /* the one local host today; an array of these later */
   char *host_id;
@@ -141,7 +142,8 @@ enum {
   EV_SNAPSHOT_REMOVE_FAILED = 357, EV_SNAPSHOT_RESTORED = 44, EV_ORPHAN_REMOVED = 10001,
   EV_COMMAND_FAILED = 9999, EV_EXTERNAL = 12000, EV_ENGINE_STARTED = 1, EV_RECONCILED = 2,
   EV_TRANSFER_STARTED = 1031, EV_TRANSFER_SUCCEEDED = 1032, EV_TRANSFER_CANCELLED = 1033,
-  EV_TRANSFER_FAILED = 1034,
+  EV_TRANSFER_FAILED = 1034, EV_CONSOLE_TICKET = 1138,
+  EV_NIC_ADDED = 932, EV_NIC_UPDATED = 933, EV_NIC_REMOVED = 934, EV_NETWORK_ADDED = 942,
 };
 
 /* export.c: at start, removes what a stop interrupted: partial OVA files,

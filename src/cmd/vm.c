@@ -2,6 +2,7 @@
  * VM's configuration as OVF. */
 #include "cmd/internal.h"
 #include "cmd/perm.h"
+#include "cmd/nic.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -300,6 +301,12 @@ static int vm_remove_execute(struct cmd_ctx *c)
   if (!snaps) goto rollback;
   for (size_t i = 0; snaps[i]; i++)
     if (snapshot_delete(st, snaps[i]->id) < 0) goto rollback;
+  {
+    AUTOLIST(nic) nics = nic_list(st, "vm_id = ?", params, 1, NULL, 0); /* their MACs go back to the pool */
+    if (!nics) goto rollback;
+    for (size_t i = 0; nics[i]; i++)
+      if (nic_delete(st, nics[i]->id) < 0) goto rollback;
+  }
   if (vm_delete(st, a->vm_id) < 0) goto rollback;
   if (store_commit(st) < 0) return -1;
   {
@@ -421,7 +428,8 @@ static int vm_start_execute(struct cmd_ctx *c)
   if (!h) return -1;
   AUTOSTRVEC struct strvec paths = VEC_INIT;
   AUTOFREE struct hyper_disk *disks = NULL;
-  size_t n = 0;
+  size_t n = 0, nn = 0;
+  struct hyper_nic *nics = NULL;
   AUTOFREE char *console = NULL;
   AUTOPTR(vm) cur = NULL;
   AUTOLIST(attachment) atts = NULL;
@@ -430,11 +438,21 @@ static int vm_start_execute(struct cmd_ctx *c)
   /* powering_up before libvirt starts it: a guest that dies at once then
    * has its stop event recorded (the VM goes down, its overlays go), and the
    * end of this command sees that instead of marking a dead guest up */
-  if (vm_set_status(eng->st, a->vm_id, VM_POWERING_UP, eng->host_id) < 0) return -1;
-  if (vm_start_disks(eng, a->vm_id, &disks, &n, &paths) < 0) goto down;
+  if (vm_start_nics(eng, a->vm_id, &nics, &nn) < 0) return error_prefix("cannot start VM '%s': ", a->vm->name);
+  if (vm_set_status(eng->st, a->vm_id, VM_POWERING_UP, eng->host_id) < 0) {
+    vm_nics_free(nics, nn);
+    return -1;
+  }
+  if (vm_start_disks(eng, a->vm_id, &disks, &n, &paths) < 0) {
+    vm_nics_free(nics, nn);
+    goto down;
+  }
   console = xasprintf("%s/console/%s.log", eng->state_dir, a->vm_id);
-  struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n, .console_log = console};
-  if (ops->domain_start(h, &spec) < 0) {
+  struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n, .console_log = console,
+                               .nics = nics, .nnics = nn};
+  int started = ops->domain_start(h, &spec);
+  vm_nics_free(nics, nn);
+  if (started < 0) {
     error_prefix("cannot start VM '%s': ", a->vm->name);
     goto down;
   }

@@ -21,6 +21,7 @@
 #include "util/vec.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <libxml/parser.h>
 #include <limits.h>
@@ -60,6 +61,7 @@ static const char usage[] =
   "  --metrics-auth MODE    who may read /metrics: user (any engine user, default) or none\n"
   "  --web-dir DIR          the web console's files, served under / (default: the\n"
   "                         source tree's web/ when present, else " SNAPBACK_WEB_INSTALL_DIR ")\n"
+  "  --console-listen ADDR  IP address VMs' VNC consoles listen on (default 127.0.0.1)\n"
   "  --log-level LEVEL      debug, info, warning or error (default info)\n"
   "  --verbose              same as --log-level debug\n"
   "  --help, --version\n"
@@ -78,6 +80,7 @@ enum {
   O_VERSION, O_CONFIG, O_CHECK_CONFIG, O_TLS_CERT, O_TLS_KEY, O_LOG_LEVEL, O_METRICS_AUTH, O_ALLOW_PATH,
   O_WEB,
   O_RETENTION,
+  O_CONSOLE_LISTEN,
 };
 static const struct option longopts[] = {
   {"state-dir", required_argument, NULL, O_STATE}, {"listen", required_argument, NULL, O_LISTEN},
@@ -93,6 +96,7 @@ static const struct option longopts[] = {
   {"allow-path", required_argument, NULL, O_ALLOW_PATH},
   {"web-dir", required_argument, NULL, O_WEB},
   {"event-retention-days", required_argument, NULL, O_RETENTION},
+  {"console-listen", required_argument, NULL, O_CONSOLE_LISTEN},
   {NULL, 0, NULL, 0},
 };
 #define NOPTS (ARRAY_SIZE(longopts) - 1)
@@ -105,6 +109,7 @@ static const char *const live_keys[] = {"log-level", "verbose", "metrics-auth", 
 /* everything the options decide; strings are borrowed from argv or the config */
 struct daemon_options {
   const char *state_dir, *listen, *uri, *db, *tls_cert, *tls_key, *config, *web_dir;
+  const char *console_listen;   /* an IP address */
   bool plain, check_config, show_help, show_version;
   long detach_timeout, token_ttl, threads, event_retention_days;
   int domain_type;
@@ -185,6 +190,13 @@ static int option_apply(struct daemon_options *o, int opt, const char *arg)
   }
   case O_ALLOW_PATH: return allow_path_add(&o->allow_paths, arg);
   case O_WEB: o->web_dir = arg; return 0;
+  case O_CONSOLE_LISTEN: {
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, arg, addr) != 1 && inet_pton(AF_INET6, arg, addr) != 1)
+      return error(ERR_INVALID, "invalid value '%s' for --console-listen: give an IP address", arg);
+    o->console_listen = arg;
+    return 0;
+  }
   case O_TLS_CERT: o->tls_cert = arg; return 0;
   case O_TLS_KEY: o->tls_key = arg; return 0;
   case O_CONFIG: o->config = arg; return 0;
@@ -262,7 +274,7 @@ static int options_parse(int argc, char *const *argv, struct daemon_options *o)
   *o = (struct daemon_options){
     .state_dir = "./var", .listen = "127.0.0.1:8443", .uri = "qemu:///system",
     .detach_timeout = 10, .token_ttl = 86400, .threads = 16, .event_retention_days = 30, .domain_type = DOMAIN_TYPE_AUTO,
-    .log_level = LOG_INFO, .metrics_auth = HTTP_METRICS_AUTH_USER,
+    .log_level = LOG_INFO, .metrics_auth = HTTP_METRICS_AUTH_USER, .console_listen = "127.0.0.1",
   };
   /* pass 1, silent: where the file is, and which keys the command line sets */
   bool on_cmdline[NOPTS] = {false};
@@ -474,7 +486,7 @@ static int run(int argc, char **argv, struct daemon_options *o)
   struct engine_options eo = {
     .state_dir = abs_state, .db_url = o->db, .libvirt_uri = o->uri, .domain_type = o->domain_type,
     .detach_timeout_ms = (int)o->detach_timeout * 1000, .event_retention_days = (int)o->event_retention_days,
-    .allow_paths = (const char *const *)o->allow_paths.ptr,
+    .allow_paths = (const char *const *)o->allow_paths.ptr, .console_listen = o->console_listen,
   };
   struct engine *eng = engine_open(&eo, NULL);
   if (!eng) {

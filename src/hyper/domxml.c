@@ -9,8 +9,11 @@
 #include "hyper/domxml.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/uuid.h"
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 #include <libxml/parser.h>
@@ -180,6 +183,8 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
   buf_puts(&b, "    <controller type='pci' index='0' model='pcie-root'/>\n");
   for (int i = 1; i <= DOMXML_ROOT_PORTS; i++)
     buf_printf(&b, "    <controller type='pci' index='%d' model='pcie-root-port'/>\n", i);
+  /* conventional PCI devices (e1000, rtl8139 NICs) hot-plug behind this bridge */
+  buf_printf(&b, "    <controller type='pci' index='%d' model='pcie-to-pci-bridge'/>\n", DOMXML_ROOT_PORTS + 1);
   buf_puts(&b, "    <controller type='scsi' index='0' model='virtio-scsi'/>\n");
   buf_puts(&b, "    <controller type='usb' model='none'/>\n");
   unsigned next[3] = {0, 0, 0};
@@ -187,6 +192,11 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
     const struct hyper_disk *d = &spec->disks[i];
     AUTOFREE char *target = domxml_target_name(d->iface, next[prefix_slot(d->iface)]++);
     put_disk(&b, d, target, 4);
+  }
+  for (size_t i = 0; i < spec->nnics; i++) {
+    AUTOFREE char *nic = domxml_nic(&spec->nics[i]);
+    if (!nic) return buf_free(&b), NULL;
+    buf_puts(&b, nic);
   }
   if (spec->console_log) {
     /* a file the host keeps: what the guest printed survives the guest */
@@ -202,6 +212,15 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
    * to crash-consistent */
   buf_puts(&b, "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n"
                "    </channel>\n");
+  if (spec->graphics_listen) {
+    /* locked from the start: a random password that expired at once, until
+     * a ticket (graphics_ticket) sets one */
+    AUTOFREE char *secret = random_hex(4); /* VNC takes at most 8 characters */
+    if (!secret) return buf_free(&b), NULL;
+    AUTOFREE char *g = domxml_graphics("vnc", spec->graphics_listen, secret, 1);
+    buf_puts(&b, g);
+    buf_puts(&b, "    <video>\n      <model type='vga'/>\n    </video>\n");
+  }
   buf_puts(&b, "    <memballoon model='none'/>\n");
   buf_puts(&b, "  </devices>\n</domain>\n");
   return buf_detach(&b);
@@ -437,5 +456,66 @@ char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const s
     buf_puts(&b, "/>\n");
   }
   buf_puts(&b, "  </disks>\n</domaincheckpoint>\n");
+  return buf_detach(&b);
+}
+char *domxml_graphics(const char *type, const char *listen, const char *password, int64_t valid_until)
+{
+  struct buf b = BUF_INIT;
+  buf_printf(&b, "    <graphics type='%s' autoport='yes' passwd='", type);
+  buf_put_xml_escaped(&b, password);
+  buf_puts(&b, "'");
+  if (valid_until > 0) {
+    char when[32];
+    time_t t = (time_t)valid_until;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(&b, " passwdValidTo='%s'", when);
+  }
+  buf_puts(&b, ">\n      <listen type='address' address='");
+  buf_put_xml_escaped(&b, listen);
+  buf_puts(&b, "'/>\n    </graphics>\n");
+  return buf_detach(&b);
+}
+
+int domxml_parse_graphics(const char *xml, struct hyper_graphics *out, size_t max, size_t *n)
+{
+  *n = 0;
+  AUTOPTR(xmlDoc) doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+  if (!root || strcmp((const char *)root->name, "domain") != 0)
+    return error(ERR_INTERNAL, "cannot parse the domain XML");
+  for (xmlNode *g = child(child(root, "devices"), "graphics"); g && *n < max; g = g->next) {
+    if (g->type != XML_ELEMENT_NODE || strcmp((const char *)g->name, "graphics") != 0) continue;
+    struct hyper_graphics *o = &out[(*n)++];
+    *o = (struct hyper_graphics){.port = -1};
+    AUTOFREE char *type = attr_dup(g, "type");
+    AUTOFREE char *port = attr_dup(g, "port");
+    AUTOFREE char *listen = attr_dup(g, "listen");
+    snprintf(o->type, sizeof o->type, "%s", type ? type : "");
+    snprintf(o->listen, sizeof o->listen, "%s", listen ? listen : "");
+    if (port && atoi(port) > 0) o->port = atoi(port);
+  }
+  return 0;
+}
+
+char *domxml_nic(const struct hyper_nic *nic)
+{
+  const char *model = nic_iface_to_str(nic->iface);
+  if (!model) return error(ERR_INVALID, "invalid NIC interface %d", nic->iface), NULL;
+  struct buf b = BUF_INIT;
+  if (nic->bridge) {
+    buf_puts(&b, "    <interface type='bridge'>\n      <source bridge='");
+    buf_put_xml_escaped(&b, nic->bridge);
+  } else {
+    buf_puts(&b, "    <interface type='network'>\n      <source network='");
+    buf_put_xml_escaped(&b, nic->network ? nic->network : "default");
+  }
+  buf_puts(&b, "'/>\n      <mac address='");
+  buf_put_xml_escaped(&b, nic->mac);
+  buf_printf(&b, "'/>\n      <model type='%s'/>\n      <alias name='ua-", model);
+  buf_put_xml_escaped(&b, nic->nic_id);
+  buf_puts(&b, "'/>\n    </interface>\n");
   return buf_detach(&b);
 }

@@ -62,3 +62,13 @@ char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struc
  * named NAME on the incremental disks), made at creation_time (seconds) */
 char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
                         size_t nlive, const char *name, bool use_bitmap_name, long long creation_time);
+/* one <interface> element for nic (hot-plug and start); NULL + ERR_INVALID on a bad enum */
+char *domxml_nic(const struct hyper_nic *nic);
+
+/* the <graphics> devices of a (live) domain XML, at most max */
+int domxml_parse_graphics(const char *xml, struct hyper_graphics *out, size_t max, size_t *n);
+
+/* a <graphics> element of TYPE listening on LISTEN (autoport) whose
+ * password is PASSWORD, valid until VALID_UNTIL (seconds since the epoch;
+ * 0: for ever). Caller frees. */
+char *domxml_graphics(const char *type, const char *listen, const char *password, int64_t valid_until);

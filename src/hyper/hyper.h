@@ -35,12 +35,31 @@ struct hyper_disk {
   bool read_only, bootable, shareable;
 };
 
+/* a network interface as the hypervisor sees it (alias "ua-<nic id>") */
+struct hyper_nic {
+  const char *nic_id;
+  const char *mac;
+  int iface;                 /* enum nic_iface */
+  const char *network;       /* libvirt network name, or NULL when bridge */
+  const char *bridge;        /* host bridge, or NULL */
+};
+
 /* everything needed to start a VM */
 struct hyper_vm_spec {
   const struct vm *vm;
   const struct hyper_disk *disks;
   size_t ndisks;
   const char *console_log;  /* serial console written to this file (appended), or NULL for a pty */
+  const char *graphics_listen; /* a VNC console on this address, locked until a ticket is set; NULL: none */
+  const struct hyper_nic *nics;
+  size_t nnics;
+};
+
+/* a graphics console of a running domain, from the live XML */
+struct hyper_graphics {
+  char type[16];            /* "vnc", "spice" */
+  int port;                 /* -1 while not allocated */
+  char listen[64];          /* the address it listens on */
 };
 
 /* a disk present in a running domain, from the live XML */
@@ -68,6 +87,34 @@ struct hyper_backup_disk {
   bool checkpoint;          /* the new checkpoint starts a bitmap on this disk */
 };
 
+/* one disk's I/O counters since the domain started (libvirt block stats) */
+struct hyper_block_stats {
+  char *alias;                     /* "ua-<disk id>" */
+  int64_t rd_bytes, wr_bytes, rd_reqs, wr_reqs, fl_reqs;
+  int64_t rd_time_ns, wr_time_ns, fl_time_ns;  /* total time spent */
+};
+
+/* a running domain's counters at one instant (virDomainListGetStats) */
+struct hyper_domain_stats {
+  int64_t sampled_ns;              /* CLOCK_MONOTONIC when read */
+  int64_t cpu_time_ns, cpu_user_ns, cpu_system_ns;  /* the QEMU process */
+  int64_t vcpu_time_ns;            /* time the guest's vCPUs ran, summed */
+  int vcpus;
+  int64_t balloon_current, balloon_rss, balloon_unused, balloon_available; /* bytes; -1 unknown */
+  int64_t net_rx_bytes, net_tx_bytes;
+  struct hyper_block_stats *blocks;
+  size_t nblocks;
+};
+void hyper_domain_stats_clear(struct hyper_domain_stats *s);
+
+/* the host's counters at one instant (virNodeGetCPUStats/MemoryStats) */
+struct hyper_host_stats {
+  int64_t sampled_ns;
+  int64_t cpu_user_ns, cpu_kernel_ns, cpu_idle_ns, cpu_iowait_ns; /* all CPUs together */
+  int64_t mem_total, mem_free, mem_buffers, mem_cached;           /* bytes */
+  int cpus;
+};
+
 struct hyper_callbacks {
   /* the domain vm_id changed state (VM_DOWN when it stopped or crashed);
    * reason is libvirt's, e.g. "shutdown", "destroyed", "crashed" */
@@ -86,6 +133,7 @@ struct hyper_options {
   int detach_timeout_ms;         /* how long disk_detach waits for the guest; 0 = default 10 s */
   const struct hyper_callbacks *cb;
   void *opaque;
+  const char *console_listen;    /* where domains' VNC consoles listen; NULL: 127.0.0.1 */
 };
 
 struct hyper;
@@ -163,6 +211,20 @@ struct hyper_ops {
   /* ends the domain's backup job (the NBD server goes, libvirt deletes the
    * scratch files); no job, or no such domain, is not an error */
   int (*backup_end)(struct hyper *h, const char *vm_id);
+  /* counters of the running domain vm_id; ERR_NOT_FOUND when it does not
+   * run. Block stats carry the device alias of each disk. Caller clears *out */
+  int (*domain_stats)(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out);
+  /* the host's CPU and memory counters */
+  int (*host_stats)(struct hyper *h, struct hyper_host_stats *out);
+  /* hot-plugs / hot-unplugs a network interface of the running domain */
+  int (*nic_attach)(struct hyper *h, const char *vm_id, const struct hyper_nic *nic);
+  int (*nic_detach)(struct hyper *h, const char *vm_id, const struct hyper_nic *nic);
+  /* the graphics consoles of the running domain (at most max) */
+  int (*graphics_list)(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n);
+  /* sets the password of console TYPE of the running domain, valid until
+   * valid_until (seconds since the epoch); ERR_NOT_FOUND when it has none */
+  int (*graphics_ticket)(struct hyper *h, const char *vm_id, const char *type, const char *password,
+                         int64_t valid_until);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

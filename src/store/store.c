@@ -27,6 +27,7 @@ ENUM_IMPL(vm_status, VM_STATUS_LAST, "down", "powering_up", "up", "powering_down
 ENUM_IMPL(disk_format, DISK_FORMAT_LAST, "cow", "raw")
 ENUM_IMPL(disk_status, DISK_STATUS_LAST, "ok", "locked", "illegal")
 ENUM_IMPL(disk_iface, IFACE_LAST, "virtio", "virtio_scsi", "sata", "ide")
+ENUM_IMPL(nic_iface, NIC_IFACE_LAST, "virtio", "e1000", "rtl8139")
 ENUM_IMPL(snapshot_type, SNAPSHOT_TYPE_LAST, "active", "regular")
 ENUM_IMPL(snapshot_status, SNAPSHOT_STATUS_LAST, "ok", "locked", "in_preview")
 ENUM_IMPL(host_status, HOST_STATUS_LAST, "up", "maintenance", "non_responsive")
@@ -95,6 +96,7 @@ ENUM_CODEC(snapshot_type) ENUM_CODEC(snapshot_status) ENUM_CODEC(host_status)
 ENUM_CODEC(job_status) ENUM_CODEC(event_severity)
 ENUM_CODEC(transfer_direction) ENUM_CODEC(transfer_phase)
 ENUM_CODEC(disk_backup) ENUM_CODEC(backup_phase) ENUM_CODEC(backup_mode) ENUM_CODEC(checkpoint_state)
+ENUM_CODEC(nic_iface)
 
 enum field_type {
   F_STR,   /* char *, NULL allowed */
@@ -290,6 +292,17 @@ static const struct field checkpoint_disk_fields[] = {
   FSTR(checkpoint_disk, volume_id),
 };
 ENTITY(checkpoint_disk, "disk of checkpoint", "checkpoint_disks", "id", "id");
+static const struct field network_fields[] = {
+  FSTR(network, id), FSTR(network, name), FSTR(network, description), FSTR(network, datacenter_id),
+  FSTR(network, libvirt_network), FSTR(network, bridge),
+};
+ENTITY(network, "network", "networks", "name", "id");
+
+static const struct field nic_fields[] = {
+  FSTR(nic, id), FSTR(nic, vm_id), FSTR(nic, name), FSTR(nic, network_id), FSTR(nic, mac),
+  FENUM(nic, iface, nic_iface), FBOOL(nic, plugged), FINT(nic, position),
+};
+ENTITY(nic, "NIC", "nics", "vm_id, position, id", "id");
 
 #define STORE_DESC_PTR(T) &T##_desc,
 static const struct entity_desc *const all_descs[] = { STORE_TYPES(STORE_DESC_PTR) };
@@ -300,6 +313,7 @@ static const char *const schema_indexes[] = {
   "CREATE UNIQUE INDEX IF NOT EXISTS users_name ON users (name)",
   "CREATE INDEX IF NOT EXISTS tokens_user ON tokens (user_id)",
   "CREATE INDEX IF NOT EXISTS vms_name ON vms (name)",
+  "CREATE UNIQUE INDEX IF NOT EXISTS nics_mac ON nics (mac)",
   "CREATE INDEX IF NOT EXISTS attachments_vm ON attachments (vm_id)",
   "CREATE INDEX IF NOT EXISTS attachments_disk ON attachments (disk_id)",
   "CREATE INDEX IF NOT EXISTS volumes_disk ON volumes (disk_id)",
@@ -715,6 +729,7 @@ STORE_IMPL_INSERT(usergroup) STORE_IMPL_INSERT(group_member) STORE_IMPL_INSERT(r
 STORE_IMPL_INSERT(role_permit) STORE_IMPL_INSERT(permission) STORE_IMPL_INSERT(user_lock)
 STORE_IMPL_INSERT(backup)
 STORE_IMPL_INSERT(backup_disk) STORE_IMPL_INSERT(checkpoint) STORE_IMPL_INSERT(checkpoint_disk)
+STORE_IMPL_INSERT(network) STORE_IMPL_INSERT(nic)
 
 /* get/delete for the types keyed by one text column */
 #define STORE_IMPL_BY_KEY(T)                                                                 \
@@ -737,6 +752,7 @@ STORE_IMPL_BY_KEY(usergroup) STORE_IMPL_BY_KEY(group_member) STORE_IMPL_BY_KEY(r
 STORE_IMPL_BY_KEY(role_permit) STORE_IMPL_BY_KEY(permission) STORE_IMPL_BY_KEY(user_lock)
 STORE_IMPL_BY_KEY(backup) STORE_IMPL_BY_KEY(backup_disk)
 STORE_IMPL_BY_KEY(checkpoint) STORE_IMPL_BY_KEY(checkpoint_disk)
+STORE_IMPL_BY_KEY(network) STORE_IMPL_BY_KEY(nic)
 
 struct user *user_get_by_name(struct store *st, const char *name)
 {

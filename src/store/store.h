@@ -26,6 +26,8 @@ enum disk_status { DISK_OK, DISK_LOCKED, DISK_ILLEGAL, DISK_STATUS_LAST };
 ENUM_DECL(disk_status); /* "ok","locked","illegal" */
 enum disk_iface { IFACE_VIRTIO, IFACE_VIRTIO_SCSI, IFACE_SATA, IFACE_IDE, IFACE_LAST };
 ENUM_DECL(disk_iface); /* "virtio","virtio_scsi","sata","ide" */
+enum nic_iface { NIC_VIRTIO, NIC_E1000, NIC_RTL8139, NIC_IFACE_LAST };
+ENUM_DECL(nic_iface); /* "virtio","e1000","rtl8139" (libvirt's models) */
 enum snapshot_type { SNAPSHOT_ACTIVE, SNAPSHOT_REGULAR, SNAPSHOT_TYPE_LAST };
 ENUM_DECL(snapshot_type); /* "active","regular" */
 enum snapshot_status { SNAPSHOT_OK, SNAPSHOT_LOCKED, SNAPSHOT_IN_PREVIEW, SNAPSHOT_STATUS_LAST };
@@ -92,6 +94,23 @@ struct vm {
   int status;            /* enum vm_status */
   char *kernel, *initrd, *cmdline; /* direct kernel boot; NULL when unset */
   int64_t creation_ms;
+};
+
+/* a logical network: libvirt's network NAME (libvirt_network) or a host bridge */
+struct network {
+  char *id, *name, *description, *datacenter_id;
+  char *libvirt_network;     /* e.g. "default" (libvirt's NAT network); NULL when bridge is set */
+  char *bridge;              /* a host bridge; NULL when libvirt_network is set */
+};
+
+/* a VM's network interface; its vNIC profile is its network's (one per network) */
+struct nic {
+  char *id, *vm_id, *name;
+  char *network_id;          /* NULL: not connected */
+  char *mac;                 /* "56:6f:xx:xx:xx:xx", unique engine-wide */
+  int iface;                 /* enum nic_iface */
+  bool plugged;              /* in the running domain (or plugged at start) */
+  int64_t position;
 };
 
 struct disk {
@@ -248,7 +267,8 @@ struct checkpoint_disk {
   X(storage_domain) X(vm) X(disk) X(volume) X(attachment) X(snapshot) X(event) X(job) \
   X(image_transfer) \
   X(usergroup) X(group_member) X(role) X(role_permit) X(permission) X(user_lock) \
-  X(backup) X(backup_disk) X(checkpoint) X(checkpoint_disk)
+  X(backup) X(backup_disk) X(checkpoint) X(checkpoint_disk) \
+  X(network) X(nic)
 
 /* per type: T_free(p) (NULL-safe), T_list_free(list) (NULL-safe), AUTOPTR(T) */
 #define STORE_DECL_FREE(T)                      \
@@ -328,6 +348,7 @@ STORE_DECL_INSERT(usergroup) STORE_DECL_INSERT(group_member) STORE_DECL_INSERT(r
 STORE_DECL_INSERT(role_permit) STORE_DECL_INSERT(permission) STORE_DECL_INSERT(user_lock)
 STORE_DECL_INSERT(backup)
 STORE_DECL_INSERT(backup_disk) STORE_DECL_INSERT(checkpoint) STORE_DECL_INSERT(checkpoint_disk)
+STORE_DECL_INSERT(network) STORE_DECL_INSERT(nic)
 #undef STORE_DECL_INSERT
 /* assigns p->id (max + 1, under the store lock) and writes it back */
 int event_insert(struct store *st, struct event *p) WARN_UNUSED;
@@ -367,6 +388,10 @@ int attachment_set_unplugged(struct store *st, const char *vm_id, const char *di
  * newest event); *deleted (may be NULL) gets the count */
 int event_prune(struct store *st, int64_t before_ms, int limit, int64_t *deleted) WARN_UNUSED;
 struct job *job_get(struct store *st, const char *id);
+struct network *network_get(struct store *st, const char *id);
+int network_delete(struct store *st, const char *id);
+struct nic *nic_get(struct store *st, const char *id);
+int nic_delete(struct store *st, const char *id);
 int job_delete(struct store *st, const char *id);
 struct image_transfer *image_transfer_get(struct store *st, const char *id);
 int image_transfer_delete(struct store *st, const char *id);
