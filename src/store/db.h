@@ -52,6 +52,10 @@ struct db_ops {
   int (*exec_script)(struct db *db, const char *sql);
   /* bytes the database takes on disk (for /metrics); -1 + error */
   int64_t (*size_bytes)(struct db *db);
+  /* optional: a value that changes whenever any process commits to the
+   * database, read without a query (so without the store's lock); 0 when it
+   * cannot tell. A backend without it has the store ask with a query. */
+  uint64_t (*change_stamp)(struct db *db);
 };
 
 /* every backend embeds this as its first member */

@@ -647,7 +647,7 @@ static int entity_insert(struct store *st, const struct entity_desc *d, const vo
   buf_putc(&sql, ')');
 
   STORE_LOCKED(st);
-  st->writes++;
+  __atomic_fetch_add(&st->writes, 1, __ATOMIC_RELAXED);
   if (st->db->ops->exec(st->db, buf_str(&sql), vals, (int)d->nfields, NULL) < 0) {
     struct db_value keys[2];
     key_values(d, obj, keys);
@@ -675,7 +675,7 @@ static int entity_update(struct store *st, const struct entity_desc *d, const vo
 
   int64_t changes = 0;
   STORE_LOCKED(st);
-  st->writes++;
+  __atomic_fetch_add(&st->writes, 1, __ATOMIC_RELAXED);
   if (st->db->ops->exec(st->db, buf_str(&sql), vals, n, &changes) < 0) return -1;
   if (changes == 0) {
     AUTOFREE char *what = key_describe(d, &vals[n - d->nkeys]);
@@ -692,7 +692,7 @@ static int entity_delete(struct store *st, const struct entity_desc *d, const st
 
   int64_t changes = 0;
   STORE_LOCKED(st);
-  st->writes++;
+  __atomic_fetch_add(&st->writes, 1, __ATOMIC_RELAXED);
   if (st->db->ops->exec(st->db, buf_str(&sql), keys, d->nkeys, &changes) < 0) return -1;
   if (changes == 0) {
     AUTOFREE char *what = key_describe(d, keys);
@@ -1004,16 +1004,21 @@ static int schema_init(struct store *st)
   return store_commit(st);
 }
 
-/* SQLite's data_version changes when another connection (another process:
+/* The backend's change stamp (SQLite: the files' times and sizes), or else
+ * SQLite's data_version, changes when another connection (another process:
  * `snapbackd user lock`) committed; our own writes count in st->writes. A
- * backend without it (the PRAGMA fails) makes every call a new generation. */
+ * backend without either (the PRAGMA fails) makes every call a new generation. */
 int64_t store_generation(struct store *st)
 {
+  /* the backend's stamp needs no lock: every request asks, and the store's
+   * lock is the one every HTTP worker would otherwise queue on */
+  uint64_t stamp = st->db->ops->change_stamp ? st->db->ops->change_stamp(st->db) : 0;
+  if (stamp) return (int64_t)((stamp * 1000003u + (uint64_t)__atomic_load_n(&st->writes, __ATOMIC_RELAXED)) >> 1);
   int64_t dv = 0;
   STORE_LOCKED(st);
   if (st->db->ops->query(st->db, "PRAGMA data_version", NULL, 0, int_row, &dv) < 0) {
     error_clear();
-    return -(++st->writes);
+    return -__atomic_add_fetch(&st->writes, 1, __ATOMIC_RELAXED);
   }
   return dv * 1000003 + st->writes;
 }

@@ -36,6 +36,16 @@ bool uuid_is_valid(const char *s)
   return true;
 }
 
+/* lower-case hex of N bytes (every request hashes its token: no printf) */
+static void put_hex(struct buf *b, const unsigned char *p, size_t n)
+{
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    buf_putc(b, digits[p[i] >> 4]);
+    buf_putc(b, digits[p[i] & 15]);
+  }
+}
+
 char *random_hex(size_t nbytes)
 {
   AUTOFREE unsigned char *raw = xcalloc(nbytes, 1);
@@ -44,7 +54,7 @@ char *random_hex(size_t nbytes)
     return NULL;
   }
   struct buf b = BUF_INIT;
-  for (size_t i = 0; i < nbytes; i++) buf_printf(&b, "%02x", raw[i]);
+  put_hex(&b, raw, nbytes);
   return buf_detach(&b);
 }
 
@@ -54,7 +64,7 @@ char *secret_digest(const char *secret)
   SHA256((const unsigned char *)secret, strlen(secret), md);
   struct buf b = BUF_INIT;
   buf_puts(&b, SECRET_DIGEST_PREFIX);
-  for (size_t i = 0; i < sizeof md; i++) buf_printf(&b, "%02x", md[i]);
+  put_hex(&b, md, sizeof md);
   return buf_detach(&b);
 }
 
