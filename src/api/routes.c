@@ -667,10 +667,11 @@ static int remove_disk(struct api_call *c)
 static int list_attachments(struct api_call *c)
 {
   const char *params[] = {c->p[0]};
-  if (vm_count(c->st, "id = ?", params, 1) == 0)
-    return error(ERR_NOT_FOUND, "VM '%s' does not exist", c->p[0]);
   AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
   if (!l) return -1;
+  /* a VM with attachments exists: only an empty list needs the second query */
+  if (!l[0] && vm_count(c->st, "id = ?", params, 1) == 0)
+    return error(ERR_NOT_FOUND, "VM '%s' does not exist", c->p[0]);
   struct node *n = node_new("disk_attachments");
   n->is_list = true;
   for (size_t i = 0; l[i]; i++) node_append(n, render_attachment(&c->r, l[i]));

@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -341,6 +342,7 @@ struct store {
   int depth;             /* store_begin nesting on the thread holding the lock */
   bool doomed;           /* a nested rollback happened: the outermost commit rolls back */
   int64_t writes;        /* bumped by every write of this process (store_generation) */
+  uint64_t stamp, stamp_at; /* the backend's last change stamp, and when (change_stamp_recent) */
 };
 
 /* the lock is marked for util/blocking: nothing may spawn or touch volume
@@ -1008,11 +1010,27 @@ static int schema_init(struct store *st)
  * SQLite's data_version, changes when another connection (another process:
  * `snapbackd user lock`) committed; our own writes count in st->writes. A
  * backend without either (the PRAGMA fails) makes every call a new generation. */
+/* the backend's change stamp, asked at most once per coarse clock tick
+ * (1-4 ms): a commit by another process shows within that, and the
+ * requests of one tick share two stat calls */
+static uint64_t change_stamp_recent(struct store *st)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+  if (__atomic_load_n(&st->stamp_at, __ATOMIC_ACQUIRE) == now)
+    return __atomic_load_n(&st->stamp, __ATOMIC_RELAXED);
+  uint64_t v = st->db->ops->change_stamp(st->db);
+  __atomic_store_n(&st->stamp, v, __ATOMIC_RELAXED);
+  __atomic_store_n(&st->stamp_at, now, __ATOMIC_RELEASE);
+  return v;
+}
+
 int64_t store_generation(struct store *st)
 {
   /* the backend's stamp needs no lock: every request asks, and the store's
    * lock is the one every HTTP worker would otherwise queue on */
-  uint64_t stamp = st->db->ops->change_stamp ? st->db->ops->change_stamp(st->db) : 0;
+  uint64_t stamp = st->db->ops->change_stamp ? change_stamp_recent(st) : 0;
   if (stamp) return (int64_t)((stamp * 1000003u + (uint64_t)__atomic_load_n(&st->writes, __ATOMIC_RELAXED)) >> 1);
   int64_t dv = 0;
   STORE_LOCKED(st);
