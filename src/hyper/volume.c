@@ -279,7 +279,8 @@ int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n)
   return 0;
 }
 
-int volume_bitmap_add(const char *path, const char *name)
+/* 1 when the volume at PATH holds bitmap NAME, 0 when not, -1 + error */
+static int bitmap_present(const char *path, const char *name)
 {
   struct volume_bitmap *b = NULL;
   size_t n = 0;
@@ -287,7 +288,13 @@ int volume_bitmap_add(const char *path, const char *name)
   bool have = false;
   for (size_t i = 0; i < n; i++) have |= strcmp(b[i].name, name) == 0;
   volume_bitmaps_free(b, n);
-  if (have) return 0;
+  return have;
+}
+
+int volume_bitmap_add(const char *path, const char *name)
+{
+  int have = bitmap_present(path, name);
+  if (have != 0) return have < 0 ? -1 : 0;
   const char *argv[] = {"qemu-img", "bitmap", "-f", "qcow2", "--add", path, name, NULL};
   if (spawn_run(argv, NULL, NULL) < 0)
     return error_prefix("cannot add bitmap '%s' to volume '%s': ", name, path);
@@ -296,13 +303,8 @@ int volume_bitmap_add(const char *path, const char *name)
 
 int volume_bitmap_remove(const char *path, const char *name)
 {
-  struct volume_bitmap *b = NULL;
-  size_t n = 0;
-  if (volume_bitmaps(path, &b, &n) < 0) return -1;
-  bool have = false;
-  for (size_t i = 0; i < n; i++) have |= strcmp(b[i].name, name) == 0;
-  volume_bitmaps_free(b, n);
-  if (!have) return 0;
+  int have = bitmap_present(path, name);
+  if (have <= 0) return have;
   const char *argv[] = {"qemu-img", "bitmap", "-f", "qcow2", "--remove", path, name, NULL};
   if (spawn_run(argv, NULL, NULL) < 0)
     return error_prefix("cannot remove bitmap '%s' from volume '%s': ", name, path);
