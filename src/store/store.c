@@ -1031,7 +1031,7 @@ int64_t store_generation(struct store *st)
   /* the backend's stamp needs no lock: every request asks, and the store's
    * lock is the one every HTTP worker would otherwise queue on */
   uint64_t stamp = st->db->ops->change_stamp ? change_stamp_recent(st) : 0;
-  if (stamp) return (int64_t)((stamp * 1000003u + (uint64_t)__atomic_load_n(&st->writes, __ATOMIC_RELAXED)) >> 1);
+  if (stamp) return (int64_t)((stamp * 1000003u + (uint64_t)__atomic_load_n(&st->writes, __ATOMIC_RELAXED)) & (uint64_t)INT64_MAX);
   int64_t dv = 0;
   STORE_LOCKED(st);
   if (st->db->ops->query(st->db, "PRAGMA data_version", NULL, 0, int_row, &dv) < 0) {

@@ -116,11 +116,11 @@ int main(void)
 
   /* search and max */
   struct api_param q1[] = {{"search", "name=web*"}, {NULL, NULL}};
-  CHECK(call("GET", "/vms", NULL, q1, &x) == 200 && strstr(x, "web1") && !strstr(x, "db1"));
+  CHECK(call("GET", "/vms", NULL, q1, &x) == 200 && strstr(x, "<name>web1</name>") && !strstr(x, "<name>db1</name>"));
   free(x);
   x = NULL;
   struct api_param q2[] = {{"max", "1"}, {NULL, NULL}};
-  CHECK(call("GET", "/vms", NULL, q2, &x) == 200 && strstr(x, "db1") && !strstr(x, "web1"));
+  CHECK(call("GET", "/vms", NULL, q2, &x) == 200 && strstr(x, "<name>db1</name>") && !strstr(x, "<name>web1</name>"));
   free(x);
   x = NULL;
   struct api_param q3[] = {{"search", "colour=red"}, {NULL, NULL}};
