@@ -67,6 +67,16 @@ void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t 
   buf_free(&ids);
 }
 
+
+/* the recorded error made a bitmap step fail: invalidate the VM's chain, saying
+ * WHY and quoting the error, which is consumed */
+static void invalidate_for_error(struct engine *eng, const char *vm_id, const char *why)
+{
+  AUTOFREE char *msg = xstrdup(error_message());
+  error_clear();
+  checkpoint_invalidate_since(eng, vm_id, 0, why, msg);
+}
+
 void checkpoint_bitmaps_propagate(struct engine *eng, const char *vm_id, const struct volume *base,
                                   const char *overlay_path)
 {
@@ -82,11 +92,7 @@ void checkpoint_bitmaps_propagate(struct engine *eng, const char *vm_id, const s
   return;
 failed:
   volume_bitmaps_free(b, n);
-  {
-    AUTOFREE char *msg = xstrdup(error_message());
-    error_clear();
-    checkpoint_invalidate_since(eng, vm_id, 0, "their bitmaps could not be carried to a new overlay", msg);
-  }
+  invalidate_for_error(eng, vm_id, "their bitmaps could not be carried to a new overlay");
 }
 
 void checkpoint_bitmaps_merge(struct engine *eng, const char *vm_id, const char *top_path,
@@ -105,11 +111,7 @@ void checkpoint_bitmaps_merge(struct engine *eng, const char *vm_id, const char 
   return;
 failed:
   volume_bitmaps_free(b, n);
-  {
-    AUTOFREE char *msg = xstrdup(error_message());
-    error_clear();
-    checkpoint_invalidate_since(eng, vm_id, 0, "their bitmaps could not be merged with a snapshot", msg);
-  }
+  invalidate_for_error(eng, vm_id, "their bitmaps could not be merged with a snapshot");
 }
 
 /* ---- DELETE /vms/{vm}/checkpoints/{c} ---- */
