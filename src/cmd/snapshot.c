@@ -355,6 +355,19 @@ static struct user *user_copy(const struct user *u)
   return c;
 }
 
+/* runs the create command's checks and first step through the dispatcher;
+ * on refusal frees A (the caller's disk_ids stay the caller's) */
+static int snap_create_dispatch(struct engine *eng, const struct user *u, struct snap_create *a)
+{
+  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = a->vm_id, .locks = {a->vm_id}, .data = a};
+  if (cmd_run(&snap_create_def, &c) == 0) return 0;
+  vm_free(a->vm);
+  free((char *)a->vm_id);
+  free((char *)a->description);
+  free(a);
+  return -1;
+}
+
 int cmd_snapshot_create(struct engine *eng, const struct user *u, const char *vm_id,
                         const char *description, bool persist_memorystate,
                         const char *const *disk_ids, char **out_id)
@@ -364,14 +377,7 @@ int cmd_snapshot_create(struct engine *eng, const struct user *u, const char *vm
   a->description = xstrdup(description ? description : "");
   a->persist_memorystate = persist_memorystate;
   a->disk_ids = disk_ids;
-  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {a->vm_id}, .data = a};
-  if (cmd_run(&snap_create_def, &c) < 0) {
-    vm_free(a->vm);
-    free((char *)a->vm_id);
-    free((char *)a->description);
-    free(a);
-    return -1;
-  }
+  if (snap_create_dispatch(eng, u, a) < 0) return -1;
   if (out_id) *out_id = xstrdup(a->id);
   a->disk_ids = NULL;
   a->user = user_copy(u);
@@ -389,14 +395,7 @@ int snapshot_create_for_backup(struct engine *eng, const struct user *u, const c
   a->description = xstrdup(description);
   a->disk_ids = disk_ids;
   snprintf(a->id, sizeof a->id, "%s", snap_id);
-  struct cmd_ctx c = {.eng = eng, .user = u, .vm_id = vm_id, .locks = {a->vm_id}, .data = a};
-  if (cmd_run(&snap_create_def, &c) < 0) {
-    vm_free(a->vm);
-    free((char *)a->vm_id);
-    free((char *)a->description);
-    free(a);
-    return -1;
-  }
+  if (snap_create_dispatch(eng, u, a) < 0) return -1;
   a->disk_ids = NULL;
   a->user = user_copy(u);
   a->bitmap = xstrdup(bitmap);
