@@ -47,7 +47,10 @@ static void parse_disk(struct ovf_vm *out, const struct node *d)
   const char *boot = node_attr(d, "boot");
   x->bootable = boot && strcmp(boot, "true") == 0;
   x->provisioned_size = to_int(node_attr(d, "provisioned-size"), -1);
-  if (x->provisioned_size < 0) x->provisioned_size = to_int(node_attr(d, "size"), 0) << 30;
+  if (x->provisioned_size < 0) {
+    int64_t gib = to_int(node_attr(d, "size"), 0);
+    x->provisioned_size = gib > 0 && gib <= (INT64_MAX >> 30) ? gib << 30 : 0;
+  }
 }
 
 static void parse_hardware(struct ovf_vm *out, const struct node *sec)
@@ -61,7 +64,8 @@ static void parse_hardware(struct ovf_vm *out, const struct node *sec)
       out->cores = (int)to_int(node_text(it, "cpu_per_socket"), 1);
       out->threads = (int)to_int(node_text(it, "threads_per_cpu"), 1);
     } else if (type == 4) {
-      out->memory = to_int(node_text(it, "VirtualQuantity"), 0) << 20;
+      int64_t mb = to_int(node_text(it, "VirtualQuantity"), 0);
+      out->memory = mb > 0 && mb <= (INT64_MAX >> 20) ? mb << 20 : 0;
     }
   }
 }

@@ -421,7 +421,7 @@ struct ovf_vm *ovf_parse(const char *xml, size_t len)
       }
     } else if (type == 4) {
       int64_t mb = child_int(it, "VirtualQuantity");
-      if (mb > 0) v->memory = mb << 20;
+      if (mb > 0 && mb <= (INT64_MAX >> 20)) v->memory = mb << 20;
     }
   }
   const xmlNode *ds = find_section(root, "DiskSection_Type");
@@ -451,7 +451,7 @@ struct ovf_vm *ovf_parse(const char *xml, size_t len)
     od->provisioned_size = attr_int(d, "provisioned-size");
     if (od->provisioned_size < 0) {
       int64_t cap_b = attr_int(d, "capacity"), gib = attr_int(d, "size");
-      od->provisioned_size = cap_b > 0 ? cap_b : gib > 0 ? gib << 30 : 0;
+      od->provisioned_size = cap_b > 0 ? cap_b : gib > 0 && gib <= (INT64_MAX >> 30) ? gib << 30 : 0;
     }
     od->iface = iface_parse(attr(d, "disk-interface"));
     od->bootable = attr_true(d, "boot", false);
