@@ -32,7 +32,7 @@
 #include "cli/cli.h"
 #include "cli/engine.h"
 #include "cli/imageio.h"
-#include "cli/ovf.h"
+#include "repr/ovf.h"
 #include "cli/progress.h"
 #include "cli/transfer.h"
 #include "cli/vmbackup.h"
@@ -490,7 +490,7 @@ static int backup_by_snapshot(struct backup_run *b, struct manifest *m, struct c
 {
   char host[256];
   hostname_of(host);
-  struct ovf_vm ovf = {0};
+  AUTOPTR(ovf_vm) ovf = NULL;
   AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", m->id, (long)getpid(), host);
   int rc = engine_snapshot_create(b->api, b->vm_id, desc, &b->snap_id);
   if (rc == 0) {
@@ -503,9 +503,8 @@ static int backup_by_snapshot(struct backup_run *b, struct manifest *m, struct c
       if (!m->ovf) rc = error(ERR_INTERNAL, "snapshot '%s' carries no OVF", b->snap_id);
     }
   }
-  if (rc == 0) rc = ovf_parse(m->ovf, &ovf);
-  if (rc == 0) rc = backup_disks(b, m, &ovf, st, total);
-  ovf_vm_clear(&ovf);
+  if (rc == 0 && !(ovf = ovf_parse(m->ovf, strlen(m->ovf)))) rc = -1;
+  if (rc == 0) rc = backup_disks(b, m, ovf, st, total);
   return rc;
 }
 

@@ -7,7 +7,7 @@
  * zeros. On failure the VM and its disks are removed again. */
 #include "cli/cli.h"
 #include "cli/engine.h"
-#include "cli/ovf.h"
+#include "repr/ovf.h"
 #include "cli/progress.h"
 #include "cli/transfer.h"
 #include "util/buf.h"
@@ -79,8 +79,9 @@ static int create_vm(struct restore_run *x, const struct ovf_vm *ovf, const char
   }
   buf_puts(&b, "<template><name>Blank</name></template>");
   if (ovf->memory > 0) buf_printf(&b, "<memory>%lld</memory>", (long long)ovf->memory);
-  buf_printf(&b, "<cpu><topology><sockets>%d</sockets><cores>%d</cores><threads>%d</threads></topology></cpu>",
-             ovf->sockets, ovf->cores, ovf->threads);
+  buf_printf(&b, "<cpu><topology><sockets>%lld</sockets><cores>%lld</cores><threads>%lld</threads></topology></cpu>",
+             (long long)(ovf->sockets > 0 ? ovf->sockets : 1), (long long)(ovf->cores > 0 ? ovf->cores : 1),
+             (long long)(ovf->threads > 0 ? ovf->threads : 1));
   buf_puts(&b, "<os><type>");
   buf_put_xml_escaped(&b, ovf->os_type && *ovf->os_type ? ovf->os_type : "other");
   buf_puts(&b, "</type></os></vm>");
@@ -149,18 +150,15 @@ int cli_restore(struct cli *c, const char *backup)
   if (!r) return cli_report_error(c, "cannot restore");
   AUTOPTR(manifest) m = manifest_find(r, backup);
   if (!m) return cli_report_error(c, "cannot restore");
-  struct ovf_vm ovf;
-  if (ovf_parse(m->ovf, &ovf) < 0) return cli_report_error(c, "cannot restore");
+  if (!m->ovf) error(ERR_INVALID, "the backup holds no OVF");
+  AUTOPTR(ovf_vm) ovf = m->ovf ? ovf_parse(m->ovf, strlen(m->ovf)) : NULL;
+  if (!ovf) return cli_report_error(c, "cannot restore");
   const char *name = c->name ? c->name : m->vm_name;
   AUTOPTR(client) api = client_open(&c->conf);
-  if (!api) {
-    ovf_vm_clear(&ovf);
-    return cli_report_error(c, "cannot restore");
-  }
+  if (!api) return cli_report_error(c, "cannot restore");
   /* onto an existing name: nothing is created, --name is the way out */
   AUTOFREE char *existing = engine_vm_id(api, name);
   if (existing || error_code() != ERR_NOT_FOUND) {
-    ovf_vm_clear(&ovf);
     if (existing)
       error(ERR_CONFLICT, "a VM named '%s' exists already: restore under another name with --name NEW", name);
     return cli_report_error(c, "cannot restore");
@@ -172,7 +170,7 @@ int cli_restore(struct cli *c, const char *backup)
   struct copy_stats st = {0};
   uint64_t total = 0;
   AUTOFREE char *sd = pick_storage_domain(&x);
-  int rc = sd ? create_vm(&x, &ovf, name) : -1;
+  int rc = sd ? create_vm(&x, ovf, name) : -1;
   for (size_t i = 0; rc == 0 && i < m->ndisks; i++) rc = create_disk(&x, i, &m->disks[i], sd);
   for (size_t i = 0; rc == 0 && i < m->ndisks; i++) {
     const struct manifest_disk *d = &m->disks[i];
@@ -191,7 +189,6 @@ int cli_restore(struct cli *c, const char *backup)
     if (rc == 0) transfer_clear(&x.t);
     total += d->size;
   }
-  ovf_vm_clear(&ovf);
   if (rc < 0) {
     error_prefix("restore of backup '%s' failed: ", m->name);
     restore_cleanup(&x);

@@ -22,11 +22,13 @@
  * part of the VM: vm_ovf() leaves them out, and the job and events say so. */
 #include "cmd/internal.h"
 #include "cmd/ova.h"
+#include "repr/ovf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/spawn.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -846,6 +848,18 @@ static void remove_file_and_dir(const char *path)
 }
 
 /* every row of the new VM, in one transaction */
+/* the OVF's disk-interface ("VirtIO_SCSI" as oVirt writes it, "virtio_scsi"
+ * as we do, "IDE" ...) as an enum disk_iface; virtio when unknown */
+static int ovf_disk_iface(const struct ovf_disk *od)
+{
+  char low[32];
+  size_t i = 0;
+  for (; od->interface[i] && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)od->interface[i]);
+  low[i] = 0;
+  int v = disk_iface_from_str(low);
+  return v < 0 ? IFACE_VIRTIO : v;
+}
+
 static int import_commit(struct engine *eng, struct import_args *a)
 {
   struct store *st = eng->st;
@@ -877,7 +891,7 @@ static int import_commit(struct engine *eng, struct import_args *a)
     };
     struct volume nv = {.id = d->vol_id, .disk_id = d->id, .snapshot_id = snap_id, .format = DISK_FORMAT_COW,
                         .status = DISK_OK, .path = d->path, .active = true};
-    struct attachment at = {.vm_id = a->vm_id, .disk_id = d->id, .iface = d->od->iface,
+    struct attachment at = {.vm_id = a->vm_id, .disk_id = d->id, .iface = ovf_disk_iface(d->od),
                             .bootable = d->od->bootable, .active = d->od->active,
                             .read_only = d->od->read_only, .position = (int64_t)i};
     if (disk_insert(st, &nd) < 0 || volume_insert(st, &nv) < 0 || attachment_insert(st, &at) < 0)

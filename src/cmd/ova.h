@@ -2,9 +2,9 @@
  * whose first member is the OVF (vm.ovf) and whose other members are the
  * disk images (qcow2), named by the OVF's File hrefs.
  *
- * Only the format lives here (no store, no engine): the tar header codec,
- * the member index of an existing archive, and an OVF reader that extracts
- * what an import needs. export.c drives them. */
+ * Only the format lives here (no store, no engine): the tar header codec and
+ * the member index of an existing archive; the OVF is read by repr/ovf.h.
+ * export.c drives them. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,28 +36,3 @@ void tar_members_free(struct tar_members *m);
 int tar_index(int fd, int64_t file_size, const char *what, struct tar_members *out);
 /* the member called name, or NULL */
 const struct tar_member *tar_find(const struct tar_members *m, const char *name);
-
-/* a disk of the OVF's DiskSection, joined with its File and hardware Item */
-struct ovf_disk {
-  char *href;                 /* the File's href: the member holding the image */
-  char *alias, *description;
-  int64_t provisioned_size;   /* bytes; 0 when the OVF does not say */
-  int iface;                  /* enum disk_iface (virtio when unknown) */
-  bool bootable, shareable, read_only, active;
-};
-
-/* the VM an OVF describes; numbers are -1 when absent */
-struct ovf_vm {
-  char *name, *description, *os_type;
-  int64_t memory;             /* bytes */
-  int64_t sockets, cores, threads;
-  struct ovf_disk *disks;
-  size_t ndisks;
-};
-
-/* Parses OVF text (no network, no entity expansion). -1/NULL with
- * ERR_INVALID when it is not XML or not an OVF envelope, or a Disk names a
- * file the References do not list. */
-struct ovf_vm *ovf_parse(const char *xml, size_t len);
-void ovf_vm_free(struct ovf_vm *v);
-DEFINE_AUTOPTR(ovf_vm, struct ovf_vm, ovf_vm_free)

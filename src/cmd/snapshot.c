@@ -12,7 +12,7 @@
  * libvirt, then commits the result. snapshot_recover() at start finishes or
  * undoes whatever a crash left locked, from what libvirt says runs. */
 #include "cmd/internal.h"
-#include "cmd/ova.h"
+#include "repr/ovf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"

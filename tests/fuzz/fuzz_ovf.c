@@ -1,6 +1,6 @@
 /* OVF descriptors (of OVA imports and snapshots) into struct ovf_vm */
 #include "fuzz.h"
-#include "cmd/ova.h"
+#include "repr/ovf.h"
 #include <libxml/parser.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -2,6 +2,7 @@
  * the member index (checksums, truncation, pax), and the OVF reader. */
 #include "tap.h"
 #include "cmd/ova.h"
+#include "repr/ovf.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/spawn.h"
@@ -178,9 +179,15 @@ int main(void)
     if (o->ndisks == 2) {
       CHECK_STR(o->disks[0].href, "d1/v1");
       CHECK_STR(o->disks[0].alias, "root & boot");
-      CHECK(o->disks[0].iface == IFACE_VIRTIO_SCSI && o->disks[0].bootable);
+      CHECK_STR(o->disks[0].interface, "VirtIO_SCSI");
+      CHECK_STR(o->disks[0].disk_id, "d1");
+      CHECK_STR(o->disks[0].volume_id, "v1");
+      CHECK(o->disks[0].bootable);
       CHECK(o->disks[0].provisioned_size == (int64_t)1 << 30 && o->disks[0].active);
       CHECK_STR(o->disks[1].href, "d2/v2");   /* fileRef by File id */
+      CHECK_STR(o->disks[1].disk_id, "d2");
+      CHECK_STR(o->disks[1].interface, "virtio");
+      CHECK(ovf_find_disk(o, "d2") == &o->disks[1] && ovf_find_disk(o, "v2") == NULL);
       CHECK(o->disks[1].provisioned_size == (int64_t)2 << 30);
       CHECK(o->disks[1].read_only && !o->disks[1].active && !o->disks[1].bootable);
     }
