@@ -17,6 +17,106 @@ int reply_action(struct api_call *c);
 const struct node *body_required(struct api_call *c, const char *elem);
 /* query parameter NAME as true/false (400 otherwise), DFLT when absent */
 int query_bool(struct api_call *c, const char *name, bool dflt, bool *out);
+/* query parameter max: 0 (no limit) when absent or -1; 400 when not a number */
+int query_max(struct api_call *c, int *out);
+/* the text at PATH below n, a required field of element ELEM (400 naming it otherwise) */
+int need_text(const struct node *n, const char *path, const char *elem, const char **out);
+/* a reference given by id attribute or by <name> child, among what the user
+ * sees (404 otherwise; 400 when it gives neither); WHAT names it in messages */
+struct cluster *resolve_cluster(struct api_call *c, const struct node *ref, const char *what);
+struct template *resolve_template(struct api_call *c, const struct node *ref, const char *what);
+struct storage_domain *resolve_storage_domain(struct api_call *c, const struct node *ref, const char *what);
+struct host *resolve_host(struct api_call *c, const struct node *ref, const char *what);
+struct vm *resolve_vm(struct api_call *c, const struct node *ref, const char *what);
+/* a job, a transfer: the caller's own, or any for a system administrator */
+bool api_owned(struct api_call *c, const char *user_id);
+
+/* res_root.c: the API root and the simple collections (data centers, clusters, templates, hosts, storage domains, disks, jobs): lists filtered by what the user sees, gets */
+int api_root(struct api_call *c);
+int list_datacenter(struct api_call *c);
+int get_datacenter(struct api_call *c);
+int list_cluster(struct api_call *c);
+int get_cluster(struct api_call *c);
+int list_template(struct api_call *c);
+int get_template(struct api_call *c);
+int list_host(struct api_call *c);
+int get_host(struct api_call *c);
+int list_storage_domain(struct api_call *c);
+int get_storage_domain(struct api_call *c);
+int list_disk(struct api_call *c);
+int get_disk(struct api_call *c);
+int list_job(struct api_call *c);
+int get_job(struct api_call *c);
+
+/* res_host.c: host actions (maintenance on/off) */
+int host_deactivate(struct api_call *c);
+int host_activate(struct api_call *c);
+
+/* res_storage.c: adding and removing storage domains */
+int add_storage_domain(struct api_call *c);
+int remove_storage_domain(struct api_call *c);
+
+/* res_vm.c: VMs: list (with search), get, add, update, remove, start/stop/shutdown, migrate */
+int list_vms(struct api_call *c);
+int get_vm(struct api_call *c);
+int add_vm(struct api_call *c);
+int update_vm(struct api_call *c);
+int remove_vm(struct api_call *c);
+int vm_start(struct api_call *c);
+int vm_stop(struct api_call *c);
+int vm_shutdown(struct api_call *c);
+int vm_migrate(struct api_call *c);
+
+/* res_snapshot.c: VM snapshots and disk snapshots (the volumes of a disk) */
+int list_snapshots(struct api_call *c);
+int get_snapshot(struct api_call *c);
+int add_snapshot(struct api_call *c);
+int remove_snapshot(struct api_call *c);
+int restore_snapshot(struct api_call *c);
+int list_snapshot_disks(struct api_call *c);
+int list_disk_disksnapshots(struct api_call *c);
+int list_sd_disksnapshots(struct api_call *c);
+int get_disk_snapshot(struct api_call *c);
+
+/* res_disk.c: disks: add, update, move, remove */
+int add_disk(struct api_call *c);
+int update_disk(struct api_call *c);
+int move_disk(struct api_call *c);
+int remove_disk(struct api_call *c);
+/* fills d from a <disk> element (400 for a missing or bad field); *sd is the resolved domain */
+int disk_from_node(struct api_call *c, const struct node *b, struct disk *d, struct storage_domain **sd);
+
+/* res_attachment.c: disk attachments (v4 /vms/{}/diskattachments) and oVirt 3's /vms/{}/disks */
+int list_attachments(struct api_call *c);
+int get_attachment(struct api_call *c);
+int add_attachment(struct api_call *c);
+int update_attachment(struct api_call *c);
+int remove_attachment(struct api_call *c);
+int v3_list_vm_disks(struct api_call *c);
+int v3_get_vm_disk(struct api_call *c);
+int v3_add_vm_disk(struct api_call *c);
+int v3_remove_vm_disk(struct api_call *c);
+
+/* res_event.c: events: list, get, and those a backup application adds */
+int list_events(struct api_call *c);
+int get_event(struct api_call *c);
+int add_event(struct api_call *c);
+
+/* res_transfer.c: image transfers (cmd/transfer.c; the data path is http/imageio.c) */
+int add_image_transfer(struct api_call *c);
+int list_image_transfers(struct api_call *c);
+int get_image_transfer(struct api_call *c);
+int image_transfer_finalize(struct api_call *c);
+int image_transfer_cancel(struct api_call *c);
+
+/* res_ova.c: OVA export of a VM and external VM import from an OVA (cmd/export.c) */
+int vm_export_ova(struct api_call *c);
+int add_external_vm_import(struct api_call *c);
+
+/* res_template.c: templates: add from a VM, remove, their disk attachments */
+int add_template(struct api_call *c);
+int remove_template(struct api_call *c);
+int list_template_attachments(struct api_call *c);
 
 /* res_backup.c: VM backups and checkpoints */
 int list_backups(struct api_call *c);
