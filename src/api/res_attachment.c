@@ -185,19 +185,6 @@ int v3_remove_vm_disk(struct api_call *c)
   bool detach = false;
   const struct node *b = c->req->body;
   if (b && node_get_bool(b, "detach", &detach) < 0) return -1;
-  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
-  if (!vm) return -1;
-  AUTOPTR(attachment) a = attachment_get(c->st, c->p[0], c->p[1]);
-  if (!a) return -1;
-  if (detach || a->snapshot_id) {
-    if (cmd_detach(c->eng, c->req->user, c->p[0], c->p[1], true) < 0) return -1;
-    return reply(c, 200, NULL);
-  }
-  const char *params[] = {c->p[1]};
-  AUTOLIST(attachment) all = attachment_list(c->st, "disk_id = ? AND snapshot_id IS NULL", params, 1, NULL, 0);
-  if (!all) return -1;
-  for (size_t i = 0; all[i]; i++)
-    if (cmd_detach(c->eng, c->req->user, all[i]->vm_id, c->p[1], true) < 0) return -1;
-  if (cmd_disk_remove(c->eng, c->req->user, c->p[1]) < 0) return -1;
+  if (cmd_vm_disk_remove_v3(c->eng, c->req->user, c->p[0], c->p[1], detach) < 0) return -1;
   return reply(c, 200, NULL);
 }

@@ -146,19 +146,5 @@ int vm_shutdown(struct api_call *c)
 
 int vm_migrate(struct api_call *c)
 {
-  AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
-  if (!vm) return -1;
-  /* the snapshot rule comes before any other, as in oVirt */
-  const char *params[] = {vm->id};
-  AUTOLIST(attachment) pinned = attachment_list(c->st, "vm_id = ? AND plugged = 1 AND snapshot_id IS NOT NULL",
-                                                params, 1, NULL, 1);
-  if (!pinned) return -1;
-  if (pinned[0])
-    return error(ERR_CONFLICT, "cannot migrate VM '%s': snapshot '%s' of disk '%s' is plugged into "
-                 "it; detach it first", vm->name, pinned[0]->snapshot_id, pinned[0]->disk_id);
-  if (backup_check_vm(c->st, vm->id, "migrate VM", vm->name) < 0) return -1;
-  if (vm->status == VM_DOWN)
-    return error(ERR_CONFLICT, "cannot migrate VM '%s': it is not running", vm->name);
-  return error(ERR_CONFLICT, "cannot migrate VM '%s': there is no other host in cluster to migrate to",
-               vm->name);
+  return cmd_vm_migrate(c->eng, c->req->user, c->p[0]);
 }

@@ -457,3 +457,21 @@ int cmd_detach(struct engine *eng, const struct user *u, const char *vm_id, cons
   attach_args_clear(&a);
   return rc;
 }
+
+/* ---- oVirt 3: DELETE /vms/{vm}/disks/{disk} ---- */
+
+int cmd_vm_disk_remove_v3(struct engine *eng, const struct user *u, const char *vm_id, const char *disk_id,
+                          bool detach_only)
+{
+  AUTOPTR(vm) vm = vm_get(eng->st, vm_id);
+  if (!vm) return -1;
+  AUTOPTR(attachment) a = attachment_get(eng->st, vm_id, disk_id);
+  if (!a) return -1;
+  if (detach_only || a->snapshot_id) return cmd_detach(eng, u, vm_id, disk_id, true);
+  const char *params[] = {disk_id};
+  AUTOLIST(attachment) all = attachment_list(eng->st, "disk_id = ? AND snapshot_id IS NULL", params, 1, NULL, 0);
+  if (!all) return -1;
+  for (size_t i = 0; all[i]; i++)
+    if (cmd_detach(eng, u, all[i]->vm_id, disk_id, true) < 0) return -1;
+  return cmd_disk_remove(eng, u, disk_id);
+}

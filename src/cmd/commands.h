@@ -17,6 +17,9 @@ int cmd_vm_remove(struct engine *eng, const struct user *u, const char *vm_id, b
 int cmd_vm_start(struct engine *eng, const struct user *u, const char *vm_id);
 int cmd_vm_stop(struct engine *eng, const struct user *u, const char *vm_id);
 int cmd_vm_shutdown(struct engine *eng, const struct user *u, const char *vm_id);
+/* migrate.c: refused with ERR_CONFLICT naming the rule (a plugged disk
+ * snapshot, a running backup, a VM not running, no other host) */
+int cmd_vm_migrate(struct engine *eng, const struct user *u, const char *vm_id);
 
 /* disks; in->storage_domain_id resolved by the caller */
 int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id);
@@ -42,6 +45,11 @@ int cmd_attach_update(struct engine *eng, const struct user *u, const char *vm_i
                       const char *disk_id, const struct attach_update *upd);
 int cmd_detach(struct engine *eng, const struct user *u, const char *vm_id,
                const char *disk_id, bool detach_only);
+/* oVirt 3's DELETE /vms/{vm}/disks/{disk}: detach_only (or a disk snapshot of
+ * another VM) only detaches it from vm_id; otherwise the disk is detached from
+ * every VM and removed from the whole setup */
+int cmd_vm_disk_remove_v3(struct engine *eng, const struct user *u, const char *vm_id, const char *disk_id,
+                          bool detach_only);
 
 /* storage domains: a data domain on a local directory */
 int cmd_sd_add(struct engine *eng, const struct user *u, const char *name, const char *path,
