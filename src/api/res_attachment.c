@@ -1,4 +1,5 @@
-/* res_attachment.c: disk attachments (v4 /vms/{}/diskattachments) and oVirt 3's /vms/{}/disks. Its routes are in ROUTES (routes.c). */
+/* res_attachment.c: disk attachments (v4 /vms/{}/diskattachments) and oVirt
+ * 3's /vms/{}/disks. Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

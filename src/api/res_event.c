@@ -1,4 +1,5 @@
-/* res_event.c: events: list, get, and those a backup application adds. Its routes are in ROUTES (routes.c). */
+/* res_event.c: events: list, get, and those a backup application adds. Its
+ * routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

@@ -1,4 +1,5 @@
-/* res_ova.c: OVA export of a VM and external VM import from an OVA (cmd/export.c). Its routes are in ROUTES (routes.c). */
+/* res_ova.c: OVA export of a VM and external VM import from an OVA
+ * (cmd/ova/export.c, cmd/ova/import.c). Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

@@ -1,4 +1,5 @@
-/* res_snapshot.c: VM snapshots and disk snapshots (the volumes of a disk). Its routes are in ROUTES (routes.c). */
+/* res_snapshot.c: VM snapshots and disk snapshots (the volumes of a disk). Its
+ * routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

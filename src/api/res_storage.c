@@ -1,4 +1,5 @@
-/* res_storage.c: adding and removing storage domains. Its routes are in ROUTES (routes.c). */
+/* res_storage.c: adding and removing storage domains. Its routes are in ROUTES
+ * (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

@@ -1,4 +1,5 @@
-/* res_template.c: templates: add from a VM, remove, their disk attachments. Its routes are in ROUTES (routes.c). */
+/* res_template.c: templates: add from a VM, remove, their disk attachments.
+ * Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

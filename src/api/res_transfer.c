@@ -1,4 +1,5 @@
-/* res_transfer.c: image transfers (cmd/transfer.c; the data path is http/imageio.c). Its routes are in ROUTES (routes.c). */
+/* res_transfer.c: image transfers (cmd/transfer/transfer.c; the data path is
+ * http/imageio.c). Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

@@ -1,4 +1,5 @@
-/* res_vm.c: VMs: list (with search), get, add, update, remove, start/stop/shutdown, migrate. Its routes are in ROUTES (routes.c). */
+/* res_vm.c: VMs: list (with search), get, add, update, remove,
+ * start/stop/shutdown, migrate. Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "api/search.h"
 #include "cmd/commands.h"

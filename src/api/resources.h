@@ -102,14 +102,14 @@ int list_events(struct api_call *c);
 int get_event(struct api_call *c);
 int add_event(struct api_call *c);
 
-/* res_transfer.c: image transfers (cmd/transfer.c; the data path is http/imageio.c) */
+/* res_transfer.c: image transfers (cmd/transfer/transfer.c; the data path is http/imageio.c) */
 int add_image_transfer(struct api_call *c);
 int list_image_transfers(struct api_call *c);
 int get_image_transfer(struct api_call *c);
 int image_transfer_finalize(struct api_call *c);
 int image_transfer_cancel(struct api_call *c);
 
-/* res_ova.c: OVA export of a VM and external VM import from an OVA (cmd/export.c) */
+/* res_ova.c: OVA export of a VM and external VM import from an OVA (cmd/ova/export.c, cmd/ova/import.c) */
 int vm_export_ova(struct api_call *c);
 int add_external_vm_import(struct api_call *c);
 
