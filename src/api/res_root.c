@@ -1,5 +1,6 @@
-/* res_root.c: the API root and the simple collections (data centers, clusters, templates,
- * hosts, storage domains, disks, jobs): lists filtered by what the user sees, gets. Its routes are in ROUTES (routes.c). */
+/* res_root.c: the API root and the simple collections (data centers,
+ * clusters, templates, hosts, storage domains, disks, jobs): lists filtered by
+ * what the user sees, gets. Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "api/search.h"
 #include "cmd/commands.h"
