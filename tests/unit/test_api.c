@@ -253,6 +253,20 @@ int main(void)
   free(x);
   x = NULL;
 
+  /* rules that live in commands behind thin handlers: migrating a down VM is
+   * refused; oVirt 3's DELETE /vms/{}/disks/{} without <detach> removes the disk */
+  AUTOFREE char *mig = xasprintf("/vms/%s/migrate", vm_id);
+  CHECK(call("POST", mig, "<action/>", NULL, &x) == 409);
+  CHECK(x && strstr(x, "not running"));
+  free(x);
+  x = NULL;
+  AUTOFREE char *v3del = xasprintf("/vms/%s/disks/%s", vm_id, disk_id);
+  CHECK(call("DELETE", v3del, NULL, NULL, &x) == 200);
+  free(x);
+  x = NULL;
+  CHECK(count_of(att_path, "disk_attachment") == 0);
+  CHECK(count_of("/disks", "disk") == 0);
+
   engine_close(eng);
   const char *rm[] = {"rm", "-rf", tmpl, NULL};
   CHECK(spawn_run(rm, NULL, NULL) == 0);
