@@ -5,7 +5,7 @@ transfer_url is an HTTP(S) imageio URL (/images/TICKET) that ovirt-imageio's own
 its proxy_url fallback. ImageioClient below re-implements, with the standard library only,
 what that client does with it: OPTIONS (features, max_readers, and unix_socket, to which a
 client on the same host switches: the same HTTP API on a unix socket), extents of context
-zero (and dirty for an incremental backup's transfer), then Range GETs of the data extents.
+zero (and dirty for an incremental backup's transfer: case_backup_client), then Range GETs of the data extents.
 The checksum is ovirt-imageio's block checksum: blake2b (digest size 32) over the blake2b
 digests of 4 MiB blocks, compared with hashlib here.
 """
@@ -14,14 +14,12 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import tempfile
-import time
+import ssl
 import urllib.parse
 
 from harness import case, text, MiB, http_request
 from case_snapshots import offline_write, DISK
-from case_transfers import create_transfer, transfer_xml, action, check_closed
+from case_transfers import create_transfer, action, check_closed
 from case_backup_app import raw_image
 
 
@@ -39,10 +37,14 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class ImageioClient:
     """ovirt-imageio's HTTP backend, as far as a download goes"""
 
-    def __init__(self, env, url, use_unix=True):
+    def __init__(self, env, url, use_unix=True, cafile=None):
         self.env, self.url = env, urllib.parse.urlparse(url)
         env.require(self.url.scheme in ("http", "https"), "transfer_url %r is not HTTP(S)" % url)
-        self.con = http.client.HTTPConnection(self.url.netloc, timeout=60)
+        if self.url.scheme == "https":  # verified with the engine's CA, as the client's cafile
+            self.con = http.client.HTTPSConnection(self.url.netloc, timeout=60,
+                                                   context=ssl.create_default_context(cafile=cafile))
+        else:
+            self.con = http.client.HTTPConnection(self.url.netloc, timeout=60)
         self.con.connect()
         self.options = self._options()
         self.unix = False
@@ -167,120 +169,3 @@ def client_flow(env):
     check_closed(env, t, "finished_success", "after finalize")
     r = http_request(env.port, "GET", p + "/checksum")
     env.check(r.status == 404, "checksum after finalize: %s, not 404" % r.status)
-
-
-@case("imageio: dirty extents of a transfer that exposes a qcow2 bitmap (qemu-nbd --bitmap)")
-def dirty_extents(env):
-    disk = env.create_disk(size=DISK)
-    path = env.disk_file(disk)
-    offline_write(env, path, 0x11, 1 * MiB, 2 * MiB)  # before the bitmap: clean
-    full = raw_image(path)  # what the previous (full) backup holds
-    p = subprocess.run(["qemu-img", "bitmap", "--add", "--enable", path, "b1"],
-                       capture_output=True, text=True, timeout=60)
-    env.require(p.returncode == 0, "qemu-img bitmap --add: " + p.stderr)
-    offline_write(env, path, 0x22, 5 * MiB, 1 * MiB)  # after it: dirty
-    offline_write(env, path, 0x33, 9 * MiB, 64 * 1024)
-    p = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -z %d %d" % (12 * MiB, MiB), path],
-                       capture_output=True, text=True, timeout=60)
-    env.require(p.returncode == 0, "qemu-io write -z: " + p.stdout + p.stderr)
-    image = raw_image(path)
-    vol = os.path.basename(path)
-    body = transfer_xml("download", disk_id=disk, volume_id=vol).replace(
-        "</image_transfer>", "<test_bitmap>b1</test_bitmap></image_transfer>")
-    r = env.api("POST", "/imagetransfers", body)
-    t = env.expect(r, 201, "POST /imagetransfers with a bitmap")
-    env.check(text(t, "phase") == "transferring", "phase %r" % text(t, "phase"))
-    c = ImageioClient(env, text(t, "transfer_url"))
-    status, ext = c.extents("dirty")
-    env.require(status == 200, "dirty extents: %s %r" % (status, ext))
-    env.check(all(set(e) == {"start", "length", "dirty", "zero"} for e in ext), "dirty extent keys: %r" % ext[:2])
-    env.check(ext[0]["start"] == 0 and sum(e["length"] for e in ext) == DISK, "dirty extents do not cover the disk: %r" % ext)
-    dirty = [(e["start"], e["length"], e["zero"]) for e in ext if e["dirty"]]
-    env.check(dirty == [(5 * MiB, MiB, False), (9 * MiB, 64 * 1024, False), (12 * MiB, MiB, True)],
-              "dirty extents %r, expected 5M+1M, 9M+64K and a zero 12M+1M" % dirty)
-    # an incremental download: only the dirty data, onto the previous full image
-    restored = bytearray(full)
-    for s, n, zero in dirty:
-        restored[s:s + n] = bytes(n) if zero else c.read(s, n)
-    env.check(bytes(restored) == image, "incremental download by dirty extents differs from the disk")
-    got, _ = c.download("zero")
-    env.check(got == image, "full download of the bitmap transfer differs from the disk")
-    c.close()
-    env.check(env.api("GET", "/disks/" + disk).status == 200, "the disk is gone")
-    action(env, t.get("id"), "finalize")
-    check_closed(env, t, "finished_success", "after finalize")
-    p = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True, timeout=60)
-    bitmaps = json.loads(p.stdout).get("format-specific", {}).get("data", {}).get("bitmaps", [])
-    env.check([b["name"] for b in bitmaps] == ["b1"], "the transfer changed the bitmaps: %r" % bitmaps)
-
-
-@case("imageio: a transfer on an NBD server that runs already (a pull backup's): export name, dirty context, left running")
-def external_server(env):
-    disk = env.create_disk(size=DISK)
-    path = env.disk_file(disk)
-    offline_write(env, path, 0x11, 0, 2 * MiB)
-    full = raw_image(path)
-    p = subprocess.run(["qemu-img", "bitmap", "--add", "--enable", path, "b1"],
-                       capture_output=True, text=True, timeout=60)
-    env.require(p.returncode == 0, "qemu-img bitmap --add: " + p.stderr)
-    offline_write(env, path, 0x22, 6 * MiB, 2 * MiB)
-    image = raw_image(path)
-    tmp = tempfile.mkdtemp(prefix="snapback-e2e-")
-    sock = os.path.join(tmp, "backup.sock")
-    server = subprocess.Popen(["qemu-nbd", "--socket=" + sock, "--export-name=vda", "--bitmap=b1", "--read-only",
-                               "--format=qcow2", "--shared=8", "--persistent", path],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while not os.path.exists(sock) and time.monotonic() < deadline and server.poll() is None:
-            time.sleep(0.05)
-        env.require(os.path.exists(sock), "qemu-nbd did not serve " + sock)
-        body = ('<image_transfer><direction>download</direction><format>raw</format><disk id="%s"/>'
-                "<test_nbd_socket>%s</test_nbd_socket><test_export_name>vda</test_export_name>"
-                "<test_dirty_context>qemu:dirty-bitmap:b1</test_dirty_context></image_transfer>" % (disk, sock))
-        t = env.expect(env.api("POST", "/imagetransfers", body), 201, "POST /imagetransfers on an NBD server")
-        env.check(text(t, "nbd_url") == "nbd+unix:///vda?socket=" + sock, "nbd_url %r" % text(t, "nbd_url"))
-        c = ImageioClient(env, text(t, "transfer_url"))
-        status, ext = c.extents("dirty")
-        env.require(status == 200, "dirty extents: %s %r" % (status, ext))
-        dirty = [(e["start"], e["length"]) for e in ext if e["dirty"]]
-        env.check(dirty == [(6 * MiB, 2 * MiB)], "dirty extents %r, expected 6M+2M" % dirty)
-        restored = bytearray(full)
-        for s, n in dirty:
-            restored[s:s + n] = c.read(s, n)
-        env.check(bytes(restored) == image, "incremental download by dirty extents differs from the disk")
-        got, _ = c.download("zero")
-        env.check(got == image, "full download from the NBD server differs from the disk")
-        c.close()
-        action(env, t.get("id"), "finalize")
-        r = env.api("GET", "/imagetransfers/" + t.get("id"))
-        env.check(text(r.body, "phase") == "finished_success", "phase after finalize: %r" % text(r.body, "phase"))
-        env.check(server.poll() is None and os.path.exists(sock),
-                  "finalizing the transfer stopped the NBD server it did not start, or removed its socket")
-        # without the dirty context of the bitmap: no dirty extents
-        body = body.replace("<test_dirty_context>qemu:dirty-bitmap:b1</test_dirty_context>", "")
-        t = env.expect(env.api("POST", "/imagetransfers", body), 201, "POST /imagetransfers without a dirty context")
-        c = ImageioClient(env, text(t, "transfer_url"))
-        status, _ = c.extents("dirty")
-        env.check(status == 404, "dirty extents without a dirty context: %s, not 404" % status)
-        c.close()
-        action(env, t.get("id"), "cancel")
-        env.check(server.poll() is None, "cancelling the transfer stopped the NBD server it did not start")
-        # the server goes away (its owner stops it): the transfer fails, with the reason
-        t = env.expect(env.api("POST", "/imagetransfers", body), 201, "POST /imagetransfers, third")
-        server.terminate()
-        server.wait(20)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            cur = env.api("GET", "/imagetransfers/" + t.get("id")).body
-            if text(cur, "phase") != "transferring":
-                break
-            time.sleep(0.3)
-        env.check(text(cur, "phase") == "finished_failure",
-                  "the NBD server went away: phase %r, not finished_failure" % text(cur, "phase"))
-    finally:
-        server.terminate()
-        server.wait(20)
-        if os.path.exists(sock):
-            os.unlink(sock)
-        os.rmdir(tmp)
