@@ -38,18 +38,6 @@ int add_image_transfer(struct api_call *c)
   if (!spec.volume_id && !spec.disk_id)
     return error(ERR_INVALID, "missing required field 'image_transfer.disk' or "
                  "'image_transfer.snapshot': give <disk id=\"...\"/> or <snapshot id=\"...\"/>");
-  /* a test hook until backups exist (SNAPBACKD_TEST_HOOKS): the sources a
-   * backup's transfer takes (transfer_source): a volume exposing one of its
-   * persistent bitmaps, or an NBD server that runs already */
-  bool hooks = getenv("SNAPBACKD_TEST_HOOKS") != NULL;
-  const char *bitmap = hooks ? node_text(b, "test_bitmap") : NULL;
-  const char *sock = hooks ? node_text(b, "test_nbd_socket") : NULL;
-  struct transfer_source src = {
-    .volume_id = sock ? NULL : spec.volume_id, .bitmap = bitmap, .socket_path = sock,
-    .export_name = sock ? node_text(b, "test_export_name") : NULL,
-    .dirty_context = sock ? node_text(b, "test_dirty_context") : NULL,
-  };
-  if (bitmap || sock) spec.source = &src;
   AUTOFREE char *id = NULL;
   if (backup_id ? cmd_backup_transfer(c->eng, c->req->user, backup_id, &spec, &id) < 0
                 : cmd_transfer_create(c->eng, c->req->user, &spec, &id) < 0)

@@ -307,8 +307,7 @@ class Daemon:
         self.port = free_port()
         self.starts += 1
         self.log_path = os.path.join(self.log_dir, "snapbackd.%d.log" % self.starts)
-        # test hooks: case_imageio's bitmap transfers until the backup API exists
-        env = dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD, SNAPBACKD_TEST_HOOKS="1")
+        env = dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD)
         # --config /dev/null: an installed /etc/snapback/snapbackd.conf must not change the test
         argv = [self.binary, "--config", "/dev/null", "--http", "--listen", "127.0.0.1:%d" % self.port,
                 "--state-dir", self.state_dir, "--domain-type", "qemu"] + self.extra_args
