@@ -789,7 +789,8 @@ static void backup_finalize_job(struct engine *eng, void *arg)
   AUTOPTR(checkpoint) cp = checkpoint_get(st, a->b->to_checkpoint_id);
   int rc = -1;
   if (cp && store_begin(st) == 0) {
-    cp->state = CHECKPOINT_CREATED;
+    /* a bitmap step that failed meanwhile (the merge) invalidated it, with an event */
+    if (cp->state == CHECKPOINT_PENDING) cp->state = CHECKPOINT_CREATED;
     AUTOPTR(backup) cur = backup_get(st, a->id);
     if (cur) {
       cur->phase = BACKUP_SUCCEEDED;
@@ -804,8 +805,9 @@ static void backup_finalize_job(struct engine *eng, void *arg)
     backup_set_phase(eng, a->user, a->id, BACKUP_FAILED, msg);
   } else {
     engine_event(eng, SEVERITY_NORMAL, EV_BACKUP_SUCCEEDED, a->user, a->vm_id,
-                 "backup %s of VM %s is succeeded; it made checkpoint %s", a->id, a->vm->name,
-                 a->b->to_checkpoint_id);
+                 "backup %s of VM %s is succeeded; it made checkpoint %s%s", a->id, a->vm->name,
+                 a->b->to_checkpoint_id, cp->state == CHECKPOINT_INVALID
+                 ? ", invalid at once (its bitmaps could not be kept; see the event before)" : "");
   }
   error_clear();
   engine_unlock(eng, locks);

@@ -95,22 +95,50 @@ failed:
   invalidate_for_error(eng, vm_id, "their bitmaps could not be carried to a new overlay");
 }
 
+/* true when bitmap NAME is in list b (n long) and was saved cleanly */
+static bool bitmap_usable(const struct volume_bitmap *b, size_t n, const char *name, bool *present)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(b[i].name, name) == 0) {
+      *present = true;
+      return !b[i].in_use && !b[i].inconsistent;
+    }
+  *present = false;
+  return false;
+}
+
+/* QEMU refuses to merge into or from a bitmap that a crash left in-use
+ * (inconsistent), and such a bitmap must not stop the others. When either
+ * side of checkpoint C is unusable, the base must not end up with a usable
+ * C that lacks the top's changes: a usable base copy is removed, an
+ * unusable one is left, so a backup from C sees it and falls back to full
+ * (backup.c: bitmap_layers) with an event saying why. */
 void checkpoint_bitmaps_merge(struct engine *eng, const char *vm_id, const char *top_path,
                               const char *base_path)
 {
-  struct volume_bitmap *b = NULL;
-  size_t n = 0;
-  if (volume_bitmaps(top_path, &b, &n) < 0) goto failed;
+  struct volume_bitmap *b = NULL, *under = NULL;
+  size_t n = 0, nu = 0;
+  if (volume_bitmaps(top_path, &b, &n) < 0 || volume_bitmaps(base_path, &under, &nu) < 0) goto failed;
   for (size_t i = 0; i < n; i++) {
     if (!is_live_checkpoint(eng->st, vm_id, b[i].name)) continue;
+    bool in_base = false;
+    bool base_ok = bitmap_usable(under, nu, b[i].name, &in_base);
+    if (b[i].in_use || b[i].inconsistent || (in_base && !base_ok)) {
+      if (base_ok && volume_bitmap_remove(base_path, b[i].name) < 0) goto failed;
+      log_warn("bitmap '%s' of '%s' or '%s' was not saved cleanly: not merged; a backup from that "
+               "checkpoint is full", b[i].name, top_path, base_path);
+      continue;
+    }
     if (volume_bitmap_add(base_path, b[i].name) < 0 ||
         volume_bitmap_merge(base_path, b[i].name, top_path, b[i].name) < 0)
       goto failed;
   }
   volume_bitmaps_free(b, n);
+  volume_bitmaps_free(under, nu);
   return;
 failed:
   volume_bitmaps_free(b, n);
+  volume_bitmaps_free(under, nu);
   invalidate_for_error(eng, vm_id, "their bitmaps could not be merged with a snapshot");
 }
 
