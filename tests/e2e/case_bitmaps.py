@@ -1,0 +1,120 @@
+"""16. Bitmaps that go wrong, and bitmaps across things that happen to a VM: a bitmap left
+in-use by a process killed while it had the volume open (qemu-io, or the guest's QEMU), OVA
+export and import, a restart of libvirtd, and the engine killed while a backup starts.
+
+Whatever happens, a backup never fails for a bitmap and never reads short: the disk falls
+back to a full backup (backup_mode=full) with an event naming the VM, the backup and the
+reason, and the next incremental backup works again from the checkpoint that one made."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+import harness
+from harness import case, text, MiB, fail, domstate
+from case_snapshots import Layout, live_write, offline_write, last_events, regular_snaps
+from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, checkpoints, kill_restart,
+                              post_backup)
+
+
+def bitmaps_of(path):
+    p = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        fail("qemu-img info %s: %s" % (path, p.stderr.strip()))
+    data = json.loads(p.stdout).get("format-specific", {}).get("data", {})
+    return {b["name"]: b.get("flags", []) for b in data.get("bitmaps", [])}
+
+
+def fallback_event(env, name, reason, n=15):
+    """the event of a disk that fell back to full naming VM name and the reason"""
+    return [e for e in last_events(env, n)
+            if e and "in full instead of incrementally" in e and name in e and reason in e]
+
+
+def check_fallback(env, vm_id, name, d, lay, img, cp, what):
+    """a backup from cp falls back to full, says why in an event, reads right; returns
+    (image, new checkpoint)"""
+    img, cp2, _ = one_backup(env, vm_id, d, lay, img, cp, "full", what)
+    evs = fallback_event(env, name, "not saved cleanly")
+    env.check(evs, "%s: no event names VM %s and says the bitmap was not saved cleanly: %r"
+              % (what, name, last_events(env, 8)))
+    env.check(any(cp in e for e in evs), "%s: the fall back event does not name checkpoint %s: %r" % (what, cp, evs))
+    cps = dict((c[0], c[2]) for c in checkpoints(env, vm_id))
+    env.check(cps.get(cp2) == "created", "%s: the fall back made no new checkpoint: %r" % (what, cps))
+    return img, cp2
+
+
+@case("bitmaps: an inconsistent bitmap (qemu-io killed with the volume open) makes the disk fall back to full, with an event")
+def inconsistent(env):
+    vm_id, name, d = inc_vm(env, run=False)
+    lay = Layout()
+    offline_write(env, env.disk_file(d), 0x51, 0)
+    lay.write(0x51, 0)
+    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup (down)")
+    path = env.disk_file(d)
+    # a writer that dies with the volume open leaves the bitmap in-use on disk
+    p = subprocess.Popen(["qemu-io", "-f", "qcow2", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    p.stdin.write(b"write -P 0x52 %d %d\n" % (3 * MiB, 64 * 1024))
+    p.stdin.flush()
+    line = p.stdout.readline()
+    env.require(b"wrote" in line, "qemu-io: %r" % line)
+    p.send_signal(signal.SIGKILL)
+    p.wait(10)
+    p.stdin.close()
+    p.stdout.close()
+    lay.write(0x52, 3 * MiB, 64 * 1024)
+    flags = bitmaps_of(path).get(cp1)
+    env.require(flags is not None and "in-use" in flags, "bitmap %s after the kill: flags %r" % (cp1, flags))
+    img, cp2 = check_fallback(env, vm_id, name, d, lay, img, cp1, "backup from the inconsistent bitmap")
+    offline_write(env, env.disk_file(d), 0x53, 8 * MiB, 64 * 1024)
+    lay.write(0x53, 8 * MiB, 64 * 1024)
+    one_backup(env, vm_id, d, lay, img, cp2, "incremental", "incremental after the fall back")
+
+
+def qemu_pid(name):
+    with open("/run/libvirt/qemu/%s.pid" % name) as f:
+        return int(f.read().strip())
+
+
+@case("bitmaps: the guest's QEMU killed with -9: bitmaps left in-use or never saved fall back to full with events; the chain goes on")
+def in_use(env):
+    vm_id, name, d = inc_vm(env, run=False)
+    lay = Layout()
+    offline_write(env, env.disk_file(d), 0x61, 0)
+    lay.write(0x61, 0)
+    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup (down)")  # bitmap cp1 on disk
+    env.start_vm(vm_id, name)  # QEMU opens it: in-use on disk until QEMU saves it
+    live_write(env, name, d, 0x62, 4 * MiB, 64 * 1024)
+    lay.write(0x62, 4 * MiB, 64 * 1024)
+    img, cp2, _ = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "incremental (running)")
+    live_write(env, name, d, 0x63, 6 * MiB, 64 * 1024)  # cp2 lives in QEMU only
+    lay.write(0x63, 6 * MiB, 64 * 1024)
+    os.kill(qemu_pid(name), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while env.vm_status(vm_id) != "down" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    env.require(env.vm_status(vm_id) == "down", "the VM is %r after its QEMU was killed" % env.vm_status(vm_id))
+    on_disk = bitmaps_of(env.disk_file(d))
+    env.require("in-use" in on_disk.get(cp1, []) and cp2 not in on_disk,
+                "bitmaps after the kill: %r (%s in-use, %s never saved)" % (on_disk, cp1, cp2))
+    # down: each falls back to full, saying why
+    img, _, _ = one_backup(env, vm_id, d, lay, img, cp2, "full", "backup from the never saved bitmap")
+    env.check(fallback_event(env, name, "is missing"), "no event names VM %s and the missing bitmap %s: %r"
+              % (name, cp2, last_events(env, 8)))
+    img, cp4 = check_fallback(env, vm_id, name, d, lay, img, cp1, "backup from the bitmap left in-use")
+    # running again: the chain goes on from the checkpoint the fall back made
+    env.start_vm(vm_id, name)
+    live_write(env, name, d, 0x64, 9 * MiB, 64 * 1024)
+    lay.write(0x64, 9 * MiB, 64 * 1024)
+    img, cp5, _ = one_backup(env, vm_id, d, lay, img, cp4, "incremental", "incremental after the restart")
+    # the crashed checkpoint again, live and with use_active: still full, never failed
+    img, _, _ = one_backup(env, vm_id, d, lay, img, cp1, "full", "backup from the crashed checkpoint (running)")
+    img, cp7, _ = one_backup(env, vm_id, d, lay, img, cp1, "full", "use_active from the crashed checkpoint",
+                             "?use_active=true")
+    live_write(env, name, d, 0x65, 11 * MiB, 64 * 1024)
+    lay.write(0x65, 11 * MiB, 64 * 1024)
+    one_backup(env, vm_id, d, lay, img, cp7, "incremental", "incremental after all that")
