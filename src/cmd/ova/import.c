@@ -325,7 +325,8 @@ done:;
     for (size_t i = 0; i < made; i++) remove_file_and_dir(a->disks[i].path);
   if (ok)
     engine_event(eng, SEVERITY_NORMAL, EV_VM_IMPORTED, a->user, a->vm_id,
-                 "VM %s was imported from OVA '%s' with %zu disk(s)", a->name, a->path, a->ndisks);
+                 "VM %s was imported from OVA '%s' with %zu disk(s); it has no checkpoints (an OVA "
+                 "carries no bitmaps): the first backup of its disks is full", a->name, a->path, a->ndisks);
   else
     engine_event(eng, SEVERITY_ERROR, EV_VM_IMPORT_FAILED, a->user, NULL,
                  "failed to import VM %s from OVA '%s': %s; nothing was left behind", a->name, a->path,
