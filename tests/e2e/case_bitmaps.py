@@ -16,7 +16,7 @@ import harness
 from harness import case, text, MiB, fail, domstate
 from case_snapshots import Layout, live_write, offline_write, last_events, regular_snaps
 from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, checkpoints, kill_restart,
-                              post_backup)
+                              finalize, get_backup, post_backup)
 
 
 def bitmaps_of(path):
@@ -159,3 +159,38 @@ def ova(env):
     offline_write(env, env.disk_file(nd), 0x74, 10 * MiB, 64 * 1024)
     lay2.write(0x74, 10 * MiB, 64 * 1024)
     one_backup(env, new_id, nd, lay2, img2, c1, "incremental", "incremental of the imported VM")
+
+
+@case("bitmaps: kill -9 of the engine while a backup is starting: failed, no snapshot or scratch left, the chain intact")
+def killed_starting(env):
+    from case_incremental import after_crash
+    vm_id, name, d = inc_vm(env)
+    lay = Layout()
+    live_write(env, name, d, 0x81, 0)
+    lay.write(0x81, 0)
+    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
+    live_write(env, name, d, 0x82, 2 * MiB, 64 * 1024)
+    lay.write(0x82, 2 * MiB, 64 * 1024)
+    seen = None
+    for attempt in range(3):  # the starting phase lasts about a second under TCG
+        bid = start_backup(env, vm_id, [d], cp1)
+        while True:
+            seen = text(get_backup(env, vm_id, bid), "phase")
+            if seen != "initializing":
+                break
+        if seen == "starting":
+            kill_restart(env)
+            break
+        wait_phase(env, vm_id, bid, ("ready",))
+        finalize(env, vm_id, bid)
+        cp1 = checkpoints(env, vm_id)[-1][0]  # a later attempt starts from the one it made
+        img = bytes(lay.buf)
+    env.require(seen == "starting", "the backup was never seen starting in 3 attempts (last %r)" % seen)
+    after_crash(env, vm_id, name, d, bid, cp1, "kill -9 in starting")
+    b = get_backup(env, vm_id, bid)
+    env.check(text(b, "phase") == "failed", "kill -9 in starting: the backup is %r, not failed" % text(b, "phase"))
+    evs = [e for e in last_events(env, 15) if e and bid in e and name in e and "failed" in e and "starting" in e]
+    env.check(evs, "no event names backup %s of VM %s, failed while starting: %r" % (bid, name, last_events(env, 8)))
+    live_write(env, name, d, 0x83, 10 * MiB, 64 * 1024)
+    lay.write(0x83, 10 * MiB, 64 * 1024)
+    one_backup(env, vm_id, d, lay, img, cp1, "incremental", "incremental after the kill in starting")
