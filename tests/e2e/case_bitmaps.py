@@ -194,3 +194,119 @@ def killed_starting(env):
     live_write(env, name, d, 0x83, 10 * MiB, 64 * 1024)
     lay.write(0x83, 10 * MiB, 64 * 1024)
     one_backup(env, vm_id, d, lay, img, cp1, "incremental", "incremental after the kill in starting")
+
+
+class PrivateLibvirtd:
+    """a libvirtd of this test's own, so that restarting it disturbs nobody: its own mount and
+    network namespaces (tmpfs over /run and libvirt's state, a copy of /etc/libvirt without
+    domains or autostarted networks) and its socket in a directory of the test; reached as
+    qemu:///system?socket=DIR/sock/libvirt-sock"""
+
+    def __init__(self, env):
+        import shutil
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="snapback-e2e-libvirtd-")
+        etc = os.path.join(self.dir, "etc")
+        shutil.copytree("/etc/libvirt", etc, symlinks=True)
+        for pattern in ("qemu/*.xml", "qemu/autostart/*", "qemu/networks/autostart/*"):
+            for p in glob.glob(os.path.join(etc, pattern)):
+                os.unlink(p)
+        os.makedirs(os.path.join(self.dir, "sock"))
+        with open(os.path.join(etc, "libvirtd.conf"), "a") as f:
+            f.write('\nunix_sock_dir = "%s/sock"\n' % self.dir)
+        self.sock = os.path.join(self.dir, "sock", "libvirt-sock")
+        self.uri = "qemu:///system?socket=" + self.sock
+        script = ("set -e; mount --make-rprivate /; for d in /run /var/lib/libvirt /var/cache/libvirt "
+                  "/var/log/libvirt; do mount -t tmpfs tmpfs $d; done; mount --bind {d}/etc /etc/libvirt; "
+                  "mkdir -p /run/libvirt; virtlogd -d -p {d}/virtlogd.pid; echo $$ > {d}/holder.pid; "
+                  "exec sleep 86400").format(d=self.dir)
+        self.holder = subprocess.Popen(["unshare", "--mount", "--net", "--fork", "--kill-child", "sh", "-c", script],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+        self.env = env
+        self._wait(lambda: os.path.exists(self.path("holder.pid")), "the namespace")
+        self.start()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _wait(self, cond, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline or self.holder.poll() is not None:
+                fail("private libvirtd: %s did not come up: %s" % (what, self.holder.stderr.read1(4096)
+                                                                   if self.holder.poll() is not None else "timeout"))
+            time.sleep(0.1)
+
+    def _pid(self, name):
+        try:
+            with open(self.path(name)) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self):
+        with open(self.path("holder.pid")) as f:
+            holder = f.read().strip()
+        subprocess.run(["nsenter", "-t", holder, "-m", "-n", "libvirtd", "-d", "-p", self.path("libvirtd.pid")],
+                       check=True, timeout=30)
+        self._wait(lambda: subprocess.run(["virsh", "-c", self.uri, "version"], capture_output=True,
+                                          timeout=30).returncode == 0, "libvirtd")
+
+    def stop_libvirtd(self):
+        pid = self._pid("libvirtd.pid")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def close(self, names):
+        import shutil
+        for name in names:
+            subprocess.run(["virsh", "-c", self.uri, "destroy", name], capture_output=True, timeout=60)
+        self.stop_libvirtd()
+        pid = self._pid("virtlogd.pid")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        self.holder.kill()  # sleep, then the namespace goes with its tmpfs
+        self.holder.wait(10)
+        self.holder.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@case("bitmaps: a restart of libvirtd (a private one) keeps the chain: hybrid and use_active incrementals after it")
+def libvirtd_restart(env):
+    import shutil
+    lv = PrivateLibvirtd(env)
+    shared = harness.VIRSH_URI
+    try:
+        env.daemon.stop()
+        shutil.rmtree(env.state_dir)
+        os.makedirs(env.state_dir)
+        env.daemon.extra_args += ["--libvirt-uri", lv.uri]
+        env.daemon.start()
+        env._token = None
+        harness.VIRSH_URI = lv.uri  # virsh of the helpers (qemu-io writes, domstate)
+        vm_id, name, d = inc_vm(env)
+        lay = Layout()
+        live_write(env, name, d, 0x91, 0)
+        lay.write(0x91, 0)
+        img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
+        live_write(env, name, d, 0x92, 3 * MiB, 64 * 1024)
+        lay.write(0x92, 3 * MiB, 64 * 1024)
+        lv.stop_libvirtd()
+        lv.start()
+        env.check(domstate(name) == "running", "the domain is %r after libvirtd's restart" % domstate(name))
+        img, cp2, dirty = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "hybrid after libvirtd's restart")
+        env.check(dirty is not None and dirty <= MiB, "after libvirtd's restart: %r dirty bytes" % dirty)
+        live_write(env, name, d, 0x93, 6 * MiB, 64 * 1024)
+        lay.write(0x93, 6 * MiB, 64 * 1024)
+        lv.stop_libvirtd()
+        lv.start()
+        one_backup(env, vm_id, d, lay, img, cp2, "incremental", "use_active after libvirtd's restart",
+                   "?use_active=true")
+    finally:
+        env.daemon.stop()
+        harness.VIRSH_URI = shared
+        lv.close(sorted(env.vm_names))
