@@ -27,7 +27,6 @@ from case_snapshots import Layout, live_write, offline_write, last_events, regul
 from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, modes, finalize,
                               checkpoints, get_backup, read_disk)
 from case_imageio import ImageioClient
-from case_backup_app import raw_image
 
 
 # ---------------------------------------------------------------------------- the SDK's side
@@ -183,13 +182,13 @@ def sdk_flow(env):
             for phase in ("ready", "finalizing", "succeeded"):
                 env.check([e for e in evs if e and bid in e and name in e and phase in e],
                           "step %d: no event names VM %s, backup %s and '%s': %r" % (step, name, bid, phase, evs[:8]))
+        snaps = sdk.expect("GET", "/vms/%s/snapshots" % vm_id, None, (200,), "GET snapshots")
+        left = [x.get("id") for x in snaps.findall("snapshot") if text(x, "snapshot_type") != "active"]
+        env.check(not left, "the backups left snapshots: %r" % left)
+        env.check(not harness.qemu_nbd_pids(env.state_dir), "the backups left an NBD export (qemu-nbd)")
     finally:
         proc.terminate()
         proc.wait(20)
-    env.daemon.start()
-    env._token = None
-    env.check(not regular_snaps(env, vm_id), "the backups left snapshots: %r" % regular_snaps(env, vm_id))
-    env.check(len(env.disk_files(d)) == 1, "the backups left volumes: %r" % env.disk_files(d))
 
 
 @case("incremental backup: extents?context=dirty of a real incremental backup's transfer, exact ranges, zero writes")
@@ -326,69 +325,12 @@ def killed_client_case(env):
     nothing_left(env, vm_id, "client killed, backup finalized")
     evs = [e for e in last_events(env, 10) if e and bid in e and name in e and "succeeded" in e]
     env.check(evs, "no event names backup %s of VM %s as succeeded: %r" % (bid, name, last_events(env, 6)))
-    # the chain goes on from the checkpoint that backup made
-    live_write(env, name, d, 0x43, 7 * MiB, 64 * 1024)
-    lay.write(0x43, 7 * MiB, 64 * 1024)
-    one_backup(env, vm_id, d, lay, got, text(b, "to_checkpoint_id"), "incremental", "incremental after the killed clients")
+    cps = checkpoints(env, vm_id)
+    env.check(len(cps) == 2 and all(c[2] == "created" for c in cps) and cps[-1][0] == text(b, "to_checkpoint_id"),
+              "the checkpoint chain after the killed clients: %r" % cps)
 
 
 def backup_transfer(env, bid, d, what, extra=""):
     r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/><direction>download'
                 '</direction><format>raw</format>%s</image_transfer>' % (d, bid, extra))
     return env.expect(r, 201, what)
-
-
-@case("incremental backup: use_active transfers on libvirt's NBD server: export, dirty context, the server outlives them, its end fails them")
-def pull_server(env):
-    from case_transfers import action
-    vm_id, name, d = inc_vm(env)
-    lay = Layout()
-    live_write(env, name, d, 0x11, 0, 2 * MiB)
-    lay.write(0x11, 0, 2 * MiB)
-    q = "?use_active=true"
-    full, cp1, _ = one_backup(env, vm_id, d, lay, what="use_active full", query=q)
-    live_write(env, name, d, 0x22, 6 * MiB, 2 * MiB)
-    lay.write(0x22, 6 * MiB, 2 * MiB)
-    bid = start_backup(env, vm_id, [d], cp1, q)
-    wait_phase(env, vm_id, bid, ("ready",))
-    sock = os.path.join(env.state_dir, "backups", bid, "nbd.sock")
-    t = backup_transfer(env, bid, d, "a transfer of the use_active backup")
-    env.check(text(t, "nbd_url") == "nbd+unix:///%s?socket=%s" % (d, sock), "nbd_url %r" % text(t, "nbd_url"))
-    c = ImageioClient(env, text(t, "transfer_url"))
-    status, ext = c.extents("dirty")
-    env.require(status == 200, "dirty extents: %s %r" % (status, ext))
-    dirty = [(e["start"], e["length"]) for e in ext if e["dirty"]]
-    env.check(dirty == [(6 * MiB, 2 * MiB)], "dirty extents %r, expected 6M+2M" % dirty)
-    restored = bytearray(full)
-    for s, n in dirty:
-        restored[s:s + n] = c.read(s, n)
-    env.check(bytes(restored) == bytes(lay.buf), "incremental download by dirty extents differs from the disk")
-    got, _ = c.download("zero")
-    env.check(got == bytes(lay.buf), "full download from libvirt's NBD server differs from the disk")
-    c.close()
-    action(env, t.get("id"), "finalize")
-    r = env.api("GET", "/imagetransfers/" + t.get("id"))
-    env.check(text(r.body, "phase") == "finished_success", "phase after finalize: %r" % text(r.body, "phase"))
-    env.check(os.path.exists(sock), "finalizing the transfer removed the socket of libvirt's NBD server")
-    t = backup_transfer(env, bid, d, "a second transfer of the use_active backup")
-    action(env, t.get("id"), "cancel")
-    t = backup_transfer(env, bid, d, "a third transfer of the use_active backup")
-    c = ImageioClient(env, text(t, "transfer_url"))
-    env.check(c.read(6 * MiB, 4096) == bytes([0x22]) * 4096, "after a finalize and a cancel, the server does not serve")
-    c.close()
-    # the server goes away (libvirt's job is aborted): the transfer fails, with the reason
-    p = harness.virsh("domjobabort", name)
-    env.require(p.returncode == 0, "virsh domjobabort: %s" % p.stderr)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        cur = env.api("GET", "/imagetransfers/" + t.get("id")).body
-        if text(cur, "phase") != "transferring":
-            break
-        time.sleep(0.3)
-    env.check(text(cur, "phase") == "finished_failure",
-              "libvirt's NBD server went away: phase %r, not finished_failure" % text(cur, "phase"))
-    r = env.api("POST", "/vms/%s/backups/%s/finalize" % (vm_id, bid), "<action/>")
-    env.expect(r, 200, "finalize the backup whose job was aborted")
-    b = wait_phase(env, vm_id, bid, ("succeeded", "failed"))
-    env.check(text(b, "phase") in ("succeeded", "failed"), "the aborted backup is %r" % text(b, "phase"))
-    env.check(not glob.glob(os.path.join(env.state_dir, "backups", "*")), "the aborted backup left its socket dir")

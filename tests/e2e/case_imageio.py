@@ -12,7 +12,6 @@ digests of 4 MiB blocks, compared with hashlib here.
 import hashlib
 import http.client
 import json
-import os
 import socket
 import ssl
 import urllib.parse

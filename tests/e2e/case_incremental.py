@@ -290,7 +290,7 @@ def after_crash(env, vm_id, name, d, bid, cp_before, what):
     return text(b, "phase")
 
 
-@case("incremental backup: kill -9 in ready and in finalizing: backup failed, no snapshot, export or scratch left")
+@case("incremental backup: kill -9 in starting, ready and finalizing: backup failed, no snapshot, export or scratch left")
 def crash(env):
     vm_id, name, d = inc_vm(env)
     lay = Layout()
@@ -299,6 +299,24 @@ def crash(env):
     img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
     live_write(env, name, d, 0x72, 6 * MiB, 64 * 1024)
     lay.write(0x72, 6 * MiB, 64 * 1024)
+    # starting (the snapshot is being taken: about a second under TCG)
+    seen = None
+    for attempt in range(3):
+        bid = start_backup(env, vm_id, [d], cp1)
+        seen = "initializing"
+        while seen == "initializing":
+            seen = text(get_backup(env, vm_id, bid), "phase")
+        if seen == "starting":
+            kill_restart(env)
+            break
+        wait_phase(env, vm_id, bid, ("ready",))
+        finalize(env, vm_id, bid)
+        img, cp1 = bytes(lay.buf), checkpoints(env, vm_id)[-1][0]  # later attempts start from it
+    env.require(seen == "starting", "the backup was never seen starting in 3 attempts (last %r)" % seen)
+    phase = after_crash(env, vm_id, name, d, bid, cp1, "kill -9 in starting")
+    env.check(phase == "failed", "kill -9 in starting: the backup is %r, not failed" % phase)
+    evs = [e for e in last_events(env, 15) if e and bid in e and name in e and "failed" in e and "starting" in e]
+    env.check(evs, "no event names backup %s of VM %s, failed while starting: %r" % (bid, name, last_events(env, 8)))
     # ready, with a transfer open
     bid = start_backup(env, vm_id, [d], cp1)
     env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
@@ -412,6 +430,16 @@ def use_active(env):
     bid = start_backup(env, vm_id, [d], cp4, q)
     env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
                 "backup %s failed: %r" % (bid, last_events(env, 4)))
+    # transfers on libvirt's NBD server neither start nor stop it: it serves after a finalize and a cancel
+    sock = os.path.join(env.state_dir, "backups", bid, "nbd.sock")
+    for verb in ("finalize", "cancel"):
+        r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/><direction>'
+                    'download</direction><format>raw</format></image_transfer>' % (d, bid))
+        t = env.expect(r, 201, "a transfer of the use_active backup to %s" % verb)
+        env.check(text(t, "nbd_url") == "nbd+unix:///%s?socket=%s" % (d, sock), "nbd_url %r" % text(t, "nbd_url"))
+        env.expect(env.api("POST", "/imagetransfers/%s/%s" % (t.get("id"), verb), "<action/>"), 200, verb)
+        env.check(os.path.exists(sock), "a transfer's %s removed the socket of libvirt's NBD server" % verb)
+    read_disk(env, bid, d)
     kill_restart(env)
     b = wait_phase(env, vm_id, bid, ("failed",), timeout=30)
     env.check("None" in jobinfo(name), "kill -9 in ready: libvirt's backup job runs on: %s" % jobinfo(name))
