@@ -23,9 +23,9 @@ import xml.etree.ElementTree as ET
 
 import harness
 from harness import case, text, MiB, fail, API, ADMIN_USER, ADMIN_PASSWORD
-from case_snapshots import Layout, live_write, offline_write, last_events, regular_snaps, DISK
-from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, modes, finalize,
-                              checkpoints, get_backup, read_disk)
+from case_snapshots import Layout, offline_write, last_events, regular_snaps, DISK
+from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, modes, finalize, model_write,
+                              backed_up_vm, checkpoints, get_backup, read_disk)
 from case_imageio import ImageioClient
 
 
@@ -81,13 +81,17 @@ def sdk_backup(env, sdk, vm_id, disk_ids, from_cp=None):
     body = "<backup><disks>%s</disks>%s</backup>" % (
         disks, "<from_checkpoint_id>%s</from_checkpoint_id>" % from_cp if from_cp else "")
     b = sdk.expect("POST", "/vms/%s/backups" % vm_id, body, (200, 201, 202), "POST backup")
-    bid = b.get("id")
+    return sdk_wait_backup(env, sdk, vm_id, b, "ready")
+
+
+def sdk_wait_backup(env, sdk, vm_id, b, phase):
+    """GET backup b until it is in phase; get_backup() of backup_vm.py stops at failed"""
     deadline = time.monotonic() + 120
-    while text(b, "phase") != "ready":
+    while text(b, "phase") != phase:
         env.require(text(b, "phase") != "failed" and time.monotonic() < deadline,
-                    "backup %s is %r; events %r" % (bid, text(b, "phase"), sdk_events(sdk, 6)))
+                    "backup %s is %r; events %r" % (b.get("id"), text(b, "phase"), sdk_events(sdk, 6)))
         time.sleep(0.2)
-        b = sdk.expect("GET", "/vms/%s/backups/%s" % (vm_id, bid), None, (200,), "GET backup")
+        b = sdk.expect("GET", "/vms/%s/backups/%s" % (vm_id, b.get("id")), None, (200,), "GET backup")
     return b
 
 
@@ -148,16 +152,14 @@ def sdk_flow(env):
     from case_docs import start_engine
     vm_id, name, d = inc_vm(env)
     lay = Layout()
-    live_write(env, name, d, 0x31, 0)
-    lay.write(0x31, 0)
+    model_write(env, name, d, lay, 0x31, 0)
     proc, port, ca = start_engine(env)
     try:
         sdk = SdkConnection(env, port, ca)
         img, cp = None, None
         for step, (pattern, off, n) in enumerate(((None, 0, 0), (0x32, 5 * MiB, 128 * 1024))):
             if pattern:
-                live_write(env, name, d, pattern, off, n)
-                lay.write(pattern, off, n)
+                model_write(env, name, d, lay, pattern, off, n)
             b = sdk_backup(env, sdk, vm_id, [d], cp)
             bid = b.get("id")
             ds = sdk.expect("GET", "/vms/%s/backups/%s/disks" % (vm_id, bid), None, (200,), "GET backup disks")
@@ -171,12 +173,7 @@ def sdk_flow(env):
             env.check(img == bytes(lay.buf), "step %d (%s): the download differs from the disk" % (step, want))
             sdk_finalize_transfer(env, sdk, t)
             sdk.expect("POST", "/vms/%s/backups/%s/finalize" % (vm_id, bid), "<action/>", (200,), "finalize backup")
-            deadline = time.monotonic() + 120
-            while text(b, "phase") != "succeeded":
-                env.require(text(b, "phase") != "failed" and time.monotonic() < deadline,
-                            "backup %s is %r; events %r" % (bid, text(b, "phase"), sdk_events(sdk, 6)))
-                time.sleep(0.2)
-                b = sdk.expect("GET", "/vms/%s/backups/%s" % (vm_id, bid), None, (200,), "GET backup")
+            b = sdk_wait_backup(env, sdk, vm_id, b, "succeeded")
             cp = text(b, "to_checkpoint_id")
             evs = sdk_events(sdk)
             for phase in ("ready", "finalizing", "succeeded"):
@@ -290,24 +287,14 @@ def nothing_left(env, vm_id, what):
 
 @case("incremental backup: a client killed with -9 mid-transfer: the transfer times out, the backup finalizes, nothing left")
 def killed_client_case(env):
-    vm_id, name, d = inc_vm(env)
-    lay = Layout()
-    live_write(env, name, d, 0x41, 0)
-    lay.write(0x41, 0)
-    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
-    live_write(env, name, d, 0x42, 3 * MiB, 64 * 1024)
-    lay.write(0x42, 3 * MiB, 64 * 1024)
+    vm_id, name, d, lay, img, cp1 = backed_up_vm(env, 0x41)
+    model_write(env, name, d, lay, 0x42, 3 * MiB, 64 * 1024)
     bid = start_backup(env, vm_id, [d], cp1)
     wait_phase(env, vm_id, bid, ("ready",))
     # 1. the client dies; its transfer ends after its inactivity_timeout, the backup stays ready
     t = backup_transfer(env, bid, d, "a transfer with inactivity_timeout 2", "<inactivity_timeout>2</inactivity_timeout>")
     killed_client(env, text(t, "transfer_url"))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        cur = env.api("GET", "/imagetransfers/" + t.get("id")).body
-        if text(cur, "phase") != "transferring":
-            break
-        time.sleep(0.3)
+    cur = transfer_ended(env, t, 30)
     env.check(text(cur, "phase") in ("cancelled", "finished_failure"),
               "the killed client's transfer is %r 30 s after its 2 s inactivity_timeout" % text(cur, "phase"))
     env.check(text(get_backup(env, vm_id, bid), "phase") == "ready", "the transfer's timeout ended the backup")
@@ -334,3 +321,13 @@ def backup_transfer(env, bid, d, what, extra=""):
     r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/><direction>download'
                 '</direction><format>raw</format>%s</image_transfer>' % (d, bid, extra))
     return env.expect(r, 201, what)
+
+
+def transfer_ended(env, t, timeout):
+    """the transfer t once it is no longer transferring (or after timeout seconds)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        cur = env.api("GET", "/imagetransfers/" + t.get("id")).body
+        if text(cur, "phase") != "transferring" or time.monotonic() > deadline:
+            return cur
+        time.sleep(0.3)

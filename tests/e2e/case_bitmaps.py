@@ -14,9 +14,10 @@ import time
 
 import harness
 from harness import case, text, MiB, fail, domstate
-from case_snapshots import Layout, live_write, offline_write, last_events
-from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, checkpoints, finalize,
-                              post_backup, modes, read_disk)
+from case_snapshots import Layout, offline_write, last_events
+from case_backup_client import backup_transfer, transfer_ended
+from case_incremental import (one_backup, start_backup, wait_phase, checkpoints, finalize, model_write,
+                              backed_up_vm, post_backup, modes, read_disk)
 
 
 def bitmaps_of(path):
@@ -49,11 +50,7 @@ def check_fallback(env, vm_id, name, d, lay, img, cp, what):
 
 @case("bitmaps: an inconsistent bitmap (qemu-io killed with the volume open) makes the disk fall back to full, with an event")
 def inconsistent(env):
-    vm_id, name, d = inc_vm(env, run=False)
-    lay = Layout()
-    offline_write(env, env.disk_file(d), 0x51, 0)
-    lay.write(0x51, 0)
-    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup (down)")
+    vm_id, name, d, lay, img, cp1 = backed_up_vm(env, 0x51, run=False)
     path = env.disk_file(d)
     # a writer that dies with the volume open leaves the bitmap in-use on disk
     p = subprocess.Popen(["qemu-io", "-f", "qcow2", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -82,17 +79,11 @@ def qemu_pid(name):
 
 @case("bitmaps: the guest's QEMU killed with -9: bitmaps left in-use or never saved fall back to full with events; the chain goes on")
 def in_use(env):
-    vm_id, name, d = inc_vm(env, run=False)
-    lay = Layout()
-    offline_write(env, env.disk_file(d), 0x61, 0)
-    lay.write(0x61, 0)
-    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup (down)")  # bitmap cp1 on disk
+    vm_id, name, d, lay, img, cp1 = backed_up_vm(env, 0x61, run=False)  # bitmap cp1 on disk
     env.start_vm(vm_id, name)  # QEMU opens it: in-use on disk until QEMU saves it
-    live_write(env, name, d, 0x62, 4 * MiB, 64 * 1024)
-    lay.write(0x62, 4 * MiB, 64 * 1024)
+    model_write(env, name, d, lay, 0x62, 4 * MiB, 64 * 1024)
     img, cp2, _ = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "incremental (running)")
-    live_write(env, name, d, 0x63, 6 * MiB, 64 * 1024)  # cp2 lives in QEMU only
-    lay.write(0x63, 6 * MiB, 64 * 1024)
+    model_write(env, name, d, lay, 0x63, 6 * MiB, 64 * 1024)  # cp2 lives in QEMU only
     os.kill(qemu_pid(name), signal.SIGKILL)
     deadline = time.monotonic() + 30
     while env.vm_status(vm_id) != "down" and time.monotonic() < deadline:
@@ -108,8 +99,7 @@ def in_use(env):
     img, cp4 = check_fallback(env, vm_id, name, d, lay, img, cp1, "backup from the bitmap left in-use")
     # running again: the chain goes on from the checkpoint the fall back made
     env.start_vm(vm_id, name)
-    live_write(env, name, d, 0x64, 9 * MiB, 64 * 1024)
-    lay.write(0x64, 9 * MiB, 64 * 1024)
+    model_write(env, name, d, lay, 0x64, 9 * MiB, 64 * 1024)
     img, _, _ = one_backup(env, vm_id, d, lay, img, cp4, "incremental", "incremental after the restart")
     # the crashed checkpoint again, running, through libvirt (use_active): still full, never failed
     bid = start_backup(env, vm_id, [d], cp1, "?use_active=true")
@@ -119,17 +109,10 @@ def in_use(env):
     got, _ = read_disk(env, bid, d)
     env.check(got == bytes(lay.buf), "use_active from the crashed checkpoint: the backup differs from the disk")
     # libvirt's job ends under an open transfer (its NBD server goes): the transfer fails, saying so
-    r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/><direction>download'
-                '</direction><format>raw</format></image_transfer>' % (d, bid))
-    t = env.expect(r, 201, "a transfer of the use_active backup")
+    t = backup_transfer(env, bid, d, "a transfer of the use_active backup")
     p = harness.virsh("domjobabort", name)
     env.require(p.returncode == 0, "virsh domjobabort: %s" % p.stderr)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        cur = env.api("GET", "/imagetransfers/" + t.get("id")).body
-        if text(cur, "phase") != "transferring":
-            break
-        time.sleep(0.3)
+    cur = transfer_ended(env, t, 15)
     env.check(text(cur, "phase") == "finished_failure",
               "libvirt's NBD server went away: the transfer is %r, not finished_failure" % text(cur, "phase"))
     env.check([e for e in last_events(env, 6) if e and t.get("id") in e and "went away" in e],
@@ -143,21 +126,15 @@ def ova(env):
     import shutil
     import tempfile
     from case_ova import export, do_import
-    vm_id, name, d = inc_vm(env)
-    lay = Layout()
-    live_write(env, name, d, 0x71, 0)
-    lay.write(0x71, 0)
-    img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
-    live_write(env, name, d, 0x72, 5 * MiB, 64 * 1024)
-    lay.write(0x72, 5 * MiB, 64 * 1024)
+    vm_id, name, d, lay, img, cp1 = backed_up_vm(env, 0x71)
+    model_write(env, name, d, lay, 0x72, 5 * MiB, 64 * 1024)
     out = tempfile.mkdtemp(prefix="snapback-e2e-ova-")
     try:
         os.chmod(out, 0o755)
         at_export = Layout()
         at_export.buf[:] = lay.buf
         export(env, vm_id, out, "vm.ova")  # running: read from a temporary snapshot, merged after
-        live_write(env, name, d, 0x73, 7 * MiB, 64 * 1024)
-        lay.write(0x73, 7 * MiB, 64 * 1024)
+        model_write(env, name, d, lay, 0x73, 7 * MiB, 64 * 1024)
         img, _, dirty = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "incremental after the export")
         env.check(dirty is not None and dirty <= MiB, "incremental after the export: %r dirty bytes" % dirty)
         new = harness.random_name("ova")
@@ -270,20 +247,14 @@ def libvirtd_restart(env):
         env.daemon.start()
         env._token = None
         harness.VIRSH_URI = lv.uri  # virsh of the helpers (qemu-io writes, domstate)
-        vm_id, name, d = inc_vm(env)
-        lay = Layout()
-        live_write(env, name, d, 0x91, 0)
-        lay.write(0x91, 0)
-        img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup")
-        live_write(env, name, d, 0x92, 3 * MiB, 64 * 1024)
-        lay.write(0x92, 3 * MiB, 64 * 1024)
+        vm_id, name, d, lay, img, cp1 = backed_up_vm(env, 0x91)
+        model_write(env, name, d, lay, 0x92, 3 * MiB, 64 * 1024)
         lv.stop_libvirtd()
         lv.start()
         env.check(domstate(name) == "running", "the domain is %r after libvirtd's restart" % domstate(name))
         img, cp2, dirty = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "hybrid after libvirtd's restart")
         env.check(dirty is not None and dirty <= MiB, "after libvirtd's restart: %r dirty bytes" % dirty)
-        live_write(env, name, d, 0x93, 6 * MiB, 64 * 1024)
-        lay.write(0x93, 6 * MiB, 64 * 1024)
+        model_write(env, name, d, lay, 0x93, 6 * MiB, 64 * 1024)
         one_backup(env, vm_id, d, lay, img, cp2, "incremental", "use_active after libvirtd's restart",
                    "?use_active=true")
     finally:

@@ -157,6 +157,27 @@ def one_backup(env, vm_id, d, lay, base=None, cp=None, want="full", what="", que
     return img, text(b, "to_checkpoint_id"), dirty
 
 
+def model_write(env, name, d, lay, pattern, off, length=MiB):
+    """a write through the running guest's QEMU (its bitmaps see it), and into the model"""
+    live_write(env, name, d, pattern, off, length)
+    lay.write(pattern, off, length)
+
+
+def backed_up_vm(env, pattern, run=True):
+    """a VM (running, or down: its bitmap then saved in the volume) whose incremental disk
+    holds PATTERN in its first MiB, backed up in full; returns (vm_id, name, disk_id, layout,
+    image, checkpoint)"""
+    vm_id, name, d = inc_vm(env, run)
+    lay = Layout()
+    if run:
+        model_write(env, name, d, lay, pattern, 0)
+    else:
+        offline_write(env, env.disk_file(d), pattern, 0)
+        lay.write(pattern, 0)
+    img, cp, _ = one_backup(env, vm_id, d, lay, what="full backup")
+    return vm_id, name, d, lay, img, cp
+
+
 def checkpoints(env, vm_id):
     r = env.api("GET", "/vms/%s/checkpoints" % vm_id)
     b = env.expect(r, 200, "GET checkpoints")
