@@ -208,6 +208,9 @@ void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t 
 /* at start: every backup a stop interrupted ends failed, with its snapshot
  * removed, its scratch files deleted and its pending checkpoint dropped */
 void backup_recover(struct engine *eng);
+/* " (backup B of VM NAME)" when transfer t reads a backup of its VM that has not
+ * ended, so its events name both; else an empty string (caller frees) */
+char *backup_transfer_note(struct store *st, const struct image_transfer *t);
 
 enum {
   EV_BACKUP_STARTED = 10790, EV_BACKUP_READY = 10791, EV_BACKUP_FINALIZED = 10792,

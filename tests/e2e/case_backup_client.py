@@ -298,6 +298,9 @@ def killed_client_case(env):
     env.check(text(cur, "phase") in ("cancelled", "finished_failure"),
               "the killed client's transfer is %r 30 s after its 2 s inactivity_timeout" % text(cur, "phase"))
     env.check(text(get_backup(env, vm_id, bid), "phase") == "ready", "the transfer's timeout ended the backup")
+    env.check([e for e in last_events(env, 6) if e and all(x in e for x in (t.get("id"), "inactivity", bid, name))],
+              "no event names the transfer, backup %s, VM %s and its inactivity timeout: %r"
+              % (bid, name, last_events(env, 6)))
     env.check(not harness.qemu_nbd_pids(t.get("id")), "the timed out transfer's qemu-nbd still runs")
     # a new client reads the backup
     got, _ = read_disk(env, bid, d, img, cp1)

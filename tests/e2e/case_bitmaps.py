@@ -115,8 +115,9 @@ def in_use(env):
     cur = transfer_ended(env, t, 15)
     env.check(text(cur, "phase") == "finished_failure",
               "libvirt's NBD server went away: the transfer is %r, not finished_failure" % text(cur, "phase"))
-    env.check([e for e in last_events(env, 6) if e and t.get("id") in e and "went away" in e],
-              "no event says the transfer's NBD server went away: %r" % last_events(env, 6))
+    env.check([e for e in last_events(env, 6) if e and all(x in e for x in (t.get("id"), "went away", bid, name))],
+              "no event names the transfer, backup %s, VM %s and says its NBD server went away: %r"
+              % (bid, name, last_events(env, 6)))
     finalize(env, vm_id, bid)
     env.check(not glob.glob(os.path.join(env.state_dir, "backups", "*")), "the aborted backup left its socket dir")
 

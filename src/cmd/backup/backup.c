@@ -39,14 +39,35 @@
 
 #define RUNNING_PHASES "phase IN ('initializing', 'starting', 'ready', 'finalizing')"
 
-int backup_check_vm(struct store *st, const char *vm_id, const char *what, const char *name)
+/* the backup of VM vm_id that has not ended, in *out (NULL when none; caller frees) */
+static int running_backup(struct store *st, const char *vm_id, struct backup **out)
 {
   const char *params[] = {vm_id};
   AUTOLIST(backup) l = backup_list(st, "vm_id = ? AND " RUNNING_PHASES, params, 1, NULL, 1);
   if (!l) return -1;
-  if (!l[0]) return 0;
+  *out = steal_pointer(&l[0]);
+  return 0;
+}
+
+int backup_check_vm(struct store *st, const char *vm_id, const char *what, const char *name)
+{
+  AUTOPTR(backup) b = NULL;
+  if (running_backup(st, vm_id, &b) < 0) return -1;
+  if (!b) return 0;
   return error(ERR_CONFLICT, "cannot %s '%s': backup '%s' of the VM is %s; finalize it and wait "
-               "until it has ended", what, name, l[0]->id, backup_phase_to_str(l[0]->phase));
+               "until it has ended", what, name, b->id, backup_phase_to_str(b->phase));
+}
+
+char *backup_transfer_note(struct store *st, const struct image_transfer *t)
+{
+  AUTOPTR(backup) b = NULL;
+  if (!t->chosen_source || !t->vm_id || running_backup(st, t->vm_id, &b) < 0 || !b) {
+    error_clear();
+    return xstrdup("");
+  }
+  AUTOPTR(vm) vm = vm_get(st, t->vm_id);
+  error_clear();
+  return xasprintf(" (backup %s of VM %s)", b->id, vm ? vm->name : t->vm_id);
 }
 
 static char *backup_dir(struct engine *eng, const char *backup_id)

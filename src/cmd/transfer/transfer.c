@@ -663,14 +663,15 @@ static char *transfer_end_describe(struct cmd_ctx *c, bool ok)
   const char *dir = a->t && a->t->direction == TRANSFER_UPLOAD ? "upload" : "download";
   if (!ok) return xasprintf("ending image %s %s of disk %s", dir, a->id, alias);
   const char *who = c->user ? c->user->name : "the engine";
+  AUTOFREE char *of = backup_transfer_note(c->eng->st, a->t);
   switch (a->phase) {
   case TRANSFER_FINISHED_SUCCESS:
-    return xasprintf("image %s of disk %s was finalized by %s (transfer %s)", dir, alias, who, a->id);
+    return xasprintf("image %s of disk %s was finalized by %s (transfer %s)%s", dir, alias, who, a->id, of);
   case TRANSFER_CANCELLED:
-    return xasprintf("image %s of disk %s was cancelled by %s (transfer %s)%s%s", dir, alias, who,
-                     a->id, a->reason ? ": " : "", a->reason ? a->reason : "");
+    return xasprintf("image %s of disk %s was cancelled by %s (transfer %s)%s%s%s", dir, alias, who,
+                     a->id, of, a->reason ? ": " : "", a->reason ? a->reason : "");
   default:
-    return xasprintf("image %s of disk %s failed (transfer %s)%s%s", dir, alias, a->id,
+    return xasprintf("image %s of disk %s failed (transfer %s)%s%s%s", dir, alias, a->id, of,
                      a->reason ? ": " : "", a->reason ? a->reason : "");
   }
 }
