@@ -4,7 +4,6 @@
 #include "cmd/commands.h"
 #include "util/err.h"
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* <image_transfer><direction>download</direction><format>raw</format>
