@@ -147,5 +147,5 @@ int vm_shutdown(struct api_call *c)
 
 int vm_migrate(struct api_call *c)
 {
-  return cmd_vm_migrate(c->eng, c->req->user, c->p[0]);
+  return cmd_vm_migrate(c->eng, c->req->user, c->p[0], NULL);
 }

@@ -17,9 +17,11 @@ int cmd_vm_remove(struct engine *eng, const struct user *u, const char *vm_id, b
 int cmd_vm_start(struct engine *eng, const struct user *u, const char *vm_id);
 int cmd_vm_stop(struct engine *eng, const struct user *u, const char *vm_id);
 int cmd_vm_shutdown(struct engine *eng, const struct user *u, const char *vm_id);
-/* migrate.c: refused with ERR_CONFLICT naming the rule (a plugged disk
- * snapshot, a running backup, a VM not running, no other host) */
-int cmd_vm_migrate(struct engine *eng, const struct user *u, const char *vm_id);
+/* migrate.c: live migration of running VM VM_ID to HOST_ID, or with
+ * HOST_ID NULL to the up host of its cluster with the most free memory;
+ * refused with ERR_CONFLICT naming the rule (a plugged disk snapshot, a
+ * running backup, a VM not running, no other host) */
+int cmd_vm_migrate(struct engine *eng, const struct user *u, const char *vm_id, const char *host_id);
 
 /* disks; in->storage_domain_id resolved by the caller */
 int cmd_disk_add(struct engine *eng, const struct user *u, const struct disk *in, char **out_id);
@@ -59,6 +61,11 @@ int cmd_sd_remove(struct engine *eng, const struct user *u, const char *sd_id);
 /* hosts: maintenance on/off */
 int cmd_host_deactivate(struct engine *eng, const struct user *u, const char *host_id);
 int cmd_host_activate(struct engine *eng, const struct user *u, const char *host_id);
+/* hosts (host/host.c): adds H (name, address, optional libvirt_uri and
+ * cluster_id; H gets its id, URI and status); removes one no VM runs on */
+int cmd_host_add(struct engine *eng, const struct user *u, struct host *h);
+int cmd_host_remove(struct engine *eng, const struct user *u, const char *host_id);
+
 
 /* external events (backup applications) */
 int cmd_event_add(struct engine *eng, const struct user *u, struct event *ev);

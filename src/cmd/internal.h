@@ -16,11 +16,12 @@ struct engine {
   int domain_type, detach_timeout_ms;
   char *console_listen;
   struct store *st;
-  /* the one local host today; an array of these later */
-  char *host_id;
-  struct hyper *hyper;
+  char *host_id;               /* the local host (--libvirt-uri), made at first start */
+  /* host/host.c: one libvirt connection per host, opened on first use */
+  struct host_conn **conns;
+  size_t nconns;
   const struct hyper_ops *hyper_ops;
-  pthread_mutex_t hyper_mu;     /* guards (re)connecting */
+  pthread_mutex_t hyper_mu;     /* guards conns and (re)connecting */
   /* object locks held by running commands */
   pthread_mutex_t lock_mu;
   struct lock_entry *locks;
@@ -42,8 +43,7 @@ struct engine {
   int event_retention_days;     /* housekeeping.c prunes older events */
   struct housekeeping *housekeeping; /* housekeeping.c: NULL when not running */
   struct size_cache *sizes;     /* sizecache.c */
-  bool reconcile_needed;        /* atomic: the host reconnected; housekeeping reconciles */
-  bool hyper_failed;            /* under hyper_mu: the last connection attempt failed */
+  bool reconcile_needed;        /* atomic: a host reconnected; housekeeping reconciles */
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
@@ -63,6 +63,26 @@ void transfer_tickets_free(struct engine *eng);
 void transfer_tickets_hash_legacy(struct engine *eng);
 /* engine.c: store vs. libvirt, at start and after a host reconnect */
 void engine_reconcile(struct engine *eng, bool at_start);
+/* host/host.c: the callbacks every host connection reports through */
+extern const struct hyper_callbacks engine_callbacks;
+/* host/host.c: pings every host; one that stops answering becomes
+ * non_responsive (an event) and its VMs unknown, one that answers again is
+ * up and reconciled. Housekeeping calls it periodically. */
+void hosts_watch(struct engine *eng);
+/* host/host.c: closes every host connection (engine_close) */
+void hosts_close(struct engine *eng);
+/* host/host.c: the libvirt URI of host row H (its libvirt_uri, else its address) */
+const char *host_uri(const struct host *h);
+/* host/host.c: the up host of CLUSTER_ID with the most free memory, other than
+ * EXCEPT (may be NULL); its id (caller frees), or NULL with ERR_CONFLICT
+ * "there is no host up in cluster ..." (WHAT prefixes it) */
+char *host_pick(struct engine *eng, const char *cluster_id, const char *except);
+/* host/host.c: ERR_CONFLICT with the seed's message when a VM running on HOST
+ * holds a plugged disk snapshot (it cannot migrate: no maintenance) */
+int host_check_no_pinned(struct engine *eng, const struct host *host);
+/* vm/migrate.c: live-migrates every VM running on HOST_ID to other hosts of its
+ * cluster (maintenance); the first failure stops it with its error */
+int host_evacuate(struct engine *eng, const struct user *u, const char *host_id);
 
 /* housekeeping.c: the periodic thread (event pruning, size refresh) */
 void housekeeping_start(struct engine *eng);
@@ -144,6 +164,7 @@ enum {
   EV_TRANSFER_STARTED = 1031, EV_TRANSFER_SUCCEEDED = 1032, EV_TRANSFER_CANCELLED = 1033,
   EV_TRANSFER_FAILED = 1034, EV_CONSOLE_TICKET = 1138,
   EV_NIC_ADDED = 932, EV_NIC_UPDATED = 933, EV_NIC_REMOVED = 934, EV_NETWORK_ADDED = 942,
+  EV_HOST_NON_RESPONSIVE = 12, EV_HOST_ADDED = 42, EV_HOST_REMOVED = 10042, EV_VM_MIGRATED = 63,
 };
 
 /* export.c: at start, removes what a stop interrupted: partial OVA files,

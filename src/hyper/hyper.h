@@ -225,6 +225,13 @@ struct hyper_ops {
    * valid_until (seconds since the epoch); ERR_NOT_FOUND when it has none */
   int (*graphics_ticket)(struct hyper *h, const char *vm_id, const char *type, const char *password,
                          int64_t valid_until);
+  /* Live-migrates the running domain vm_id from host h to host dst (both
+   * opened by this backend) over shared storage: the disks stay where they
+   * are, only memory and device state move. The migration stream goes to
+   * dst's address in its URI, or, for a local dst (qemu:///system), to this
+   * machine's address on the route toward h. Returns when the domain runs
+   * on dst; on failure it still runs on h, with libvirt's message. */
+  int (*domain_migrate)(struct hyper *h, struct hyper *dst, const char *vm_id);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-ENUM_IMPL(vm_status, VM_STATUS_LAST, "down", "powering_up", "up", "powering_down", "paused")
+ENUM_IMPL(vm_status, VM_STATUS_LAST, "down", "powering_up", "up", "powering_down", "paused", "unknown")
 ENUM_IMPL(disk_format, DISK_FORMAT_LAST, "cow", "raw")
 ENUM_IMPL(disk_status, DISK_STATUS_LAST, "ok", "locked", "illegal")
 ENUM_IMPL(disk_iface, IFACE_LAST, "virtio", "virtio_scsi", "sata", "ide")
@@ -81,6 +81,9 @@ static const struct migration migrations[] = {
   {6, "image transfers: chosen_source", NULL, "image_transfers", "chosen_source"},
   /* incremental backup: which disks keep dirty bitmaps (backups, checkpoints: new tables) */
   {7, "disks: backup (none or incremental)", NULL, "disks", "backup"},
+  /* several hosts: each reached by its own libvirt URI; a VM may be pinned to one */
+  {8, "hosts: libvirt_uri", NULL, "hosts", "libvirt_uri"},
+  {9, "vms: placement_host_id", NULL, "vms", "placement_host_id"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
@@ -144,7 +147,7 @@ ENTITY(token, "token", "tokens", "expires_ms", "token");
 
 static const struct field host_fields[] = {
   FSTR(host, id), FSTR(host, name), FSTR(host, address), FSTR(host, cluster_id),
-  FENUM(host, status, host_status),
+  FENUM(host, status, host_status), FSTR(host, libvirt_uri),
 };
 ENTITY(host, "host", "hosts", "name", "id");
 
@@ -174,6 +177,7 @@ static const struct field vm_fields[] = {
   FSTR(vm, template_id), FSTR(vm, host_id), FINT(vm, memory), FINT(vm, sockets),
   FINT(vm, cores), FINT(vm, threads), FSTR(vm, os_type), FENUM(vm, status, vm_status),
   FSTR(vm, kernel), FSTR(vm, initrd), FSTR(vm, cmdline), FINT(vm, creation_ms),
+  FSTR(vm, placement_host_id),
 };
 ENTITY(vm, "VM", "vms", "name", "id");
 

@@ -18,8 +18,9 @@
 #include "util/cleanup.h"
 #include "util/enumstr.h"
 
-enum vm_status { VM_DOWN, VM_POWERING_UP, VM_UP, VM_POWERING_DOWN, VM_PAUSED, VM_STATUS_LAST };
-ENUM_DECL(vm_status);  /* "down","powering_up","up","powering_down","paused" */
+/* unknown: its host does not answer, so it may still run there (never shown down) */
+enum vm_status { VM_DOWN, VM_POWERING_UP, VM_UP, VM_POWERING_DOWN, VM_PAUSED, VM_UNKNOWN, VM_STATUS_LAST };
+ENUM_DECL(vm_status);  /* "down","powering_up","up","powering_down","paused","unknown" */
 enum disk_format { DISK_FORMAT_COW, DISK_FORMAT_RAW, DISK_FORMAT_LAST };
 ENUM_DECL(disk_format); /* "cow","raw" */
 enum disk_status { DISK_OK, DISK_LOCKED, DISK_ILLEGAL, DISK_STATUS_LAST };
@@ -68,9 +69,10 @@ struct token {
 
 struct host {
   char *id, *name;
-  char *address;         /* libvirt URI, e.g. qemu:///system */
+  char *address;         /* what the admin gave: an address, or the local host's libvirt URI */
   char *cluster_id;
   int status;            /* enum host_status */
+  char *libvirt_uri;     /* how the engine reaches it; NULL: address is the URI (older stores) */
 };
 
 struct datacenter { char *id, *name, *description; };
@@ -94,6 +96,7 @@ struct vm {
   int status;            /* enum vm_status */
   char *kernel, *initrd, *cmdline; /* direct kernel boot; NULL when unset */
   int64_t creation_ms;
+  char *placement_host_id; /* <placement_policy><hosts>: start only there; NULL: any host of the cluster */
 };
 
 /* a logical network: libvirt's network NAME (libvirt_network) or a host bridge */

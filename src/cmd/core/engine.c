@@ -50,56 +50,6 @@ static int state_dir_private(const char *dir)
 struct store *engine_store(struct engine *eng) { return eng->st; }
 const char *engine_state_dir(struct engine *eng) { return eng->state_dir; }
 
-static void set_host_status(struct engine *eng, int status)
-{
-  AUTOPTR(host) h = host_get(eng->st, eng->host_id);
-  if (!h || h->status == status) { error_clear(); return; }
-  if (h->status == HOST_MAINTENANCE && status == HOST_UP) return; /* admin's choice stays */
-  h->status = status;
-  if (host_update(eng->st, h) < 0) log_err("cannot update host status: %s", error_message());
-}
-
-static const struct hyper_callbacks engine_callbacks;
-
-struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct hyper_ops **ops)
-{
-  (void)host_id; /* one host today: every id maps to the local connection */
-  pthread_mutex_lock(&eng->hyper_mu);
-  if (!eng->hyper) {
-    struct hyper_options o = {
-      .uri = eng->libvirt_uri, .domain_type = eng->domain_type,
-      .detach_timeout_ms = eng->detach_timeout_ms, .cb = &engine_callbacks, .opaque = eng,
-      .console_listen = eng->console_listen,
-    };
-    eng->hyper = eng->hyper_ops->open(&o);
-    if (!eng->hyper) {
-      error_prefix("host '%s' does not answer: ", eng->libvirt_uri);
-      struct err_saved s;
-      error_save(&s);
-      set_host_status(eng, HOST_NON_RESPONSIVE);
-      eng->hyper_failed = true;
-      error_restore(&s);
-      pthread_mutex_unlock(&eng->hyper_mu);
-      if (error_code() != ERR_UNAVAILABLE) {
-        error_save(&s);
-        s.code = ERR_UNAVAILABLE;
-        error_restore(&s);
-      }
-      return NULL;
-    }
-    set_host_status(eng, HOST_UP);
-    if (eng->hyper_failed) { /* up after it was not: what ran meanwhile is unknown */
-      eng->hyper_failed = false;
-      __atomic_store_n(&eng->reconcile_needed, true, __ATOMIC_RELEASE);
-      housekeeping_wake(eng);
-    }
-  }
-  struct hyper *h = eng->hyper;
-  pthread_mutex_unlock(&eng->hyper_mu);
-  if (ops) *ops = eng->hyper_ops;
-  return h;
-}
-
 char *volume_path_for(const struct storage_domain *sd, const char *disk_id, const char *vol_id)
 {
   return xasprintf("%s/%s/images/%s/%s", sd->path, sd->id, disk_id, vol_id);
@@ -153,29 +103,6 @@ void engine_on_lifecycle(void *opaque, const char *vm_id, int status, const char
   }
 }
 
-static void engine_on_device_removed(void *opaque, const char *vm_id, const char *alias)
-{
-  (void)opaque;
-  log_debug("device '%s' removed from VM '%s'", alias, vm_id);
-}
-
-/* libvirtd restarted: what happened meanwhile sent no events. The
- * housekeeping thread reconciles (not this thread, which may be in the
- * middle of a command that holds object locks). */
-static void engine_on_reconnected(void *opaque)
-{
-  struct engine *eng = opaque;
-  log_warn("host connection re-established: reconciling the VMs' state with libvirt");
-  __atomic_store_n(&eng->reconcile_needed, true, __ATOMIC_RELEASE);
-  housekeeping_wake(eng);
-}
-
-static const struct hyper_callbacks engine_callbacks = {
-  .lifecycle = engine_on_lifecycle,
-  .device_removed = engine_on_device_removed,
-  .reconnected = engine_on_reconnected,
-};
-
 /* creates the objects a fresh installation has, in one transaction */
 static int engine_first_start(struct engine *eng)
 {
@@ -207,23 +134,31 @@ static int engine_first_start(struct engine *eng)
   return 0;
 }
 
-/* the store says what should run, libvirt what does: adopt running domains,
- * mark the rest down, and drop overlays nobody owns. At start, and after the
- * host connection came back (libvirtd restarted; its events were lost). */
-void engine_reconcile(struct engine *eng, bool at_start)
+/* the VMs of HOST against what its libvirt runs: adopt running domains,
+ * mark the rest down. A host that does not answer leaves its VMs unknown:
+ * they may still run there. */
+static void reconcile_host(struct engine *eng, const struct host *host, bool at_start, int *adopted, int *downed,
+                           int *unknown)
 {
   const struct hyper_ops *ops;
-  struct hyper *h = engine_hyper(eng, NULL, &ops);
+  struct hyper *h = engine_hyper(eng, host->id, &ops);
+  AUTOSTRVEC struct strvec running = VEC_INIT;
+  if (h && ops->domain_list(h, &running) < 0) h = NULL;
   if (!h) {
-    log_warn("%s; VMs keep their last known state until it answers", error_message());
+    log_warn("%s; its VMs are unknown until it answers", error_message());
     error_clear();
-    return;
   }
   AUTOLIST(vm) vms = vm_list(eng->st, NULL, NULL, 0, NULL, 0);
   if (!vms) { log_err("%s", error_message()); return; }
-  int adopted = 0, downed = 0;
   for (size_t i = 0; vms[i]; i++) {
     struct vm *vm = vms[i];
+    bool here = vm->host_id && strcmp(vm->host_id, host->id) == 0;
+    bool listed = false;
+    for (size_t k = 0; h && k < running.len; k++) listed |= strcmp(running.ptr[k], vm->id) == 0;
+    /* a VM of another host is not ours to judge, unless it runs here: a
+     * down one started outside the engine, or one whose migration finished
+     * while the engine was not there to record it, is adopted */
+    if (!here && !listed) continue;
     /* after a reconnect, commands run: a VM one of them holds (a start
      * between powering_up and libvirt) is left to it */
     const char *lock[] = {vm->id, NULL};
@@ -232,27 +167,45 @@ void engine_reconcile(struct engine *eng, bool at_start)
     if (!at_start && !cur) { error_clear(); locks_release(eng, lock); continue; }
     int status = cur ? cur->status : vm->status;
     int st = VM_DOWN;
-    if (ops->domain_state(h, vm->id, &st) < 0) log_warn("%s", error_message());
-    else if (st != status) {
+    if (!h) {
+      if (status != VM_DOWN && status != VM_UNKNOWN) {
+        if (vm_set_status(eng->st, vm->id, VM_UNKNOWN, host->id) < 0) log_err("%s", error_message());
+        (*unknown)++;
+      }
+    } else if (ops->domain_state(h, vm->id, &st) < 0) {
+      log_warn("%s", error_message());
+    } else if (st != status || !here) {
       if (st == VM_DOWN) {
         engine_on_lifecycle(eng, vm->id, VM_DOWN, at_start ? "stopped while the engine was not running"
                                                            : "stopped while libvirt's events were lost");
-        downed++;
+        (*downed)++;
       } else {
-        if (vm_set_status(eng->st, vm->id, st, eng->host_id) < 0) log_err("%s", error_message());
-        adopted++;
+        if (vm_set_status(eng->st, vm->id, st, host->id) < 0) log_err("%s", error_message());
+        (*adopted)++;
       }
     } else if (st != VM_DOWN) {
-      adopted++;
+      (*adopted)++;
     }
     if (!at_start) locks_release(eng, lock);
   }
-  if (at_start && (adopted || downed))
+}
+
+/* the store says what should run, libvirt what does, host by host. At
+ * start, and after a host connection came back (libvirtd restarted, or the
+ * host answers again; its events were lost). */
+void engine_reconcile(struct engine *eng, bool at_start)
+{
+  AUTOLIST(host) hosts = host_list(eng->st, NULL, NULL, 0, NULL, 0);
+  if (!hosts) { log_err("%s", error_message()); return; }
+  int adopted = 0, downed = 0, unknown = 0;
+  for (size_t i = 0; hosts[i]; i++) reconcile_host(eng, hosts[i], at_start, &adopted, &downed, &unknown);
+  if (at_start && (adopted || downed || unknown))
     engine_event(eng, SEVERITY_NORMAL, EV_RECONCILED, NULL, NULL,
-                 "engine started: %d VM(s) running on host localhost, %d found stopped", adopted, downed);
+                 "engine started: %d VM(s) running, %d found stopped, %d unknown (host not answering)",
+                 adopted, downed, unknown);
   else if (!at_start && downed)
     engine_event(eng, SEVERITY_WARNING, EV_RECONCILED, NULL, NULL,
-                 "host localhost reconnected: %d VM(s) stopped while its events could not arrive", downed);
+                 "host reconnected: %d VM(s) stopped while its events could not arrive", downed);
 }
 
 struct engine *engine_open(const struct engine_options *opts, const char *admin_password)
@@ -363,7 +316,7 @@ void engine_close(struct engine *eng)
   pthread_mutex_lock(&eng->bg_mu);
   while (eng->bg_running > 0) pthread_cond_wait(&eng->bg_cv, &eng->bg_mu);
   pthread_mutex_unlock(&eng->bg_mu);
-  if (eng->hyper) eng->hyper_ops->close(eng->hyper);
+  hosts_close(eng);
   store_close(eng->st);
   size_cache_free(eng);
   for (size_t i = 0; i < eng->nlocks; i++) {

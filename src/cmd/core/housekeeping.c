@@ -2,8 +2,9 @@
  *
  * - Events older than the retention (--event-retention-days, default 30 as
  *   oVirt's) are pruned, in batches, so /events cannot grow without bound.
- * - The host is pinged, so a libvirtd restart is noticed, and the engine
- *   reconciles with libvirt after it (the events sent meanwhile are lost).
+ * - Every host is pinged, so a libvirtd restart or a host that stops
+ *   answering is noticed (host.c), and the engine reconciles with libvirt
+ *   after it comes back (the events sent meanwhile are lost).
  * - Volume and storage domain sizes are refreshed (sizecache.c), so that GET
  *   renders never stat() or statvfs() a path that may sit on a hung mount.
  *
@@ -59,10 +60,9 @@ static void *housekeeping_main(void *p)
       hk->last_prune_ms = t;
     }
     /* a ping notices a libvirtd that restarted even when nothing else talks
-     * to the host; the reconnect it makes asks for a reconcile */
-    const struct hyper_ops *ops;
-    struct hyper *h = engine_hyper(hk->eng, NULL, &ops);
-    if (!h || ops->ping(h) < 0) error_clear();
+     * to the host, and a host that stopped answering (host.c); the
+     * reconnect it makes asks for a reconcile */
+    hosts_watch(hk->eng);
     if (__atomic_exchange_n(&hk->eng->reconcile_needed, false, __ATOMIC_ACQ_REL))
       engine_reconcile(hk->eng, false);
     size_cache_refresh(hk->eng);

@@ -46,18 +46,14 @@ int engine_metrics_render(struct engine *eng, struct buf *out)
   metrics_put_family(out, "snapback_store_size_bytes", "gauge", "size of the store's database");
   metrics_put_sample(out, "snapback_store_size_bytes", "", (double)size);
 
-  /* one libvirt connection today, serving every host row */
+  /* what the watcher saw last (host.c): a scrape never waits for a host */
   AUTOLIST(host) hosts = host_list(st, NULL, NULL, 0, NULL, 0);
   if (!hosts) return -1;
-  pthread_mutex_lock(&eng->hyper_mu);
-  bool up = eng->hyper && eng->hyper_ops->ping(eng->hyper) == 0;
-  pthread_mutex_unlock(&eng->hyper_mu);
-  error_clear();
   metrics_put_family(out, "snapback_host_connected", "gauge",
                      "1 when the host's libvirt connection answers, else 0");
   for (size_t i = 0; hosts[i]; i++) {
-    AUTOFREE char *labels = metrics_labels("host", hosts[i]->name, "uri", hosts[i]->address, NULL);
-    metrics_put_sample(out, "snapback_host_connected", labels, up ? 1 : 0);
+    AUTOFREE char *labels = metrics_labels("host", hosts[i]->name, "uri", host_uri(hosts[i]), NULL);
+    metrics_put_sample(out, "snapback_host_connected", labels, hosts[i]->status != HOST_NON_RESPONSIVE ? 1 : 0);
   }
   return 0;
 }

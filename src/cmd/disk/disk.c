@@ -318,18 +318,8 @@ static int host_deactivate_validate(struct cmd_ctx *c)
   a->host = host_get(c->eng->st, a->host_id);
   if (!a->host) return -1;
   if (a->target == HOST_UP) return 0;
+  if (host_check_no_pinned(c->eng, a->host) < 0) return -1;
   const char *params[] = {a->host_id};
-  /* a VM with a disk snapshot plugged cannot migrate, so its host cannot be emptied */
-  AUTOLIST(attachment) pinned = attachment_list(
-      c->eng->st, "plugged = 1 AND snapshot_id IS NOT NULL AND vm_id IN (SELECT id FROM vms WHERE host_id = ?)",
-      params, 1, NULL, 1);
-  if (!pinned) return -1;
-  if (pinned[0]) {
-    AUTOPTR(vm) vm = vm_get(c->eng->st, pinned[0]->vm_id);
-    return error(ERR_CONFLICT, "cannot switch host '%s' to maintenance: VM '%s' has snapshot '%s' "
-                 "of disk '%s' plugged and cannot migrate; detach it first", a->host->name,
-                 vm ? vm->name : pinned[0]->vm_id, pinned[0]->snapshot_id, pinned[0]->disk_id);
-  }
   int64_t running = vm_count(c->eng->st, "host_id = ? AND status <> 'down'", params, 1);
   if (running < 0) return -1;
   if (running)
@@ -376,6 +366,7 @@ static int host_set(const struct cmd_def *def, struct engine *eng, const struct 
 
 int cmd_host_deactivate(struct engine *eng, const struct user *u, const char *host_id)
 {
+  if (host_evacuate(eng, u, host_id) < 0) return -1;
   return host_set(&host_deactivate_def, eng, u, host_id, HOST_MAINTENANCE);
 }
 

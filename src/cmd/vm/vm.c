@@ -21,6 +21,7 @@ struct vm_args {
   bool clone;            /* add: copy the template's disks instead of overlays */
   struct template_disks *tdisks; /* add: the disks made from the template */
   char *boot_files[2];   /* add/update: kernel and initrd after realpath() */
+  char *host_id;         /* start: the host chosen to run it */
 };
 
 static void vm_args_clear(struct vm_args *a)
@@ -30,6 +31,15 @@ static void vm_args_clear(struct vm_args *a)
   strvec_free(&a->removed_files);
   free(a->boot_files[0]);
   free(a->boot_files[1]);
+  free(a->host_id);
+}
+
+/* a pinned host (<placement_policy><hosts>) must exist */
+static int vm_placement_check(struct store *st, const struct vm *in)
+{
+  if (!in->placement_host_id) return 0;
+  AUTOPTR(host) h = host_get(st, in->placement_host_id);
+  return h ? 0 : error_prefix("invalid 'placement_policy.hosts': ");
 }
 
 /* the kernel and initrd of IN must resolve under the allowed host roots
@@ -94,6 +104,7 @@ static int vm_add_validate(struct cmd_ctx *c)
   if (!cl) return -1;
   AUTOPTR(template) t = template_get(st, a->in->template_id);
   if (!t) return -1;
+  if (vm_placement_check(st, a->in) < 0) return -1;
   return vm_name_free(st, a->in->name, NULL);
 }
 
@@ -190,6 +201,7 @@ static int vm_update_validate(struct cmd_ctx *c)
     if (!cl) return -1;
   }
   if (vm_boot_files_resolve(c->eng, a, a->in) < 0) return -1;
+  if (vm_placement_check(c->eng->st, a->in) < 0) return -1;
   return vm_hw_check(a->in);
 }
 
@@ -211,6 +223,7 @@ static int vm_update_execute(struct cmd_ctx *c)
   set_str(&v->kernel, in->kernel);
   set_str(&v->initrd, in->initrd);
   set_str(&v->cmdline, in->cmdline);
+  set_str(&v->placement_host_id, in->placement_host_id);
   if (in->memory >= 0) v->memory = in->memory;
   if (in->sockets >= 0) v->sockets = in->sockets;
   if (in->cores >= 0) v->cores = in->cores;
@@ -410,12 +423,20 @@ static int vm_start_validate(struct cmd_ctx *c)
     AUTOFREE char *real = boot[i] ? host_path_resolve(c->eng, boot[i], i ? "initrd" : "kernel") : NULL;
     if (boot[i] && !real) return error_prefix("cannot start VM '%s': ", a->vm->name);
   }
-  AUTOPTR(host) h = host_get(c->eng->st, c->eng->host_id);
-  if (!h) return -1;
   if (transfer_check_vm(c->eng->st, a->vm_id, true, "start VM", a->vm->name) < 0) return -1;
-  if (h->status == HOST_MAINTENANCE)
-    return error(ERR_CONFLICT, "cannot start VM '%s': host '%s' is in maintenance; activate it first",
-                 a->vm->name, h->name);
+  /* the host it names, or the one of its cluster with the most free memory */
+  if (a->vm->placement_host_id) {
+    AUTOPTR(host) h = host_get(c->eng->st, a->vm->placement_host_id);
+    if (!h) return error_prefix("cannot start VM '%s': ", a->vm->name);
+    if (h->status != HOST_UP)
+      return error(ERR_CONFLICT, "cannot start VM '%s': host '%s' is %s; %s", a->vm->name, h->name,
+                   host_status_to_str(h->status),
+                   h->status == HOST_MAINTENANCE ? "activate it first" : "it does not answer");
+    a->host_id = xstrdup(h->id);
+    return 0;
+  }
+  a->host_id = host_pick(c->eng, a->vm->cluster_id, NULL);
+  if (!a->host_id) return error_prefix("cannot start VM '%s': ", a->vm->name);
   return 0;
 }
 
@@ -424,7 +445,7 @@ static int vm_start_execute(struct cmd_ctx *c)
   struct vm_args *a = c->data;
   struct engine *eng = c->eng;
   const struct hyper_ops *ops;
-  struct hyper *h = engine_hyper(eng, NULL, &ops);
+  struct hyper *h = engine_hyper(eng, a->host_id, &ops);
   if (!h) return -1;
   AUTOSTRVEC struct strvec paths = VEC_INIT;
   AUTOFREE struct hyper_disk *disks = NULL;
@@ -439,7 +460,7 @@ static int vm_start_execute(struct cmd_ctx *c)
    * has its stop event recorded (the VM goes down, its overlays go), and the
    * end of this command sees that instead of marking a dead guest up */
   if (vm_start_nics(eng, a->vm_id, &nics, &nn) < 0) return error_prefix("cannot start VM '%s': ", a->vm->name);
-  if (vm_set_status(eng->st, a->vm_id, VM_POWERING_UP, eng->host_id) < 0) {
+  if (vm_set_status(eng->st, a->vm_id, VM_POWERING_UP, a->host_id) < 0) {
     vm_nics_free(nics, nn);
     return -1;
   }
@@ -467,7 +488,7 @@ static int vm_start_execute(struct cmd_ctx *c)
     return 0;
   }
   if (cur->status == VM_POWERING_UP) cur->status = VM_UP;
-  if (vm_set_status(st, a->vm_id, cur->status, eng->host_id) < 0) goto rollback;
+  if (vm_set_status(st, a->vm_id, cur->status, a->host_id) < 0) goto rollback;
   atts = attachment_list(st, "vm_id = ? AND active = 1", params, 1, NULL, 0);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
@@ -500,7 +521,9 @@ static char *vm_start_describe(struct cmd_ctx *c, bool ok)
 {
   struct vm_args *a = c->data;
   const char *name = a->vm ? a->vm->name : a->vm_id;
-  return ok ? xasprintf("VM %s started by %s (Host: localhost)", name, c->user->name)
+  AUTOPTR(host) h = ok && a->host_id ? host_get(c->eng->st, a->host_id) : NULL;
+  error_clear();
+  return ok ? xasprintf("VM %s started by %s (Host: %s)", name, c->user->name, h ? h->name : "?")
             : xasprintf("starting VM %s", name);
 }
 
