@@ -113,6 +113,7 @@ struct node *render_host(const struct render_ctx *r, const struct host *h)
   node_add_text(n, "address", h->address);
   node_add_text(n, "status", host_status_to_str(h->status));
   node_add_text(n, "type", "rhel");
+  if (h->libvirt_uri) node_add_text(n, "libvirt_uri", h->libvirt_uri); /* snapback's */
   ref(r, n, "cluster", "clusters", h->cluster_id);
   sub_links(n, "/hosts/{}");
   link(r, n, "hosts", h->id, "deactivate");
@@ -180,6 +181,10 @@ struct node *render_vm(const struct render_ctx *r, const struct vm *vm)
   node_add_text(n, "type", "server");
   node_add_text(n, "status", vm_status_to_str(vm->status));
   if (vm->host_id) ref(r, n, "host", "hosts", vm->host_id);
+  if (vm->placement_host_id) {
+    struct node *pp = node_add(n, "placement_policy");
+    ref(r, node_add_list(pp, "hosts"), "host", "hosts", vm->placement_host_id);
+  }
   ref(r, n, "cluster", "clusters", vm->cluster_id);
   ref(r, n, "template", "templates", vm->template_id);
   if (r->all_content) {

@@ -1,5 +1,5 @@
 /* res_vm.c: VMs: list (with search), get, add, update, remove,
- * start/stop/shutdown, migrate. Its routes are in ROUTES (routes.c). */
+ * start/stop/shutdown, migrate (live, with or without <host>). Its routes are in ROUTES (routes.c). */
 #include "api/resources.h"
 #include "api/search.h"
 #include "cmd/commands.h"
@@ -95,6 +95,9 @@ int add_vm(struct api_call *c)
   AUTOPTR(template) t = NULL;
   struct vm v;
   if (vm_from_node(c, b, &v, &cl, &t) < 0) return -1;
+  AUTOFREE char *pin = NULL;
+  if (vm_placement_from_node(c, b, &pin) < 0) return -1;
+  v.placement_host_id = pin;
   if (!v.template_id) v.template_id = (char *)"00000000-0000-0000-0000-000000000000";
   bool clone = false;  /* oVirt: ?clone=true; <clone> in the body too */
   if (query_bool(c, "clone", false, &clone) < 0 || node_get_bool(b, "clone", &clone) < 0) return -1;
@@ -112,6 +115,9 @@ int update_vm(struct api_call *c)
   AUTOPTR(cluster) cl = NULL;
   struct vm v;
   if (vm_from_node(c, b, &v, &cl, NULL) < 0) return -1;
+  AUTOFREE char *pin = NULL;
+  if (vm_placement_from_node(c, b, &pin) < 0) return -1;
+  v.placement_host_id = pin;
   v.id = (char *)c->p[0];
   if (cmd_vm_update(c->eng, c->req->user, &v) < 0) return -1;
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
@@ -145,7 +151,13 @@ int vm_shutdown(struct api_call *c)
   return reply_action(c);
 }
 
+/* <action><host id=".."/></action>, or no host: the up host of the VM's
+ * cluster with the most free memory */
 int vm_migrate(struct api_call *c)
 {
-  return cmd_vm_migrate(c->eng, c->req->user, c->p[0], NULL);
+  const struct node *href = c->req->body ? node_child(c->req->body, "host") : NULL;
+  AUTOPTR(host) h = href ? resolve_host(c, href, "action.host") : NULL;
+  if (href && !h) return -1;
+  if (cmd_vm_migrate(c->eng, c->req->user, c->p[0], h ? h->id : NULL) < 0) return -1;
+  return reply_action(c);
 }

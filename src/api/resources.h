@@ -48,9 +48,14 @@ int get_disk(struct api_call *c);
 int list_job(struct api_call *c);
 int get_job(struct api_call *c);
 
-/* res_host.c: host actions (maintenance on/off) */
+/* res_host.c: host actions (maintenance on/off), adding and removing hosts */
 int host_deactivate(struct api_call *c);
 int host_activate(struct api_call *c);
+int add_host(struct api_call *c);
+int remove_host(struct api_call *c);
+/* the host of <placement_policy><hosts><host> in VM body VM (id or name,
+ * one the user sees) in *host_id (caller frees), NULL when not given */
+int vm_placement_from_node(struct api_call *c, const struct node *vm, char **host_id);
 
 /* res_storage.c: adding and removing storage domains */
 int add_storage_domain(struct api_call *c);

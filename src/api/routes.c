@@ -144,6 +144,8 @@ static const struct route ROUTES[] = {
   {"GET", "/hosts/{}", get_host, SEE(OBJ_HOST, 0)},
   {"POST", "/hosts/{}/deactivate", host_deactivate, ON(OBJ_HOST, 0, PERMIT_MANIPULATE_HOST)},
   {"POST", "/hosts/{}/activate", host_activate, ON(OBJ_HOST, 0, PERMIT_MANIPULATE_HOST)},
+  {"POST", "/hosts", add_host, BODY(PERMIT_CREATE_HOST)},
+  {"DELETE", "/hosts/{}", remove_host, ON(OBJ_HOST, 0, PERMIT_DELETE_HOST)},
   {"GET", "/storagedomains", list_storage_domain, LOGGED_IN},
   {"POST", "/storagedomains", add_storage_domain, SYSTEM(PERMIT_CREATE_STORAGE_DOMAIN)},
   {"GET", "/storagedomains/{}", get_storage_domain, SEE(OBJ_STORAGE_DOMAIN, 0)},
