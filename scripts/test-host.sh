@@ -4,6 +4,8 @@
 #   scripts/test-host.sh up NAME     start host NAME; prints its libvirt URI on the last line
 #   scripts/test-host.sh down NAME   stop it and remove everything `up` made
 #   scripts/test-host.sh uri NAME    print the URI of a running NAME
+#   scripts/test-host.sh kill-libvirtd NAME    SIGKILL its libvirtd (QEMU keeps running): a host that dies
+#   scripts/test-host.sh start-libvirtd NAME   start it again (it finds its running domains)
 #
 # The host is a second libvirtd in its own mount, network, PID and UTS
 # namespaces (unshare). A holder process is PID 1 there and keeps the
@@ -30,7 +32,7 @@ STATE_ROOT=/run/snapback-test-hosts
 die() { echo "test-host: $*" >&2; exit 1; }
 say() { echo "test-host: $*" >&2; }
 
-usage() { die "usage: $0 up|down|uri NAME  (NAME: letters, digits, '-', at most 20)"; }
+usage() { die "usage: $0 up|down|uri|kill-libvirtd|start-libvirtd NAME  (NAME: letters, digits, '-', at most 20)"; }
 
 [ $# -eq 2 ] || [ $# -eq 3 -a "${1:-}" = __inside ] || usage
 CMD=$1 NAME=$2
@@ -185,8 +187,41 @@ EOF
   echo "$uri"
 }
 
+libvirtd_pid() {
+  holder=$(cat "$DIR/pid")
+  for p in $(cat /proc/"$holder"/task/"$holder"/children 2>/dev/null); do
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" = libvirtd ] && echo "$p"
+  done
+  return 0
+}
+
+do_kill_libvirtd() {
+  holder_alive || die "host '$NAME' is not up"
+  for p in $(libvirtd_pid); do kill -KILL "$p"; done
+  i=0
+  while [ -n "$(libvirtd_pid)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  say "host '$NAME': libvirtd killed"
+}
+
+do_start_libvirtd() {
+  holder_alive || die "host '$NAME' is not up"
+  [ -z "$(libvirtd_pid)" ] || { say "host '$NAME': libvirtd runs already"; return 0; }
+  holder=$(cat "$DIR/pid")
+  # a stale pid file of the killed one would make the new one refuse to start
+  nsenter -t "$holder" -m -n -p -u sh -c 'rm -f /run/libvirtd.pid; exec libvirtd -d --listen'
+  uri=$(uri_of)
+  i=0
+  until virsh -q -c "$uri" version >/dev/null 2>&1; do
+    sleep 0.2; i=$((i + 1))
+    [ $i -lt 150 ] || die "$uri does not answer 30 s after starting libvirtd"
+  done
+  say "host '$NAME': libvirtd started"
+}
+
 case $CMD in
   up) do_up ;;
+  kill-libvirtd) do_kill_libvirtd ;;
+  start-libvirtd) do_start_libvirtd ;;
   down) do_down ;;
   uri) holder_alive || die "host '$NAME' is not up"; uri_of ;;
   __inside) do_inside "$@" ;;
