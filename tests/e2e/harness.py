@@ -40,6 +40,10 @@ class Failure(Exception):
     """a hard failure: the test stops here"""
 
 
+class Skip(Exception):
+    """a prerequisite that cannot exist on this machine (never to hide a failure)"""
+
+
 def fail(msg):
     raise Failure(msg)
 

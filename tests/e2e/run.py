@@ -21,7 +21,7 @@ import harness  # noqa: E402
 MODULES = ["case_auth", "case_setup", "case_lifecycle", "case_status", "case_query",
            "case_errors", "case_events", "case_restart", "case_backup", "case_snapshots",
            "case_transfers", "case_ova", "case_backup_app", "case_locks",
-           "case_imageio", "case_notify", "case_docs", "case_paths", "case_ops", "case_perm", "case_incremental", "case_web", "case_hardening", "case_conformance", "case_statistics", "case_console", "case_nics", "case_backup_client", "case_bitmaps"]
+           "case_imageio", "case_notify", "case_docs", "case_paths", "case_ops", "case_perm", "case_incremental", "case_web", "case_hardening", "case_conformance", "case_statistics", "case_console", "case_nics", "case_backup_client", "case_bitmaps", "case_hosts"]
 
 
 def main():
@@ -40,7 +40,7 @@ def main():
             print(t)
         return 0
 
-    passed = failed = 0
+    passed = failed = skipped = 0
     t_all = time.monotonic()
     why = harness.virsh_version()
     if why is not None:
@@ -57,10 +57,12 @@ def main():
     for title, fn in cases:
         t0 = time.monotonic()
         env = harness.Env(daemon, keep=args.keep)
-        hard = None
+        hard = skip = None
         try:
             env.start()
             fn(env)
+        except harness.Skip as e:
+            skip = str(e)
         except harness.Failure as e:
             hard = str(e)
         except Exception:
@@ -73,7 +75,10 @@ def main():
         except Exception:
             problems.append("cleanup failed:\n" + traceback.format_exc())
         dt = time.monotonic() - t0
-        if problems:
+        if skip and not problems:
+            skipped += 1
+            print("skip %s: %s" % (title, skip), flush=True)
+        elif problems:
             failed += 1
             first = problems[0].splitlines()[0] if problems[0] else "?"
             more = " (+%d more)" % (len(problems) - 1) if len(problems) > 1 else ""

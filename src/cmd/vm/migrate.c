@@ -93,9 +93,14 @@ static int migrate_execute(struct cmd_ctx *c)
   int64_t t0 = mono_ms();
   if (ops->domain_migrate(src, dst, a->vm->id) < 0) return error_prefix("cannot migrate VM '%s': ", a->vm->name);
   a->took_ms = mono_ms() - t0;
-  AUTOPTR(vm) cur = vm_get(eng->st, a->vm->id);
-  int status = cur && cur->status != VM_DOWN ? cur->status : VM_UP;
-  error_clear();
+  /* what the destination runs now (the migration's own events were left alone) */
+  int status = VM_UP;
+  if (ops->domain_state(dst, a->vm->id, &status) < 0 || status == VM_DOWN) {
+    log_warn("VM '%s' migrated, but host '%s' cannot say its state: %s", a->vm->name, a->dst_host->name,
+             error_message());
+    error_clear();
+    status = VM_UP;
+  }
   return vm_set_status(eng->st, a->vm->id, status, a->dst);
 }
 

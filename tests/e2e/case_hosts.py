@@ -1,0 +1,231 @@
+"""14. several hosts: a second libvirtd on this machine (scripts/test-host.sh, its own mount,
+network and PID namespaces, qemu+tcp on a veth pair) added with POST /hosts; VMs placed on
+each host, live migration both ways with the disk's data checked, the seed's refusals while a
+disk snapshot is plugged, and a host whose libvirtd dies and comes back.
+
+The test host is made once for this module and removed at exit. When it cannot be made (not
+root, no unshare) the cases skip with the reason; SNAPBACK_SKIP_HOSTS=1 skips them too (the
+sanitizer pass: the daemon's code is the same, the QEMU work is not worth doing twice)."""
+import atexit
+import os
+import subprocess
+import time
+
+import appliance
+from harness import (Skip, case, fail, text, ids, random_name, MiB, domstate, virsh)
+from case_backup import (appliance_files, console, hash_of_pattern, qemu_io, raw_hash, snap_attach_xml,
+                         take_snapshot, wait_line, transient_files)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(REPO, "scripts", "test-host.sh")
+HOST_NAME = "e2e%d" % os.getpid()
+DATA_SIZE = 16 * MiB
+
+_host = {}   # "uri" once up, "why" when it cannot be
+
+
+def test_host():
+    """the URI of this run's second host, made on first use; Skip when it cannot be made"""
+    if os.environ.get("SNAPBACK_SKIP_HOSTS") == "1":
+        raise Skip("SNAPBACK_SKIP_HOSTS=1")
+    if "why" in _host:
+        raise Skip(_host["why"])
+    if "uri" not in _host:
+        if os.geteuid() != 0:
+            _host["why"] = "scripts/test-host.sh needs root"
+            raise Skip(_host["why"])
+        p = subprocess.run([SCRIPT, "up", HOST_NAME], capture_output=True, text=True, timeout=120)
+        lines = p.stdout.strip().splitlines()
+        if p.returncode != 0 or not lines:
+            _host["why"] = "scripts/test-host.sh up failed: %s" % (p.stderr.strip() or p.stdout.strip())
+            raise Skip(_host["why"])
+        _host["uri"] = lines[-1]
+        atexit.register(lambda: subprocess.run([SCRIPT, "down", HOST_NAME], capture_output=True, timeout=60))
+    return _host["uri"]
+
+
+def rvirsh(uri, *args):
+    return subprocess.run(["virsh", "-c", uri] + list(args), capture_output=True, text=True, timeout=60)
+
+
+def rdomstate(uri, name):
+    p = rvirsh(uri, "domstate", name)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def add_host(env, uri):
+    r = env.api("POST", "/hosts", "<host><name>h2</name><address>%s</address><libvirt_uri>%s</libvirt_uri></host>"
+                % (uri.split("/")[2], uri))
+    h = env.expect(r, 201, "POST /hosts %s" % uri)
+    env.check(text(h, "status") == "up", "the added host is %r, not up: %s" % (text(h, "status"), r.short()))
+    env.check(text(h, "libvirt_uri") == uri, "the added host shows libvirt_uri %r" % text(h, "libvirt_uri"))
+    return h.get("id")
+
+
+def local_host(env):
+    r = env.api("GET", "/hosts")
+    for h in r.body.findall("host"):
+        if text(h, "name") == "localhost":
+            return h.get("id")
+    fail("GET /hosts has no localhost: " + r.short())
+
+
+def pinned_vm(env, host_id, with_os=False, write=False):
+    name = random_name("mh")
+    env.vm_names.add(name)
+    os_el = "<os><type>other</type></os>"
+    if with_os:
+        kernel, initrd = appliance_files(env)
+        os_el = ("<os><type>other</type><kernel>%s</kernel><initrd>%s</initrd><cmdline>%s</cmdline></os>"
+                 % (kernel, initrd, appliance.CMDLINE + (" snapback.write=1" if write else "")))
+    r = env.api("POST", "/vms", "<vm><name>%s</name><cluster><name>Default</name></cluster><template><name>Blank"
+                "</name></template><memory>%d</memory>%s<placement_policy><hosts><host id=\"%s\"/></hosts>"
+                "</placement_policy></vm>" % (name, 256 * MiB, os_el, host_id))
+    vm = env.expect(r, 201, "create VM %s pinned to host %s" % (name, host_id))
+    return vm.get("id"), name
+
+
+def vm_host(env, vm_id):
+    r = env.api("GET", "/vms/" + vm_id)
+    h = r.body.find("host") if r.status == 200 else None
+    return h.get("id") if h is not None else None
+
+
+def wait_until(env, what, fn, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            fail("%s: not within %d s" % (what, timeout))
+        time.sleep(0.5)
+
+
+def host_status(env, host_id):
+    return text(env.api("GET", "/hosts/" + host_id).body, "status")
+
+
+@case("hosts: a second host is added, VMs start where they are pinned, migrate both ways and keep their data")
+def hosts_migrate(env):
+    uri = test_host()
+    local = local_host(env)
+    # bad input: nothing is added
+    for body, what in (("<host><name>x</name></host>", "no address"),
+                       ("<host><name>x</name><address>a b</address></host>", "an address with a space"),
+                       ("<host><name>x</name><address>h</address><libvirt_uri>qemu:///system</libvirt_uri></host>",
+                        "a local libvirt URI")):
+        env.check_fault(env.api("POST", "/hosts", body), 400, what)
+    h2 = add_host(env, uri)
+    env.check(len(ids(env.api("GET", "/hosts").body, "host")) == 2, "GET /hosts does not list two hosts")
+
+    # a diskless VM pinned to h2 runs there
+    b_id, b_name = pinned_vm(env, h2)
+    env.action(b_id, "start")
+    env.check(rdomstate(uri, b_name) == "running" and domstate(b_name) is None,
+              "VM pinned to h2 runs there: h2 %r, local %r" % (rdomstate(uri, b_name), domstate(b_name)))
+    env.check(vm_host(env, b_id) == h2, "VM %s shows host %r, not h2" % (b_name, vm_host(env, b_id)))
+    env.check_fault(env.api("DELETE", "/hosts/" + h2), 409, "removing a host a VM runs on", ["run on it"])
+
+    # the appliance on the local host, a data disk it hashes while the VM moves
+    a_id, a_name = pinned_vm(env, local, with_os=True)
+    d = env.create_disk(random_name("mh-disk"), size=DATA_SIZE)
+    env.attach(a_id, d, "virtio_scsi", bootable=False)
+    log = console(env, a_id)
+    env.start_vm(a_id, a_name)
+    env.check(vm_host(env, a_id) == local, "VM %s is not on localhost" % a_name)
+    qemu_io(a_name, d, "write -P 0x51 0 1M")
+    wait_line(env, log, appliance.READY_RE, 120, a_name, "appliance %s did not boot" % a_name)
+
+    t0 = time.monotonic()
+    r = env.api("POST", "/vms/%s/migrate" % a_id, "<action><host id=\"%s\"/></action>" % h2)
+    env.expect(r, 200, "migrate %s to h2" % a_name)
+    took = time.monotonic() - t0
+    env.check(rdomstate(uri, a_name) == "running", "after migration, h2 says %r" % rdomstate(uri, a_name))
+    env.check(domstate(a_name) is None, "after migration the local host still has %s" % a_name)
+    env.check(vm_host(env, a_id) == h2, "after migration VM shows host %r" % vm_host(env, a_id))
+    env.check(env.vm_status(a_id) == "up", "after migration the VM is %r" % env.vm_status(a_id))
+    # the guest lives on h2: written there, and its disk scan still answers
+    p = rvirsh(uri, "qemu-monitor-command", a_name, "--hmp", 'qemu-io -d ua-%s "write -P 0x52 1M 1M"' % d)
+    env.check(p.returncode == 0 and not p.stdout.strip(), "qemu-io on h2: %s %s" % (p.stdout, p.stderr))
+    rvirsh(uri, "qemu-monitor-command", a_name, "--hmp", 'qemu-io -d ua-%s "flush"' % d)
+    wait_line(env, log, appliance.disk_re(serial=d[:20]), 120, a_name, "the guest did not report its disk")
+
+    # back without naming a host: the only other one is localhost
+    r = env.api("POST", "/vms/%s/migrate" % a_id, "<action/>")
+    env.expect(r, 200, "migrate %s back" % a_name)
+    env.check(domstate(a_name) == "running" and rdomstate(uri, a_name) is None,
+              "after migrating back: local %r, h2 %r" % (domstate(a_name), rdomstate(uri, a_name)))
+    env.check(vm_host(env, a_id) == local, "after migrating back VM shows host %r" % vm_host(env, a_id))
+    env.check_fault(env.api("POST", "/vms/%s/migrate" % a_id, "<action><host id=\"%s\"/></action>" % local),
+                    409, "migrating to the host it runs on")
+    env.action(a_id, "stop")
+    files = env.disk_files(d)
+    want = hash_of_pattern(DATA_SIZE, [(0, MiB, 0x51), (MiB, MiB, 0x52)])
+    env.check(raw_hash(files[-1]) == want, "after two migrations the disk does not hold what was written")
+    env.action(b_id, "stop")
+    env.check(rdomstate(uri, b_name) is None, "stopped VM still on h2")
+    r = env.api("GET", "/events")
+    env.check("migrated from host localhost to host h2" in r.raw.decode(), "no migration event (took %.1f s)" % took)
+
+
+@case("hosts: a plugged disk snapshot refuses migration and maintenance; its overlay lives with the VM on h2")
+def hosts_snapshot_rules(env):
+    uri = test_host()
+    h2 = add_host(env, uri)
+    local = local_host(env)
+    data_id, data_name = pinned_vm(env, local)
+    d = env.create_disk(random_name("mh-data"), size=DATA_SIZE)
+    env.attach(data_id, d, "virtio_scsi", bootable=True)
+    env.start_vm(data_id, data_name)
+    s = take_snapshot(env, data_id)
+    agent_id, agent_name = pinned_vm(env, h2)
+    env.action(agent_id, "start")
+    r = env.api("POST", "/vms/%s/diskattachments" % agent_id, snap_attach_xml(d, s, "virtio_scsi"))
+    env.expect(r, 201, "attach the snapshot to the agent on h2")
+    overlays = transient_files(env, agent_id)
+    env.require(len(overlays) == 1, "one overlay for the agent, not %r" % overlays)
+    live = rvirsh(uri, "domblklist", agent_name).stdout
+    env.check(overlays[0] in live, "the agent on h2 does not use its overlay %s: %s" % (overlays[0], live))
+    before = env.snapshot()
+    env.check_fault(env.api("POST", "/vms/%s/migrate" % agent_id, "<action/>"), 409,
+                    "migrating a VM with a plugged snapshot", [s])
+    env.check_fault(env.api("POST", "/hosts/%s/deactivate" % h2, "<action/>"), 409,
+                    "maintenance of its host", [s])
+    env.check_unchanged(before, "the refused migration and maintenance")
+    env.check(rdomstate(uri, agent_name) == "running", "the agent left h2")
+    env.check(host_status(env, h2) == "up", "h2 is %r after the refused maintenance" % host_status(env, h2))
+    # detached, the host can be emptied: maintenance migrates the agent away first
+    r = env.api("GET", "/vms/%s/diskattachments" % agent_id)
+    for a in r.body.findall("disk_attachment"):
+        env.expect(env.api("DELETE", "/vms/%s/diskattachments/%s" % (agent_id, a.get("id"))), 200, "detach")
+    env.check(transient_files(env, agent_id) == [], "the overlay stayed after the detach")
+    env.expect(env.api("POST", "/hosts/%s/deactivate" % h2, "<action/>"), 200, "maintenance of h2")
+    env.check(host_status(env, h2) == "maintenance", "h2 is %r" % host_status(env, h2))
+    env.check(domstate(agent_name) == "running" and vm_host(env, agent_id) == local,
+              "maintenance did not move the agent to localhost (%r)" % domstate(agent_name))
+    env.expect(env.api("POST", "/hosts/%s/activate" % h2, "<action/>"), 200, "activate h2")
+    for v in (agent_id, data_id):
+        env.action(v, "stop")
+
+
+@case("hosts: a host whose libvirtd dies is non_responsive, its VMs unknown, and reconciled when it returns")
+def hosts_dead_host(env):
+    uri = test_host()
+    h2 = add_host(env, uri)
+    vm_id, name = pinned_vm(env, h2)
+    env.action(vm_id, "start")
+    env.require(rdomstate(uri, name) == "running", "VM did not start on h2")
+    try:
+        subprocess.run([SCRIPT, "kill-libvirtd", HOST_NAME], check=True, capture_output=True, timeout=30)
+        wait_until(env, "h2 becomes non_responsive", lambda: host_status(env, h2) == "non_responsive", 40)
+        env.check(env.vm_status(vm_id) == "unknown", "VM on the dead host is %r, not unknown" % env.vm_status(vm_id))
+        r = env.api("GET", "/events")
+        env.check("host h2 is non responsive" in r.raw.decode(), "no event says h2 is non responsive")
+    finally:
+        subprocess.run([SCRIPT, "start-libvirtd", HOST_NAME], capture_output=True, timeout=60)
+    wait_until(env, "h2 answers again", lambda: host_status(env, h2) == "up", 40)
+    wait_until(env, "the VM is up again", lambda: env.vm_status(vm_id) == "up", 30)
+    env.check(rdomstate(uri, name) == "running", "the VM did not keep running on h2")
+    env.action(vm_id, "stop")
+    env.check(rdomstate(uri, name) is None, "the stopped VM still runs on h2")
