@@ -19,7 +19,7 @@ LSAN_SUPP  := $(CURDIR)/tests/lsan.supp
 # Sanitized binaries are 2-3x slower: give their tests more time.
 SAN_TEST_ARGS := --timeout-multiplier 3
 # Set explicitly so meson test does not substitute its own defaults.
-SAN_ENV := SNAPBACK_SKIP_PACKAGE=1 SNAPBACK_SKIP_WEB=1 \
+SAN_ENV := SNAPBACK_SKIP_PACKAGE=1 SNAPBACK_SKIP_WEB=1 SNAPBACK_SKIP_HOSTS=1 \
            ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:print_summary=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:print_summary=1 \
            LSAN_OPTIONS=$(if $(wildcard $(LSAN_SUPP)),suppressions=$(LSAN_SUPP):)print_suppressions=0

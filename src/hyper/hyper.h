@@ -232,6 +232,18 @@ struct hyper_ops {
    * machine's address on the route toward h. Returns when the domain runs
    * on dst; on failure it still runs on h, with libvirt's message. */
   int (*domain_migrate)(struct hyper *h, struct hyper *dst, const char *vm_id);
+  /* Volumes on the host's own local storage, made by its libvirt (the
+   * storage-volume API: libvirt runs qemu-img there; the engine never gets
+   * a shell on a host). Creates qcow2 file NAME of size bytes in directory
+   * DIR of host h (DIR made when missing, 0700) above BACKING (a path the
+   * host sees, e.g. on a shared storage domain); *path gets the file's path
+   * (caller frees). */
+  int (*local_volume_create)(struct hyper *h, const char *dir, const char *name, int64_t size,
+                             const char *backing, int backing_format, char **path);
+  /* deletes file PATH made by local_volume_create; a missing one is not an error */
+  int (*local_volume_delete)(struct hyper *h, const char *path);
+  /* the names of the files in directory DIR of host h (none when DIR is missing) */
+  int (*local_volume_list)(struct hyper *h, const char *dir, struct strvec *names);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

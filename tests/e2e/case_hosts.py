@@ -169,7 +169,7 @@ def hosts_migrate(env):
     env.check("migrated from host localhost to host h2" in r.raw.decode(), "no migration event (took %.1f s)" % took)
 
 
-@case("hosts: a plugged disk snapshot refuses migration and maintenance; its overlay lives with the VM on h2")
+@case("hosts: a plugged disk snapshot refuses migration and maintenance; its overlay is on h2's local storage")
 def hosts_snapshot_rules(env):
     uri = test_host()
     h2 = add_host(env, uri)
@@ -183,10 +183,14 @@ def hosts_snapshot_rules(env):
     env.action(agent_id, "start")
     r = env.api("POST", "/vms/%s/diskattachments" % agent_id, snap_attach_xml(d, s, "virtio_scsi"))
     env.expect(r, 201, "attach the snapshot to the agent on h2")
-    overlays = transient_files(env, agent_id)
-    env.require(len(overlays) == 1, "one overlay for the agent, not %r" % overlays)
+    # the overlay is on h2's own local storage (its private /var/lib/libvirt), made by its libvirt
+    env.check(transient_files(env, agent_id) == [], "an overlay of the agent on h2 is in the engine's state dir")
+    pre = "/var/lib/libvirt/snapback/%s/transient/%s-%s-" % (h2, agent_id, d)
     live = rvirsh(uri, "domblklist", agent_name).stdout
-    env.check(overlays[0] in live, "the agent on h2 does not use its overlay %s: %s" % (overlays[0], live))
+    overlay = ([w for w in live.split() if w.startswith(pre)] or [None])[0]
+    env.require(overlay, "the agent on h2 uses no overlay under %s: %s" % (pre, live))
+    env.check(not os.path.exists(overlay), "the overlay %s is visible outside h2" % overlay)
+    env.check(rvirsh(uri, "vol-info", overlay).returncode == 0, "h2's libvirt does not know %s" % overlay)
     before = env.snapshot()
     env.check_fault(env.api("POST", "/vms/%s/migrate" % agent_id, "<action/>"), 409,
                     "migrating a VM with a plugged snapshot", [s])
@@ -199,7 +203,7 @@ def hosts_snapshot_rules(env):
     r = env.api("GET", "/vms/%s/diskattachments" % agent_id)
     for a in r.body.findall("disk_attachment"):
         env.expect(env.api("DELETE", "/vms/%s/diskattachments/%s" % (agent_id, a.get("id"))), 200, "detach")
-    env.check(transient_files(env, agent_id) == [], "the overlay stayed after the detach")
+    env.check(rvirsh(uri, "vol-info", overlay).returncode != 0, "the overlay stayed on h2 after the detach")
     env.expect(env.api("POST", "/hosts/%s/deactivate" % h2, "<action/>"), 200, "maintenance of h2")
     env.check(host_status(env, h2) == "maintenance", "h2 is %r" % host_status(env, h2))
     env.check(domstate(agent_name) == "running" and vm_host(env, agent_id) == local,
