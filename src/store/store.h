@@ -33,8 +33,9 @@ enum snapshot_type { SNAPSHOT_ACTIVE, SNAPSHOT_REGULAR, SNAPSHOT_TYPE_LAST };
 ENUM_DECL(snapshot_type); /* "active","regular" */
 enum snapshot_status { SNAPSHOT_OK, SNAPSHOT_LOCKED, SNAPSHOT_IN_PREVIEW, SNAPSHOT_STATUS_LAST };
 ENUM_DECL(snapshot_status); /* "ok","locked","in_preview" */
-enum host_status { HOST_UP, HOST_MAINTENANCE, HOST_NON_RESPONSIVE, HOST_STATUS_LAST };
-ENUM_DECL(host_status); /* "up","maintenance","non_responsive" */
+/* installing: added, its libvirt not reached yet */
+enum host_status { HOST_UP, HOST_MAINTENANCE, HOST_NON_RESPONSIVE, HOST_INSTALLING, HOST_STATUS_LAST };
+ENUM_DECL(host_status); /* "up","maintenance","non_responsive","installing" */
 enum job_status { JOB_STARTED, JOB_FINISHED, JOB_FAILED, JOB_STATUS_LAST };
 ENUM_DECL(job_status); /* "started","finished","failed" */
 enum event_severity { SEVERITY_NORMAL, SEVERITY_WARNING, SEVERITY_ERROR, SEVERITY_ALERT, SEVERITY_LAST };

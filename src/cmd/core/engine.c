@@ -120,7 +120,7 @@ static int engine_first_start(struct engine *eng)
   struct cluster c = {.id = cl, .name = (char *)"Default", .description = (char *)"The default server cluster", .datacenter_id = dc};
   struct template t = {.id = (char *)BLANK_TEMPLATE_ID, .name = (char *)"Blank", .description = (char *)"Blank template", .cluster_id = NULL};
   struct storage_domain s = {.id = sd, .name = (char *)"data", .path = sd_root, .datacenter_id = dc, .type = (char *)"data"};
-  struct host h = {.id = host, .name = (char *)"localhost", .address = eng->libvirt_uri, .cluster_id = cl, .status = HOST_NON_RESPONSIVE};
+  struct host h = {.id = host, .name = (char *)"localhost", .address = eng->libvirt_uri, .cluster_id = cl, .status = HOST_INSTALLING};
   if (datacenter_insert(eng->st, &d) < 0 || cluster_insert(eng->st, &c) < 0 ||
       template_insert(eng->st, &t) < 0 || storage_domain_insert(eng->st, &s) < 0 ||
       host_insert(eng->st, &h) < 0 || store_setting_set(eng->st, "initialized", "1") < 0 ||

@@ -53,7 +53,7 @@ int engine_metrics_render(struct engine *eng, struct buf *out)
                      "1 when the host's libvirt connection answers, else 0");
   for (size_t i = 0; hosts[i]; i++) {
     AUTOFREE char *labels = metrics_labels("host", hosts[i]->name, "uri", host_uri(hosts[i]), NULL);
-    metrics_put_sample(out, "snapback_host_connected", labels, hosts[i]->status != HOST_NON_RESPONSIVE ? 1 : 0);
+    metrics_put_sample(out, "snapback_host_connected", labels, hosts[i]->status == HOST_UP || hosts[i]->status == HOST_MAINTENANCE ? 1 : 0);
   }
   return 0;
 }

@@ -91,14 +91,17 @@ static void host_set_answering(struct engine *eng, const char *host_id, bool ans
 {
   AUTOPTR(host) h = host_get(eng->st, host_id);
   if (!h) { error_clear(); return; }
-  if (answers && h->status != HOST_NON_RESPONSIVE) return;
+  bool was_silent = h->status == HOST_NON_RESPONSIVE || h->status == HOST_INSTALLING;
+  if (answers && !was_silent) return;
   if (!answers) host_vms_unknown(eng, host_id);
   if (!answers && h->status == HOST_NON_RESPONSIVE) return;
-  if (answers && h->status == HOST_NON_RESPONSIVE) {
+  if (answers) {
+    int was = h->status;
     h->status = HOST_UP;
     if (host_update(eng->st, h) < 0) { log_err("cannot update host status: %s", error_message()); return; }
-    engine_event(eng, SEVERITY_NORMAL, EV_HOST_ACTIVATED, NULL, NULL,
-                 "host %s answers again; reconciling its VMs", h->name);
+    if (was == HOST_NON_RESPONSIVE) /* installing -> up is the expected course: no event */
+      engine_event(eng, SEVERITY_NORMAL, EV_HOST_ACTIVATED, NULL, NULL,
+                   "host %s answers again; reconciling its VMs", h->name);
     return;
   }
   int was = h->status;
@@ -305,7 +308,8 @@ static int host_add_validate(struct cmd_ctx *c)
 }
 
 /* the host is recorded installing, then connected: up when it answers,
- * non_responsive (with the reason as an event) when it does not */
+ * non_responsive (with the reason as an event) when it does not; the
+ * watcher keeps trying either way */
 static int host_add_execute(struct cmd_ctx *c)
 {
   struct host *h = ((struct host_add_args *)c->data)->host;
@@ -314,7 +318,7 @@ static int host_add_execute(struct cmd_ctx *c)
   free(h->id);
   h->id = xstrdup(id);
   if (!h->libvirt_uri) h->libvirt_uri = xasprintf("qemu+ssh://root@%s/system", h->address);
-  h->status = HOST_NON_RESPONSIVE;
+  h->status = HOST_INSTALLING;
   if (host_insert(c->eng->st, h) < 0) return -1;
   const struct hyper_ops *ops;
   if (!engine_hyper(c->eng, h->id, &ops)) error_clear(); /* the watcher keeps trying */
