@@ -94,6 +94,7 @@ static void host_set_answering(struct engine *eng, const char *host_id, bool ans
   bool was_silent = h->status == HOST_NON_RESPONSIVE || h->status == HOST_INSTALLING;
   if (answers && !was_silent) return;
   if (!answers) host_vms_unknown(eng, host_id);
+  if (!answers && h->status == HOST_MAINTENANCE) return; /* the admin's choice stays */
   if (!answers && h->status == HOST_NON_RESPONSIVE) return;
   if (answers) {
     int was = h->status;
@@ -240,9 +241,17 @@ char *host_pick(struct engine *eng, const char *cluster_id, const char *except)
     }
   }
   if (!best) {
+    /* say what the others are, so the admin knows which to look at */
+    const char *cparams[] = {cluster_id};
+    AUTOLIST(host) all = host_list(eng->st, "cluster_id = ?", cparams, 1, "name", 0);
+    AUTOBUF struct buf why = BUF_INIT;
+    for (size_t i = 0; all && all[i]; i++)
+      if (!except || strcmp(all[i]->id, except) != 0)
+        buf_printf(&why, "%s%s %s", why.len ? ", " : " (", all[i]->name, host_status_to_str(all[i]->status));
+    if (why.len) buf_printf(&why, ")");
     AUTOPTR(cluster) cl = cluster_get(eng->st, cluster_id);
-    error(ERR_CONFLICT, "there is no %shost up in cluster '%s'", except ? "other " : "",
-          cl ? cl->name : cluster_id);
+    error(ERR_CONFLICT, "there is no %shost up in cluster '%s'%s", except ? "other " : "",
+          cl ? cl->name : cluster_id, buf_str(&why));
     return NULL;
   }
   return xstrdup(best);
