@@ -267,6 +267,58 @@ int main(void)
   CHECK(count_of(att_path, "disk_attachment") == 0);
   CHECK(count_of("/disks", "disk") == 0);
 
+  /* hosts: bad input adds nothing; a host that does not answer is
+   * non_responsive; a VM pinned to it does not start; removal rules */
+  CHECK(call("POST", "/hosts", "<host><name>h2</name></host>", NULL, &x) == 400 && strstr(x, "host.address"));
+  free(x);
+  x = NULL;
+  CHECK(call("POST", "/hosts", "<host><name>h2</name><address>a;b</address></host>", NULL, &x) == 400);
+  free(x);
+  x = NULL;
+  CHECK(call("POST", "/hosts", "<host><name>h2</name><address>h</address><libvirt_uri>qemu:///system"
+             "</libvirt_uri></host>", NULL, &x) == 400 && strstr(x, "qemu+ssh://"));
+  free(x);
+  x = NULL;
+  CHECK(count_of("/hosts", "host") == 1);
+  /* port 1 of the loopback refuses at once */
+  const char *h2 = "<host><name>h2</name><address>127.0.0.1</address>"
+                   "<libvirt_uri>qemu+tcp://127.0.0.1:1/system</libvirt_uri></host>";
+  CHECK(call("POST", "/hosts", h2, NULL, &x) == 201);
+  CHECK(x && strstr(x, "<status>non_responsive</status>") && strstr(x, "qemu+tcp://127.0.0.1:1/system"));
+  char h2_id[UUID_STRLEN + 1] = "";
+  const char *hid = x ? strstr(x, " id=\"") : NULL;
+  if (hid) snprintf(h2_id, sizeof h2_id, "%s", hid + 5);
+  free(x);
+  x = NULL;
+  CHECK(call("POST", "/hosts", h2, NULL, &x) == 409);
+  free(x);
+  x = NULL;
+  AUTOFREE char *pinned = xasprintf("<vm><name>pinned</name><cluster><name>Default</name></cluster><template>"
+                                    "<name>Blank</name></template><placement_policy><hosts><host id=\"%s\"/>"
+                                    "</hosts></placement_policy></vm>", h2_id);
+  CHECK(call("POST", "/vms", pinned, NULL, &x) == 201 && strstr(x, "<placement_policy>"));
+  char pin_id[UUID_STRLEN + 1] = "";
+  hid = x ? strstr(x, " id=\"") : NULL;
+  if (hid) snprintf(pin_id, sizeof pin_id, "%s", hid + 5);
+  free(x);
+  x = NULL;
+  AUTOFREE char *pin_start = xasprintf("/vms/%s/start", pin_id);
+  CHECK(call("POST", pin_start, "<action/>", NULL, &x) == 409 && strstr(x, "non_responsive"));
+  free(x);
+  x = NULL;
+  AUTOFREE char *h2_path = xasprintf("/hosts/%s", h2_id);
+  CHECK(call("DELETE", h2_path, NULL, NULL, &x) == 409 && strstr(x, "placement policy"));
+  free(x);
+  x = NULL;
+  AUTOFREE char *pin_path = xasprintf("/vms/%s", pin_id);
+  CHECK(call("DELETE", pin_path, NULL, NULL, &x) == 200);
+  free(x);
+  x = NULL;
+  CHECK(call("DELETE", h2_path, NULL, NULL, &x) == 200);
+  free(x);
+  x = NULL;
+  CHECK(count_of("/hosts", "host") == 1);
+
   engine_close(eng);
   const char *rm[] = {"rm", "-rf", tmpl, NULL};
   CHECK(spawn_run(rm, NULL, NULL) == 0);
