@@ -18,6 +18,7 @@ PACKAGES=(
   chromium nodejs
   clang libclang-rt-14-dev
   vncsnapshot tigervnc-tools
+  iproute2 util-linux  # scripts/test-host.sh (ip, unshare, nsenter): the second host of tests/e2e/case_hosts.py
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system
