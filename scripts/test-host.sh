@@ -34,7 +34,7 @@ say() { echo "test-host: $*" >&2; }
 
 usage() { die "usage: $0 up|down|uri|kill-libvirtd|start-libvirtd NAME  (NAME: letters, digits, '-', at most 20)"; }
 
-[ $# -eq 2 ] || [ $# -eq 3 -a "${1:-}" = __inside ] || usage
+[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "${1:-}" = __inside ]; } || usage
 CMD=$1 NAME=$2
 case $NAME in
   ''|*[!A-Za-z0-9-]*) usage ;;
@@ -189,6 +189,8 @@ EOF
 
 libvirtd_pid() {
   holder=$(cat "$DIR/pid")
+  # the children file is one line of pids separated by spaces
+  # shellcheck disable=SC2013
   for p in $(cat /proc/"$holder"/task/"$holder"/children 2>/dev/null); do
     [ "$(cat /proc/"$p"/comm 2>/dev/null)" = libvirtd ] && echo "$p"
   done
