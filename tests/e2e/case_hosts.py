@@ -9,6 +9,7 @@ sanitizer pass: the daemon's code is the same, the QEMU work is not worth doing 
 import atexit
 import os
 import subprocess
+import sys
 import time
 
 import appliance
@@ -152,8 +153,11 @@ def hosts_migrate(env):
     wait_line(env, log, appliance.disk_re(serial=d[:20]), 120, a_name, "the guest did not report its disk")
 
     # back without naming a host: the only other one is localhost
+    t0 = time.monotonic()
     r = env.api("POST", "/vms/%s/migrate" % a_id, "<action/>")
     env.expect(r, 200, "migrate %s back" % a_name)
+    sys.stderr.write("hosts: live migration of a %d MiB appliance VM: to h2 %.2f s, back %.2f s\n"
+                     % (256, took, time.monotonic() - t0))
     env.check(domstate(a_name) == "running" and rdomstate(uri, a_name) is None,
               "after migrating back: local %r, h2 %r" % (domstate(a_name), rdomstate(uri, a_name)))
     env.check(vm_host(env, a_id) == local, "after migrating back VM shows host %r" % vm_host(env, a_id))
@@ -213,7 +217,7 @@ def hosts_snapshot_rules(env):
         env.action(v, "stop")
 
 
-@case("hosts: a host whose libvirtd dies is non_responsive, its VMs unknown, and reconciled when it returns")
+@case("hosts: a host whose libvirtd dies is non_responsive, its VMs unknown, and reconciled when it returns; an engine restart finds its VM")
 def hosts_dead_host(env):
     uri = test_host()
     h2 = add_host(env, uri)
@@ -231,5 +235,9 @@ def hosts_dead_host(env):
     wait_until(env, "h2 answers again", lambda: host_status(env, h2) == "up", 40)
     wait_until(env, "the VM is up again", lambda: env.vm_status(vm_id) == "up", 30)
     env.check(rdomstate(uri, name) == "running", "the VM did not keep running on h2")
+    # an engine restart finds it there too
+    env.restart()
+    env.check(env.vm_status(vm_id) == "up" and vm_host(env, vm_id) == h2,
+              "after an engine restart the VM is %r on %r" % (env.vm_status(vm_id), vm_host(env, vm_id)))
     env.action(vm_id, "stop")
     env.check(rdomstate(uri, name) is None, "the stopped VM still runs on h2")
