@@ -42,6 +42,13 @@ static int call(const char *method, const char *path, const char *xml, const str
   return resp.status;
 }
 
+/* the first id="..." of answer X (the entity's own) into out; "" when none */
+static void first_id(const char *x, char out[UUID_STRLEN + 1])
+{
+  const char *p = x ? strstr(x, " id=\"") : NULL;
+  snprintf(out, UUID_STRLEN + 1, "%s", p ? p + 5 : "");
+}
+
 static int count_of(const char *path, const char *elem)
 {
   AUTOFREE char *x = NULL;
@@ -138,9 +145,8 @@ int main(void)
   const char *disk = "<disk><alias>d1</alias><provisioned_size>1048576</provisioned_size><format>cow</format>"
                      "<storage_domains><storage_domain><name>data</name></storage_domain></storage_domains></disk>";
   CHECK(call("POST", "/disks", disk, NULL, &x) == 201);
-  const char *idp = x ? strstr(x, " id=\"") : NULL;
-  char disk_id[UUID_STRLEN + 1] = "";
-  if (idp) memcpy(disk_id, idp + 5, UUID_STRLEN);
+  char disk_id[UUID_STRLEN + 1];
+  first_id(x, disk_id);
   free(x);
   x = NULL;
   CHECK(uuid_is_valid(disk_id));
@@ -153,7 +159,7 @@ int main(void)
   struct api_param qs[] = {{"search", "name=web1"}, {NULL, NULL}};
   CHECK(call("GET", "/vms", NULL, qs, &x) == 200);
   char vm_id[UUID_STRLEN + 1] = "";
-  idp = x ? strstr(x, "<vm href=") : NULL;
+  const char *idp = x ? strstr(x, "<vm href=") : NULL;
   idp = idp ? strstr(idp, " id=\"") : NULL;
   if (idp) memcpy(vm_id, idp + 5, UUID_STRLEN);
   free(x);
@@ -285,9 +291,8 @@ int main(void)
                    "<libvirt_uri>qemu+tcp://127.0.0.1:1/system</libvirt_uri></host>";
   CHECK(call("POST", "/hosts", h2, NULL, &x) == 201);
   CHECK(x && strstr(x, "<status>non_responsive</status>") && strstr(x, "qemu+tcp://127.0.0.1:1/system"));
-  char h2_id[UUID_STRLEN + 1] = "";
-  const char *hid = x ? strstr(x, " id=\"") : NULL;
-  if (hid) snprintf(h2_id, sizeof h2_id, "%s", hid + 5);
+  char h2_id[UUID_STRLEN + 1];
+  first_id(x, h2_id);
   free(x);
   x = NULL;
   CHECK(call("POST", "/hosts", h2, NULL, &x) == 409);
@@ -297,9 +302,8 @@ int main(void)
                                     "<name>Blank</name></template><placement_policy><hosts><host id=\"%s\"/>"
                                     "</hosts></placement_policy></vm>", h2_id);
   CHECK(call("POST", "/vms", pinned, NULL, &x) == 201 && strstr(x, "<placement_policy>"));
-  char pin_id[UUID_STRLEN + 1] = "";
-  hid = x ? strstr(x, " id=\"") : NULL;
-  if (hid) snprintf(pin_id, sizeof pin_id, "%s", hid + 5);
+  char pin_id[UUID_STRLEN + 1];
+  first_id(x, pin_id);
   free(x);
   x = NULL;
   AUTOFREE char *pin_start = xasprintf("/vms/%s/start", pin_id);
