@@ -81,6 +81,8 @@ static const struct migration migrations[] = {
   {6, "image transfers: chosen_source", NULL, "image_transfers", "chosen_source"},
   /* incremental backup: which disks keep dirty bitmaps (backups, checkpoints: new tables) */
   {7, "disks: backup (none or incremental)", NULL, "disks", "backup"},
+  /* jobs name the VM they act on (GET /jobs?search=vm.name=...) */
+  {8, "jobs: vm_id", NULL, "jobs", "vm_id"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
@@ -218,7 +220,7 @@ ENTITY(event, "event", "events", "id", "id");
 
 static const struct field job_fields[] = {
   FSTR(job, id), FSTR(job, description), FENUM(job, status, job_status),
-  FINT(job, start_ms), FINT(job, end_ms), FSTR(job, user_id), FINT(job, progress),
+  FINT(job, start_ms), FINT(job, end_ms), FSTR(job, user_id), FINT(job, progress), FSTR(job, vm_id),
 };
 ENTITY(job, "job", "jobs", "start_ms, id", "id");
 

@@ -565,8 +565,14 @@ static void snap_remove_job(struct engine *eng, void *arg)
   const char *locks[] = {a->vm_id, NULL};
   bool ok = false;
   int64_t started = mono_ms();
+  /* oVirt's words for the job clients follow; its progress moves per merged volume */
+  AUTOFREE char *job_desc = xasprintf("Removing Snapshot '%s' of VM %s", a->snap ? a->snap->description : a->snap_id,
+                                      a->vm ? a->vm->name : a->vm_id);
+  AUTOFREE char *job_id = engine_job_start(eng, a->user, a->vm_id, job_desc);
+  size_t nvols = 0;
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) goto failed;
+  while (vols[nvols]) nvols++;
   {
     /* a live merge may pivot the VM onto the base: should the engine die
      * and the VM stop before it is back, only this mark tells recovery not
@@ -593,6 +599,7 @@ static void snap_remove_job(struct engine *eng, void *arg)
       error_restore(&s);
       goto failed;
     }
+    engine_job_progress(eng, job_id, (int64_t)(100 * (i + 1) / (nvols + 1)));
   }
   if (snapshot_delete(st, a->snap_id) < 0) goto failed;
   engine_event(eng, SEVERITY_NORMAL, EV_SNAPSHOT_REMOVED, a->user, a->vm_id,
@@ -618,6 +625,7 @@ failed:
     free(s.msg);
   }
 done:
+  engine_job_finish(eng, job_id, ok);
   engine_observe_operation("snapshot", "remove", ok, started);
   engine_unlock(eng, locks);
   snap_remove_free(a);
