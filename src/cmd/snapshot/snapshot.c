@@ -558,6 +558,20 @@ static struct volume **snapshot_volumes(struct store *st, const char *snap_id)
   return volume_list(st, "snapshot_id = ?", params, 1, NULL, 0);
 }
 
+/* the job that follows the removal of snapshot SNAP_DESC of VM VM_NAME: the
+ * one an engine that died mid-merge left started (a resumed removal carries
+ * it on, an abandoned one ends it), else a new one when CREATE; NULL if none */
+static char *removal_job(struct engine *eng, const struct user *u, const char *vm_id, const char *vm_name,
+                         const char *snap_desc, bool create)
+{
+  AUTOFREE char *desc = xasprintf("Removing Snapshot '%s' of VM %s", snap_desc, vm_name);
+  const char *params[] = {vm_id, desc};
+  AUTOLIST(job) l = job_list(eng->st, "status = 'started' AND vm_id = ? AND description = ?", params, 2, NULL, 1);
+  if (l && l[0]) return xstrdup(l[0]->id);
+  error_clear();
+  return create ? engine_job_start(eng, u, vm_id, desc) : NULL;
+}
+
 static void snap_remove_job(struct engine *eng, void *arg)
 {
   struct snap_remove *a = arg;
@@ -566,9 +580,8 @@ static void snap_remove_job(struct engine *eng, void *arg)
   bool ok = false;
   int64_t started = mono_ms();
   /* oVirt's words for the job clients follow; its progress moves per merged volume */
-  AUTOFREE char *job_desc = xasprintf("Removing Snapshot '%s' of VM %s", a->snap ? a->snap->description : a->snap_id,
-                                      a->vm ? a->vm->name : a->vm_id);
-  AUTOFREE char *job_id = engine_job_start(eng, a->user, a->vm_id, job_desc);
+  AUTOFREE char *job_id = removal_job(eng, a->user, a->vm_id, a->vm ? a->vm->name : a->vm_id,
+                                      a->snap ? a->snap->description : a->snap_id, true);
   size_t nvols = 0;
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) goto failed;
@@ -900,6 +913,8 @@ void snapshot_recover(struct engine *eng)
       free(s->operation);
       s->operation = NULL;
       if (snapshot_update(st, s) < 0) log_err("%s", error_message());
+      AUTOFREE char *job_id = removal_job(eng, NULL, vm->id, vm->name, s->description, false);
+      engine_job_finish(eng, job_id, false);
       engine_event(eng, SEVERITY_ALERT, EV_SNAPSHOT_REMOVE_FAILED, NULL, vm->id,
                    "the live removal of snapshot '%s' of VM %s was cut off by an engine crash and "
                    "the VM stopped before the engine restarted; its disks are marked illegal and the "
@@ -914,6 +929,8 @@ void snapshot_recover(struct engine *eng)
       a->snap = snapshot_get(st, s->id);
       const char *locks[] = {a->vm_id, NULL};
       if (locks_acquire(eng, locks, "RemoveSnapshot", NULL) < 0) {
+        AUTOFREE char *job_id = removal_job(eng, NULL, vm->id, vm->name, s->description, false);
+        engine_job_finish(eng, job_id, false);
         snap_remove_free(a);
       } else {
         engine_event(eng, SEVERITY_WARNING, EV_SNAPSHOT_REMOVED, NULL, vm->id,
