@@ -47,7 +47,7 @@ function actionButton(label, fn, attrs = {}, need = null) {
   const denied = !allowed(need);
   const off = denied || !!attrs.disabled;
   const b = el('button', { type: 'button', ...attrs, disabled: off,
-    title: denied ? `not permitted: your roles give no ${need[0]} permit here` : null,
+    title: denied ? `not permitted: your roles give no ${need[0]} permit here` : attrs.title,
     'data-needs': need ? need[0] : null }, label);
   b.addEventListener('click', async () => {
     b.disabled = true;
@@ -368,7 +368,8 @@ async function backupSections(id, atts, refs, reload) {
     }
     await api('POST', `/vms/${id}/backups`, body);
     await reload();
-  }, { id: incremental ? 'backup-incremental' : 'backup-full' }, need);
+  }, { id: incremental ? 'backup-incremental' : 'backup-full', disabled: incremental && !last,
+    title: incremental && !last ? 'no checkpoint yet: take a full backup first' : null }, need);
   const sections = [
     section('Backups',
       el('div', { class: 'toolbar' }, start(false), start(true),

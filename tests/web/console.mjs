@@ -299,6 +299,8 @@ async function main() {
     await cps.nth(ncps - 1).waitFor({ state: 'detached' });
     ok(ncps === 2, `the root of ${ncps} checkpoints deleted, ${ncps - 1} left`);
     await axe(page, 'VM page with backups');
+    await page.getByRole('region', { name: 'Backups' }).scrollIntoViewIfNeeded();
+    await shots(page, 'vm-backups');
     await page.goto(`${URL0}/console#/transfers`);
     await page.getByLabel('OVA file on the host').fill(`${ovaDir}/${src}.ova`);
     await page.getByLabel('VM name').fill(`${PREFIX}-imported`);
