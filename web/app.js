@@ -295,7 +295,8 @@ async function vmPage(id) {
   const ovaState = el('span', { id: 'ova-export-state', role: 'status' });
   const snapNeed = ['manipulate_vm_snapshots', refs];
   page(`VM ${vm.name}`,
-    el('p', {}, 'Status: ', statusBadge(vm.status), ` · memory ${bytes(vm.memory)}`),
+    el('p', {}, 'Status: ', statusBadge(vm.status), ` · memory ${bytes(vm.memory)} · `,
+      el('a', { href: `#/activity?vm=${id}` }, 'its events and jobs')),
     el('div', { class: 'toolbar' }, act('start'), act('shutdown'), act('stop'),
       actionButton('Attach a disk snapshot…', async () => attachDialog(vms, id, reload), { id: 'open-attach' }, ['attach_disk', refs]),
     ),
