@@ -10,12 +10,11 @@
 // decides every request, and a refusal is still shown as its fault.
 import { api, list } from '/api.js';
 
-const truthy = (v) => v === true || v === 'true';
 // the object a permission is on: its element name in the permission
 const KINDS = ['data_center', 'cluster', 'storage_domain', 'host', 'vm', 'template', 'disk'];
 
 export class Permits {
-  // grants: [{kind, id, permits: Set of permit names, administrative}]
+  // grants: [{kind, id, permits: Set of permit names}]
   constructor(grants) {
     this.grants = grants;
   }
@@ -36,10 +35,6 @@ export class Permits {
   mayAnywhere(permit) {
     return this.grants.some((g) => g.permits.has(permit));
   }
-
-  get systemAdmin() {
-    return this.grants.some((g) => g.kind === 'system' && g.administrative);
-  }
 }
 
 // the acting user's Permits; one round of requests per login (the console
@@ -55,8 +50,8 @@ export async function loadPermits() {
   const perms = own.concat(...fromGroups);
   const roles = {};
   await Promise.all([...new Set(perms.map((p) => p.role?.id).filter(Boolean))].map(async (id) => {
-    const [role, permits] = await Promise.all([api('GET', `/roles/${id}`), list(`/roles/${id}/permits`, 'permit')]);
-    roles[id] = { administrative: truthy(role?.administrative), permits: new Set(permits.map((p) => p.name)) };
+    const permits = await list(`/roles/${id}/permits`, 'permit');
+    roles[id] = { permits: new Set(permits.map((p) => p.name)) };
   }));
   return new Permits(perms.filter((p) => roles[p.role?.id]).map((p) => {
     const kind = KINDS.find((k) => p[k]?.id) || 'system';
