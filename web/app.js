@@ -16,7 +16,9 @@ const byId = (xs) => Object.fromEntries(xs.map((x) => [x.id, x]));
 
 async function loadAccess() {
   const seen = (path, key) => list(path, key).catch((e) => { if (e.status === 401) throw e; return []; });
-  const [p, cl, sd] = await Promise.all([loadPermits(), seen('/clusters', 'cluster'), seen('/storagedomains', 'storage_domain')]);
+  // permits that cannot be read enable nothing (the engine decides anyway)
+  const permits = loadPermits().catch((e) => { if (e.status === 401) throw e; return new Permits([]); });
+  const [p, cl, sd] = await Promise.all([permits, seen('/clusters', 'cluster'), seen('/storagedomains', 'storage_domain')]);
   perm = p;
   clusters = byId(cl);
   domains = byId(sd);
