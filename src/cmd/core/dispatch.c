@@ -54,11 +54,13 @@ static void job_begin(struct engine *eng, struct job *job, const char *desc, con
   }
 }
 
-static void set_ended(struct job *j, int64_t ok)
+/* marks a job ended, finished or failed (always a change to write) */
+static bool set_ended(struct job *j, int64_t ok)
 {
   j->status = ok ? JOB_FINISHED : JOB_FAILED;
   j->end_ms = now_ms();
   j->progress = 100;
+  return true;
 }
 
 static void job_end(struct engine *eng, struct job *job, bool ok)
@@ -84,22 +86,27 @@ char *engine_job_start(struct engine *eng, const struct user *u, const char *vm_
   return job.id;
 }
 
-/* changes the job's row with fn(job, arg), keeping the thread's error */
-static void job_change(struct engine *eng, const char *job_id, void (*fn)(struct job *, int64_t), int64_t arg)
+/* changes the job's row with fn(job, arg) (false: nothing to write),
+ * keeping the thread's error */
+static void job_change(struct engine *eng, const char *job_id, bool (*fn)(struct job *, int64_t), int64_t arg)
 {
   if (!job_id) return;
   struct err_saved s;
   error_save(&s);
   AUTOPTR(job) j = job_get(eng->st, job_id);
-  if (j) {
-    fn(j, arg);
-    if (job_update(eng->st, j) < 0) log_err("cannot update job '%s': %s", job_id, error_message());
-  }
+  if (j && fn(j, arg) && job_update(eng->st, j) < 0)
+    log_err("cannot update job '%s': %s", job_id, error_message());
   if (s.code != ERR_NONE) error_restore(&s);
   else { free(s.msg); error_clear(); }
 }
 
-static void set_progress(struct job *j, int64_t pct) { j->progress = pct < 0 ? 0 : pct > 100 ? 100 : pct; }
+static bool set_progress(struct job *j, int64_t pct)
+{
+  pct = pct < 0 ? 0 : pct > 100 ? 100 : pct;
+  if (j->progress == pct) return false;
+  j->progress = pct;
+  return true;
+}
 
 void engine_job_progress(struct engine *eng, const char *job_id, int64_t pct)
 {
