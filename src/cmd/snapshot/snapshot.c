@@ -12,6 +12,7 @@
  * libvirt, then commits the result. snapshot_recover() at start finishes or
  * undoes whatever a crash left locked, from what libvirt says runs. */
 #include "cmd/internal.h"
+#include "cmd/mergewatch.h"
 #include "repr/ovf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -602,7 +603,14 @@ static void snap_remove_job(struct engine *eng, void *arg)
   for (size_t i = 0; vols[i]; i++) {
     AUTOPTR(vm) vm = vm_get(st, a->vm_id); /* fresh: the VM may have stopped meanwhile */
     if (!vm) goto failed;
-    if (merge_volume(eng, vm, vols[i]) < 0) {
+    /* each volume's share of the job, moved along with a live merge's block job */
+    int64_t from = (int64_t)(100 * i / (nvols + 1)), span = (int64_t)(100 / (nvols + 1));
+    struct merge_watch *watch = vm->status != VM_DOWN && vm->host_id
+                                    ? merge_watch_start(eng, job_id, vm->host_id, vm->id, vols[i]->disk_id, from, span)
+                                    : NULL;
+    int merged = merge_volume(eng, vm, vols[i]);
+    merge_watch_stop(watch);
+    if (merged < 0) {
       /* the chain still reads right, but this volume may hold part of its
        * child's data: it no longer is the snapshot's exact state */
       struct err_saved s;
