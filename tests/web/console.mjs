@@ -321,7 +321,12 @@ async function main() {
     await page.getByLabel('VM', { exact: true }).selectOption({ label: src });
     await page.locator('#events tbody tr').first().waitFor();
     const rows = await page.locator('#events tbody tr').allTextContents();
-    ok(rows.length > 0 && rows.every((r) => r.includes(src) || r === 'no events'), `events filtered by VM ${src}: ${rows.length} rows`);
+    // the engine's own answer: the events that name this VM (<vm id>), of the 200 the page reads
+    const srcId = (await apiFault(page, 'GET', `/vms?search=${encodeURIComponent('name=' + src)}`)).vm[0].id;
+    const srcEvents = ((await apiFault(page, 'GET', '/events?max=200')).event || []).filter((e) => e.vm?.id === srcId);
+    const stray = rows.filter((r) => !srcEvents.some((e) => r.includes(e.description)));
+    ok(rows.length > 0 && rows.length >= srcEvents.length - 2 && rows.length <= srcEvents.length && !stray.length,
+      `events filtered by VM ${src}: ${rows.length} rows, the engine has ${srcEvents.length}${stray.length ? '; not its: ' + stray.join(' | ') : ''}`);
     await page.locator('#jobs tbody tr').filter({ hasText: 'Removing Snapshot' }).first().waitFor();
     const jobRows = await page.locator('#jobs tbody tr').allTextContents();
     const srcJobs = (await apiFault(page, 'GET', `/jobs?search=${encodeURIComponent(`vm.name=${src}`)}`)).job || [];
