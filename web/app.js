@@ -2,10 +2,37 @@
 // ...). Every action goes through the same REST API as any client; an engine
 // fault is shown in full next to the control that caused it.
 import { api, list, login, logout, session, bytes, when, el, ApiError } from '/api.js';
+import { loadPermits, vmRefs, diskRefs, Permits } from '/perms.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
 let pollTimer = null;
+// the acting user's permits and the objects they inherit through, reloaded
+// by route() on every page (perms.js)
+let perm = new Permits([]);
+let clusters = {};
+let domains = {};
+const byId = (xs) => Object.fromEntries(xs.map((x) => [x.id, x]));
+
+async function loadAccess() {
+  const seen = (path, key) => list(path, key).catch((e) => { if (e.status === 401) throw e; return []; });
+  // permits that cannot be read enable nothing (the engine decides anyway)
+  const permits = loadPermits().catch((e) => { if (e.status === 401) throw e; return new Permits([]); });
+  const [p, cl, sd] = await Promise.all([permits, seen('/clusters', 'cluster'), seen('/storagedomains', 'storage_domain')]);
+  perm = p;
+  clusters = byId(cl);
+  domains = byId(sd);
+}
+
+// NEED: [permit, refs] (refs from vmRefs/diskRefs), [permit, 'system'] or
+// [permit, 'anywhere']; true when the acting user holds it there
+function allowed(need) {
+  if (!need) return true;
+  const [permit, where] = need;
+  if (where === 'system') return perm.maySystem(permit);
+  if (where === 'anywhere') return perm.mayAnywhere(permit);
+  return perm.may(permit, where);
+}
 
 // shows ERR (an ApiError or any Error) in the alert element SLOT, or clears it
 function showFault(slot, err) {
@@ -15,14 +42,19 @@ function showFault(slot, err) {
   slot.append(el('strong', {}, 'The engine refused: '), text);
 }
 
-// a button that runs FN, disabling itself meanwhile, with its own fault slot
-function actionButton(label, fn, attrs = {}) {
+// a button that runs FN, disabling itself meanwhile, with its own fault slot;
+// disabled for good, saying why, when the acting user lacks NEED (allowed())
+function actionButton(label, fn, attrs = {}, need = null) {
   const slot = el('span', { class: 'fault', role: 'alert' });
-  const b = el('button', { type: 'button', ...attrs }, label);
+  const denied = !allowed(need);
+  const off = denied || !!attrs.disabled;
+  const b = el('button', { type: 'button', ...attrs, disabled: off,
+    title: denied ? `not permitted: your roles give no ${need[0]} permit here` : attrs.title,
+    'data-needs': need ? need[0] : null }, label);
   b.addEventListener('click', async () => {
     b.disabled = true;
     showFault(slot, null);
-    try { await fn(); } catch (e) { showFault(slot, e); } finally { b.disabled = false; }
+    try { await fn(); } catch (e) { showFault(slot, e); } finally { b.disabled = off; }
   });
   return el('span', { class: 'action' }, b, slot);
 }
@@ -74,15 +106,27 @@ function section(title, ...children) {
     el('h2', { id: 'h-' + title.replace(/\W/g, '') }, title), ...children);
 }
 
+// draws a page; the heading takes the focus when the page is new, not when
+// polling redraws the same one (the keyboard user keeps their place)
 function page(title, ...children) {
+  const same = document.title === `${title} - snapback`;
+  const active = document.activeElement?.id;
   document.title = `${title} - snapback`;
   view.replaceChildren(el('h1', { tabindex: '-1' }, title), ...children);
-  view.querySelector('h1').focus();
+  const keep = same && active && document.getElementById(active);
+  (keep || view.querySelector('h1')).focus();
 }
 
+// runs FN every MS after the previous run ended; a page that redraws itself
+// calls repoll again, which ends the old chain
 function repoll(fn, ms = 3000) {
-  clearInterval(pollTimer);
-  pollTimer = setInterval(() => { fn().catch(() => {}); }, ms);
+  clearTimeout(pollTimer);
+  const tick = async () => {
+    const me = pollTimer;
+    await fn().catch(() => {});
+    if (pollTimer === me) pollTimer = setTimeout(tick, ms);
+  };
+  pollTimer = setTimeout(tick, ms);
 }
 
 // follows job JOBID in the status element OUT until it ends; rejects when it failed
@@ -168,17 +212,19 @@ async function vmsPage(query) {
   const name = el('input', { id: 'new-vm-name', required: true });
   const mem = el('input', { id: 'new-vm-mem', type: 'number', min: 64, value: 128 });
   const disk = el('input', { id: 'new-vm-disk', type: 'number', min: 0, value: 1 });
+  const incr = el('input', { id: 'new-vm-incremental', type: 'checkbox', checked: true });
   const cslot = el('p', { class: 'fault', role: 'alert' });
   const create = el('form', { class: 'inline', onsubmit: async (e) => {
     e.preventDefault();
     showFault(cslot, null);
     try {
       const vm = await api('POST', '/vms', { name: name.value, cluster: { name: 'Default' }, template: { name: 'Blank' }, memory: Number(mem.value) * 1048576 });
-      if (Number(disk.value) > 0) await addDisk(vm.id, `${name.value}-disk`, Number(disk.value) * 1073741824);
+      if (Number(disk.value) > 0) await addDisk(vm.id, `${name.value}-disk`, Number(disk.value) * 1073741824, incr.checked);
       location.hash = `#/vm/${vm.id}`;
     } catch (err) { showFault(cslot, err); }
   } }, el('label', { for: 'new-vm-name' }, 'Name'), name, el('label', { for: 'new-vm-mem' }, 'Memory (MiB)'), mem,
-  el('label', { for: 'new-vm-disk' }, 'Disk (GiB)'), disk, el('button', { type: 'submit' }, 'Create VM'), cslot);
+  el('label', { for: 'new-vm-disk' }, 'Disk (GiB)'), disk,
+  el('label', { for: 'new-vm-incremental' }, 'Incremental backup'), incr, el('button', { type: 'submit' }, 'Create VM'), cslot);
   page('Virtual machines',
     el('form', { role: 'search', class: 'inline', onsubmit: (e) => { e.preventDefault(); location.hash = '#/vms?search=' + encodeURIComponent(q.value); } },
       el('label', { for: 'search' }, 'Search'), q, el('button', { type: 'submit' }, 'Search'), slot),
@@ -186,11 +232,13 @@ async function vmsPage(query) {
       { key: 'status', label: 'Status', render: (v) => statusBadge(v.status) },
       { key: 'memory', label: 'Memory', render: (v) => bytes(v.memory), sort: (v) => Number(v.memory) },
       { key: 'description', label: 'Description' }], vms, { sortable: true, sortKey: 'name', empty: 'no VMs match' }),
-    section('New VM', create));
+    allowed(['create_vm', 'anywhere']) ? section('New VM', create) : null);
 }
 
-async function addDisk(vmId, alias, size) {
+// a new qcow2 disk; INCREMENTAL: it keeps dirty bitmaps for incremental backups
+async function addDisk(vmId, alias, size, incremental = false) {
   const d = await api('POST', '/disks', { alias, provisioned_size: size, format: 'cow', sparse: true,
+    ...(incremental ? { backup: 'incremental' } : {}),
     storage_domains: { storage_domain: [{ name: 'data' }] } });
   for (let i = 0; i < 60; i++) {
     const cur = await api('GET', `/disks/${d.id}`);
@@ -203,9 +251,9 @@ async function addDisk(vmId, alias, size) {
 
 async function vmPage(id) {
   const vm = await api('GET', `/vms/${id}`);
-  const [atts, snaps, vms, events] = await Promise.all([
+  const [atts, snaps, vms, events, jobs] = await Promise.all([
     list(`/vms/${id}/diskattachments`, 'disk_attachment'), list(`/vms/${id}/snapshots`, 'snapshot'), list('/vms', 'vm'),
-    list('/events?max=500', 'event').catch(() => [])]);
+    list('/events?max=500', 'event').catch(() => []), list(`/jobs?search=${encodeURIComponent(`vm.id=${id}`)}`, 'job').catch(() => [])]);
   // the consistency a snapshot achieved, as the engine's completion event says it
   const consistency = (s) => {
     const e = events.find((x) => x.vm?.id === id && String(x.description).startsWith(`snapshot '${s.description}' creation`));
@@ -215,9 +263,10 @@ async function vmPage(id) {
   };
   const disks = await Promise.all(atts.map((a) => api('GET', `/disks/${a.disk.id}`).catch(() => ({ id: a.disk.id }))));
   const diskOf = Object.fromEntries(disks.map((d) => [d.id, d]));
-  const vmName = Object.fromEntries(vms.map((v) => [v.id, v.name]));
   const reload = () => vmPage(id);
-  const act = (verb) => actionButton(verb[0].toUpperCase() + verb.slice(1), async () => { await api('POST', `/vms/${id}/${verb}`, {}); await reload(); }, { id: `vm-${verb}` });
+  const refs = vmRefs(vm, clusters);
+  const act = (verb) => actionButton(verb[0].toUpperCase() + verb.slice(1), async () => { await api('POST', `/vms/${id}/${verb}`, {}); await reload(); },
+    { id: `vm-${verb}` }, ['vm_basic_operations', refs]);
   // snapshot attachments: the VM and snapshot they come from (snapshots belong to one VM)
   const origin = {};
   for (const a of atts.filter((x) => x.disk.snapshot)) {
@@ -232,22 +281,26 @@ async function vmPage(id) {
       o ? [el('q', {}, o.snap.description), ' of VM ', el('a', { href: `#/vm/${o.vm.id}` }, o.vm.name)]
         : el('code', {}, a.disk.snapshot.id));
   };
-  const extra = [];
-  for (const [path, key, title] of [[`/vms/${id}/checkpoints`, 'checkpoint', 'Checkpoints'], [`/vms/${id}/backups`, 'backup', 'Backups']]) {
-    try {
-      const rows = await list(path, key);
-      extra.push(section(title, table([{ key: 'id', label: 'Id' }, { key: 'phase', label: 'Phase', render: (r) => r.phase || r.state || '' },
-        { key: 'creation_date', label: 'Created', render: (r) => when(r.creation_date) }], rows, { empty: `no ${key}s` })));
-    } catch (_) { /* not provided by this engine */ }
-  }
+  const backups = await backupSections(id, atts, refs, reload);
+  // a snapshot being removed merges into its parent: its status and the
+  // removal job's progress, redrawn by the polling below
+  const merging = (s) => {
+    if (s.snapshot_status !== 'locked') return statusBadge(s.snapshot_status);
+    const j = jobs.find((x) => x.status === 'started' && String(x.description).includes(`'${s.description}'`));
+    return el('span', { class: 'merge' }, statusBadge(s.snapshot_status), ' ',
+      el('progress', { max: 100, value: j ? Number(j.progress) : undefined, 'aria-label': `snapshot ${s.description} progress` }),
+      j ? ` ${j.description}: ${j.progress}%` : '');
+  };
   const snapDesc = el('input', { id: 'snap-desc', value: 'snapshot' });
   const ovaDir = el('input', { id: 'ova-dir', placeholder: '/var/lib/snapback/ova' });
   const ovaFile = el('input', { id: 'ova-file', value: `${vm.name}.ova` });
   const ovaState = el('span', { id: 'ova-export-state', role: 'status' });
+  const snapNeed = ['manipulate_vm_snapshots', refs];
   page(`VM ${vm.name}`,
-    el('p', {}, 'Status: ', statusBadge(vm.status), ` · memory ${bytes(vm.memory)}`),
+    el('p', {}, 'Status: ', statusBadge(vm.status), ` · memory ${bytes(vm.memory)} · `,
+      el('a', { href: `#/activity?vm=${id}` }, 'its events and jobs')),
     el('div', { class: 'toolbar' }, act('start'), act('shutdown'), act('stop'),
-      actionButton('Attach a disk snapshot…', async () => attachDialog(vms, id, reload), { id: 'open-attach' }),
+      actionButton('Attach a disk snapshot…', async () => attachDialog(vms, id, reload), { id: 'open-attach' }, ['attach_disk', refs]),
     ),
     section('Export as OVA', el('div', { class: 'inline' },
       el('label', { for: 'ova-dir' }, 'Host directory'), ovaDir,
@@ -255,32 +308,97 @@ async function vmPage(id) {
       actionButton('Export', async () => {
         const a = await api('POST', `/vms/${id}/exporttopathonhost`, { host: { name: 'localhost' }, directory: ovaDir.value, filename: ovaFile.value });
         if (a?.job?.id) await followJob(a.job.id, ovaState, 'export');
-      }, { id: 'ova-export' }), ovaState)),
+      }, { id: 'ova-export' }, ['import_export_vm', refs]), ovaState)),
     section('Disks and attachments', table([
       { key: 'alias', label: 'Disk', render: (a) => diskOf[a.disk.id]?.alias || a.disk.id },
       { key: 'size', label: 'Size', render: (a) => bytes(diskOf[a.disk.id]?.provisioned_size) },
       { key: 'interface', label: 'Interface' },
       { key: 'kind', label: 'Kind', render: (a) => a.disk.snapshot ? srcInfo(a) : 'disk' },
       { key: 'actions', label: 'Actions', render: (a) => el('span', {},
-        actionButton('Detach', async () => { await api('DELETE', `/vms/${id}/diskattachments/${a.id}`); await reload(); }, { 'aria-label': `Detach ${diskOf[a.disk.id]?.alias || a.id}`, class: 'detach' }),
-        a.disk.snapshot ? '' : el('a', { href: `#/transfers?download=${a.disk.id}` }, 'Download')) }], atts, { empty: 'no disks' })),
+        actionButton('Detach', async () => { await api('DELETE', `/vms/${id}/diskattachments/${a.id}`); await reload(); },
+          { 'aria-label': `Detach ${diskOf[a.disk.id]?.alias || a.id}`, class: 'detach' }, ['configure_vm_storage', refs]),
+        a.disk.snapshot || !allowed(['backup_disk', diskRefs(diskOf[a.disk.id], domains, [vm], clusters)]) ? ''
+          : el('a', { href: `#/transfers?download=${a.disk.id}` }, 'Download')) }], atts, { empty: 'no disks' })),
     section('Snapshots',
       el('div', { class: 'inline' }, el('label', { for: 'snap-desc' }, 'Description'), snapDesc,
-        actionButton('Create snapshot', async () => { await api('POST', `/vms/${id}/snapshots`, { description: snapDesc.value, persist_memorystate: false }); await reload(); }, { id: 'snap-create' })),
+        actionButton('Create snapshot', async () => { await api('POST', `/vms/${id}/snapshots`, { description: snapDesc.value, persist_memorystate: false }); await reload(); },
+          { id: 'snap-create' }, snapNeed)),
       table([{ key: 'description', label: 'Snapshot' }, { key: 'snapshot_type', label: 'Type' },
-        { key: 'snapshot_status', label: 'Status', render: (s) => statusBadge(s.snapshot_status) },
+        { key: 'snapshot_status', label: 'Status', render: merging },
         { key: 'date', label: 'Date', render: (s) => when(s.date) },
         { key: 'consistency', label: 'Consistency', render: consistency },
         { key: 'actions', label: 'Actions', render: (s) => s.snapshot_type === 'active' ? '' : el('span', {},
-          actionButton('Remove', async () => { await api('DELETE', `/vms/${id}/snapshots/${s.id}`); await reload(); }, { 'aria-label': `Remove snapshot ${s.description}`, class: 'snap-remove' }),
-          actionButton('Restore', async () => { await api('POST', `/vms/${id}/snapshots/${s.id}/restore`, {}); await reload(); }, { 'aria-label': `Restore snapshot ${s.description}` })) }],
+          actionButton('Remove', async () => { await api('DELETE', `/vms/${id}/snapshots/${s.id}`); await reload(); },
+            { 'aria-label': `Remove snapshot ${s.description}`, class: 'snap-remove' }, snapNeed),
+          actionButton('Restore', async () => { await api('POST', `/vms/${id}/snapshots/${s.id}/restore`, {}); await reload(); },
+            { 'aria-label': `Restore snapshot ${s.description}` }, snapNeed),
+          atts.some((a) => !a.disk.snapshot && allowed(['backup_disk', diskRefs(diskOf[a.disk.id], domains, [vm], clusters)]))
+            ? el('a', { href: `#/transfers?vm=${id}&snapshot=${s.id}&download=${atts.find((a) => !a.disk.snapshot).disk.id}`,
+              'aria-label': `Download the disks of snapshot ${s.description}` }, 'Download disks') : '') }],
       snaps, { empty: 'no snapshots' })),
-    ...extra);
+    ...backups.sections);
+  // live: a merge, a snapshot being taken, a backup on its way
   repoll(async () => {
     if (location.hash !== `#/vm/${id}` || document.querySelector('dialog[open]')) return;
     const cur = await list(`/vms/${id}/snapshots`, 'snapshot');
-    if (cur.some((s) => s.snapshot_status === 'locked') || snaps.some((s) => s.snapshot_status === 'locked')) await reload();
-  });
+    const busy = (xs) => xs.some((s) => s.snapshot_status === 'locked');
+    if (busy(cur) || busy(snaps) || cur.length !== snaps.length || await backups.moving()) await reload();
+  }, 1000);
+}
+
+const BACKUP_DONE = ['succeeded', 'failed'];
+
+// the VM's checkpoints and backups (oVirt's Backup API): start a full or an
+// incremental backup, its phase live, finalize; delete the root checkpoint.
+// Resolves to {sections, moving()}: no sections when the engine has no backups.
+async function backupSections(id, atts, refs, reload) {
+  let cps, bks;
+  try {
+    [cps, bks] = await Promise.all([list(`/vms/${id}/checkpoints`, 'checkpoint'), list(`/vms/${id}/backups`, 'backup')]);
+  } catch (_) { return { sections: [], moving: async () => false }; }
+  const need = ['backup_disk', refs];
+  const byDate = (a, b) => String(a.creation_date).localeCompare(String(b.creation_date));
+  cps.sort(byDate);
+  bks.sort(byDate).reverse();
+  const last = cps[cps.length - 1];
+  const root = cps.find((c) => !c.parent_id) || cps[0];
+  const disks = atts.filter((a) => !a.disk.snapshot).map((a) => ({ id: a.disk.id }));
+  const start = (incremental) => actionButton(incremental ? 'Start incremental backup' : 'Start full backup', async () => {
+    const body = { disks: { disk: disks } };
+    if (incremental) {
+      if (!last) throw new Error('no checkpoint yet: take a full backup first');
+      body.from_checkpoint_id = last.id;
+    }
+    await api('POST', `/vms/${id}/backups`, body);
+    await reload();
+  }, { id: incremental ? 'backup-incremental' : 'backup-full', disabled: incremental && !last,
+    title: incremental && !last ? 'no checkpoint yet: take a full backup first' : null }, need);
+  const sections = [
+    section('Backups',
+      el('div', { class: 'toolbar' }, start(false), start(true),
+        el('span', {}, last ? ['incremental from checkpoint ', el('code', {}, last.id.slice(0, 8))] : 'no checkpoint yet')),
+      table([{ key: 'id', label: 'Backup', render: (b) => b.description || b.id.slice(0, 8) },
+        { key: 'phase', label: 'Phase', render: (b) => el('span', { class: 'backup-phase' }, statusBadge(b.phase)) },
+        { key: 'from_checkpoint_id', label: 'Kind', render: (b) => b.from_checkpoint_id ? 'incremental' : 'full' },
+        { key: 'creation_date', label: 'Created', render: (b) => when(b.creation_date) },
+        { key: 'actions', label: 'Actions', render: (b) => b.phase === 'ready'
+          ? actionButton('Finalize', async () => { await api('POST', `/vms/${id}/backups/${b.id}/finalize`, {}); await reload(); },
+            { 'aria-label': `Finalize backup ${b.id.slice(0, 8)}`, class: 'backup-finalize' }, need) : '' }],
+      bks, { empty: 'no backups' })),
+    section('Checkpoints', table([{ key: 'id', label: 'Checkpoint', render: (c) => el('code', {}, c.id) },
+      { key: 'parent_id', label: 'Parent', render: (c) => c.parent_id ? el('code', {}, c.parent_id.slice(0, 8)) : 'root' },
+      { key: 'state', label: 'State', render: (c) => statusBadge(c.state) },
+      { key: 'creation_date', label: 'Created', render: (c) => when(c.creation_date) },
+      { key: 'actions', label: 'Actions', render: (c) => c === root
+        ? actionButton('Delete', async () => { await api('DELETE', `/vms/${id}/checkpoints/${c.id}`); await reload(); },
+          { 'aria-label': `Delete root checkpoint ${c.id.slice(0, 8)}`, class: 'checkpoint-delete' }, need) : '' }],
+    cps, { empty: 'no checkpoints' }))];
+  const moving = async () => {
+    if (bks.some((b) => !BACKUP_DONE.includes(b.phase) && b.phase !== 'ready')) return true;
+    const cur = await list(`/vms/${id}/backups`, 'backup');
+    return cur.length !== bks.length || cur.some((b) => bks.find((x) => x.id === b.id)?.phase !== b.phase);
+  };
+  return { sections, moving };
 }
 
 // the seed's flow: source VM -> its snapshot -> a disk of it -> target VM
@@ -288,7 +406,9 @@ async function attachDialog(vms, targetId, done) {
   const src = el('select', { id: 'attach-src' }, el('option', { value: '' }, '(pick a VM)'), vms.map((v) => el('option', { value: v.id }, v.name)));
   const snap = el('select', { id: 'attach-snap', disabled: true });
   const disk = el('select', { id: 'attach-disk', disabled: true });
-  const tgt = el('select', { id: 'attach-target' }, vms.map((v) => el('option', { value: v.id, selected: v.id === targetId }, v.name)));
+  // only the targets the user may attach disks to
+  const tgt = el('select', { id: 'attach-target' }, vms.filter((v) => allowed(['attach_disk', vmRefs(v, clusters)]))
+    .map((v) => el('option', { value: v.id, selected: v.id === targetId }, v.name)));
   const slot = el('p', { class: 'fault', role: 'alert', id: 'attach-fault' });
   const dlg = el('dialog', { 'aria-labelledby': 'attach-title', class: 'attach' });
   const closeBtn = el('button', { type: 'button', onclick: () => { dlg.close(); dlg.remove(); } }, 'Close');
@@ -344,9 +464,33 @@ async function waitPhase(tid, want) {
 }
 
 async function transfersPage(params) {
-  const disks = await list('/disks', 'disk');
+  const all = await list('/disks', 'disk');
+  // the disks this user may download (BACKUP_DISK; a disk inherits from its VMs)
+  const vmsOf = {};
+  if (!perm.maySystem('backup_disk')) {
+    for (const v of await list('/vms', 'vm')) {
+      for (const a of await list(`/vms/${v.id}/diskattachments`, 'disk_attachment').catch(() => []))
+        if (!a.disk.snapshot) (vmsOf[a.disk.id] ||= []).push(v);
+    }
+  }
+  const disks = all.filter((d) => allowed(['backup_disk', diskRefs(d, domains, vmsOf[d.id], clusters)]));
+  // a snapshot's description by its id, for the VM the page was opened for
+  const snapNames = params.get('vm') ? Object.fromEntries((await list(`/vms/${params.get('vm')}/snapshots`, 'snapshot').catch(() => []))
+    .map((x) => [x.id, x.description])) : {};
   const dslot = el('p', { class: 'fault', role: 'alert', id: 'download-fault' });
   const dsel = el('select', { id: 'download-disk' }, disks.map((d) => el('option', { value: d.id, selected: d.id === params.get('download') }, `${d.alias} (${bytes(d.provisioned_size)})`)));
+  // what to read: the disk as it is now, or one of its disk snapshots
+  // (an image transfer with <snapshot id>: the chain up to that volume)
+  const ssel = el('select', { id: 'download-snapshot' });
+  const fillSnapshots = async () => {
+    ssel.replaceChildren(el('option', { value: '' }, 'current data'));
+    if (!dsel.value) return;
+    const ds = await list(`/disks/${dsel.value}/disksnapshots`, 'disk_snapshot').catch(() => []);
+    ssel.append(...ds.map((x) => el('option', { value: x.id, selected: x.snapshot?.id === params.get('snapshot'),
+      'data-snapshot': x.snapshot?.id }, `snapshot ${snapNames[x.snapshot?.id] ?? (x.snapshot?.id || x.id).slice(0, 8)}`)));
+  };
+  dsel.addEventListener('change', () => { params.delete('snapshot'); fillSnapshots(); });
+  await fillSnapshots();
   const dlink = el('p', { id: 'download-link' });
   const file = el('input', { id: 'upload-file', type: 'file' });
   const alias = el('input', { id: 'upload-alias', value: 'uploaded' });
@@ -354,17 +498,21 @@ async function transfersPage(params) {
   const uslot = el('p', { class: 'fault', role: 'alert', id: 'upload-fault' });
   const ustate = el('p', { id: 'upload-state', role: 'status' });
   page('Image transfers',
-    section('Download a disk',
+    section('Download a disk or a disk snapshot',
       el('div', { class: 'inline' }, el('label', { for: 'download-disk' }, 'Disk'), dsel,
+        el('label', { for: 'download-snapshot' }, 'Data'), ssel,
         actionButton('Prepare download', async () => {
           showFault(dslot, null);
-          const t = await api('POST', '/imagetransfers', { direction: 'download', format: 'raw', disk: { id: dsel.value } });
+          const snap = ssel.value;
+          const t = await api('POST', '/imagetransfers', { direction: 'download', format: 'raw',
+            ...(snap ? { snapshot: { id: snap } } : { disk: { id: dsel.value } }) });
           const cur = await waitPhase(t.id, ['transferring']);
           const d = disks.find((x) => x.id === dsel.value);
-          dlink.replaceChildren(el('a', { href: cur.transfer_url, download: `${d?.alias || 'disk'}.raw`, id: 'download-anchor' }, `Download ${d?.alias || ''}`),
+          const name = `${d?.alias || 'disk'}${snap ? '-' + snap.slice(0, 8) : ''}`;
+          dlink.replaceChildren(el('a', { href: cur.transfer_url, download: `${name}.raw`, id: 'download-anchor' }, `Download ${name}`),
             ' ', actionButton('Finish', async () => { await api('POST', `/imagetransfers/${t.id}/finalize`, {}); dlink.replaceChildren('finished'); }, { id: 'download-finish' }));
-        }, { id: 'download-prepare' }), dslot), dlink),
-    section('Upload an image into a new disk',
+        }, { id: 'download-prepare', disabled: !disks.length }), dslot), dlink),
+    !allowed(['create_disk', 'anywhere']) ? null : section('Upload an image into a new disk',
       el('form', { class: 'inline', onsubmit: async (e) => {
         e.preventDefault();
         showFault(uslot, null);
@@ -395,7 +543,7 @@ async function transfersPage(params) {
       el('label', { for: 'upload-file' }, 'Image file (raw)'), file,
       el('label', { for: 'upload-alias' }, 'New disk name'), alias,
       el('button', { type: 'submit', id: 'upload-submit' }, 'Upload'), prog, ustate, uslot)),
-    section('Import an OVA', ovaImportForm()));
+    allowed(['import_export_vm', 'system']) ? section('Import an OVA', ovaImportForm()) : null);
 }
 
 function ovaImportForm() {
@@ -421,13 +569,14 @@ async function activityPage(params) {
   const evBox = el('div', { id: 'events' });
   const jobBox = el('div', { id: 'jobs' });
   async function refresh() {
-    const [events, jobs] = await Promise.all([list('/events?max=200', 'event'), list('/jobs', 'job')]);
+    // jobs name no VM in oVirt's model: the engine finds a VM's jobs by search
+    const jobPath = vmSel.value ? `/jobs?search=${encodeURIComponent(`vm.id=${vmSel.value}`)}` : '/jobs';
+    const [events, jobs] = await Promise.all([list('/events?max=200', 'event'), list(jobPath, 'job')]);
     const t0 = since.value ? new Date(since.value).getTime() : 0;
     const keep = (x, t) => (!t0 || new Date(t).getTime() >= t0);
-    const vmName = vms.find((v) => v.id === vmSel.value)?.name;
     evBox.replaceChildren(eventsTable(events.filter((e) => (!vmSel.value || e.vm?.id === vmSel.value)
       && (!sevSel.value || e.severity === sevSel.value) && keep(e, e.time))));
-    jobBox.replaceChildren(jobsTable(jobs.filter((j) => (!vmName || String(j.description).includes(vmName) || j.vm?.id === vmSel.value) && keep(j, j.start_time))));
+    jobBox.replaceChildren(jobsTable(jobs.filter((j) => keep(j, j.start_time))));
   }
   for (const c of [vmSel, sevSel, since]) c.addEventListener('change', refresh);
   page('Events and jobs',
@@ -441,7 +590,8 @@ async function activityPage(params) {
 
 // ------------------------------------------------------------------ routing
 async function route() {
-  clearInterval(pollTimer);
+  clearTimeout(pollTimer);
+  pollTimer = null;
   if (!session.token) { loginPage(); return; }
   nav.hidden = false;
   document.getElementById('who').textContent = session.user || '';
@@ -449,6 +599,7 @@ async function route() {
   const params = new URLSearchParams(qs || '');
   for (const a of nav.querySelectorAll('a')) a.setAttribute('aria-current', path.startsWith(a.getAttribute('href').slice(1)) ? 'page' : 'false');
   try {
+    await loadAccess();
     if (path.startsWith('/vm/')) await vmPage(path.slice(4));
     else if (path === '/vms') await vmsPage(params.get('search'));
     else if (path === '/transfers') await transfersPage(params);

@@ -46,6 +46,7 @@ int get_storage_domain(struct api_call *c);
 int list_disk(struct api_call *c);
 int get_disk(struct api_call *c);
 int list_job(struct api_call *c);
+int list_jobs(struct api_call *c); /* list_job, or the jobs matching ?search= */
 int get_job(struct api_call *c);
 
 /* res_host.c: host actions (maintenance on/off), adding and removing hosts */

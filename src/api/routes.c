@@ -189,7 +189,7 @@ static const struct route ROUTES[] = {
   {"GET", "/events", list_events, LOGGED_IN},
   {"POST", "/events", add_event, BODY(PERMIT_INJECT_EXTERNAL_EVENTS)},
   {"GET", "/events/{}", get_event, LOGGED_IN},
-  {"GET", "/jobs", list_job, LOGGED_IN},
+  {"GET", "/jobs", list_jobs, LOGGED_IN},
   {"GET", "/jobs/{}", get_job, OWNER},
   {"GET", "/imagetransfers", list_image_transfers, LOGGED_IN},
   {"POST", "/imagetransfers", add_image_transfer, BODY(PERMIT_BACKUP_DISK)},

@@ -85,6 +85,15 @@ void engine_unlock(struct engine *eng, const char *const *ids);
 /* runs fn(eng, arg) on a background thread; engine_close() waits for it */
 void engine_background(struct engine *eng, void (*fn)(struct engine *eng, void *arg), void *arg);
 
+/* a job of its own for background work whose progress clients follow (a
+ * snapshot's merge): started with DESC for the user and VM, moved on with
+ * engine_job_progress (0..100), ended with engine_job_finish. The id is the
+ * caller's (NULL when the store refused it: the work goes on unrecorded);
+ * none of these change the thread's error. */
+char *engine_job_start(struct engine *eng, const struct user *u, const char *vm_id, const char *desc);
+void engine_job_progress(struct engine *eng, const char *job_id, int64_t pct);
+void engine_job_finish(struct engine *eng, const char *job_id, bool ok);
+
 /* writes the engine's gauges (jobs and transfers in progress, the store's
  * size, each host's libvirt connection) in Prometheus text format; -1 +
  * error when the store fails (cmd/metrics.c) */

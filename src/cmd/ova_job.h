@@ -22,8 +22,6 @@ char *job_key(const char *job_id);
 char *ova_job_begin(struct engine *eng, const struct user *u, const char *desc, const char *record);
 /* replaces the record (errors are logged) */
 void ova_job_record(struct engine *eng, const char *job_id, const char *record);
-/* sets the job's progress in percent; the thread's error is kept */
-void ova_job_progress(struct engine *eng, const char *job_id, int64_t pct);
 /* finishes or fails the job and clears its record; the thread's error is kept */
 void ova_job_end(struct engine *eng, const char *job_id, bool ok);
 

@@ -193,6 +193,12 @@ struct hyper_ops {
    * not below it. The files stay: the caller deletes the merged layers. */
   int (*block_commit)(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
                       const char *base_path, int timeout_ms);
+  /* How far the block job on disk disk_id of the running domain (a merge
+   * that block_commit runs, asked from another thread) has come: 1 with
+   * *done of *total bytes, 0 when no job runs, -1 + error. NULL: the backend
+   * cannot tell. */
+  int (*block_job_progress)(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
+                            uint64_t *total);
   /* Starts a pull backup of the running domain's active layers (libvirt's
    * backup API): an NBD server on the unix socket socket_path exports each
    * listed disk as it is now, under the name of its disk id, with scratch

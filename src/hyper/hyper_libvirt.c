@@ -937,6 +937,29 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
   return 0;
 }
 
+static int lv_block_job_progress(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
+                                 uint64_t *total)
+{
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
+  AUTOFREE char *target = NULL;
+  AUTOSTRVEC struct strvec chain = VEC_INIT;
+  if (live_chain(d, vm_id, alias, &target, &chain) < 0) return -1;
+  if (!target) return 0;
+  virDomainBlockJobInfo info;
+  int rc = virDomainGetBlockJobInfo(d, target, &info, 0);
+  if (rc < 0)
+    return error(ERR_INTERNAL, "cannot read the block job of disk '%s' of VM '%s': %s", disk_id, vm_id,
+                 virGetLastErrorMessage());
+  if (rc == 0) return 0;
+  *done = info.cur;
+  *total = info.end;
+  return 1;
+}
+
 DEFINE_AUTOPTR(virDomainCheckpoint, struct _virDomainCheckpoint, virDomainCheckpointFree)
 
 /* drops libvirt's metadata of checkpoint name (the bitmaps stay) */
@@ -1457,6 +1480,7 @@ const struct hyper_ops hyper_libvirt_ops = {
   .disk_detach = lv_disk_detach,
   .domain_snapshot = lv_domain_snapshot,
   .block_commit = lv_block_commit,
+  .block_job_progress = lv_block_job_progress,
   .backup_begin = lv_backup_begin,
   .backup_end = lv_backup_end,
   .domain_stats = lv_domain_stats,

@@ -84,6 +84,8 @@ static const struct migration migrations[] = {
   /* several hosts: each reached by its own libvirt URI; a VM may be pinned to one */
   {8, "hosts: libvirt_uri", NULL, "hosts", "libvirt_uri"},
   {9, "vms: placement_host_id", NULL, "vms", "placement_host_id"},
+  /* jobs name the VM they act on (GET /jobs?search=vm.name=...) */
+  {10, "jobs: vm_id", NULL, "jobs", "vm_id"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
@@ -222,7 +224,7 @@ ENTITY(event, "event", "events", "id", "id");
 
 static const struct field job_fields[] = {
   FSTR(job, id), FSTR(job, description), FENUM(job, status, job_status),
-  FINT(job, start_ms), FINT(job, end_ms), FSTR(job, user_id), FINT(job, progress),
+  FINT(job, start_ms), FINT(job, end_ms), FSTR(job, user_id), FINT(job, progress), FSTR(job, vm_id),
 };
 ENTITY(job, "job", "jobs", "start_ms, id", "id");
 

@@ -175,6 +175,7 @@ struct job {
   int64_t start_ms, end_ms;  /* end 0 while running */
   char *user_id;
   int64_t progress;          /* 0..100 */
+  char *vm_id;               /* the VM the job acts on, or NULL */
 };
 
 /* an image transfer: one volume exported over NBD by a qemu-nbd the engine

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 from harness import (case, text, ids, MiB, domstate, domid, domblklist, virsh, fail)
@@ -698,6 +699,16 @@ def crash(env, steps):
         else:
             env.check(st == "gone", "%s: the removal was not finished after the restart: %r; events: %r"
                       % (what, st, last_events(env, 6)))
+            # the removal's job went on through the restart: one, finished
+            want = "Removing Snapshot '%s' of VM %s" % (desc, name)
+            for _ in range(50):   # the job ends just after the snapshot's row goes
+                r = env.api("GET", "/jobs?search=" + urllib.parse.quote("vm.id=%s and description=Removing*" % vm_id))
+                jobs = [(text(j, "status"), text(j, "progress")) for j in r.body.findall("job")
+                        if text(j, "description") == want] if r.status == 200 else r.short()
+                if not (isinstance(jobs, list) and any(s == "started" for s, _ in jobs)):
+                    break
+                time.sleep(0.2)
+            env.check(jobs == [("finished", "100")], "%s: the removal's jobs are %r" % (what, jobs))
         r = env.api("GET", "/vms/%s/snapshots" % vm_id)
         env.check(all(text(s, "snapshot_status") != "locked" for s in r.body.findall("snapshot")),
                   "%s: a snapshot stays locked: %s" % (what, r.short()))

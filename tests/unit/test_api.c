@@ -218,6 +218,21 @@ int main(void)
   CHECK(call("GET", "/jobs", NULL, NULL, &x) == 200 && strstr(x, "AddVm"));
   free(x);
   x = NULL;
+  /* a VM's jobs by search: web1's disk attachment, not the VMs' creation (no VM yet) */
+  struct api_param qj[] = {{"search", "vm.name=web1"}, {NULL, NULL}};
+  CHECK(call("GET", "/jobs", NULL, qj, &x) == 200 && x && strstr(x, "<job ") && !strstr(x, "AddVm"));
+  free(x);
+  x = NULL;
+  AUTOFREE char *qjid = xasprintf("vm.id=%s", vm_id);
+  struct api_param qj2[] = {{"search", qjid}, {NULL, NULL}};
+  CHECK(count_of("/jobs", "job") > 0);
+  CHECK(call("GET", "/jobs", NULL, qj2, &x) == 200 && x && strstr(x, "<job ") && !strstr(x, "AddVm"));
+  free(x);
+  x = NULL;
+  struct api_param qj3[] = {{"search", "vm.colour=red"}, {NULL, NULL}};
+  CHECK(call("GET", "/jobs", NULL, qj3, &x) == 400 && x && strstr(x, "vm.name"));
+  free(x);
+  x = NULL;
 
   /* control characters are refused anywhere, naming the field; nothing changes */
   int vms_before = count_of("/vms", "vm");

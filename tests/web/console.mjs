@@ -153,7 +153,7 @@ async function main() {
     await page.getByRole('heading', { level: 1, name: `VM ${src}` }).waitFor();
     await page.getByRole('cell', { name: `${src}-disk`, exact: true }).waitFor();
     ok(true, `created VM ${src} with disk ${src}-disk`);
-    await page.getByRole('button', { name: 'Start' }).click();
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
     await page.locator('p .status-up').waitFor({ timeout: 60000 });
     ok(true, `VM ${src} is up`);
     await page.getByLabel('Description').fill('nightly');
@@ -194,8 +194,15 @@ async function main() {
     ok(true, 'detached the snapshot disk');
     await gotoVm(page, src);
     await page.getByRole('button', { name: 'Remove snapshot nightly' }).click();
+    // the merge: the row shows the snapshot locked with a progress bar until it is gone
+    const merging = await page.getByRole('row').filter({ hasText: 'nightly' }).locator('.merge progress')
+      .waitFor({ timeout: 5000 }).then(() => true, () => false);
     await page.getByRole('row').filter({ hasText: 'nightly' }).waitFor({ state: 'detached', timeout: 120000 });
-    ok(true, `removed snapshot 'nightly' of ${src}`);
+    const removeJob = (await apiFault(page, 'GET', `/jobs?search=${encodeURIComponent(`vm.name=${src}`)}`)).job
+      ?.find((j) => j.description === `Removing Snapshot 'nightly' of VM ${src}`);
+    ok(removeJob?.status === 'finished' && Number(removeJob.progress) === 100,
+      `removed snapshot 'nightly' of ${src}: its job '${removeJob?.description}' ${removeJob?.status} at ${removeJob?.progress}%` +
+      `; the page showed the merge's progress: ${merging}`);
 
     // -- upload an image into a new disk, download it, compare checksums
     const image = Buffer.alloc(3 << 20);
@@ -217,16 +224,83 @@ async function main() {
     const got = createHash('sha256').update(readFileSync(await dl.path())).digest('hex');
     ok(got === want, `downloaded image sha256 ${got.slice(0, 16)} equals uploaded ${want.slice(0, 16)}`);
     await page.getByRole('button', { name: 'Finish' }).click();
+    await page.locator('#download-link').filter({ hasText: 'finished' }).waitFor();
+
+    // -- download a disk snapshot: the uploaded disk in a VM, snapshot 'before', then new
+    // data into the disk; the snapshot's download holds the data of before
+    const snapVm = `${PREFIX}-snapdl`;
+    const newer = Buffer.alloc(image.length, 0x5a);
+    const setup = await page.evaluate(async ([name, diskAlias, size]) => {
+      const call = async (m, p, b) => {
+        const r = await fetch('/ovirt-engine/api' + p, { method: m, body: b === undefined ? undefined : JSON.stringify(b),
+          headers: { Accept: 'application/json', 'Content-Type': 'application/json', Authorization: 'Bearer ' + sessionStorage.getItem('snapback.token') } });
+        if (!r.ok) throw new Error(`${m} ${p}: ${r.status} ${await r.text()}`);
+        const t = await r.text();
+        return t ? JSON.parse(t) : null;
+      };
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const t0 = performance.now(), marks = [];
+      const mark = (what) => marks.push(`${what} ${Math.round(performance.now() - t0)} ms`);
+      const disk = (await call('GET', '/disks')).disk.find((d) => d.alias === diskAlias);
+      const vm = await call('POST', '/vms', { name, cluster: { name: 'Default' }, template: { name: 'Blank' }, memory: 134217728 });
+      await call('POST', `/vms/${vm.id}/diskattachments`, { disk: { id: disk.id }, interface: 'virtio_scsi', bootable: false, active: true });
+      const s = await call('POST', `/vms/${vm.id}/snapshots`, { description: 'before', persist_memorystate: false });
+      mark('snapshot asked');
+      for (let i = 0; i < 240 && (await call('GET', `/vms/${vm.id}/snapshots/${s.id}`)).snapshot_status !== 'ok'; i++) await sleep(250);
+      mark('snapshot ok');
+      const t = await call('POST', '/imagetransfers', { direction: 'upload', format: 'raw', disk: { id: disk.id } });
+      let cur = t;
+      for (let i = 0; i < 240 && cur.phase !== 'transferring'; i++) { await sleep(250); cur = await call('GET', `/imagetransfers/${t.id}`); }
+      mark('transferring');
+      const put = await fetch(cur.transfer_url, { method: 'PUT', body: new Uint8Array(size).fill(0x5a) });
+      if (!put.ok) throw new Error(`PUT ${put.status}`);
+      await call('POST', `/imagetransfers/${t.id}/finalize`, {});
+      mark('finalize asked');
+      for (let i = 0; i < 240 && cur.phase !== 'finished_success'; i++) { await sleep(250); cur = await call('GET', `/imagetransfers/${t.id}`); }
+      mark(`transfer ${cur.phase}`);
+      return marks;
+    }, [snapVm, alias, newer.length]);
+    console.log(`# disk snapshot setup through the API: ${setup.join(', ')}`);
+    await gotoVm(page, snapVm);
+    await page.getByRole('link', { name: 'Download the disks of snapshot before' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Image transfers' }).waitFor();
+    ok((await page.locator('#download-snapshot option:checked').textContent()) === 'snapshot before', 'the snapshot\'s download link picks the disk snapshot');
+    await page.getByRole('button', { name: 'Prepare download' }).click();
+    const [sdl] = await Promise.all([page.waitForEvent('download'), page.locator('#download-anchor').click()]);
+    const gotSnap = createHash('sha256').update(readFileSync(await sdl.path())).digest('hex');
+    const wantNewer = createHash('sha256').update(newer).digest('hex');
+    ok(gotSnap === want && gotSnap !== wantNewer, `disk snapshot 'before' downloads as the data it holds: sha256 ${gotSnap.slice(0, 16)} = ${want.slice(0, 16)}, not the newer ${wantNewer.slice(0, 16)}`);
+    await page.getByRole('button', { name: 'Finish' }).click();
+    await page.locator('#download-link').filter({ hasText: 'finished' }).waitFor();
 
     // -- OVA: stop the VM, export it, import it as a new VM
     const ovaDir = mkdtempSync(join(tmpdir(), 'snapback-web-ova-'));
     await gotoVm(page, src);
-    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await page.locator('p .status-down').waitFor({ timeout: 60000 });
     await page.getByLabel('Host directory').fill(ovaDir);
     await page.getByRole('button', { name: 'Export', exact: true }).click();
     await page.locator('#ova-export-state').filter({ hasText: 'finished' }).waitFor({ timeout: 120000 });
     ok(true, `exported ${src} as ${ovaDir}/${src}.ova`);
+
+    // -- backups: full, then incremental from its checkpoint; each start -> ready ->
+    // finalize -> succeeded, its phase drawn live; then delete the root checkpoint
+    for (const kind of ['full', 'incremental']) {
+      await page.getByRole('button', { name: `Start ${kind} backup` }).click();
+      const newest = page.getByRole('region', { name: 'Backups' }).locator('tbody tr').first();
+      await newest.filter({ hasText: kind }).locator('.status-ready').waitFor({ timeout: 120000 });
+      await newest.getByRole('button', { name: /^Finalize backup/ }).click();
+      await newest.locator('.status-succeeded').waitFor({ timeout: 120000 });
+      ok(true, `${kind} backup of ${src}: ready, finalized, succeeded`);
+    }
+    const cps = page.getByRole('region', { name: 'Checkpoints' }).locator('tbody tr');
+    const ncps = await cps.count();
+    await page.getByRole('button', { name: /^Delete root checkpoint/ }).click();
+    await cps.nth(ncps - 1).waitFor({ state: 'detached' });
+    ok(ncps === 2, `the root of ${ncps} checkpoints deleted, ${ncps - 1} left`);
+    await axe(page, 'VM page with backups');
+    await page.getByRole('region', { name: 'Backups' }).scrollIntoViewIfNeeded();
+    await shots(page, 'vm-backups');
     await page.goto(`${URL0}/console#/transfers`);
     await page.getByLabel('OVA file on the host').fill(`${ovaDir}/${src}.ova`);
     await page.getByLabel('VM name').fill(`${PREFIX}-imported`);
@@ -247,7 +321,18 @@ async function main() {
     await page.getByLabel('VM', { exact: true }).selectOption({ label: src });
     await page.locator('#events tbody tr').first().waitFor();
     const rows = await page.locator('#events tbody tr').allTextContents();
-    ok(rows.length > 0 && rows.every((r) => r.includes(src) || r === 'no events'), `events filtered by VM ${src}: ${rows.length} rows`);
+    // the engine's own answer: the events that name this VM (<vm id>), of the 200 the page reads
+    const srcId = (await apiFault(page, 'GET', `/vms?search=${encodeURIComponent('name=' + src)}`)).vm[0].id;
+    const srcEvents = ((await apiFault(page, 'GET', '/events?max=200')).event || []).filter((e) => e.vm?.id === srcId);
+    const stray = rows.filter((r) => !srcEvents.some((e) => r.includes(e.description)));
+    ok(rows.length > 0 && rows.length >= srcEvents.length - 2 && rows.length <= srcEvents.length && !stray.length,
+      `events filtered by VM ${src}: ${rows.length} rows, the engine has ${srcEvents.length}${stray.length ? '; not its: ' + stray.join(' | ') : ''}`);
+    await page.locator('#jobs tbody tr').filter({ hasText: 'Removing Snapshot' }).first().waitFor();
+    const jobRows = await page.locator('#jobs tbody tr').allTextContents();
+    const srcJobs = (await apiFault(page, 'GET', `/jobs?search=${encodeURIComponent(`vm.name=${src}`)}`)).job || [];
+    const allJobs = (await apiFault(page, 'GET', '/jobs')).job || [];
+    ok(jobRows.length === srcJobs.length && srcJobs.length < allJobs.length && jobRows.some((r) => r.includes(`Removing Snapshot 'nightly' of VM ${src}`)),
+      `jobs filtered by VM ${src}: ${jobRows.length} of ${allJobs.length} jobs, its snapshot removal among them`);
     await axe(page, 'events and jobs');
 
     // -- log out: the token is gone and the engine refuses it
@@ -267,6 +352,31 @@ async function main() {
       const names = await page.locator('tbody td[data-label="Name"]').allTextContents();
       ok(names.length === 1 && names[0] === process.env.SNAPBACK_LIMITED_VM,
         `${process.env.SNAPBACK_LIMITED_USER} sees only ${process.env.SNAPBACK_LIMITED_VM}: ${JSON.stringify(names)}`);
+      ok(await page.getByRole('button', { name: 'Create VM' }).count() === 0, 'no VM creation for a user without CREATE_VM');
+      // UserRole on one VM: start, shut down and stop it; nothing else is enabled
+      await page.getByRole('link', { name: process.env.SNAPBACK_LIMITED_VM, exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: `VM ${process.env.SNAPBACK_LIMITED_VM}` }).waitFor();
+      await page.getByRole('region', { name: 'Snapshots' }).waitFor();
+      const enabled = await page.locator('main button:enabled').allTextContents();
+      const disabled = await page.locator('main button:disabled').allTextContents();
+      ok(JSON.stringify(enabled.sort()) === JSON.stringify(['Shutdown', 'Start', 'Stop']) && disabled.includes('Create snapshot')
+        && disabled.includes('Attach a disk snapshot…') && disabled.includes('Export'),
+        `UserRole on its VM: enabled ${JSON.stringify(enabled)}, disabled ${JSON.stringify(disabled)}`);
+      await shots(page, 'vm-page-userrole');
+      await axe(page, 'VM page of a UserRole user');
+      // the API called anyway (the disabled button forced on): the engine's fault, shown
+      const lvm = (await apiFault(page, 'GET', `/vms?search=${encodeURIComponent('name=' + process.env.SNAPBACK_LIMITED_VM)}`)).vm[0];
+      const denied = await apiFault(page, 'POST', `/vms/${lvm.id}/snapshots`, { description: 'not mine to take' });
+      await page.locator('#snap-create').evaluate((b) => { b.disabled = false; });
+      await page.locator('#snap-create').click();
+      const deniedShown = page.getByRole('region', { name: 'Snapshots' }).locator('.fault').filter({ hasText: 'refused' });
+      await deniedShown.waitFor();
+      const deniedText = await deniedShown.textContent();
+      ok(denied.detail && deniedText.includes(denied.detail), `the engine still refuses: '${deniedText}'`);
+      await page.goto(`${URL0}/console#/transfers`);
+      await page.getByRole('heading', { level: 1, name: 'Image transfers' }).waitFor();
+      ok(await page.getByRole('button', { name: 'Upload' }).count() === 0 && await page.getByRole('button', { name: 'Import' }).count() === 0,
+        'no upload (CREATE_DISK) and no OVA import (IMPORT_EXPORT_VM on the system) for this user');
       await page.getByRole('button', { name: 'Log out' }).click();
       await page.getByRole('button', { name: 'Log in' }).waitFor();
     } else {

@@ -36,7 +36,8 @@ void engine_event(struct engine *eng, int severity, int64_t code, const struct u
   else { free(saved.msg); error_clear(); }
 }
 
-static void job_begin(struct engine *eng, struct job *job, const char *desc, const struct user *u)
+static void job_begin(struct engine *eng, struct job *job, const char *desc, const struct user *u,
+                      const char *vm_id)
 {
   char id[UUID_STRLEN + 1];
   if (uuid_generate_str(id) < 0) return;
@@ -45,6 +46,7 @@ static void job_begin(struct engine *eng, struct job *job, const char *desc, con
   job->status = JOB_STARTED;
   job->start_ms = now_ms();
   job->user_id = u ? xstrdup(u->id) : NULL;
+  job->vm_id = vm_id ? xstrdup(vm_id) : NULL;
   if (job_insert(eng->st, job) < 0) {
     log_err("cannot record job '%s': %s", desc, error_message());
     free(job->id);
@@ -52,16 +54,66 @@ static void job_begin(struct engine *eng, struct job *job, const char *desc, con
   }
 }
 
+/* marks a job ended, finished or failed (always a change to write) */
+static bool set_ended(struct job *j, int64_t ok)
+{
+  j->status = ok ? JOB_FINISHED : JOB_FAILED;
+  j->end_ms = now_ms();
+  j->progress = 100;
+  return true;
+}
+
 static void job_end(struct engine *eng, struct job *job, bool ok)
 {
   if (!job->id) return;
-  job->status = ok ? JOB_FINISHED : JOB_FAILED;
-  job->end_ms = now_ms();
-  job->progress = 100;
+  set_ended(job, ok);
   if (job_update(eng->st, job) < 0) log_err("cannot update job: %s", error_message());
 }
 
 void engine_unlock(struct engine *eng, const char *const *ids) { locks_release(eng, ids); }
+
+char *engine_job_start(struct engine *eng, const struct user *u, const char *vm_id, const char *desc)
+{
+  struct err_saved s;
+  error_save(&s);
+  struct job job = {0};
+  job_begin(eng, &job, desc, u, vm_id);
+  free(job.description);
+  free(job.user_id);
+  free(job.vm_id);
+  if (s.code != ERR_NONE) error_restore(&s);
+  else { free(s.msg); error_clear(); }
+  return job.id;
+}
+
+/* changes the job's row with fn(job, arg) (false: nothing to write),
+ * keeping the thread's error */
+static void job_change(struct engine *eng, const char *job_id, bool (*fn)(struct job *, int64_t), int64_t arg)
+{
+  if (!job_id) return;
+  struct err_saved s;
+  error_save(&s);
+  AUTOPTR(job) j = job_get(eng->st, job_id);
+  if (j && fn(j, arg) && job_update(eng->st, j) < 0)
+    log_err("cannot update job '%s': %s", job_id, error_message());
+  if (s.code != ERR_NONE) error_restore(&s);
+  else { free(s.msg); error_clear(); }
+}
+
+static bool set_progress(struct job *j, int64_t pct)
+{
+  pct = pct < 0 ? 0 : pct > 100 ? 100 : pct;
+  if (j->progress == pct) return false;
+  j->progress = pct;
+  return true;
+}
+
+void engine_job_progress(struct engine *eng, const char *job_id, int64_t pct)
+{
+  job_change(eng, job_id, set_progress, pct);
+}
+
+void engine_job_finish(struct engine *eng, const char *job_id, bool ok) { job_change(eng, job_id, set_ended, ok); }
 
 int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
 {
@@ -80,7 +132,7 @@ int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
   }
   struct job job = {0};
   int64_t started = mono_ms();
-  job_begin(eng, &job, def->name, c->user);
+  job_begin(eng, &job, def->name, c->user, c->vm_id);
   struct log_fields fields = {.vm = c->vm_id, .job = job.id, .user = c->user ? c->user->name : NULL};
   const struct log_fields *outer = log_fields_set(&fields);
   error_clear();
@@ -118,6 +170,7 @@ int cmd_run(const struct cmd_def *def, struct cmd_ctx *c)
   free(job.id);
   free(job.description);
   free(job.user_id);
+  free(job.vm_id);
   if (!(rc == 0 && c->keep_locks)) locks_release(eng, c->locks);
   return rc;
 }

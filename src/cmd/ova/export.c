@@ -337,10 +337,10 @@ static int ova_write(struct engine *eng, struct export_args *a, const char *ovf,
       write_at(fd, zeros, (size_t)(round_block((int64_t)len) - (int64_t)len), TAR_BLOCK + (int64_t)len, a->part) < 0)
     goto out;
   off = TAR_BLOCK + round_block((int64_t)len);
-  ova_job_progress(eng, a->job_id, 5);
+  engine_job_progress(eng, a->job_id, 5);
   for (size_t i = 0; i < n; i++) {
     if (write_disk_member(fd, a->part, &off, &disks[i]) < 0) goto out;
-    ova_job_progress(eng, a->job_id, 5 + (int64_t)(90 * (i + 1) / n));
+    engine_job_progress(eng, a->job_id, 5 + (int64_t)(90 * (i + 1) / n));
   }
   if (write_at(fd, zeros, sizeof zeros, off, a->part) < 0) goto out;
   if (fsync(fd) < 0) {

@@ -315,7 +315,7 @@ static void import_job(struct engine *eng, void *arg)
       made++;  /* a partial file may exist */
       goto done;
     }
-    ova_job_progress(eng, a->job_id, (int64_t)(95 * (made + 1) / (a->ndisks + 1)));
+    engine_job_progress(eng, a->job_id, (int64_t)(95 * (made + 1) / (a->ndisks + 1)));
   }
   ok = import_commit(eng, a) == 0;
 done:;

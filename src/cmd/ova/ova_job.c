@@ -42,31 +42,12 @@ void ova_job_record(struct engine *eng, const char *job_id, const char *record)
   if (store_setting_set(eng->st, key, record) < 0) log_err("%s", error_message());
 }
 
-void ova_job_progress(struct engine *eng, const char *job_id, int64_t pct)
-{
-  struct err_saved s;
-  error_save(&s);
-  AUTOPTR(job) j = job_get(eng->st, job_id);
-  if (j && j->progress != pct) {
-    j->progress = pct;
-    if (job_update(eng->st, j) < 0) log_err("%s", error_message());
-  }
-  if (s.code != ERR_NONE) error_restore(&s);
-  else { free(s.msg); error_clear(); }
-}
-
 void ova_job_end(struct engine *eng, const char *job_id, bool ok)
 {
   if (!job_id) return;
+  engine_job_finish(eng, job_id, ok);
   struct err_saved s;
   error_save(&s);
-  AUTOPTR(job) j = job_get(eng->st, job_id);
-  if (j) {
-    j->status = ok ? JOB_FINISHED : JOB_FAILED;
-    j->end_ms = now_ms();
-    j->progress = 100;
-    if (job_update(eng->st, j) < 0) log_err("%s", error_message());
-  }
   ova_job_record(eng, job_id, "");
   if (s.code != ERR_NONE) error_restore(&s);
   else { free(s.msg); error_clear(); }

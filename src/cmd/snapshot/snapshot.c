@@ -12,6 +12,7 @@
  * libvirt, then commits the result. snapshot_recover() at start finishes or
  * undoes whatever a crash left locked, from what libvirt says runs. */
 #include "cmd/internal.h"
+#include "cmd/mergewatch.h"
 #include "repr/ovf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -558,6 +559,20 @@ static struct volume **snapshot_volumes(struct store *st, const char *snap_id)
   return volume_list(st, "snapshot_id = ?", params, 1, NULL, 0);
 }
 
+/* the job that follows the removal of snapshot SNAP_DESC of VM VM_NAME: the
+ * one an engine that died mid-merge left started (a resumed removal carries
+ * it on, an abandoned one ends it), else a new one when CREATE; NULL if none */
+static char *removal_job(struct engine *eng, const struct user *u, const char *vm_id, const char *vm_name,
+                         const char *snap_desc, bool create)
+{
+  AUTOFREE char *desc = xasprintf("Removing Snapshot '%s' of VM %s", snap_desc, vm_name);
+  const char *params[] = {vm_id, desc};
+  AUTOLIST(job) l = job_list(eng->st, "status = 'started' AND vm_id = ? AND description = ?", params, 2, NULL, 1);
+  if (l && l[0]) return xstrdup(l[0]->id);
+  error_clear();
+  return create ? engine_job_start(eng, u, vm_id, desc) : NULL;
+}
+
 static void snap_remove_job(struct engine *eng, void *arg)
 {
   struct snap_remove *a = arg;
@@ -565,8 +580,13 @@ static void snap_remove_job(struct engine *eng, void *arg)
   const char *locks[] = {a->vm_id, NULL};
   bool ok = false;
   int64_t started = mono_ms();
+  /* oVirt's words for the job clients follow; its progress moves per merged volume */
+  AUTOFREE char *job_id = removal_job(eng, a->user, a->vm_id, a->vm ? a->vm->name : a->vm_id,
+                                      a->snap ? a->snap->description : a->snap_id, true);
+  size_t nvols = 0;
   AUTOLIST(volume) vols = snapshot_volumes(st, a->snap_id);
   if (!vols) goto failed;
+  while (vols[nvols]) nvols++;
   {
     /* a live merge may pivot the VM onto the base: should the engine die
      * and the VM stop before it is back, only this mark tells recovery not
@@ -583,7 +603,14 @@ static void snap_remove_job(struct engine *eng, void *arg)
   for (size_t i = 0; vols[i]; i++) {
     AUTOPTR(vm) vm = vm_get(st, a->vm_id); /* fresh: the VM may have stopped meanwhile */
     if (!vm) goto failed;
-    if (merge_volume(eng, vm, vols[i]) < 0) {
+    /* each volume's share of the job, moved along with a live merge's block job */
+    int64_t from = (int64_t)(100 * i / (nvols + 1)), span = (int64_t)(100 / (nvols + 1));
+    struct merge_watch *watch = vm->status != VM_DOWN && vm->host_id
+                                    ? merge_watch_start(eng, job_id, vm->host_id, vm->id, vols[i]->disk_id, from, span)
+                                    : NULL;
+    int merged = merge_volume(eng, vm, vols[i]);
+    merge_watch_stop(watch);
+    if (merged < 0) {
       /* the chain still reads right, but this volume may hold part of its
        * child's data: it no longer is the snapshot's exact state */
       struct err_saved s;
@@ -593,6 +620,7 @@ static void snap_remove_job(struct engine *eng, void *arg)
       error_restore(&s);
       goto failed;
     }
+    engine_job_progress(eng, job_id, (int64_t)(100 * (i + 1) / (nvols + 1)));
   }
   if (snapshot_delete(st, a->snap_id) < 0) goto failed;
   engine_event(eng, SEVERITY_NORMAL, EV_SNAPSHOT_REMOVED, a->user, a->vm_id,
@@ -618,6 +646,7 @@ failed:
     free(s.msg);
   }
 done:
+  engine_job_finish(eng, job_id, ok);
   engine_observe_operation("snapshot", "remove", ok, started);
   engine_unlock(eng, locks);
   snap_remove_free(a);
@@ -892,6 +921,8 @@ void snapshot_recover(struct engine *eng)
       free(s->operation);
       s->operation = NULL;
       if (snapshot_update(st, s) < 0) log_err("%s", error_message());
+      AUTOFREE char *job_id = removal_job(eng, NULL, vm->id, vm->name, s->description, false);
+      engine_job_finish(eng, job_id, false);
       engine_event(eng, SEVERITY_ALERT, EV_SNAPSHOT_REMOVE_FAILED, NULL, vm->id,
                    "the live removal of snapshot '%s' of VM %s was cut off by an engine crash and "
                    "the VM stopped before the engine restarted; its disks are marked illegal and the "
@@ -906,6 +937,8 @@ void snapshot_recover(struct engine *eng)
       a->snap = snapshot_get(st, s->id);
       const char *locks[] = {a->vm_id, NULL};
       if (locks_acquire(eng, locks, "RemoveSnapshot", NULL) < 0) {
+        AUTOFREE char *job_id = removal_job(eng, NULL, vm->id, vm->name, s->description, false);
+        engine_job_finish(eng, job_id, false);
         snap_remove_free(a);
       } else {
         engine_event(eng, SEVERITY_WARNING, EV_SNAPSHOT_REMOVED, NULL, vm->id,
