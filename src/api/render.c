@@ -176,7 +176,12 @@ struct node *render_vm(const struct render_ctx *r, const struct vm *vm)
   if (vm->cmdline) node_add_text(os, "cmdline", vm->cmdline);
   struct node *boot = node_add(os, "boot");
   struct node *devs = node_add_list(boot, "devices");
-  node_add_text(devs, "device", "hd");
+  const char *bd = vm->boot_devices ? vm->boot_devices : "hd";
+  for (const char *p = bd; *p;) {
+    size_t len = strcspn(p, ",");
+    node_add_textf(devs, "device", "%.*s", (int)len, p);
+    p += len + (p[len] == ',');
+  }
   node_add_bool(n, "stateless", false);
   node_add_text(n, "type", "server");
   node_add_text(n, "status", vm_status_to_str(vm->status));
@@ -208,7 +213,7 @@ struct node *render_disk(const struct render_ctx *r, const struct disk *d)
   int64_t actual = -1;
   if (!vol || !engine_file_size(r->eng, vol->path, &actual)) error_clear();
   node_add_int(n, "actual_size", actual < 0 ? 0 : actual);
-  node_add_text(n, "content_type", "data");
+  node_add_text(n, "content_type", disk_content_to_str(d->content_type));
   node_add_text(n, "format", disk_format_to_str(d->format));
   if (vol) {
     node_add_text(n, "image_id", vol->id);

@@ -29,6 +29,9 @@ int disk_from_node(struct api_call *c, const struct node *b, struct disk *d,
     return error(ERR_INVALID, "a shareable disk must use format 'raw'");
   if (disk_backup_from_node(b, &d->backup) < 0) return -1;
   if (d->backup < 0) d->backup = DISK_BACKUP_NONE;
+  const char *content = node_text(b, "content_type");
+  if (content && (d->content_type = disk_content_from_str(content)) < 0)
+    return error(ERR_INVALID, "invalid disk content_type '%s': use 'data' or 'iso'", content);
   const struct node *sds = node_child(b, "storage_domains");
   const struct node *sdref = sds ? node_child(sds, "storage_domain") : node_child(b, "storage_domain");
   if (!sdref)

@@ -94,7 +94,9 @@ int add_vm(struct api_call *c)
   AUTOPTR(cluster) cl = NULL;
   AUTOPTR(template) t = NULL;
   struct vm v;
-  if (vm_from_node(c, b, &v, &cl, &t) < 0) return -1;
+  AUTOFREE char *boot = NULL;
+  if (vm_from_node(c, b, &v, &cl, &t) < 0 || boot_devices_from_node(b, &boot) < 0) return -1;
+  v.boot_devices = boot;
   AUTOFREE char *pin = NULL;
   if (vm_placement_from_node(c, b, &pin) < 0) return -1;
   v.placement_host_id = pin;
@@ -114,7 +116,9 @@ int update_vm(struct api_call *c)
   if (!b) return -1;
   AUTOPTR(cluster) cl = NULL;
   struct vm v;
-  if (vm_from_node(c, b, &v, &cl, NULL) < 0) return -1;
+  AUTOFREE char *boot = NULL;
+  if (vm_from_node(c, b, &v, &cl, NULL) < 0 || boot_devices_from_node(b, &boot) < 0) return -1;
+  v.boot_devices = boot;
   AUTOFREE char *pin = NULL;
   if (vm_placement_from_node(c, b, &pin) < 0) return -1;
   v.placement_host_id = pin;

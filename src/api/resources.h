@@ -178,3 +178,13 @@ int update_vm_nic(struct api_call *c);
 int remove_vm_nic(struct api_call *c);
 int list_mac_pools(struct api_call *c);
 int get_mac_pool(struct api_call *c);
+
+/* res_cdrom.c: CD-ROMs, ISO files of storage domains, boot devices */
+int list_vm_cdroms(struct api_call *c);
+int get_vm_cdrom(struct api_call *c);
+int update_vm_cdrom(struct api_call *c);
+int list_storage_domain_files(struct api_call *c);
+int get_storage_domain_file(struct api_call *c);
+/* os/boot/devices of a <vm> as "cdrom,hd" in *out (caller frees; NULL when
+ * absent); 400 on an unknown or repeated device */
+int boot_devices_from_node(const struct node *vm, char **out);

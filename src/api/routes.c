@@ -291,7 +291,7 @@ static const struct route ROUTES[] = {
   {"GET", "/vnicprofiles", list_vnic_profiles, LOGGED_IN},
   {"GET", "/vms/{}/affinitylabels", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/applications", list_model_collection, SEE(OBJ_VM, 0)},
-  {"GET", "/vms/{}/cdroms", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/cdroms", list_vm_cdroms, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/graphicsconsoles", list_vm_consoles, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/hostdevices", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/katelloerrata", list_model_collection, SEE(OBJ_VM, 0)},
@@ -340,7 +340,7 @@ static const struct route ROUTES[] = {
   {"GET", "/datacenters/{}/qoss", list_model_collection, SEE(OBJ_DATACENTER, 0)},
   {"GET", "/datacenters/{}/quotas", list_model_collection, SEE(OBJ_DATACENTER, 0)},
   {"GET", "/storagedomains/{}/diskprofiles", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
-  {"GET", "/storagedomains/{}/files", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/storagedomains/{}/files", list_storage_domain_files, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"GET", "/storagedomains/{}/images", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"GET", "/storagedomains/{}/storageconnections", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
   {"GET", "/storagedomains/{}/templates", list_model_collection, SEE(OBJ_STORAGE_DOMAIN, 0)},
@@ -361,6 +361,9 @@ static const struct route ROUTES[] = {
   {"PUT", "/vms/{}/nics/{}", update_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
   {"DELETE", "/vms/{}/nics/{}", remove_vm_nic, ON(OBJ_VM, 0, PERMIT_CONFIGURE_VM_NETWORK)},
   {"GET", "/macpools/{}", get_mac_pool, LOGGED_IN},
+  {"GET", "/vms/{}/cdroms/{}", get_vm_cdrom, SEE(OBJ_VM, 0)},
+  {"PUT", "/vms/{}/cdroms/{}", update_vm_cdrom, ON(OBJ_VM, 0, PERMIT_CHANGE_VM_CD)},
+  {"GET", "/storagedomains/{}/files/{}", get_storage_domain_file, SEE(OBJ_STORAGE_DOMAIN, 0)},
 };
 
 /* adds <link rel="X" href="HREF/X"/> to N for each GET route

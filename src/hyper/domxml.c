@@ -68,7 +68,7 @@ static int check_disk(const struct hyper_disk *d)
 }
 
 /* appends <disk> for d, indented by `indent` spaces */
-static void put_disk(struct buf *b, const struct hyper_disk *d, const char *target, int indent)
+static void put_disk(struct buf *b, const struct hyper_disk *d, const char *target, int indent, int boot_order)
 {
   int in = indent;
   char serial[DISK_SERIAL_MAX + 1];
@@ -92,7 +92,7 @@ static void put_disk(struct buf *b, const struct hyper_disk *d, const char *targ
   buf_puts(b, "'/>\n");
   if (d->read_only) buf_printf(b, "%*s  <readonly/>\n", in, "");
   if (d->shareable) buf_printf(b, "%*s  <shareable/>\n", in, "");
-  if (d->bootable) buf_printf(b, "%*s  <boot order='1'/>\n", in, "");
+  if (boot_order > 0) buf_printf(b, "%*s  <boot order='%d'/>\n", in, "", boot_order);
   buf_printf(b, "%*s</disk>\n", in, "");
 }
 
@@ -100,7 +100,7 @@ char *domxml_disk(const struct hyper_disk *d, const char *target)
 {
   if (check_disk(d) < 0) return NULL;
   AUTOBUF struct buf b = BUF_INIT;
-  put_disk(&b, d, target, 0);
+  put_disk(&b, d, target, 0, d->bootable ? 1 : 0);
   return buf_detach(&b);
 }
 
@@ -129,6 +129,63 @@ static void put_text_element(struct buf *b, const char *indent, const char *tag,
   buf_printf(b, "</%s>\n", tag);
 }
 
+/* the first <boot order> of each kind of boot device; 0: that kind does not boot */
+struct boot_orders {
+  int cdrom, hd, network;
+  bool per_device;   /* some device carries a <boot order> (then no <os><boot>) */
+};
+
+/* Numbers the boot devices in the order DEVICES lists them ("cdrom,hd",
+ * oVirt's os/boot/devices; NULL: "hd"): the CD-ROM one number, hd one per
+ * bootable disk (the first disk when none is), network one per NIC. libvirt
+ * wants every number once. ERR_INVALID on an unknown or repeated device. */
+static int boot_orders_assign(const char *devices, const struct hyper_vm_spec *spec, size_t nbootable,
+                              struct boot_orders *bo)
+{
+  *bo = (struct boot_orders){0};
+  if (!devices) {
+    /* as before boot devices existed: bootable disks first, else the BIOS's hd */
+    bo->hd = nbootable ? 1 : 0;
+    bo->per_device = nbootable > 0;
+    return 0;
+  }
+  int order = 1;
+  for (const char *p = devices; *p;) {
+    size_t len = strcspn(p, ",");
+    int *slot = NULL, count = 0;
+    if (len == 5 && strncmp(p, "cdrom", 5) == 0) slot = &bo->cdrom, count = 1;
+    else if (len == 2 && strncmp(p, "hd", 2) == 0) slot = &bo->hd, count = spec->ndisks ? (nbootable ? (int)nbootable : 1) : 0;
+    else if (len == 7 && strncmp(p, "network", 7) == 0) slot = &bo->network, count = (int)spec->nnics;
+    else return error(ERR_INVALID, "unknown boot device '%.*s': use cdrom, hd or network", (int)len, p);
+    if (*slot) return error(ERR_INVALID, "boot device '%.*s' is listed twice", (int)len, p);
+    if (count > 0) {
+      *slot = order;
+      order += count;
+      bo->per_device = true;
+    }
+    p += len;
+    if (*p == ',') p++;
+  }
+  return 0;
+}
+
+char *domxml_cdrom(const char *path, const char *target, int boot_order)
+{
+  struct buf b = BUF_INIT;
+  buf_puts(&b, "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n");
+  if (path) {
+    buf_puts(&b, "      <source file='");
+    buf_put_xml_escaped(&b, path);
+    buf_puts(&b, "'/>\n");
+  }
+  buf_puts(&b, "      <target dev='");
+  buf_put_xml_escaped(&b, target);
+  buf_puts(&b, "' bus='sata'/>\n      <readonly/>\n      <alias name='" DOMXML_CDROM_ALIAS "'/>\n");
+  if (boot_order > 0) buf_printf(&b, "      <boot order='%d'/>\n", boot_order);
+  buf_puts(&b, "    </disk>\n");
+  return buf_detach(&b);
+}
+
 char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
 {
   const struct vm *vm = spec->vm;
@@ -143,7 +200,7 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
   if (vm->memory < 1024 * 1024)
     return error(ERR_INVALID, "cannot make a domain for VM '%s': memory %lld bytes is below 1 MiB",
                  vm->name, (long long)vm->memory), NULL;
-  bool any_bootable = false;
+  size_t nbootable = 0;
   for (size_t i = 0; i < spec->ndisks; i++) {
     const struct hyper_disk *d = &spec->disks[i];
     if (check_disk(d) < 0) return error_prefix("cannot make a domain for VM '%s': ", vm->name), NULL;
@@ -151,8 +208,11 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
       return error(ERR_UNSUPPORTED, "cannot make a domain for VM '%s': disk interface '%s' of disk '%s' "
                    "does not exist on q35 machines; use virtio, virtio_scsi or sata",
                    vm->name, disk_iface_to_str(d->iface), d->disk_id), NULL;
-    any_bootable |= d->bootable;
+    nbootable += d->bootable;
   }
+  struct boot_orders bo;
+  if (boot_orders_assign(vm->boot_devices, spec, nbootable, &bo) < 0)
+    return error_prefix("cannot make a domain for VM '%s': ", vm->name), NULL;
 
   AUTOBUF struct buf b = BUF_INIT;
   buf_printf(&b, "<domain type='%s'>\n", domain_type_to_str(domain_type));
@@ -169,7 +229,7 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
     put_text_element(&b, "    ", "kernel", vm->kernel);
     if (vm->initrd) put_text_element(&b, "    ", "initrd", vm->initrd);
     if (vm->cmdline) put_text_element(&b, "    ", "cmdline", vm->cmdline);
-  } else if (!any_bootable) {
+  } else if (!bo.per_device) {
     /* libvirt refuses <os><boot> together with per-device <boot order> */
     buf_puts(&b, "    <boot dev='hd'/>\n");
   }
@@ -188,15 +248,23 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
   buf_puts(&b, "    <controller type='scsi' index='0' model='virtio-scsi'/>\n");
   buf_puts(&b, "    <controller type='usb' model='none'/>\n");
   unsigned next[3] = {0, 0, 0};
-  for (size_t i = 0; i < spec->ndisks; i++) {
+  for (size_t i = 0, k = 0; i < spec->ndisks; i++) {
     const struct hyper_disk *d = &spec->disks[i];
     AUTOFREE char *target = domxml_target_name(d->iface, next[prefix_slot(d->iface)]++);
-    put_disk(&b, d, target, 4);
+    bool hd = nbootable ? d->bootable : i == 0;
+    put_disk(&b, d, target, 4, hd && bo.hd ? bo.hd + (int)k++ : 0);
+  }
+  {
+    AUTOFREE char *target = domxml_target_name(IFACE_SATA, next[prefix_slot(IFACE_SATA)]++);
+    AUTOFREE char *cd = domxml_cdrom(spec->cdrom_path, target, bo.cdrom);
+    buf_puts(&b, cd);
   }
   for (size_t i = 0; i < spec->nnics; i++) {
-    AUTOFREE char *nic = domxml_nic(&spec->nics[i]);
-    if (!nic) return buf_free(&b), NULL;
-    buf_puts(&b, nic);
+    struct hyper_nic nic = spec->nics[i];
+    nic.boot_order = bo.network ? bo.network + (int)i : 0;
+    AUTOFREE char *x = domxml_nic(&nic);
+    if (!x) return buf_free(&b), NULL;
+    buf_puts(&b, x);
   }
   if (spec->console_log) {
     /* a file the host keeps: what the guest printed survives the guest */
@@ -516,6 +584,8 @@ char *domxml_nic(const struct hyper_nic *nic)
   buf_put_xml_escaped(&b, nic->mac);
   buf_printf(&b, "'/>\n      <model type='%s'/>\n      <alias name='ua-", model);
   buf_put_xml_escaped(&b, nic->nic_id);
-  buf_puts(&b, "'/>\n    </interface>\n");
+  buf_puts(&b, "'/>\n");
+  if (nic->boot_order > 0) buf_printf(&b, "      <boot order='%d'/>\n", nic->boot_order);
+  buf_puts(&b, "    </interface>\n");
   return buf_detach(&b);
 }

@@ -62,6 +62,12 @@ char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struc
  * named NAME on the incremental disks), made at creation_time (seconds) */
 char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
                         size_t nlive, const char *name, bool use_bitmap_name, long long creation_time);
+/* the CD-ROM drive every domain has: alias DOMXML_CDROM_ALIAS, on the SATA
+ * bus as TARGET, holding ISO file PATH (NULL: empty), with <boot order>
+ * BOOT_ORDER (0: none). Caller frees. */
+#define DOMXML_CDROM_ALIAS "ua-cdrom"
+char *domxml_cdrom(const char *path, const char *target, int boot_order);
+
 /* one <interface> element for nic (hot-plug and start); NULL + ERR_INVALID on a bad enum */
 char *domxml_nic(const struct hyper_nic *nic);
 

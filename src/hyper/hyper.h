@@ -42,6 +42,7 @@ struct hyper_nic {
   int iface;                 /* enum nic_iface */
   const char *network;       /* libvirt network name, or NULL when bridge */
   const char *bridge;        /* host bridge, or NULL */
+  int boot_order;            /* <boot order>; 0: none (set by the domain's boot devices) */
 };
 
 /* everything needed to start a VM */
@@ -53,6 +54,7 @@ struct hyper_vm_spec {
   const char *graphics_listen; /* a VNC console on this address, locked until a ticket is set; NULL: none */
   const struct hyper_nic *nics;
   size_t nnics;
+  const char *cdrom_path;   /* the ISO in the CD-ROM drive (every domain has one), NULL: empty */
 };
 
 /* a graphics console of a running domain, from the live XML */
@@ -250,6 +252,9 @@ struct hyper_ops {
   int (*local_volume_delete)(struct hyper *h, const char *path);
   /* the names of the files in directory DIR of host h (none when DIR is missing) */
   int (*local_volume_list)(struct hyper *h, const char *dir, struct strvec *names);
+  /* puts ISO file PATH into the CD-ROM drive of the running domain (live
+   * only; NULL ejects); ERR_NOT_FOUND when it does not run */
+  int (*cdrom_change)(struct hyper *h, const char *vm_id, const char *path);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

@@ -1462,6 +1462,31 @@ static int lv_local_volume_list(struct hyper *h, const char *dir, struct strvec 
   return 0;
 }
 
+/* ---- CD-ROM ---- */
+
+/* change-media: the same drive (found by its alias in the live XML, named by
+ * its target) with a new source or none */
+static int lv_cdrom_change(struct hyper *h, const char *vm_id, const char *path)
+{
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  struct hyper_live_disk *live = NULL;
+  size_t n = 0;
+  if (live_disks(d, vm_id, &live, &n) < 0) return -1;
+  AUTOFREE char *target = NULL;
+  for (size_t i = 0; i < n && !target; i++)
+    if (live[i].alias && live[i].target && strcmp(live[i].alias, DOMXML_CDROM_ALIAS) == 0)
+      target = xstrdup(live[i].target);
+  hyper_live_disks_free(live, n);
+  if (!target) return error(ERR_NOT_FOUND, "VM '%s' has no CD-ROM drive (started before it had one)", vm_id);
+  AUTOFREE char *dev = domxml_cdrom(path, target, 0);
+  if (virDomainUpdateDeviceFlags(d, dev, VIR_DOMAIN_AFFECT_LIVE) < 0)
+    return virt_error("cannot change the CD of VM '%s'", vm_id);
+  return 0;
+}
+
 const struct hyper_ops hyper_libvirt_ops = {
   .name = "libvirt",
   .open = lv_open,
@@ -1493,4 +1518,5 @@ const struct hyper_ops hyper_libvirt_ops = {
   .local_volume_create = lv_local_volume_create,
   .local_volume_delete = lv_local_volume_delete,
   .local_volume_list = lv_local_volume_list,
+  .cdrom_change = lv_cdrom_change,
 };

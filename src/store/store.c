@@ -28,6 +28,7 @@ ENUM_IMPL(vm_status, VM_STATUS_LAST, "down", "powering_up", "up", "powering_down
 ENUM_IMPL(disk_format, DISK_FORMAT_LAST, "cow", "raw")
 ENUM_IMPL(disk_status, DISK_STATUS_LAST, "ok", "locked", "illegal")
 ENUM_IMPL(disk_iface, IFACE_LAST, "virtio", "virtio_scsi", "sata", "ide")
+ENUM_IMPL(disk_content, DISK_CONTENT_LAST, "data", "iso")
 ENUM_IMPL(nic_iface, NIC_IFACE_LAST, "virtio", "e1000", "rtl8139")
 ENUM_IMPL(snapshot_type, SNAPSHOT_TYPE_LAST, "active", "regular")
 ENUM_IMPL(snapshot_status, SNAPSHOT_STATUS_LAST, "ok", "locked", "in_preview")
@@ -86,6 +87,10 @@ static const struct migration migrations[] = {
   {9, "vms: placement_host_id", NULL, "vms", "placement_host_id"},
   /* jobs name the VM they act on (GET /jobs?search=vm.name=...) */
   {10, "jobs: vm_id", NULL, "jobs", "vm_id"},
+  /* CD-ROMs and boot order: ISO disks, the VM's CD and its boot devices */
+  {11, "disks: content_type (data or iso)", NULL, "disks", "content_type"},
+  {12, "vms: cdrom_disk_id", NULL, "vms", "cdrom_disk_id"},
+  {13, "vms: boot_devices", NULL, "vms", "boot_devices"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
@@ -102,7 +107,7 @@ ENUM_CODEC(snapshot_type) ENUM_CODEC(snapshot_status) ENUM_CODEC(host_status)
 ENUM_CODEC(job_status) ENUM_CODEC(event_severity)
 ENUM_CODEC(transfer_direction) ENUM_CODEC(transfer_phase)
 ENUM_CODEC(disk_backup) ENUM_CODEC(backup_phase) ENUM_CODEC(backup_mode) ENUM_CODEC(checkpoint_state)
-ENUM_CODEC(nic_iface)
+ENUM_CODEC(nic_iface) ENUM_CODEC(disk_content)
 
 enum field_type {
   F_STR,   /* char *, NULL allowed */
@@ -180,6 +185,7 @@ static const struct field vm_fields[] = {
   FINT(vm, cores), FINT(vm, threads), FSTR(vm, os_type), FENUM(vm, status, vm_status),
   FSTR(vm, kernel), FSTR(vm, initrd), FSTR(vm, cmdline), FINT(vm, creation_ms),
   FSTR(vm, placement_host_id),
+  FSTR(vm, cdrom_disk_id), FSTR(vm, boot_devices),
 };
 ENTITY(vm, "VM", "vms", "name", "id");
 
@@ -187,7 +193,7 @@ static const struct field disk_fields[] = {
   FSTR(disk, id), FSTR(disk, alias), FSTR(disk, description), FINT(disk, provisioned_size),
   FENUM(disk, format, disk_format), FBOOL(disk, sparse), FBOOL(disk, shareable),
   FSTR(disk, storage_domain_id), FENUM(disk, status, disk_status),
-  FENUM(disk, backup, disk_backup),
+  FENUM(disk, backup, disk_backup), FENUM(disk, content_type, disk_content),
 };
 ENTITY(disk, "disk", "disks", "alias", "id");
 

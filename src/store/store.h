@@ -27,6 +27,8 @@ enum disk_status { DISK_OK, DISK_LOCKED, DISK_ILLEGAL, DISK_STATUS_LAST };
 ENUM_DECL(disk_status); /* "ok","locked","illegal" */
 enum disk_iface { IFACE_VIRTIO, IFACE_VIRTIO_SCSI, IFACE_SATA, IFACE_IDE, IFACE_LAST };
 ENUM_DECL(disk_iface); /* "virtio","virtio_scsi","sata","ide" */
+enum disk_content { DISK_CONTENT_DATA, DISK_CONTENT_ISO, DISK_CONTENT_LAST };
+ENUM_DECL(disk_content); /* "data","iso" (oVirt's disk content_type) */
 enum nic_iface { NIC_VIRTIO, NIC_E1000, NIC_RTL8139, NIC_IFACE_LAST };
 ENUM_DECL(nic_iface); /* "virtio","e1000","rtl8139" (libvirt's models) */
 enum snapshot_type { SNAPSHOT_ACTIVE, SNAPSHOT_REGULAR, SNAPSHOT_TYPE_LAST };
@@ -98,6 +100,9 @@ struct vm {
   char *kernel, *initrd, *cmdline; /* direct kernel boot; NULL when unset */
   int64_t creation_ms;
   char *placement_host_id; /* <placement_policy><hosts>: start only there; NULL: any host of the cluster */
+  char *cdrom_disk_id;       /* the ISO disk in the CD-ROM (content_type iso), NULL: empty */
+  char *boot_devices;        /* oVirt's os/boot/devices in order, comma-separated
+                                ("cdrom,hd"); NULL: hd */
 };
 
 /* a logical network: libvirt's network NAME (libvirt_network) or a host bridge */
@@ -125,6 +130,7 @@ struct disk {
   char *storage_domain_id;
   int status;                /* enum disk_status */
   int backup;                /* enum disk_backup: incremental keeps dirty bitmaps (qcow2 only) */
+  int content_type;          /* enum disk_content: iso disks go into CD-ROMs, never attached */
 };
 
 /* one file of a disk's chain: the active volume has snapshot_id of the VM's

@@ -105,8 +105,8 @@ static void test_domain_xml(const char *tmp)
   struct hyper_live_disk *live = NULL;
   size_t n = 0;
   CHECK(domxml_parse_disks(xml, &live, &n) == 0);
-  CHECK(n == 4);
-  if (n == 4) {
+  CHECK(n == 5); /* the four disks, then the CD-ROM drive */
+  if (n == 5) {
     CHECK_STR(live[0].alias, "ua-7b9c2f60-1111-4aaa-8bbb-0123456789ab");
     CHECK_STR(live[0].target, "vda");
     CHECK_STR(live[0].bus, "virtio");
@@ -117,10 +117,13 @@ static void test_domain_xml(const char *tmp)
     CHECK_STR(live[2].target, "sdb");
     CHECK_STR(live[2].bus, "sata");
     CHECK_STR(live[3].target, "vdb");
+    CHECK_STR(live[4].alias, DOMXML_CDROM_ALIAS);
+    CHECK_STR(live[4].target, "sdc");
+    CHECK_STR(live[4].bus, "sata");
     AUTOFREE char *t1 = domxml_free_target(IFACE_VIRTIO, live, n);
     AUTOFREE char *t2 = domxml_free_target(IFACE_VIRTIO_SCSI, live, n);
     CHECK_STR(t1, "vdc");
-    CHECK_STR(t2, "sdc");
+    CHECK_STR(t2, "sdd");
   }
   hyper_live_disks_free(live, n);
 
@@ -134,7 +137,7 @@ static void test_domain_xml(const char *tmp)
   CHECK(domxml_parse_disks("<domain><devices>", &live, &n) == -1 && error_code() == ERR_INTERNAL);
 
   /* snapshot XML: listed disks external by target name, the others 'no' */
-  CHECK(domxml_parse_disks(xml, &live, &n) == 0 && n == 4);
+  CHECK(domxml_parse_disks(xml, &live, &n) == 0 && n == 5);
   struct hyper_snap_disk snap[] = {
     {disks[3].disk_id, "/sd/images/ae2f/snap & 1", DISK_FORMAT_COW},
     {disks[0].disk_id, "/sd/images/7b9c/snap1", DISK_FORMAT_COW},
@@ -459,8 +462,8 @@ static void test_snapshot_merge(struct hyper *h, const char *uri, const char *tm
   CHECK(rc == 0 && !quiesced);
   struct hyper_live_disk *live = NULL;
   size_t n = 0;
-  CHECK(ops->domain_disks(h, vm_id, &live, &n) == 0 && n == 2);
-  if (n == 2) {
+  CHECK(ops->domain_disks(h, vm_id, &live, &n) == 0 && n == 3); /* and the CD-ROM */
+  if (n == 3) {
     CHECK_STR(live[0].source, o1);
     CHECK_STR(live[1].source, o2);
   }
@@ -639,8 +642,8 @@ static void test_live(const char *tmp)
 
     struct hyper_live_disk *live = NULL;
     size_t n = 0;
-    CHECK(ops->domain_disks(h, vm_id, &live, &n) == 0 && n == 1);
-    if (n == 1) {
+    CHECK(ops->domain_disks(h, vm_id, &live, &n) == 0 && n == 2); /* the disk and the CD-ROM */
+    if (n == 2) {
       CHECK_STR(live[0].target, "vda");
       CHECK_STR(live[0].source, p1);
       CHECK(live[0].serial && strncmp(live[0].serial, d1, 20) == 0);

@@ -36,7 +36,7 @@ static const char *const template_id = "00000000-0000-0000-0000-000000000000";
 static struct user owner;       /* owns the job, the transfer; member of the group */
 static struct user nobody;      /* LOGIN through a role on an unrelated VM */
 static char other_vm_id[64];
-static char backup_id[64], checkpoint_id[64];
+static char backup_id[64], checkpoint_id[64], iso_id[64];
 static char net_id[64], nic_id[64], vm_stat_id[64], disk_stat_id[64], host_stat_id[64];
 
 static int call_as(const struct user *u, const char *method, const char *path, const char *xml, char **out,
@@ -133,11 +133,12 @@ static const char *param_for(const char *pattern, const char *coll)
   }
   /* vm-complete's sub-resources: ids that exist in the fixture */
   if (!strcmp(coll, "graphicsconsoles")) return "766e63";
-  if (!strcmp(coll, "macpools")) return "00000000-0000-0000-0000-000000000000";
+  if (!strcmp(coll, "macpools") || !strcmp(coll, "cdroms")) return "00000000-0000-0000-0000-000000000000";
   if (!strcmp(coll, "statistics"))
     return !strncmp(pattern, "/vms/", 5) ? vm_stat_id : !strncmp(pattern, "/disks/", 7) ? disk_stat_id : host_stat_id;
   if (!strcmp(coll, "networks") || !strcmp(coll, "vnicprofiles")) return net_id;
   if (!strcmp(coll, "nics")) return nic_id;
+  if (!strcmp(coll, "files")) return iso_id;
   return "nosuch";
 }
 
@@ -232,6 +233,11 @@ static void setup_fixture(void)
   AUTOLIST(permission) sys = permission_list(st, "object_type = 'system'", NULL, 0, NULL, 1);
   snprintf(sys_perm_id, sizeof sys_perm_id, "%s", sys[0]->id);
   grant(vm_perm_id, login, owner.id, NULL, OBJ_VM, vm_id);
+  /* an ISO in the storage domain (its files) */
+  new_id(iso_id);
+  struct disk iso = {.id = iso_id, .alias = (char *)"secret-iso", .provisioned_size = 1 << 20,
+                     .format = DISK_FORMAT_RAW, .storage_domain_id = sd_id, .content_type = DISK_CONTENT_ISO};
+  CHECK(disk_insert(st, &iso) == 0);
   /* a finished backup of the VM and the checkpoint it made */
   new_id(backup_id);
   new_id(checkpoint_id);

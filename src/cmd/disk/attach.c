@@ -1,6 +1,7 @@
 /* attach.c: disk attachments: attach (with hot-plug), update (plug/unplug),
  * detach (with hot-unplug). A hot-unplug is finished only when libvirt
  * reports the device removed; until then the attachment stays plugged. */
+#include "cmd/cdrom.h"
 #include "cmd/internal.h"
 #include "cmd/perm.h"
 #include "util/err.h"
@@ -185,6 +186,9 @@ static int attach_validate(struct cmd_ctx *c)
     return error(ERR_CONFLICT, "cannot attach disk '%s': the disk is already attached to VM '%s'",
                  a->disk->alias, a->vm->name);
   error_clear();
+  if (a->disk->content_type == DISK_CONTENT_ISO)
+    return error(ERR_INVALID, "cannot attach disk '%s': it is an ISO; put it into the VM's CD-ROM "
+                 "(PUT /vms/%s/cdroms/" CDROM_ID ")", a->disk->alias, a->vm->id);
   if (a->disk->status != DISK_OK)
     return error(ERR_CONFLICT, "cannot attach disk '%s': its status is %s", a->disk->alias,
                  disk_status_to_str(a->disk->status));

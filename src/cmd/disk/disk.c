@@ -1,6 +1,7 @@
 /* disk.c: disk, storage domain, host and external event commands */
 #include "cmd/internal.h"
 #include "cmd/perm.h"
+#include "cmd/cdrom.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -70,6 +71,10 @@ static int disk_add_validate(struct cmd_ctx *c)
   if (in->backup == DISK_BACKUP_INCREMENTAL && in->format != DISK_FORMAT_COW)
     return error(ERR_INVALID, "cannot create disk '%s' with backup=incremental: only format 'cow' "
                  "(qcow2) disks keep the bitmaps incremental backups need", in->alias);
+  if (in->content_type == DISK_CONTENT_ISO && (in->format != DISK_FORMAT_RAW || in->shareable ||
+                                                in->backup == DISK_BACKUP_INCREMENTAL))
+    return error(ERR_INVALID, "cannot create ISO disk '%s': an ISO is format 'raw', not shareable, "
+                 "without incremental backup", in->alias);
   a->sd = storage_domain_get(c->eng->st, in->storage_domain_id);
   if (!a->sd) return -1;
   if (in->format == DISK_FORMAT_RAW && in->sparse == false) {
@@ -157,6 +162,8 @@ static int disk_remove_validate(struct cmd_ctx *c)
                    "'%s'; detach it first", a->disk->alias, atts[i]->snapshot_id, vm->name);
   }
   if (transfer_check_disk(st, a->disk_id, "remove disk", a->disk->alias) < 0) return -1;
+  if (a->disk->content_type == DISK_CONTENT_ISO && cdrom_check_unused(st, a->disk_id, a->disk->alias, "remove") < 0)
+    return -1;
   if (a->disk->status == DISK_LOCKED)
     return error(ERR_CONFLICT, "cannot remove disk '%s': it is locked by another operation",
                  a->disk->alias);

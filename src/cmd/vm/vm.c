@@ -3,6 +3,7 @@
 #include "cmd/internal.h"
 #include "cmd/perm.h"
 #include "cmd/nic.h"
+#include "cmd/cdrom.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -88,7 +89,7 @@ static int vm_hw_check(const struct vm *v)
       (v->cores >= 0 && (v->cores < 1 || v->cores > 64)) ||
       (v->threads >= 0 && (v->threads < 1 || v->threads > 4)))
     return error(ERR_INVALID, "invalid CPU topology: sockets 1-16, cores 1-64, threads 1-4");
-  return 0;
+  return v->boot_devices ? boot_devices_check(v->boot_devices) : 0;
 }
 
 /* ---- add ---- */
@@ -224,6 +225,7 @@ static int vm_update_execute(struct cmd_ctx *c)
   set_str(&v->initrd, in->initrd);
   set_str(&v->cmdline, in->cmdline);
   set_str(&v->placement_host_id, in->placement_host_id);
+  set_str(&v->boot_devices, in->boot_devices);
   if (in->memory >= 0) v->memory = in->memory;
   if (in->sockets >= 0) v->sockets = in->sockets;
   if (in->cores >= 0) v->cores = in->cores;
@@ -451,7 +453,7 @@ static int vm_start_execute(struct cmd_ctx *c)
   AUTOFREE struct hyper_disk *disks = NULL;
   size_t n = 0, nn = 0;
   struct hyper_nic *nics = NULL;
-  AUTOFREE char *console = NULL;
+  AUTOFREE char *console = NULL, *cdrom = NULL;
   AUTOPTR(vm) cur = NULL;
   AUTOLIST(attachment) atts = NULL;
   struct store *st = eng->st;
@@ -469,8 +471,14 @@ static int vm_start_execute(struct cmd_ctx *c)
     goto down;
   }
   console = xasprintf("%s/console/%s.log", eng->state_dir, a->vm_id);
+  cdrom = a->vm->cdrom_disk_id ? cdrom_iso_path(eng, a->vm->cdrom_disk_id) : NULL;
+  if (a->vm->cdrom_disk_id && !cdrom) {
+    vm_nics_free(nics, nn);
+    error_prefix("cannot start VM '%s': ", a->vm->name);
+    goto down;
+  }
   struct hyper_vm_spec spec = {.vm = a->vm, .disks = disks, .ndisks = n, .console_log = console,
-                               .nics = nics, .nnics = nn};
+                               .nics = nics, .nnics = nn, .cdrom_path = cdrom};
   int started = ops->domain_start(h, &spec);
   vm_nics_free(nics, nn);
   if (started < 0) {
