@@ -147,3 +147,37 @@ class ConsoleLog:
                 raise TimeoutError("no line matching %r in %s after %.0f s; last lines:\n%s"
                                    % (regex.pattern, self.path, timeout, tail))
             time.sleep(0.05)
+
+
+# isolinux, talking on the serial port, prints its banner and then loads the ISO's kernel
+ISO_RE = re.compile(r"ISOLINUX [0-9.]+ .*\n(?:.*\n)*?Loading /vmlinuz\.\.\. ?ok", re.M)
+
+
+def build_iso(appliance_dir, iso_path, cmdline=CMDLINE):
+    """a bootable El Torito ISO of the appliance (its bzImage and initrd behind isolinux,
+    both from Debian packages: xorriso, isolinux, syslinux-common), at iso_path.
+
+    isolinux talks on the serial port (ISO_RE matches its banner and its loading of the
+    kernel), so the console log shows that the guest booted from this CD. Returns the ISO's
+    size."""
+    import shutil
+    import tempfile
+    tree = tempfile.mkdtemp(prefix="snapback-iso-")
+    try:
+        os.mkdir(os.path.join(tree, "isolinux"))
+        for src in ("/usr/lib/ISOLINUX/isolinux.bin", "/usr/lib/syslinux/modules/bios/ldlinux.c32"):
+            shutil.copy(src, os.path.join(tree, "isolinux"))
+        shutil.copy(os.path.join(appliance_dir, "vmlinuz"), tree)
+        shutil.copy(os.path.join(appliance_dir, "initrd.gz"), tree)
+        with open(os.path.join(tree, "isolinux", "isolinux.cfg"), "w") as f:
+            f.write("SERIAL 0 115200\nDEFAULT appliance\nPROMPT 0\nTIMEOUT 0\n"
+                    "LABEL appliance\n  KERNEL /vmlinuz\n  APPEND initrd=/initrd.gz %s\n" % cmdline)
+        r = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", iso_path, "-V", "SNAPBACK",
+                            "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
+                            "-boot-load-size", "4", "-boot-info-table", tree],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("xorriso failed (%d):\n%s" % (r.returncode, r.stdout))
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    return os.path.getsize(iso_path)
