@@ -19,6 +19,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   vncsnapshot tigervnc-tools
   iproute2 util-linux  # scripts/test-host.sh (ip, unshare, nsenter): the second host of tests/e2e/case_hosts.py
+  xorriso isolinux syslinux-common  # the appliance ISO of tests/e2e/case_cdrom.py
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system
