@@ -25,7 +25,14 @@
 #                                            offset 0 of the disk (fsync'ed)
 #   SNAPBACK-ERROR dev=<name> what=<text>    hashing or writing failed (e.g. disk pulled)
 #   SNAPBACK-REMOVED dev=<name>              the disk went away (hot-unplug acknowledged)
-# Cmdline options: snapback.write=1 (see above), snapback.debug=1 (keep kernel messages on
+#   SNAPBACK-NET dev=eth0 ip=<address>      only with snapback.net=1: the first NIC (virtio-net)
+#                                            got this address by DHCP (busybox udhcpc)
+#   SNAPBACK-SENT dev=<name> to=<host:port>  only with snapback.send=HOST:PORT: after hashing,
+#                                            the disk went to HOST:PORT over TCP (busybox nc) as
+#                                            one line "SNAPBACK-DATA serial=S dev=D sha256=H
+#                                            bytes=N" and then its N bytes
+# Cmdline options: snapback.write=1 (see above), snapback.net=1 and snapback.send=HOST:PORT
+# (see above; send implies net), snapback.debug=1 (keep kernel messages on
 # the console after boot; by default they are silenced after boot so that they cannot
 # interleave with the SNAPBACK lines).
 set -euo pipefail
@@ -138,7 +145,7 @@ cp "$BZ" "$OUTDIR/vmlinuz.tmp"
 # --- 3. modules ------------------------------------------------------------------------
 # depmod over the full tree gives the transitive dependencies of what we want; the
 # crypto back-ends of crc-t10dif / crc64-rocksoft are soft dependencies, so listed here.
-WANT=(virtio_pci virtio_blk virtio_scsi sd_mod crct10dif_generic crc64_rocksoft_generic)
+WANT=(virtio_pci virtio_blk virtio_scsi sd_mod crct10dif_generic crc64_rocksoft_generic virtio_net)
 "$BB" depmod -b "$TMP/pkg" "$KVER"
 R=$TMP/root
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,lib/modules/"$KVER"}
@@ -175,6 +182,19 @@ echo /sbin/modprobe > /proc/sys/kernel/modprobe
 modprobe -a crct10dif_generic crc64_rocksoft_generic sd_mod virtio_pci virtio_blk virtio_scsi ||
   echo "SNAPBACK-ERROR dev=- what=modprobe"
 grep -q 'snapback.debug=1' /proc/cmdline || echo "1 4 1 7" > /proc/sys/kernel/printk
+# the network, before any disk is sent over it
+if grep -Eq 'snapback\.(net=1|send=)' /proc/cmdline; then
+  modprobe virtio_net || echo "SNAPBACK-ERROR dev=eth0 what=modprobe"
+  ip link set lo up
+  i=0
+  while [ $i -lt 100 ] && [ ! -e /sys/class/net/eth0 ]; do usleep 50000; i=$((i + 1)); done
+  ip link set eth0 up
+  if udhcpc -i eth0 -s /udhcpc -n -q -t 20 -T 1 >/dev/null 2>&1; then
+    echo "SNAPBACK-NET dev=eth0 ip=$(cat /run/ip)"
+  else
+    echo "SNAPBACK-ERROR dev=eth0 what=dhcp"
+  fi
+fi
 mkdir -p /run/seen
 uevent /handler &
 upid=$!
@@ -217,6 +237,15 @@ add)
       exit 0
     fi
     echo "SNAPBACK-DISK serial=$serial dev=$name sha256=$sum bytes=$bytes"
+    to=$(sed -n 's/.*snapback\.send=\([^ ]*\).*/\1/p' /proc/cmdline)
+    if [ -n "$to" ]; then
+      if { echo "SNAPBACK-DATA serial=$serial dev=$name sha256=$sum bytes=$bytes"; cat /dev/$name; } |
+           nc "${to%:*}" "${to##*:}" >/dev/null 2>&1; then
+        echo "SNAPBACK-SENT dev=$name to=$to"
+      else
+        echo "SNAPBACK-ERROR dev=$name what=send"
+      fi
+    fi
     if grep -q 'snapback.write=1' /proc/cmdline; then
       if dd if=/dev/urandom of=/dev/$name bs=1M count=1 conv=fsync 2>/dev/null; then
         echo "SNAPBACK-WROTE dev=$name"
@@ -233,7 +262,20 @@ remove)
 esac
 exit 0
 EOF
-chmod 755 "$R/init" "$R/handler"
+cat > "$R/udhcpc" <<'EOF'
+#!/bin/sh
+# busybox udhcpc's script: configure the lease it got (bound/renew)
+case $1 in
+bound|renew)
+  ip addr flush dev "$interface"
+  ip addr add "$ip/${mask:-24}" dev "$interface"
+  [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface" 2>/dev/null
+  echo "$ip" > /run/ip
+  ;;
+esac
+exit 0
+EOF
+chmod 755 "$R/init" "$R/handler" "$R/udhcpc"
 
 (cd "$R" && find . | sort | "$BB" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -9n > "$OUTDIR/initrd.gz.tmp"
 mv -f "$OUTDIR/vmlinuz.tmp" "$OUTDIR/vmlinuz"
