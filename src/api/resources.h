@@ -188,3 +188,7 @@ int get_storage_domain_file(struct api_call *c);
 /* os/boot/devices of a <vm> as "cdrom,hd" in *out (caller frees; NULL when
  * absent); 400 on an unknown or repeated device */
 int boot_devices_from_node(const struct node *vm, char **out);
+
+/* res_guest.c: what a running guest reports (its addresses) */
+int list_vm_reported_devices(struct api_call *c);
+int get_vm_reported_device(struct api_call *c);

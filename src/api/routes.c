@@ -298,7 +298,7 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/mediateddevices", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/nics", list_vm_nics, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/numanodes", list_model_collection, SEE(OBJ_VM, 0)},
-  {"GET", "/vms/{}/reporteddevices", list_model_collection, SEE(OBJ_VM, 0)},
+  {"GET", "/vms/{}/reporteddevices", list_vm_reported_devices, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/sessions", list_model_collection, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/statistics", list_vm_statistics, SEE(OBJ_VM, 0)},
   {"GET", "/vms/{}/tags", list_model_collection, SEE(OBJ_VM, 0)},
@@ -364,6 +364,7 @@ static const struct route ROUTES[] = {
   {"GET", "/vms/{}/cdroms/{}", get_vm_cdrom, SEE(OBJ_VM, 0)},
   {"PUT", "/vms/{}/cdroms/{}", update_vm_cdrom, ON(OBJ_VM, 0, PERMIT_CHANGE_VM_CD)},
   {"GET", "/storagedomains/{}/files/{}", get_storage_domain_file, SEE(OBJ_STORAGE_DOMAIN, 0)},
+  {"GET", "/vms/{}/reporteddevices/{}", get_vm_reported_device, SEE(OBJ_VM, 0)},
 };
 
 /* adds <link rel="X" href="HREF/X"/> to N for each GET route

@@ -45,6 +45,15 @@ struct hyper_nic {
   int boot_order;            /* <boot order>; 0: none (set by the domain's boot devices) */
 };
 
+/* one network interface of a running guest and its addresses (virDomainInterfaceAddresses) */
+struct hyper_guest_iface {
+  char *name;                /* as the guest names it ("eth0"), or libvirt's host-side name */
+  char *mac;                 /* "56:6f:..." */
+  struct hyper_guest_ip { char *address; int prefix; bool v6; } *ips;
+  size_t nips;
+};
+void hyper_guest_ifaces_free(struct hyper_guest_iface *v, size_t n);
+
 /* everything needed to start a VM */
 struct hyper_vm_spec {
   const struct vm *vm;
@@ -255,6 +264,13 @@ struct hyper_ops {
   /* puts ISO file PATH into the CD-ROM drive of the running domain (live
    * only; NULL ejects); ERR_NOT_FOUND when it does not run */
   int (*cdrom_change)(struct hyper *h, const char *vm_id, const char *path);
+  /* the guest's interfaces and addresses as its guest agent reports them;
+   * when no agent answers, the leases of libvirt networks' DHCP servers.
+   * *from says which ("agent", "lease"). ERR_NOT_FOUND when it does not
+   * run; no source answering is an empty list, not an error. Caller frees
+   * with hyper_guest_ifaces_free. */
+  int (*guest_addresses)(struct hyper *h, const char *vm_id, struct hyper_guest_iface **out, size_t *n,
+                         const char **from);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

@@ -1487,6 +1487,68 @@ static int lv_cdrom_change(struct hyper *h, const char *vm_id, const char *path)
   return 0;
 }
 
+/* ---- guest addresses ---- */
+
+void hyper_guest_ifaces_free(struct hyper_guest_iface *v, size_t n)
+{
+  if (!v) return;
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].name);
+    free(v[i].mac);
+    for (size_t j = 0; j < v[i].nips; j++) free(v[i].ips[j].address);
+    free(v[i].ips);
+  }
+  free(v);
+}
+
+static int lv_guest_addresses(struct hyper *h, const char *vm_id, struct hyper_guest_iface **out, size_t *n,
+                              const char **from)
+{
+  *out = NULL;
+  *n = 0;
+  *from = NULL;
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  if (!d) return -1;
+  virDomainInterfacePtr *ifs = NULL;
+  int got = virDomainInterfaceAddresses(d, &ifs, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0);
+  *from = "agent";
+  if (got < 0) {
+    /* no agent in the guest (or it does not answer): what libvirt's DHCP servers leased */
+    got = virDomainInterfaceAddresses(d, &ifs, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+    *from = "lease";
+  }
+  if (got < 0) {
+    *from = NULL;
+    return 0;
+  }
+  struct hyper_guest_iface *v = xcalloc(got ? (size_t)got : 1, sizeof *v);
+  size_t len = 0;
+  for (int i = 0; i < got; i++) {
+    virDomainInterfacePtr f = ifs[i];
+    if (f->name && strcmp(f->name, "lo") == 0) {
+      virDomainInterfaceFree(f);
+      continue;
+    }
+    struct hyper_guest_iface *o = &v[len++];
+    o->name = f->name ? xstrdup(f->name) : NULL;
+    o->mac = f->hwaddr ? xstrdup(f->hwaddr) : NULL;
+    o->ips = xcalloc(f->naddrs ? f->naddrs : 1, sizeof *o->ips);
+    for (unsigned j = 0; j < f->naddrs; j++) {
+      if (!f->addrs[j].addr) continue;
+      o->ips[o->nips++] = (struct hyper_guest_ip){.address = xstrdup(f->addrs[j].addr),
+                                                  .prefix = (int)f->addrs[j].prefix,
+                                                  .v6 = f->addrs[j].type == VIR_IP_ADDR_TYPE_IPV6};
+    }
+    virDomainInterfaceFree(f);
+  }
+  free(ifs);
+  *out = v;
+  *n = len;
+  return 0;
+}
+
 const struct hyper_ops hyper_libvirt_ops = {
   .name = "libvirt",
   .open = lv_open,
@@ -1519,4 +1581,5 @@ const struct hyper_ops hyper_libvirt_ops = {
   .local_volume_delete = lv_local_volume_delete,
   .local_volume_list = lv_local_volume_list,
   .cdrom_change = lv_cdrom_change,
+  .guest_addresses = lv_guest_addresses,
 };

@@ -346,6 +346,8 @@ static void walk(void)
     if (!ok3 && st3 == 404 && strstr(pattern, "/permissions/{}") && strncmp(pattern, "/vms/", 5) != 0) ok3 = true;
     /* the fixture's template (Blank) has no disks */
     if (!ok3 && st3 == 404 && !strcmp(pattern, "/templates/{}/diskattachments/{}")) ok3 = true;
+    /* the fixture's VM does not run: its guest reports no device */
+    if (!ok3 && st3 == 404 && !strcmp(pattern, "/vms/{}/reporteddevices/{}")) ok3 = true;
     if (!ok3) {
       fprintf(stderr, "%s %s with exactly the needed role: %d %s\n", method, path, st3, out3 ? out3 : "");
       failures++;
