@@ -20,6 +20,7 @@ PACKAGES=(
   vncsnapshot tigervnc-tools
   iproute2 util-linux  # scripts/test-host.sh (ip, unshare, nsenter): the second host of tests/e2e/case_hosts.py
   xorriso isolinux syslinux-common  # the appliance ISO of tests/e2e/case_cdrom.py
+  dnsmasq-base  # libvirt's DHCP on the test network of tests/e2e/case_guestnet.py
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
 LIBVIRT_URI=qemu:///system

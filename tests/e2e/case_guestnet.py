@@ -1,0 +1,153 @@
+"""21. The appliance carries data out over a network the test creates: an isolated libvirt
+network with its own subnet and DHCP (no forward: nothing leaves the host), a snapback
+network on it, and a NIC on the appliance. The appliance (snapback.send=HOST:PORT) sends
+the bytes of the disk snapshot attached to it to a TCP service the test runs on the
+network's host address; the bytes must be the snapshot's. The guest's DHCP address shows
+in /vms/{id}/reporteddevices (libvirt's leases: the appliance has no guest agent).
+"""
+import hashlib
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import appliance
+from case_backup import (appliance_files, console, wait_line, take_snapshot, snap_attach_xml, AGENT_MEMORY)
+from case_snapshots import offline_write, active_path
+from harness import case, text, random_name, MiB
+
+DATA_SIZE = 16 * MiB
+SENT_RE = r"^SNAPBACK-SENT dev=(?P<dev>\S+) to=(?P<to>\S+)\r?$"
+NET_RE = r"^SNAPBACK-NET dev=eth0 ip=(?P<ip>[0-9.]+)\r?$"
+
+
+def create_test_network(env):
+    """an isolated libvirt network on a free 10.213.N.0/24; returns (name, host address)"""
+    name = random_name("net")
+    for _ in range(20):
+        n = random.randint(1, 254)
+        xml = ("<network><name>%s</name><bridge name='vb%s'/><ip address='10.213.%d.1' netmask='255.255.255.0'>"
+               "<dhcp><range start='10.213.%d.10' end='10.213.%d.99'/></dhcp></ip></network>"
+               % (name, name[-8:], n, n, n))
+        p = subprocess.run(["virsh", "-c", "qemu:///system", "net-create", "/dev/stdin"], input=xml,
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            return name, "10.213.%d.1" % n
+    env.require(False, "virsh net-create %s: %s" % (name, p.stderr))
+
+
+class Receiver:
+    """a TCP service on the host's side of the test network: each connection brings one line
+    'SNAPBACK-DATA ... bytes=N' and then N bytes, whose sha256 it keeps"""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((address, 0))
+        self.sock.listen(4)
+        self.sock.settimeout(1)
+        self.port = self.sock.getsockname()[1]
+        self.got, self.peers, self.stop = [], [], False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                c, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            with c:
+                c.settimeout(60)
+                f = c.makefile("rb")
+                header = f.readline().decode("ascii", "replace").split()
+                fields = dict(x.split("=", 1) for x in header[1:] if "=" in x)
+                size, h, left = int(fields.get("bytes", "0")), hashlib.sha256(), int(fields.get("bytes", "0"))
+                while left > 0:
+                    b = f.read(min(left, 1 << 20))
+                    if not b:
+                        break
+                    h.update(b)
+                    left -= len(b)
+                self.peers.append(peer[0])
+                self.got.append((fields, size - left, h.hexdigest()))
+                f.close()
+                c.shutdown(socket.SHUT_RDWR)   # the appliance's nc ends when we close
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@case("nics: the appliance sends a disk snapshot's bytes over a test network to a host service; its address is reported")
+def appliance_sends(env):
+    kernel, initrd = appliance_files(env)
+    lvnet, host_ip = create_test_network(env)
+    rx = None
+    try:
+        rx = Receiver(host_ip)
+        net = env.expect(env.api("POST", "/networks", "<network><name>%s</name><libvirt_network>%s</libvirt_network>"
+                                 "</network>" % (lvnet, lvnet)), 201, "add the test network").get("id")
+        # the data: a down VM's disk with a pattern, frozen by a snapshot, then changed
+        data_vm, _ = env.create_vm(random_name("data"))
+        disk = env.create_disk(random_name("data-disk"), size=DATA_SIZE)
+        env.attach(data_vm, disk, "virtio_scsi", bootable=True)
+        offline_write(env, env.disk_file(disk), 0x5a, 3 * MiB, MiB)
+        want = bytearray(DATA_SIZE)
+        want[3 * MiB:4 * MiB] = b"\x5a" * MiB
+        want = hashlib.sha256(bytes(want)).hexdigest()
+        snap = take_snapshot(env, data_vm)
+        offline_write(env, active_path(env, data_vm, disk), 0x11, 0, MiB)   # after the snapshot: must not leave
+
+        name = random_name("agent")
+        env.vm_names.add(name)
+        cmdline = "console=ttyS0 panic=-1 snapback.send=%s:%d" % (host_ip, rx.port)
+        r = env.api("POST", "/vms", "<vm><name>%s</name><cluster><name>Default</name></cluster><memory>%d</memory>"
+                    "<os><type>other</type><kernel>%s</kernel><initrd>%s</initrd><cmdline>%s</cmdline></os></vm>"
+                    % (name, AGENT_MEMORY, kernel, initrd, cmdline))
+        agent = env.expect(r, 201, "create the appliance VM").get("id")
+        nic = env.expect(env.api("POST", "/vms/%s/nics" % agent, '<nic><name>nic1</name><interface>virtio</interface>'
+                                 '<vnic_profile id="%s"/></nic>' % net), 201, "add the appliance's NIC")
+        mac = text(nic, "mac/address")
+        env.expect(env.api("POST", "/vms/%s/diskattachments" % agent, snap_attach_xml(disk, snap, "virtio")), 201,
+                   "attach the disk snapshot to the appliance")
+        log = console(env, agent)
+        t0 = time.monotonic()
+        env.start_vm(agent, name)
+        ip = wait_line(env, log, appliance.re.compile(NET_RE, appliance.re.M), 120, name,
+                       "the appliance got no address on %s" % lvnet).group("ip")
+        wait_line(env, log, appliance.re.compile(SENT_RE, appliance.re.M), 120, name, "the appliance sent nothing")
+        print("# the appliance booted, got %s and sent %d MiB in %.1f s" % (ip, DATA_SIZE // MiB, time.monotonic() - t0))
+        deadline = time.monotonic() + 10
+        while not rx.got and time.monotonic() < deadline:
+            time.sleep(0.1)
+        env.require(len(rx.got) == 1, "the host service received %d disks, not 1: %r" % (len(rx.got), rx.got))
+        fields, n, digest = rx.got[0]
+        env.check(rx.peers == [ip], "the data came from %r, not from the appliance's %s" % (rx.peers, ip))
+        env.check(n == DATA_SIZE and digest == want,
+                  "received %d bytes with sha256 %s; the snapshot holds %d bytes with %s" % (n, digest, DATA_SIZE, want))
+        env.check(fields.get("sha256") == want, "the appliance hashed %s, the snapshot is %s" % (fields.get("sha256"), want))
+
+        # what the guest reports: its address on the NIC with the pool's MAC
+        deadline = time.monotonic() + 30
+        while True:
+            r = env.api("GET", "/vms/%s/reporteddevices" % agent)
+            devs = env.expect(r, 200, "GET reporteddevices").findall("reported_device")
+            addrs = [(text(d, "mac/address"), [text(i, "address") for i in d.findall("ips/ip")]) for d in devs]
+            if (mac, [ip]) in addrs or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        env.check((mac, [ip]) in addrs, "reported devices %r lack %s with %s" % (addrs, mac, ip))
+        if devs:
+            d = devs[0]
+            env.check(text(d, "type") == "network", "reported device type %r" % text(d, "type"))
+            r = env.api("GET", "/vms/%s/reporteddevices/%s" % (agent, d.get("id")))
+            env.expect(r, 200, "GET one reported device")
+        env.action(agent, "stop")
+        r = env.api("GET", "/vms/%s/reporteddevices" % agent)
+        env.check(r.status == 200 and not r.body.findall("reported_device"), "a stopped VM reports nothing: " + r.short())
+    finally:
+        if rx:
+            rx.close()
+        subprocess.run(["virsh", "-c", "qemu:///system", "net-destroy", lvnet], capture_output=True)
