@@ -8,12 +8,18 @@
 
 #define DEFAULT_EXPIRY 120  /* seconds, oVirt's default ticket lifetime */
 
+/* oVirt's console id: the protocol's name in hex */
+static const char *console_id(const char *protocol)
+{
+  return strcmp(protocol, "spice") == 0 ? CONSOLE_SPICE_ID : CONSOLE_VNC_ID;
+}
+
 static struct node *render_console(struct api_call *c, const struct console_info *ci)
 {
   struct node *n = node_new("graphics_console");
-  AUTOFREE char *href = render_href(&c->r, "/vms/%s/graphicsconsoles/%s", c->p[0], CONSOLE_VNC_ID);
+  AUTOFREE char *href = render_href(&c->r, "/vms/%s/graphicsconsoles/%s", c->p[0], console_id(ci->protocol));
   node_set_attr(n, "href", href);
-  node_set_attr(n, "id", CONSOLE_VNC_ID);
+  node_set_attr(n, "id", console_id(ci->protocol));
   render_links(n, "/vms/{}/graphicsconsoles/{}", href);
   node_add_text(n, "protocol", ci->protocol);
   if (ci->port > 0) {
@@ -32,7 +38,7 @@ static int find_console(struct api_call *c, struct console_info *out)
   size_t n;
   if (console_list(c->eng, c->p[0], ci, 2, &n) < 0) return -1;
   for (size_t i = 0; i < n; i++)
-    if (strcmp(c->p[1], CONSOLE_VNC_ID) == 0 && strcmp(ci[i].protocol, "vnc") == 0) {
+    if (strcmp(c->p[1], console_id(ci[i].protocol)) == 0) {
       *out = ci[i];
       return 0;
     }

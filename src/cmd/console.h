@@ -2,7 +2,9 @@
  *
  * Every VM started gets a VNC console on the host's console address
  * (snapbackd --console-listen, loopback by default) whose password expired
- * at start: nobody connects until a ticket sets a password for a while. */
+ * at start: nobody connects until a ticket sets a password for a while.
+ * Where the host's QEMU has SPICE (libvirt's domain capabilities), a SPICE
+ * console beside it, locked the same way. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -10,11 +12,12 @@
 struct engine;
 struct user;
 
-/* oVirt names a console by its protocol in hex: "766e63" is "vnc" */
+/* oVirt names a console by its protocol in hex: "766e63" is "vnc", "7370696365" "spice" */
 #define CONSOLE_VNC_ID "766e63"
+#define CONSOLE_SPICE_ID "7370696365"
 
 struct console_info {
-  char protocol[16];   /* "vnc" */
+  char protocol[16];   /* "vnc", "spice" */
   char address[64];    /* where it listens, "" while the VM is down */
   int port;            /* -1 while the VM is down */
 };

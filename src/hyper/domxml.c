@@ -287,6 +287,12 @@ char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type)
     if (!secret) return buf_free(&b), NULL;
     AUTOFREE char *g = domxml_graphics("vnc", spec->graphics_listen, secret, 1);
     buf_puts(&b, g);
+    if (spec->spice) {
+      AUTOFREE char *ssecret = random_hex(12);
+      if (!ssecret) return buf_free(&b), NULL;
+      AUTOFREE char *sg = domxml_graphics("spice", spec->graphics_listen, ssecret, 1);
+      buf_puts(&b, sg);
+    }
     buf_puts(&b, "    <video>\n      <model type='vga'/>\n    </video>\n");
   }
   buf_puts(&b, "    <memballoon model='none'/>\n");

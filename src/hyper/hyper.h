@@ -64,6 +64,7 @@ struct hyper_vm_spec {
   const struct hyper_nic *nics;
   size_t nnics;
   const char *cdrom_path;   /* the ISO in the CD-ROM drive (every domain has one), NULL: empty */
+  bool spice;               /* with graphics_listen: a SPICE console too, locked the same way */
 };
 
 /* a graphics console of a running domain, from the live XML */
@@ -271,6 +272,10 @@ struct hyper_ops {
    * with hyper_guest_ifaces_free. */
   int (*guest_addresses)(struct hyper *h, const char *vm_id, struct hyper_guest_iface **out, size_t *n,
                          const char **from);
+  /* 1 when the host's QEMU offers graphics TYPE ("spice"; libvirt's domain
+   * capabilities, asked once), 0 when not; a started domain gets a SPICE
+   * console beside VNC exactly when this says 1 */
+  int (*graphics_supported)(struct hyper *h, const char *type);
 };
 
 extern const struct hyper_ops hyper_libvirt_ops;

@@ -63,6 +63,7 @@ struct hyper {
   int domain_type;                 /* resolved: KVM or QEMU */
   int detach_timeout_ms;
   char *console_listen;            /* where VNC consoles listen */
+  int spice;                       /* QEMU offers SPICE: 1 yes, 0 no, -1 not asked yet */
   struct hyper_callbacks cb;       /* copy; members may be NULL */
   void *opaque;
 
@@ -401,6 +402,7 @@ static struct hyper *lv_open(const struct hyper_options *opts)
   h->domain_type = domain_type_resolve(opts->domain_type);
   h->detach_timeout_ms = opts->detach_timeout_ms > 0 ? opts->detach_timeout_ms : DETACH_TIMEOUT_DEFAULT_MS;
   h->console_listen = xstrdup(opts->console_listen ? opts->console_listen : "127.0.0.1");
+  h->spice = -1;
   if (opts->cb) h->cb = *opts->cb;
   h->opaque = opts->opaque;
   h->lifecycle_id = h->removed_id = h->job_id = -1;
@@ -500,12 +502,34 @@ static char *lv_domain_xml_for(struct hyper *h, const struct hyper_vm_spec *spec
   return domxml_domain(spec, h->domain_type);
 }
 
+/* libvirt's domain capabilities list the graphics types QEMU was built with
+ * (<graphics supported='yes'><enum name='type'><value>spice</value>...) */
+static int lv_graphics_supported(struct hyper *h, const char *type)
+{
+  if (strcmp(type, "vnc") == 0) return 1;
+  if (strcmp(type, "spice") != 0) return 0;
+  if (h->spice >= 0) return h->spice;
+  AUTOPTR(virConnect) c = get_conn(h);
+  if (!c) return -1;
+  AUTOFREE char *caps = virConnectGetDomainCapabilities(c, NULL, "x86_64", "q35",
+                                                        domain_type_to_str(h->domain_type), 0);
+  if (!caps) return virt_error("cannot read the domain capabilities of host '%s'", h->uri);
+  const char *g = strstr(caps, "<graphics supported='yes'>");
+  const char *end = g ? strstr(g, "</graphics>") : NULL;
+  const char *v = g ? strstr(g, "<value>spice</value>") : NULL;
+  h->spice = v && end && v < end;
+  return h->spice;
+}
+
 static int lv_domain_start(struct hyper *h, const struct hyper_vm_spec *spec_in)
 {
   /* every VM gets a VNC console on the host's console address, locked until a ticket */
   struct hyper_vm_spec with_console = *spec_in;
   const struct hyper_vm_spec *spec = &with_console;
   if (!with_console.graphics_listen) with_console.graphics_listen = h->console_listen;
+  /* and a SPICE one where QEMU has SPICE */
+  if (lv_graphics_supported(h, "spice") == 1) with_console.spice = true;
+  error_clear();
   AUTOFREE char *xml = domxml_domain(spec, h->domain_type);
   if (!xml) return -1;
   AUTOPTR(virConnect) c = get_conn(h);
@@ -1582,4 +1606,5 @@ const struct hyper_ops hyper_libvirt_ops = {
   .local_volume_list = lv_local_volume_list,
   .cdrom_change = lv_cdrom_change,
   .guest_addresses = lv_guest_addresses,
+  .graphics_supported = lv_graphics_supported,
 };

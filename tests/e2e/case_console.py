@@ -3,6 +3,9 @@
 A real VNC client from Debian (vncsnapshot, with a password file from TigerVNC's
 vncpasswd) connects to a running VM's console: refused before any ticket, with a
 wrong ticket and with an expired one; with the ticket it takes a non-empty screenshot.
+Where the host's QEMU has SPICE (libvirt's domain capabilities say so), a SPICE console
+is offered beside it: locked at start, its ticket set with an expiry, a .vv file of type
+spice.
 """
 import os
 import subprocess
@@ -13,6 +16,15 @@ import xml.etree.ElementTree as ET
 from harness import case, text, fail
 
 VNC = "766e63"   # oVirt names a console by its protocol in hex
+SPICE = "7370696365"
+
+
+def host_has_spice():
+    p = subprocess.run(["virsh", "-c", "qemu:///system", "domcapabilities", "--machine", "q35",
+                        "--virttype", "qemu"], capture_output=True, text=True)
+    caps = ET.fromstring(p.stdout) if p.returncode == 0 else None
+    vals = caps.findall("devices/graphics/enum[@name='type']/value") if caps is not None else []
+    return "spice" in [v.text for v in vals]
 
 
 def snapshot(port, password, tmp):
@@ -46,9 +58,11 @@ def ticket(env, vm_id, body="<action/>"):
 @case("console: VNC on loopback opens with the ticket, not without, not with a wrong or expired one")
 def console(env):
     vm_id, name = env.create_vm()
+    spice = host_has_spice()
+    print("# the host's QEMU %s SPICE" % ("has" if spice else "lacks"))
     r = env.api("GET", "/vms/%s/graphicsconsoles" % vm_id)
     env.check(r.status == 200 and isinstance(r.body, ET.Element) and
-              [text(c, "protocol") for c in r.body.findall("graphics_console")] == ["vnc"],
+              [text(c, "protocol") for c in r.body.findall("graphics_console")] == ["vnc"] + (["spice"] if spice else []),
               "consoles of a down VM: " + r.short())
     r = env.api("POST", "/vms/%s/graphicsconsoles/%s/ticket" % (vm_id, VNC), "<action/>")
     env.check_fault(r, 409, "a ticket for a VM that is down", [name])
@@ -59,8 +73,31 @@ def console(env):
     port = int(text(c, "port", "0"))
     env.require(port >= 5900, "the running VM's console has no port: " + r.short())
     env.check(text(c, "address") == "127.0.0.1", "the console listens on %r, not loopback" % text(c, "address"))
-    r = env.api("GET", "/vms/%s/graphicsconsoles/%s" % (vm_id, "7370696365"))
-    env.check_fault(r, 404, "a SPICE console the VM does not have")
+    if not spice:
+        r = env.api("GET", "/vms/%s/graphicsconsoles/%s" % (vm_id, SPICE))
+        env.check_fault(r, 404, "a SPICE console the VM does not have")
+    else:
+        r = env.api("GET", "/vms/%s/graphicsconsoles/%s" % (vm_id, SPICE))
+        s = env.expect(r, 200, "GET the SPICE console")
+        sport = int(text(s, "port", "0"))
+        env.check(sport >= 5900 and sport != port and text(s, "address") == "127.0.0.1",
+                  "the SPICE console: " + r.short())
+        dom = ET.fromstring(subprocess.run(["virsh", "-c", "qemu:///system", "dumpxml", "--security-info", name],
+                                           capture_output=True, text=True).stdout)
+        g = dom.find("devices/graphics[@type='spice']")
+        env.check(g is not None and g.get("passwd") and g.get("passwdValidTo"),
+                  "the SPICE console is not locked at start: %r" % (g.attrib if g is not None else None))
+        r = env.api("POST", "/vms/%s/graphicsconsoles/%s/ticket" % (vm_id, SPICE),
+                    "<action><ticket><value>spice-ticket-1</value><expiry>300</expiry></ticket></action>")
+        env.check(r.status == 200 and text(r.body, "ticket/value") == "spice-ticket-1", "SPICE ticket: " + r.short())
+        dom = ET.fromstring(subprocess.run(["virsh", "-c", "qemu:///system", "dumpxml", "--security-info", name],
+                                           capture_output=True, text=True).stdout)
+        g = dom.find("devices/graphics[@type='spice']")
+        env.check(g is not None and g.get("passwd") == "spice-ticket-1", "SPICE password after the ticket: %r"
+                  % (g.attrib if g is not None else None))
+        r = env.api("POST", "/vms/%s/graphicsconsoles/%s/remoteviewerconnectionfile" % (vm_id, SPICE), "<action/>")
+        vv = text(env.expect(r, 200, "SPICE remoteviewerconnectionfile"), "remote_viewer_connection_file", "")
+        env.check("type=spice" in vv and "port=%d" % sport in vv and "password=" in vv, "the SPICE .vv file: %r" % vv)
 
     with tempfile.TemporaryDirectory(prefix="snapback-e2e-vnc-") as tmp:
         ok, _, out = snapshot(port, "guessed1", tmp)

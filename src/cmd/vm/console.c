@@ -18,12 +18,18 @@ int console_list(struct engine *eng, const char *vm_id, struct console_info *out
   AUTOPTR(vm) vm = vm_get(eng->st, vm_id);
   if (!vm) return -1;
   if (max == 0) return 0;
-  struct console_info *c = &out[(*n)++];
-  *c = (struct console_info){.protocol = "vnc", .port = -1};
-  if (vm->status == VM_DOWN || !vm->host_id) return 0;
+  out[(*n)++] = (struct console_info){.protocol = "vnc", .port = -1};
+  /* SPICE where the host's QEMU has it (a VM started before that knew only VNC) */
   const struct hyper_ops *ops;
-  struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
-  if (!h) return -1;
+  struct hyper *h = engine_hyper(eng, vm->host_id ? vm->host_id : eng->host_id, &ops);
+  if (!h) {
+    if (vm->status == VM_DOWN) error_clear();
+    return vm->status == VM_DOWN ? 0 : -1;
+  }
+  if (*n < max && ops->graphics_supported && ops->graphics_supported(h, "spice") == 1)
+    out[(*n)++] = (struct console_info){.protocol = "spice", .port = -1};
+  error_clear();
+  if (vm->status == VM_DOWN || !vm->host_id) return 0;
   if (!ops->graphics_list) return 0;
   struct hyper_graphics g[4];
   size_t ng = 0;
@@ -32,11 +38,13 @@ int console_list(struct engine *eng, const char *vm_id, struct console_info *out
     error_clear(); /* it stopped just now */
     return 0;
   }
-  for (size_t i = 0; i < ng; i++) {
-    if (strcmp(g[i].type, "vnc") != 0) continue;
-    c->port = g[i].port;
-    snprintf(c->address, sizeof c->address, "%s", g[i].listen);
-  }
+  for (size_t i = 0; i < ng; i++)
+    for (size_t k = 0; k < *n; k++) {
+      struct console_info *c = &out[k];
+      if (strcmp(g[i].type, c->protocol) != 0) continue;
+      c->port = g[i].port;
+      snprintf(c->address, sizeof c->address, "%s", g[i].listen);
+    }
   return 0;
 }
 
@@ -50,16 +58,19 @@ struct ticket_args {
 static int ticket_validate(struct cmd_ctx *c)
 {
   struct ticket_args *a = c->data;
-  if (strcmp(a->protocol, "vnc") != 0)
-    return error(ERR_NOT_FOUND, "VM '%s' has no %s console: only vnc is offered", a->vm_id, a->protocol);
+  bool vnc = strcmp(a->protocol, "vnc") == 0;
+  if (!vnc && strcmp(a->protocol, "spice") != 0)
+    return error(ERR_NOT_FOUND, "VM '%s' has no %s console: vnc and spice are offered", a->vm_id, a->protocol);
   if (!(a->vm = vm_get(c->eng->st, a->vm_id))) return -1;
   if (a->vm->status == VM_DOWN || !a->vm->host_id)
     return error(ERR_CONFLICT, "cannot set a console ticket for VM '%s': it is not running", a->vm->name);
   if (a->expiry < 1 || a->expiry > 86400 * 7)
     return error(ERR_INVALID, "invalid ticket expiry %lld: give 1 to 604800 seconds", (long long)a->expiry);
   /* VNC authentication knows passwords of at most 8 characters */
-  if (a->password && (strlen(a->password) < 6 || strlen(a->password) > 8))
+  if (vnc && a->password && (strlen(a->password) < 6 || strlen(a->password) > 8))
     return error(ERR_INVALID, "invalid ticket value: give 6 to 8 characters (VNC reads no more)");
+  if (!vnc && a->password && (strlen(a->password) < 6 || strlen(a->password) > 60))
+    return error(ERR_INVALID, "invalid ticket value: give 6 to 60 characters (SPICE reads no more)");
   return 0;
 }
 
@@ -67,7 +78,7 @@ static int ticket_execute(struct cmd_ctx *c)
 {
   struct ticket_args *a = c->data;
   /* VNC authentication reads 8 characters of a password: 8 random ones */
-  a->made = a->password ? xstrdup(a->password) : random_hex(4);
+  a->made = a->password ? xstrdup(a->password) : random_hex(strcmp(a->protocol, "vnc") == 0 ? 4 : 12);
   if (!a->made) return -1;
   const struct hyper_ops *ops;
   struct hyper *h = engine_hyper(c->eng, a->vm->host_id, &ops);
