@@ -721,6 +721,42 @@ static void test_live(const char *tmp)
   volume_remove(p3);
 }
 
+/* os/boot/devices become per-device <boot order>s: the CD-ROM, the bootable
+ * disks, the NICs, numbered in the order given; a bad list is refused */
+static void test_boot_order(const char *tmp)
+{
+  struct vm vm = {.id = "3f2a1c1e-8a4e-4f0e-9a52-0c1d2e3f4a5b", .name = "iso", .memory = 256LL << 20,
+                  .boot_devices = "cdrom,hd,network"};
+  struct hyper_disk disks[] = {
+    {"7b9c2f60-1111-4aaa-8bbb-0123456789ab", "/sd/a", DISK_FORMAT_COW, IFACE_VIRTIO, false, true, false},
+    {"8c0d3a71-2222-4bbb-9ccc-123456789abc", "/sd/b", DISK_FORMAT_COW, IFACE_VIRTIO, false, false, false},
+  };
+  struct hyper_nic nic = {"0a1b2c3d-5555-4eee-8fff-456789abcdef", "56:6f:00:00:00:01", NIC_VIRTIO, "default", NULL, 0};
+  struct hyper_vm_spec spec = {.vm = &vm, .disks = disks, .ndisks = 2, .nics = &nic, .nnics = 1,
+                               .cdrom_path = "/sd/iso & 1.iso"};
+  AUTOFREE char *xml = domxml_domain(&spec, DOMAIN_TYPE_QEMU);
+  CHECK(xml != NULL);
+  if (!xml) return;
+  validate(tmp, "domain-boot-order.xml", xml, "domain");
+  const char *cd = strstr(xml, "device='cdrom'"), *d1 = strstr(xml, "<source file='/sd/a'/>");
+  const char *nicx = strstr(xml, "<interface");
+  CHECK(cd && strstr(cd, "<source file='/sd/iso &amp; 1.iso'/>") && strstr(cd, "<boot order='1'/>") &&
+        strstr(cd, "<boot order='1'/>") < strstr(cd, "</disk>"));
+  CHECK(d1 && strstr(d1, "<boot order='2'/>") && strstr(d1, "<boot order='2'/>") < strstr(d1, "</disk>"));
+  CHECK(nicx && strstr(nicx, "<boot order='3'/>"));
+  CHECK(!strstr(xml, "<boot dev="));
+  vm.boot_devices = "hd,floppy";
+  CHECK(domxml_domain(&spec, DOMAIN_TYPE_QEMU) == NULL && error_code() == ERR_INVALID);
+  vm.boot_devices = "cdrom,cdrom";
+  CHECK(domxml_domain(&spec, DOMAIN_TYPE_QEMU) == NULL && error_code() == ERR_INVALID);
+  /* an empty drive: no <source> */
+  vm.boot_devices = NULL;
+  spec.cdrom_path = NULL;
+  AUTOFREE char *x2 = domxml_domain(&spec, DOMAIN_TYPE_QEMU);
+  const char *cd2 = x2 ? strstr(x2, "device='cdrom'") : NULL;
+  CHECK(cd2 && (!strstr(cd2, "<source") || strstr(cd2, "<source") > strstr(cd2, "</disk>")));
+}
+
 int main(void)
 {
   char tmpl[] = "/tmp/snapback-test-hyper-XXXXXX";
@@ -728,6 +764,7 @@ int main(void)
   CHECK(tmp != NULL);
   if (!tmp) return tap_done();
   test_domain_xml(tmp);
+  test_boot_order(tmp);
   test_volumes(tmp);
   test_volume_chain(tmp);
   test_live(tmp);
