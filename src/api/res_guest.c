@@ -42,17 +42,32 @@ static struct node *render_reported(struct api_call *c, const struct hyper_guest
   return n;
 }
 
-int list_vm_reported_devices(struct api_call *c)
+/* <reported_devices> of the VM c->p[0]; NULL on error */
+static struct node *reported_devices(struct api_call *c)
 {
   struct hyper_guest_iface *ifs = NULL;
   size_t n = 0;
   const char *from = NULL;
-  if (vm_guest_addresses(c->eng, c->p[0], &ifs, &n, &from) < 0) return -1;
+  if (vm_guest_addresses(c->eng, c->p[0], &ifs, &n, &from) < 0) return NULL;
   struct node *list = node_new("reported_devices");
   list->is_list = true;
   for (size_t i = 0; i < n; i++) node_append(list, render_reported(c, &ifs[i]));
   hyper_guest_ifaces_free(ifs, n);
-  return reply(c, 200, list);
+  return list;
+}
+
+int list_vm_reported_devices(struct api_call *c)
+{
+  struct node *list = reported_devices(c);
+  return list ? reply(c, 200, list) : -1;
+}
+
+int add_vm_reported_devices(struct api_call *c, struct node *vm)
+{
+  struct node *list = reported_devices(c);
+  if (!list) return -1;
+  node_append(vm, list);
+  return 0;
 }
 
 int get_vm_reported_device(struct api_call *c)

@@ -45,7 +45,11 @@ int get_vm(struct api_call *c)
 {
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  return reply(c, 200, render_vm(&c->r, vm));
+  AUTOPTR(node) n = render_vm(&c->r, vm);
+  /* oVirt's ?follow=reported_devices: the guest's addresses inline */
+  const char *follow = api_query(c->req, "follow");
+  if (follow && strstr(follow, "reported_devices") && add_vm_reported_devices(c, n) < 0) return -1;
+  return reply(c, 200, steal_pointer(&n));
 }
 
 /* reads the VM fields a client may set; numbers stay -1 when not given */

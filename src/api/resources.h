@@ -192,3 +192,5 @@ int boot_devices_from_node(const struct node *vm, char **out);
 /* res_guest.c: what a running guest reports (its addresses) */
 int list_vm_reported_devices(struct api_call *c);
 int get_vm_reported_device(struct api_call *c);
+/* appends <reported_devices> of VM c->p[0] to the rendered VM (?follow=reported_devices) */
+int add_vm_reported_devices(struct api_call *c, struct node *vm);

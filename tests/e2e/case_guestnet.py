@@ -139,6 +139,9 @@ def appliance_sends(env):
                 break
             time.sleep(1)
         env.check((mac, [ip]) in addrs, "reported devices %r lack %s with %s" % (addrs, mac, ip))
+        r = env.api("GET", "/vms/%s?follow=reported_devices" % agent)
+        env.check(r.status == 200 and ip in [text(i, "address") for i in r.body.findall("reported_devices/reported_device/ips/ip")],
+                  "GET the VM with follow=reported_devices lacks %s: %s" % (ip, r.short()))
         if devs:
             d = devs[0]
             env.check(text(d, "type") == "network", "reported device type %r" % text(d, "type"))
