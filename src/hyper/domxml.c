@@ -100,7 +100,10 @@ char *domxml_disk(const struct hyper_disk *d, const char *target)
 {
   if (check_disk(d) < 0) return NULL;
   AUTOBUF struct buf b = BUF_INIT;
-  put_disk(&b, d, target, 0, d->bootable ? 1 : 0);
+  /* no <boot order>: a running guest boots no more, the next start writes the
+   * whole domain again, and an order taken already (the CD-ROM's, another
+   * bootable disk's) would make libvirt refuse the hot-plug */
+  put_disk(&b, d, target, 0, 0);
   return buf_detach(&b);
 }
 

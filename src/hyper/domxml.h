@@ -28,7 +28,8 @@ char *domxml_target_name(int iface, unsigned idx);
  * (no VM, no name, bad enum). Caller frees. */
 char *domxml_domain(const struct hyper_vm_spec *spec, int domain_type);
 
-/* one <disk> element for d with the given target device name (hot-plug).
+/* one <disk> element for d with the given target device name (hot-plug:
+ * without <boot order>, which only a start uses).
  * NULL with ERR_INVALID on a bad enum. Caller frees. */
 char *domxml_disk(const struct hyper_disk *d, const char *target);
 
