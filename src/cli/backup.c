@@ -192,54 +192,6 @@ static void backup_cleanup(struct backup_run *b)
 
 DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
 
-/* an NBD connection to url, or NULL with *why set (no error kept: the caller
- * falls back) */
-static struct nbd_handle *nbd_try(const char *url, char **why)
-{
-  struct nbd_handle *h = nbd_create();
-  if (h && nbd_connect_uri(h, url) == 0) return h;
-  free(*why);
-  *why = xasprintf("cannot reach '%s': %s", url, nbd_get_error());
-  nbd_close(h);
-  return NULL;
-}
-
-/* where the open transfer b->t is read from: *nbd_url when this host
- * reaches its NBD export, *io for its imageio URL (through the unix socket
- * OPTIONS offers on the engine's host); at least one of them */
-static int open_source(struct backup_run *b, const char *disk, char **nbd_url, struct imageio **io)
-{
-  AUTOFREE char *nbd_why = NULL;
-  if (b->t.url && strncmp(b->t.url, "nbd", 3) == 0) {
-    struct nbd_handle *probe = nbd_try(b->t.url, &nbd_why);
-    if (probe) {
-      nbd_close(probe);
-      *nbd_url = xstrdup(b->t.url);
-    }
-  }
-  if (b->t.http_url) {
-    *io = imageio_open(b->t.http_url, b->c->conf.cacert);
-    if (!*io) return -1;
-    AUTOFREE char *sock = NULL;
-    if (imageio_options(*io, &sock) < 0) return error_prefix("cannot use transfer '%s': ", b->t.id);
-    if (sock) {
-      AUTOFREE char *again = NULL;
-      imageio_use_unix_socket(*io, sock);
-      if (imageio_options(*io, &again) < 0) {
-        cli_note(b->c, "cannot use the engine's unix socket '%s' (%s): HTTP to '%s'", sock, error_message(),
-                 b->t.http_url);
-        error_clear();
-        imageio_use_unix_socket(*io, NULL);
-      }
-    }
-  }
-  if (!*nbd_url && !*io)
-    return error(ERR_UNAVAILABLE, "cannot read disk '%s': %s, and the transfer has no HTTP URL", disk,
-                 nbd_why ? nbd_why : "no NBD URL");
-  if (!*nbd_url && nbd_why) cli_note(b->c, "disk '%s': %s: reading over HTTP", disk, nbd_why);
-  return 0;
-}
-
 /* reads the whole disk of the open transfer into m (a new disk, *idx) */
 static int read_full(struct backup_run *b, struct manifest *m, const char *nbd_url, struct imageio *io,
                      struct copy_stats *st, struct progress *p, size_t *idx)
@@ -267,7 +219,7 @@ static int backup_disks(struct backup_run *b, struct manifest *m, const struct o
     if (transfer_start(b->api, false, image, NULL, &b->t) < 0) return -1;
     AUTOFREE char *nbd_url = NULL;
     AUTOPTR(imageio) io = NULL;
-    if (open_source(b, alias ? alias : disk_id, &nbd_url, &io) < 0) return -1;
+    if (transfer_data_open(b->c, &b->t, alias ? alias : disk_id, "reading", &nbd_url, &io) < 0) return -1;
     struct progress p;
     progress_start(&p, !b->c->json, label, (uint64_t)psize);
     size_t idx;
@@ -365,7 +317,7 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
   if (transfer_start_backup(b->api, b->vb.id, disk_id, &b->t) < 0) return -1;
   AUTOPTR(imageio) io = NULL;
   AUTOFREE char *nbd_url = NULL, *nbd_why = NULL;
-  if (open_source(b, alias ? alias : disk_id, &nbd_url, &io) < 0) return -1;
+  if (transfer_data_open(b->c, &b->t, alias ? alias : disk_id, "reading", &nbd_url, &io) < 0) return -1;
   /* the dirty extents: from the imageio API, else from the NBD export's
    * dirty bitmap */
   struct extentlist dirty = VEC_INIT;
@@ -403,7 +355,7 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
   if (incremental) {
     struct manifest_disk *d = manifest_add_disk(m, prev->size);
     d->id = xstrdup(disk_id);
-    AUTOPTR(nbd_handle) h = nbd_url ? nbd_try(nbd_url, &nbd_why) : NULL;
+    AUTOPTR(nbd_handle) h = nbd_url ? transfer_nbd_try(nbd_url, &nbd_why) : NULL;
     struct disk_source src = {.what = h ? nbd_url : b->t.url, .nbd = h, .http = io};
     rc = source_to_repo_incremental(b->r, &src, dirty.ptr, dirty.len, prev, d, st, progress_cb, &p);
   } else {

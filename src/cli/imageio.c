@@ -58,9 +58,10 @@ static size_t sink_write(char *ptr, size_t size, size_t n, void *opaque)
   return got;
 }
 
-/* one request; returns the HTTP status or -1 */
-static long imageio_do(struct imageio *io, const char *method, const char *suffix, const char *range,
-                       struct sink *out)
+/* one request; returns the HTTP status or -1. header (may be NULL) is one
+ * extra header line; body (blen bytes, may be NULL) is sent as it is */
+static long imageio_send(struct imageio *io, const char *method, const char *suffix, const char *header,
+                         const void *body, size_t blen, const char *content_type, struct sink *out)
 {
   CURL *h = io->curl;
   /* on the unix socket the host is only a name: keep the URL's path */
@@ -68,9 +69,17 @@ static long imageio_do(struct imageio *io, const char *method, const char *suffi
   AUTOFREE char *url = io->unix_socket && path ? xasprintf("http://localhost%s%s", path, suffix ? suffix : "")
                                                : xasprintf("%s%s", io->url, suffix ? suffix : "");
   struct curl_slist *hdrs = NULL;
-  AUTOFREE char *rh = range ? xasprintf("Range: bytes=%s", range) : NULL;
-  if (rh) hdrs = curl_slist_append(hdrs, rh);
+  if (header) hdrs = curl_slist_append(hdrs, header);
+  AUTOFREE char *ct = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
+  if (body) {
+    hdrs = curl_slist_append(hdrs, ct);
+    hdrs = curl_slist_append(hdrs, "Expect:"); /* no wait for 100-continue */
+  }
   client_curl_setup(h, method, url, hdrs, sink_write, out, io->cacert);
+  if (body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+  }
   if (io->unix_socket) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, io->unix_socket);
   CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(hdrs);
@@ -79,6 +88,13 @@ static long imageio_do(struct imageio *io, const char *method, const char *suffi
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   return status;
+}
+
+static long imageio_do(struct imageio *io, const char *method, const char *suffix, const char *range,
+                       struct sink *out)
+{
+  AUTOFREE char *rh = range ? xasprintf("Range: bytes=%s", range) : NULL;
+  return imageio_send(io, method, suffix, rh, NULL, 0, NULL, out);
 }
 
 static json_t *imageio_json(struct imageio *io, const char *method, const char *suffix)
@@ -162,4 +178,53 @@ int imageio_pread(struct imageio *io, void *buf, size_t len, uint64_t off)
     return error(ERR_INTERNAL, "cannot read %zu bytes at %llu from '%s': status %ld, %zu bytes", len,
                  (unsigned long long)off, io->url, st, s.len);
   return 0;
+}
+
+/* the message of a failed write request: status and the server's own words */
+static int write_failed(struct imageio *io, const char *what, long st, struct buf *answer)
+{
+  return error(st == 404 ? ERR_NOT_FOUND : ERR_UNAVAILABLE, "cannot %s '%s': status %ld%s%.200s", what, io->url, st,
+               answer->len ? ": " : "", answer->len ? buf_str(answer) : "");
+}
+
+int imageio_pwrite(struct imageio *io, const void *buf, size_t len, uint64_t off, bool flush)
+{
+  char cr[96];
+  snprintf(cr, sizeof cr, "Content-Range: bytes %llu-%llu/*", (unsigned long long)off,
+           (unsigned long long)(off + len - 1));
+  AUTOBUF struct buf answer = BUF_INIT;
+  struct sink s = {.grow = &answer};
+  long st = imageio_send(io, "PUT", flush ? NULL : "?flush=n", cr, buf, len, "application/octet-stream", &s);
+  if (st < 0) return -1;
+  if (st != 200 && st != 204) {
+    char what[64];
+    snprintf(what, sizeof what, "write %zu bytes at %llu to", len, (unsigned long long)off);
+    return write_failed(io, what, st, &answer);
+  }
+  return 0;
+}
+
+/* PATCH with a JSON body (imageio's zero and flush) */
+static int imageio_patch(struct imageio *io, const char *what, json_t *body)
+{
+  AUTOFREE char *text = json_dumps(body, JSON_COMPACT);
+  AUTOBUF struct buf answer = BUF_INIT;
+  struct sink s = {.grow = &answer};
+  long st = imageio_send(io, "PATCH", NULL, NULL, text, strlen(text), "application/json", &s);
+  if (st < 0) return -1;
+  if (st != 200 && st != 204) return write_failed(io, what, st, &answer);
+  return 0;
+}
+
+int imageio_zero(struct imageio *io, uint64_t off, uint64_t len, bool flush)
+{
+  AUTOPTR(json) j = json_pack("{s:s, s:I, s:I, s:b}", "op", "zero", "offset", (json_int_t)off, "size",
+                              (json_int_t)len, "flush", flush);
+  return imageio_patch(io, "zero a range of", j);
+}
+
+int imageio_flush(struct imageio *io)
+{
+  AUTOPTR(json) j = json_pack("{s:s}", "op", "flush");
+  return imageio_patch(io, "flush", j);
 }

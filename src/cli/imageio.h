@@ -1,6 +1,7 @@
 /* imageio.h: the imageio data API of an image transfer, as ovirt-imageio
  * serves it (libcurl): OPTIONS for the features and a unix_socket for
- * clients on the same host, extents?context=zero|dirty, GET with Range.
+ * clients on the same host, extents?context=zero|dirty, GET with Range;
+ * PUT with Content-Range and PATCH zero/flush for uploads.
  * Not thread-safe: one per thread. */
 #pragma once
 #include <stdbool.h>
@@ -37,3 +38,11 @@ int imageio_extents(struct imageio *io, const char *context, struct extentlist *
 int nbd_dirty_extents(const char *url, struct extentlist *out, char **context) WARN_UNUSED;
 /* GET with Range: exactly len bytes at off into buf */
 int imageio_pread(struct imageio *io, void *buf, size_t len, uint64_t off) WARN_UNUSED;
+/* PUT with Content-Range: len bytes of buf at off; without flush the server
+ * may keep them in its cache until imageio_flush (?flush=n, as
+ * ovirt-imageio's client sends) */
+int imageio_pwrite(struct imageio *io, const void *buf, size_t len, uint64_t off, bool flush) WARN_UNUSED;
+/* PATCH {"op":"zero"}: len bytes at off read as zeros afterwards */
+int imageio_zero(struct imageio *io, uint64_t off, uint64_t len, bool flush) WARN_UNUSED;
+/* PATCH {"op":"flush"}: everything written is durable */
+int imageio_flush(struct imageio *io) WARN_UNUSED;

@@ -6,9 +6,12 @@
  *   POST /imagetransfers/{id}/finalize until finished_success
  *   POST /imagetransfers/{id}/cancel   on failure */
 #include "cli/transfer.h"
+#include "cli/cli.h"
+#include "cli/imageio.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/timeutil.h"
+#include <libnbd.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -124,14 +127,7 @@ cancel:
 
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id, struct transfer *t)
 {
-  if (transfer_open(c, upload, image_id, disk_id, NULL, t) < 0) return -1;
-  if (upload && (!t->url || strncmp(t->url, "nbd", 3) != 0)) {
-    error(ERR_UNSUPPORTED, "transfer '%s' has no NBD URL (nbd_url, or an nbd:// transfer_url; got '%s')", t->id,
-          t->url ? t->url : "");
-    transfer_cancel(c, t);
-    return -1;
-  }
-  return 0;
+  return transfer_open(c, upload, image_id, disk_id, NULL, t);
 }
 
 int transfer_start_backup(struct client *c, const char *backup_id, const char *disk_id, struct transfer *t)
@@ -182,4 +178,48 @@ void transfer_cancel(struct client *c, struct transfer *t)
   }
   error_restore(&saved);
   transfer_clear(t);
+}
+
+struct nbd_handle *transfer_nbd_try(const char *url, char **why)
+{
+  struct nbd_handle *h = nbd_create();
+  if (h && nbd_connect_uri(h, url) == 0) return h;
+  free(*why);
+  *why = xasprintf("cannot reach '%s': %s", url, nbd_get_error());
+  nbd_close(h);
+  return NULL;
+}
+
+int transfer_data_open(const struct cli *c, const struct transfer *t, const char *disk, const char *verb,
+                       char **nbd_url, struct imageio **io)
+{
+  AUTOFREE char *nbd_why = NULL;
+  if (t->url && strncmp(t->url, "nbd", 3) == 0) {
+    struct nbd_handle *probe = transfer_nbd_try(t->url, &nbd_why);
+    if (probe) {
+      nbd_close(probe);
+      *nbd_url = xstrdup(t->url);
+    }
+  }
+  if (t->http_url) {
+    *io = imageio_open(t->http_url, c->conf.cacert);
+    if (!*io) return -1;
+    AUTOFREE char *sock = NULL;
+    if (imageio_options(*io, &sock) < 0) return error_prefix("cannot use transfer '%s': ", t->id);
+    if (sock) {
+      AUTOFREE char *again = NULL;
+      imageio_use_unix_socket(*io, sock);
+      if (imageio_options(*io, &again) < 0) {
+        cli_note(c, "cannot use the engine's unix socket '%s' (%s): HTTP to '%s'", sock, error_message(),
+                 t->http_url);
+        error_clear();
+        imageio_use_unix_socket(*io, NULL);
+      }
+    }
+  }
+  if (!*nbd_url && !*io)
+    return error(ERR_UNAVAILABLE, "cannot use disk '%s': %s, and the transfer has no HTTP URL", disk,
+                 nbd_why ? nbd_why : "no NBD URL");
+  if (!*nbd_url && nbd_why) cli_note(c, "disk '%s': %s: %s over HTTP", disk, nbd_why, verb);
+  return 0;
 }

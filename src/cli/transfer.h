@@ -19,9 +19,8 @@ struct transfer {
 void transfer_clear(struct transfer *t);
 
 /* POSTs a transfer (download of snapshot volume image_id, or upload into
- * disk_id) and waits until it is transferring. An upload needs an NBD url; a
- * download has an NBD url, an http_url, or both. On failure a transfer that
- * was created is cancelled. */
+ * disk_id) and waits until it is transferring; it has an NBD url, an
+ * http_url, or both. On failure a transfer that was created is cancelled. */
 int transfer_start(struct client *c, bool upload, const char *image_id, const char *disk_id,
                    struct transfer *t) WARN_UNUSED;
 /* POSTs a download transfer of disk_id in engine backup backup_id and waits
@@ -33,6 +32,20 @@ int transfer_start_backup(struct client *c, const char *backup_id, const char *d
 int transfer_finalize(struct client *c, struct transfer *t) WARN_UNUSED;
 /* cancels (best effort; keeps the current error) and clears t */
 void transfer_cancel(struct client *c, struct transfer *t);
+
+struct cli;
+struct imageio;
+struct nbd_handle;
+/* an NBD connection to url, or NULL with *why set to the reason (caller
+ * frees; no error is recorded: the caller falls back) */
+struct nbd_handle *transfer_nbd_try(const char *url, char **why);
+/* where the data of the open transfer t goes or comes from: *nbd_url when
+ * this host reaches its NBD export; *io on its imageio URL when it has one
+ * (through the unix socket OPTIONS offers on the engine's host, when that
+ * answers). At least one is set; a fallback to HTTP is noted as "disk
+ * 'DISK': why: VERB over HTTP". Both are the caller's to free. */
+int transfer_data_open(const struct cli *c, const struct transfer *t, const char *disk, const char *verb,
+                       char **nbd_url, struct imageio **io) WARN_UNUSED;
 
 struct copy_stats {
   uint64_t bytes_read;    /* bytes read from NBD (allocated extents) */
@@ -53,7 +66,6 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
 /* Where an incremental backup reads a disk: an NBD handle (the transfer's
  * NBD URL, or the unix_socket imageio's OPTIONS offers on the same host), else
  * HTTP GET with Range on the imageio URL (a remote engine). */
-struct imageio;
 struct disk_source { const char *what; struct nbd_handle *nbd; struct imageio *http; };
 /* a dirty (or, for zero, zeroed) extent of a disk */
 struct data_extent { uint64_t off, len; bool zero; };
