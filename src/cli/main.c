@@ -43,7 +43,8 @@ static const char USAGE[] =
     "  --dry-run            prune, gc: say what would be removed\n"
     "  --full               backup: a full backup even when an incremental one is possible\n"
     "  --vm VM              backups: only this VM's backups (name or id)\n"
-    "  --workers N          backup, verify: threads (default: 2 x CPUs for backup, CPUs for verify)\n"
+    "  --workers N          backup, restore, verify: threads (default: 2 x CPUs for backup and restore,\n"
+    "                       CPUs for verify)\n"
     "  --json               machine-readable output on stdout\n"
     "  --help, --version\n"
     "\n"
@@ -258,7 +259,7 @@ static const struct command {
   {"backups", -1, true, false, OPTS_COMMON | OPT_BIT(OPT_VM)},
   {"list", -1, true, false, OPTS_COMMON | OPT_BIT(OPT_VM)},
   {"restore", 1, true, true,
-   OPTS_COMMON | OPTS_ENGINE | OPT_BIT(OPT_NAME) | OPT_BIT(OPT_SD) | OPT_BIT(OPT_CLUSTER)},
+   OPTS_COMMON | OPTS_ENGINE | OPT_BIT(OPT_NAME) | OPT_BIT(OPT_SD) | OPT_BIT(OPT_CLUSTER) | OPT_BIT(OPT_WORKERS)},
   {"verify", 0, true, false, OPTS_COMMON | OPT_BIT(OPT_WORKERS)},
   {"prune", 0, true, false,
    OPTS_COMMON | OPT_BIT(OPT_LAST) | OPT_BIT(OPT_DAILY) | OPT_BIT(OPT_WEEKLY) | OPT_BIT(OPT_DRY)},

@@ -9,20 +9,14 @@
  * markers and hash, compress and store the others. A slot returns to the
  * ring when its worker is done with it, so memory stays at QUEUE chunks plus
  * the buffers of each worker. The disk's digest is computed from the chunk
- * ids when the manifest is written: the data is hashed once.
- *
- * Restore (repo_to_nbd): blocks are read through a disk_reader (the block's
- * chunk with the backup's patches laid over it, every chunk checked against
- * its id) and written with nbd_aio_pwrite, QUEUE blocks in flight; zero
- * ranges of ZERO_RUN bytes or more are not written, because the target is a
- * fresh disk that reads as zeros, so the restored image stays sparse. */
+ * ids when the manifest is written: the data is hashed once. (Restore is
+ * restoreio.c.) */
 #include "cli/transfer.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/vec.h"
 #include <errno.h>
 #include <libnbd.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -30,18 +24,8 @@
 
 #define QUEUE 16 /* chunks in flight: 64 MiB */
 #define STATUS_SPAN ((uint64_t)1 << 30) /* block status asked per request */
-#define ZERO_RUN ((size_t)64 << 10)    /* restore: zero ranges this long stay holes */
 
 DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
-DEFINE_AUTOPTR(EVP_MD_CTX, EVP_MD_CTX, EVP_MD_CTX_free)
-
-/* a zero chunk, for hashing holes (calloc'd: untouched pages cost nothing) */
-static const unsigned char *zero_chunk(void)
-{
-  static const unsigned char *z;
-  if (!z) z = xcalloc(1, REPO_CHUNK_SIZE);
-  return z;
-}
 
 static struct nbd_handle *nbd_open_url(const char *url, bool want_extents)
 {
@@ -351,119 +335,5 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
   pthread_cond_destroy(&j.done);
   pthread_mutex_destroy(&j.lock);
   free(ext.ptr);
-  return rc;
-}
-
-/* ---- restore ---- */
-
-struct wslot { unsigned char *buf; _Atomic int pending; int err; };
-
-static int write_done(void *opaque, int *err)
-{
-  struct wslot *s = opaque;
-  if (*err && !s->err) s->err = *err;
-  atomic_fetch_sub(&s->pending, 1);
-  return 1;
-}
-
-/* writes the non-zero runs of buf (len bytes of the disk at off); zero runs
- * of ZERO_RUN bytes or more are left out. Returns the bytes written or -1. */
-static int64_t write_sparse(struct nbd_handle *h, struct wslot *s, size_t len, uint64_t off, const char *url)
-{
-  int64_t written = 0;
-  size_t pos = 0;
-  while (pos < len) {
-    /* skip zero runs, in ZERO_RUN steps */
-    while (pos < len && repo_is_zero(s->buf + pos, len - pos < ZERO_RUN ? len - pos : ZERO_RUN)) pos += ZERO_RUN;
-    if (pos >= len) break;
-    size_t end = pos + ZERO_RUN;
-    while (end < len && !repo_is_zero(s->buf + end, len - end < ZERO_RUN ? len - end : ZERO_RUN)) end += ZERO_RUN;
-    if (end > len) end = len;
-    atomic_fetch_add(&s->pending, 1);
-    if (nbd_aio_pwrite(h, s->buf + pos, end - pos, off + pos,
-                       (nbd_completion_callback){.callback = write_done, .user_data = s}, 0) < 0) {
-      atomic_fetch_sub(&s->pending, 1);
-      return error(ERR_INTERNAL, "cannot write to '%s' at offset %llu: %s", url, (unsigned long long)(off + pos),
-                   nbd_get_error());
-    }
-    written += (int64_t)(end - pos);
-    pos = end;
-  }
-  return written;
-}
-
-int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, struct copy_stats *st,
-                copy_progress_fn progress, void *opaque)
-{
-  AUTOPTR(nbd_handle) h = nbd_open_url(url, false);
-  if (!h) return -1;
-  int64_t size = nbd_get_size(h);
-  if (size < 0) return error(ERR_INTERNAL, "cannot get the size of '%s': %s", url, nbd_get_error());
-  if ((uint64_t)size < d->size)
-    return error(ERR_CONFLICT, "cannot restore disk '%s': the target has %lld bytes, the backup %llu",
-                 d->alias ? d->alias : d->id, (long long)size, (unsigned long long)d->size);
-  AUTOPTR(disk_reader) dr = disk_reader_new(r, d);
-  /* version 1 manifests carry the SHA-256 of the disk's bytes: check it */
-  AUTOPTR(EVP_MD_CTX) md = d->sha256 ? EVP_MD_CTX_new() : NULL;
-  if (!dr || (d->sha256 && (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)))
-    return error(ERR_INTERNAL, "cannot start reading disk '%s'", d->id);
-  struct wslot slots[QUEUE];
-  for (int i = 0; i < QUEUE; i++) {
-    slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
-    atomic_init(&slots[i].pending, 0);
-    slots[i].err = 0;
-  }
-  int rc = 0;
-  for (size_t i = 0; rc == 0 && i < d->nchunks; i++) {
-    if (cli_interrupted) {
-      rc = error(ERR_INTERNAL, "interrupted");
-      break;
-    }
-    uint64_t off = (uint64_t)i * REPO_CHUNK_SIZE;
-    size_t len = (size_t)(d->size - off < REPO_CHUNK_SIZE ? d->size - off : REPO_CHUNK_SIZE);
-    if (strcmp(d->chunks[i], REPO_ZERO_MARK) == 0 && manifest_disk_block_patches(d, i) == 0) {
-      if (md) EVP_DigestUpdate(md, zero_chunk(), len);
-      st->chunks_zero++;
-    } else {
-      struct wslot *s = &slots[i % QUEUE];
-      while (rc == 0 && atomic_load(&s->pending))
-        if (nbd_poll(h, -1) < 0) rc = error(ERR_INTERNAL, "NBD connection to '%s' failed: %s", url, nbd_get_error());
-      if (rc < 0) break;
-      if (s->err) {
-        rc = error(ERR_INTERNAL, "cannot write to '%s': %s", url, strerror(s->err));
-        break;
-      }
-      size_t got;
-      if (disk_reader_block(dr, i, s->buf, &got) < 0) {
-        rc = -1;
-        break;
-      }
-      if (md) EVP_DigestUpdate(md, s->buf, got);
-      int64_t w = write_sparse(h, s, got, off, url);
-      if (w < 0) {
-        rc = -1;
-        break;
-      }
-      st->bytes_read += (uint64_t)w;
-      st->chunks_reused++;
-    }
-    if (progress) progress(opaque, i + 1 == d->nchunks ? d->size : off + len);
-  }
-  while (nbd_aio_in_flight(h) > 0)
-    if (nbd_poll(h, -1) < 0) break;
-  for (int i = 0; rc == 0 && i < QUEUE; i++)
-    if (slots[i].err) rc = error(ERR_INTERNAL, "cannot write to '%s': %s", url, strerror(slots[i].err));
-  if (rc == 0 && nbd_flush(h, 0) < 0) rc = error(ERR_INTERNAL, "cannot flush '%s': %s", url, nbd_get_error());
-  if (rc == 0 && md) {
-    unsigned char digest[32];
-    unsigned int dl = sizeof digest;
-    char hex[65];
-    EVP_DigestFinal_ex(md, digest, &dl);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    if (strcmp(hex, d->sha256) != 0)
-      rc = error(ERR_INVALID, "disk '%s' restored with SHA-256 %s, the backup recorded %s", d->id, hex, d->sha256);
-  }
-  if (rc == 0) nbd_shutdown(h, 0);
-  for (int i = 0; i < QUEUE; i++) free(slots[i].buf);
   return rc;
 }

@@ -3,10 +3,13 @@
  * Creates the VM from the backup's OVF (name, memory, CPU topology, OS),
  * one new cow disk per backed-up disk, attaches each with the OVF's
  * interface and bootable flag, then uploads every disk through an upload
- * transfer and NBD. Zero chunks are not written: a fresh qcow2 reads as
- * zeros. On failure the VM and its disks are removed again. */
+ * transfer (restoreio.c): over NBD, else, when this host cannot reach the
+ * NBD export (a remote engine), over the transfer's imageio URL. Zero
+ * chunks are not written: a fresh qcow2 reads as zeros. On failure the VM
+ * and its disks are removed again. */
 #include "cli/cli.h"
 #include "cli/engine.h"
+#include "cli/imageio.h"
 #include "repr/ovf.h"
 #include "cli/progress.h"
 #include "cli/transfer.h"
@@ -177,9 +180,15 @@ int cli_restore(struct cli *c, const char *backup)
     AUTOFREE char *label = xasprintf("%s (%zu/%zu)", d->alias ? d->alias : d->id, i + 1, m->ndisks);
     rc = transfer_start(api, true, NULL, x.disk_ids[i], &x.t);
     if (rc < 0) break;
+    AUTOFREE char *nbd_url = NULL;
+    AUTOPTR(imageio) io = NULL;
+    rc = transfer_data_open(c, &x.t, d->alias ? d->alias : d->id, "writing", &nbd_url, &io);
+    if (rc < 0) break;
     struct progress p;
     progress_start(&p, !c->json, label, d->size);
-    rc = repo_to_nbd(r, d, x.t.url, &st, progress_cb, &p);
+    /* twice the CPUs: a worker waiting for its chunk file leaves its CPU to another */
+    int workers = c->workers ? c->workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+    rc = repo_to_disk(r, d, nbd_url, nbd_url ? NULL : io, workers, &st, progress_cb, &p);
     if (rc < 0) {
       error_prefix("cannot restore disk '%s': ", d->alias ? d->alias : d->id);
       break;

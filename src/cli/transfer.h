@@ -83,8 +83,10 @@ int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct d
 int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t *disk_index, struct copy_stats *st,
                  copy_progress_fn progress, void *opaque) WARN_UNUSED;
 
-/* Writes disk d from the repository to the NBD export at url, which must be
- * at least d->size bytes and read as zeros (a fresh disk): zero chunks are
- * skipped. Checks the whole disk's SHA-256 against the manifest. */
-int repo_to_nbd(struct repo *r, const struct manifest_disk *d, const char *url, struct copy_stats *st,
-                copy_progress_fn progress, void *opaque) WARN_UNUSED;
+/* Writes disk d from the repository to the upload transfer's NBD export at
+ * nbd_url, else (nbd_url NULL) to its imageio URL io. The target must be at
+ * least d->size bytes and read as zeros (a fresh disk): zero ranges are not
+ * written. workers threads read and check the blocks (restoreio.c). A
+ * version 1 manifest's SHA-256 of the whole disk is checked. */
+int repo_to_disk(struct repo *r, const struct manifest_disk *d, const char *nbd_url, struct imageio *io,
+                 int workers, struct copy_stats *st, copy_progress_fn progress, void *opaque) WARN_UNUSED;
