@@ -507,8 +507,8 @@ def incremental(env):
         repo.close()
 
 
-@case("snapback: a client that cannot reach the NBD export (another user, as for a remote engine) backs up over "
-      "the HTTP data URL; the backup restores byte-identical")
+@case("snapback: a client that cannot reach the NBD export (another user, as for a remote engine) backs up and "
+      "restores over the HTTP data URL, byte-identical")
 def http_fallback(env):
     import pwd
     nobody = pwd.getpwnam("nobody")
@@ -526,13 +526,18 @@ def http_fallback(env):
         set_backup_incremental(env, disk)
         has_api = env.api("GET", "/vms/%s/backups" % vm_id).status == 200
 
-        def backup_as_nobody():
+        def as_nobody(*args):
             p = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
-                                "--clear-groups"] + repo.argv("backup", name, "--json"),
+                                "--clear-groups"] + repo.argv(*args, "--json"),
                                capture_output=True, text=True, timeout=300, env=repo.environ)
-            env.require(p.returncode == 0, "backup as nobody exited %d: %s %s" % (p.returncode, p.stdout, p.stderr))
-            env.check("reading over HTTP" in p.stderr, "the backup does not say it read over HTTP: %s" % p.stderr)
-            return json.loads(p.stdout)
+            env.require(p.returncode == 0, "%s as nobody exited %d: %s %s" % (args[0], p.returncode, p.stdout,
+                                                                            p.stderr))
+            return json.loads(p.stdout), p.stderr
+
+        def backup_as_nobody():
+            res, err = as_nobody("backup", name)
+            env.check("reading over HTTP" in err, "the backup does not say it read over HTTP: %s" % err)
+            return res
 
         res = backup_as_nobody()
         env.check(res["bytes_read"] <= 4 * MiB, "read %d bytes of 3 MiB + 64 KiB written" % res["bytes_read"])
@@ -543,12 +548,13 @@ def http_fallback(env):
         if has_api:
             env.check(res["disks"][0]["mode"] == "incremental" and res["bytes_read"] <= 128 * 1024,
                       "the second backup over HTTP: %r" % res["disks"])
-        subprocess.run(["chown", "-R", "root:root", repo.dir], check=True)
+        # the restore cannot reach the upload's NBD export either: it writes over HTTP
         new = name + "-http"
         env.vm_names.add(new)
-        rr = repo.ok("restore", res["backup"], "--name", new)
+        rr, err = as_nobody("restore", res["backup"], "--name", new)
+        env.check("writing over HTTP" in err, "the restore does not say it wrote over HTTP: %s" % err)
         got = raw_image(active_path(env, rr["vm_id"], rr["disks"][0]["id"]))
-        env.check(got == want, "the backup read over HTTP does not restore byte-identical")
+        env.check(got == want, "the backup read over HTTP does not restore byte-identical over HTTP")
         check_engine_clean(env, [vm_id, rr["vm_id"]], "at the end")
     finally:
         subprocess.run(["chown", "-R", "root:root", repo.dir])
