@@ -17,6 +17,10 @@
 #                                 (HMP qemu-io), so that its dirty bitmaps see it
 #   snapback restore              of the full and of the incremental backup
 # then prints each time and ratio, the repository's growth and snapback's peak memory.
+# The full backup with its copy floor, and the restores with their restore floor, run
+# BENCH_RUNS times (default 3), each pair back to back so that both see the same load; the
+# table gives each run's ratio and the median. Each run after the first backs up into a
+# fresh repository (a second full backup into the same one would store nothing).
 # Targets (issue 9): full <= 1.25x the copy floor; incremental faster than virtnbdbackup's
 # and <= 10% of snapback's full; growth <= 1.25x the changed bytes; each restore <= 1.5x
 # the restore floor; peak memory < 256 MiB.
@@ -25,6 +29,7 @@
 #   KEEP=1 keeps the work directory; WORK=DIR picks where it goes (default /var/tmp).
 #   BENCH_SKIP_OTHERS=1 skips restic, borg and virtnbdbackup.
 #   BENCH_NO_DROP=1 does not drop the page cache before each timed step.
+#   BENCH_RUNS=N repeats the full backup and the restores with their floors N times (default 3).
 # Never runs in CI.
 set -euo pipefail
 
@@ -121,33 +126,56 @@ for _ in $(seq 300); do api "$API/vms/$VM" | grep -q '<status>up</status>' && br
 # Every timed step starts from the same memory state: the page cache dropped (what the step before
 # left in it, dirty or clean, would otherwise count against the next one: a copy into the page
 # cache is much slower into pages the guest handed back to the host), a pause for free page
-# reporting to settle, then the image read into the cache. BENCH_NO_DROP=1 skips the drop.
+# reporting to settle, then the step's input read into the cache: the image, plus what warm is
+# given (a restore's repository, the restore floor's raw image). BENCH_NO_DROP=1 skips the drop.
 warm() {
   sync
   if [ -z "${BENCH_NO_DROP:-}" ]; then echo 3 >/proc/sys/vm/drop_caches; sleep 3; fi
-  cat "$(vol)" "$W/vnb.qcow2" >/dev/null; sync
+  cat "$(vol)" "$W/vnb.qcow2" >/dev/null
+  if [ $# -gt 0 ]; then find "$@" -type f -exec cat {} + >/dev/null; fi
+  sync
 }
 secs() { python3 -c "print('%.2f' % ($2 - $1))"; }
 now() { date +%s.%N; }
+load() { cut -d' ' -f1 /proc/loadavg; }
 declare -A T
+RUNS=${BENCH_RUNS:-3}
+# median of the arguments
+median() { python3 -c 'import statistics,sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' "$@"; }
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 
 export SNAPBACK_URL=$API SNAPBACK_USER=admin@internal SNAPBACK_PASSWORD=$PW
 
-warm
-t0=$(now)
-/usr/bin/time -v -o "$W/time1" "$SNAPBACK" backup bench-vm --repo "$W/repo" >"$W/backup1.out"
-t1=$(now); T[snapback]=$(secs "$t0" "$t1")
+# the full backup and the copy floor, RUNS times back to back; the first run's repository
+# is the one the incremental backup and the restores use
+FULL_S=() FLOOR_S=() FULL_R=() FULL_LOAD=()
+for run in $(seq "$RUNS"); do
+  repo=$W/repo; [ "$run" -gt 1 ] && repo=$W/repo-run$run
+  l=$(load)
+  warm
+  t0=$(now)
+  /usr/bin/time -v -o "$W/time1-$run" "$SNAPBACK" backup bench-vm --repo "$repo" $([ "$run" -gt 1 ] && echo --full) \
+    >"$W/backup1-$run.out"
+  t1=$(now); s=$(secs "$t0" "$t1")
+  [ "$run" -eq 1 ] && cp "$W/backup1-$run.out" "$W/backup1.out" && cp "$W/time1-$run" "$W/time1"
+  [ "$run" -gt 1 ] && rm -rf "$repo"
+  warm
+  t0=$(now); qemu-img convert -U -O raw "$(vol)" "$W/floor.raw"; t1=$(now); f=$(secs "$t0" "$t1")
+  [ "$run" -lt "$RUNS" ] && rm -f "$W/floor.raw"
+  FULL_S+=("$s") FLOOR_S+=("$f") FULL_R+=("$(ratio "$s" "$f")") FULL_LOAD+=("$l")
+  echo "run $run: snapback full $s s, copy floor $f s: ${FULL_R[-1]}x (load $l)"
+done
+T[snapback]=$(median "${FULL_S[@]}")
+T[floor]=$(median "${FLOOR_S[@]}")
 RSS1=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time1")
 cat "$W/backup1.out"
 
-warm
-t0=$(now); qemu-img convert -U -O raw "$(vol)" "$W/floor.raw"; t1=$(now); T[floor]=$(secs "$t0" "$t1")
-
-warm
-cat "$W/floor.raw" >/dev/null
-t0=$(now); qemu-img convert -f raw -O qcow2 "$W/floor.raw" "$W/floor.qcow2"; sync; t1=$(now)
-T[rfloor]=$(secs "$t0" "$t1")
-rm -f "$W/floor.qcow2"
+rfloor() {
+  warm "$W/floor.raw"
+  t0=$(now); qemu-img convert -f raw -O qcow2 "$W/floor.raw" "$W/floor.qcow2"; sync; t1=$(now)
+  rm -f "$W/floor.qcow2"
+  secs "$t0" "$t1"
+}
 
 warm
 # the running VM holds the image's lock: qemu-nbd opens it without locking
@@ -158,17 +186,16 @@ t1=$(now); T[nbdcopy]=$(secs "$t0" "$t1")
 rm -f "$W/nbdcopy.raw"
 
 if [ -z "$SKIP_OTHERS" ]; then
-  cat "$W/floor.raw" >/dev/null
+  warm "$W/floor.raw"
   export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
   restic init -q --repo "$W/restic" >/dev/null
   t0=$(now); restic backup -q --repo "$W/restic" "$W/floor.raw" >/dev/null; t1=$(now); T[restic]=$(secs "$t0" "$t1")
 
-  cat "$W/floor.raw" >/dev/null
+  warm "$W/floor.raw"
   export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
   borg init -e none "$W/borg" >/dev/null
   t0=$(now); borg create --compression zstd,3 "$W/borg::full" "$W/floor.raw"; t1=$(now); T[borg]=$(secs "$t0" "$t1")
 fi
-rm -f "$W/floor.raw"
 
 python3 - >"$W/change.cmds" <<'EOF'
 import random
@@ -232,29 +259,50 @@ cat "$W/backup2.out"
 
 # restores: of the full backup, then of the incremental one (the newest); the second is
 # compared with the running VM's disk, which has not changed since
+# each run: the restore floor, then both restores (their input, the repository, in the cache
+# as the floor's raw image is); every restored VM but the last run's goes again
 FULL_BACKUP=$(awk '/^backup .* complete/ {print $2; exit}' "$W/backup1.out")
 INCR_BACKUP=$(awk '/^backup .* complete/ {print $2; exit}' "$W/backup2.out")
-for which in full incr; do
-  b=$FULL_BACKUP; [ $which = incr ] && b=$INCR_BACKUP
-  warm
-  t0=$(now)
-  /usr/bin/time -v -o "$W/time-r$which" "$SNAPBACK" restore "$b" --repo "$W/repo" --name "bench-r$which" \
-    --json >"$W/restore-$which.json"
-  t1=$(now); T[restore_$which]=$(secs "$t0" "$t1")
+RFLOOR_S=() RFULL_S=() RINCR_S=() RFULL_R=() RINCR_R=() R_LOAD=()
+for run in $(seq "$RUNS"); do
+  l=$(load)
+  f=$(rfloor)
+  for which in full incr; do
+    b=$FULL_BACKUP; [ $which = incr ] && b=$INCR_BACKUP
+    warm "$W/repo"
+    t0=$(now)
+    /usr/bin/time -v -o "$W/time-r$which" "$SNAPBACK" restore "$b" --repo "$W/repo" --name "bench-r$which$run" \
+      --json >"$W/restore-$which.json"
+    t1=$(now); T[restore_$which]=$(secs "$t0" "$t1")
+    if [ "$run" -lt "$RUNS" ]; then
+      rvm=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vm_id"])' "$W/restore-$which.json")
+      api -X DELETE "$API/vms/$rvm?detach_only=false" >/dev/null
+    fi
+  done
+  RFLOOR_S+=("$f") RFULL_S+=("${T[restore_full]}") RINCR_S+=("${T[restore_incr]}") R_LOAD+=("$l")
+  RFULL_R+=("$(ratio "${T[restore_full]}" "$f")") RINCR_R+=("$(ratio "${T[restore_incr]}" "$f")")
+  echo "run $run: restore floor $f s, restore full ${T[restore_full]} s (${RFULL_R[-1]}x)," \
+    "incremental ${T[restore_incr]} s (${RINCR_R[-1]}x) (load $l)"
 done
+rm -f "$W/floor.raw"
+T[rfloor]=$(median "${RFLOOR_S[@]}")
+T[restore_full]=$(median "${RFULL_S[@]}")
+T[restore_incr]=$(median "${RINCR_S[@]}")
 RSS3=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time-rincr")
 RDISK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["disks"][0]["id"])' "$W/restore-incr.json")
 RIMG=$(api "$API/disks/$RDISK" | python3 -c 'import sys,xml.etree.ElementTree as E; print(E.fromstring(sys.stdin.read()).findtext("image_id"))')
 RVOL=$(ls "$W"/state/storage/*/images/"$RDISK/$RIMG")
 if qemu-img compare -U -q "$RVOL" "$(vol)"; then SAME="byte-identical to the VM's disk"; else SAME="DIFFERS from the VM's disk"; fi
 
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 echo
+echo "medians of $RUNS runs; a run's ratio is against the floor measured right beside it"
 printf '%-42s %8s %s\n' "what" "seconds" "ratio"
-printf '%-42s %8s\n' "qemu-img convert -O raw (copy floor)" "${T[floor]}"
-printf '%-42s %8s\n' "qemu-img convert -O qcow2 (restore floor)" "${T[rfloor]}"
-printf '%-42s %8s %sx the copy floor (target <= 1.25)\n' "snapback backup (full)" "${T[snapback]}" \
-  "$(ratio "${T[snapback]}" "${T[floor]}")"
+printf '%-42s %8s runs: %s (load %s)\n' "qemu-img convert -O raw (copy floor)" "${T[floor]}" "${FLOOR_S[*]}" \
+  "${FULL_LOAD[*]}"
+printf '%-42s %8s runs: %s (load %s)\n' "qemu-img convert -O qcow2 (restore floor)" "${T[rfloor]}" "${RFLOOR_S[*]}" \
+  "${R_LOAD[*]}"
+printf '%-42s %8s %sx the copy floor (target <= 1.25); runs: %s s, %s x\n' "snapback backup (full)" \
+  "${T[snapback]}" "$(median "${FULL_R[@]}")" "${FULL_S[*]}" "${FULL_R[*]}"
 printf '%-42s %8s %sx the copy floor\n' "nbdcopy from qemu-nbd" "${T[nbdcopy]}" "$(ratio "${T[nbdcopy]}" "${T[floor]}")"
 if [ -z "$SKIP_OTHERS" ]; then
   printf '%-42s %8s %sx the copy floor\n' "restic backup" "${T[restic]}" "$(ratio "${T[restic]}" "${T[floor]}")"
@@ -270,10 +318,11 @@ printf '%-42s %8s %sx snapback full (target <= 0.10)\n' "snapback backup after 1
 if [ -z "$SKIP_OTHERS" ]; then
   printf '%-42s %8s %sx virtnbdbackup inc (target < 1)\n' "" "" "$(ratio "${T[incr]}" "${T[vnb_inc]}")"
 fi
-printf '%-42s %8s %sx the restore floor (target <= 1.5)\n' "snapback restore (full backup)" "${T[restore_full]}" \
-  "$(ratio "${T[restore_full]}" "${T[rfloor]}")"
-printf '%-42s %8s %sx the restore floor (target <= 1.5), %s\n' "snapback restore (incremental backup)" \
-  "${T[restore_incr]}" "$(ratio "${T[restore_incr]}" "${T[rfloor]}")" "$SAME"
+printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x\n' "snapback restore (full backup)" \
+  "${T[restore_full]}" "$(median "${RFULL_R[@]}")" "${RFULL_S[*]}" "${RFULL_R[*]}"
+printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x; %s\n' \
+  "snapback restore (incremental backup)" "${T[restore_incr]}" "$(median "${RINCR_R[@]}")" "${RINCR_S[*]}" \
+  "${RINCR_R[*]}" "$SAME"
 echo "changed: $CHANGED bytes; snapback's repository grew by $REPO_GROWTH bytes," \
   "$(ratio "$REPO_GROWTH" "$CHANGED")x the changed bytes (target <= 1.25)"
 echo "snapback peak memory: full $((RSS1 / 1024)) MiB, incremental $((RSS2 / 1024)) MiB," \

@@ -2,8 +2,9 @@
  *
  * Backup (nbd_to_repo): the calling thread owns the NBD handle. It asks for
  * the allocation map (base:allocation) once, then keeps up to QUEUE chunk
- * reads in flight (nbd_aio_pread into a ring of 4 MiB slots; chunk i uses
- * slot i % QUEUE, zero and unallocated ranges are memset, never read). As
+ * reads in flight (nbd_aio_pread of READ_SIZE pieces into a ring of 4 MiB
+ * slots; chunk i uses slot i % QUEUE, zero and unallocated ranges are
+ * memset, never read). As
  * chunks complete it takes them in disk order and, unless the chunk is a
  * hole, hands it to the worker threads, which record all-zero chunks as zero
  * markers and hash, compress and store the others. A slot returns to the
@@ -23,6 +24,9 @@
 #include <unistd.h>
 
 #define QUEUE 16 /* chunks in flight: 64 MiB */
+/* NBD reads are cut to this size: qemu-nbd served 4 MiB requests 2x slower
+ * than 256 KiB ones here (nbdcopy --request-size, one connection) */
+#define READ_SIZE ((size_t)256 << 10)
 #define STATUS_SPAN ((uint64_t)1 << 30) /* block status asked per request */
 
 DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
@@ -210,11 +214,14 @@ static int issue_chunk(struct nbd_handle *h, struct slot *s, size_t idx, uint64_
     if (e->zero || a >= b) continue;
     if (a > pos) memset(s->buf + (pos - off), 0, (size_t)(a - pos));
     s->hole = false;
-    s->pending++;
-    if (nbd_aio_pread(h, s->buf + (a - off), (size_t)(b - a), a,
-                      (nbd_completion_callback){.callback = read_done, .user_data = s}, 0) < 0) {
-      s->pending--;
-      return error(ERR_INTERNAL, "cannot read at offset %llu: %s", (unsigned long long)a, nbd_get_error());
+    for (uint64_t p = a; p < b; p += READ_SIZE) {
+      size_t len = b - p < READ_SIZE ? (size_t)(b - p) : READ_SIZE;
+      s->pending++;
+      if (nbd_aio_pread(h, s->buf + (p - off), len, p,
+                        (nbd_completion_callback){.callback = read_done, .user_data = s}, 0) < 0) {
+        s->pending--;
+        return error(ERR_INTERNAL, "cannot read at offset %llu: %s", (unsigned long long)p, nbd_get_error());
+      }
     }
     st->bytes_read += b - a;
     pos = b;
