@@ -96,7 +96,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
   t->url = xstrdup(url);
   transfer_take_http(t, n);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
-  int delay = 50;
+  int delay = POLL_FIRST_MS;
   while (strcmp(t->phase, "transferring") != 0) {
     if (strcmp(t->phase, "initializing") != 0 && strcmp(t->phase, "resuming") != 0) {
       error(ERR_CONFLICT, "transfer '%s' is '%s' instead of transferring", t->id, t->phase);
@@ -111,7 +111,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
       goto cancel;
     }
     sleep_ms(delay);
-    if (delay < 500) delay *= 2;
+    delay = poll_next_ms(delay);
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
   if ((!t->url || strncmp(t->url, "nbd", 3) != 0) && !t->http_url) {
@@ -141,7 +141,7 @@ int transfer_finalize(struct client *c, struct transfer *t)
   if (client_call(c, "POST", path, "<action/>", NULL) < 0)
     return error_prefix("cannot finalize transfer '%s': ", t->id);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
-  int delay = 50;
+  int delay = POLL_FIRST_MS;
   for (;;) {
     if (transfer_refresh(c, t) < 0) {
       if (error_code() == ERR_NOT_FOUND) {
@@ -158,7 +158,7 @@ int transfer_finalize(struct client *c, struct transfer *t)
       return error(ERR_UNAVAILABLE, "transfer '%s' did not finish within %d s (phase '%s')", t->id,
                    TRANSFER_WAIT_MS / 1000, t->phase);
     sleep_ms(delay);
-    if (delay < 500) delay *= 2;
+    delay = poll_next_ms(delay);
   }
 }
 

@@ -7,6 +7,14 @@
 #include "cli/client.h"
 #include "repo/repo.h"
 
+/* how the CLI polls the engine for a phase: first after POLL_FIRST_MS, then
+ * twice as long each time up to POLL_MAX_MS, so a quick phase change (an
+ * empty incremental backup takes about a second in all) is seen within tens
+ * of ms and a slow one costs a request every POLL_MAX_MS */
+#define POLL_FIRST_MS 20
+#define POLL_MAX_MS 200
+static inline int poll_next_ms(int delay) { return delay * 2 < POLL_MAX_MS ? delay * 2 : POLL_MAX_MS; }
+
 /* set by the SIGINT/SIGTERM handler; long loops check it and fail cleanly */
 extern volatile sig_atomic_t cli_interrupted;
 
