@@ -26,8 +26,8 @@ static const char *sqlite_target(const char *url, const char *rest);
 
 static const struct db_backend db_backends[] = {
   { "sqlite", &db_sqlite_ops, "SQLite", sqlite_target },
-  { "postgresql", NULL, "PostgreSQL", NULL },  /* db_pg.c: &db_pg_ops */
-  { "postgres", NULL, "PostgreSQL", NULL },
+  { "postgresql", &db_pg_ops, "PostgreSQL", NULL },
+  { "postgres", &db_pg_ops, "PostgreSQL", NULL },
 };
 
 /* Length of a leading URL scheme ("sqlite" in "sqlite:x.db"), or 0 when the

@@ -120,6 +120,7 @@ static int bind_params(struct db_sqlite *db, sqlite3_stmt *stmt, const struct db
     switch (params[i].type) {
     case DB_TEXT: rc = sqlite3_bind_text(stmt, i + 1, params[i].text, -1, SQLITE_STATIC); break;
     case DB_INT: rc = sqlite3_bind_int64(stmt, i + 1, params[i].i); break;
+    case DB_BLOB: rc = sqlite3_bind_blob64(stmt, i + 1, params[i].text, params[i].len, SQLITE_STATIC); break;
     default: rc = sqlite3_bind_null(stmt, i + 1); break;
     }
     if (rc != SQLITE_OK) return sqlite_error(db, rc);
@@ -223,12 +224,20 @@ static int db_sqlite_query(struct db *base, const char *sql, const struct db_val
   int ncols = sqlite3_column_count(lease.stmt);
   AUTOFREE const char **names = xcalloc(ncols + 1, sizeof(char *));
   AUTOFREE const char **values = xcalloc(ncols + 1, sizeof(char *));
+  AUTOFREE size_t *lengths = xcalloc(ncols + 1, sizeof(size_t));
   for (int i = 0; i < ncols; i++) names[i] = sqlite3_column_name(lease.stmt, i);
-  struct db_row row = { ncols, names, values };
+  struct db_row row = { ncols, names, values, lengths };
 
   int rc;
   while ((rc = sqlite3_step(lease.stmt)) == SQLITE_ROW) {
-    for (int i = 0; i < ncols; i++) values[i] = (const char *)sqlite3_column_text(lease.stmt, i);
+    for (int i = 0; i < ncols; i++) {
+      /* a blob is handed over as its bytes; everything else as text */
+      if (sqlite3_column_type(lease.stmt, i) == SQLITE_BLOB)
+        values[i] = sqlite3_column_blob(lease.stmt, i);
+      else
+        values[i] = (const char *)sqlite3_column_text(lease.stmt, i);
+      lengths[i] = (size_t)sqlite3_column_bytes(lease.stmt, i);
+    }
     if (cb(&row, opaque) < 0) return -1;
   }
   if (rc != SQLITE_DONE) return sqlite_error(db, rc);
@@ -290,6 +299,30 @@ static uint64_t db_sqlite_change_stamp(struct db *base)
   return v ? v : 1;
 }
 
+/* SQLite has no sequences: a table of counters stands in. Bumping a row
+ * takes the write lock, and a transaction that rolls back gives its value
+ * back, which is fine under that lock: no other writer saw it. */
+#define SQLITE_SEQUENCES "CREATE TABLE IF NOT EXISTS sequences (name TEXT NOT NULL PRIMARY KEY, value BIGINT NOT NULL)"
+
+static int db_sqlite_sequence_ensure(struct db *base, const char *name, int64_t min_next)
+{
+  struct db_value v[2] = { DBV_TEXT(name), DBV_INT(min_next - 1) };
+  if (sqlite_exec_one((struct db_sqlite *)base, SQLITE_SEQUENCES) < 0) return -1;
+  return db_sqlite_exec(base, "INSERT INTO sequences (name, value) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)", v, 2, NULL);
+}
+
+static int db_sqlite_sequence_next(struct db *base, const char *name, int64_t *out)
+{
+  struct db_value v[1] = { DBV_TEXT(name) };
+  *out = 0;
+  if (db_sqlite_query(base, "UPDATE sequences SET value = value + 1 WHERE name = ? RETURNING value", v, 1,
+                      size_row, out) < 0)
+    return -1;
+  if (*out == 0) return error(ERR_INTERNAL, "no sequence '%s'", name);
+  return 0;
+}
+
 const struct db_ops db_sqlite_ops = {
   .scheme = "sqlite",
   .open = db_sqlite_open,
@@ -302,4 +335,6 @@ const struct db_ops db_sqlite_ops = {
   .exec_script = db_sqlite_exec_script,
   .size_bytes = db_sqlite_size_bytes,
   .change_stamp = db_sqlite_change_stamp,
+  .sequence_ensure = db_sqlite_sequence_ensure,
+  .sequence_next = db_sqlite_sequence_next,
 };

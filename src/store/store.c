@@ -346,6 +346,15 @@ static const char *const schema_indexes[] = {
   "CREATE INDEX IF NOT EXISTS checkpoints_vm ON checkpoints (vm_id)",
 };
 
+/* Sequences for integer keys, each made past the largest key its table
+ * already holds (so a store from before it existed continues where it was):
+ * created when missing at every open, like the tables. */
+static const struct schema_sequence {
+  const char *name, *table, *column;
+} schema_sequences[] = {
+  { "events_id", "events", "id" },
+};
+
 /* ---- the store and its lock ---- */
 
 struct store {
@@ -824,26 +833,26 @@ int attachment_set_unplugged(struct store *st, const char *vm_id, const char *di
 }
 
 /* Deletes up to LIMIT of the oldest events from before BEFORE_MS, never the
- * newest one: ids are max + 1, and clients that poll with ?from=ID must not
- * see an id again. Batches keep each statement (and the lock) short. */
+ * newest one (a client polling with ?from=ID keeps its place in a list that
+ * is never empty). Batches keep each statement (and the lock) short. */
 int event_prune(struct store *st, int64_t before_ms, int limit, int64_t *deleted)
 {
   struct db_value v[2] = { DBV_INT(before_ms), DBV_INT(limit) };
   STORE_LOCKED(st);
+  __atomic_fetch_add(&st->writes, 1, __ATOMIC_RELAXED);
   return st->db->ops->exec(st->db,
                            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? "
                            "AND id < (SELECT MAX(id) FROM events) ORDER BY id LIMIT ?)",
                            v, 2, deleted);
 }
 
-/* Ids are max + 1 under the store lock, which serialises this process; a
- * second process racing on the same file gets ERR_CONFLICT from the key. */
+/* Ids come from the sequence events_id (schema_sequences): never reused,
+ * also across processes and after a rollback, on either backend. */
 int event_insert(struct store *st, struct event *p)
 {
   int64_t next = 0;
   STORE_LOCKED(st);
-  if (st->db->ops->query(st->db, "SELECT COALESCE(MAX(id), 0) + 1 FROM events", NULL, 0, int_row, &next) < 0)
-    return -1;
+  if (st->db->ops->sequence_next(st->db, "events_id", &next) < 0) return -1;
   struct event e = *p;
   e.id = next;
   if (entity_insert(st, &event_desc, &e) < 0) return -1;
@@ -909,6 +918,14 @@ static int schema_create(struct store *st)
   for (size_t i = 0; i < ARRAY_SIZE(all_descs); i++) schema_put_table(&sql, all_descs[i]);
   for (size_t i = 0; i < ARRAY_SIZE(schema_indexes); i++) buf_printf(&sql, "%s;\n", schema_indexes[i]);
   if (st->db->ops->exec_script(st->db, buf_str(&sql)) < 0) return -1;
+  for (size_t i = 0; i < ARRAY_SIZE(schema_sequences); i++) {
+    const struct schema_sequence *q = &schema_sequences[i];
+    AUTOFREE char *max = xasprintf("SELECT COALESCE(MAX(%s), 0) + 1 FROM %s", q->column, q->table);
+    int64_t next = 1;
+    if (st->db->ops->query(st->db, max, NULL, 0, int_row, &next) < 0 ||
+        st->db->ops->sequence_ensure(st->db, q->name, next) < 0)
+      return error_prefix("sequence %s: ", q->name);
+  }
   AUTOFREE char *version = xasprintf("%d", SCHEMA_VERSION);
   return store_setting_set(st, "schema_version", version);
 }
@@ -1078,6 +1095,12 @@ struct store *store_open(const char *url)
     return NULL;
   }
   return steal_pointer(&st);
+}
+
+int store_claim(struct store *st)
+{
+  STORE_LOCKED(st);
+  return st->db->ops->claim ? st->db->ops->claim(st->db) : 0;
 }
 
 int store_check_url(const char *url)

@@ -301,6 +301,11 @@ struct store;
 /* opens (creating and migrating the schema when new) the store at URL; see db_open_url */
 struct store *store_open(const char *url);
 void store_close(struct store *st);
+/* Claims the store for this process's lifetime: one engine per store. On
+ * PostgreSQL a session advisory lock, dropped by the server when the process
+ * dies; a second engine gets ERR_CONFLICT naming the holder. SQLite has no
+ * such lock (the state directory's flock covers it): 0. */
+int store_claim(struct store *st) WARN_UNUSED;
 /* checks a store URL without opening it (option validation): 0 or -1 + error */
 int store_check_url(const char *url) WARN_UNUSED;
 /* the schema version this build writes, and the one of an open store */
@@ -361,7 +366,7 @@ STORE_DECL_INSERT(backup)
 STORE_DECL_INSERT(backup_disk) STORE_DECL_INSERT(checkpoint) STORE_DECL_INSERT(checkpoint_disk)
 STORE_DECL_INSERT(network) STORE_DECL_INSERT(nic)
 #undef STORE_DECL_INSERT
-/* assigns p->id (max + 1, under the store lock) and writes it back */
+/* assigns p->id (the next value of the events' sequence) and writes it back */
 int event_insert(struct store *st, struct event *p) WARN_UNUSED;
 
 struct user *user_get(struct store *st, const char *id);

@@ -236,7 +236,7 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   if (host_paths_init(eng, opts->allow_paths) < 0) goto fail;
   if ((eng->state_lock_fd = engine_state_lock(eng->state_dir)) < 0) goto fail;
   eng->st = store_open(eng->db_url);
-  if (!eng->st) goto fail;
+  if (!eng->st || store_claim(eng->st) < 0) goto fail;
   if (engine_first_start(eng) < 0 || network_setup(eng) < 0) goto fail;
   eng->host_id = store_setting_get(eng->st, "local_host_id");
   if (!eng->host_id) {
