@@ -70,26 +70,21 @@ def second_engine(env):
 
 @case("hardening: events older than --event-retention-days are pruned at start, the newest one stays")
 def event_retention(env):
-    import sqlite3
     for i in range(5):
         env.expect(env.api("POST", "/events", "<event><description>old %d</description><severity>normal</severity>"
                            "<origin>e2e</origin><custom_id>%d</custom_id></event>" % (i, 1000 + i)), 201, "post event")
     env.daemon.stop()
-    db = sqlite3.connect(os.path.join(env.state_dir, "snapback.db"))
-    n_before = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    newest = db.execute("SELECT MAX(id) FROM events").fetchone()[0]
+    n_before = env.db_query("SELECT COUNT(*) FROM events")[0][0]
+    newest = env.db_query("SELECT MAX(id) FROM events")[0][0]
     # age every event by 40 days: with 2 days' retention only the newest may stay
-    db.execute("UPDATE events SET time_ms = time_ms - 40 * 86400000")
-    db.commit()
-    db.close()
+    env.db_query("UPDATE events SET time_ms = time_ms - 3456000000")  # 40 days
     env.daemon.extra_args = ["--event-retention-days", "2"]
     env.daemon.start()
     env._token = None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        db = sqlite3.connect(os.path.join(env.state_dir, "snapback.db"))
-        ids = [r[0] for r in db.execute("SELECT id FROM events WHERE time_ms < ?", (int(time.time() * 1000) - 86400000,))]
-        db.close()
+        ids = [r[0] for r in env.db_query("SELECT id FROM events WHERE time_ms < ? ORDER BY id",
+                                          (int(time.time() * 1000) - 86400000,))]
         if ids == [newest]:
             break
         time.sleep(0.1)

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -280,13 +279,11 @@ def id_kinds(env):
 @case("ops: an engine refuses a store whose schema is newer than it knows, with a clear message")
 def newer_schema(env):
     env.daemon.stop()
-    db = os.path.join(env.state_dir, "snapback.db")
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE settings SET value = '999' WHERE name = 'schema_version'")
-    p = run(env, ["--http", "--listen", "127.0.0.1:0", "--state-dir", env.state_dir, "--domain-type", "qemu"],
-            {"SNAPBACK_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    env.db_query("UPDATE settings SET value = '999' WHERE name = 'schema_version'")
+    p = run(env, ["--http", "--listen", "127.0.0.1:0", "--state-dir", env.state_dir, "--domain-type", "qemu",
+                  *env.daemon.db_args()], {"SNAPBACK_ADMIN_PASSWORD": ADMIN_PASSWORD})
     env.check(p.returncode == 1, "a newer schema: exit %d, not 1" % p.returncode)
     env.check("schema version 999, newer than" in p.stderr, "the refusal does not explain itself: %r" % p.stderr)
-    with sqlite3.connect(db) as c:
-        version = c.execute("SELECT value FROM settings WHERE name = 'schema_version'").fetchone()[0]
+    version = env.db_query("SELECT value FROM settings WHERE name = 'schema_version'")[0][0]
+    version = str(version)
     env.check(version == "999", "the refused start changed the schema version to %r" % version)

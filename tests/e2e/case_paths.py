@@ -283,7 +283,8 @@ def db_bytes(env):
     return out
 
 
-@case("paths: tokens and transfer tickets are stored only as hashes; state directory 0700, database 0600, also after an upgrade")
+@case("paths: tokens and transfer tickets are stored only as hashes; state directory 0700, database 0600, also after an upgrade",
+      store="sqlite")
 def secrets_at_rest(env):
     r, body = env.token()
     env.require(r.status == 200 and body, "login: %s" % r.short())

@@ -19,7 +19,7 @@ def snapbackd(env, *args):
         f.write(PASSWORD + "\n")
     try:
         # --config /dev/null: an installed /etc/snapback/snapbackd.conf (its db) must not apply
-        base = [env.binary, "--config", "/dev/null", "--state-dir", env.state_dir, *args]
+        base = [env.binary, "--config", "/dev/null", "--state-dir", env.state_dir, *env.daemon.db_args(), *args]
         p = subprocess.run(base + ["--password-file", f.name] if args[:2] in (("user", "add"), ("user", "password"))
                            else base,
                            capture_output=True, text=True, timeout=60)

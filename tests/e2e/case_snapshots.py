@@ -9,7 +9,6 @@ import glob
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -624,26 +623,18 @@ def refusals(env):
 
 def db_status(env, sid):
     try:
-        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(env.state_dir, "snapback.db"), uri=True)
-        try:
-            row = con.execute("SELECT status FROM snapshots WHERE id = ?", (sid,)).fetchone()
-        finally:
-            con.close()
-        return row[0] if row else None
-    except sqlite3.Error as e:
+        rows = env.db_query("SELECT status FROM snapshots WHERE id = ?", (sid,))
+        return rows[0][0] if rows else None
+    except Exception as e:
         return "db error: %s" % e
 
 
 def db_operation(env, sid):
     """the snapshot's recorded operation ('create', 'remove', 'remove-live') or None"""
     try:
-        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(env.state_dir, "snapback.db"), uri=True)
-        try:
-            row = con.execute("SELECT operation FROM snapshots WHERE id = ?", (sid,)).fetchone()
-        finally:
-            con.close()
-        return row[0] if row else None
-    except sqlite3.Error as e:
+        rows = env.db_query("SELECT operation FROM snapshots WHERE id = ?", (sid,))
+        return rows[0][0] if rows else None
+    except Exception as e:
         return "db error: %s" % e
 
 

@@ -297,9 +297,71 @@ def appliance_dir(binary):
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(binary)))), "appliance")
 
 
+# ---------------------------------------------------------------------------- the store
+
+# SNAPBACK_E2E_DB=postgresql://USER@/?host=SOCKETDIR (tests/pg/with-pg.sh sets it): every Env
+# gets a database of its own on that server, made with createdb and dropped at close;
+# unset: each daemon keeps SQLite in its state directory.
+E2E_DB = os.environ.get("SNAPBACK_E2E_DB", "")
+
+
+def db_backend():
+    """"postgresql" or "sqlite": the store the daemons of this run use"""
+    return "postgresql" if E2E_DB.startswith(("postgresql:", "postgres:")) else "sqlite"
+
+
+def _pg_tool(name):
+    found = shutil.which(name)
+    if not found:
+        for d in sorted(glob.glob("/usr/lib/postgresql/*/bin")):
+            if os.access(os.path.join(d, name), os.X_OK):
+                found = os.path.join(d, name)
+    if not found:
+        fail("%s not found: install postgresql-client (scripts/setup.sh)" % name)
+    return found
+
+
+def _pg_server():
+    u = urllib.parse.urlsplit(E2E_DB)
+    host = urllib.parse.parse_qs(u.query).get("host", [u.hostname or ""])[0]
+    return u.username or "postgres", host
+
+
+class PgDatabase:
+    """a new, empty database on the run's PostgreSQL server, for one Env"""
+    def __init__(self):
+        self.user, self.host = _pg_server()
+        self.name = "e2e_" + secrets.token_hex(6)
+        subprocess.run([_pg_tool("createdb"), "-h", self.host, "-U", self.user, self.name],
+                       check=True, capture_output=True, timeout=60)
+        self.url = "postgresql://%s@/%s?host=%s" % (self.user, self.name, urllib.parse.quote(self.host, safe="/"))
+
+    def query(self, sql, params=()):
+        """rows of SQL (with ? placeholders) through psql, numbers as ints, as sqlite3 gives them"""
+        args = []
+        for i, v in enumerate(params):
+            sql = sql.replace("?", ":'p%d'" % i, 1)
+            args += ["-v", "p%d=%s" % (i, v)]
+        p = subprocess.run([_pg_tool("psql"), "-X", "-q", "-At", "-F", "\x1f", "-v", "ON_ERROR_STOP=1",
+                            "-h", self.host, "-U", self.user, "-d", self.name, *args, "-f", "-"],
+                           input=sql + ";\n", capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError("psql: %s" % p.stderr.strip())
+        rows = []
+        for line in p.stdout.splitlines():
+            rows.append(tuple(int(c) if c.lstrip("-").isdigit() else (None if c == "" else c)
+                              for c in line.split("\x1f")))
+        return rows
+
+    def drop(self):
+        subprocess.run([_pg_tool("dropdb"), "-h", self.host, "-U", self.user, "--force", "--if-exists", self.name],
+                       capture_output=True, timeout=60)
+
+
 class Daemon:
     def __init__(self, binary, state_dir, log_dir):
         self.binary, self.state_dir, self.log_dir = binary, state_dir, log_dir
+        self.db_url = None      # --db for every start (the Env's PostgreSQL database); None: SQLite
         self.proc, self.port, self.log_path, self.starts = None, None, None, 0
         self.last_exit = None
         # host directories the API may name (--allow-path): the tests' temporary files and
@@ -314,7 +376,7 @@ class Daemon:
         env = dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD)
         # --config /dev/null: an installed /etc/snapback/snapbackd.conf must not change the test
         argv = [self.binary, "--config", "/dev/null", "--http", "--listen", "127.0.0.1:%d" % self.port,
-                "--state-dir", self.state_dir, "--domain-type", "qemu"] + self.extra_args
+                "--state-dir", self.state_dir, "--domain-type", "qemu"] + self.db_args() + self.extra_args
         for d in self.allow_paths:
             os.makedirs(d, exist_ok=True)
             argv += ["--allow-path", d]
@@ -340,6 +402,10 @@ class Daemon:
             time.sleep(0.1)
         fail("snapbackd did not answer GET %s within %d s (last: %s); its output:\n%s"
              % (API, timeout, last, self.log_tail()))
+
+    def db_args(self):
+        """the --db option of this daemon's store, for anything run next to it (snapbackd user ...)"""
+        return ["--db", self.db_url] if self.db_url else []
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         """signals the daemon and waits; returns its exit code (None if never started)"""
@@ -382,6 +448,8 @@ class Env:
         self.state_dir = tempfile.mkdtemp(prefix="snapback-e2e-state-")
         self.log_dir = tempfile.mkdtemp(prefix="snapback-e2e-log-")
         self.daemon = Daemon(binary, self.state_dir, self.log_dir)
+        self.db = PgDatabase() if db_backend() == "postgresql" else None
+        self.daemon.db_url = self.db.url if self.db else None
         self.failures = []
         self.vm_names = set()   # domains this test may have caused; destroyed at close
         self._token = None
@@ -406,9 +474,24 @@ class Env:
                 virsh("destroy", name)
                 virsh("undefine", name, "--nvram")
                 virsh("undefine", name)
+        if self.db and not self.keep:
+            self.db.drop()
         if not self.keep:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    # -- the store, read and changed behind the engine's back (crash and upgrade tests)
+    def db_query(self, sql, params=()):
+        """rows of SQL (portable, ? placeholders) on this Env's store, SQLite or PostgreSQL"""
+        if self.db:
+            return self.db.query(sql, params)
+        import sqlite3
+        con = sqlite3.connect(os.path.join(self.state_dir, "snapback.db"), timeout=10)
+        try:
+            with con:
+                return [tuple(r) for r in con.execute(sql, params)]
+        finally:
+            con.close()
 
     # -- checks
     def check(self, cond, msg):
@@ -618,10 +701,13 @@ def _short(v, limit=600):
 CASES = []
 
 
-def case(title):
-    """registers fn(env) as a test; the runner gives it a started Env and closes it after"""
+def case(title, store=None):
+    """registers fn(env) as a test; the runner gives it a started Env and closes it after.
+    store="sqlite" or "postgresql": the test is about that backend (its files, its locks) and
+    runs only when the run's daemons use it (db_backend())"""
     def reg(fn):
-        CASES.append((title, fn))
+        if store is None or store == db_backend():
+            CASES.append((title, fn))
         return fn
     return reg
 

@@ -21,7 +21,8 @@ import harness  # noqa: E402
 MODULES = ["case_auth", "case_setup", "case_lifecycle", "case_status", "case_query",
            "case_errors", "case_events", "case_restart", "case_backup", "case_snapshots",
            "case_transfers", "case_ova", "case_backup_app", "case_locks",
-           "case_imageio", "case_notify", "case_docs", "case_paths", "case_ops", "case_perm", "case_incremental", "case_web", "case_hardening", "case_conformance", "case_statistics", "case_console", "case_nics", "case_backup_client", "case_bitmaps", "case_hosts", "case_cdrom", "case_guestnet"]
+           "case_imageio", "case_notify", "case_docs", "case_paths", "case_ops", "case_perm", "case_incremental", "case_web", "case_hardening", "case_conformance", "case_statistics", "case_console", "case_nics", "case_backup_client", "case_bitmaps", "case_hosts", "case_cdrom", "case_guestnet",
+           "case_store"]
 
 
 def main():
