@@ -12,6 +12,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils
   libmicrohttpd-dev libxml2-dev libxml2-utils libjansson-dev libssl-dev openssl
   libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libnbd-bin libargon2-dev libcurl4-openssl-dev
+  postgresql  # the store tests and e2e-pg run a private server (tests/pg/with-pg.sh); not started
   python3 curl wrk nginx-light valgrind
   debhelper lintian dpkg-dev fakeroot systemd man-db
   prometheus  # promtool checks /metrics in tests/e2e/case_ops.py; its server is not used
