@@ -135,8 +135,7 @@ struct node *render_storage_domain(const struct render_ctx *r, const struct stor
     node_add_int(n, "used", used);
   }
   /* committed: what the disks on it were promised */
-  const char *params[] = {sd->id};
-  AUTOLIST(disk) disks = disk_list(engine_store(r->eng), "storage_domain_id = ?", params, 1, NULL, 0);
+  AUTOLIST(disk) disks = disk_list_by_storage_domain(engine_store(r->eng), sd->id);
   int64_t committed = 0;
   for (size_t i = 0; disks && disks[i]; i++) committed += disks[i]->provisioned_size;
   if (!disks) error_clear();

@@ -9,11 +9,10 @@
 
 int list_attachments(struct api_call *c)
 {
-  const char *params[] = {c->p[0]};
-  AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  AUTOLIST(attachment) l = attachment_list_by_vm(c->st, c->p[0]);
   if (!l) return -1;
   /* a VM with attachments exists: only an empty list needs the second query */
-  if (!l[0] && vm_count(c->st, "id = ?", params, 1) == 0)
+  if (!l[0] && vm_count_by_id(c->st, c->p[0]) == 0)
     return error(ERR_NOT_FOUND, "VM '%s' does not exist", c->p[0]);
   struct node *n = node_new("disk_attachments");
   n->is_list = true;
@@ -145,8 +144,7 @@ int v3_list_vm_disks(struct api_call *c)
 {
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  const char *params[] = {c->p[0]};
-  AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  AUTOLIST(attachment) l = attachment_list_by_vm(c->st, c->p[0]);
   if (!l) return -1;
   struct node *n = node_new("disks");
   n->is_list = true;

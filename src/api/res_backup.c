@@ -58,8 +58,7 @@ static struct node *render_backup(struct api_call *c, const struct backup *b)
   }
   AUTOFREE char *href = render_href(&c->r, "/vms/%s/backups/%s/disks", b->vm_id, b->id);
   node_add_link(n, "disks", href);
-  const char *params[] = {b->id};
-  AUTOLIST(backup_disk) bds = backup_disk_list(c->st, "backup_id = ?", params, 1, NULL, 0);
+  AUTOLIST(backup_disk) bds = backup_disk_list_by_backup(c->st, b->id);
   if (bds) {
     struct node *disks = node_add_list(n, "disks");
     for (size_t i = 0; bds[i]; i++) render_ref(&c->r, disks, "disk", "disks", bds[i]->disk_id);
@@ -72,8 +71,7 @@ int list_backups(struct api_call *c)
 {
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  const char *params[] = {vm->id};
-  AUTOLIST(backup) l = backup_list(c->st, "vm_id = ?", params, 1, NULL, 0);
+  AUTOLIST(backup) l = backup_list_by_vm(c->st, vm->id);
   if (!l) return -1;
   struct node *n = node_new("backups");
   n->is_list = true;
@@ -129,8 +127,7 @@ int list_backup_disks(struct api_call *c)
 {
   AUTOPTR(backup) b = backup_of_vm(c, c->p[0], c->p[1]);
   if (!b) return -1;
-  const char *params[] = {b->id};
-  AUTOLIST(backup_disk) bds = backup_disk_list(c->st, "backup_id = ?", params, 1, NULL, 0);
+  AUTOLIST(backup_disk) bds = backup_disk_list_by_backup(c->st, b->id);
   if (!bds) return -1;
   struct node *n = node_new("disks");
   n->is_list = true;
@@ -170,8 +167,7 @@ int list_checkpoints(struct api_call *c)
 {
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  const char *params[] = {vm->id};
-  AUTOLIST(checkpoint) l = checkpoint_list(c->st, "vm_id = ? AND state <> 'pending'", params, 1, NULL, 0);
+  AUTOLIST(checkpoint) l = checkpoint_list_listed_of_vm(c->st, vm->id);
   if (!l) return -1;
   struct node *n = node_new("checkpoints");
   n->is_list = true;
@@ -196,8 +192,7 @@ int list_checkpoint_disks(struct api_call *c)
 {
   AUTOPTR(checkpoint) cp = checkpoint_of_vm(c, c->p[0], c->p[1]);
   if (!cp) return -1;
-  const char *params[] = {cp->id};
-  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list(c->st, "checkpoint_id = ?", params, 1, NULL, 0);
+  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list_by_checkpoint(c->st, cp->id);
   if (!cds) return -1;
   struct node *n = node_new("disks");
   n->is_list = true;

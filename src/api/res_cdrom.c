@@ -100,9 +100,7 @@ int list_storage_domain_files(struct api_call *c)
 {
   AUTOPTR(storage_domain) sd = storage_domain_get(c->st, c->p[0]);
   if (!sd) return -1;
-  const char *params[] = {sd->id};
-  AUTOLIST(disk) l = disk_list(c->st, "storage_domain_id = ? AND content_type = 'iso' AND status = 'ok'",
-                               params, 1, "alias", 0);
+  AUTOLIST(disk) l = disk_list_isos_of_storage_domain(c->st, sd->id);
   if (!l) return -1;
   struct node *n = node_new("files");
   n->is_list = true;

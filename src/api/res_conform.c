@@ -170,8 +170,7 @@ int list_datacenter_clusters(struct api_call *c)
 {
   AUTOPTR(datacenter) dc = datacenter_get(c->st, c->p[0]);
   if (!dc) return -1;
-  const char *params[] = {dc->id};
-  AUTOLIST(cluster) l = cluster_list(c->st, "datacenter_id = ?", params, 1, "name", 0);
+  AUTOLIST(cluster) l = cluster_list_by_datacenter(c->st, dc->id);
   if (!l) return -1;
   struct node *n = node_new("clusters");
   n->is_list = true;
@@ -185,8 +184,7 @@ int list_datacenter_storage_domains(struct api_call *c)
 {
   AUTOPTR(datacenter) dc = datacenter_get(c->st, c->p[0]);
   if (!dc) return -1;
-  const char *params[] = {dc->id};
-  AUTOLIST(storage_domain) l = storage_domain_list(c->st, "datacenter_id = ?", params, 1, "name", 0);
+  AUTOLIST(storage_domain) l = storage_domain_list_by_datacenter(c->st, dc->id);
   if (!l) return -1;
   struct node *n = node_new("storage_domains");
   n->is_list = true;
@@ -200,8 +198,7 @@ int list_storage_domain_disks(struct api_call *c)
 {
   AUTOPTR(storage_domain) sd = storage_domain_get(c->st, c->p[0]);
   if (!sd) return -1;
-  const char *params[] = {sd->id};
-  AUTOLIST(disk) l = disk_list(c->st, "storage_domain_id = ?", params, 1, "alias", 0);
+  AUTOLIST(disk) l = disk_list_by_storage_domain(c->st, sd->id);
   if (!l) return -1;
   struct node *n = node_new("disks");
   n->is_list = true;

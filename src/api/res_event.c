@@ -25,11 +25,8 @@ int list_events(struct api_call *c)
   long long from_id = from ? strtoll(from, &end, 10) : 0;
   if (from && (*end || from_id < 0))
     return error(ERR_INVALID, "invalid value '%s' for parameter 'from': expected an event id", from);
-  char fid[32];
-  snprintf(fid, sizeof fid, "%lld", from_id);
-  const char *params[] = {fid};
-  AUTOLIST(event) l = event_list(c->st, from ? "id > ?" : NULL, from ? params : NULL, from ? 1 : 0,
-                                 "id DESC", max);
+  /* without from, every event: ids start at 1 */
+  AUTOLIST(event) l = event_list_after(c->st, from_id, max);
   if (!l) return -1;
   struct node *n = node_new("events");
   n->is_list = true;

@@ -45,10 +45,10 @@ static struct node *render_vnic_profile(struct api_call *c, const struct network
   return x;
 }
 
-static int list_networks_where(struct api_call *c, const char *where, const char *param, bool profiles)
+/* the networks of data center DC_ID (NULL: every network), or their vNIC profiles */
+static int list_networks_where(struct api_call *c, const char *dc_id, bool profiles)
 {
-  const char *params[] = {param};
-  AUTOLIST(network) l = network_list(c->st, where, where ? params : NULL, where ? 1 : 0, "name", 0);
+  AUTOLIST(network) l = dc_id ? network_list_by_datacenter(c->st, dc_id) : network_list_all(c->st);
   if (!l) return -1;
   struct node *n = node_new(profiles ? "vnic_profiles" : "networks");
   n->is_list = true;
@@ -56,8 +56,8 @@ static int list_networks_where(struct api_call *c, const char *where, const char
   return reply(c, 200, n);
 }
 
-int list_networks(struct api_call *c) { return list_networks_where(c, NULL, NULL, false); }
-int list_vnic_profiles(struct api_call *c) { return list_networks_where(c, NULL, NULL, true); }
+int list_networks(struct api_call *c) { return list_networks_where(c, NULL, false); }
+int list_vnic_profiles(struct api_call *c) { return list_networks_where(c, NULL, true); }
 
 int get_network(struct api_call *c)
 {
@@ -75,7 +75,7 @@ int get_vnic_profile(struct api_call *c)
 int list_datacenter_networks(struct api_call *c)
 {
   AUTOPTR(datacenter) dc = datacenter_get(c->st, c->p[0]);
-  return dc ? list_networks_where(c, "datacenter_id = ?", dc->id, false) : -1;
+  return dc ? list_networks_where(c, dc->id, false) : -1;
 }
 
 /* a cluster has the networks of its data center */
@@ -83,7 +83,7 @@ int list_cluster_networks(struct api_call *c)
 {
   AUTOPTR(cluster) cl = cluster_get(c->st, c->p[0]);
   if (!cl) return -1;
-  return list_networks_where(c, "datacenter_id = ?", cl->datacenter_id ? cl->datacenter_id : "", false);
+  return list_networks_where(c, cl->datacenter_id ? cl->datacenter_id : "", false);
 }
 
 /* <network><name/><description/><data_center id/><libvirt_network>|<bridge></network>;
@@ -101,7 +101,7 @@ int add_network(struct api_call *c)
   if (dc && !(n.datacenter_id = (char *)node_attr(dc, "id")))
     return error(ERR_INVALID, "missing data center id: give <data_center id=\"...\"/>");
   if (!dc) {
-    if (!(dcs = datacenter_list(c->st, "name = 'Default'", NULL, 0, NULL, 1))) return -1;
+    if (!(dcs = datacenter_list_by_name(c->st, "Default"))) return -1;
     n.datacenter_id = dcs[0] ? dcs[0]->id : NULL;
   }
   AUTOFREE char *id = NULL;
@@ -149,8 +149,7 @@ static int nic_spec_from(struct api_call *c, const struct node *b, struct nic_sp
   if (prof && !(s->network_id = node_attr(prof, "id"))) {
     const char *name = node_text(prof, "name");
     if (name) {
-      const char *params[] = {name};
-      AUTOLIST(network) l = network_list(c->st, "name = ?", params, 1, NULL, 1);
+      AUTOLIST(network) l = network_list_by_name(c->st, name);
       if (!l) return -1;
       if (!l[0]) return error(ERR_NOT_FOUND, "vNIC profile named '%s' does not exist", name);
       s->network_id = *owned = xstrdup(l[0]->id);
@@ -181,8 +180,7 @@ int list_vm_nics(struct api_call *c)
 {
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  const char *params[] = {vm->id};
-  AUTOLIST(nic) l = nic_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  AUTOLIST(nic) l = nic_list_by_vm(c->st, vm->id);
   if (!l) return -1;
   struct node *n = node_new("nics");
   n->is_list = true;

@@ -180,11 +180,11 @@ static struct node *render_permission(struct api_call *c, const struct permissio
 
 /* ---- permissions: shared by users, groups, the system and objects ---- */
 
-/* the permissions matching WHERE that the acting user may see: its own, and
- * those on objects it sees */
-static int reply_permissions(struct api_call *c, const char *where, const char *const *params, int np)
+/* the permissions of L (a store query's list, NULL on error) that the acting
+ * user may see: its own, and those on objects it sees */
+static int reply_permissions(struct api_call *c, struct permission **list)
 {
-  AUTOLIST(permission) l = permission_list(c->st, where, params, np, NULL, 0);
+  AUTOLIST(permission) l = list;
   if (!l) return -1;
   struct node *n = list_node("permissions");
   for (size_t i = 0; l[i]; i++) {
@@ -307,7 +307,7 @@ int api_remove_permission(struct api_call *c)
 
 int api_list_system_permissions(struct api_call *c)
 {
-  return reply_permissions(c, "object_type = 'system'", NULL, 0);
+  return reply_permissions(c, permission_list_system(c->st));
 }
 
 int api_add_system_permission(struct api_call *c)
@@ -321,8 +321,7 @@ int api_add_system_permission(struct api_call *c)
   int api_list_##T##_permissions(struct api_call *c)                           \
   {                                                                            \
     if (perm_object_exists(c->st, OBJ, c->p[0]) < 0) return -1;                \
-    const char *params[] = {perm_object_to_str(OBJ), c->p[0]};                 \
-    return reply_permissions(c, "object_type = ? AND object_id = ?", params, 2); \
+    return reply_permissions(c, permission_list_on_object(c->st, perm_object_to_str(OBJ), c->p[0])); \
   }                                                                            \
   int api_add_##T##_permission(struct api_call *c)                             \
   {                                                                            \
@@ -357,7 +356,7 @@ static struct user *path_user(struct api_call *c)
 
 int api_list_users(struct api_call *c)
 {
-  AUTOLIST(user) l = user_list(c->st, NULL, NULL, 0, "name", 0);
+  AUTOLIST(user) l = user_list_all(c->st);
   if (!l) return -1;
   bool admin = is_user_admin(c);
   struct node *n = list_node("users");
@@ -401,9 +400,7 @@ int api_list_user_groups(struct api_call *c)
 {
   AUTOPTR(user) u = path_user(c);
   if (!u) return -1;
-  const char *params[] = {u->id};
-  AUTOLIST(usergroup) l = usergroup_list(c->st, "id IN (SELECT group_id FROM group_members WHERE user_id = ?)",
-                                         params, 1, NULL, 0);
+  AUTOLIST(usergroup) l = usergroup_list_of_user(c->st, u->id);
   if (!l) return -1;
   struct node *n = list_node("groups");
   for (size_t i = 0; l[i]; i++) node_append(n, render_group(c, l[i]));
@@ -414,8 +411,7 @@ int api_list_user_permissions(struct api_call *c)
 {
   AUTOPTR(user) u = path_user(c);
   if (!u) return -1;
-  const char *params[] = {u->id};
-  return reply_permissions(c, "user_id = ?", params, 1);
+  return reply_permissions(c, permission_list_by_user(c->st, u->id));
 }
 
 int api_add_user_permission(struct api_call *c)
@@ -432,8 +428,7 @@ int api_add_user_permission(struct api_call *c)
 
 static bool is_member(struct api_call *c, const char *group_id)
 {
-  const char *params[] = {group_id, c->req->user->id};
-  return group_member_count(c->st, "group_id = ? AND user_id = ?", params, 2) > 0;
+  return group_member_count_by_pair(c->st, group_id, c->req->user->id) > 0;
 }
 
 static struct usergroup *path_group(struct api_call *c)
@@ -444,7 +439,7 @@ static struct usergroup *path_group(struct api_call *c)
 
 int api_list_groups(struct api_call *c)
 {
-  AUTOLIST(usergroup) l = usergroup_list(c->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(usergroup) l = usergroup_list_all(c->st);
   if (!l) return -1;
   bool admin = is_user_admin(c);
   struct node *n = list_node("groups");
@@ -462,8 +457,7 @@ int api_add_group(struct api_call *c)
   const char *domain = node_text(b, "domain/name");
   if (domain && strcmp(domain, INTERNAL_DOMAIN) != 0)
     return error(ERR_INVALID, "unknown domain '%s': snapback has only '%s'", domain, INTERNAL_DOMAIN);
-  const char *params[] = {name};
-  int64_t n = usergroup_count(c->st, "name = ?", params, 1);
+  int64_t n = usergroup_count_by_name(c->st, name);
   if (n < 0) return -1;
   if (n > 0) return error(ERR_CONFLICT, "cannot add group '%s': the name is in use", name);
   char id[UUID_STRLEN + 1];
@@ -492,8 +486,7 @@ int api_list_group_permissions(struct api_call *c)
 {
   AUTOPTR(usergroup) g = path_group(c);
   if (!g) return -1;
-  const char *params[] = {g->id};
-  return reply_permissions(c, "group_id = ?", params, 1);
+  return reply_permissions(c, permission_list_by_group(c->st, g->id));
 }
 
 int api_add_group_permission(struct api_call *c)
@@ -662,8 +655,10 @@ int api_remove_role_permit(struct api_call *c)
 {
   AUTOPTR(role_info) r = mutable_role(c, "change");
   if (!r) return -1;
-  const char *params[] = {r->id, c->p[1]};
-  AUTOLIST(role_permit) l = role_permit_list(c->st, "role_id = ? AND permit = CAST(? AS INTEGER)", params, 2, NULL, 1);
+  char *end = NULL;
+  long long permit = strtoll(c->p[1], &end, 10);
+  if (*end || end == c->p[1]) permit = -1;  /* no permit has that id: not found below */
+  AUTOLIST(role_permit) l = role_permit_list_by_pair(c->st, r->id, permit);
   if (!l) return -1;
   if (!l[0]) return error(ERR_NOT_FOUND, "permit '%s' of role '%s' does not exist", c->p[1], r->name);
   if (role_permit_delete(c->st, l[0]->id) < 0) return -1;

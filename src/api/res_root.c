@@ -32,11 +32,11 @@ int api_root(struct api_call *c)
   struct node *sum = node_add(n, "summary");
   struct node *vms = node_add(sum, "vms");
   if (perm_is_system_admin(c->pv)) {
-    node_add_int(vms, "active", vm_count(c->st, "status <> 'down'", NULL, 0));
-    node_add_int(vms, "total", vm_count(c->st, NULL, NULL, 0));
+    node_add_int(vms, "active", vm_count_not_down(c->st));
+    node_add_int(vms, "total", vm_count_all(c->st));
   } else {
     /* only the VMs this user sees */
-    AUTOLIST(vm) all = vm_list(c->st, NULL, NULL, 0, NULL, 0);
+    AUTOLIST(vm) all = vm_list_all(c->st);
     int64_t active = 0, total = 0;
     for (size_t i = 0; all && all[i]; i++)
       if (api_visible(c, OBJ_VM, all[i]->id)) {
@@ -70,12 +70,12 @@ DEFINE_VISIBLE(disk, OBJ_DISK)
 /* list/get handlers for the simple collections: a list shows what the user
  * sees (T_visible), a get of anything else is a 404. The route table checked
  * the get already; the check here keeps the handler honest on its own. */
-#define DEFINE_LIST_GET(T, kind, coll_elem, order)                                    \
+#define DEFINE_LIST_GET(T, kind, coll_elem, list_fn)                                  \
   int list_##T(struct api_call *c)                                             \
   {                                                                                   \
     int max;                                                                          \
     if (query_max(c, &max) < 0) return -1;                                            \
-    AUTOLIST(T) l = T##_list(c->st, NULL, NULL, 0, order, 0);                         \
+    AUTOLIST(T) l = list_fn(c->st);                                                   \
     if (!l) return -1;                                                                \
     struct node *n = node_new(coll_elem);                                             \
     n->is_list = true;                                                                \
@@ -94,13 +94,13 @@ DEFINE_VISIBLE(disk, OBJ_DISK)
     if (!T##_visible(c, x)) return error(ERR_NOT_FOUND, kind " '%s' does not exist", c->p[0]); \
     return reply(c, 200, render_##T(&c->r, x));                                       \
   }
-DEFINE_LIST_GET(datacenter, "data center", "data_centers", "name")
-DEFINE_LIST_GET(cluster, "cluster", "clusters", "name")
-DEFINE_LIST_GET(template, "template", "templates", "name")
-DEFINE_LIST_GET(host, "host", "hosts", "name")
-DEFINE_LIST_GET(storage_domain, "storage domain", "storage_domains", "name")
-DEFINE_LIST_GET(disk, "disk", "disks", "alias")
-DEFINE_LIST_GET(job, "job", "jobs", "start_ms DESC")
+DEFINE_LIST_GET(datacenter, "data center", "data_centers", datacenter_list_all)
+DEFINE_LIST_GET(cluster, "cluster", "clusters", cluster_list_all)
+DEFINE_LIST_GET(template, "template", "templates", template_list_all)
+DEFINE_LIST_GET(host, "host", "hosts", host_list_all)
+DEFINE_LIST_GET(storage_domain, "storage domain", "storage_domains", storage_domain_list_all)
+DEFINE_LIST_GET(disk, "disk", "disks", disk_list_all)
+DEFINE_LIST_GET(job, "job", "jobs", job_list_newest_first)
 
 /* a job's fields for GET /jobs?search=: oVirt's JobsService takes a search,
  * and its Job type names no VM, so the VM a job acts on is searchable
@@ -131,8 +131,8 @@ int list_jobs(struct api_call *c)
   if (query_max(c, &max) < 0 || query_bool(c, "case_sensitive", true, &cs) < 0) return -1;
   AUTOPTR(search) s = search_parse(q, fields, cs);
   if (!s) return -1;
-  AUTOLIST(job) l = job_list(c->st, NULL, NULL, 0, "start_ms DESC", 0);
-  AUTOLIST(vm) vms = l ? vm_list(c->st, NULL, NULL, 0, NULL, 0) : NULL;
+  AUTOLIST(job) l = job_list_all(c->st);
+  AUTOLIST(vm) vms = l ? vm_list_all(c->st) : NULL;
   if (!vms) return -1;
   struct node *n = node_new("jobs");
   n->is_list = true;

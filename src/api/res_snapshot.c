@@ -11,8 +11,7 @@ int list_snapshots(struct api_call *c)
 {
   AUTOPTR(vm) vm = vm_get(c->st, c->p[0]);
   if (!vm) return -1;
-  const char *params[] = {vm->id};
-  AUTOLIST(snapshot) l = snapshot_list(c->st, "vm_id = ?", params, 1, "date_ms", 0);
+  AUTOLIST(snapshot) l = snapshot_list_by_vm(c->st, vm->id);
   if (!l) return -1;
   struct node *n = node_new("snapshots");
   n->is_list = true;
@@ -86,8 +85,7 @@ int list_snapshot_disks(struct api_call *c)
 {
   AUTOPTR(snapshot) s = vm_snapshot_get(c);
   if (!s) return -1;
-  const char *params[] = {s->id};
-  AUTOLIST(volume) vols = volume_list(c->st, "snapshot_id = ? AND status <> 'locked'", params, 1, NULL, 0);
+  AUTOLIST(volume) vols = volume_list_unlocked_of_snapshot(c->st, s->id);
   if (!vols) return -1;
   struct node *n = node_new("disks");
   n->is_list = true;
@@ -99,9 +97,10 @@ int list_snapshot_disks(struct api_call *c)
   return reply(c, 200, n);
 }
 
-static int list_disk_snapshots_where(struct api_call *c, const char *where, const char *const *params, int np)
+/* renders the disk snapshots of L (a store query's list, NULL on error) the user sees */
+static int list_disk_snapshots_where(struct api_call *c, struct volume **list)
 {
-  AUTOLIST(volume) vols = volume_list(c->st, where, params, np, NULL, 0);
+  AUTOLIST(volume) vols = list;
   if (!vols) return -1;
   struct node *n = node_new("disk_snapshots");
   n->is_list = true;
@@ -120,10 +119,7 @@ int list_disk_disksnapshots(struct api_call *c)
   if (!d) return -1;
   bool include_active;
   if (query_bool(c, "include_active", false, &include_active) < 0) return -1;
-  const char *params[] = {d->id};
-  return list_disk_snapshots_where(c, include_active ? "disk_id = ? AND status <> 'locked'"
-                                                     : "disk_id = ? AND active = 0 AND status <> 'locked'",
-                                   params, 1);
+  return list_disk_snapshots_where(c, volume_list_snapshots_of_disk(c->st, d->id, include_active));
 }
 
 int list_sd_disksnapshots(struct api_call *c)
@@ -132,11 +128,7 @@ int list_sd_disksnapshots(struct api_call *c)
   if (!sd) return -1;
   bool include_active;
   if (query_bool(c, "include_active", false, &include_active) < 0) return -1;
-  const char *params[] = {sd->id};
-  return list_disk_snapshots_where(
-      c, include_active ? "status <> 'locked' AND disk_id IN (SELECT id FROM disks WHERE storage_domain_id = ?)"
-                        : "active = 0 AND status <> 'locked' AND disk_id IN (SELECT id FROM disks WHERE storage_domain_id = ?)",
-      params, 1);
+  return list_disk_snapshots_where(c, volume_list_snapshots_on_storage_domain(c->st, sd->id, include_active));
 }
 
 int get_disk_snapshot(struct api_call *c)

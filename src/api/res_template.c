@@ -34,8 +34,7 @@ int list_template_attachments(struct api_call *c)
 {
   AUTOPTR(template) t = template_get(c->st, c->p[0]);
   if (!t) return -1;
-  const char *params[] = {t->id};
-  AUTOLIST(attachment) l = attachment_list(c->st, "vm_id = ?", params, 1, "position", 0);
+  AUTOLIST(attachment) l = attachment_list_by_vm(c->st, t->id);
   if (!l) return -1;
   struct node *n = node_new("disk_attachments");
   n->is_list = true;

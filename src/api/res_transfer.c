@@ -50,7 +50,7 @@ int list_image_transfers(struct api_call *c)
 {
   int max;
   if (query_max(c, &max) < 0) return -1;
-  AUTOLIST(image_transfer) l = image_transfer_list(c->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(image_transfer) l = image_transfer_list_all(c->st);
   if (!l) return -1;
   struct node *n = node_new("image_transfers");
   n->is_list = true;

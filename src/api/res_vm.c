@@ -27,7 +27,7 @@ int list_vms(struct api_call *c)
   const char *q = api_query(c->req, "search");
   AUTOPTR(search) s = NULL;
   if (q && *q && !(s = search_parse(q, fields, cs))) return -1;
-  AUTOLIST(vm) vms = vm_list(c->st, NULL, NULL, 0, "name", 0);
+  AUTOLIST(vm) vms = vm_list_all(c->st);
   if (!vms) return -1;
   struct node *n = node_new("vms");
   n->is_list = true;

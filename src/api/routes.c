@@ -106,8 +106,7 @@ int need_text(const struct node *n, const char *path, const char *elem, const ch
     if (!name)                                                                                 \
       return error(ERR_INVALID, "missing %s: give <%s id=\"...\"/> or <%s><name>...</name></%s>", \
                    what, what, what, what), NULL;                                              \
-    const char *params[] = {name};                                                             \
-    AUTOLIST(T) l = T##_list(c->st, "name = ?", params, 1, NULL, 1);                           \
+    AUTOLIST(T) l = T##_list_by_name(c->st, name);                                             \
     if (!l) return NULL;                                                                       \
     if (!l[0] || !api_visible(c, obj, l[0]->id))                                              \
       return error(ERR_NOT_FOUND, kind " named '%s' does not exist", name), NULL;              \

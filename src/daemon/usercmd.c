@@ -62,8 +62,7 @@ static struct user *find_user(struct store *st, const char *name)
 
 static struct usergroup *find_group(struct store *st, const char *name)
 {
-  const char *params[] = {name};
-  AUTOLIST(usergroup) l = usergroup_list(st, "name = ?", params, 1, NULL, 1);
+  AUTOLIST(usergroup) l = usergroup_list_by_name(st, name);
   if (!l) return NULL;
   if (!l[0]) return error(ERR_NOT_FOUND, "group '%s' does not exist", name), NULL;
   return steal_pointer(&l[0]);
@@ -125,7 +124,7 @@ static int user_lock(struct store *st, const char *name, bool lock)
 
 static int user_list_print(struct store *st)
 {
-  AUTOLIST(user) l = user_list(st, NULL, NULL, 0, "name", 0);
+  AUTOLIST(user) l = user_list_all(st);
   if (!l) return -1;
   for (size_t i = 0; l[i]; i++)
     printf("%s\t%s%s\n", l[i]->name, l[i]->id, perm_user_locked(st, l[i]->id) ? "\tlocked" : "");
@@ -152,8 +151,7 @@ static int group_member(struct store *st, const char *group, const char *user, b
   AUTOPTR(usergroup) g = find_group(st, group);
   AUTOPTR(user) u = g ? find_user(st, user) : NULL;
   if (!u) return -1;
-  const char *params[] = {g->id, u->id};
-  AUTOLIST(group_member) l = group_member_list(st, "group_id = ? AND user_id = ?", params, 2, NULL, 1);
+  AUTOLIST(group_member) l = group_member_list_by_pair(st, g->id, u->id);
   if (!l) return -1;
   if (add && !l[0]) {
     char id[UUID_STRLEN + 1];
@@ -169,12 +167,10 @@ static int group_member(struct store *st, const char *group, const char *user, b
 
 static int group_list_print(struct store *st)
 {
-  AUTOLIST(usergroup) l = usergroup_list(st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(usergroup) l = usergroup_list_all(st);
   if (!l) return -1;
   for (size_t i = 0; l[i]; i++) {
-    const char *params[] = {l[i]->id};
-    AUTOLIST(user) members = user_list(st, "id IN (SELECT user_id FROM group_members WHERE group_id = ?)",
-                                       params, 1, "name", 0);
+    AUTOLIST(user) members = user_list_in_group(st, l[i]->id);
     printf("%s\t%s", l[i]->name, l[i]->id);
     for (size_t j = 0; members && members[j]; j++) printf("%s%s", j ? "," : "\t", members[j]->name);
     putchar('\n');

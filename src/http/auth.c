@@ -149,8 +149,7 @@ static void cache_put(struct cache *c, const char *key, const struct user *u,
  * so they keep working and the store holds no usable token */
 static void hash_legacy_tokens(struct store *st)
 {
-  const char *params[] = {SECRET_DIGEST_PREFIX "%"};
-  AUTOLIST(token) old = token_list(st, "token NOT LIKE ?", params, 1, NULL, 0);
+  AUTOLIST(token) old = token_list_not_like(st, SECRET_DIGEST_PREFIX "%");
   if (!old) goto out;
   if (!old[0]) return;
   if (store_begin(st) < 0) goto out;
@@ -288,10 +287,7 @@ static struct user *check_password_once(struct auth *a, const char *username, co
 /* best effort: drops a batch of expired tokens from the store */
 static void purge_expired_tokens(struct auth *a, int64_t now)
 {
-  char nowstr[32];
-  snprintf(nowstr, sizeof nowstr, "%lld", (long long)now);
-  const char *params[] = {nowstr};
-  AUTOLIST(token) old = token_list(a->st, "expires_ms < ?", params, 1, NULL, TOKEN_PURGE_BATCH);
+  AUTOLIST(token) old = token_list_expired(a->st, now, TOKEN_PURGE_BATCH);
   for (size_t i = 0; old && old[i]; i++)
     if (token_delete(a->st, old[i]->token) < 0) break;
   if (!old || error_code() != ERR_NONE)

@@ -12,6 +12,7 @@
  * so a transaction keeps other threads out and may call anything here. */
 #include "store/store.h"
 #include "store/db.h"
+#include "store/store_internal.h"
 #include "util/blocking.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -618,7 +619,7 @@ static void *entity_get(struct store *st, const struct entity_desc *d, const str
 }
 
 static void **entity_list(struct store *st, const struct entity_desc *d, const char *where,
-                          const char *const *params, int nparams, const char *order, int limit)
+                          const struct db_value *params, int nparams, const char *order, int limit)
 {
   AUTOBUF struct buf sql = BUF_INIT;
   buf_puts(&sql, "SELECT ");
@@ -628,12 +629,9 @@ static void **entity_list(struct store *st, const struct entity_desc *d, const c
   buf_printf(&sql, " ORDER BY %s", order && *order ? order : d->default_order);
   if (limit > 0) buf_printf(&sql, " LIMIT %d", limit);
 
-  AUTOFREE struct db_value *vals = xcalloc(nparams > 0 ? nparams : 1, sizeof(*vals));
-  for (int i = 0; i < nparams; i++) vals[i] = DBV_TEXT(params[i]);
-
   struct collect c = { d, VEC_INIT };
   STORE_LOCKED(st);
-  if (st->db->ops->query(st->db, buf_str(&sql), vals, nparams, collect_row, &c) < 0) {
+  if (st->db->ops->query(st->db, buf_str(&sql), params, nparams, collect_row, &c) < 0) {
     collect_free(&c);
     return NULL;
   }
@@ -642,18 +640,27 @@ static void **entity_list(struct store *st, const struct entity_desc *d, const c
 }
 
 static int64_t entity_count(struct store *st, const struct entity_desc *d, const char *where,
-                            const char *const *params, int nparams)
+                            const struct db_value *params, int nparams)
 {
   AUTOBUF struct buf sql = BUF_INIT;
   buf_printf(&sql, "SELECT COUNT(*) FROM %s", d->table);
   if (where && *where) buf_printf(&sql, " WHERE (%s)", where);
-  AUTOFREE struct db_value *vals = xcalloc(nparams > 0 ? nparams : 1, sizeof(*vals));
-  for (int i = 0; i < nparams; i++) vals[i] = DBV_TEXT(params[i]);
-
   int64_t n = 0;
   STORE_LOCKED(st);
-  if (st->db->ops->query(st->db, buf_str(&sql), vals, nparams, int_row, &n) < 0) return -1;
+  if (st->db->ops->query(st->db, buf_str(&sql), params, nparams, int_row, &n) < 0) return -1;
   return n;
+}
+
+void **store_select(struct store *st, enum store_type t, const char *where, const struct db_value *params,
+                    int nparams, const char *order, int limit)
+{
+  return entity_list(st, all_descs[t], where, params, nparams, order, limit);
+}
+
+int64_t store_count_where(struct store *st, enum store_type t, const char *where, const struct db_value *params,
+                          int nparams)
+{
+  return entity_count(st, all_descs[t], where, params, nparams);
 }
 
 static int entity_insert(struct store *st, const struct entity_desc *d, const void *obj)
@@ -730,15 +737,11 @@ static int entity_delete(struct store *st, const struct entity_desc *d, const st
   void T##_free(struct T *p) { entity_free(&T##_desc, p); }                                  \
   void T##_list_free(struct T **list) { entity_list_free(&T##_desc, (void **)list); }        \
   int T##_update(struct store *st, const struct T *p) { return entity_update(st, &T##_desc, p); } \
-  struct T **T##_list(struct store *st, const char *where, const char *const *params,       \
-                      int nparams, const char *order, int limit)                             \
+  struct T **T##_list_all(struct store *st)                                                  \
   {                                                                                          \
-    return (struct T **)entity_list(st, &T##_desc, where, params, nparams, order, limit);    \
+    return (struct T **)entity_list(st, &T##_desc, NULL, NULL, 0, NULL, 0);                  \
   }                                                                                          \
-  int64_t T##_count(struct store *st, const char *where, const char *const *params, int nparams) \
-  {                                                                                          \
-    return entity_count(st, &T##_desc, where, params, nparams);                              \
-  }
+  int64_t T##_count_all(struct store *st) { return entity_count(st, &T##_desc, NULL, NULL, 0); }
 STORE_TYPES(STORE_IMPL_COMMON)
 
 #define STORE_IMPL_INSERT(T)                                                                 \
@@ -779,8 +782,8 @@ STORE_IMPL_BY_KEY(network) STORE_IMPL_BY_KEY(nic)
 
 struct user *user_get_by_name(struct store *st, const char *name)
 {
-  const char *params[] = { name };
-  AUTOLIST(user) users = user_list(st, "name = ?", params, 1, NULL, 1);
+  struct db_value params[] = { DBV_TEXT(name) };
+  AUTOLIST(user) users = (struct user **)entity_list(st, &user_desc, "name = ?", params, 1, NULL, 1);
   if (!users) return NULL;
   if (!users[0]) {
     error(ERR_NOT_FOUND, "user '%s' does not exist", name ? name : "");
@@ -1130,7 +1133,7 @@ int store_id_not_found(struct store *st, const char *id, const char *want, const
   for (size_t i = 0; name_other_kind && i < ARRAY_SIZE(all_descs) && !other && id; i++) {
     const struct entity_desc *d = all_descs[i];
     if (d->nkeys != 1 || strcmp(d->keys[0], "id") != 0 || desc_field(d, "id")->type != F_STR) continue;
-    const char *params[] = {id};
+    struct db_value params[] = { DBV_TEXT(id) };
     if (entity_count(st, d, "id = ?", params, 1) > 0) other = id_kind_name(d);
   }
   error_clear();  /* a failing lookup only loses the hint */

@@ -340,18 +340,17 @@ int store_setting_set(struct store *st, const char *key, const char *value);
  * T_insert(st, p)         -> 0/-1 (ERR_CONFLICT on a duplicate key)
  * T_update(st, p)         -> 0/-1 (ERR_NOT_FOUND when gone): writes every column
  * T_delete(st, id)        -> 0/-1 (ERR_NOT_FOUND when gone)
- * T_list(st, where, params, nparams, order, limit) -> NULL-terminated list, NULL on error
- *    where: SQL condition over the columns with '?' placeholders, or NULL for all;
- *    order: "name" / "time_ms DESC" or NULL; limit <= 0 for no limit
- * T_count(st, where, params, nparams) -> count or -1
+ * T_list_all(st)          -> every row, NULL-terminated, in the type's default order; NULL on error
+ * T_count_all(st)         -> count or -1
+ * Anything narrower is a named query with typed arguments (store/query.h, included
+ * below): vm_count_by_name(st, name), attachment_list_own_of_vm(st, vm_id)...
  * For attachment the key is (vm_id, disk_id): attachment_get(st, vm_id, disk_id),
  * attachment_delete(st, vm_id, disk_id); for token it is the token text; for
  * event it is the integer id (event_insert assigns p->id). */
 #define STORE_DECL_CRUD(T)                                                                   \
   int T##_update(struct store *st, const struct T *p) WARN_UNUSED;                           \
-  struct T **T##_list(struct store *st, const char *where, const char *const *params,        \
-                      int nparams, const char *order, int limit);                            \
-  int64_t T##_count(struct store *st, const char *where, const char *const *params, int nparams);
+  struct T **T##_list_all(struct store *st) WARN_UNUSED;                                     \
+  int64_t T##_count_all(struct store *st) WARN_UNUSED;
 STORE_TYPES(STORE_DECL_CRUD)
 #undef STORE_DECL_CRUD
 #define STORE_DECL_INSERT(T) int T##_insert(struct store *st, const struct T *p) WARN_UNUSED;
@@ -431,3 +430,5 @@ struct checkpoint *checkpoint_get(struct store *st, const char *id);
 int checkpoint_delete(struct store *st, const char *id) WARN_UNUSED;
 struct checkpoint_disk *checkpoint_disk_get(struct store *st, const char *id);
 int checkpoint_disk_delete(struct store *st, const char *id) WARN_UNUSED;
+
+#include "store/query.h"

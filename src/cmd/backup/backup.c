@@ -37,13 +37,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RUNNING_PHASES "phase IN ('initializing', 'starting', 'ready', 'finalizing')"
 
 /* the backup of VM vm_id that has not ended, in *out (NULL when none; caller frees) */
 static int running_backup(struct store *st, const char *vm_id, struct backup **out)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(backup) l = backup_list(st, "vm_id = ? AND " RUNNING_PHASES, params, 1, NULL, 1);
+  AUTOLIST(backup) l = backup_list_running_of_vm(st, vm_id);
   if (!l) return -1;
   *out = steal_pointer(&l[0]);
   return 0;
@@ -206,9 +204,7 @@ static int backup_start_execute(struct cmd_ctx *c)
   if (s->id) snprintf(a->id, sizeof a->id, "%s", s->id);
   else if (uuid_generate_str(a->id) < 0) return -1;
   if (uuid_generate_str(a->cp_id) < 0 || uuid_generate_str(a->snap_id) < 0) return -1;
-  const char *params[] = {a->vm->id};
-  AUTOLIST(checkpoint) leaf = checkpoint_list(st, "vm_id = ? AND state = 'created'", params, 1,
-                                              "creation_ms DESC, id", 1);
+  AUTOLIST(checkpoint) leaf = checkpoint_list_leaf_of_vm(st, a->vm->id);
   if (!leaf) return -1;
   int64_t now = now_ms();
   struct backup b = {
@@ -503,10 +499,8 @@ static int backup_take(struct engine *eng, struct backup_start *a)
   struct store *st = eng->st;
   AUTOPTR(backup) b = backup_get(st, a->id);
   if (!b) return -1;
-  const char *params[] = {a->id};
-  AUTOLIST(backup_disk) bds = backup_disk_list(st, "backup_id = ?", params, 1, NULL, 0);
-  const char *cparams[] = {a->cp_id};
-  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list(st, "checkpoint_id = ?", cparams, 1, NULL, 0);
+  AUTOLIST(backup_disk) bds = backup_disk_list_by_backup(st, a->id);
+  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list_by_checkpoint(st, a->cp_id);
   if (!bds || !cds) return -1;
   AUTOSTRVEC struct strvec disks = VEC_INIT, bitmap_disks = VEC_INIT;
   for (size_t i = 0; bds[i]; i++) vec_push(&disks, xstrdup(bds[i]->disk_id));
@@ -545,8 +539,7 @@ static int backup_take(struct engine *eng, struct backup_start *a)
 static void checkpoint_drop_pending(struct store *st, const char *cp_id)
 {
   if (!cp_id) return;
-  const char *params[] = {cp_id};
-  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list(st, "checkpoint_id = ?", params, 1, NULL, 0);
+  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list_by_checkpoint(st, cp_id);
   AUTOPTR(checkpoint) cp = checkpoint_get(st, cp_id);
   if (!cp || !cds || cp->state != CHECKPOINT_PENDING) { error_clear(); return; }
   if (store_begin(st) < 0) goto failed;
@@ -798,10 +791,7 @@ static void backup_finalize_job(struct engine *eng, void *arg)
   struct backup_end *a = arg;
   struct store *st = eng->st;
   const char *locks[] = {a->id, NULL};
-  const char *params[] = {a->id};
-  AUTOLIST(image_transfer) open = image_transfer_list(
-      st, "chosen_source = 1 AND phase IN ('initializing', 'transferring') AND disk_id IN "
-          "(SELECT disk_id FROM backup_disks WHERE backup_id = ?)", params, 1, NULL, 0);
+  AUTOLIST(image_transfer) open = image_transfer_list_open_chosen_of_backup(st, a->id);
   for (size_t i = 0; open && open[i]; i++)
     if (cmd_transfer_finalize(eng, a->user, open[i]->id) < 0) error_clear();
   error_clear();
@@ -867,7 +857,7 @@ static void backup_recover_job(struct engine *eng, void *arg)
 void backup_recover(struct engine *eng)
 {
   struct store *st = eng->st;
-  AUTOLIST(backup) l = backup_list(st, RUNNING_PHASES, NULL, 0, NULL, 0);
+  AUTOLIST(backup) l = backup_list_running(st);
   if (!l) { log_err("%s", error_message()); error_clear(); return; }
   for (size_t i = 0; l[i]; i++) {
     struct backup *b = l[i];

@@ -32,9 +32,7 @@
 /* true when NAME is a checkpoint of the VM that still counts (created or pending) */
 static bool is_live_checkpoint(struct store *st, const char *vm_id, const char *name)
 {
-  const char *params[] = {name, vm_id};
-  int64_t n = checkpoint_count(st, "id = ? AND vm_id = ? AND state IN ('created', 'pending')",
-                               params, 2);
+  int64_t n = checkpoint_count_usable(st, name, vm_id);
   error_clear();
   return n > 0;
 }
@@ -43,11 +41,7 @@ void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t 
                                  const char *why, const char *what)
 {
   struct store *st = eng->st;
-  char since[32];
-  snprintf(since, sizeof since, "%lld", (long long)since_ms);
-  const char *params[] = {vm_id, since};
-  AUTOLIST(checkpoint) l = checkpoint_list(st, "vm_id = ? AND state <> 'invalid' AND creation_ms >= ?",
-                                           params, 2, NULL, 0);
+  AUTOLIST(checkpoint) l = checkpoint_list_valid_since(st, vm_id, since_ms);
   if (!l) { log_err("%s", error_message()); error_clear(); return; }
   if (!l[0]) return;
   AUTOFREE char *msg = xasprintf("%s '%s'", why, what);
@@ -173,9 +167,8 @@ static int checkpoint_remove_execute(struct cmd_ctx *c)
 {
   struct checkpoint_remove *a = c->data;
   struct store *st = c->eng->st;
-  const char *params[] = {a->id};
-  AUTOLIST(checkpoint_disk) disks = checkpoint_disk_list(st, "checkpoint_id = ?", params, 1, NULL, 0);
-  AUTOLIST(checkpoint) kids = checkpoint_list(st, "parent_id = ?", params, 1, NULL, 0);
+  AUTOLIST(checkpoint_disk) disks = checkpoint_disk_list_by_checkpoint(st, a->id);
+  AUTOLIST(checkpoint) kids = checkpoint_list_by_parent(st, a->id);
   if (!disks || !kids) return -1;
   if (store_begin(st) < 0) return -1;
   for (size_t i = 0; kids[i]; i++) {
@@ -189,8 +182,7 @@ static int checkpoint_remove_execute(struct cmd_ctx *c)
   if (store_commit(st) < 0) return -1;
   if (a->vm->status == VM_DOWN) {
     for (size_t i = 0; disks[i]; i++) {
-      const char *dp[] = {disks[i]->disk_id};
-      AUTOLIST(volume) vols = volume_list(st, "disk_id = ? AND format = 'cow'", dp, 1, NULL, 0);
+      AUTOLIST(volume) vols = volume_list_cow_of_disk(st, disks[i]->disk_id);
       for (size_t j = 0; vols && vols[j]; j++)
         if (volume_bitmap_remove(vols[j]->path, a->id) < 0) {
           log_warn("%s", error_message());

@@ -32,7 +32,7 @@ static void sweep_program(struct engine *eng, const char *prog, const char *need
 void engine_sweep_children(struct engine *eng)
 {
   static const char *const progs[] = {"qemu-img", "qemu-nbd"};
-  AUTOLIST(storage_domain) sds = storage_domain_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(storage_domain) sds = storage_domain_list_all(eng->st);
   if (!sds) { log_err("%s", error_message()); error_clear(); }
   for (size_t p = 0; p < ARRAY_SIZE(progs); p++) {
     sweep_program(eng, progs[p], eng->state_dir);

@@ -57,8 +57,7 @@ char *volume_path_for(const struct storage_domain *sd, const char *disk_id, cons
 
 struct volume *disk_active_volume(struct store *st, const char *disk_id)
 {
-  const char *params[] = {disk_id};
-  AUTOLIST(volume) vols = volume_list(st, "disk_id = ? AND active = 1", params, 1, NULL, 1);
+  AUTOLIST(volume) vols = volume_list_active_of_disk(st, disk_id);
   if (!vols) return NULL;
   if (!vols[0]) {
     error(ERR_INTERNAL, "disk '%s' has no active volume", disk_id);
@@ -71,9 +70,7 @@ struct volume *disk_active_volume(struct store *st, const char *disk_id)
 
 void engine_vm_went_down(struct engine *eng, const char *vm_id)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(attachment) atts = attachment_list(
-      eng->st, "vm_id = ? AND (plugged = 1 OR overlay_path IS NOT NULL)", params, 1, NULL, 0);
+  AUTOLIST(attachment) atts = attachment_list_plugged_or_overlaid_of_vm(eng->st, vm_id);
   if (!atts) { log_err("%s", error_message()); return; }
   for (size_t i = 0; atts[i]; i++) {
     struct attachment *a = atts[i];
@@ -148,7 +145,7 @@ static void reconcile_host(struct engine *eng, const struct host *host, bool at_
     log_warn("%s; its VMs are unknown until it answers", error_message());
     error_clear();
   }
-  AUTOLIST(vm) vms = vm_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(vm) vms = vm_list_all(eng->st);
   if (!vms) { log_err("%s", error_message()); return; }
   for (size_t i = 0; vms[i]; i++) {
     struct vm *vm = vms[i];
@@ -195,7 +192,7 @@ static void reconcile_host(struct engine *eng, const struct host *host, bool at_
  * host answers again; its events were lost). */
 void engine_reconcile(struct engine *eng, bool at_start)
 {
-  AUTOLIST(host) hosts = host_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(host) hosts = host_list_all(eng->st);
   if (!hosts) { log_err("%s", error_message()); return; }
   int adopted = 0, downed = 0, unknown = 0;
   for (size_t i = 0; hosts[i]; i++) reconcile_host(eng, hosts[i], at_start, &adopted, &downed, &unknown);

@@ -33,13 +33,11 @@ static int put_count(struct buf *out, const char *name, const char *help, int64_
 int engine_metrics_render(struct engine *eng, struct buf *out)
 {
   struct store *st = eng->st;
-  const char *started[] = {job_status_to_str(JOB_STARTED)};
   if (put_count(out, "snapback_jobs_in_progress", "jobs started and not yet finished",
-                job_count(st, "status = ?", started, 1)) < 0)
+                job_count_by_status(st, JOB_STARTED)) < 0)
     return -1;
-  const char *moving[] = {transfer_phase_to_str(TRANSFER_INITIALIZING), transfer_phase_to_str(TRANSFER_TRANSFERRING)};
   if (put_count(out, "snapback_image_transfers_in_progress", "image transfers initializing or transferring",
-                image_transfer_count(st, "phase IN (?, ?)", moving, 2)) < 0)
+                image_transfer_count_open(st)) < 0)
     return -1;
   int64_t size = store_size_bytes(st);
   if (size < 0) return -1;
@@ -47,7 +45,7 @@ int engine_metrics_render(struct engine *eng, struct buf *out)
   metrics_put_sample(out, "snapback_store_size_bytes", "", (double)size);
 
   /* what the watcher saw last (host.c): a scrape never waits for a host */
-  AUTOLIST(host) hosts = host_list(st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(host) hosts = host_list_all(st);
   if (!hosts) return -1;
   metrics_put_family(out, "snapback_host_connected", "gauge",
                      "1 when the host's libvirt connection answers, else 0");

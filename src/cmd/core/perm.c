@@ -173,8 +173,7 @@ static struct role_info *role_info_from_predefined(const struct predefined_role 
 /* the permits of custom role ID from the store */
 static int custom_permits(struct store *st, const char *role_id, int **out, size_t *n)
 {
-  const char *params[] = {role_id};
-  AUTOLIST(role_permit) l = role_permit_list(st, "role_id = ?", params, 1, "permit", 0);
+  AUTOLIST(role_permit) l = role_permit_list_by_role(st, role_id);
   if (!l) return -1;
   size_t k = 0;
   while (l[k]) k++;
@@ -205,8 +204,7 @@ struct role_info *role_info_get(struct store *st, const char *id, const char *na
   if (p) return role_info_from_predefined(p);
   AUTOPTR(role) c = NULL;
   if (name && !id) {
-    const char *params[] = {name};
-    AUTOLIST(role) l = role_list(st, "name = ?", params, 1, NULL, 1);
+    AUTOLIST(role) l = role_list_by_name(st, name);
     if (!l) return NULL;
     if (!l[0]) return error(ERR_NOT_FOUND, "role '%s' does not exist", name), NULL;
     c = steal_pointer(&l[0]);
@@ -222,7 +220,7 @@ struct role_info *role_info_get(struct store *st, const char *id, const char *na
 
 struct role_info **role_info_list(struct store *st, size_t *n)
 {
-  AUTOLIST(role) custom = role_list(st, NULL, NULL, 0, "name", 0);
+  AUTOLIST(role) custom = role_list_all(st);
   if (!custom) return NULL;
   size_t nc = 0;
   while (custom[nc]) nc++;
@@ -443,8 +441,7 @@ static bool role_has(const struct role_info *r, int permit)
 
 bool perm_user_locked(struct store *st, const char *user_id)
 {
-  const char *params[] = {user_id};
-  return user_lock_count(st, "user_id = ?", params, 1) != 0;
+  return user_lock_count_by_user(st, user_id) != 0;
 }
 
 static struct perm_view *view_load(struct engine *eng, struct store *st, const struct user *user)
@@ -458,10 +455,7 @@ static struct perm_view *view_load(struct engine *eng, struct store *st, const s
   v->gen = store_generation(st);
   /* a cached entry holds only a user that may log in (not locked, LOGIN) */
   if (v->cache && v->gen >= 0 && pc_get_user(v->cache, user->id, v->gen, v)) return steal_pointer(&v);
-  const char *params[] = {user->id, user->id};
-  AUTOLIST(permission) l = permission_list(
-      v->st, "user_id = ? OR group_id IN (SELECT group_id FROM group_members WHERE user_id = ?)",
-      params, 2, NULL, 0);
+  AUTOLIST(permission) l = permission_list_of_user_or_groups(v->st, user->id);
   if (!l) return NULL;
   bool login = false;
   for (size_t i = 0; l[i]; i++) {
@@ -544,8 +538,7 @@ static void ancestors(struct store *st, int obj, const char *id, struct ref_vec 
   case OBJ_DISK: {
     AUTOPTR(disk) x = disk_get(st, id);
     if (x) ancestors(st, OBJ_STORAGE_DOMAIN, x->storage_domain_id, out, depth + 1);
-    const char *params[] = {id};
-    AUTOLIST(attachment) at = attachment_list(st, "disk_id = ? AND snapshot_id IS NULL", params, 1, NULL, 0);
+    AUTOLIST(attachment) at = attachment_list_own_of_disk(st, id);
     for (size_t i = 0; at && at[i]; i++) ancestors(st, OBJ_VM, at[i]->vm_id, out, depth + 1);
     break;
   }
@@ -646,8 +639,7 @@ int perm_ensure_admin(struct store *st)
     error_clear();
     return 0;
   }
-  const char *params[] = {admin->id, PERM_SUPERUSER_ROLE_ID};
-  int64_t n = permission_count(st, "user_id = ? AND role_id = ? AND object_type = 'system'", params, 2);
+  int64_t n = permission_count_system_grant(st, admin->id, PERM_SUPERUSER_ROLE_ID);
   if (n < 0) return -1;
   if (n > 0) return 0;
   char id[UUID_STRLEN + 1];
@@ -659,20 +651,19 @@ int perm_ensure_admin(struct store *st)
 
 int perm_object_exists(struct store *st, int obj, const char *id)
 {
-  int64_t (*count)(struct store *, const char *, const char *const *, int) = NULL;
+  int64_t (*count)(struct store *, const char *) = NULL;
   switch (obj) {
   case OBJ_SYSTEM: return 0;
-  case OBJ_DATACENTER: count = datacenter_count; break;
-  case OBJ_CLUSTER: count = cluster_count; break;
-  case OBJ_STORAGE_DOMAIN: count = storage_domain_count; break;
-  case OBJ_HOST: count = host_count; break;
-  case OBJ_VM: count = vm_count; break;
-  case OBJ_TEMPLATE: count = template_count; break;
-  case OBJ_DISK: count = disk_count; break;
+  case OBJ_DATACENTER: count = datacenter_count_by_id; break;
+  case OBJ_CLUSTER: count = cluster_count_by_id; break;
+  case OBJ_STORAGE_DOMAIN: count = storage_domain_count_by_id; break;
+  case OBJ_HOST: count = host_count_by_id; break;
+  case OBJ_VM: count = vm_count_by_id; break;
+  case OBJ_TEMPLATE: count = template_count_by_id; break;
+  case OBJ_DISK: count = disk_count_by_id; break;
   default: return perm_not_found(obj, id);
   }
-  const char *params[] = {id ? id : ""};
-  int64_t n = count(st, "id = ?", params, 1);
+  int64_t n = count(st, id ? id : "");
   if (n < 0) return -1;
   return n > 0 ? 0 : perm_not_found(obj, id);
 }
@@ -695,16 +686,15 @@ fail:
 
 int perm_role_remove(struct store *st, const char *role_id, const char *name)
 {
-  const char *params[] = {role_id};
   if (store_begin(st) < 0) return -1;
-  int64_t used = permission_count(st, "role_id = ?", params, 1);
+  int64_t used = permission_count_by_role(st, role_id);
   if (used != 0) {
     store_rollback(st);
     if (used < 0) return -1;
     return error(ERR_CONFLICT, "cannot remove role '%s': %lld permissions grant it; remove them first", name,
                  (long long)used);
   }
-  AUTOLIST(role_permit) l = role_permit_list(st, "role_id = ?", params, 1, NULL, 0);
+  AUTOLIST(role_permit) l = role_permit_list_by_role(st, role_id);
   if (!l) goto fail;
   for (size_t i = 0; l[i]; i++)
     if (role_permit_delete(st, l[i]->id) < 0) goto fail;
@@ -717,10 +707,9 @@ fail:
 
 int perm_group_remove(struct store *st, const char *group_id)
 {
-  const char *params[] = {group_id};
   if (store_begin(st) < 0) return -1;
-  AUTOLIST(group_member) m = group_member_list(st, "group_id = ?", params, 1, NULL, 0);
-  AUTOLIST(permission) p = m ? permission_list(st, "group_id = ?", params, 1, NULL, 0) : NULL;
+  AUTOLIST(group_member) m = group_member_list_by_group(st, group_id);
+  AUTOLIST(permission) p = m ? permission_list_by_group(st, group_id) : NULL;
   if (!p) goto fail;
   for (size_t i = 0; m[i]; i++)
     if (group_member_delete(st, m[i]->id) < 0) goto fail;

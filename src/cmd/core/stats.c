@@ -131,8 +131,7 @@ int stats_disk(struct engine *eng, const char *disk_id, struct statistic out[STA
 {
   AUTOPTR(disk) d = disk_get(eng->st, disk_id);
   if (!d) return -1;
-  const char *params[] = {d->id};
-  AUTOLIST(attachment) at = attachment_list(eng->st, "disk_id = ? AND plugged = 1", params, 1, "position", 0);
+  AUTOLIST(attachment) at = attachment_list_plugged_of_disk(eng->st, d->id);
   if (!at) return -1;
   struct hyper_domain_stats a = {0}, b = {0};
   AUTOFREE char *alias = xasprintf("ua-%s", d->id);

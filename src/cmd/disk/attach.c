@@ -37,9 +37,7 @@ static int vm_attachable(const struct vm *vm, const char *what)
 
 static int bootable_free(struct store *st, const struct vm *vm, const char *except_disk)
 {
-  const char *params[] = {vm->id, except_disk ? except_disk : ""};
-  AUTOLIST(attachment) boot = attachment_list(st, "vm_id = ? AND bootable = 1 AND disk_id <> ?",
-                                              params, 2, NULL, 1);
+  AUTOLIST(attachment) boot = attachment_list_other_bootable(st, vm->id, except_disk ? except_disk : "");
   if (!boot) return -1;
   if (boot[0])
     return error(ERR_CONFLICT, "cannot make another disk bootable on VM '%s': disk '%s' is already "
@@ -161,8 +159,7 @@ static int snapshot_attach_check(struct cmd_ctx *c, struct attach_args *a)
     return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': snapshot '%s' belongs to the same "
                  "VM; attach it to another VM (the backup appliance)", a->disk->alias, a->vm->name,
                  s->description);
-  const char *params[] = {a->vm->id};
-  AUTOLIST(snapshot) busy = snapshot_list(st, "vm_id = ? AND status <> 'ok'", params, 1, NULL, 1);
+  AUTOLIST(snapshot) busy = snapshot_list_not_ok_of_vm(st, a->vm->id);
   if (!busy) return -1;
   if (busy[0])
     return error(ERR_CONFLICT, "cannot attach disk '%s' to VM '%s': the VM is in a snapshot operation "
@@ -193,9 +190,7 @@ static int attach_validate(struct cmd_ctx *c)
     return error(ERR_CONFLICT, "cannot attach disk '%s': its status is %s", a->disk->alias,
                  disk_status_to_str(a->disk->status));
   if (!a->disk->shareable && !a->in->snapshot_id) {
-    const char *params[] = {a->disk_id};
-    AUTOLIST(attachment) other = attachment_list(st, "disk_id = ? AND snapshot_id IS NULL",
-                                                 params, 1, NULL, 1);
+    AUTOLIST(attachment) other = attachment_list_own_of_disk(st, a->disk_id);
     if (!other) return -1;
     if (other[0]) {
       AUTOPTR(vm) ovm = vm_get(st, other[0]->vm_id);
@@ -228,8 +223,7 @@ static int attach_execute(struct cmd_ctx *c)
     a->disk = disk_get(st, a->created_disk_id);
     if (!a->disk) return -1;
   }
-  const char *params[] = {a->vm_id};
-  int64_t pos = attachment_count(st, "vm_id = ?", params, 1);
+  int64_t pos = attachment_count_by_vm(st, a->vm_id);
   if (pos < 0) return -1;
   struct attachment at = *a->in;
   at.vm_id = a->vm->id;
@@ -403,8 +397,7 @@ static int detach_validate(struct cmd_ctx *c)
   if (attach_load(c) < 0) return -1;
   if (a->att->plugged && vm_attachable(a->vm, "detach a disk from") < 0) return -1;
   if (!a->detach_only) {
-    const char *params[] = {a->disk_id, a->vm_id};
-    AUTOLIST(attachment) other = attachment_list(c->eng->st, "disk_id = ? AND vm_id <> ?", params, 2, NULL, 1);
+    AUTOLIST(attachment) other = attachment_list_by_disk_other_vm(c->eng->st, a->disk_id, a->vm_id);
     if (!other) return -1;
     if (other[0])
       return error(ERR_CONFLICT, "cannot remove disk '%s': it is also attached to VM '%s'; use "
@@ -472,8 +465,7 @@ int cmd_vm_disk_remove_v3(struct engine *eng, const struct user *u, const char *
   AUTOPTR(attachment) a = attachment_get(eng->st, vm_id, disk_id);
   if (!a) return -1;
   if (detach_only || a->snapshot_id) return cmd_detach(eng, u, vm_id, disk_id, true);
-  const char *params[] = {disk_id};
-  AUTOLIST(attachment) all = attachment_list(eng->st, "disk_id = ? AND snapshot_id IS NULL", params, 1, NULL, 0);
+  AUTOLIST(attachment) all = attachment_list_own_of_disk(eng->st, disk_id);
   if (!all) return -1;
   for (size_t i = 0; all[i]; i++)
     if (cmd_detach(eng, u, all[i]->vm_id, disk_id, true) < 0) return -1;

@@ -31,8 +31,7 @@ static void disk_args_clear(struct disk_args *a)
 
 int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files)
 {
-  const char *params[] = {disk_id};
-  AUTOLIST(volume) vols = volume_list(st, "disk_id = ?", params, 1, NULL, 0);
+  AUTOLIST(volume) vols = volume_list_by_disk(st, disk_id);
   if (!vols) return -1;
   for (size_t i = 0; vols[i]; i++) {
     vec_push(files, xstrdup(vols[i]->path));
@@ -148,8 +147,7 @@ static int disk_remove_validate(struct cmd_ctx *c)
   struct store *st = c->eng->st;
   a->disk = disk_get(st, a->disk_id);
   if (!a->disk) return -1;
-  const char *params[] = {a->disk_id};
-  AUTOLIST(attachment) atts = attachment_list(st, "disk_id = ?", params, 1, NULL, 0);
+  AUTOLIST(attachment) atts = attachment_list_by_disk(st, a->disk_id);
   if (!atts) return -1;
   for (size_t i = 0; atts[i]; i++) {
     AUTOPTR(vm) vm = vm_get(st, atts[i]->vm_id);
@@ -174,9 +172,8 @@ static int disk_remove_execute(struct cmd_ctx *c)
 {
   struct disk_args *a = c->data;
   struct store *st = c->eng->st;
-  const char *params[] = {a->disk_id};
   if (store_begin(st) < 0) return -1;
-  AUTOLIST(attachment) atts = attachment_list(st, "disk_id = ?", params, 1, NULL, 0);
+  AUTOLIST(attachment) atts = attachment_list_by_disk(st, a->disk_id);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++)
     if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0) goto rollback;
@@ -230,8 +227,7 @@ static int sd_add_validate(struct cmd_ctx *c)
                  a->path);
   if (access(a->path, W_OK) < 0)
     return error(ERR_INVALID, "invalid storage path '%s': not writable", a->path);
-  const char *params[] = {a->name};
-  int64_t n = storage_domain_count(c->eng->st, "name = ?", params, 1);
+  int64_t n = storage_domain_count_by_name(c->eng->st, a->name);
   if (n < 0) return -1;
   if (n) return error(ERR_CONFLICT, "a storage domain named '%s' already exists", a->name);
   return 0;
@@ -246,7 +242,7 @@ static int sd_add_execute(struct cmd_ctx *c)
   if ((mkdir(top, 0755) < 0 && errno != EEXIST) || (mkdir(images, 0755) < 0 && errno != EEXIST))
     return error(ERR_INTERNAL, "cannot create '%s': %s", images, strerror(errno));
   AUTOPTR(cluster) cl = NULL;
-  AUTOLIST(datacenter) dcs = datacenter_list(c->eng->st, NULL, NULL, 0, "name", 1);
+  AUTOLIST(datacenter) dcs = datacenter_list_all(c->eng->st);
   if (!dcs) return -1;
   struct storage_domain sd = {.id = a->id, .name = (char *)a->name, .path = (char *)a->path,
                               .datacenter_id = dcs[0] ? dcs[0]->id : NULL, .type = (char *)"data"};
@@ -280,8 +276,7 @@ static int sd_remove_validate(struct cmd_ctx *c)
   struct sd_args *a = c->data;
   a->sd = storage_domain_get(c->eng->st, a->sd_id);
   if (!a->sd) return -1;
-  const char *params[] = {a->sd_id};
-  int64_t n = disk_count(c->eng->st, "storage_domain_id = ?", params, 1);
+  int64_t n = disk_count_by_storage_domain(c->eng->st, a->sd_id);
   if (n < 0) return -1;
   if (n) return error(ERR_CONFLICT, "cannot remove storage domain '%s': it holds %lld disk(s); "
                       "remove or move them first", a->sd->name, (long long)n);
@@ -326,8 +321,7 @@ static int host_deactivate_validate(struct cmd_ctx *c)
   if (!a->host) return -1;
   if (a->target == HOST_UP) return 0;
   if (host_check_no_pinned(c->eng, a->host) < 0) return -1;
-  const char *params[] = {a->host_id};
-  int64_t running = vm_count(c->eng->st, "host_id = ? AND status <> 'down'", params, 1);
+  int64_t running = vm_count_not_down_on_host(c->eng->st, a->host_id);
   if (running < 0) return -1;
   if (running)
     return error(ERR_CONFLICT, "cannot switch host '%s' to maintenance: %lld VM(s) run on it and "
@@ -433,8 +427,7 @@ struct disk_update_args {
  * size and place: the transient overlays there name its volumes */
 static int no_snapshot_attached(struct store *st, const struct disk *d, const char *what)
 {
-  const char *params[] = {d->id};
-  AUTOLIST(attachment) l = attachment_list(st, "disk_id = ? AND snapshot_id IS NOT NULL", params, 1, NULL, 1);
+  AUTOLIST(attachment) l = attachment_list_snapshots_of_disk(st, d->id);
   if (!l) return -1;
   if (!l[0]) return 0;
   AUTOPTR(vm) vm = vm_get(st, l[0]->vm_id);
@@ -446,9 +439,7 @@ static int no_snapshot_attached(struct store *st, const struct disk *d, const ch
 /* a disk of a VM whose backup is running keeps its size and place */
 static int disk_backup_check(struct store *st, const struct disk *d, const char *what)
 {
-  const char *params[] = {d->id};
-  AUTOLIST(attachment) owners = attachment_list(st, "disk_id = ? AND snapshot_id IS NULL", params, 1,
-                                                NULL, 0);
+  AUTOLIST(attachment) owners = attachment_list_own_of_disk(st, d->id);
   if (!owners) return -1;
   AUTOFREE char *verb = xasprintf("%s disk", what);
   for (size_t i = 0; owners[i]; i++)
@@ -473,8 +464,7 @@ static int disk_update_validate(struct cmd_ctx *c)
   if (a->new_size < a->disk->provisioned_size)
     return error(ERR_INVALID, "cannot shrink disk '%s' from %lld to %lld bytes: disks only grow",
                  a->disk->alias, (long long)a->disk->provisioned_size, (long long)a->new_size);
-  const char *params[] = {a->disk_id};
-  AUTOLIST(attachment) plugged = attachment_list(st, "disk_id = ? AND plugged = 1", params, 1, NULL, 1);
+  AUTOLIST(attachment) plugged = attachment_list_plugged_of_disk(st, a->disk_id);
   if (!plugged) return -1;
   if (plugged[0])
     return error(ERR_CONFLICT, "cannot resize disk '%s' while it is plugged into a running VM: "

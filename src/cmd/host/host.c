@@ -74,8 +74,7 @@ const struct hyper_callbacks engine_callbacks = {
 /* the VMs host HOST_ID runs become unknown (it stopped answering) */
 static void host_vms_unknown(struct engine *eng, const char *host_id)
 {
-  const char *params[] = {host_id};
-  AUTOLIST(vm) vms = vm_list(eng->st, "host_id = ? AND status <> 'down'", params, 1, NULL, 0);
+  AUTOLIST(vm) vms = vm_list_not_down_on_host(eng->st, host_id);
   if (!vms) { log_err("%s", error_message()); error_clear(); return; }
   for (size_t i = 0; vms[i]; i++)
     if (vms[i]->status != VM_UNKNOWN && vm_set_status(eng->st, vms[i]->id, VM_UNKNOWN, host_id) < 0) {
@@ -187,7 +186,7 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
 
 void hosts_watch(struct engine *eng)
 {
-  AUTOLIST(host) hosts = host_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(host) hosts = host_list_all(eng->st);
   if (!hosts) { log_err("%s", error_message()); error_clear(); return; }
   for (size_t i = 0; hosts[i]; i++) {
     const struct hyper_ops *ops;
@@ -219,8 +218,7 @@ void hosts_close(struct engine *eng)
 
 char *host_pick(struct engine *eng, const char *cluster_id, const char *except)
 {
-  const char *params[] = {cluster_id, host_status_to_str(HOST_UP)};
-  AUTOLIST(host) hosts = host_list(eng->st, "cluster_id = ? AND status = ?", params, 2, "name", 0);
+  AUTOLIST(host) hosts = host_list_by_cluster_status(eng->st, cluster_id, HOST_UP);
   if (!hosts) return NULL;
   const char *best = NULL;
   int64_t best_free = -1;
@@ -242,8 +240,7 @@ char *host_pick(struct engine *eng, const char *cluster_id, const char *except)
   }
   if (!best) {
     /* say what the others are, so the admin knows which to look at */
-    const char *cparams[] = {cluster_id};
-    AUTOLIST(host) all = host_list(eng->st, "cluster_id = ?", cparams, 1, "name", 0);
+    AUTOLIST(host) all = host_list_by_cluster(eng->st, cluster_id);
     AUTOBUF struct buf why = BUF_INIT;
     for (size_t i = 0; all && all[i]; i++)
       if (!except || strcmp(all[i]->id, except) != 0)
@@ -259,11 +256,8 @@ char *host_pick(struct engine *eng, const char *cluster_id, const char *except)
 
 int host_check_no_pinned(struct engine *eng, const struct host *host)
 {
-  const char *params[] = {host->id};
   /* a VM with a disk snapshot plugged cannot migrate, so its host cannot be emptied */
-  AUTOLIST(attachment) pinned = attachment_list(
-      eng->st, "plugged = 1 AND snapshot_id IS NOT NULL AND vm_id IN (SELECT id FROM vms WHERE host_id = ?)",
-      params, 1, NULL, 1);
+  AUTOLIST(attachment) pinned = attachment_list_plugged_snapshots_on_host(eng->st, host->id);
   if (!pinned) return -1;
   if (!pinned[0]) return 0;
   AUTOPTR(vm) vm = vm_get(eng->st, pinned[0]->vm_id);
@@ -307,8 +301,7 @@ static int host_add_validate(struct cmd_ctx *c)
   if (h->libvirt_uri && !uri_scheme_allowed(h->libvirt_uri))
     return error(ERR_INVALID, "invalid 'host.libvirt_uri' '%s': use qemu+ssh://, qemu+tls:// or qemu+tcp://",
                  h->libvirt_uri);
-  const char *params[] = {h->name};
-  int64_t same = host_count(c->eng->st, "name = ?", params, 1);
+  int64_t same = host_count_by_name(c->eng->st, h->name);
   if (same < 0) return -1;
   if (same) return error(ERR_CONFLICT, "cannot add host '%s': a host of that name exists", h->name);
   AUTOPTR(cluster) cl = cluster_get(c->eng->st, h->cluster_id);
@@ -372,13 +365,12 @@ static int host_remove_validate(struct cmd_ctx *c)
   if (strcmp(a->host_id, c->eng->host_id) == 0)
     return error(ERR_CONFLICT, "cannot remove host '%s': it is the engine's own host (--libvirt-uri)",
                  a->host->name);
-  const char *params[] = {a->host_id};
-  int64_t running = vm_count(c->eng->st, "host_id = ? AND status <> 'down'", params, 1);
+  int64_t running = vm_count_not_down_on_host(c->eng->st, a->host_id);
   if (running < 0) return -1;
   if (running)
     return error(ERR_CONFLICT, "cannot remove host '%s': %lld VM(s) run on it; migrate or stop them first",
                  a->host->name, (long long)running);
-  int64_t pinned = vm_count(c->eng->st, "placement_host_id = ?", params, 1);
+  int64_t pinned = vm_count_by_placement_host(c->eng->st, a->host_id);
   if (pinned < 0) return -1;
   if (pinned)
     return error(ERR_CONFLICT, "cannot remove host '%s': %lld VM(s) name it in their placement policy",

@@ -44,9 +44,7 @@ struct user *user_dup(const struct user *u)
 
 char *snapshot_attachments_text(struct store *st, const char *vm_id)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(attachment) l = attachment_list(st, "vm_id = ? AND snapshot_id IS NOT NULL", params, 1,
-                                           "position", 0);
+  AUTOLIST(attachment) l = attachment_list_snapshots_of_vm(st, vm_id);
   if (!l || !l[0]) { error_clear(); return NULL; }
   struct buf b = BUF_INIT;
   for (size_t i = 0; l[i]; i++) {
@@ -162,26 +160,21 @@ static int export_validate(struct cmd_ctx *c)
   if (lstat(a->part, &sb) == 0)
     return error(ERR_CONFLICT, "cannot export VM '%s': '%s' exists: another export to '%s' is running "
                  "or was interrupted", a->vm->name, a->part, a->path);
-  const char *params[] = {a->vm_id};
-  AUTOLIST(snapshot) busy = snapshot_list(st, "vm_id = ? AND status = 'locked'", params, 1, NULL, 1);
+  AUTOLIST(snapshot) busy = snapshot_list_locked_of_vm(st, a->vm_id);
   if (!busy) return -1;
   if (busy[0])
     return error(ERR_CONFLICT, "cannot export VM '%s': snapshot '%s' is being changed; wait until it "
                  "has finished", a->vm->name, busy[0]->description);
   if (a->live) {
     /* the temporary snapshot must be removable afterwards */
-    const char *pp[] = {a->vm_id, a->vm_id};
-    AUTOLIST(attachment) used = attachment_list(
-        st, "snapshot_id IS NOT NULL AND vm_id <> ? AND disk_id IN "
-            "(SELECT disk_id FROM attachments WHERE vm_id = ? AND snapshot_id IS NULL)", pp, 2, NULL, 1);
+    AUTOLIST(attachment) used = attachment_list_snapshots_of_own_disks_elsewhere(st, a->vm_id);
     if (!used) return -1;
     if (used[0])
       return error(ERR_CONFLICT, "cannot export running VM '%s': a snapshot of its disk '%s' is "
                    "attached to another VM, so the temporary export snapshot could not be removed; "
                    "detach it or stop the VM first", a->vm->name, used[0]->disk_id);
   }
-  AUTOLIST(attachment) own = attachment_list(st, "vm_id = ? AND snapshot_id IS NULL", params, 1,
-                                             "position", 0);
+  AUTOLIST(attachment) own = attachment_list_own_of_vm(st, a->vm_id);
   if (!own) return -1;
   int64_t need = 4 * TAR_BLOCK + (1 << 20);
   for (size_t i = 0; own[i]; i++) {

@@ -72,8 +72,7 @@ static int name_check(const char *name)
 
 static int vm_name_unused(struct store *st, const char *name)
 {
-  const char *params[] = {name};
-  int64_t n = vm_count(st, "name = ?", params, 1);
+  int64_t n = vm_count_by_name(st, name);
   if (n < 0) return -1;
   if (n) return error(ERR_CONFLICT, "cannot import VM '%s': a VM with that name already exists; "
                       "choose another name", name);

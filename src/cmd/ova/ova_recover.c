@@ -48,7 +48,7 @@ static void recover_export(struct engine *eng, const char *part, const char *vm_
 void ova_recover(struct engine *eng)
 {
   struct store *st = eng->st;
-  AUTOLIST(job) jobs = job_list(st, "status = 'started'", NULL, 0, NULL, 0);
+  AUTOLIST(job) jobs = job_list_by_status(st, JOB_STARTED);
   if (!jobs) { log_err("%s", error_message()); error_clear(); return; }
   for (size_t i = 0; jobs[i]; i++) {
     AUTOFREE char *key = job_key(jobs[i]->id);

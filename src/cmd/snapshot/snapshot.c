@@ -27,8 +27,7 @@
 
 struct snapshot *vm_active_snapshot(struct store *st, const char *vm_id)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(snapshot) l = snapshot_list(st, "vm_id = ? AND type = 'active'", params, 1, NULL, 1);
+  AUTOLIST(snapshot) l = snapshot_list_active_of_vm(st, vm_id);
   if (!l) return NULL;
   if (!l[0]) return error(ERR_INTERNAL, "VM '%s' has no active snapshot", vm_id), NULL;
   struct snapshot *s = l[0];
@@ -39,8 +38,7 @@ struct snapshot *vm_active_snapshot(struct store *st, const char *vm_id)
 /* a snapshot operation already running on the VM answers 409 */
 static int no_snapshot_in_progress(struct store *st, const struct vm *vm)
 {
-  const char *params[] = {vm->id};
-  AUTOLIST(snapshot) busy = snapshot_list(st, "vm_id = ? AND status = 'locked'", params, 1, NULL, 1);
+  AUTOLIST(snapshot) busy = snapshot_list_locked_of_vm(st, vm->id);
   if (!busy) return -1;
   if (busy[0])
     return error(ERR_CONFLICT, "cannot change snapshots of VM '%s': snapshot '%s' is being %s; "
@@ -53,11 +51,7 @@ static int no_snapshot_in_progress(struct store *st, const struct vm *vm)
 /* no snapshot of this VM's disks may be attached to another VM (Backup API) */
 static int no_snapshot_attached_elsewhere(struct store *st, const struct vm *vm, const char *what)
 {
-  const char *params[] = {vm->id, vm->id};
-  AUTOLIST(attachment) used = attachment_list(
-      st, "snapshot_id IS NOT NULL AND vm_id <> ? AND disk_id IN "
-          "(SELECT disk_id FROM attachments WHERE vm_id = ? AND snapshot_id IS NULL)",
-      params, 2, NULL, 0);
+  AUTOLIST(attachment) used = attachment_list_snapshots_of_own_disks_elsewhere(st, vm->id);
   if (!used) return -1;
   if (!used[0]) return 0;
   struct buf b = BUF_INIT;
@@ -97,9 +91,7 @@ struct snap_create {
 static struct attachment **snapshot_disks(struct store *st, const char *vm_id,
                                           const char *const *disk_ids)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(attachment) all = attachment_list(st, "vm_id = ? AND snapshot_id IS NULL", params, 1,
-                                             "position", 0);
+  AUTOLIST(attachment) all = attachment_list_own_of_vm(st, vm_id);
   if (!all) return NULL;
   size_t n = 0, keep = 0;
   while (all[n]) n++;
@@ -207,8 +199,7 @@ static const struct cmd_def snap_create_def = {
 /* the locked overlays of a snapshot being created, with their bases */
 static struct volume **pending_overlays(struct store *st, const char *snap_id)
 {
-  const char *params[] = {snap_id};
-  return volume_list(st, "snapshot_id = ? AND status = 'locked' AND active = 0", params, 1, NULL, 0);
+  return volume_list_locked_inactive_of_snapshot(st, snap_id);
 }
 
 /* the overlays take over: each base is frozen into the snapshot, each
@@ -489,14 +480,12 @@ static const struct cmd_def snap_remove_def = {
 static int merge_volume(struct engine *eng, const struct vm *vm, const struct volume *v)
 {
   struct store *st = eng->st;
-  const char *params[] = {v->id};
-  AUTOLIST(volume) kids = volume_list(st, "parent_id = ?", params, 1, NULL, 0);
+  AUTOLIST(volume) kids = volume_list_by_parent(st, v->id);
   if (!kids) return -1;
   if (!kids[0])
     return error(ERR_INTERNAL, "volume '%s' of snapshot '%s' has no child to merge", v->id, v->snapshot_id);
   struct volume *child = kids[0];
-  const char *cparams[] = {child->id};
-  AUTOLIST(volume) grand = volume_list(st, "parent_id = ?", cparams, 1, NULL, 0);
+  AUTOLIST(volume) grand = volume_list_by_parent(st, child->id);
   if (!grand) return -1;
   AUTOPTR(attachment) at = attachment_get(st, vm->id, v->disk_id);
   error_clear();
@@ -555,8 +544,7 @@ rollback:
 /* the volumes a snapshot owns */
 static struct volume **snapshot_volumes(struct store *st, const char *snap_id)
 {
-  const char *params[] = {snap_id};
-  return volume_list(st, "snapshot_id = ?", params, 1, NULL, 0);
+  return volume_list_by_snapshot(st, snap_id);
 }
 
 /* the job that follows the removal of snapshot SNAP_DESC of VM VM_NAME: the
@@ -566,8 +554,7 @@ static char *removal_job(struct engine *eng, const struct user *u, const char *v
                          const char *snap_desc, bool create)
 {
   AUTOFREE char *desc = xasprintf("Removing Snapshot '%s' of VM %s", snap_desc, vm_name);
-  const char *params[] = {vm_id, desc};
-  AUTOLIST(job) l = job_list(eng->st, "status = 'started' AND vm_id = ? AND description = ?", params, 2, NULL, 1);
+  AUTOLIST(job) l = job_list_started_of_vm(eng->st, vm_id, desc);
   if (l && l[0]) return xstrdup(l[0]->id);
   error_clear();
   return create ? engine_job_start(eng, u, vm_id, desc) : NULL;
@@ -731,9 +718,6 @@ static int snap_restore_execute(struct cmd_ctx *c)
   if (!active || !vols) return -1;
   AUTOSTRVEC struct strvec doomed = VEC_INIT, created = VEC_INIT;
   AUTOLIST(snapshot) newer = NULL;
-  char date[32];
-  snprintf(date, sizeof date, "%lld", (long long)a->snap->date_ms);
-  const char *np[] = {a->vm_id, date, a->snap_id};
   /* the new overlays first, outside the transaction: qemu-img must not run
    * under the store lock. A crash before the commit leaves files no volume
    * names, which the orphan sweep removes at the next start. */
@@ -754,8 +738,7 @@ static int snap_restore_execute(struct cmd_ctx *c)
   for (size_t i = 0; vols[i]; i++) {
     struct volume *v = vols[i];
     /* everything above v in its disk's chain */
-    const char *dp[] = {v->disk_id};
-    AUTOLIST(volume) chain = volume_list(st, "disk_id = ?", dp, 1, NULL, 0);
+    AUTOLIST(volume) chain = volume_list_by_disk(st, v->disk_id);
     if (!chain) goto rollback;
     const char *cur = v->id;
     for (bool found = true; found;) {
@@ -790,8 +773,7 @@ static int snap_restore_execute(struct cmd_ctx *c)
     if (vm_update(st, cur) < 0) goto rollback;
   }
   /* snapshots newer than the restored one lost their volumes above */
-  newer = snapshot_list(st, "vm_id = ? AND type = 'regular' AND date_ms >= ? AND id <> ?",
-                                           np, 3, NULL, 0);
+  newer = snapshot_list_regular_since(st, a->vm_id, a->snap->date_ms, a->snap_id);
   if (!newer) goto rollback;
   for (size_t i = 0; newer[i]; i++)
     if (snapshot_delete(st, newer[i]->id) < 0) goto rollback;
@@ -846,7 +828,7 @@ static bool path_in(const struct hyper_live_disk *d, size_t n, const char *path)
 void snapshot_recover(struct engine *eng)
 {
   struct store *st = eng->st;
-  AUTOLIST(snapshot) locked = snapshot_list(st, "status = 'locked'", NULL, 0, NULL, 0);
+  AUTOLIST(snapshot) locked = snapshot_list_locked(st);
   if (!locked) { log_err("%s", error_message()); return; }
   for (size_t i = 0; locked[i]; i++) {
     struct snapshot *s = locked[i];
@@ -956,8 +938,7 @@ void snapshot_recover(struct engine *eng)
 
 static bool volume_named(struct engine *eng, const char *path)
 {
-  const char *params[] = {path};
-  int64_t n = volume_count(eng->st, "path = ?", params, 1);
+  int64_t n = volume_count_by_path(eng->st, path);
   error_clear();
   return n != 0; /* a store error keeps the file */
 }
@@ -966,7 +947,7 @@ static bool volume_named(struct engine *eng, const char *path)
  * from a crash between creating a file and recording it: remove them */
 void engine_sweep_orphans(struct engine *eng)
 {
-  AUTOLIST(storage_domain) sds = storage_domain_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(storage_domain) sds = storage_domain_list_all(eng->st);
   if (!sds) { log_err("%s", error_message()); return; }
   for (size_t i = 0; sds[i]; i++) {
     AUTOFREE char *images = xasprintf("%s/%s/images", sds[i]->path, sds[i]->id);

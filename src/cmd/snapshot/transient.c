@@ -41,9 +41,7 @@ static char *overlay_host(const char *path)
 /* the volume that holds disk_id as it was in snapshot snap_id */
 struct volume *snapshot_volume_of(struct store *st, const char *disk_id, const char *snap_id)
 {
-  const char *params[] = {disk_id, snap_id};
-  AUTOLIST(volume) l = volume_list(st, "disk_id = ? AND snapshot_id = ? AND status <> 'locked'",
-                                   params, 2, NULL, 1);
+  AUTOLIST(volume) l = volume_list_unlocked_of_disk_snapshot(st, disk_id, snap_id);
   if (!l) return NULL;
   if (!l[0]) {
     error(ERR_NOT_FOUND, "snapshot '%s' has no volume of disk '%s': the disk was not part of it",
@@ -106,10 +104,7 @@ void transient_overlay_remove(struct engine *eng, const char *vm_id, const char 
 
 static bool overlay_owned(struct engine *eng, const char *path)
 {
-  const char *params[] = {path};
-  int64_t owned = attachment_count(eng->st,
-      "overlay_path = ? AND plugged = 1 AND vm_id IN (SELECT id FROM vms WHERE status <> 'down')",
-      params, 1);
+  int64_t owned = attachment_count_live_overlay(eng->st, path);
   error_clear();
   return owned != 0;
 }
@@ -122,7 +117,7 @@ void transient_sweep(struct engine *eng)
   engine_sweep_dir(eng, root, overlay_owned, "(a transient overlay no plugged disk snapshot owns)");
   /* the other hosts' local directories, through their libvirt; a host that
    * does not answer keeps its files until the next start */
-  AUTOLIST(host) hosts = host_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(host) hosts = host_list_all(eng->st);
   for (size_t i = 0; hosts && hosts[i]; i++) {
     if (strcmp(hosts[i]->id, eng->host_id) == 0) continue;
     const struct hyper_ops *ops;

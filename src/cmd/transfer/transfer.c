@@ -50,7 +50,6 @@
 #define NBD_READY_TIMEOUT_MS 20000
 #define NBD_STOP_TIMEOUT_MS 10000
 #define REAPER_PERIOD_MS 1000
-#define IN_PROGRESS "phase IN ('initializing', 'transferring')"
 
 DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
 
@@ -70,22 +69,14 @@ static int transfer_conflict(struct store *st, struct image_transfer **l, const 
 
 int transfer_check_disk(struct store *st, const char *disk_id, const char *what, const char *name)
 {
-  const char *params[] = {disk_id};
-  AUTOLIST(image_transfer) l = image_transfer_list(st, "disk_id = ? AND " IN_PROGRESS, params, 1,
-                                                   NULL, 1);
+  AUTOLIST(image_transfer) l = image_transfer_list_open_of_disk(st, disk_id, 1);
   return transfer_conflict(st, l, what, name);
 }
 
 int transfer_check_vm(struct store *st, const char *vm_id, bool active_only, const char *what,
                       const char *name)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(image_transfer) l = image_transfer_list(
-      st, active_only ? "disk_id IN (SELECT disk_id FROM attachments WHERE vm_id = ? AND "
-                        "snapshot_id IS NULL) AND snapshot_id IS NULL AND " IN_PROGRESS
-                      : "disk_id IN (SELECT disk_id FROM attachments WHERE vm_id = ? AND "
-                        "snapshot_id IS NULL) AND " IN_PROGRESS,
-      params, 1, NULL, 1);
+  AUTOLIST(image_transfer) l = image_transfer_list_open_of_vm_disks(st, vm_id, active_only);
   return transfer_conflict(st, l, what, name);
 }
 
@@ -94,9 +85,7 @@ int transfer_check_vm(struct store *st, const char *vm_id, bool active_only, con
 struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket)
 {
   AUTOFREE char *digest = secret_digest(ticket);
-  const char *params[] = {digest};
-  AUTOLIST(image_transfer) l = image_transfer_list(eng->st, "ticket = ? AND phase = 'transferring'",
-                                                   params, 1, NULL, 1);
+  AUTOLIST(image_transfer) l = image_transfer_list_transferring_by_ticket(eng->st, digest);
   if (!l) return NULL;
   if (!l[0] || !secret_equal(l[0]->ticket, digest)) {
     error(ERR_NOT_FOUND, "no image transfer in progress has this ticket: it is unknown, "
@@ -347,8 +336,7 @@ static void transfer_create_clear(struct transfer_create *a)
 /* the VMs the disk belongs to (not the ones a snapshot of it is attached to) */
 static struct attachment **disk_owners(struct store *st, const char *disk_id)
 {
-  const char *params[] = {disk_id};
-  return attachment_list(st, "disk_id = ? AND snapshot_id IS NULL", params, 1, NULL, 0);
+  return attachment_list_own_of_disk(st, disk_id);
 }
 
 static const char *direction_verb(int direction)
@@ -715,7 +703,7 @@ int cmd_transfer_cancel(struct engine *eng, const struct user *u, const char *id
 void transfer_recover(struct engine *eng)
 {
   struct store *st = eng->st;
-  AUTOLIST(image_transfer) open = image_transfer_list(st, IN_PROGRESS, NULL, 0, NULL, 0);
+  AUTOLIST(image_transfer) open = image_transfer_list_open(st);
   if (!open) { log_err("%s", error_message()); return; }
   for (size_t i = 0; open[i]; i++) {
     struct image_transfer *t = open[i];
@@ -755,8 +743,7 @@ struct transfer_reaper {
 
 static void reaper_check(struct engine *eng)
 {
-  AUTOLIST(image_transfer) l = image_transfer_list(eng->st, "phase = 'transferring'", NULL, 0,
-                                                   NULL, 0);
+  AUTOLIST(image_transfer) l = image_transfer_list_transferring(eng->st);
   if (!l) { log_err("%s", error_message()); error_clear(); return; }
   int64_t now = now_ms();
   for (size_t i = 0; l[i]; i++) {
@@ -834,7 +821,7 @@ void transfer_reaper_stop(struct engine *eng)
   pthread_cond_destroy(&r->cv);
   free(r);
   eng->transfer_reaper = NULL;
-  AUTOLIST(image_transfer) open = image_transfer_list(eng->st, IN_PROGRESS, NULL, 0, NULL, 0);
+  AUTOLIST(image_transfer) open = image_transfer_list_open(eng->st);
   for (size_t i = 0; open && open[i]; i++)
     transfer_end(eng, NULL, &transfer_cancel_def, open[i]->id, TRANSFER_CANCELLED,
                  "the engine is shutting down");

@@ -55,8 +55,7 @@ char *cdrom_iso_path(struct engine *eng, const char *iso_disk_id)
 
 int cdrom_check_unused(struct store *st, const char *disk_id, const char *alias, const char *what)
 {
-  const char *params[] = {disk_id};
-  AUTOLIST(vm) users = vm_list(st, "cdrom_disk_id = ?", params, 1, NULL, 1);
+  AUTOLIST(vm) users = vm_list_by_cdrom(st, disk_id);
   if (!users) return -1;
   if (users[0])
     return error(ERR_CONFLICT, "cannot %s disk '%s': it is the CD of VM '%s'; eject it first", what, alias,
@@ -84,8 +83,7 @@ int vm_cdrom_current(struct engine *eng, const char *vm_id, char **iso_disk_id)
       path = xstrdup(live[i].source);
   hyper_live_disks_free(live, n);
   if (!path) return 0;
-  const char *params[] = {path};
-  AUTOLIST(volume) vols = volume_list(eng->st, "path = ?", params, 1, NULL, 1);
+  AUTOLIST(volume) vols = volume_list_by_path(eng->st, path);
   if (!vols) return -1;
   if (vols[0]) *iso_disk_id = xstrdup(vols[0]->disk_id);
   return 0;

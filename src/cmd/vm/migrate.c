@@ -31,9 +31,7 @@ struct migrate_args {
 
 static int vm_check_no_pinned(struct store *st, const struct vm *vm)
 {
-  const char *params[] = {vm->id};
-  AUTOLIST(attachment) pinned = attachment_list(st, "vm_id = ? AND plugged = 1 AND snapshot_id IS NOT NULL",
-                                                params, 1, NULL, 1);
+  AUTOLIST(attachment) pinned = attachment_list_plugged_snapshots_of_vm(st, vm->id);
   if (!pinned) return -1;
   if (pinned[0])
     return error(ERR_CONFLICT, "cannot migrate VM '%s': snapshot '%s' of disk '%s' is plugged into "
@@ -134,8 +132,7 @@ int host_evacuate(struct engine *eng, const struct user *u, const char *host_id)
   AUTOPTR(host) h = host_get(eng->st, host_id);
   if (!h) return -1;
   if (host_check_no_pinned(eng, h) < 0) return -1;
-  const char *params[] = {host_id};
-  AUTOLIST(vm) vms = vm_list(eng->st, "host_id = ? AND status <> 'down'", params, 1, "name", 0);
+  AUTOLIST(vm) vms = vm_list_not_down_on_host(eng->st, host_id);
   if (!vms) return -1;
   for (size_t i = 0; vms[i]; i++)
     if (cmd_vm_migrate(eng, u, vms[i]->id, NULL) < 0)

@@ -19,7 +19,7 @@ int network_setup(struct engine *eng)
 {
   AUTOFREE char *done = store_setting_get(eng->st, "networks_initialized");
   if (done) return 0;
-  AUTOLIST(datacenter) dcs = datacenter_list(eng->st, "name = 'Default'", NULL, 0, NULL, 1);
+  AUTOLIST(datacenter) dcs = datacenter_list_by_name(eng->st, "Default");
   if (!dcs) return -1;
   char id[UUID_STRLEN + 1];
   if (uuid_generate_str(id) < 0) return -1;
@@ -51,7 +51,7 @@ static char *mac_allocate(struct engine *eng)
 {
   AUTOFREE char *prefix = store_setting_get(eng->st, "mac_pool_prefix");
   if (!prefix) return error(ERR_INTERNAL, "the store has no MAC pool"), NULL;
-  AUTOLIST(nic) used = nic_list(eng->st, NULL, NULL, 0, NULL, 0);
+  AUTOLIST(nic) used = nic_list_all(eng->st);
   if (!used) return NULL;
   unsigned char *taken = calloc(65536, 1);
   if (!taken) return error(ERR_INTERNAL, "out of memory"), NULL;
@@ -99,9 +99,7 @@ int vm_start_nics(struct engine *eng, const char *vm_id, struct hyper_nic **out,
 {
   *out = NULL;
   *n = 0;
-  const char *params[] = {vm_id};
-  AUTOLIST(nic) l = nic_list(eng->st, "vm_id = ? AND plugged = 1 AND network_id IS NOT NULL", params, 1,
-                             "position", 0);
+  AUTOLIST(nic) l = nic_list_plugged_networked(eng->st, vm_id);
   if (!l) return -1;
   size_t cnt = 0;
   while (l[cnt]) cnt++;
@@ -154,8 +152,7 @@ static int nic_common_validate(struct cmd_ctx *c)
   if (s->name) {
     if (!*s->name || strlen(s->name) > 64)
       return error(ERR_INVALID, "invalid NIC name '%s': give 1 to 64 characters", s->name);
-    const char *params[] = {a->vm->id, s->name};
-    AUTOLIST(nic) same = nic_list(c->eng->st, "vm_id = ? AND name = ?", params, 2, NULL, 1);
+    AUTOLIST(nic) same = nic_list_by_vm_name(c->eng->st, a->vm->id, s->name);
     if (!same) return -1;
     if (same[0] && (!a->nic || strcmp(same[0]->id, a->nic->id) != 0))
       return error(ERR_CONFLICT, "cannot add NIC '%s' to VM '%s': the VM has a NIC of that name",
@@ -182,7 +179,7 @@ static int nic_add_execute(struct cmd_ctx *c)
   if (uuid_generate_str(a->id) < 0) return -1;
   AUTOFREE char *mac = mac_allocate(c->eng);
   if (!mac) return -1;
-  int64_t pos = nic_count(c->eng->st, NULL, NULL, 0);
+  int64_t pos = nic_count_all(c->eng->st);
   struct nic n = {.id = a->id, .vm_id = a->vm->id, .name = (char *)s->name, .mac = mac,
                   .network_id = a->net ? a->net->id : NULL, .iface = s->iface >= 0 ? s->iface : NIC_VIRTIO,
                   .plugged = s->plugged != 0, .position = pos < 0 ? 0 : pos + 1};
@@ -338,8 +335,7 @@ static int network_add_validate(struct cmd_ctx *c)
   const char *host_name = n->bridge ? n->bridge : n->libvirt_network;
   if (!*host_name || strlen(host_name) > 64 || strpbrk(host_name, "/'\"<>&"))
     return error(ERR_INVALID, "invalid host network name '%s'", host_name);
-  const char *params[] = {n->name};
-  int64_t same = network_count(c->eng->st, "name = ?", params, 1);
+  int64_t same = network_count_by_name(c->eng->st, n->name);
   if (same < 0) return -1;
   if (same > 0) return error(ERR_CONFLICT, "cannot add network '%s': the name is in use", n->name);
   if (n->datacenter_id) {

@@ -120,8 +120,7 @@ static int template_add_validate(struct cmd_ctx *c)
   if (n == 0 || n > 64)
     return error(ERR_INVALID, "invalid template name '%s': use 1 to 64 characters", a->name);
   if (!(a->vm = vm_get(st, a->vm_id))) return -1;
-  const char *np[] = {a->name};
-  int64_t used = template_count(st, "name = ?", np, 1);
+  int64_t used = template_count_by_name(st, a->name);
   if (used < 0) return -1;
   if (used)
     return error(ERR_CONFLICT, "cannot create template '%s': a template with that name already exists",
@@ -129,14 +128,12 @@ static int template_add_validate(struct cmd_ctx *c)
   if (a->vm->status != VM_DOWN)
     return error(ERR_CONFLICT, "cannot create template '%s' from VM '%s': the VM is %s; stop it first",
                  a->name, a->vm->name, vm_status_to_str(a->vm->status));
-  const char *params[] = {a->vm_id};
-  AUTOLIST(snapshot) busy = snapshot_list(st, "vm_id = ? AND status = 'locked'", params, 1, NULL, 1);
+  AUTOLIST(snapshot) busy = snapshot_list_locked_of_vm(st, a->vm_id);
   if (!busy) return -1;
   if (busy[0])
     return error(ERR_CONFLICT, "cannot create template '%s': snapshot '%s' of VM '%s' is being changed",
                  a->name, busy[0]->description, a->vm->name);
-  AUTOLIST(attachment) own = attachment_list(st, "vm_id = ? AND snapshot_id IS NULL", params, 1,
-                                             "position", 0);
+  AUTOLIST(attachment) own = attachment_list_own_of_vm(st, a->vm_id);
   if (!own) return -1;
   for (size_t i = 0; own[i]; i++) {
     AUTOPTR(disk) d = disk_get(st, own[i]->disk_id);
@@ -155,10 +152,8 @@ static int template_add_execute(struct cmd_ctx *c)
   struct template_args *a = c->data;
   struct store *st = c->eng->st;
   if (uuid_generate_str(a->id) < 0) return -1;
-  const char *params[] = {a->vm_id};
   /* the VM's own disks: not disk-snapshot attachments, not shared disks */
-  AUTOLIST(attachment) own = attachment_list(st, "vm_id = ? AND snapshot_id IS NULL", params, 1,
-                                             "position", 0);
+  AUTOLIST(attachment) own = attachment_list_own_of_vm(st, a->vm_id);
   if (!own) return -1;
   for (size_t i = 0; own[i]; i++) {
     AUTOPTR(disk) d = disk_get(st, own[i]->disk_id);
@@ -224,8 +219,7 @@ static int template_remove_validate(struct cmd_ctx *c)
   if (!(a->tpl = template_get(st, a->template_id))) return -1;
   if (strcmp(a->tpl->id, BLANK_ID) == 0)
     return error(ERR_CONFLICT, "cannot remove template 'Blank': it is the base of every VM");
-  const char *params[] = {a->template_id};
-  AUTOLIST(vm) users = vm_list(st, "template_id = ?", params, 1, "name", 0);
+  AUTOLIST(vm) users = vm_list_by_template(st, a->template_id);
   if (!users) return -1;
   if (users[0]) {
     struct buf b = BUF_INIT;
@@ -242,10 +236,9 @@ static int template_remove_execute(struct cmd_ctx *c)
 {
   struct template_args *a = c->data;
   struct store *st = c->eng->st;
-  const char *params[] = {a->template_id};
   AUTOLIST(attachment) atts = NULL;
   if (store_begin(st) < 0) return -1;
-  atts = attachment_list(st, "vm_id = ?", params, 1, NULL, 0);
+  atts = attachment_list_by_vm(st, a->template_id);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
     if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0 ||
@@ -297,8 +290,7 @@ int template_disks_prepare(struct engine *eng, const char *template_id, bool clo
   *out = NULL;
   if (!template_id || strcmp(template_id, BLANK_ID) == 0) return 0;
   struct store *st = eng->st;
-  const char *params[] = {template_id};
-  AUTOLIST(attachment) atts = attachment_list(st, "vm_id = ?", params, 1, "position", 0);
+  AUTOLIST(attachment) atts = attachment_list_by_vm(st, template_id);
   if (!atts) return -1;
   if (!atts[0]) return 0;
   struct template_disks *td = xcalloc(1, sizeof *td);

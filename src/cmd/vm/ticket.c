@@ -18,9 +18,7 @@ static void tickets_prune(struct engine *eng)
   size_t keep = 0;
   for (size_t i = 0; i < eng->tickets.len; i++) {
     struct ticket_entry *e = &eng->tickets.ptr[i];
-    const char *params[] = {e->id};
-    int64_t open = image_transfer_count(eng->st, "id = ? AND phase IN ('initializing', 'transferring')",
-                                        params, 1);
+    int64_t open = image_transfer_count_open_by_id(eng->st, e->id);
     if (open == 0) {
       free(e->ticket);
       continue;
@@ -60,8 +58,7 @@ void transfer_tickets_free(struct engine *eng)
 
 void transfer_tickets_hash_legacy(struct engine *eng)
 {
-  const char *params[] = {SECRET_DIGEST_PREFIX "%"};
-  AUTOLIST(image_transfer) l = image_transfer_list(eng->st, "ticket NOT LIKE ?", params, 1, NULL, 0);
+  AUTOLIST(image_transfer) l = image_transfer_list_not_like(eng->st, SECRET_DIGEST_PREFIX "%");
   for (size_t i = 0; l && l[i]; i++) {
     AUTOFREE char *digest = secret_digest(l[i]->ticket);
     free(l[i]->ticket);

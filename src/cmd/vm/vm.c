@@ -71,8 +71,7 @@ static int vm_name_check(const char *name)
 
 static int vm_name_free(struct store *st, const char *name, const char *except_id)
 {
-  const char *params[] = {name, except_id ? except_id : ""};
-  int64_t n = vm_count(st, "name = ? AND id <> ?", params, 2);
+  int64_t n = vm_count_by_name_other(st, name, except_id ? except_id : "");
   if (n < 0) return -1;
   if (n > 0)
     return error(ERR_CONFLICT, "cannot use VM name '%s': a VM with that name already exists; "
@@ -272,11 +271,7 @@ static int vm_remove_validate(struct cmd_ctx *c)
   if (transfer_check_vm(c->eng->st, a->vm_id, false, "remove VM", a->vm->name) < 0) return -1;
   if (backup_check_vm(c->eng->st, a->vm_id, "remove VM", a->vm->name) < 0) return -1;
   /* its disks' snapshots attached to other VMs (Backup API) block removal */
-  const char *params[] = {a->vm_id, a->vm_id};
-  AUTOLIST(attachment) used = attachment_list(
-      c->eng->st,
-      "snapshot_id IS NOT NULL AND vm_id <> ? AND disk_id IN (SELECT disk_id FROM attachments WHERE vm_id = ?)",
-      params, 2, NULL, 0);
+  AUTOLIST(attachment) used = attachment_list_snapshots_of_disks_elsewhere(c->eng->st, a->vm_id);
   if (!used) return -1;
   if (used[0]) {
     AUTOPTR(vm) agent = vm_get(c->eng->st, used[0]->vm_id);
@@ -294,11 +289,10 @@ static int vm_remove_execute(struct cmd_ctx *c)
 {
   struct vm_args *a = c->data;
   struct store *st = c->eng->st;
-  const char *params[] = {a->vm_id};
   AUTOLIST(attachment) atts = NULL;
   AUTOLIST(snapshot) snaps = NULL;
   if (store_begin(st) < 0) return -1;
-  atts = attachment_list(st, "vm_id = ?", params, 1, NULL, 0);
+  atts = attachment_list_by_vm(st, a->vm_id);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
     struct attachment *at = atts[i];
@@ -306,18 +300,17 @@ static int vm_remove_execute(struct cmd_ctx *c)
     if (a->detach_only || at->snapshot_id) continue;
     AUTOPTR(disk) d = disk_get(st, at->disk_id);
     if (!d) goto rollback;
-    const char *dp[] = {d->id};
-    int64_t others = attachment_count(st, "disk_id = ?", dp, 1);
+    int64_t others = attachment_count_by_disk(st, d->id);
     if (others < 0) goto rollback;
     if (d->shareable && others > 0) continue;
     if (disk_rows_delete(st, d->id, &a->removed_files) < 0) goto rollback;
   }
-  snaps = snapshot_list(st, "vm_id = ?", params, 1, NULL, 0);
+  snaps = snapshot_list_by_vm(st, a->vm_id);
   if (!snaps) goto rollback;
   for (size_t i = 0; snaps[i]; i++)
     if (snapshot_delete(st, snaps[i]->id) < 0) goto rollback;
   {
-    AUTOLIST(nic) nics = nic_list(st, "vm_id = ?", params, 1, NULL, 0); /* their MACs go back to the pool */
+    AUTOLIST(nic) nics = nic_list_by_vm(st, a->vm_id); /* their MACs go back to the pool */
     if (!nics) goto rollback;
     for (size_t i = 0; nics[i]; i++)
       if (nic_delete(st, nics[i]->id) < 0) goto rollback;
@@ -359,9 +352,7 @@ int cmd_vm_remove(struct engine *eng, const struct user *u, const char *vm_id, b
 int vm_start_disks(struct engine *eng, const char *vm_id, struct hyper_disk **out, size_t *n,
                    struct strvec *paths)
 {
-  const char *params[] = {vm_id};
-  AUTOLIST(attachment) atts = attachment_list(eng->st, "vm_id = ? AND active = 1", params, 1,
-                                              "position", 0);
+  AUTOLIST(attachment) atts = attachment_list_active_of_vm(eng->st, vm_id);
   if (!atts) return -1;
   size_t count = 0;
   while (atts[count]) count++;
@@ -410,10 +401,7 @@ static int vm_start_validate(struct cmd_ctx *c)
   if (a->vm->status != VM_DOWN)
     return error(ERR_CONFLICT, "cannot start VM '%s': it is already %s", a->vm->name,
                  vm_status_to_str(a->vm->status));
-  const char *params[] = {a->vm_id};
-  AUTOLIST(disk) bad = disk_list(c->eng->st,
-      "status = 'illegal' AND id IN (SELECT disk_id FROM attachments WHERE vm_id = ? AND active = 1 "
-      "AND snapshot_id IS NULL)", params, 1, NULL, 1);
+  AUTOLIST(disk) bad = disk_list_illegal_active_of_vm(c->eng->st, a->vm_id);
   if (!bad) return -1;
   if (bad[0])
     return error(ERR_CONFLICT, "cannot start VM '%s': disk '%s' is illegal (an interrupted snapshot "
@@ -457,7 +445,6 @@ static int vm_start_execute(struct cmd_ctx *c)
   AUTOPTR(vm) cur = NULL;
   AUTOLIST(attachment) atts = NULL;
   struct store *st = eng->st;
-  const char *params[] = {a->vm_id};
   /* powering_up before libvirt starts it: a guest that dies at once then
    * has its stop event recorded (the VM goes down, its overlays go), and the
    * end of this command sees that instead of marking a dead guest up */
@@ -497,7 +484,7 @@ static int vm_start_execute(struct cmd_ctx *c)
   }
   if (cur->status == VM_POWERING_UP) cur->status = VM_UP;
   if (vm_set_status(st, a->vm_id, cur->status, a->host_id) < 0) goto rollback;
-  atts = attachment_list(st, "vm_id = ? AND active = 1", params, 1, NULL, 0);
+  atts = attachment_list_active_of_vm(st, a->vm_id);
   if (!atts) goto rollback;
   for (size_t i = 0; atts[i]; i++) {
     atts[i]->plugged = true;
@@ -635,9 +622,7 @@ int cmd_vm_shutdown(struct engine *eng, const struct user *u, const char *vm_id)
 char *vm_ovf(struct engine *eng, const struct vm *vm)
 {
   struct buf b = BUF_INIT;
-  const char *params[] = {vm->id};
-  AUTOLIST(attachment) atts = attachment_list(eng->st, "vm_id = ? AND snapshot_id IS NULL",
-                                              params, 1, "position", 0);
+  AUTOLIST(attachment) atts = attachment_list_own_of_vm(eng->st, vm->id);
   buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<ovf:Envelope xmlns:ovf=\"http://schemas.dmtf.org/ovf/envelope/1/\" "
                "xmlns:rasd=\"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData\" "
