@@ -10,12 +10,37 @@
 #        a permission on cluster Default, so every request walks VM -> cluster in the
 #        permission check), BENCH_VMS (1000), BENCH_ROUNDS (3), BENCH_DURATION (10s), BENCH_THREADS (2),
 #        BENCH_CONNS (32), BENCH_DAEMON (a snapbackd binary to use instead of building
-#        build-bench). Raw wrk output and the summary are kept in bench/out/api-DATE/.
+#        build-bench), BENCH_DB (both: the whole run on SQLite, then again on PostgreSQL
+#        (a private server from tests/pg/with-pg.sh, durable settings), one summary each and
+#        both at the end; sqlite or postgresql: that store only).
+#        Raw wrk output and the summary are kept in bench/out/api-DATE/.
 # Never run in CI: numbers from shared CI machines mean nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${CI:-}" ]; then echo "bench/api.sh: skipped (CI is set; benchmarks never run in CI)"; exit 0; fi
+
+# BENCH_DB=both (the default): this script once per store, then both summaries
+if [ "${BENCH_DB:-both}" = both ]; then
+  rc=0
+  BENCH_DB=sqlite bash "$0" || rc=1
+  BENCH_DB=postgresql SNAPBACK_PG_DURABLE=1 tests/pg/with-pg.sh bash "$0" || rc=1
+  echo
+  echo "== both stores =="
+  for d in sqlite postgresql; do
+    f=$(ls -td bench/out/api-*-"$d" 2>/dev/null | head -1)
+    [ -n "$f" ] && [ -f "$f/summary.txt" ] && { echo "-- $d ($f)"; sed -n '2,$p' "$f/summary.txt"; }
+  done
+  exit "$rc"
+fi
+case $BENCH_DB in
+  sqlite) DB_ARGS=() ;;
+  postgresql)
+    [ -n "${SNAPBACK_PG_HOST:-}" ] || { echo "bench: error: BENCH_DB=postgresql needs a server: run it under tests/pg/with-pg.sh" >&2; exit 1; }
+    createdb -h "$SNAPBACK_PG_HOST" -U "$SNAPBACK_PG_USER" bench_api
+    DB_ARGS=(--db "postgresql://$SNAPBACK_PG_USER@/bench_api?host=$SNAPBACK_PG_HOST") ;;
+  *) echo "bench: error: BENCH_DB must be both, sqlite or postgresql" >&2; exit 1 ;;
+esac
 
 VMS=${BENCH_VMS:-1000}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -33,7 +58,7 @@ for tool in meson wrk nginx curl python3; do
 done
 
 TMP=$(mktemp -d /tmp/snapback-bench.XXXXXX)
-OUT=bench/out/api-$(date +%Y%m%d-%H%M%S)-$$
+OUT=bench/out/api-$(date +%Y%m%d-%H%M%S)-$$-$BENCH_DB
 mkdir -p "$OUT"
 DAEMON_PID=
 NGINX_PID=
@@ -59,7 +84,7 @@ scripts/setup.sh
 bench_build_daemon
 
 # --- snapbackd ------------------------------------------------------------------------
-bench_start_daemon "$TMP/state"
+bench_start_daemon "$TMP/state" "${DB_ARGS[@]}"
 
 # --- populate: token, VMs, one disk attached to VM #500 --------------------------------
 cat >"$TMP/populate.py" <<'PY'
@@ -129,7 +154,7 @@ VMID=$(sed -n 's/^VMID=//p' <<<"$POP")
 # --- BENCH_USER=cluster: a user whose only grant is UserRole on cluster Default ----------
 if [ "${BENCH_USER:-admin}" = cluster ]; then
   printf '%s\n' "$PASS" >"$TMP/user-pw"
-  "$DAEMON" --config /dev/null --state-dir "$TMP/state" user add bench --password-file "$TMP/user-pw" >>"$OUT/snapbackd.log" 2>&1 ||
+  "$DAEMON" --config /dev/null --state-dir "$TMP/state" "${DB_ARGS[@]}" user add bench --password-file "$TMP/user-pw" >>"$OUT/snapbackd.log" 2>&1 ||
     die "snapbackd user add failed (log: $OUT/snapbackd.log)"
   TOKEN=$(python3 - "$HOST" "$SPORT" "$PASS" "$TOKEN" <<'PY'
 import http.client, json, sys, urllib.parse
@@ -250,7 +275,7 @@ verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.5) ? "PASS" : "FAIL" }')
 
 {
   echo
-  echo "GET $PATH_UNDER_TEST ($BYTES bytes) as ${BENCH_USER:-admin}, $VMS VMs, wrk -t$WRK_THREADS -c$WRK_CONNS -d$DURATION, median of $ROUNDS"
+  echo "GET $PATH_UNDER_TEST ($BYTES bytes) as ${BENCH_USER:-admin}, $VMS VMs, store $BENCH_DB, wrk -t$WRK_THREADS -c$WRK_CONNS -d$DURATION, median of $ROUNDS"
   printf '%-16s %14s %12s\n' "server" "req/s" "p99 ms"
   printf '%-16s %14.0f %12.2f\n' "snapbackd" "$s_rps" "$s_p99"
   printf '%-16s %14.0f %12.2f\n' "nginx (floor)" "$n_rps" "$n_p99"

@@ -12,7 +12,8 @@
 # and stops the server and removes the directory however CMD ends. Its exit
 # status is CMD's. PostgreSQL refuses to run as root: as root the server runs
 # as user postgres (made by the postgresql package) through runuser.
-# SNAPBACK_PG_BIN overrides the server's bin directory.
+# SNAPBACK_PG_BIN overrides the server's bin directory. Tests trade durability for speed
+# (fsync off); SNAPBACK_PG_DURABLE=1 keeps the server's defaults (bench/api.sh).
 set -euo pipefail
 
 [ "$#" -ge 1 ] || { echo "usage: $0 CMD [ARG...]" >&2; exit 2; }
@@ -48,8 +49,10 @@ trap stop EXIT
 "${as_server[@]}" "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --no-sync --locale=C.UTF-8 \
   --encoding=UTF8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
 # fsync off: a test server's data need not survive a power cut, and it is faster
+fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${SNAPBACK_PG_DURABLE:-0}" = 1 ] && fast=""
 "${as_server[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 \
-  -o "-k $dir/run -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+  -o "-k $dir/run -c listen_addresses= $fast -c max_connections=200" \
   start >/dev/null || { cat "$dir/run/server.log" >&2; exit 1; }
 
 export SNAPBACK_PG_HOST="$dir/run" SNAPBACK_PG_USER="$user"
