@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 DEFINE_AUTOPTR(PGresult, PGresult, PQclear)
@@ -68,9 +69,13 @@ struct db_pg {
   uint64_t clock, serial;
   struct pg_stmt cache[PG_STMT_CACHE_SIZE];
 
+  bool claimed;         /* db_pg_claim holds the engine lock (taken again on a reconnect) */
+  bool lost;            /* a reconnect found the engine lock taken: every call fails */
+
   PGconn *listen;       /* LISTEN connection for change_stamp; NULL: none */
   pthread_mutex_t listen_lock;
   uint64_t notes;       /* notifications seen on it */
+  time_t listen_retry;  /* when a broken LISTEN connection was last reset */
 };
 
 /* Records the error of a failed result (or of the connection when RES is
@@ -100,9 +105,12 @@ static int pg_check(struct db_pg *db, const PGresult *res)
   return pg_error(db, res);
 }
 
+static int pg_reconnect(struct db_pg *db);
+
 /* runs a parameterless script (several statements allowed); 0 or -1 + error */
 static int pg_exec_plain(struct db_pg *db, const char *sql)
 {
+  if ((db->lost || PQstatus(db->conn) != CONNECTION_OK) && pg_reconnect(db) < 0) return -1;
   AUTOPTR(PGresult) res = PQexec(db->conn, sql);
   return pg_check(db, res);
 }
@@ -191,6 +199,7 @@ static struct pg_stmt *pg_prepare(struct db_pg *db, const char *sql, const struc
  * error. Values go as text except blobs (binary); results come as text. */
 static PGresult *pg_run(struct db_pg *db, const char *sql, const struct db_value *params, int nparams)
 {
+  if ((db->lost || PQstatus(db->conn) != CONNECTION_OK) && pg_reconnect(db) < 0) return NULL;
   struct pg_stmt *s = pg_prepare(db, sql, params, nparams);
   if (!s) return NULL;
   int count = nparams > 0 ? nparams : 1;
@@ -237,6 +246,12 @@ static char *pg_describe(PGconn *conn)
   return xasprintf("database '%s' as '%s'", dbname ? dbname : "?", user ? user : "?");
 }
 
+/* the server's notices (a WARNING for a ROLLBACK with nothing to roll back)
+ * are not errors, and stderr is the log: dropped */
+static void pg_notice_drop(void *arg, const char *message)
+{
+}
+
 static PGconn *pg_connect(const char *url)
 {
   PGconn *conn = PQconnectdb(url);
@@ -252,7 +267,52 @@ static PGconn *pg_connect(const char *url)
     PQfinish(conn);
     return NULL;
   }
+  PQsetNoticeProcessor(conn, pg_notice_drop, NULL);
   return conn;
+}
+
+/* what every session of ours sets first: quiet notices (IF NOT EXISTS), UTC
+ * for any time function, and a name that tells a refused second engine who
+ * holds the database */
+static int pg_session_setup(struct db_pg *db)
+{
+  AUTOFREE char *setup = xasprintf("SET client_min_messages = warning; SET TIME ZONE 'UTC'; "
+                                   "SET application_name = 'snapback pid %d'", (int)getpid());
+  return pg_exec_plain(db, setup);
+}
+
+static int pg_try_engine_lock(struct db_pg *db, PGresult **out);
+
+/* After the server restarted or the connection broke (never inside a
+ * transaction: its work is gone and the caller learns it from the failed
+ * statement), connects again: the prepared statements went with the old
+ * session, and so did the engine lock, which is taken again. If another
+ * engine took it meanwhile, this one must not write: every later call
+ * fails. 0, or -1 + error. */
+static int pg_reconnect(struct db_pg *db)
+{
+  if (db->lost)
+    return error(ERR_UNAVAILABLE, "the PostgreSQL store was taken over by another snapbackd while the "
+                 "connection was down; restart this engine");
+  if (PQstatus(db->conn) == CONNECTION_OK || db->in_tx) return 0;
+  PQreset(db->conn);
+  if (PQstatus(db->conn) != CONNECTION_OK) return pg_error(db, NULL);
+  for (size_t i = 0; i < PG_STMT_CACHE_SIZE; i++) {
+    free(db->cache[i].key);
+    db->cache[i].key = NULL;
+  }
+  if (pg_session_setup(db) < 0) return -1;
+  if (db->claimed) {
+    PGresult *res = NULL;
+    int got = pg_try_engine_lock(db, &res);
+    PQclear(res);
+    if (got < 0) return -1;
+    if (!got) {
+      db->lost = true;
+      return pg_reconnect(db);
+    }
+  }
+  return 0;
 }
 
 static struct db *db_pg_open(const char *url)
@@ -263,9 +323,7 @@ static struct db *db_pg_open(const char *url)
   pthread_mutex_init(&db->listen_lock, NULL);
   if (!(db->conn = pg_connect(url))) return NULL;
   /* quiet notices (IF NOT EXISTS), UTC for any time function */
-  AUTOFREE char *setup = xasprintf("SET client_min_messages = warning; SET TIME ZONE 'UTC'; "
-                                   "SET application_name = 'snapback pid %d'", (int)getpid());
-  if (pg_exec_plain(db, setup) < 0) {
+  if (pg_session_setup(db) < 0) {
     error_prefix("cannot open the PostgreSQL store: ");
     return NULL;
   }
@@ -405,6 +463,16 @@ static uint64_t db_pg_change_stamp(struct db *base)
 {
   struct db_pg *db = (struct db_pg *)base;
   pthread_mutex_lock(&db->listen_lock);
+  time_t now = time(NULL);
+  if (db->listen && PQstatus(db->listen) != CONNECTION_OK && now != db->listen_retry) {
+    db->listen_retry = now;  /* at most once a second: requests call this */
+    /* a new session listens again; what was sent meanwhile is lost, so the
+     * stamp moves (below) */
+    PQreset(db->listen);
+    PGresult *res = PQstatus(db->listen) == CONNECTION_OK ? PQexec(db->listen, "LISTEN " PG_CHANNEL) : NULL;
+    PQclear(res);
+    db->notes++;
+  }
   if (db->listen && PQconsumeInput(db->listen) && PQstatus(db->listen) == CONNECTION_OK) {
     PGnotify *n;
     while ((n = PQnotifies(db->listen))) {
@@ -453,16 +521,30 @@ static int db_pg_sequence_next(struct db *base, const char *name, int64_t *out)
   return 0;
 }
 
+/* pg_try_advisory_lock of the engine key: 1 taken, 0 held by another
+ * session, -1 + error; *OUT gets the result (caller clears) */
+static int pg_try_engine_lock(struct db_pg *db, PGresult **out)
+{
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LOCK_CLASS, PG_LOCK_ENGINE);
+  *out = PQexec(db->conn, sql);
+  if (pg_check(db, *out) < 0) return -1;
+  return PQntuples(*out) == 1 && strcmp(PQgetvalue(*out, 0, 0), "t") == 0;
+}
+
 /* the session advisory lock, held as long as the connection lives: the
  * server drops it when this process dies, however it dies */
 static int db_pg_claim(struct db *base)
 {
   struct db_pg *db = (struct db_pg *)base;
-  char sql[96];
-  snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LOCK_CLASS, PG_LOCK_ENGINE);
-  AUTOPTR(PGresult) res = PQexec(db->conn, sql);
-  if (pg_check(db, res) < 0) return error_prefix("cannot lock the PostgreSQL store: ");
-  if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0) return 0;
+  AUTOPTR(PGresult) res = NULL;
+  if ((db->lost || PQstatus(db->conn) != CONNECTION_OK) && pg_reconnect(db) < 0) return -1;
+  int got = pg_try_engine_lock(db, &res);
+  if (got < 0) return error_prefix("cannot lock the PostgreSQL store: ");
+  if (got) {
+    db->claimed = true;
+    return 0;
+  }
   AUTOFREE char *what = pg_describe(db->conn);
   AUTOFREE char *holder_sql = xasprintf("SELECT a.application_name || ' on ' || COALESCE(host(a.client_addr), 'a local socket') "
                                         "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "

@@ -159,6 +159,22 @@ static void test_backend(void)
     /* the lock goes with the connection */
     db = db_open_url(url);
     CHECK(db && db->ops->claim(db) == 0);
+
+    /* a broken connection (the server restarted, an admin killed the
+     * session) is made again at the next call, and so is the lock */
+    other = db_open_url(url);
+    AUTOFREE char *kill = xasprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                    "application_name = 'snapback pid %d' AND pid <> pg_backend_pid()", (int)getpid());
+    CHECK(other && other->ops->exec_script(other, kill) == 0);
+    n = 0;
+    for (int i = 0; i < 2 && n != 3; i++) {  /* the first call may find the connection gone */
+      error_clear();
+      db->ops->query(db, "SELECT COUNT(*) FROM t", NULL, 0, count_row, &n);
+    }
+    CHECK(n == 3);
+    CHECK(other && failed_with(other->ops->claim(other), ERR_CONFLICT));
+    CHECK(db->ops->change_stamp(db) != 0);
+    if (other) other->ops->close(other);
   }
   if (db) db->ops->close(db);
 }
