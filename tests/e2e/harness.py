@@ -354,8 +354,14 @@ class PgDatabase:
         return rows
 
     def drop(self):
-        subprocess.run([_pg_tool("dropdb"), "-h", self.host, "-U", self.user, "--force", "--if-exists", self.name],
-                       capture_output=True, timeout=60)
+        """in the background: the next test need not wait for it"""
+        _DROPS[:] = [p for p in _DROPS if p.poll() is None]
+        _DROPS.append(subprocess.Popen([_pg_tool("dropdb"), "-h", self.host, "-U", self.user, "--force",
+                                        "--if-exists", self.name],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+_DROPS = []     # dropdb processes still running
 
 
 class Daemon:
