@@ -720,6 +720,10 @@ static void test_upgrade(void)
   AUTOPTR(template) tpl = template_get(st, "f3f8310a-1b6c-46e7-a3b2-fdc70df7d3c3");
   CHECK(tpl && strcmp(tpl->name, "fixture-template") == 0);
   CHECK(event_count_by_custom_id(st, 42) == 1);
+  /* the events' sequence, new since, starts past the ids the store holds */
+  AUTOLIST(event) newest = event_list_newest(st, 1);
+  struct event e = { .time_ms = 1, .description = "after the upgrade", .origin = "test", .custom_id = -1 };
+  CHECK(newest && newest[0] && event_insert(st, &e) == 0 && e.id == newest[0]->id + 1);
   store_close(st);
 
   /* a second open has nothing left to migrate */
