@@ -40,11 +40,14 @@ mkdir "$dir/data" "$dir/run"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/data" "$dir/run"
 
 stop() {
+  cd "$dir" 2>/dev/null || cd /
   "${as_server[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
 trap stop EXIT
 
+# the server's user may not enter the caller's directory (a checkout under /root)
+cd "$dir"
 # C.UTF-8 collation: text sorts by code point, as in SQLite
 "${as_server[@]}" "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --no-sync --locale=C.UTF-8 \
   --encoding=UTF8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -55,6 +58,7 @@ fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   -o "-k $dir/run -c listen_addresses= $fast -c max_connections=200" \
   start >/dev/null || { cat "$dir/run/server.log" >&2; exit 1; }
 
+cd "$OLDPWD"
 export SNAPBACK_PG_HOST="$dir/run" SNAPBACK_PG_USER="$user"
 export SNAPBACK_E2E_DB="postgresql://$user@/?host=$dir/run"
 set +e
