@@ -55,7 +55,7 @@ def start_engine(env):
     port = free_port()
     log = open(os.path.join(env.log_dir, "snapbackd.docs.log"), "wb")
     proc = subprocess.Popen([env.binary, "--listen", "127.0.0.1:%d" % port, "--state-dir", env.state_dir,
-                             "--domain-type", "qemu"], stdout=log, stderr=subprocess.STDOUT,
+                             "--domain-type", "qemu", *env.daemon.db_args()], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD))
     log.close()
     ca = os.path.join(env.state_dir, "pki", "ca.pem")

@@ -18,7 +18,7 @@ def _start(env, notify_socket):
     environ = dict(os.environ, SNAPBACK_ADMIN_PASSWORD=ADMIN_PASSWORD, NOTIFY_SOCKET=notify_socket)
     log = open(os.path.join(env.log_dir, "snapbackd.notify.log"), "wb")
     proc = subprocess.Popen([env.binary, "--http", "--listen", "127.0.0.1:%d" % port,
-                             "--state-dir", env.state_dir, "--domain-type", "qemu"],
+                             "--state-dir", env.state_dir, "--domain-type", "qemu", *env.daemon.db_args()],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environ)
     log.close()
     return proc, port
