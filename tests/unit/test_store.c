@@ -59,6 +59,20 @@ static int count_row(const struct db_row *row, void *opaque)
   return 0;
 }
 
+/* a second connection's transaction: begins (waiting for the first
+ * connection's), counts the rows, commits */
+struct second_writer { struct db *db; int began; int64_t seen; };
+
+static void *second_writer_run(void *opaque)
+{
+  struct second_writer *w = opaque;
+  if (w->db->ops->begin(w->db) < 0) return NULL;
+  __atomic_store_n(&w->began, 1, __ATOMIC_RELEASE);
+  w->db->ops->query(w->db, "SELECT COUNT(*) FROM t", NULL, 0, count_row, &w->seen);
+  w->db->ops->commit(w->db);
+  return NULL;
+}
+
 static void test_db_url(void)
 {
   struct db *db;
@@ -148,6 +162,25 @@ static void test_backend(void)
   int64_t n = 0;
   CHECK(db->ops->query(db, "SELECT COUNT(*) FROM t", NULL, 0, count_row, &n) == 0 && n == 3);
 
+  /* two connections (two processes): a second writer's transaction waits
+   * until the first one ends (SQLite's BEGIN IMMEDIATE, PostgreSQL's
+   * transaction lock), so it sees what the first committed */
+  struct second_writer w = { db_open_url(url), 0, -1 };
+  CHECK(w.db != NULL);
+  if (w.db) {
+    CHECK(db->ops->begin(db) == 0);
+    v[0] = DBV_TEXT("four");
+    CHECK(db->ops->exec(db, "INSERT INTO t (k, n, b) VALUES (?, ?, ?)", v, 3, NULL) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, second_writer_run, &w) == 0);
+    usleep(300 * 1000);
+    CHECK(__atomic_load_n(&w.began, __ATOMIC_ACQUIRE) == 0);  /* still waiting */
+    CHECK(db->ops->commit(db) == 0);
+    pthread_join(t, NULL);
+    CHECK(w.began == 1 && w.seen == 4);
+    w.db->ops->close(w.db);
+  }
+
   if (db->ops->claim) {  /* one engine per store: the second claim is refused, naming the first */
     struct db *other = db_open_url(url);
     CHECK(other && db->ops->claim(db) == 0);
@@ -167,11 +200,11 @@ static void test_backend(void)
                                     "application_name = 'snapback pid %d' AND pid <> pg_backend_pid()", (int)getpid());
     CHECK(other && other->ops->exec_script(other, kill) == 0);
     n = 0;
-    for (int i = 0; i < 2 && n != 3; i++) {  /* the first call may find the connection gone */
+    for (int i = 0; i < 2 && n != 4; i++) {  /* the first call may find the connection gone */
       error_clear();
       db->ops->query(db, "SELECT COUNT(*) FROM t", NULL, 0, count_row, &n);
     }
-    CHECK(n == 3);
+    CHECK(n == 4);
     CHECK(other && failed_with(other->ops->claim(other), ERR_CONFLICT));
     CHECK(db->ops->change_stamp(db) != 0);
     if (other) other->ops->close(other);
