@@ -177,15 +177,22 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
 
 int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len)
 {
-  struct repo *r = w->r;
   if (!repo_is_chunk_name(id)) return error(ERR_INVALID, "'%s' is not a chunk id", id);
-  AUTOFREE char *path = chunk_path(r, id);
+  AUTOFREE char *path = chunk_path(w->r, id);
   size_t flen;
   AUTOFREE unsigned char *f = repo_read_file(path, w->fcap, &flen);
   if (!f) {
     if (error_code() == ERR_NOT_FOUND) return error(ERR_NOT_FOUND, "chunk '%s' is missing", id);
     return error_prefix("chunk '%s' is damaged: ", id);
   }
+  return repo_chunk_decode(w, id, f, flen, out, cap, len);
+}
+
+int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char *f, size_t flen, void *out,
+                      size_t cap, size_t *len)
+{
+  struct repo *r = w->r;
+  if (flen > w->fcap) return error(ERR_INVALID, "chunk '%s' is damaged: %zu bytes is too large", id, flen);
   if (flen < ENVELOPE_HEADER || memcmp(f, "SBC1", 4) != 0)
     return error(ERR_INVALID, "chunk '%s' is damaged: not a chunk file", id);
   unsigned char comp = f[4], enc = f[5];

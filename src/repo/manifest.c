@@ -465,6 +465,11 @@ struct manifest *manifest_read(struct repo *r, const char *name)
     if (error_code() == ERR_NOT_FOUND) error(ERR_NOT_FOUND, "backup '%s' does not exist", name);
     return NULL;
   }
+  return manifest_parse(r, name, data, len);
+}
+
+struct manifest *manifest_parse(struct repo *r, const char *name, const unsigned char *data, size_t len)
+{
   const char *text = (const char *)data;
   size_t tlen = len;
   AUTOFREE unsigned char *plain = NULL;

@@ -70,6 +70,10 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
  * the authentication tag and that the content hashes to id. A damaged or
  * missing chunk fails with a message naming it. */
 int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len) WARN_UNUSED;
+/* repo_chunk_decode does the same for a chunk file already in memory (f,
+ * flen bytes): the part of repo_chunk_get that parses, fuzzed in memory */
+int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char *f, size_t flen, void *out,
+                      size_t cap, size_t *len) WARN_UNUSED;
 bool repo_chunk_exists(struct repo *r, const char *id);
 /* fsyncs every chunk directory written since the last call; call before a
  * manifest is written */
@@ -139,6 +143,9 @@ size_t manifest_disk_block_patches(const struct manifest_disk *d, size_t b);
 int manifest_write(struct repo *r, struct manifest *m) WARN_UNUSED;
 /* reads backups/<name>.json */
 struct manifest *manifest_read(struct repo *r, const char *name);
+/* parses a manifest file already in memory (len bytes at data)
+ * as backup name: the part of manifest_read that parses */
+struct manifest *manifest_parse(struct repo *r, const char *name, const unsigned char *data, size_t len);
 /* the manifest names (file stems), oldest first; NULL-terminated, caller
  * frees each and the array. *count may be NULL. */
 char **manifest_list(struct repo *r, size_t *count);
