@@ -2,7 +2,7 @@
 """soak.py: cycles of real operations on real VMs with injected faults (issue 13).
 
     python3 tests/soak/soak.py --daemon build/src/daemon/snapbackd [--cycles 1000] [--seed N]
-                               [--small-fs] [--libvirtd-restart] [--max-seconds S]
+                               [--small-fs] [--shared-libvirtd] [--max-seconds S]
 
 One data VM runs with one disk; an agent VM runs to take disk snapshots. Each cycle does one
 operation: snapshot create (live; the guest's disk gets a new pattern first) or remove (live
@@ -11,8 +11,11 @@ is stopped, restored to a snapshot, started again), an image transfer opened and
 With probability --fault-rate a fault is injected while the operation runs:
   kill -9 of snapbackd (then restarted), kill -9 of qemu-nbd (with a transfer), kill -9 of
   the data VM's QEMU, ENOSPC (with --small-fs: storage and transient dirs live on a small
-  ext4 file system the harness mounts and then fills), a libvirtd restart (only with
-  --libvirtd-restart: libvirtd is shared by everything on the machine).
+  ext4 file system the harness mounts and then fills), a libvirtd restart (SIGTERM, then a
+  new libvirtd: guests go on running, events sent meanwhile are lost).
+The guests run under a private libvirtd (privlibvirtd.py: its own mount namespace and
+socket), which the engine and virsh reach by URI, so the restart fault disturbs nobody else.
+--shared-libvirtd uses the machine's libvirtd instead, without the restart fault.
 After every fault, and every 10 cycles, it waits for the engine to settle and checks:
   the store and libvirt agree on every VM; no file in storage that no volume names, no
   transient overlay no attachment owns, no qemu-nbd without an open transfer, no locked
@@ -36,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 
 import harness  # noqa: E402
+import privlibvirtd  # noqa: E402
 from harness import text, ids, domstate, MiB, fail  # noqa: E402
 from case_backup import qemu_io, raw_hash, snap_attach_xml, snapshot_volume  # noqa: E402
 
@@ -53,6 +57,7 @@ class Soak:
         self.ops = {}
         self.cycle = 0
         self.filler = None
+        self.libvirtd = None      # the private libvirtd (None: the machine's)
 
     # -- set-up
     def setup(self):
@@ -202,8 +207,9 @@ class Soak:
         return bool(pids)
 
     def fault_kill_guest(self):
+        root = self.libvirtd.root if self.libvirtd else "/"
         try:
-            with open("/run/libvirt/qemu/%s.pid" % self.data_name) as f:
+            with open(os.path.join(root, "run/libvirt/qemu/%s.pid" % self.data_name)) as f:
                 os.kill(int(f.read().strip()), signal.SIGKILL)
         except (OSError, ValueError):
             return False
@@ -227,14 +233,7 @@ class Soak:
             self.filler = None
 
     def fault_libvirtd_restart(self):
-        pids = [int(p) for p in subprocess.run(["pidof", "libvirtd"], capture_output=True, text=True).stdout.split()]
-        for p in pids:
-            os.kill(p, signal.SIGTERM)
-        time.sleep(1)
-        subprocess.run(["libvirtd", "-d"], check=False)
-        deadline = time.monotonic() + 30
-        while harness.virsh_version() is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        self.libvirtd.restart()
 
     # -- invariants
     def settle(self):
@@ -313,7 +312,7 @@ class Soak:
         ops = [self.op_snapshot_create, self.op_snapshot_remove, self.op_attach, self.op_restore, self.op_transfer]
         weights = [4, 3, 3, 1, 2]
         faults = ["kill_engine", "kill_nbd", "kill_guest"] + (["enospc"] if self.args.small_fs else []) \
-            + (["libvirtd_restart"] if self.args.libvirtd_restart else [])
+            + (["libvirtd_restart"] if self.libvirtd else [])
         t_end = time.monotonic() + max_seconds
         for self.cycle in range(1, cycles + 1):
             if time.monotonic() > t_end:
@@ -381,7 +380,8 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--fault-rate", type=float, default=0.3)
     ap.add_argument("--small-fs", action="store_true", help="storage+transient on a small ext4 (ENOSPC faults)")
-    ap.add_argument("--libvirtd-restart", action="store_true", help="also restart the shared libvirtd")
+    ap.add_argument("--shared-libvirtd", action="store_true",
+                    help="run the guests under the machine's libvirtd (no libvirtd restart fault)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     def stop(signum, frame):
@@ -396,16 +396,23 @@ def main():
     s = Soak(env, random.Random(seed), args)
     t0 = time.monotonic()
     try:
+        if not args.shared_libvirtd:
+            s.libvirtd = privlibvirtd.PrivateLibvirtd()
+            s.libvirtd.start()
+            harness.VIRSH_URI = s.libvirtd.uri
+            env.daemon.extra_args += ["--libvirt-uri", s.libvirtd.uri]
         if args.small_fs:
             img, mnt = mount_small_fs(env)
             s.mnt = mnt
         env.start()
         s.setup()
         s.run(args.cycles, args.max_seconds)
-    except harness.Failure as e:
+    except (harness.Failure, privlibvirtd.Failure) as e:
         s.violations.append("cycle %d: harness stopped: %s" % (s.cycle, e))
     finally:
         env.close()
+        if s.libvirtd:
+            s.libvirtd.close()
         if mnt:
             subprocess.run(["umount", "-l", mnt], check=False)
             os.rmdir(mnt)
