@@ -1,0 +1,319 @@
+/* Regression tests for the concurrency hazards of issue 13, against a real
+ * store in a temp dir and libvirt's test driver (test:///default) as the host:
+ *
+ *   - the size cache: a GET never stats a storage path on the request's
+ *     thread (stat/statvfs/access/realpath are interposed and counted while
+ *     the GETs run); the housekeeping thread measures instead;
+ *   - the start race: a guest that dies at once, its stop event arriving
+ *     before the start command finishes, is recorded down (not up) and the
+ *     transient overlay of its disk snapshot is removed;
+ *   - the reconcile after libvirtd restarts: a VM whose stop event was lost
+ *     (the store says up, libvirt runs nothing) is recorded down once the
+ *     reconnect asks the housekeeping thread to reconcile.
+ *
+ * The start race wraps the engine's hyper ops (cmd/internal.h): the wrapper
+ * starts the domain, kills it, and delivers the stop event itself, which is
+ * the order the race produces. The reconnect itself (hyper_libvirt noticing
+ * libvirtd is back) is exercised by the soak's libvirtd restart fault. */
+#include "tap.h"
+#include "api/api.h"
+#include "cmd/engine.h"
+#include "cmd/internal.h"
+#include "cmd/perm.h"
+#include "hyper/hyper.h"
+#include "util/err.h"
+#include "util/spawn.h"
+#include "util/uuid.h"
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct engine *eng;
+static struct user admin = {.id = (char *)"11111111-1111-4111-8111-111111111111",
+                            .name = (char *)"admin@internal"};
+
+/* ---- stat and friends, counted for storage paths on a watching thread */
+
+static char storage_root[PATH_MAX];
+static __thread int watching;
+static int storage_stats; /* atomic: storage paths touched by a watching thread */
+static int storage_seen;  /* atomic: by any thread (the interposition works) */
+
+static void note(const char *path)
+{
+  if (!path || !storage_root[0] || strncmp(path, storage_root, strlen(storage_root)) != 0) return;
+  __atomic_add_fetch(&storage_seen, 1, __ATOMIC_RELAXED);
+  if (watching) {
+    __atomic_add_fetch(&storage_stats, 1, __ATOMIC_RELAXED);
+    fprintf(stderr, "# a GET touched '%s'\n", path);
+  }
+}
+
+#define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
+
+int stat64(const char *restrict path, struct stat64 *restrict st)
+{
+  note(path);
+  return REAL(stat64)(path, st);
+}
+
+int lstat64(const char *restrict path, struct stat64 *restrict st)
+{
+  note(path);
+  return REAL(lstat64)(path, st);
+}
+
+int statvfs64(const char *restrict path, struct statvfs64 *restrict st)
+{
+  note(path);
+  return REAL(statvfs64)(path, st);
+}
+
+int access(const char *path, int mode)
+{
+  note(path);
+  return REAL(access)(path, mode);
+}
+
+char *realpath(const char *restrict path, char *restrict resolved)
+{
+  note(path);
+  return REAL(realpath)(path, resolved);
+}
+
+/* ---- requests */
+
+/* runs one request as admin; returns the HTTP status; *out (may be NULL) gets the XML */
+static int call(const char *method, const char *path, const char *xml, char **out)
+{
+  AUTOPTR(node) body = xml ? node_from_xml(xml, strlen(xml)) : NULL;
+  if (xml && !body) return error_http_status(error_code());
+  struct api_request req = {.method = method, .path = path, .root = "/ovirt-engine/api",
+                            .version = 4, .user = &admin, .body = body};
+  struct api_response resp;
+  error_clear();
+  int rc = api_handle(eng, &req, &resp);
+  if (out) *out = NULL;
+  if (rc < 0) {
+    if (out) *out = xstrdup(error_message());
+    else fprintf(stderr, "# %s %s: %s\n", method, path, error_message());
+    return error_http_status(error_code());
+  }
+  struct buf b = BUF_INIT;
+  if (resp.body) node_to_xml(resp.body, &b);
+  if (out) *out = buf_detach(&b);
+  else buf_free(&b);
+  node_free(resp.body);
+  free(resp.location);
+  return resp.status;
+}
+
+/* the id="..." of the first element of the answer, or "" */
+static void id_of(const char *x, char id[UUID_STRLEN + 1])
+{
+  const char *p = x ? strstr(x, " id=\"") : NULL;
+  id[0] = 0;
+  if (p) {
+    memcpy(id, p + 5, UUID_STRLEN);
+    id[UUID_STRLEN] = 0;
+  }
+}
+
+/* POST path body, expecting 201 or 202; the new object's id into id */
+static void create(const char *path, const char *xml, char id[UUID_STRLEN + 1])
+{
+  AUTOFREE char *x = NULL;
+  int st = call("POST", path, xml, &x);
+  if (st != 201 && st != 202) fprintf(stderr, "# POST %s: %d %s\n", path, st, x ? x : "");
+  CHECK(st == 201 || st == 202);
+  id_of(x, id);
+}
+
+static void sleep_ms(int ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* GETs path until its answer holds want (up to 20 s) */
+static bool wait_for(const char *path, const char *want)
+{
+  for (int i = 0; i < 200; i++) {
+    AUTOFREE char *x = NULL;
+    if (call("GET", path, NULL, &x) == 200 && x && strstr(x, want)) return true;
+    sleep_ms(100);
+  }
+  return false;
+}
+
+static int vm_status_of(const char *vm_id)
+{
+  AUTOPTR(vm) v = vm_get(engine_store(eng), vm_id);
+  return v ? v->status : -1;
+}
+
+static int files_in(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+/* ---- the start race: a hyper whose guests die as soon as they start */
+
+static const struct hyper_ops *real_ops;
+static struct hyper_ops dying_ops;
+
+static int dying_domain_start(struct hyper *h, const struct hyper_vm_spec *spec)
+{
+  if (real_ops->domain_start(h, spec) < 0) return -1;
+  /* the guest dies at once, and its stop event beats the start command */
+  CHECK(real_ops->domain_destroy(h, spec->vm->id) == 0);
+  engine_on_lifecycle(eng, spec->vm->id, VM_DOWN, "crashed");
+  return 0;
+}
+
+static void test_size_cache(const char *vm_id, const char *disk_id, const char *sd_id)
+{
+  AUTOFREE char *disk = xasprintf("/disks/%s", disk_id);
+  AUTOFREE char *sd = xasprintf("/storagedomains/%s", sd_id);
+  AUTOFREE char *sd_disks = xasprintf("/storagedomains/%s/disks", sd_id);
+  AUTOFREE char *atts = xasprintf("/vms/%s/diskattachments", vm_id);
+  const char *gets[] = {"/disks", disk, "/storagedomains", sd, sd_disks, atts, NULL};
+  /* twice: the first round asks for paths the cache has not seen yet */
+  watching = 1;
+  for (int round = 0; round < 2; round++)
+    for (size_t i = 0; gets[i]; i++) CHECK(call("GET", gets[i], NULL, NULL) == 200);
+  watching = 0;
+  CHECK(__atomic_load_n(&storage_stats, __ATOMIC_RELAXED) == 0);
+  /* and the sizes are there: measured by the housekeeping thread */
+  CHECK(wait_for(disk, "<actual_size>"));
+  CHECK(wait_for(sd, "<available>"));
+  CHECK(__atomic_load_n(&storage_seen, __ATOMIC_RELAXED) > 0);
+}
+
+static void test_start_race(const char *data_vm, const char *disk_id, const char *state_dir)
+{
+  /* a snapshot of the data disk, attached to an agent VM: starting the
+   * agent makes a transient overlay for it */
+  char snap[UUID_STRLEN + 1], agent[UUID_STRLEN + 1];
+  AUTOFREE char *snaps = xasprintf("/vms/%s/snapshots", data_vm);
+  create(snaps, "<snapshot><description>race</description></snapshot>", snap);
+  AUTOFREE char *snap_path = xasprintf("/vms/%s/snapshots/%s", data_vm, snap);
+  CHECK(wait_for(snap_path, "<snapshot_status>ok</snapshot_status>"));
+  create("/vms", "<vm><name>agent</name><cluster><name>Default</name></cluster>"
+                 "<template><name>Blank</name></template></vm>", agent);
+  AUTOFREE char *atts = xasprintf("/vms/%s/diskattachments", agent);
+  AUTOFREE char *att = xasprintf("<disk_attachment><disk id=\"%s\"><snapshot id=\"%s\"/></disk>"
+                                 "<interface>virtio_scsi</interface><active>true</active></disk_attachment>",
+                                 disk_id, snap);
+  char att_id[UUID_STRLEN + 1];
+  create(atts, att, att_id);
+
+  real_ops = eng->hyper_ops;
+  dying_ops = *real_ops;
+  dying_ops.domain_start = dying_domain_start;
+  eng->hyper_ops = &dying_ops;
+  AUTOFREE char *start = xasprintf("/vms/%s/start", agent);
+  AUTOFREE char *x = NULL;
+  int st = call("POST", start, "<action/>", &x);
+  eng->hyper_ops = real_ops;
+  CHECK(st == 200);
+  CHECK(vm_status_of(agent) == VM_DOWN); /* not up: the guest is dead */
+  /* its overlay goes with it: at once when the start delivered the event,
+   * a moment later when libvirt's event thread did (it may still be
+   * removing the file when the start answers) */
+  AUTOFREE char *tdir = xasprintf("%s/transient/%s", state_dir, agent);
+  const char *params[] = {agent};
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; i++) {
+    AUTOLIST(attachment) al = attachment_list(engine_store(eng), "vm_id = ?", params, 1, NULL, 0);
+    gone = al && al[0] && !al[0]->plugged && !al[0]->overlay_path && files_in(tdir) == 0;
+    if (!gone) sleep_ms(50);
+  }
+  CHECK(gone);
+  CHECK(wait_for("/events", "VM agent is down"));
+  /* and it starts normally afterwards, once the test driver's own event
+   * for the destroy above (which a real guest does not send twice) is in */
+  sleep_ms(500);
+  CHECK(call("POST", start, "<action/>", NULL) == 200);
+  CHECK(vm_status_of(agent) == VM_UP);
+  CHECK(files_in(tdir) == 1);
+  AUTOFREE char *stop = xasprintf("/vms/%s/stop", agent);
+  CHECK(call("POST", stop, "<action/>", NULL) == 200);
+  CHECK(vm_status_of(agent) == VM_DOWN);
+}
+
+static void test_reconcile(const char *vm_id)
+{
+  AUTOFREE char *start = xasprintf("/vms/%s/start", vm_id);
+  CHECK(call("POST", start, "<action/>", NULL) == 200);
+  CHECK(vm_status_of(vm_id) == VM_UP);
+  /* libvirtd was down while the guest stopped: the domain is gone and no
+   * event told the engine, so the store still says up. Then the connection
+   * comes back and reports it (engine_on_reconnected). */
+  const struct hyper_ops *ops;
+  struct hyper *h = engine_hyper(eng, NULL, &ops);
+  CHECK(h != NULL);
+  struct store *st = engine_store(eng);
+  if (h) CHECK(ops->domain_destroy(h, vm_id) == 0);
+  sleep_ms(300); /* the destroy's own event, which a real restart loses */
+  CHECK(vm_set_status(st, vm_id, VM_UP, eng->host_id) == 0);
+  __atomic_store_n(&eng->reconcile_needed, true, __ATOMIC_RELEASE);
+  housekeeping_wake(eng);
+  int status = -1;
+  for (int i = 0; i < 100 && (status = vm_status_of(vm_id)) != VM_DOWN; i++) sleep_ms(100);
+  CHECK(status == VM_DOWN);
+}
+
+int main(void)
+{
+  char tmpl[] = "/tmp/snapback-hazards-XXXXXX";
+  CHECK(mkdtemp(tmpl) != NULL);
+  struct engine_options eo = {.state_dir = tmpl, .libvirt_uri = "test:///default",
+                              .domain_type = DOMAIN_TYPE_QEMU, .detach_timeout_ms = 1000};
+  eng = engine_open(&eo, NULL);
+  CHECK(eng != NULL);
+  if (!eng) { fprintf(stderr, "%s\n", error_message()); return tap_done(); }
+  struct user u = admin;
+  u.password_hash = (char *)"x";
+  CHECK(user_insert(engine_store(eng), &u) == 0);
+  CHECK(perm_ensure_admin(engine_store(eng)) == 0);
+  AUTOFREE char *root = xasprintf("%s/storage", tmpl);
+  CHECK(realpath(root, storage_root) != NULL);
+
+  char vm_id[UUID_STRLEN + 1], disk_id[UUID_STRLEN + 1], sd_id[UUID_STRLEN + 1];
+  create("/vms", "<vm><name>data</name><cluster><name>Default</name></cluster>"
+                 "<template><name>Blank</name></template></vm>", vm_id);
+  create("/disks", "<disk><alias>d1</alias><provisioned_size>1048576</provisioned_size><format>cow</format>"
+                   "<storage_domains><storage_domain><name>data</name></storage_domain></storage_domains></disk>",
+         disk_id);
+  AUTOFREE char *atts = xasprintf("/vms/%s/diskattachments", vm_id);
+  AUTOFREE char *att = xasprintf("<disk_attachment><disk id=\"%s\"/><interface>virtio_scsi</interface>"
+                                 "<active>true</active></disk_attachment>", disk_id);
+  char att_id[UUID_STRLEN + 1];
+  create(atts, att, att_id);
+  AUTOFREE char *sds = NULL;
+  CHECK(call("GET", "/storagedomains", NULL, &sds) == 200);
+  id_of(sds ? strstr(sds, "<storage_domain ") : NULL, sd_id);
+  CHECK(uuid_is_valid(vm_id) && uuid_is_valid(disk_id) && uuid_is_valid(sd_id));
+
+  test_size_cache(vm_id, disk_id, sd_id);
+  test_start_race(vm_id, disk_id, tmpl);
+  test_reconcile(vm_id);
+
+  engine_close(eng);
+  const char *rm[] = {"rm", "-rf", tmpl, NULL};
+  CHECK(spawn_run(rm, NULL, NULL) == 0);
+  return tap_done();
+}
