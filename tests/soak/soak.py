@@ -55,6 +55,7 @@ class Soak:
         self.promised = []        # (kind, snapshot id, cycle): answered 2xx, must finish or fail visibly
         self.faults = {}
         self.ops = {}
+        self.seconds = {}         # operation (with its fault) or "check" -> seconds spent
         self.cycle = 0
         self.filler = None
         self.libvirtd = None      # the private libvirtd (None: the machine's)
@@ -321,6 +322,7 @@ class Soak:
                 break
             op = self.rnd.choices(ops, weights)[0]
             fault = self.rnd.choice(faults) if self.rnd.random() < self.args.fault_rate else None
+            t_cycle = time.monotonic()
             name = op.__name__[3:]
             self.ops[name] = self.ops.get(name, 0) + 1
             if fault == "enospc":
@@ -348,8 +350,15 @@ class Soak:
                 self.fault_enospc_end()
                 self.vm_up(self.data_id, self.data_name)
                 self.vm_up(self.agent_id, self.agent_name)
+            t_check = time.monotonic()
             if fault or self.cycle % 10 == 0:
                 self.check()
+            t_done = time.monotonic()
+            self.seconds[name] = self.seconds.get(name, 0) + t_check - t_cycle
+            self.seconds["check"] = self.seconds.get("check", 0) + t_done - t_check
+            if self.args.verbose:
+                print("cycle %d: %s%s %.1f s, check %.1f s" % (self.cycle, name, " + " + fault if fault else "",
+                                                             t_check - t_cycle, t_done - t_check), flush=True)
             # keep the chain short: at most 4 snapshots
             if len(self.regular_ok()) > 4:
                 self.op_snapshot_remove()
@@ -383,6 +392,7 @@ def main():
     ap.add_argument("--shared-libvirtd", action="store_true",
                     help="run the guests under the machine's libvirtd (no libvirtd restart fault)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="one line per cycle")
     args = ap.parse_args()
     def stop(signum, frame):
         raise SystemExit("soak: stopped by signal %d" % signum)  # cleans up in the finally below
@@ -419,6 +429,7 @@ def main():
             os.unlink(img)
     print("soak: %d cycles in %.0f s, ops %r, faults %r, %d violation(s)"
           % (s.cycle, time.monotonic() - t0, s.ops, s.faults, len(s.violations)))
+    print("soak: seconds spent %s" % ", ".join("%s %.0f" % kv for kv in sorted(s.seconds.items())))
     for v in s.violations:
         print("FAIL " + v)
     print("%d passed, %d failed" % (0 if s.violations else 1, 1 if s.violations else 0))
