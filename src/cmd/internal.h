@@ -44,6 +44,7 @@ struct engine {
   struct housekeeping *housekeeping; /* housekeeping.c: NULL when not running */
   struct size_cache *sizes;     /* sizecache.c */
   bool reconcile_needed;        /* atomic: a host reconnected; housekeeping reconciles */
+  int64_t retry_until_ms;       /* atomic: a connection closed; housekeeping pings every second until then */
 };
 
 /* hostpath.c: PATH resolved by realpath() (caller frees) when it lies under
@@ -67,8 +68,9 @@ void engine_reconcile(struct engine *eng, bool at_start);
 extern const struct hyper_callbacks engine_callbacks;
 /* host/host.c: pings every host; one that stops answering becomes
  * non_responsive (an event) and its VMs unknown, one that answers again is
- * up and reconciled. Housekeeping calls it periodically. */
-void hosts_watch(struct engine *eng);
+ * up and reconciled. Housekeeping calls it periodically; true when every
+ * host answered. */
+bool hosts_watch(struct engine *eng);
 /* host/host.c: closes every host connection (engine_close) */
 void hosts_close(struct engine *eng);
 /* host/host.c: the libvirt URI of host row H (its libvirt_uri, else its address) */

@@ -137,6 +137,10 @@ struct hyper_callbacks {
    * events sent meanwhile are lost, so the caller reconciles. Called on the
    * thread whose call reconnected, with no lock of the hyper held. */
   void (*reconnected)(void *opaque);
+  /* the connection closed under us (libvirtd stopped or restarted): the
+   * next call reconnects, so the caller tries one soon instead of waiting
+   * for its next chore. Called on the event thread; may be NULL. */
+  void (*disconnected)(void *opaque);
 };
 
 struct hyper_options {

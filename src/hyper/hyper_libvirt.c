@@ -303,9 +303,12 @@ static void on_callback_freed(void *opaque)
 /* ---- connection ---- */
 
 /* drops h->conn and its callbacks; conn_lock held */
+static void on_close(virConnectPtr conn, int reason, void *opaque);
+
 static void disconnect_locked(struct hyper *h)
 {
   if (!h->conn) return;
+  if (virConnectUnregisterCloseCallback(h->conn, on_close) < 0) virResetLastError();
   if (h->lifecycle_id >= 0) virConnectDomainEventDeregisterAny(h->conn, h->lifecycle_id);
   if (h->removed_id >= 0) virConnectDomainEventDeregisterAny(h->conn, h->removed_id);
   if (h->job_id >= 0) virConnectDomainEventDeregisterAny(h->conn, h->job_id);
@@ -339,6 +342,9 @@ static int connect_locked(struct hyper *h)
   /* keepalive lets the connection notice a dead libvirtd; not every
    * driver supports it, which is fine */
   if (virConnectSetKeepAlive(h->conn, 5, 3) < 0) virResetLastError();
+  /* tells the engine at once when libvirtd goes away (the test driver has
+   * no close callback, which is fine) */
+  if (virConnectRegisterCloseCallback(h->conn, on_close, h, NULL) < 0) virResetLastError();
   h->lifecycle_id = register_callback(h, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle));
   if (h->lifecycle_id >= 0)
     h->removed_id = register_callback(h, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
@@ -351,6 +357,16 @@ static int connect_locked(struct hyper *h)
     return rc;
   }
   return 0;
+}
+
+/* libvirt's event thread: the connection closed (EOF, keepalive, error).
+ * Registered on the connection only, so h outlives every call. */
+static void on_close(virConnectPtr conn, int reason, void *opaque)
+{
+  struct hyper *h = opaque;
+  (void)conn;
+  log_warn("connection to host '%s' closed (reason %d); reconnecting soon", h->uri, reason);
+  if (h->cb.disconnected) h->cb.disconnected(h->opaque);
 }
 
 /* a reference to a live connection, reconnecting when it dropped; the

@@ -8,8 +8,11 @@
  * - Volume and storage domain sizes are refreshed (sizecache.c), so that GET
  *   renders never stat() or statvfs() a path that may sit on a hung mount.
  *
- * It runs once at start and then every HOUSEKEEPING_PERIOD_MS; stopping it
- * wakes it at once. Nothing here holds the store lock across file I/O. */
+ * It runs once at start and then every HOUSEKEEPING_PERIOD_MS, every
+ * HOUSEKEEPING_RETRY_MS while a host does not answer in the minute after
+ * its connection closed under us (so a libvirtd restart is reconciled about
+ * a second after libvirtd is back); stopping it wakes it at once. Nothing
+ * here holds the store lock across file I/O. */
 #include "cmd/internal.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -18,6 +21,8 @@
 #include <time.h>
 
 #define HOUSEKEEPING_PERIOD_MS (10 * 1000)
+/* while a host whose connection closed does not answer (for a minute) */
+#define HOUSEKEEPING_RETRY_MS 1000
 #define EVENT_PRUNE_BATCH 1000
 #define EVENT_PRUNE_PERIOD_MS (10 * 60 * 1000)
 
@@ -62,7 +67,8 @@ static void *housekeeping_main(void *p)
     /* a ping notices a libvirtd that restarted even when nothing else talks
      * to the host, and a host that stopped answering (host.c); the
      * reconnect it makes asks for a reconcile */
-    hosts_watch(hk->eng);
+    bool answered = hosts_watch(hk->eng);
+    bool retry = !answered && mono_ms() < __atomic_load_n(&hk->eng->retry_until_ms, __ATOMIC_ACQUIRE);
     if (__atomic_exchange_n(&hk->eng->reconcile_needed, false, __ATOMIC_ACQ_REL))
       engine_reconcile(hk->eng, false);
     size_cache_refresh(hk->eng);
@@ -70,7 +76,7 @@ static void *housekeeping_main(void *p)
     if (hk->stop) break;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)HOUSEKEEPING_PERIOD_MS * 1000000L;
+    ts.tv_nsec += (long)(retry ? HOUSEKEEPING_RETRY_MS : HOUSEKEEPING_PERIOD_MS) * 1000000L;
     ts.tv_sec += ts.tv_nsec / 1000000000L;
     ts.tv_nsec %= 1000000000L;
     while (!hk->stop && !hk->pending)

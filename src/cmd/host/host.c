@@ -22,6 +22,7 @@
 #include "cmd/perm.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 #include "util/uuid.h"
 #include <string.h>
 
@@ -65,10 +66,21 @@ static void conn_on_reconnected(void *opaque)
   housekeeping_wake(hc->eng);
 }
 
+/* the connection closed (libvirtd stopped or restarted): the housekeeping
+ * thread pings every second for a minute, so the reconcile after a restart
+ * comes about a second after libvirtd is back, not at the next 10 s round */
+static void conn_on_disconnected(void *opaque)
+{
+  struct host_conn *hc = opaque;
+  __atomic_store_n(&hc->eng->retry_until_ms, mono_ms() + 60 * 1000, __ATOMIC_RELEASE);
+  housekeeping_wake(hc->eng);
+}
+
 const struct hyper_callbacks engine_callbacks = {
   .lifecycle = conn_on_lifecycle,
   .device_removed = conn_on_device_removed,
   .reconnected = conn_on_reconnected,
+  .disconnected = conn_on_disconnected,
 };
 
 /* the VMs host HOST_ID runs become unknown (it stopped answering) */
@@ -184,15 +196,17 @@ struct hyper *engine_hyper(struct engine *eng, const char *host_id, const struct
   return h;
 }
 
-void hosts_watch(struct engine *eng)
+bool hosts_watch(struct engine *eng)
 {
   AUTOLIST(host) hosts = host_list_all(eng->st);
-  if (!hosts) { log_err("%s", error_message()); error_clear(); return; }
+  if (!hosts) { log_err("%s", error_message()); error_clear(); return false; }
+  bool all = true;
   for (size_t i = 0; hosts[i]; i++) {
     const struct hyper_ops *ops;
     struct hyper *h = engine_hyper(eng, hosts[i]->id, &ops);
-    if (!h) { error_clear(); continue; } /* engine_hyper recorded it */
+    if (!h) { error_clear(); all = false; continue; } /* engine_hyper recorded it */
     bool ok = ops->ping(h) == 0;
+    all &= ok;
     pthread_mutex_lock(&eng->hyper_mu);
     struct host_conn *hc = conn_find_locked(eng, hosts[i]->id);
     bool was_failed = hc->failed;
@@ -202,6 +216,7 @@ void hosts_watch(struct engine *eng)
     if (ok && was_failed) __atomic_store_n(&eng->reconcile_needed, true, __ATOMIC_RELEASE);
     error_clear();
   }
+  return all;
 }
 
 void hosts_close(struct engine *eng)
