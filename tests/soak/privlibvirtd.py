@@ -114,8 +114,9 @@ class PrivateLibvirtd:
             time.sleep(0.2)
         raise Failure("the private libvirtd did not answer within %d s: %s" % (timeout, last))
 
-    def restart(self, timeout=120):
-        """SIGTERM to libvirtd (its guests go on running), then a new libvirtd in the namespace"""
+    def restart(self, timeout=120, between=None):
+        """SIGTERM to libvirtd (its guests go on running), between() if given while it is
+        down, then a new libvirtd in the namespace"""
         pid = self._pid("libvirtd.pid")
         if pid:
             os.kill(pid, signal.SIGTERM)
@@ -126,6 +127,8 @@ class PrivateLibvirtd:
                 os.kill(pid, signal.SIGKILL)
                 time.sleep(0.2)
         self.restarts += 1
+        if between:
+            between()
         self._start_libvirtd(timeout)
 
     def close(self):
