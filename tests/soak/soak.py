@@ -416,14 +416,14 @@ def main():
     s = Soak(env, random.Random(seed), args)
     t0 = time.monotonic()
     try:
+        if args.small_fs:  # first: the private libvirtd's namespace copies the mounts it sees
+            img, mnt = mount_small_fs(env)
+            s.mnt = mnt
         if not args.shared_libvirtd:
             s.libvirtd = privlibvirtd.PrivateLibvirtd()
             s.libvirtd.start()
             harness.VIRSH_URI = s.libvirtd.uri
             env.daemon.extra_args += ["--libvirt-uri", s.libvirtd.uri]
-        if args.small_fs:
-            img, mnt = mount_small_fs(env)
-            s.mnt = mnt
         env.start()
         s.setup()
         s.run(args.cycles, args.max_seconds)
