@@ -477,6 +477,52 @@ static const struct cmd_def snap_remove_def = {
 /* merges one volume of the snapshot: its child goes into it, and it takes
  * the child's place (snapshot, active flag). Files and libvirt first, then
  * one transaction, then the child's file. */
+/* A live merge failed. When libvirtd went away mid-job (a restart), the
+ * engine could neither follow nor cancel it, and QEMU went on without it:
+ * the job may have finished (the child left the chain, a grandchild now
+ * backs onto v), may still run, or may be pivoted. Trusting "the chain is
+ * unchanged" then lets the store and the files drift apart, until a later
+ * merge or restore deletes a file another still backs onto (the soak's
+ * libvirtd restart found this). So: wait for the host (bounded), read the
+ * live chain, and either take libvirt's part as done, or run the merge once
+ * more when the host had gone (block_commit first cancels a job left
+ * running, which leaves the chain as it was). 0 when the merge is done; -1
+ * with the first error (or the retry's) otherwise. */
+static int live_merge_settle(const struct hyper_ops *ops, struct hyper *h, const struct vm *vm,
+                             const struct volume *v, const struct volume *child)
+{
+  struct err_saved first;
+  error_save(&first);
+  /* a host that answers at once did not go away: the merge failed on its
+   * own (a timeout, QEMU's error), and only a finished chain is taken */
+  bool answers = ops->ping(h) == 0, lost = !answers;
+  for (int i = 0; i < 30 && !answers; i++) {
+    sleep(1);
+    answers = ops->ping(h) == 0;
+  }
+  AUTOSTRVEC struct strvec chain = VEC_INIT;
+  if (!answers || hyper_disk_chain(ops, h, vm->id, v->disk_id, &chain) < 0)
+    return error_restore(&first);
+  bool child_in = false, base_in = false;
+  for (size_t i = 0; i < chain.len; i++) {
+    child_in |= strcmp(chain.ptr[i], child->path) == 0;
+    base_in |= strcmp(chain.ptr[i], v->path) == 0;
+  }
+  if (!base_in) return error_restore(&first);
+  if (!child_in) {
+    log_warn("the merge of '%s' into '%s' finished in QEMU after the engine lost track of it",
+             child->path, v->path);
+    free(first.msg);
+    error_clear();
+    return 0;
+  }
+  if (!lost) return error_restore(&first);
+  free(first.msg);
+  error_clear();
+  log_warn("retrying the merge of '%s' into '%s' once", child->path, v->path);
+  return ops->block_commit(h, vm->id, v->disk_id, child->path, v->path, MERGE_TIMEOUT_MS);
+}
+
 static int merge_volume(struct engine *eng, const struct vm *vm, const struct volume *v)
 {
   struct store *st = eng->st;
@@ -507,7 +553,8 @@ static int merge_volume(struct engine *eng, const struct vm *vm, const struct vo
       return error(ERR_INTERNAL, "volume '%s' is not in the chain VM '%s' runs for disk '%s'",
                    v->path, vm->name, v->disk_id);
     if (child_in &&
-        ops->block_commit(h, vm->id, v->disk_id, child->path, v->path, MERGE_TIMEOUT_MS) < 0)
+        ops->block_commit(h, vm->id, v->disk_id, child->path, v->path, MERGE_TIMEOUT_MS) < 0 &&
+        live_merge_settle(ops, h, vm, v, child) < 0)
       return -1;
   } else {
     if (volume_commit(child->path, child->format, v->path) < 0) return -1;
