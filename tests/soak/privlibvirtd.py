@@ -9,7 +9,8 @@ libvirtd (and its virtlogd) in a mount namespace of its own:
     machine's domains, pid files and sockets, so the private daemon neither sees nor
     reconnects to guests it did not start;
   - a copy of /etc/libvirt is bound over /etc/libvirt, without defined domains, networks
-    or storage pools (nothing to autostart), and with `unix_sock_dir` outside the tmpfs,
+    or storage pools (nothing to autostart), VNC ports from 25900 (the machine's libvirtd
+    allocates from 5900 without knowing this one's), and with `unix_sock_dir` outside the tmpfs,
     in this helper's scratch directory, so the engine and virsh outside reach it at
     `qemu+unix:///system?socket=DIR/sock/libvirt-sock`.
 
@@ -26,6 +27,7 @@ import tempfile
 import time
 
 HIDDEN = ("/run", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt")
+PORTS = (25900, 26899, 26900, 27899)  # VNC and VNC websocket ranges of the private libvirtd
 
 
 class Failure(Exception):
@@ -67,6 +69,12 @@ class PrivateLibvirtd:
         os.makedirs(self.sock_dir)
         with open(os.path.join(etc, "libvirtd.conf"), "a") as f:
             f.write('\n# snapback soak: a private libvirtd\nunix_sock_dir = "%s"\n' % self.sock_dir)
+        # the machine's libvirtd hands out VNC ports from 5900 too, unaware of this one's: two
+        # guests would race for one port ("Failed to find an available port")
+        with open(os.path.join(etc, "qemu.conf"), "a") as f:
+            f.write('\n# snapback soak: ports apart from the machine libvirtd\'s\n'
+                    'remote_display_port_min = %d\nremote_display_port_max = %d\n'
+                    'websocket_port_min = %d\nwebsocket_port_max = %d\n' % PORTS)
         return etc
 
     def _nsenter(self, *argv):
