@@ -9,7 +9,10 @@
  *     transient overlay of its disk snapshot is removed;
  *   - the reconcile after libvirtd restarts: a VM whose stop event was lost
  *     (the store says up, libvirt runs nothing) is recorded down once the
- *     reconnect asks the housekeeping thread to reconcile.
+ *     reconnect asks the housekeeping thread to reconcile;
+ *   - a live merge that QEMU finished while libvirtd was away (the engine saw
+ *     the socket close) is taken as done from the live chain, not left for
+ *     the store and the files to drift apart (found by the soak).
  *
  * The start race wraps the engine's hyper ops (cmd/internal.h): the wrapper
  * starts the domain, kills it, and delivers the stop event itself, which is
@@ -254,6 +257,126 @@ static void test_start_race(const char *data_vm, const char *disk_id, const char
   CHECK(vm_status_of(agent) == VM_DOWN);
 }
 
+/* ---- a live merge whose libvirtd went away mid-job: QEMU finished it */
+
+static struct volume **merge_chain;   /* the disk's volumes, base first */
+static int commits, pings;
+
+/* the live XML a QEMU shows: the whole chain before the commit, without the
+ * committed child (index 1) after it */
+static char *lost_live_xml(struct hyper *h, const char *vm_id)
+{
+  (void)h, (void)vm_id;
+  struct buf b = BUF_INIT;
+  buf_printf(&b, "<domain><devices><disk type='file' device='disk'>");
+  size_t n = 0;
+  while (merge_chain[n]) n++;
+  int opened = 0;
+  for (size_t i = n; i-- > 0;) {
+    if (commits && i == 1) continue;
+    if (opened) buf_printf(&b, "<backingStore type='file'>");
+    buf_printf(&b, "<source file='%s'/>", merge_chain[i]->path);
+    opened++;
+  }
+  buf_printf(&b, "<backingStore/>");
+  for (int i = 1; i < opened; i++) buf_printf(&b, "</backingStore>");
+  buf_printf(&b, "<target dev='sda'/><alias name='ua-%s'/></disk></devices></domain>", merge_chain[0]->disk_id);
+  return buf_detach(&b);
+}
+
+static int lost_block_commit(struct hyper *h, const char *vm_id, const char *disk_id, const char *top,
+                             const char *base, int timeout_ms)
+{
+  (void)h, (void)vm_id, (void)disk_id, (void)top, (void)base, (void)timeout_ms;
+  commits++; /* QEMU finishes the job; the engine only sees the socket close */
+  return error(ERR_INTERNAL, "cannot follow the merge: internal error: client socket is closed");
+}
+
+static int lost_ping(struct hyper *h)
+{
+  (void)h;
+  return pings++ == 0 ? error(ERR_UNAVAILABLE, "host is restarting") : 0;
+}
+
+static void test_merge_lost(void)
+{
+  char vm[UUID_STRLEN + 1], disk[UUID_STRLEN + 1], att[UUID_STRLEN + 1], s1[UUID_STRLEN + 1],
+      s2[UUID_STRLEN + 1];
+  create("/vms", "<vm><name>merge</name><cluster><name>Default</name></cluster>"
+                 "<template><name>Blank</name></template></vm>", vm);
+  create("/disks", "<disk><alias>m1</alias><provisioned_size>1048576</provisioned_size><format>cow</format>"
+                   "<storage_domains><storage_domain><name>data</name></storage_domain></storage_domains></disk>",
+         disk);
+  AUTOFREE char *atts = xasprintf("/vms/%s/diskattachments", vm);
+  AUTOFREE char *body = xasprintf("<disk_attachment><disk id=\"%s\"/><interface>virtio_scsi</interface>"
+                                  "<active>true</active></disk_attachment>", disk);
+  create(atts, body, att);
+  /* base (s1's) <- middle (s2's) <- active, made while the VM is down */
+  AUTOFREE char *snaps = xasprintf("/vms/%s/snapshots", vm);
+  create(snaps, "<snapshot><description>s1</description></snapshot>", s1);
+  AUTOFREE char *s1_path = xasprintf("%s/%s", snaps, s1);
+  CHECK(wait_for(s1_path, "<snapshot_status>ok</snapshot_status>"));
+  create(snaps, "<snapshot><description>s2</description></snapshot>", s2);
+  AUTOFREE char *s2_path = xasprintf("%s/%s", snaps, s2);
+  CHECK(wait_for(s2_path, "<snapshot_status>ok</snapshot_status>"));
+  AUTOFREE char *start = xasprintf("/vms/%s/start", vm);
+  CHECK(call("POST", start, "<action/>", NULL) == 200);
+  sleep_ms(300); /* the test driver's started event */
+
+  struct store *st = engine_store(eng);
+  const char *params[] = {disk};
+  struct volume **all = volume_list(st, "disk_id = ?", params, 1, NULL, 0);
+  CHECK(all && all[0] && all[1] && all[2] && !all[3]);
+  if (!all || !all[0] || !all[1] || !all[2]) return;
+  /* base first: follow parent_id */
+  struct volume *ordered[4] = {NULL, NULL, NULL, NULL};
+  for (size_t i = 0; all[i]; i++)
+    if (!all[i]->parent_id) ordered[0] = all[i];
+  for (int k = 1; k < 3 && ordered[k - 1]; k++)
+    for (size_t i = 0; all[i]; i++)
+      if (all[i]->parent_id && strcmp(all[i]->parent_id, ordered[k - 1]->id) == 0) ordered[k] = all[i];
+  CHECK(ordered[0] && ordered[1] && ordered[2]);
+  if (!ordered[2]) return;
+  merge_chain = ordered;
+  char base_id[UUID_STRLEN + 1], mid_id[UUID_STRLEN + 1], top_id[UUID_STRLEN + 1];
+  snprintf(base_id, sizeof base_id, "%s", ordered[0]->id);
+  snprintf(mid_id, sizeof mid_id, "%s", ordered[1]->id);
+  snprintf(top_id, sizeof top_id, "%s", ordered[2]->id);
+  AUTOFREE char *mid_path = xstrdup(ordered[1]->path);
+
+  real_ops = eng->hyper_ops;
+  dying_ops = *real_ops;
+  dying_ops.domain_live_xml = lost_live_xml;
+  dying_ops.block_commit = lost_block_commit;
+  dying_ops.ping = lost_ping;
+  eng->hyper_ops = &dying_ops;
+  int st_del = call("DELETE", s1_path, NULL, NULL);
+  CHECK(st_del == 200 || st_del == 202);
+  bool gone = false;
+  for (int i = 0; i < 150 && !gone; i++) {
+    AUTOPTR(snapshot) sn = snapshot_get(st, s1);
+    gone = !sn;
+    error_clear();
+    if (!gone) sleep_ms(100);
+  }
+  eng->hyper_ops = real_ops;
+  merge_chain = NULL;
+  CHECK(gone);           /* the removal finished: QEMU's part was done */
+  CHECK(commits == 1);   /* and was not run twice */
+  AUTOPTR(volume) base = volume_get(st, base_id);
+  CHECK(base && base->status == DISK_OK && base->snapshot_id && strcmp(base->snapshot_id, s2) == 0);
+  AUTOPTR(volume) mid = volume_get(st, mid_id);
+  CHECK(!mid);           /* the committed child is gone, row and file */
+  error_clear();
+  CHECK(access(mid_path, F_OK) != 0);
+  AUTOPTR(volume) top = volume_get(st, top_id);
+  CHECK(top && top->parent_id && strcmp(top->parent_id, base_id) == 0);
+  for (size_t i = 0; all[i]; i++) volume_free(all[i]);
+  free(all);
+  AUTOFREE char *stop = xasprintf("/vms/%s/stop", vm);
+  CHECK(call("POST", stop, "<action/>", NULL) == 200);
+}
+
 static void test_reconcile(const char *vm_id)
 {
   AUTOFREE char *start = xasprintf("/vms/%s/start", vm_id);
@@ -311,6 +434,7 @@ int main(void)
   test_size_cache(vm_id, disk_id, sd_id);
   test_start_race(vm_id, disk_id, tmpl);
   test_reconcile(vm_id);
+  test_merge_lost();
 
   engine_close(eng);
   const char *rm[] = {"rm", "-rf", tmpl, NULL};
