@@ -380,6 +380,16 @@ static struct manifest *manifest_from_json(json_t *j, const char *name)
       error(ERR_INVALID, "backup '%s' is damaged: disk %zu lacks required fields", name, i);
       return NULL;
     }
+    /* outside input: the size must fit the blocks the disk lists (a chunk id
+     * per 4 MiB in version 1, 32 bytes of base64 in version 2) before that
+     * many are allocated; a size of 3.7e17 made calloc fail (fuzz_repo) */
+    size_t listed = version == 1 ? json_array_size(json_object_get(jd, "chunks"))
+                                 : json_string_length(json_object_get(jd, "blocks")) / 4 * 3 / 32 + 1;
+    if (manifest_chunk_count((uint64_t)size) > listed) {
+      error(ERR_INVALID, "backup '%s' is damaged: disk %zu is %lld bytes, more than its blocks describe", name,
+            i, (long long)size);
+      return NULL;
+    }
     struct manifest_disk *d = manifest_add_disk(m, (uint64_t)size);
     d->id = xstrdup(did);
     d->alias = xstrdup(alias);
