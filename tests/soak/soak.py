@@ -17,7 +17,8 @@ The guests run under a private libvirtd (privlibvirtd.py: its own mount namespac
 socket), which the engine and virsh reach by URI, so the restart fault disturbs nobody else.
 --shared-libvirtd uses the machine's libvirtd instead, without the restart fault.
 After every fault, and every 10 cycles, it waits for the engine to settle and checks:
-  the store and libvirt agree on every VM; no file in storage that no volume names, no
+  the store and libvirt agree on every VM (within RECONCILE_S: an event in flight, the
+  reconcile after a libvirtd restart); no file in storage that no volume names, no
   transient overlay no attachment owns, no qemu-nbd without an open transfer, no locked
   snapshot; every volume's file exists; every snapshot still has the content it had when
   it was taken (sha256 of the chain); every snapshot create/remove that got 2xx finished
