@@ -9,8 +9,8 @@ libvirtd (and its virtlogd) in a mount namespace of its own:
     machine's domains, pid files and sockets, so the private daemon neither sees nor
     reconnects to guests it did not start;
   - a copy of /etc/libvirt is bound over /etc/libvirt, without defined domains, networks
-    or storage pools (nothing to autostart), VNC ports from 25900 (the machine's libvirtd
-    allocates from 5900 without knowing this one's), and with `unix_sock_dir` outside the tmpfs,
+    or storage pools (nothing to autostart), VNC ports from 20000-39999 (the machine's
+    libvirtd allocates from 5900 without knowing this one's), and with `unix_sock_dir` outside the tmpfs,
     in this helper's scratch directory, so the engine and virsh outside reach it at
     `qemu+unix:///system?socket=DIR/sock/libvirt-sock`.
 
@@ -27,7 +27,7 @@ import tempfile
 import time
 
 HIDDEN = ("/run", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt")
-PORTS = (25900, 26899, 26900, 27899)  # VNC and VNC websocket ranges of the private libvirtd
+PORT_BASE = 20000  # VNC and VNC websocket ports: 1,000 of 20000-39999, picked per instance
 
 
 class Failure(Exception):
@@ -54,6 +54,9 @@ class PrivateLibvirtd:
         self.holder = None
         self.ns = None
         self.restarts = 0
+        # two soaks at once (by hand and in make check) should not race for ports either
+        base = PORT_BASE + (os.getpid() % 20) * 1000
+        self.ports = (base, base + 499, base + 500, base + 999)
 
     @property
     def root(self):
@@ -74,7 +77,7 @@ class PrivateLibvirtd:
         with open(os.path.join(etc, "qemu.conf"), "a") as f:
             f.write('\n# snapback soak: ports apart from the machine libvirtd\'s\n'
                     'remote_display_port_min = %d\nremote_display_port_max = %d\n'
-                    'websocket_port_min = %d\nwebsocket_port_max = %d\n' % PORTS)
+                    'websocket_port_min = %d\nwebsocket_port_max = %d\n' % self.ports)
         return etc
 
     def _nsenter(self, *argv):
