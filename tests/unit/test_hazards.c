@@ -237,10 +237,9 @@ static void test_start_race(const char *data_vm, const char *disk_id, const char
    * a moment later when libvirt's event thread did (it may still be
    * removing the file when the start answers) */
   AUTOFREE char *tdir = xasprintf("%s/transient/%s", state_dir, agent);
-  const char *params[] = {agent};
   bool gone = false;
   for (int i = 0; i < 100 && !gone; i++) {
-    AUTOLIST(attachment) al = attachment_list(engine_store(eng), "vm_id = ?", params, 1, NULL, 0);
+    AUTOLIST(attachment) al = attachment_list_by_vm(engine_store(eng), agent);
     gone = al && al[0] && !al[0]->plugged && !al[0]->overlay_path && files_in(tdir) == 0;
     if (!gone) sleep_ms(50);
   }
@@ -324,8 +323,7 @@ static void test_merge_lost(void)
   sleep_ms(300); /* the test driver's started event */
 
   struct store *st = engine_store(eng);
-  const char *params[] = {disk};
-  struct volume **all = volume_list(st, "disk_id = ?", params, 1, NULL, 0);
+  struct volume **all = volume_list_by_disk(st, disk);
   CHECK(all && all[0] && all[1] && all[2] && !all[3]);
   if (!all || !all[0] || !all[1] || !all[2]) return;
   /* base first: follow parent_id */
