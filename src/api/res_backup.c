@@ -1,7 +1,7 @@
 /* res_backup.c: /vms/{vm}/backups and /vms/{vm}/checkpoints, oVirt's
  * Backup API (types Backup, Checkpoint; services VmBackupsService,
  * VmCheckpointsService of ovirt-engine-api-model). The commands are in
- * cmd/backup.c and cmd/checkpoint.c; handlers here check shapes and render. */
+ * cmd/backup/backup.c and cmd/backup/checkpoint.c; handlers here check shapes and render. */
 #include "api/resources.h"
 #include "cmd/commands.h"
 #include "util/err.h"

@@ -1,4 +1,4 @@
-/* res_console.c: /vms/{vm}/graphicsconsoles (cmd/console.c): the VNC
+/* res_console.c: /vms/{vm}/graphicsconsoles (cmd/vm/console.c): the VNC
  * console, its ticket action, and the remote-viewer connection file. */
 #include "api/resources.h"
 #include "cmd/console.h"

@@ -1,5 +1,5 @@
 /* res_net.c: /networks, /vnicprofiles, a cluster's and a data center's
- * networks, and /vms/{vm}/nics (cmd/nic.c). One vNIC profile per network,
+ * networks, and /vms/{vm}/nics (cmd/vm/nic.c). One vNIC profile per network,
  * with the network's id and name. */
 #include "api/resources.h"
 #include "cmd/commands.h"

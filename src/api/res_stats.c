@@ -1,5 +1,5 @@
 /* res_stats.c: /vms/{id}/statistics, /hosts/{id}/statistics and
- * /disks/{id}/statistics (cmd/stats.c measures them), as oVirt's Statistic:
+ * /disks/{id}/statistics (cmd/core/stats.c measures them), as oVirt's Statistic:
  * name, description, kind, type, unit, values/value/datum and the parent. */
 #include "api/resources.h"
 #include "cmd/stats.h"

@@ -96,7 +96,7 @@ void engine_job_finish(struct engine *eng, const char *job_id, bool ok);
 
 /* writes the engine's gauges (jobs and transfers in progress, the store's
  * size, each host's libvirt connection) in Prometheus text format; -1 +
- * error when the store fails (cmd/metrics.c) */
+ * error when the store fails (cmd/core/metrics.c) */
 int engine_metrics_render(struct engine *eng, struct buf *out);
 
 /* records an audit event (never fails the caller: store errors are logged) */

@@ -10,7 +10,7 @@
  *   /images/TICKET                    image transfer data (imageio.c: the
  *                                     ticket authorizes; bodies streamed)
  *   /metrics                          Prometheus metrics (util/metrics.c and
- *                                     cmd/metrics.c), behind
+ *                                     cmd/core/metrics.c), behind
  *                                     its own --metrics-auth setting
  *   /ovirt-engine/services/pki-resource the CA certificate, no auth (as oVirt)
  *   GET / and /NAME                   the web console's files (webassets.c)

@@ -214,12 +214,12 @@ struct image_transfer {
                                 the disk: the transfer neither locks nor unlocks it */
 };
 
-/* ---- users, groups, roles, permissions (cmd/perm.c holds the rules) ---- */
+/* ---- users, groups, roles, permissions (cmd/core/perm.c holds the rules) ---- */
 
 /* a group of users; membership is group_member rows */
 struct usergroup { char *id, *name, *domain; };
 struct group_member { char *id, *group_id, *user_id; };
-/* a custom role (the predefined ones live in cmd/perm.c and never change) */
+/* a custom role (the predefined ones live in cmd/core/perm.c and never change) */
 struct role {
   char *id, *name, *description;
   bool administrative;
@@ -232,7 +232,7 @@ struct role_permit { char *id, *role_id; int64_t permit; };
 struct permission { char *id, *role_id, *user_id, *group_id, *object_type, *object_id; };
 /* a locked user: its tokens and passwords stop working at once */
 struct user_lock { char *user_id; int64_t since_ms; };
-/* a VM backup (oVirt's Backup API, cmd/backup.c). Hybrid: a snapshot
+/* a VM backup (oVirt's Backup API, cmd/backup/backup.c). Hybrid: a snapshot
  * (snapshot_id) freezes the disks; clients read its volumes; finalize
  * removes it. */
 struct backup {
