@@ -31,8 +31,14 @@
 #                                            the disk went to HOST:PORT over TCP (busybox nc) as
 #                                            one line "SNAPBACK-DATA serial=S dev=D sha256=H
 #                                            bytes=N" and then its N bytes
+#   SNAPBACK-AGENT port=<vportNpM>          only with snapback.agent=1: the guest agent answers
+#                                            on the org.qemu.guest_agent.0 virtio port
 # Cmdline options: snapback.write=1 (see above), snapback.net=1 and snapback.send=HOST:PORT
-# (see above; send implies net), snapback.debug=1 (keep kernel messages on
+# (see above; send implies net), snapback.ip=ADDR/PREFIX (eth0 gets this static address
+# instead of a DHCP lease; implies net), snapback.agent=1 (start /agent, a tiny guest agent
+# in busybox sh: guest-sync, guest-sync-delimited, guest-ping, guest-info and
+# guest-network-get-interfaces; every other command, guest-fsfreeze-* among them, gets a
+# CommandNotFound error, so snapshots of the appliance stay crash-consistent), snapback.debug=1 (keep kernel messages on
 # the console after boot; by default they are silenced after boot so that they cannot
 # interleave with the SNAPBACK lines).
 set -euo pipefail
@@ -145,7 +151,7 @@ cp "$BZ" "$OUTDIR/vmlinuz.tmp"
 # --- 3. modules ------------------------------------------------------------------------
 # depmod over the full tree gives the transitive dependencies of what we want; the
 # crypto back-ends of crc-t10dif / crc64-rocksoft are soft dependencies, so listed here.
-WANT=(virtio_pci virtio_blk virtio_scsi sd_mod crct10dif_generic crc64_rocksoft_generic virtio_net)
+WANT=(virtio_pci virtio_blk virtio_scsi sd_mod crct10dif_generic crc64_rocksoft_generic virtio_net virtio_console)
 "$BB" depmod -b "$TMP/pkg" "$KVER"
 R=$TMP/root
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,lib/modules/"$KVER"}
@@ -183,16 +189,31 @@ modprobe -a crct10dif_generic crc64_rocksoft_generic sd_mod virtio_pci virtio_bl
   echo "SNAPBACK-ERROR dev=- what=modprobe"
 grep -q 'snapback.debug=1' /proc/cmdline || echo "1 4 1 7" > /proc/sys/kernel/printk
 # the network, before any disk is sent over it
-if grep -Eq 'snapback\.(net=1|send=)' /proc/cmdline; then
+static=$(sed -n 's/.*snapback\.ip=\([0-9./]*\).*/\1/p' /proc/cmdline)
+if [ -n "$static" ] || grep -Eq 'snapback\.(net=1|send=)' /proc/cmdline; then
   modprobe virtio_net || echo "SNAPBACK-ERROR dev=eth0 what=modprobe"
   ip link set lo up
   i=0
   while [ $i -lt 100 ] && [ ! -e /sys/class/net/eth0 ]; do usleep 50000; i=$((i + 1)); done
   ip link set eth0 up
-  if udhcpc -i eth0 -s /udhcpc -n -q -t 20 -T 1 >/dev/null 2>&1; then
+  if [ -n "$static" ]; then
+    if ip addr add "$static" dev eth0; then
+      echo "SNAPBACK-NET dev=eth0 ip=${static%/*}"
+    else
+      echo "SNAPBACK-ERROR dev=eth0 what=address"
+    fi
+  elif udhcpc -i eth0 -s /udhcpc -n -q -t 20 -T 1 >/dev/null 2>&1; then
     echo "SNAPBACK-NET dev=eth0 ip=$(cat /run/ip)"
   else
     echo "SNAPBACK-ERROR dev=eth0 what=dhcp"
+  fi
+fi
+# the guest agent, after the network so that its first answer already has the address
+if grep -q 'snapback.agent=1' /proc/cmdline; then
+  if modprobe virtio_console; then
+    /agent </dev/null >/dev/console 2>&1 &
+  else
+    echo "SNAPBACK-ERROR dev=- what=agent"
   fi
 fi
 mkdir -p /run/seen
@@ -275,7 +296,82 @@ bound|renew)
 esac
 exit 0
 EOF
-chmod 755 "$R/init" "$R/handler" "$R/udhcpc"
+cat > "$R/agent" <<'EOF'
+#!/bin/sh
+# A tiny QEMU guest agent: line-delimited JSON on the org.qemu.guest_agent.0 virtio port, as
+# libvirt speaks it (each command one line ending in \n; before each, guest-sync with an id
+# that the answer must echo). Only what snapback's tests need; all else is CommandNotFound.
+dev=
+i=0
+while [ $i -lt 100 ] && [ -z "$dev" ]; do
+  for n in /sys/class/virtio-ports/*/name; do
+    [ -r "$n" ] && [ "$(cat "$n")" = org.qemu.guest_agent.0 ] || continue
+    p=${n%/name}
+    [ -c "/dev/${p##*/}" ] && dev=/dev/${p##*/}
+  done
+  [ -n "$dev" ] || { usleep 50000; i=$((i + 1)); }
+done
+if [ -z "$dev" ]; then
+  echo "SNAPBACK-ERROR dev=- what=agent-port"
+  exit 0
+fi
+exec 3<>"$dev" || { echo "SNAPBACK-ERROR dev=${dev#/dev/} what=agent-open"; exit 0; }
+echo "SNAPBACK-AGENT port=${dev#/dev/}"
+
+# [{"name":..,"hardware-address":..,"ip-addresses":[..]}, ...]: every interface
+interfaces() {
+  ip -o addr 2>/dev/null | awk -v q='"' '
+    $3 == "inet" || $3 == "inet6" {
+      split($4, a, "/")
+      t = ($3 == "inet") ? "ipv4" : "ipv6"
+      ips[$2] = ips[$2] (ips[$2] == "" ? "" : ",") "{" q "ip-address-type" q ":" q t q "," \
+                q "ip-address" q ":" q a[1] q "," q "prefix" q ":" (a[2] == "" ? 0 : a[2]) "}"
+    }
+    END { for (n in ips) print n " " ips[n] }' > /run/agent.ips
+  out= sep=
+  for d in /sys/class/net/*; do
+    name=${d##*/}
+    mac=$(cat "$d/address" 2>/dev/null)
+    ips=$(awk -v n="$name" '$1 == n { print $2 }' /run/agent.ips)
+    out="$out$sep{\"name\":\"$name\",\"hardware-address\":\"$mac\",\"ip-addresses\":[$ips]}"
+    sep=,
+  done
+  printf '[%s]' "$out"
+}
+
+while :; do
+  # read fails at EOF, which the port gives while the host side is not connected: wait
+  line=
+  if ! IFS= read -r line <&3 && [ -z "$line" ]; then
+    usleep 200000
+    continue
+  fi
+  line=$(printf '%s' "$line" | tr -d '\377\r')
+  cmd=$(printf '%s' "$line" | sed -n 's/.*"execute"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+  [ -n "$cmd" ] || continue
+  case $cmd in
+  guest-sync|guest-sync-delimited)
+    id=$(printf '%s' "$line" | sed -n 's/.*"id"[[:space:]]*:[[:space:]]*\(-\{0,1\}[0-9][0-9]*\).*/\1/p')
+    [ "$cmd" = guest-sync-delimited ] && printf '\377'
+    printf '{"return": %s}\n' "${id:-0}" ;;
+  guest-ping)
+    printf '{"return": {}}\n' ;;
+  guest-info)
+    printf '{"return": {"version": "snapback-appliance", "supported_commands": ['
+    s=
+    for c in guest-sync guest-sync-delimited guest-ping guest-info guest-network-get-interfaces; do
+      printf '%s{"name": "%s", "enabled": true, "success-response": true}' "$s" "$c"
+      s=", "
+    done
+    printf ']}}\n' ;;
+  guest-network-get-interfaces)
+    printf '{"return": %s}\n' "$(interfaces)" ;;
+  *)
+    printf '{"error": {"class": "CommandNotFound", "desc": "The command %s has not been found"}}\n' "$cmd" ;;
+  esac >&3
+done
+EOF
+chmod 755 "$R/init" "$R/handler" "$R/udhcpc" "$R/agent"
 
 (cd "$R" && find . | sort | "$BB" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -9n > "$OUTDIR/initrd.gz.tmp"
 mv -f "$OUTDIR/vmlinuz.tmp" "$OUTDIR/vmlinuz"
