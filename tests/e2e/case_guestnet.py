@@ -3,7 +3,9 @@ network with its own subnet and DHCP (no forward: nothing leaves the host), a sn
 network on it, and a NIC on the appliance. The appliance (snapback.send=HOST:PORT) sends
 the bytes of the disk snapshot attached to it to a TCP service the test runs on the
 network's host address; the bytes must be the snapshot's. The guest's DHCP address shows
-in /vms/{id}/reporteddevices (libvirt's leases: the appliance has no guest agent).
+in /vms/{id}/reporteddevices (libvirt's leases: this appliance runs no guest agent).
+A second appliance with a static address on a network without DHCP starts the appliance's tiny
+guest agent (snapback.agent=1): its address shows through the agent, as no lease exists.
 """
 import hashlib
 import random
@@ -153,4 +155,70 @@ def appliance_sends(env):
     finally:
         if rx:
             rx.close()
+        subprocess.run(["virsh", "-c", "qemu:///system", "net-destroy", lvnet], capture_output=True)
+
+
+def create_static_network(env):
+    """an isolated libvirt network on a free 10.214.N.0/24 without DHCP: no lease can name a
+    guest's address there; returns (name, prefix 'N.N.N.')"""
+    name = random_name("net")
+    for _ in range(20):
+        n = random.randint(1, 254)
+        xml = ("<network><name>%s</name><bridge name='vb%s'/><ip address='10.214.%d.1' netmask='255.255.255.0'/>"
+               "</network>" % (name, name[-8:], n))
+        p = subprocess.run(["virsh", "-c", "qemu:///system", "net-create", "/dev/stdin"], input=xml,
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            return name, "10.214.%d." % n
+    env.require(False, "virsh net-create %s: %s" % (name, p.stderr))
+
+
+@case("nics: a guest agent reports the appliance's static address (no DHCP lease exists for it)")
+def agent_reports_address(env):
+    kernel, initrd = appliance_files(env)
+    lvnet, prefix = create_static_network(env)
+    try:
+        net = env.expect(env.api("POST", "/networks", "<network><name>%s</name><libvirt_network>%s</libvirt_network>"
+                                 "</network>" % (lvnet, lvnet)), 201, "add the test network").get("id")
+        ip = prefix + str(random.randint(100, 250))
+        name = random_name("agent")
+        env.vm_names.add(name)
+        cmdline = "console=ttyS0 panic=-1 snapback.agent=1 snapback.ip=%s/24" % ip
+        r = env.api("POST", "/vms", "<vm><name>%s</name><cluster><name>Default</name></cluster><memory>%d</memory>"
+                    "<os><type>other</type><kernel>%s</kernel><initrd>%s</initrd><cmdline>%s</cmdline></os></vm>"
+                    % (name, AGENT_MEMORY, kernel, initrd, cmdline))
+        vm = env.expect(r, 201, "create the appliance VM").get("id")
+        nic = env.expect(env.api("POST", "/vms/%s/nics" % vm, '<nic><name>nic1</name><interface>virtio</interface>'
+                                 '<vnic_profile id="%s"/></nic>' % net), 201, "add the appliance's NIC")
+        mac = text(nic, "mac/address")
+        log = console(env, vm)
+        t0 = time.monotonic()
+        env.start_vm(vm, name)
+        wait_line(env, log, appliance.re.compile(r"^SNAPBACK-AGENT port=\S+\r?$", appliance.re.M), 120, name,
+                  "the appliance's guest agent did not start")
+        addrs = []
+        deadline = time.monotonic() + 30
+        while (mac, [ip]) not in addrs and time.monotonic() < deadline:
+            r = env.api("GET", "/vms/%s/reporteddevices" % vm)
+            addrs = [(text(d, "mac/address"), [text(i, "address") for i in d.findall("ips/ip")])
+                     for d in env.expect(r, 200, "GET reporteddevices").findall("reported_device")]
+            if (mac, [ip]) not in addrs:
+                time.sleep(0.5)
+        print("# the agent reported %s %.1f s after the start" % (ip, time.monotonic() - t0))
+        env.check((mac, [ip]) in addrs, "reported devices %r lack %s with %s" % (addrs, mac, ip))
+        r = env.api("GET", "/vms/%s?follow=reported_devices" % vm)
+        env.check(r.status == 200 and ip in [text(i, "address") for i in r.body.findall("reported_devices/reported_device/ips/ip")],
+                  "GET the VM with follow=reported_devices lacks %s: %s" % (ip, r.short()))
+        # the proof that it came from the agent: libvirt's leases know nothing of this guest
+        p = subprocess.run(["virsh", "-c", "qemu:///system", "domifaddr", name, "--source", "lease"],
+                           capture_output=True, text=True)
+        env.check(ip not in p.stdout, "libvirt has a lease for %s: %s" % (ip, p.stdout))
+        p = subprocess.run(["virsh", "-c", "qemu:///system", "domifaddr", name, "--source", "agent"],
+                           capture_output=True, text=True)
+        env.check(p.returncode == 0 and ip in p.stdout, "virsh domifaddr --source agent: %s %s" % (p.stdout, p.stderr))
+        # anything else is refused as a real agent refuses an unknown command: no fs freeze
+        p = subprocess.run(["virsh", "-c", "qemu:///system", "domfsfreeze", name], capture_output=True, text=True)
+        env.check(p.returncode != 0, "the appliance's agent claimed to freeze file systems: %s" % p.stdout)
+        env.action(vm, "stop")
+    finally:
         subprocess.run(["virsh", "-c", "qemu:///system", "net-destroy", lvnet], capture_output=True)
