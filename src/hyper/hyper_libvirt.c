@@ -763,8 +763,10 @@ static int lv_disk_detach(struct hyper *h, const char *vm_id, const char *disk_i
 
 DEFINE_AUTOPTR(virDomainSnapshot, struct _virDomainSnapshot, virDomainSnapshotFree)
 
-/* true when the last error says no guest agent is configured or answering:
- * a quiesced snapshot cannot work then, a crash-consistent one can */
+/* true when the last error says no guest agent is configured or answering, or
+ * the one that answers does not know or has disabled guest-fsfreeze-* (libvirt
+ * passes its CommandNotFound/CommandDisabled on as an internal error with the
+ * agent's text): a quiesced snapshot cannot work then, a crash-consistent one can */
 static bool agent_missing(void)
 {
   virErrorPtr e = virGetLastError();
@@ -773,6 +775,9 @@ static bool agent_missing(void)
   case VIR_ERR_AGENT_UNRESPONSIVE:
   case VIR_ERR_AGENT_UNSYNCED:
     return true;
+  case VIR_ERR_INTERNAL_ERROR:
+    return e->message && strstr(e->message, "agent command 'guest-fsfreeze-") &&
+           (strstr(e->message, "has not been found") || strstr(e->message, "has been disabled"));
   case VIR_ERR_ARGUMENT_UNSUPPORTED:  /* "QEMU guest agent is not configured" */
   case VIR_ERR_OPERATION_UNSUPPORTED:
   case VIR_ERR_OPERATION_INVALID:

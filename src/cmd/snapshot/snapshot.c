@@ -306,7 +306,7 @@ static int snap_create_run(struct engine *eng, struct snap_create *a)
   engine_event(eng, SEVERITY_NORMAL, EV_SNAPSHOT_CREATED, a->user, a->vm_id,
                "snapshot '%s' creation for VM %s has been completed%s", a->description, vm->name,
                !running ? "" : quiesced ? " (file systems frozen by the guest agent)"
-                                        : " (crash-consistent: no guest agent answered)");
+                                        : " (crash-consistent: no guest agent froze the file systems)");
   ok = true;
   goto done;
 failed:
