@@ -220,6 +220,10 @@ def agent_reports_address(env):
         p = subprocess.run(["virsh", "-c", "qemu:///system", "domifaddr", name, "--source", "agent"],
                            capture_output=True, text=True)
         env.check(p.returncode == 0 and ip in p.stdout, "virsh domifaddr --source agent: %s %s" % (p.stdout, p.stderr))
+        for cmd, want in (("guest-ping", '{"return":{}}'), ("guest-info", '"version":"snapback-appliance"')):
+            p = subprocess.run(["virsh", "-c", "qemu:///system", "qemu-agent-command", name, '{"execute":"%s"}' % cmd],
+                               capture_output=True, text=True)
+            env.check(p.returncode == 0 and want in p.stdout, "%s: %s %s" % (cmd, p.stdout, p.stderr))
         # anything else is refused as a real agent refuses an unknown command: no fs freeze
         p = subprocess.run(["virsh", "-c", "qemu:///system", "domfsfreeze", name], capture_output=True, text=True)
         env.check(p.returncode != 0, "the appliance's agent claimed to freeze file systems: %s" % p.stdout)
