@@ -38,8 +38,7 @@ int add_host(struct api_call *c)
   const struct node *cref = node_child(b, "cluster");
   if (cref && !(cl = resolve_cluster(c, cref, "cluster"))) return -1;
   /* the command fills in id, URI, cluster and status */
-  struct host *h = xcalloc(1, sizeof *h);
-  AUTOPTR(host) owned = h;
+  AUTOPTR(host) h = xcalloc(1, sizeof *h);
   h->name = xstrdup(name);
   h->address = xstrdup(address);
   h->libvirt_uri = xstrdup(node_text(b, "libvirt_uri"));

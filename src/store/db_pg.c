@@ -182,7 +182,7 @@ static struct pg_stmt *pg_prepare(struct db_pg *db, const char *sql, const struc
 
   if (victim->key) {  /* the server forgets it too, so that names can be reused */
     AUTOFREE char *dealloc = xasprintf("DEALLOCATE %s", victim->name);
-    AUTOPTR(PGresult) res = PQexec(db->conn, dealloc);
+    PQclear(PQexec(db->conn, dealloc));
     free(victim->key);
     victim->key = NULL;
   }
@@ -362,7 +362,7 @@ static int db_pg_exec(struct db *base, const char *sql, const struct db_value *p
     if (db->in_tx) {
       struct err_saved saved;
       error_save(&saved);
-      AUTOPTR(PGresult) undo = PQexec(db->conn, "ROLLBACK TO SAVEPOINT db_pg_stmt; RELEASE SAVEPOINT db_pg_stmt");
+      PQclear(PQexec(db->conn, "ROLLBACK TO SAVEPOINT db_pg_stmt; RELEASE SAVEPOINT db_pg_stmt"));
       db->savepoint = false;
       error_restore(&saved);
     }
@@ -412,7 +412,7 @@ static int db_pg_begin(struct db *base)
   snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%d, %d)", PG_LOCK_CLASS, PG_LOCK_WRITE);
   if (pg_exec_plain(db, sql) < 0) {
     if (PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
-      AUTOPTR(PGresult) res = PQexec(db->conn, "ROLLBACK");
+      PQclear(PQexec(db->conn, "ROLLBACK"));
     }
     return -1;
   }

@@ -6,6 +6,7 @@
  * it: the fuzzed code is exactly the engine's. */
 #include "fuzz.h"
 #include "../../src/api/routes.c"
+#include "api/search.h"
 #include <microhttpd.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -30,7 +30,7 @@ def build(build_dir, targets):
     env = dict(os.environ, CC="clang")
     if not os.path.exists(os.path.join(build_dir, "meson-private", "coredata.dat")):
         p = subprocess.run(["meson", "setup", build_dir, ROOT, "-Dfuzz=true", "-Db_sanitize=address,undefined",
-                            "-Db_lundef=false", "-Dbuildtype=debugoptimized"],
+                            "-Db_lundef=false", "-Dbuildtype=debugoptimized", "-Dwerror=true"],
                            env=env, capture_output=True, text=True)
         if p.returncode != 0:
             print("FAIL meson setup %s:\n%s%s" % (build_dir, p.stdout[-3000:], p.stderr[-3000:]))

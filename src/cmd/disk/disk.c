@@ -241,7 +241,6 @@ static int sd_add_execute(struct cmd_ctx *c)
   AUTOFREE char *top = xasprintf("%s/%s", a->path, a->id);
   if ((mkdir(top, 0755) < 0 && errno != EEXIST) || (mkdir(images, 0755) < 0 && errno != EEXIST))
     return error(ERR_INTERNAL, "cannot create '%s': %s", images, strerror(errno));
-  AUTOPTR(cluster) cl = NULL;
   AUTOLIST(datacenter) dcs = datacenter_list_all(c->eng->st);
   if (!dcs) return -1;
   struct storage_domain sd = {.id = a->id, .name = (char *)a->name, .path = (char *)a->path,
