@@ -253,6 +253,12 @@ def libvirtd_restart(env):
         lv.stop_libvirtd()
         lv.start()
         env.check(domstate(name) == "running", "the domain is %r after libvirtd's restart" % domstate(name))
+        # while the engine has not reconnected, the VM is unknown and a backup is refused (409):
+        # wait for the reconcile to show it up again, as a client would
+        deadline = time.monotonic() + 60
+        while env.vm_status(vm_id) != "up" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        env.check(env.vm_status(vm_id) == "up", "the VM is %r 60 s after libvirtd's restart" % env.vm_status(vm_id))
         img, cp2, dirty = one_backup(env, vm_id, d, lay, img, cp1, "incremental", "hybrid after libvirtd's restart")
         env.check(dirty is not None and dirty <= MiB, "after libvirtd's restart: %r dirty bytes" % dirty)
         model_write(env, name, d, lay, 0x93, 6 * MiB, 64 * 1024)
