@@ -31,11 +31,20 @@ def main():
     ap.add_argument("-k", action="append", default=[], help="run only tests whose title contains this")
     ap.add_argument("--keep", action="store_true", help="keep state and log directories")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--shard", default="1/1", metavar="I/N",
+                    help="run only the I-th of N interleaved parts of the cases (1/2 and 2/2 side by side)")
     args = ap.parse_args()
+    try:
+        shard, nshards = (int(x) for x in args.shard.split("/"))
+        if not 1 <= shard <= nshards:
+            raise ValueError
+    except ValueError:
+        ap.error("--shard wants I/N with 1 <= I <= N, e.g. 1/2")
 
     for m in MODULES:
         importlib.import_module(m)
     cases = [(t, f) for t, f in harness.CASES if not args.k or any(k in t for k in args.k)]
+    cases = cases[shard - 1::nshards]
     if args.list:
         for t, _ in cases:
             print(t)
