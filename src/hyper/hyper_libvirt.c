@@ -14,8 +14,12 @@
  * two of them do not pick the same target name.
  *
  * Errors are libvirt's message, reported once with error(); libvirt's own
- * printing to stderr is switched off. */
-#include "hyper/hyper.h"
+ * printing to stderr is switched off.
+ *
+ * The statistics (hyper_lvstats.c), the volumes on a host's local storage
+ * (hyper_lvvolume.c) and the consoles, CD-ROM and guest addresses
+ * (hyper_lvguest.c) live in files of their own; hyper_lv.h is what they share. */
+#include "hyper/hyper_lv.h"
 #include "hyper/domxml.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -38,49 +42,6 @@
 #define COMMIT_POLL_MS 500
 /* how long close waits for libvirt to release the event callbacks */
 #define CALLBACK_RELEASE_MS 5000
-
-DEFINE_AUTOPTR(virDomain, struct _virDomain, virDomainFree)
-DEFINE_AUTOPTR(virConnect, struct _virConnect, virConnectClose)
-
-/* a disk_detach waiting for its DEVICE_REMOVED event */
-struct detach_waiter {
-  const char *vm_id, *alias;
-  bool removed;
-  struct detach_waiter *next;
-};
-
-/* a block_commit watching the block job events of one disk; the events only
- * wake it up, the job info and the live XML decide */
-struct job_waiter {
-  const char *vm_id, *target;
-  bool ready;                      /* a READY event came */
-  unsigned events;                 /* events seen, to notice a wake-up */
-  struct job_waiter *next;
-};
-
-struct hyper {
-  char *uri;
-  int domain_type;                 /* resolved: KVM or QEMU */
-  int detach_timeout_ms;
-  char *console_listen;            /* where VNC consoles listen */
-  int spice;                       /* QEMU offers SPICE: 1 yes, 0 no, -1 not asked yet */
-  struct hyper_callbacks cb;       /* copy; members may be NULL */
-  void *opaque;
-
-  pthread_mutex_t conn_lock;
-  virConnectPtr conn;              /* NULL when disconnected */
-  int lifecycle_id, removed_id, job_id; /* callback ids on conn, -1 when none */
-  bool was_connected;              /* a connection existed before: the next one is a reconnect */
-  bool conn_announced;             /* conn was reported (reconnected callback) already */
-
-  pthread_mutex_t attach_lock;
-
-  pthread_mutex_t wait_lock;
-  pthread_cond_t wait_cond;        /* CLOCK_MONOTONIC */
-  struct detach_waiter *waiters;
-  struct job_waiter *job_waiters;
-  int callbacks_held;              /* registrations libvirt has not freed yet */
-};
 
 /* ---- process-wide libvirt setup and the event thread ---- */
 
@@ -188,8 +149,7 @@ static enum err_code virt_code(void)
 }
 
 /* error(code of libvirt's last error, "<what>: <libvirt's message>") */
-PRINTF(3, 4)
-static int virt_error_at(const char *func, int line, const char *fmt, ...)
+int hyper_lv_virt_error_at(const char *func, int line, const char *fmt, ...)
 {
   AUTOBUF struct buf what = BUF_INIT;
   va_list ap;
@@ -198,9 +158,8 @@ static int virt_error_at(const char *func, int line, const char *fmt, ...)
   va_end(ap);
   return error_at(virt_code(), func, line, "%s: %s", buf_str(&what), virGetLastErrorMessage());
 }
-#define virt_error(...) virt_error_at(__func__, __LINE__, __VA_ARGS__)
 
-static bool last_error_is(int code)
+bool hyper_lv_last_error_is(int code)
 {
   virErrorPtr e = virGetLastError();
   return e && e->code == code;
@@ -371,7 +330,7 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 
 /* a reference to a live connection, reconnecting when it dropped; the
  * caller closes it (AUTOPTR(virConnect)) */
-static virConnectPtr get_conn(struct hyper *h)
+virConnectPtr hyper_lv_get_conn(struct hyper *h)
 {
   pthread_mutex_lock(&h->conn_lock);
   if (h->conn && virConnectIsAlive(h->conn) != 1) {
@@ -393,11 +352,11 @@ static virConnectPtr get_conn(struct hyper *h)
 }
 
 /* the domain vm_id; ERR_NOT_FOUND "VM '...' is not running" when absent */
-static virDomainPtr lookup(virConnectPtr c, const char *vm_id)
+virDomainPtr hyper_lv_lookup(virConnectPtr c, const char *vm_id)
 {
   virDomainPtr d = virDomainLookupByUUIDString(c, vm_id);
   if (!d) {
-    if (last_error_is(VIR_ERR_NO_DOMAIN))
+    if (hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN))
       error(ERR_NOT_FOUND, "VM '%s' is not running", vm_id);
     else
       virt_error("cannot look up VM '%s'", vm_id);
@@ -488,7 +447,7 @@ static void lv_close(struct hyper *h)
 
 static int lv_ping(struct hyper *h)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   unsigned long ver;
   if (virConnectGetLibVersion(c, &ver) < 0) {
@@ -500,7 +459,7 @@ static int lv_ping(struct hyper *h)
 
 static int lv_host_info(struct hyper *h, char **hostname, int *cpus, int64_t *memory)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   virNodeInfo info;
   if (virNodeGetInfo(c, &info) < 0) return virt_error("cannot read the node info of host '%s'", h->uri);
@@ -518,25 +477,6 @@ static char *lv_domain_xml_for(struct hyper *h, const struct hyper_vm_spec *spec
   return domxml_domain(spec, h->domain_type);
 }
 
-/* libvirt's domain capabilities list the graphics types QEMU was built with
- * (<graphics supported='yes'><enum name='type'><value>spice</value>...) */
-static int lv_graphics_supported(struct hyper *h, const char *type)
-{
-  if (strcmp(type, "vnc") == 0) return 1;
-  if (strcmp(type, "spice") != 0) return 0;
-  if (h->spice >= 0) return h->spice;
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOFREE char *caps = virConnectGetDomainCapabilities(c, NULL, "x86_64", "q35",
-                                                        domain_type_to_str(h->domain_type), 0);
-  if (!caps) return virt_error("cannot read the domain capabilities of host '%s'", h->uri);
-  const char *g = strstr(caps, "<graphics supported='yes'>");
-  const char *end = g ? strstr(g, "</graphics>") : NULL;
-  const char *v = g ? strstr(g, "<value>spice</value>") : NULL;
-  h->spice = v && end && v < end;
-  return h->spice;
-}
-
 static int lv_domain_start(struct hyper *h, const struct hyper_vm_spec *spec_in)
 {
   /* every VM gets a VNC console on the host's console address, locked until a ticket */
@@ -544,11 +484,11 @@ static int lv_domain_start(struct hyper *h, const struct hyper_vm_spec *spec_in)
   const struct hyper_vm_spec *spec = &with_console;
   if (!with_console.graphics_listen) with_console.graphics_listen = h->console_listen;
   /* and a SPICE one where QEMU has SPICE */
-  if (lv_graphics_supported(h, "spice") == 1) with_console.spice = true;
+  if (hyper_lv_graphics_supported(h, "spice") == 1) with_console.spice = true;
   error_clear();
   AUTOFREE char *xml = domxml_domain(spec, h->domain_type);
   if (!xml) return -1;
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   const struct vm *vm = spec->vm;
   AUTOPTR(virDomain) old = virDomainLookupByUUIDString(c, vm->id);
@@ -562,15 +502,15 @@ static int lv_domain_start(struct hyper *h, const struct hyper_vm_spec *spec_in)
 
 static int lv_domain_destroy(struct hyper *h, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   AUTOPTR(virDomain) d = virDomainLookupByUUIDString(c, vm_id);
   if (!d) {
-    if (last_error_is(VIR_ERR_NO_DOMAIN)) return 0;
+    if (hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN)) return 0;
     return virt_error("cannot stop VM '%s'", vm_id);
   }
   if (virDomainDestroy(d) < 0) {
-    if (last_error_is(VIR_ERR_OPERATION_INVALID) || last_error_is(VIR_ERR_NO_DOMAIN)) return 0;
+    if (hyper_lv_last_error_is(VIR_ERR_OPERATION_INVALID) || hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN)) return 0;
     return virt_error("cannot stop VM '%s'", vm_id);
   }
   return 0;
@@ -578,9 +518,9 @@ static int lv_domain_destroy(struct hyper *h, const char *vm_id)
 
 static int lv_domain_shutdown(struct hyper *h, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   if (virDomainShutdown(d) < 0) return virt_error("cannot shut down VM '%s'", vm_id);
   return 0;
@@ -588,17 +528,17 @@ static int lv_domain_shutdown(struct hyper *h, const char *vm_id)
 
 static int lv_domain_state(struct hyper *h, const char *vm_id, int *vm_status)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   AUTOPTR(virDomain) d = virDomainLookupByUUIDString(c, vm_id);
   if (!d) {
-    if (!last_error_is(VIR_ERR_NO_DOMAIN)) return virt_error("cannot look up VM '%s'", vm_id);
+    if (!hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN)) return virt_error("cannot look up VM '%s'", vm_id);
     *vm_status = VM_DOWN;
     return 0;
   }
   int state, reason;
   if (virDomainGetState(d, &state, &reason, 0) < 0) {
-    if (last_error_is(VIR_ERR_NO_DOMAIN)) {
+    if (hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN)) {
       *vm_status = VM_DOWN;
       return 0;
     }
@@ -618,7 +558,7 @@ static int lv_domain_state(struct hyper *h, const char *vm_id, int *vm_status)
 
 static int lv_domain_list(struct hyper *h, struct strvec *ids)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   virDomainPtr *doms = NULL;
   int n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
@@ -633,7 +573,7 @@ static int lv_domain_list(struct hyper *h, struct strvec *ids)
 }
 
 /* live XML of d, as a malloc'ed string */
-static char *live_xml(virDomainPtr d, const char *vm_id)
+char *hyper_lv_live_xml(virDomainPtr d, const char *vm_id)
 {
   char *xml = virDomainGetXMLDesc(d, 0);
   if (!xml) virt_error("cannot read the XML of VM '%s'", vm_id);
@@ -642,15 +582,15 @@ static char *live_xml(virDomainPtr d, const char *vm_id)
 
 static char *lv_domain_live_xml(struct hyper *h, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return NULL;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
-  return d ? live_xml(d, vm_id) : NULL;
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  return d ? hyper_lv_live_xml(d, vm_id) : NULL;
 }
 
-static int live_disks(virDomainPtr d, const char *vm_id, struct hyper_live_disk **out, size_t *n)
+int hyper_lv_live_disks(virDomainPtr d, const char *vm_id, struct hyper_live_disk **out, size_t *n)
 {
-  AUTOFREE char *xml = live_xml(d, vm_id);
+  AUTOFREE char *xml = hyper_lv_live_xml(d, vm_id);
   if (!xml) return -1;
   return domxml_parse_disks(xml, out, n);
 }
@@ -659,11 +599,11 @@ static int lv_domain_disks(struct hyper *h, const char *vm_id, struct hyper_live
 {
   *out = NULL;
   *n = 0;
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
-  return live_disks(d, vm_id, out, n);
+  return hyper_lv_live_disks(d, vm_id, out, n);
 }
 
 static int lv_disk_attach(struct hyper *h, const char *vm_id, const struct hyper_disk *disk)
@@ -671,14 +611,14 @@ static int lv_disk_attach(struct hyper *h, const char *vm_id, const struct hyper
   if (disk->iface == IFACE_SATA || disk->iface == IFACE_IDE)
     return error(ERR_UNSUPPORTED, "disk interface '%s' cannot be hot-plugged; use virtio or virtio_scsi, "
                  "or attach while the VM is down", disk_iface_to_str(disk->iface));
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   pthread_mutex_lock(&h->attach_lock);
   struct hyper_live_disk *live = NULL;
   size_t n = 0;
-  int rc = live_disks(d, vm_id, &live, &n);
+  int rc = hyper_lv_live_disks(d, vm_id, &live, &n);
   if (rc == 0) {
     AUTOFREE char *target = domxml_free_target(disk->iface, live, n);
     AUTOFREE char *xml = domxml_disk(disk, target);
@@ -697,7 +637,7 @@ static int alias_present(virDomainPtr d, const char *vm_id, const char *alias, b
 {
   struct hyper_live_disk *live = NULL;
   size_t n = 0;
-  if (live_disks(d, vm_id, &live, &n) < 0) return -1;
+  if (hyper_lv_live_disks(d, vm_id, &live, &n) < 0) return -1;
   *present = false;
   for (size_t i = 0; i < n; i++)
     if (live[i].alias && strcmp(live[i].alias, alias) == 0) *present = true;
@@ -711,9 +651,9 @@ static int alias_present(virDomainPtr d, const char *vm_id, const char *alias, b
  * waited for the same way. After the timeout the live XML decides. */
 static int lv_disk_detach(struct hyper *h, const char *vm_id, const char *disk_id)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
   bool present;
@@ -729,7 +669,7 @@ static int lv_disk_detach(struct hyper *h, const char *vm_id, const char *disk_i
   int rc = 0;
   if (virDomainDetachDeviceAlias(d, alias, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     const char *msg = virGetLastErrorMessage();
-    if (last_error_is(VIR_ERR_DEVICE_MISSING))
+    if (hyper_lv_last_error_is(VIR_ERR_DEVICE_MISSING))
       rc = error(ERR_NOT_FOUND, "cannot detach disk '%s': it is not plugged into VM '%s'", disk_id, vm_id);
     else if (!strstr(msg, "already in the process of unplug"))
       rc = virt_error("cannot detach disk '%s' from VM '%s'", disk_id, vm_id);
@@ -796,13 +736,13 @@ static int lv_domain_snapshot(struct hyper *h, const char *vm_id, const struct h
                               bool quiesce, bool *quiesced)
 {
   if (quiesced) *quiesced = false;
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   struct hyper_live_disk *live = NULL;
   size_t nlive = 0;
-  if (live_disks(d, vm_id, &live, &nlive) < 0) return -1;
+  if (hyper_lv_live_disks(d, vm_id, &live, &nlive) < 0) return -1;
   AUTOFREE char *xml = domxml_snapshot(disks, n, live, nlive);
   hyper_live_disks_free(live, nlive);
   if (!xml) return error_prefix("cannot snapshot VM '%s': ", vm_id);
@@ -838,7 +778,7 @@ static int chain_index(const struct strvec *chain, const char *path)
 /* the target name and backing chain (active layer first) of disk alias */
 static int live_chain(virDomainPtr d, const char *vm_id, const char *alias, char **target, struct strvec *chain)
 {
-  AUTOFREE char *xml = live_xml(d, vm_id);
+  AUTOFREE char *xml = hyper_lv_live_xml(d, vm_id);
   if (!xml) return -1;
   return domxml_disk_chain(xml, alias, target, chain);
 }
@@ -853,7 +793,7 @@ static bool past(const struct timespec *deadline)
 /* cancels the job on target; libvirt leaves the chain as it was */
 static void job_cancel(virDomainPtr d, const char *target)
 {
-  if (virDomainBlockJobAbort(d, target, 0) < 0 && !last_error_is(VIR_ERR_OPERATION_INVALID))
+  if (virDomainBlockJobAbort(d, target, 0) < 0 && !hyper_lv_last_error_is(VIR_ERR_OPERATION_INVALID))
     log_warn("cannot cancel the block job on disk '%s': %s", target, virGetLastErrorMessage());
   virResetLastError();
 }
@@ -906,7 +846,7 @@ static int commit_drive(struct hyper *h, virDomainPtr d, struct job_waiter *w, c
         /* cur == end can be seen before QEMU calls the job ready: "block
          * copy still active ... not ready for pivot yet"; try again at the
          * next event or poll */
-        if (last_error_is(VIR_ERR_BLOCK_COPY_ACTIVE)) {
+        if (hyper_lv_last_error_is(VIR_ERR_BLOCK_COPY_ACTIVE)) {
           virResetLastError();
           continue;
         }
@@ -928,9 +868,9 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
                            const char *base_path, int timeout_ms)
 {
   if (timeout_ms <= 0) timeout_ms = COMMIT_TIMEOUT_DEFAULT_MS;
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   AUTOFREE char *what = xasprintf("merge of '%s' into '%s' of disk '%s'", top_path, base_path, disk_id);
   AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
@@ -985,9 +925,9 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
 static int lv_block_job_progress(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
                                  uint64_t *total)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
   AUTOFREE char *target = NULL;
@@ -1024,13 +964,13 @@ static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hype
                            const char *socket_path, const char *from_checkpoint, const char *new_checkpoint,
                            bool quiesce)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   struct hyper_live_disk *live = NULL;
   size_t nlive = 0;
-  if (live_disks(d, vm_id, &live, &nlive) < 0) return -1;
+  if (hyper_lv_live_disks(d, vm_id, &live, &nlive) < 0) return -1;
   AUTOFREE char *bxml = domxml_backup(disks, n, live, nlive, socket_path, from_checkpoint);
   AUTOFREE char *cxml = bxml ? domxml_checkpoint(disks, n, live, nlive, new_checkpoint, false, 0) : NULL;
   /* libvirt wants a creation time; the engine keeps the real one */
@@ -1067,7 +1007,7 @@ static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hype
 
 static int lv_backup_end(struct hyper *h, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   AUTOPTR(virDomain) d = virDomainLookupByUUIDString(c, vm_id);
   if (!d) { virResetLastError(); return 0; }
@@ -1076,7 +1016,7 @@ static int lv_backup_end(struct hyper *h, const char *vm_id)
     virResetLastError();
     return 0;
   }
-  if (virDomainAbortJob(d) < 0 && !last_error_is(VIR_ERR_OPERATION_INVALID))
+  if (virDomainAbortJob(d) < 0 && !hyper_lv_last_error_is(VIR_ERR_OPERATION_INVALID))
     return virt_error("cannot end the backup job of VM '%s'", vm_id);
   virResetLastError();
   /* libvirt tears the job down (NBD server, scratch nodes, files) after
@@ -1089,178 +1029,15 @@ static int lv_backup_end(struct hyper *h, const char *vm_id)
   return 0;
 }
 
-/* ---- statistics ---- */
-
-static int64_t mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-void hyper_domain_stats_clear(struct hyper_domain_stats *s)
-{
-  for (size_t i = 0; i < s->nblocks; i++) free(s->blocks[i].alias);
-  free(s->blocks);
-  *s = (struct hyper_domain_stats){0};
-}
-
-/* the typed parameter NAME of a stats record as a number; dflt when absent */
-static int64_t stat_num(const virTypedParameter *p, int n, const char *name, int64_t dflt)
-{
-  for (int i = 0; i < n; i++) {
-    if (strcmp(p[i].field, name) != 0) continue;
-    switch (p[i].type) {
-    case VIR_TYPED_PARAM_INT: return p[i].value.i;
-    case VIR_TYPED_PARAM_UINT: return p[i].value.ui;
-    case VIR_TYPED_PARAM_LLONG: return p[i].value.l;
-    case VIR_TYPED_PARAM_ULLONG: return (int64_t)p[i].value.ul;
-    default: return dflt;
-    }
-  }
-  return dflt;
-}
-
-static const char *stat_str(const virTypedParameter *p, int n, const char *name)
-{
-  for (int i = 0; i < n; i++)
-    if (strcmp(p[i].field, name) == 0 && p[i].type == VIR_TYPED_PARAM_STRING) return p[i].value.s;
-  return NULL;
-}
-
-static int lv_domain_stats(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out)
-{
-  *out = (struct hyper_domain_stats){0};
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
-  if (!d) return -1;
-  /* block stats name devices by target ("vda"); the live XML maps them to aliases */
-  struct hyper_live_disk *live = NULL;
-  size_t nlive = 0;
-  if (live_disks(d, vm_id, &live, &nlive) < 0) return -1;
-  virDomainPtr doms[] = {d, NULL};
-  virDomainStatsRecordPtr *recs = NULL;
-  unsigned int what = VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU |
-                      VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
-  int nrec = virDomainListGetStats(doms, what, &recs, 0);
-  out->sampled_ns = mono_ns();
-  if (nrec < 0 || !recs || !recs[0]) {
-    hyper_live_disks_free(live, nlive);
-    virDomainStatsRecordListFree(recs);
-    if (nrec < 0 && last_error_is(VIR_ERR_NO_DOMAIN)) return error(ERR_NOT_FOUND, "VM '%s' is not running", vm_id);
-    return virt_error("cannot read the statistics of VM '%s'", vm_id);
-  }
-  const virTypedParameter *p = recs[0]->params;
-  int n = recs[0]->nparams;
-  out->cpu_time_ns = stat_num(p, n, "cpu.time", 0);
-  out->cpu_user_ns = stat_num(p, n, "cpu.user", 0);
-  out->cpu_system_ns = stat_num(p, n, "cpu.system", 0);
-  out->vcpus = (int)stat_num(p, n, "vcpu.current", 0);
-  for (int i = 0; i < out->vcpus; i++) {
-    char key[64];
-    snprintf(key, sizeof key, "vcpu.%d.time", i);
-    out->vcpu_time_ns += stat_num(p, n, key, 0);
-  }
-  int64_t kib[4];
-  static const char *const balloon[] = {"balloon.current", "balloon.rss", "balloon.unused", "balloon.available"};
-  for (size_t i = 0; i < ARRAY_SIZE(balloon); i++) kib[i] = stat_num(p, n, balloon[i], -1);
-  out->balloon_current = kib[0] < 0 ? -1 : kib[0] * 1024;
-  out->balloon_rss = kib[1] < 0 ? -1 : kib[1] * 1024;
-  out->balloon_unused = kib[2] < 0 ? -1 : kib[2] * 1024;
-  out->balloon_available = kib[3] < 0 ? -1 : kib[3] * 1024;
-  int64_t nnet = stat_num(p, n, "net.count", 0);
-  for (int64_t i = 0; i < nnet; i++) {
-    char key[64];
-    snprintf(key, sizeof key, "net.%lld.rx.bytes", (long long)i);
-    out->net_rx_bytes += stat_num(p, n, key, 0);
-    snprintf(key, sizeof key, "net.%lld.tx.bytes", (long long)i);
-    out->net_tx_bytes += stat_num(p, n, key, 0);
-  }
-  int64_t nblk = stat_num(p, n, "block.count", 0);
-  out->blocks = xcalloc(nblk > 0 ? (size_t)nblk : 1, sizeof *out->blocks);
-  for (int64_t i = 0; i < nblk; i++) {
-    char key[64];
-    snprintf(key, sizeof key, "block.%lld.name", (long long)i);
-    const char *target = stat_str(p, n, key);
-    const char *alias = NULL;
-    for (size_t j = 0; target && j < nlive && !alias; j++)
-      if (live[j].target && strcmp(live[j].target, target) == 0) alias = live[j].alias;
-    if (!alias) continue;
-    struct hyper_block_stats *b = &out->blocks[out->nblocks++];
-    b->alias = xstrdup(alias);
-#define BLK(field, name) (snprintf(key, sizeof key, "block.%lld." name, (long long)i), b->field = stat_num(p, n, key, 0))
-    BLK(rd_bytes, "rd.bytes");
-    BLK(wr_bytes, "wr.bytes");
-    BLK(rd_reqs, "rd.reqs");
-    BLK(wr_reqs, "wr.reqs");
-    BLK(fl_reqs, "fl.reqs");
-    BLK(rd_time_ns, "rd.times");
-    BLK(wr_time_ns, "wr.times");
-    BLK(fl_time_ns, "fl.times");
-#undef BLK
-  }
-  virDomainStatsRecordListFree(recs);
-  hyper_live_disks_free(live, nlive);
-  return 0;
-}
-
-static int lv_host_stats(struct hyper *h, struct hyper_host_stats *out)
-{
-  *out = (struct hyper_host_stats){0};
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  int n = 0;
-  if (virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, NULL, &n, 0) < 0 || n <= 0) {
-    if (!last_error_is(VIR_ERR_NO_SUPPORT)) return virt_error("cannot read the CPU statistics of host '%s'", h->uri);
-    n = 0; /* no CPU figures either */
-  }
-  virNodeCPUStatsPtr cpu = xcalloc(n > 0 ? (size_t)n : 1, sizeof *cpu);
-  if (n > 0 && virNodeGetCPUStats(c, VIR_NODE_CPU_STATS_ALL_CPUS, cpu, &n, 0) < 0) {
-    free(cpu);
-    return virt_error("cannot read the CPU statistics of host '%s'", h->uri);
-  }
-  out->sampled_ns = mono_ns();
-  for (int i = 0; i < n; i++) {
-    int64_t v = (int64_t)cpu[i].value;
-    if (strcmp(cpu[i].field, VIR_NODE_CPU_STATS_USER) == 0) out->cpu_user_ns = v;
-    else if (strcmp(cpu[i].field, VIR_NODE_CPU_STATS_KERNEL) == 0) out->cpu_kernel_ns = v;
-    else if (strcmp(cpu[i].field, VIR_NODE_CPU_STATS_IDLE) == 0) out->cpu_idle_ns = v;
-    else if (strcmp(cpu[i].field, VIR_NODE_CPU_STATS_IOWAIT) == 0) out->cpu_iowait_ns = v;
-  }
-  free(cpu);
-  n = 0;
-  if (virNodeGetMemoryStats(c, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) < 0 || n <= 0) {
-    if (last_error_is(VIR_ERR_NO_SUPPORT)) return 0; /* e.g. the test driver: no memory figures */
-    return virt_error("cannot read the memory statistics of host '%s'", h->uri);
-  }
-  virNodeMemoryStatsPtr mem = xcalloc((size_t)n, sizeof *mem);
-  if (virNodeGetMemoryStats(c, VIR_NODE_MEMORY_STATS_ALL_CELLS, mem, &n, 0) < 0) {
-    free(mem);
-    return virt_error("cannot read the memory statistics of host '%s'", h->uri);
-  }
-  for (int i = 0; i < n; i++) {
-    int64_t v = (int64_t)mem[i].value * 1024;
-    if (strcmp(mem[i].field, VIR_NODE_MEMORY_STATS_TOTAL) == 0) out->mem_total = v;
-    else if (strcmp(mem[i].field, VIR_NODE_MEMORY_STATS_FREE) == 0) out->mem_free = v;
-    else if (strcmp(mem[i].field, VIR_NODE_MEMORY_STATS_BUFFERS) == 0) out->mem_buffers = v;
-    else if (strcmp(mem[i].field, VIR_NODE_MEMORY_STATS_CACHED) == 0) out->mem_cached = v;
-  }
-  free(mem);
-  virNodeInfo info;
-  if (virNodeGetInfo(c, &info) == 0) out->cpus = (int)info.cpus;
-  return 0;
-}
-
 /* ---- network interfaces ---- */
 
 static int lv_nic_change(struct hyper *h, const char *vm_id, const struct hyper_nic *nic, bool attach)
 {
   AUTOFREE char *xml = domxml_nic(nic);
   if (!xml) return -1;
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   int rc = attach ? virDomainAttachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE)
                   : virDomainDetachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE);
@@ -1277,42 +1054,6 @@ static int lv_nic_attach(struct hyper *h, const char *vm_id, const struct hyper_
 static int lv_nic_detach(struct hyper *h, const char *vm_id, const struct hyper_nic *nic)
 {
   return lv_nic_change(h, vm_id, nic, false);
-}
-
-/* ---- graphics consoles ---- */
-
-static int lv_graphics_list(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n)
-{
-  *n = 0;
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
-  if (!d) return -1;
-  AUTOFREE char *xml = live_xml(d, vm_id);
-  if (!xml) return -1;
-  return domxml_parse_graphics(xml, out, max, n);
-}
-
-static int lv_graphics_ticket(struct hyper *h, const char *vm_id, const char *type, const char *password,
-                              int64_t valid_until)
-{
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
-  if (!d) return -1;
-  AUTOFREE char *xml = live_xml(d, vm_id);
-  if (!xml) return -1;
-  struct hyper_graphics g[4];
-  size_t n = 0;
-  if (domxml_parse_graphics(xml, g, ARRAY_SIZE(g), &n) < 0) return -1;
-  const struct hyper_graphics *found = NULL;
-  for (size_t i = 0; i < n && !found; i++)
-    if (strcmp(g[i].type, type) == 0) found = &g[i];
-  if (!found) return error(ERR_NOT_FOUND, "VM '%s' has no %s console", vm_id, type);
-  AUTOFREE char *dev = domxml_graphics(type, found->listen, password, valid_until);
-  if (virDomainUpdateDeviceFlags(d, dev, VIR_DOMAIN_AFFECT_LIVE) < 0)
-    return virt_error("cannot set the %s console ticket of VM '%s'", type, vm_id);
-  return 0;
 }
 
 /* the host part of a libvirt URI ("qemu+tcp://root@10.0.0.2:16509/system"
@@ -1378,11 +1119,11 @@ static char *migrate_data_uri(const struct hyper *src, const struct hyper *dst)
  * engine's own host may listen only on its unix socket) */
 static int lv_domain_migrate(struct hyper *h, struct hyper *dst, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = get_conn(h);
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
-  AUTOPTR(virConnect) dc = get_conn(dst);
+  AUTOPTR(virConnect) dc = hyper_lv_get_conn(dst);
   if (!dc) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
   if (!d) return -1;
   AUTOFREE char *data_uri = migrate_data_uri(h, dst);
   virTypedParameterPtr params = NULL;
@@ -1399,198 +1140,6 @@ static int lv_domain_migrate(struct hyper *h, struct hyper *dst, const char *vm_
   if (!moved)
     return virt_error("cannot migrate VM '%s' from host '%s' to '%s'", vm_id, h->uri, dst->uri);
   virDomainFree(moved);
-  return 0;
-}
-
-/* ---- volumes on a host's local storage (libvirt's storage API) ---- */
-
-DEFINE_AUTOPTR(virStoragePool, struct _virStoragePool, virStoragePoolFree)
-DEFINE_AUTOPTR(virStorageVol, struct _virStorageVol, virStorageVolFree)
-
-/* the active dir pool of directory DIR on the host, refreshed; a transient
- * one named after DIR is made (and DIR built) when libvirt has none, as
- * after a libvirtd restart. NULL with libvirt's error. */
-static virStoragePoolPtr local_pool(virConnectPtr c, const char *dir, bool create)
-{
-  virStoragePoolPtr p = virStoragePoolLookupByTargetPath(c, dir);
-  if (p) {
-    if (virStoragePoolIsActive(p) != 1 && virStoragePoolCreate(p, VIR_STORAGE_POOL_CREATE_WITH_BUILD) < 0) {
-      virt_error("cannot start the storage pool of '%s'", dir);
-      virStoragePoolFree(p);
-      return NULL;
-    }
-    if (virStoragePoolRefresh(p, 0) < 0) virResetLastError();
-    return p;
-  }
-  if (!last_error_is(VIR_ERR_NO_STORAGE_POOL)) return virt_error("cannot look up the storage pool of '%s'", dir), NULL;
-  virResetLastError();
-  if (!create) return error(ERR_NOT_FOUND, "no directory '%s' on the host", dir), NULL;
-  AUTOBUF struct buf xml = BUF_INIT;
-  buf_printf(&xml, "<pool type='dir'><name>snapback");
-  for (const char *q = dir; *q; q++) buf_printf(&xml, "%c", *q == '/' ? '-' : *q);
-  buf_printf(&xml, "</name><target><path>");
-  buf_put_xml_escaped(&xml, dir);
-  buf_printf(&xml, "</path><permissions><mode>0700</mode></permissions></target></pool>");
-  p = virStoragePoolCreateXML(c, buf_str(&xml), VIR_STORAGE_POOL_CREATE_WITH_BUILD);
-  if (!p) virt_error("cannot make directory '%s' a storage pool", dir);
-  return p;
-}
-
-static int lv_local_volume_create(struct hyper *h, const char *dir, const char *name, int64_t size,
-                                  const char *backing, int backing_format, char **path)
-{
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virStoragePool) p = local_pool(c, dir, true);
-  if (!p) return -1;
-  AUTOBUF struct buf xml = BUF_INIT;
-  buf_printf(&xml, "<volume><name>");
-  buf_put_xml_escaped(&xml, name);
-  buf_printf(&xml, "</name><capacity unit='bytes'>%lld</capacity><target><format type='qcow2'/>"
-             "<permissions><mode>0600</mode></permissions></target>", (long long)size);
-  if (backing) {
-    buf_printf(&xml, "<backingStore><path>");
-    buf_put_xml_escaped(&xml, backing);
-    buf_printf(&xml, "</path><format type='%s'/></backingStore>", backing_format == DISK_FORMAT_RAW ? "raw" : "qcow2");
-  }
-  buf_printf(&xml, "</volume>");
-  AUTOPTR(virStorageVol) v = virStorageVolCreateXML(p, buf_str(&xml), 0);
-  if (!v) return virt_error("cannot create volume '%s' in '%s' on host '%s'", name, dir, h->uri);
-  char *got = virStorageVolGetPath(v);
-  if (!got) return virt_error("cannot read the path of volume '%s' on host '%s'", name, h->uri);
-  *path = xstrdup(got);
-  free(got);
-  return 0;
-}
-
-static int lv_local_volume_delete(struct hyper *h, const char *path)
-{
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  const char *slash = strrchr(path, '/');
-  if (!slash || slash == path) return error(ERR_INVALID, "'%s' is not a file in a directory", path);
-  AUTOFREE char *dir = xasprintf("%.*s", (int)(slash - path), path);
-  AUTOPTR(virStoragePool) p = local_pool(c, dir, false);
-  if (!p) {
-    if (error_code() != ERR_NOT_FOUND) return -1;
-    error_clear();
-    return 0;
-  }
-  AUTOPTR(virStorageVol) v = virStorageVolLookupByName(p, slash + 1);
-  if (!v) {
-    if (last_error_is(VIR_ERR_NO_STORAGE_VOL)) { virResetLastError(); return 0; }
-    return virt_error("cannot look up '%s' on host '%s'", path, h->uri);
-  }
-  if (virStorageVolDelete(v, 0) < 0) return virt_error("cannot delete '%s' on host '%s'", path, h->uri);
-  return 0;
-}
-
-static int lv_local_volume_list(struct hyper *h, const char *dir, struct strvec *names)
-{
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virStoragePool) p = local_pool(c, dir, false);
-  if (!p) {
-    if (error_code() != ERR_NOT_FOUND) return -1;
-    error_clear();
-    return 0;
-  }
-  virStorageVolPtr *vols = NULL;
-  int n = virStoragePoolListAllVolumes(p, &vols, 0);
-  if (n < 0) return virt_error("cannot list '%s' on host '%s'", dir, h->uri);
-  for (int i = 0; i < n; i++) {
-    const char *name = virStorageVolGetName(vols[i]);
-    if (name) vec_push(names, xstrdup(name));
-    virStorageVolFree(vols[i]);
-  }
-  free(vols);
-  return 0;
-}
-
-/* ---- CD-ROM ---- */
-
-/* change-media: the same drive (found by its alias in the live XML, named by
- * its target) with a new source or none */
-static int lv_cdrom_change(struct hyper *h, const char *vm_id, const char *path)
-{
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
-  if (!d) return -1;
-  struct hyper_live_disk *live = NULL;
-  size_t n = 0;
-  if (live_disks(d, vm_id, &live, &n) < 0) return -1;
-  AUTOFREE char *target = NULL;
-  for (size_t i = 0; i < n && !target; i++)
-    if (live[i].alias && live[i].target && strcmp(live[i].alias, DOMXML_CDROM_ALIAS) == 0)
-      target = xstrdup(live[i].target);
-  hyper_live_disks_free(live, n);
-  if (!target) return error(ERR_NOT_FOUND, "VM '%s' has no CD-ROM drive (started before it had one)", vm_id);
-  AUTOFREE char *dev = domxml_cdrom(path, target, 0);
-  if (virDomainUpdateDeviceFlags(d, dev, VIR_DOMAIN_AFFECT_LIVE) < 0)
-    return virt_error("cannot change the CD of VM '%s'", vm_id);
-  return 0;
-}
-
-/* ---- guest addresses ---- */
-
-void hyper_guest_ifaces_free(struct hyper_guest_iface *v, size_t n)
-{
-  if (!v) return;
-  for (size_t i = 0; i < n; i++) {
-    free(v[i].name);
-    free(v[i].mac);
-    for (size_t j = 0; j < v[i].nips; j++) free(v[i].ips[j].address);
-    free(v[i].ips);
-  }
-  free(v);
-}
-
-static int lv_guest_addresses(struct hyper *h, const char *vm_id, struct hyper_guest_iface **out, size_t *n,
-                              const char **from)
-{
-  *out = NULL;
-  *n = 0;
-  *from = NULL;
-  AUTOPTR(virConnect) c = get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = lookup(c, vm_id);
-  if (!d) return -1;
-  virDomainInterfacePtr *ifs = NULL;
-  int got = virDomainInterfaceAddresses(d, &ifs, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0);
-  *from = "agent";
-  if (got < 0) {
-    /* no agent in the guest (or it does not answer): what libvirt's DHCP servers leased */
-    got = virDomainInterfaceAddresses(d, &ifs, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
-    *from = "lease";
-  }
-  if (got < 0) {
-    *from = NULL;
-    return 0;
-  }
-  struct hyper_guest_iface *v = xcalloc(got ? (size_t)got : 1, sizeof *v);
-  size_t len = 0;
-  for (int i = 0; i < got; i++) {
-    virDomainInterfacePtr f = ifs[i];
-    if (f->name && strcmp(f->name, "lo") == 0) {
-      virDomainInterfaceFree(f);
-      continue;
-    }
-    struct hyper_guest_iface *o = &v[len++];
-    o->name = f->name ? xstrdup(f->name) : NULL;
-    o->mac = f->hwaddr ? xstrdup(f->hwaddr) : NULL;
-    o->ips = xcalloc(f->naddrs ? f->naddrs : 1, sizeof *o->ips);
-    for (unsigned j = 0; j < f->naddrs; j++) {
-      if (!f->addrs[j].addr) continue;
-      o->ips[o->nips++] = (struct hyper_guest_ip){.address = xstrdup(f->addrs[j].addr),
-                                                  .prefix = (int)f->addrs[j].prefix,
-                                                  .v6 = f->addrs[j].type == VIR_IP_ADDR_TYPE_IPV6};
-    }
-    virDomainInterfaceFree(f);
-  }
-  free(ifs);
-  *out = v;
-  *n = len;
   return 0;
 }
 
@@ -1615,17 +1164,17 @@ const struct hyper_ops hyper_libvirt_ops = {
   .block_job_progress = lv_block_job_progress,
   .backup_begin = lv_backup_begin,
   .backup_end = lv_backup_end,
-  .domain_stats = lv_domain_stats,
-  .host_stats = lv_host_stats,
+  .domain_stats = hyper_lv_domain_stats,
+  .host_stats = hyper_lv_host_stats,
   .nic_attach = lv_nic_attach,
   .nic_detach = lv_nic_detach,
-  .graphics_list = lv_graphics_list,
-  .graphics_ticket = lv_graphics_ticket,
+  .graphics_list = hyper_lv_graphics_list,
+  .graphics_ticket = hyper_lv_graphics_ticket,
   .domain_migrate = lv_domain_migrate,
-  .local_volume_create = lv_local_volume_create,
-  .local_volume_delete = lv_local_volume_delete,
-  .local_volume_list = lv_local_volume_list,
-  .cdrom_change = lv_cdrom_change,
-  .guest_addresses = lv_guest_addresses,
-  .graphics_supported = lv_graphics_supported,
+  .local_volume_create = hyper_lv_local_volume_create,
+  .local_volume_delete = hyper_lv_local_volume_delete,
+  .local_volume_list = hyper_lv_local_volume_list,
+  .cdrom_change = hyper_lv_cdrom_change,
+  .guest_addresses = hyper_lv_guest_addresses,
+  .graphics_supported = hyper_lv_graphics_supported,
 };
