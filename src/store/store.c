@@ -13,6 +13,7 @@
 #include "store/store.h"
 #include "store/db.h"
 #include "store/store_internal.h"
+#include "store/migrate.h"
 #include "util/blocking.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -44,56 +45,6 @@ ENUM_IMPL(backup_phase, BACKUP_PHASE_LAST, "initializing", "starting", "ready", 
           "succeeded", "failed")
 ENUM_IMPL(backup_mode, BACKUP_MODE_LAST, "full", "incremental")
 ENUM_IMPL(checkpoint_state, CHECKPOINT_STATE_LAST, "created", "invalid", "pending")
-
-/* ---- migrations ----
- *
- * The schema's history, one numbered step per change; a store records the
- * number of the last step it has (setting schema_version). A new store is
- * created in the current shape from the field tables and gets the last
- * number; an older one runs the steps after its number, in order, in one
- * transaction with the version update, so a crash leaves it as it was. An
- * engine refuses a store with a number it does not know (a newer snapback
- * wrote it). docs/ARCHITECTURE.md says when a change needs a step.
- *
- * A step is portable SQL (SQLite and PostgreSQL both run it) or adds one
- * column that a field table declares, with the column's type and a default
- * derived from the field. Tables that are new since the store was made need
- * no step: after the steps every table is created IF NOT EXISTS in its
- * current shape (so an add_column step skips a table that did not exist).
- * Never edit or renumber a step once merged: stores out there ran it. */
-struct migration {
-  int version;           /* the schema version this step produces: previous + 1 */
-  const char *what;      /* for the log */
-  const char *sql;       /* statements to run, or NULL for... */
-  const char *table;     /* ...adding TABLE.COLUMN as its field table declares it */
-  const char *column;
-};
-
-static const struct migration migrations[] = {
-  /* version 1: the schema as the field tables made it before this list existed
-   * (tests/fixtures/store-v1.sql) */
-  {2, "index jobs by status and events by time (metrics, event retention)",
-   "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);\n"
-   "CREATE INDEX IF NOT EXISTS events_time ON events (time_ms)", NULL, NULL},
-  /* the imageio data path: transfers of a backup's dirty bitmap or of an NBD server the engine
-   * did not start */
-  {3, "image transfers: dirty_context", NULL, "image_transfers", "dirty_context"},
-  {4, "image transfers: export_name", NULL, "image_transfers", "export_name"},
-  {5, "image transfers: external_server", NULL, "image_transfers", "external_server"},
-  {6, "image transfers: chosen_source", NULL, "image_transfers", "chosen_source"},
-  /* incremental backup: which disks keep dirty bitmaps (backups, checkpoints: new tables) */
-  {7, "disks: backup (none or incremental)", NULL, "disks", "backup"},
-  /* several hosts: each reached by its own libvirt URI; a VM may be pinned to one */
-  {8, "hosts: libvirt_uri", NULL, "hosts", "libvirt_uri"},
-  {9, "vms: placement_host_id", NULL, "vms", "placement_host_id"},
-  /* jobs name the VM they act on (GET /jobs?search=vm.name=...) */
-  {10, "jobs: vm_id", NULL, "jobs", "vm_id"},
-  /* CD-ROMs and boot order: ISO disks, the VM's CD and its boot devices */
-  {11, "disks: content_type (data or iso)", NULL, "disks", "content_type"},
-  {12, "vms: cdrom_disk_id", NULL, "vms", "cdrom_disk_id"},
-  {13, "vms: boot_devices", NULL, "vms", "boot_devices"},
-};
-#define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 
 /* ---- descriptors ---- */
 
@@ -929,16 +880,11 @@ static int schema_create(struct store *st)
         st->db->ops->sequence_ensure(st->db, q->name, next) < 0)
       return error_prefix("sequence %s: ", q->name);
   }
-  AUTOFREE char *version = xasprintf("%d", SCHEMA_VERSION);
+  AUTOFREE char *version = xasprintf("%d", store_schema_version());
   return store_setting_set(st, "schema_version", version);
 }
 
-/* ---- migrations (the list is at the top of the file) ---- */
-
-int store_schema_version(void)
-{
-  return SCHEMA_VERSION;
-}
+/* ---- what migrate.c asks of the field tables ---- */
 
 static const struct entity_desc *desc_by_table(const char *table)
 {
@@ -947,55 +893,18 @@ static const struct entity_desc *desc_by_table(const char *table)
   return NULL;
 }
 
-/* Runs SQL (a probe) inside a savepoint: 1 when it worked, 0 when it failed
- * (the savepoint undoes the failure, which PostgreSQL needs to go on). */
-static int schema_probe(struct store *st, const char *sql)
+bool schema_column_type(const char *table, const char *column, struct buf *sql)
 {
-  if (st->db->ops->exec_script(st->db, "SAVEPOINT schema_probe") < 0) return -1;
-  if (st->db->ops->exec_script(st->db, sql) == 0)
-    return st->db->ops->exec_script(st->db, "RELEASE SAVEPOINT schema_probe") < 0 ? -1 : 1;
-  error_clear();
-  if (st->db->ops->exec_script(st->db, "ROLLBACK TO SAVEPOINT schema_probe") < 0 ||
-      st->db->ops->exec_script(st->db, "RELEASE SAVEPOINT schema_probe") < 0)
-    return -1;
-  return 0;
-}
-
-/* ALTER TABLE ... ADD COLUMN for a field of a table that exists and lacks it */
-static int migration_add_column(struct store *st, const struct migration *m)
-{
-  const struct entity_desc *d = desc_by_table(m->table);
-  const struct field *f = d ? desc_field(d, m->column) : NULL;
-  if (!f)
-    return error(ERR_INTERNAL, "schema step %d: no field table declares %s.%s", m->version, m->table, m->column);
-  AUTOFREE char *has_table = xasprintf("SELECT 1 FROM %s WHERE 1 = 0", m->table);
-  AUTOFREE char *has_column = xasprintf("SELECT %s FROM %s WHERE 1 = 0", m->column, m->table);
-  int t = schema_probe(st, has_table);
-  if (t <= 0) return t;  /* no such table yet: it is created whole after the steps */
-  int c = schema_probe(st, has_column);
-  if (c != 0) return c < 0 ? -1 : 0;
-  AUTOBUF struct buf sql = BUF_INIT;
-  buf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s ", m->table, m->column);
+  const struct entity_desc *d = desc_by_table(table);
+  const struct field *f = d ? desc_field(d, column) : NULL;
+  if (!f) return false;
   switch (f->type) {
-  case F_STR: buf_puts(&sql, "TEXT"); break;
-  case F_INT: buf_puts(&sql, "BIGINT NOT NULL DEFAULT 0"); break;
-  case F_BOOL: buf_puts(&sql, "SMALLINT NOT NULL DEFAULT 0"); break;
-  case F_ENUM: buf_printf(&sql, "TEXT NOT NULL DEFAULT '%s'", f->codec->to_str(0)); break;
+  case F_STR: buf_puts(sql, "TEXT"); break;
+  case F_INT: buf_puts(sql, "BIGINT NOT NULL DEFAULT 0"); break;
+  case F_BOOL: buf_puts(sql, "SMALLINT NOT NULL DEFAULT 0"); break;
+  case F_ENUM: buf_printf(sql, "TEXT NOT NULL DEFAULT '%s'", f->codec->to_str(0)); break;
   }
-  return st->db->ops->exec_script(st->db, buf_str(&sql));
-}
-
-/* brings a store at FROM up to SCHEMA_VERSION, inside the caller's transaction */
-static int schema_migrate(struct store *st, int from)
-{
-  for (size_t i = 0; i < ARRAY_SIZE(migrations); i++) {
-    const struct migration *m = &migrations[i];
-    if (m->version <= from) continue;
-    log_info("store: upgrading the schema from version %d to %d: %s", m->version - 1, m->version, m->what);
-    int rc = m->sql ? st->db->ops->exec_script(st->db, m->sql) : migration_add_column(st, m);
-    if (rc < 0) return error_prefix("schema step %d (%s): ", m->version, m->what);
-  }
-  return 0;
+  return true;
 }
 
 /* Creates the schema of a new database, or checks and migrates the version
@@ -1020,13 +929,13 @@ static int schema_init(struct store *st)
     store_rollback(st);
     return error(ERR_INTERNAL, "the store's schema version '%s' is not a version number", version);
   }
-  if (v > SCHEMA_VERSION) {
+  if (v > store_schema_version()) {
     store_rollback(st);
     return error(ERR_UNSUPPORTED, "the store has schema version %ld, newer than the %d this snapbackd "
                  "knows: a newer snapback wrote it; run that version (or restore the store's backup "
-                 "from before the upgrade)", v, SCHEMA_VERSION);
+                 "from before the upgrade)", v, store_schema_version());
   }
-  if (version && v < SCHEMA_VERSION && schema_migrate(st, (int)v) < 0) {
+  if (version && v < store_schema_version() && schema_migrate(st->db, (int)v) < 0) {
     store_rollback(st);
     return -1;
   }
