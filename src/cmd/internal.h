@@ -118,6 +118,13 @@ int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files
 /* disk.c: deletes volume files after their rows are gone (a failure is an
  * event; the orphan sweep retries at start), and emptied image directories */
 void volume_files_remove(struct engine *eng, const struct user *u, const struct strvec *files);
+/* disk.c: removes disks for good. In one transaction: each disk of
+ * DISK_IDS (NULL-terminated) with every attachment of it, its volume rows
+ * and its row, then OWNER_DELETE(st, OWNER_ID) when given (template_delete:
+ * the template they belonged to); after the commit, their volume files
+ * (volume_files_remove). -1 with nothing changed. */
+int disks_remove(struct engine *eng, const struct user *u, const char *const *disk_ids,
+                 int (*owner_delete)(struct store *st, const char *id), const char *owner_id);
 
 /* transient.c: overlays of disk-snapshot attachments */
 struct volume *snapshot_volume_of(struct store *st, const char *disk_id, const char *snap_id);

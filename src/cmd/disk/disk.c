@@ -18,7 +18,6 @@ struct disk_args {
   struct disk *disk;
   struct storage_domain *sd;
   char *created_path;              /* add: file to delete on failure */
-  struct strvec files;             /* remove: files to delete after commit */
 };
 
 static void disk_args_clear(struct disk_args *a)
@@ -26,7 +25,6 @@ static void disk_args_clear(struct disk_args *a)
   disk_free(a->disk);
   storage_domain_free(a->sd);
   free(a->created_path);
-  strvec_free(&a->files);
 }
 
 int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files)
@@ -38,6 +36,28 @@ int disk_rows_delete(struct store *st, const char *disk_id, struct strvec *files
     if (volume_delete(st, vols[i]->id) < 0) return -1;
   }
   return disk_delete(st, disk_id);
+}
+
+int disks_remove(struct engine *eng, const struct user *u, const char *const *disk_ids,
+                 int (*owner_delete)(struct store *st, const char *id), const char *owner_id)
+{
+  struct store *st = eng->st;
+  AUTOSTRVEC struct strvec files = VEC_INIT;
+  if (store_begin(st) < 0) return -1;
+  for (size_t i = 0; disk_ids[i]; i++) {
+    AUTOLIST(attachment) atts = attachment_list_by_disk(st, disk_ids[i]);
+    if (!atts) goto rollback;
+    for (size_t j = 0; atts[j]; j++)
+      if (attachment_delete(st, atts[j]->vm_id, atts[j]->disk_id) < 0) goto rollback;
+    if (disk_rows_delete(st, disk_ids[i], &files) < 0) goto rollback;
+  }
+  if (owner_delete && owner_delete(st, owner_id) < 0) goto rollback;
+  if (store_commit(st) < 0) return -1;
+  volume_files_remove(eng, u, &files);
+  return 0;
+rollback:
+  store_rollback(st);
+  return -1;
 }
 
 void volume_files_remove(struct engine *eng, const struct user *u, const struct strvec *files)
@@ -171,19 +191,8 @@ static int disk_remove_validate(struct cmd_ctx *c)
 static int disk_remove_execute(struct cmd_ctx *c)
 {
   struct disk_args *a = c->data;
-  struct store *st = c->eng->st;
-  if (store_begin(st) < 0) return -1;
-  AUTOLIST(attachment) atts = attachment_list_by_disk(st, a->disk_id);
-  if (!atts) goto rollback;
-  for (size_t i = 0; atts[i]; i++)
-    if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0) goto rollback;
-  if (disk_rows_delete(st, a->disk_id, &a->files) < 0) goto rollback;
-  if (store_commit(st) < 0) return -1;
-  volume_files_remove(c->eng, c->user, &a->files);
-  return 0;
-rollback:
-  store_rollback(st);
-  return -1;
+  const char *ids[] = {a->disk_id, NULL};
+  return disks_remove(c->eng, c->user, ids, NULL, NULL);
 }
 
 static char *disk_remove_describe(struct cmd_ctx *c, bool ok)

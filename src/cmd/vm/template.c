@@ -109,7 +109,6 @@ struct template_args {
   struct template *tpl;
   char *left_out;
   struct new_disks disks;
-  struct strvec files;        /* remove: files to delete after commit */
 };
 
 static int template_add_validate(struct cmd_ctx *c)
@@ -232,26 +231,17 @@ static int template_remove_validate(struct cmd_ctx *c)
   return 0;
 }
 
+/* the template's disks go with it: nothing else attaches them (a VM made
+ * from it has disks of its own, and validate refused while any exists) */
 static int template_remove_execute(struct cmd_ctx *c)
 {
   struct template_args *a = c->data;
-  struct store *st = c->eng->st;
-  AUTOLIST(attachment) atts = NULL;
-  if (store_begin(st) < 0) return -1;
-  atts = attachment_list_by_vm(st, a->template_id);
-  if (!atts) goto rollback;
-  for (size_t i = 0; atts[i]; i++) {
-    if (attachment_delete(st, atts[i]->vm_id, atts[i]->disk_id) < 0 ||
-        disk_rows_delete(st, atts[i]->disk_id, &a->files) < 0)
-      goto rollback;
-  }
-  if (template_delete(st, a->template_id) < 0) goto rollback;
-  if (store_commit(st) < 0) return -1;
-  volume_files_remove(c->eng, c->user, &a->files);
-  return 0;
-rollback:
-  store_rollback(st);
-  return -1;
+  AUTOLIST(attachment) atts = attachment_list_by_vm(c->eng->st, a->template_id);
+  if (!atts) return -1;
+  AUTOSTRVEC struct strvec disk_ids = VEC_INIT;
+  for (size_t i = 0; atts[i]; i++) vec_push(&disk_ids, xstrdup(atts[i]->disk_id));
+  vec_push(&disk_ids, NULL);
+  return disks_remove(c->eng, c->user, (const char *const *)disk_ids.ptr, template_delete, a->template_id);
 }
 
 static char *template_remove_describe(struct cmd_ctx *c, bool ok)
@@ -273,7 +263,6 @@ int cmd_template_remove(struct engine *eng, const struct user *u, const char *te
   struct cmd_ctx c = {.eng = eng, .user = u, .locks = {template_id}, .data = &a};
   int rc = cmd_run(&template_remove_def, &c);
   template_free(a.tpl);
-  strvec_free(&a.files);
   return rc;
 }
 
