@@ -2,51 +2,15 @@
  * validation and "a failed request changes nothing", against a real store in
  * a temp dir. The host is libvirt's built-in test driver (test:///default), a
  * mock that is fine inside a unit test; the end-to-end suite uses real QEMU. */
-#include "tap.h"
-#include "api/api.h"
-#include "cmd/engine.h"
-#include "cmd/perm.h"
-#include "util/err.h"
-#include "util/spawn.h"
-#include "util/uuid.h"
-#include <stdlib.h>
+#include "fixture.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
-static struct engine *eng;
-static struct user admin = {.id = (char *)"11111111-1111-4111-8111-111111111111",
-                            .name = (char *)"admin@internal"};
-
-/* runs one request; returns the HTTP status it maps to; *out gets the XML */
+/* runs one request as admin; returns the HTTP status it maps to; *out gets the XML */
 static int call(const char *method, const char *path, const char *xml, const struct api_param *q,
                 char **out)
 {
-  AUTOPTR(node) body = xml ? node_from_xml(xml, strlen(xml)) : NULL;
-  if (xml && !body) return error_http_status(error_code());
-  struct api_request req = {.method = method, .path = path, .root = "/ovirt-engine/api",
-                            .version = 4, .user = &admin, .body = body, .query = q};
-  struct api_response resp;
-  error_clear();
-  int rc = api_handle(eng, &req, &resp);
-  if (out) *out = NULL;
-  if (rc < 0) {
-    if (out) *out = xstrdup(error_message());
-    return error_http_status(error_code());
-  }
-  struct buf b = BUF_INIT;
-  if (resp.body) node_to_xml(resp.body, &b);
-  if (out) *out = buf_detach(&b);
-  else buf_free(&b);
-  node_free(resp.body);
-  free(resp.location);
-  return resp.status;
-}
-
-/* the first id="..." of answer X (the entity's own) into out; "" when none */
-static void first_id(const char *x, char out[UUID_STRLEN + 1])
-{
-  const char *p = x ? strstr(x, " id=\"") : NULL;
-  snprintf(out, UUID_STRLEN + 1, "%s", p ? p + 5 : "");
+  return fixture_call(&admin, method, path, xml, q, out, false);
 }
 
 static int count_of(const char *path, const char *elem)
@@ -61,17 +25,8 @@ static int count_of(const char *path, const char *elem)
 
 int main(void)
 {
-  char tmpl[] = "/tmp/snapback-api-XXXXXX";
-  CHECK(mkdtemp(tmpl) != NULL);
-  struct engine_options eo = {.state_dir = tmpl, .libvirt_uri = "test:///default",
-                              .domain_type = DOMAIN_TYPE_QEMU, .detach_timeout_ms = 1000};
-  eng = engine_open(&eo, NULL);
-  CHECK(eng != NULL);
-  if (!eng) { fprintf(stderr, "%s\n", error_message()); return tap_done(); }
-  struct user u = admin;
-  u.password_hash = (char *)"x";
-  CHECK(user_insert(engine_store(eng), &u) == 0);
-  CHECK(perm_ensure_admin(engine_store(eng)) == 0);
+  if (!fixture_open("api")) return tap_done();
+  const char *tmpl = fixture_dir;
 
   char *x = NULL;
   CHECK(call("GET", "/", NULL, NULL, &x) == 200);
@@ -146,7 +101,7 @@ int main(void)
                      "<storage_domains><storage_domain><name>data</name></storage_domain></storage_domains></disk>";
   CHECK(call("POST", "/disks", disk, NULL, &x) == 201);
   char disk_id[UUID_STRLEN + 1];
-  first_id(x, disk_id);
+  fixture_first_id(x, disk_id);
   free(x);
   x = NULL;
   CHECK(uuid_is_valid(disk_id));
@@ -307,7 +262,7 @@ int main(void)
   CHECK(call("POST", "/hosts", h2, NULL, &x) == 201);
   CHECK(x && strstr(x, "<status>non_responsive</status>") && strstr(x, "qemu+tcp://127.0.0.1:1/system"));
   char h2_id[UUID_STRLEN + 1];
-  first_id(x, h2_id);
+  fixture_first_id(x, h2_id);
   free(x);
   x = NULL;
   CHECK(call("POST", "/hosts", h2, NULL, &x) == 409);
@@ -318,7 +273,7 @@ int main(void)
                                     "</hosts></placement_policy></vm>", h2_id);
   CHECK(call("POST", "/vms", pinned, NULL, &x) == 201 && strstr(x, "<placement_policy>"));
   char pin_id[UUID_STRLEN + 1];
-  first_id(x, pin_id);
+  fixture_first_id(x, pin_id);
   free(x);
   x = NULL;
   AUTOFREE char *pin_start = xasprintf("/vms/%s/start", pin_id);
@@ -338,8 +293,6 @@ int main(void)
   x = NULL;
   CHECK(count_of("/hosts", "host") == 1);
 
-  engine_close(eng);
-  const char *rm[] = {"rm", "-rf", tmpl, NULL};
-  CHECK(spawn_run(rm, NULL, NULL) == 0);
+  fixture_close();
   return tap_done();
 }

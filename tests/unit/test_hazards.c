@@ -18,15 +18,9 @@
  * starts the domain, kills it, and delivers the stop event itself, which is
  * the order the race produces. The reconnect itself (hyper_libvirt noticing
  * libvirtd is back) is exercised by the soak's libvirtd restart fault. */
-#include "tap.h"
-#include "api/api.h"
-#include "cmd/engine.h"
+#include "fixture.h"
 #include "cmd/internal.h"
-#include "cmd/perm.h"
 #include "hyper/hyper.h"
-#include "util/err.h"
-#include "util/spawn.h"
-#include "util/uuid.h"
 #include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
@@ -35,10 +29,6 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
-
-static struct engine *eng;
-static struct user admin = {.id = (char *)"11111111-1111-4111-8111-111111111111",
-                            .name = (char *)"admin@internal"};
 
 /* ---- stat and friends, counted for storage paths on a watching thread */
 
@@ -91,40 +81,14 @@ char *realpath(const char *restrict path, char *restrict resolved)
 
 /* ---- requests */
 
-/* runs one request as admin; returns the HTTP status; *out (may be NULL) gets the XML */
+/* runs one request as admin; returns the HTTP status; *out (may be NULL) gets
+ * the XML; without out, an error is printed as a TAP comment */
 static int call(const char *method, const char *path, const char *xml, char **out)
 {
-  AUTOPTR(node) body = xml ? node_from_xml(xml, strlen(xml)) : NULL;
-  if (xml && !body) return error_http_status(error_code());
-  struct api_request req = {.method = method, .path = path, .root = "/ovirt-engine/api",
-                            .version = 4, .user = &admin, .body = body};
-  struct api_response resp;
-  error_clear();
-  int rc = api_handle(eng, &req, &resp);
-  if (out) *out = NULL;
-  if (rc < 0) {
-    if (out) *out = xstrdup(error_message());
-    else fprintf(stderr, "# %s %s: %s\n", method, path, error_message());
-    return error_http_status(error_code());
-  }
-  struct buf b = BUF_INIT;
-  if (resp.body) node_to_xml(resp.body, &b);
-  if (out) *out = buf_detach(&b);
-  else buf_free(&b);
-  node_free(resp.body);
-  free(resp.location);
-  return resp.status;
-}
-
-/* the id="..." of the first element of the answer, or "" */
-static void id_of(const char *x, char id[UUID_STRLEN + 1])
-{
-  const char *p = x ? strstr(x, " id=\"") : NULL;
-  id[0] = 0;
-  if (p) {
-    memcpy(id, p + 5, UUID_STRLEN);
-    id[UUID_STRLEN] = 0;
-  }
+  AUTOFREE char *mine = NULL;
+  int status = fixture_call(&admin, method, path, xml, NULL, out ? out : &mine, false);
+  if (!out && status >= 400) fprintf(stderr, "# %s %s: %s\n", method, path, mine ? mine : "");
+  return status;
 }
 
 /* POST path body, expecting 201 or 202; the new object's id into id */
@@ -134,7 +98,7 @@ static void create(const char *path, const char *xml, char id[UUID_STRLEN + 1])
   int st = call("POST", path, xml, &x);
   if (st != 201 && st != 202) fprintf(stderr, "# POST %s: %d %s\n", path, st, x ? x : "");
   CHECK(st == 201 || st == 202);
-  id_of(x, id);
+  fixture_first_id(x, id);
 }
 
 static void sleep_ms(int ms)
@@ -399,17 +363,8 @@ static void test_reconcile(const char *vm_id)
 
 int main(void)
 {
-  char tmpl[] = "/tmp/snapback-hazards-XXXXXX";
-  CHECK(mkdtemp(tmpl) != NULL);
-  struct engine_options eo = {.state_dir = tmpl, .libvirt_uri = "test:///default",
-                              .domain_type = DOMAIN_TYPE_QEMU, .detach_timeout_ms = 1000};
-  eng = engine_open(&eo, NULL);
-  CHECK(eng != NULL);
-  if (!eng) { fprintf(stderr, "%s\n", error_message()); return tap_done(); }
-  struct user u = admin;
-  u.password_hash = (char *)"x";
-  CHECK(user_insert(engine_store(eng), &u) == 0);
-  CHECK(perm_ensure_admin(engine_store(eng)) == 0);
+  if (!fixture_open("hazards")) return tap_done();
+  const char *tmpl = fixture_dir;
   AUTOFREE char *root = xasprintf("%s/storage", tmpl);
   CHECK(realpath(root, storage_root) != NULL);
 
@@ -426,7 +381,7 @@ int main(void)
   create(atts, att, att_id);
   AUTOFREE char *sds = NULL;
   CHECK(call("GET", "/storagedomains", NULL, &sds) == 200);
-  id_of(sds ? strstr(sds, "<storage_domain ") : NULL, sd_id);
+  fixture_first_id(sds ? strstr(sds, "<storage_domain ") : NULL, sd_id);
   CHECK(uuid_is_valid(vm_id) && uuid_is_valid(disk_id) && uuid_is_valid(sd_id));
 
   test_size_cache(vm_id, disk_id, sd_id);
@@ -434,8 +389,6 @@ int main(void)
   test_reconcile(vm_id);
   test_merge_lost();
 
-  engine_close(eng);
-  const char *rm[] = {"rm", "-rf", tmpl, NULL};
-  CHECK(spawn_run(rm, NULL, NULL) == 0);
+  fixture_close();
   return tap_done();
 }

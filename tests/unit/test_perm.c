@@ -14,19 +14,10 @@
  * a user without LOGIN, predefined roles that cannot change.
  *
  * The host is libvirt's test driver (test:///default), as in test_api. */
-#include "tap.h"
-#include "api/call.h"
-#include "cmd/engine.h"
-#include "cmd/perm.h"
-#include "util/err.h"
-#include "util/spawn.h"
-#include "util/uuid.h"
-#include <stdlib.h>
+#include "fixture.h"
 #include <unistd.h>
 
-static struct engine *eng;
 static struct store *st;
-static struct user admin = {.id = (char *)"11111111-1111-4111-8111-111111111111", .name = (char *)"admin@internal"};
 
 /* the fixture: one object of each kind, named so that a leak shows */
 static char vm_id[64], disk_id[64], cluster_id[64], dc_id[64], host_id[64], sd_id[64], snap_id[64],
@@ -42,25 +33,7 @@ static char net_id[64], nic_id[64], vm_stat_id[64], disk_stat_id[64], host_stat_
 static int call_as(const struct user *u, const char *method, const char *path, const char *xml, char **out,
                    bool check_only)
 {
-  AUTOPTR(node) body = xml ? node_from_xml(xml, strlen(xml)) : NULL;
-  struct api_request req = {.method = method, .path = path, .root = "/ovirt-engine/api", .version = 4,
-                            .user = u, .body = body};
-  struct api_response resp = {0};
-  error_clear();
-  int rc = check_only ? api_check_route(eng, &req) : api_handle(eng, &req, &resp);
-  if (out) *out = NULL;
-  if (rc < 0) {
-    if (out) *out = xstrdup(error_message());
-    return error_http_status(error_code());
-  }
-  if (check_only) return 200;
-  struct buf b = BUF_INIT;
-  if (resp.body) node_to_xml(resp.body, &b);
-  if (out) *out = buf_detach(&b);
-  else buf_free(&b);
-  node_free(resp.body);
-  free(resp.location);
-  return resp.status;
+  return fixture_call(u, method, path, xml, NULL, out, check_only);
 }
 
 static void new_id(char out[64])
@@ -436,24 +409,12 @@ static void model(void)
 
 int main(void)
 {
-  char tmpl[] = "/tmp/snapback-perm-XXXXXX";
-  CHECK(mkdtemp(tmpl) != NULL);
-  struct engine_options eo = {.state_dir = tmpl, .libvirt_uri = "test:///default",
-                              .domain_type = DOMAIN_TYPE_QEMU, .detach_timeout_ms = 1000};
-  eng = engine_open(&eo, NULL);
-  CHECK(eng != NULL);
-  if (!eng) { fprintf(stderr, "%s\n", error_message()); return tap_done(); }
+  if (!fixture_open("perm")) return tap_done();
   st = engine_store(eng);
-  struct user u = admin;
-  u.password_hash = (char *)"x";
-  CHECK(user_insert(st, &u) == 0);
-  CHECK(perm_ensure_admin(st) == 0);
   setup_fixture();
   walk();
   model();
   free(owner.id); free(owner.name); free(nobody.id); free(nobody.name);
-  engine_close(eng);
-  const char *rm[] = {"rm", "-rf", tmpl, NULL};
-  CHECK(spawn_run(rm, NULL, NULL) == 0);
+  fixture_close();
   return tap_done();
 }
