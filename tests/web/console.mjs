@@ -156,6 +156,18 @@ async function main() {
     await page.getByRole('button', { name: 'Start', exact: true }).click();
     await page.locator('p .status-up').waitFor({ timeout: 60000 });
     ok(true, `VM ${src} is up`);
+    // a VM unknown (its host unreachable) and a host installing or non_responsive are badges
+    // coloured as down and failed are, not plain text
+    const badge = await page.evaluate(() => Object.fromEntries(['down', 'failed', 'unknown', 'installing', 'non_responsive'].map((s) => {
+      const b = document.createElement('span');
+      b.className = `status status-${s}`;
+      document.body.append(b);
+      const color = getComputedStyle(b).color;
+      b.remove();
+      return [s, color];
+    }).concat([['text', getComputedStyle(document.body).color]])));
+    ok(badge.unknown === badge.down && badge.installing === badge.down && badge.non_responsive === badge.failed &&
+       badge.unknown !== badge.text && badge.non_responsive !== badge.text, `status badges: ${JSON.stringify(badge)}`);
     await page.getByLabel('Description').fill('nightly');
     await page.getByRole('button', { name: 'Create snapshot' }).click();
     await page.getByRole('row').filter({ hasText: 'nightly' }).locator('.status-ok').waitFor({ timeout: 90000 });
