@@ -332,11 +332,18 @@ async function main() {
     await page.getByRole('heading', { level: 1, name: 'Events and jobs' }).waitFor();
     await page.getByLabel('VM', { exact: true }).selectOption({ label: src });
     await page.locator('#events tbody tr').first().waitFor();
-    const rows = await page.locator('#events tbody tr').allTextContents();
     // the engine's own answer: the events that name this VM (<vm id>), of the 200 the page reads
     const srcId = (await apiFault(page, 'GET', `/vms?search=${encodeURIComponent('name=' + src)}`)).vm[0].id;
     const srcEvents = ((await apiFault(page, 'GET', '/events?max=200')).event || []).filter((e) => e.vm?.id === srcId);
-    const stray = rows.filter((r) => !srcEvents.some((e) => r.includes(e.description)));
+    // the unfiltered list can still be on screen for a moment after the choice: wait (up to 10 s)
+    // for the filtered one to replace it before judging
+    let rows, stray;
+    for (let i = 0; i < 50; i++) {
+      rows = await page.locator('#events tbody tr').allTextContents();
+      stray = rows.filter((r) => !srcEvents.some((e) => r.includes(e.description)));
+      if (!stray.length && rows.length <= srcEvents.length) break;
+      await page.waitForTimeout(200);
+    }
     ok(rows.length > 0 && rows.length >= srcEvents.length - 2 && rows.length <= srcEvents.length && !stray.length,
       `events filtered by VM ${src}: ${rows.length} rows, the engine has ${srcEvents.length}${stray.length ? '; not its: ' + stray.join(' | ') : ''}`);
     await page.locator('#jobs tbody tr').filter({ hasText: 'Removing Snapshot' }).first().waitFor();
