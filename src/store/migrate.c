@@ -54,6 +54,9 @@ static const struct migration migrations[] = {
   {11, "disks: content_type (data or iso)", NULL, "disks", "content_type"},
   {12, "vms: cdrom_disk_id", NULL, "vms", "cdrom_disk_id"},
   {13, "vms: boot_devices", NULL, "vms", "boot_devices"},
+  /* backups of VMs on other hosts: libvirt's NBD server on TCP there */
+  {14, "backups: nbd_server", NULL, "backups", "nbd_server"},
+  {15, "image transfers: nbd_server", NULL, "image_transfers", "nbd_server"},
 };
 #define SCHEMA_VERSION (migrations[ARRAY_SIZE(migrations) - 1].version)
 

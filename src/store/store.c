@@ -196,7 +196,7 @@ static const struct field image_transfer_fields[] = {
   FINT(image_transfer, inactivity_timeout), FSTR(image_transfer, user_id),
   FSTR(image_transfer, message), FSTR(image_transfer, dirty_context),
   FSTR(image_transfer, export_name), FINT(image_transfer, external_server),
-  FINT(image_transfer, chosen_source),
+  FINT(image_transfer, chosen_source), FSTR(image_transfer, nbd_server),
 };
 ENTITY(image_transfer, "image transfer", "image_transfers", "created_ms, id", "id");
 
@@ -236,6 +236,7 @@ static const struct field backup_fields[] = {
   FSTR(backup, to_checkpoint_id), FSTR(backup, snapshot_id), FSTR(backup, host_id),
   FBOOL(backup, require_consistency), FBOOL(backup, use_active), FINT(backup, creation_ms),
   FINT(backup, modification_ms), FSTR(backup, user_id), FSTR(backup, message),
+  FSTR(backup, nbd_server),
 };
 ENTITY(backup, "backup", "backups", "creation_ms, id", "id");
 

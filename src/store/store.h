@@ -212,6 +212,8 @@ struct image_transfer {
                                 backup job): never started, stopped or removed here */
   int64_t chosen_source;     /* 1: another command (a backup) chose the data and holds
                                 the disk: the transfer neither locks nor unlocks it */
+  char *nbd_server;          /* an external server on TCP, "nbd://ADDR:PORT" (nbds:// with
+                                TLS), exporting export_name; NULL: socket_path */
 };
 
 /* ---- users, groups, roles, permissions (cmd/core/perm.c holds the rules) ---- */
@@ -246,6 +248,8 @@ struct backup {
   int64_t creation_ms, modification_ms;
   char *user_id;
   char *message;             /* why it failed, or NULL */
+  char *nbd_server;          /* use_active on another host: libvirt's NBD server there,
+                                "nbd://ADDR:PORT" (nbds:// with TLS); NULL: a unix socket */
 };
 
 /* one disk of a backup */
