@@ -141,7 +141,9 @@ struct transfer_spec {
  *     temporary image), served the same way;
  *   - socket_path (+ export_name): an NBD server that already runs, such as
  *     the one of libvirt's pull backup job; the transfer neither starts nor
- *     stops it, and dirty_context names its bitmap's meta context.
+ *     stops it, and dirty_context names its bitmap's meta context;
+ *   - nbd_server (+ export_name): the same on TCP, "nbd://ADDR:PORT" or, with
+ *     TLS, "nbds://ADDR:PORT" (libvirt's backup job on another host).
  * bitmap: a persistent bitmap of the served file to expose as the meta
  * context qemu:dirty-bitmap:BITMAP (qemu-nbd --bitmap); the transfer then
  * answers extents?context=dirty. Without a bitmap or dirty_context it
@@ -154,6 +156,7 @@ struct transfer_source {
   int format;                   /* enum disk_format of path */
   const char *bitmap;
   const char *socket_path, *export_name, *dirty_context;
+  const char *nbd_server;
 };
 /* answers with the export ready (phase transferring) */
 int cmd_transfer_create(struct engine *eng, const struct user *u, const struct transfer_spec *spec,
@@ -164,9 +167,15 @@ int cmd_transfer_finalize(struct engine *eng, const struct user *u, const char *
 int cmd_transfer_cancel(struct engine *eng, const struct user *u, const char *id);
 /* the transfer in progress with TICKET (caller frees); ERR_NOT_FOUND otherwise */
 struct image_transfer *transfer_by_ticket(struct engine *eng, const char *ticket);
-/* the NBD URL of t's export, nbd+unix:///EXPORT?socket=PATH, for clients
- * on the host; caller frees */
+/* the NBD URL of t's export, nbd+unix:///EXPORT?socket=PATH for clients
+ * on the engine's host, or NBD_SERVER/EXPORT for a server on TCP; caller frees */
 char *transfer_nbd_url(const struct image_transfer *t);
+struct nbd_handle;
+/* connects libnbd handle H (created, not yet connected) to t's export,
+ * over its unix socket or to its TCP server (TLS when nbds://; libnbd's
+ * certificates, /etc/pki/libnbd for root); -1 with libnbd's error
+ * (nbd_get_error), nothing recorded: the caller says what failed */
+int transfer_nbd_connect(const struct image_transfer *t, struct nbd_handle *h);
 /* the clear ticket of open transfer ID (caller frees), or NULL when it is not
  * open in this engine; the store keeps only its digest (ticket.c) */
 char *transfer_ticket(struct engine *eng, const char *transfer_id);

@@ -147,6 +147,11 @@ void engine_sweep_orphans(struct engine *eng);
 void transfer_recover(struct engine *eng);
 void transfer_reaper_start(struct engine *eng);
 void transfer_reaper_stop(struct engine *eng);
+/* tcpclients.c: ADDR (caller frees; an IPv6 address without brackets) and
+ * PORT of NBD server "nbd://ADDR:PORT" (or nbds://) */
+int nbd_server_split(const char *server, char **addr, int *port);
+/* tcpclients.c: this machine's established connections to that server */
+int nbd_tcp_clients(const char *server);
 
 /* lock.c: take every id in ids (NULL-terminated) or none; ERR_CONFLICT names the holder */
 int locks_acquire(struct engine *eng, const char *const *ids, const char *cmd, const struct user *u);

@@ -155,8 +155,7 @@ static struct nbd_handle *export_open(const struct image_transfer *t)
   if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error()), NULL;
   if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
       (t->dirty_context && nbd_add_meta_context(h, t->dirty_context) < 0) ||
-      (t->export_name && nbd_set_export_name(h, t->export_name) < 0) ||
-      nbd_connect_unix(h, t->socket_path) < 0) {
+      transfer_nbd_connect(t, h) < 0) {
     error(ERR_UNAVAILABLE, "cannot reach the export of image transfer '%s': %s", t->id,
           nbd_get_error());
     nbd_close(h);

@@ -111,11 +111,28 @@ static void url_escape(struct buf *b, const char *s)
 char *transfer_nbd_url(const struct image_transfer *t)
 {
   struct buf b = BUF_INIT;
+  if (t->nbd_server) {
+    buf_puts(&b, t->nbd_server);
+    buf_putc(&b, '/');
+    url_escape(&b, t->export_name);
+    return buf_detach(&b);
+  }
   buf_puts(&b, "nbd+unix:///");
   url_escape(&b, t->export_name);
   buf_puts(&b, "?socket=");
   url_escape(&b, t->socket_path);
   return buf_detach(&b);
+}
+
+int transfer_nbd_connect(const struct image_transfer *t, struct nbd_handle *h)
+{
+  if (!t->nbd_server) {
+    if (t->export_name && nbd_set_export_name(h, t->export_name) < 0) return -1;
+    return nbd_connect_unix(h, t->socket_path);
+  }
+  /* the URL names the export; nbds:// requires TLS */
+  AUTOFREE char *url = transfer_nbd_url(t);
+  return nbd_connect_uri(h, url);
 }
 
 /* one transaction: activity now and BYTES more, for a transfer still in progress */
@@ -213,6 +230,7 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
                            int64_t *size)
 {
   int64_t deadline = mono_ms() + NBD_READY_TIMEOUT_MS;
+  AUTOFREE char *why = NULL; /* the last failed connection's, for a TCP server */
   for (;;) {
     int status = 0;
     if (!t->external_server && !spawn_alive(pid, &status)) {
@@ -221,22 +239,23 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
                    status, msg);
     }
     struct stat sb;
-    if (stat(t->socket_path, &sb) == 0) {
+    if (t->nbd_server || stat(t->socket_path, &sb) == 0) {
       AUTOPTR(nbd_handle) h = nbd_create();
       if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
-      if (t->export_name && nbd_set_export_name(h, t->export_name) < 0)
-        return error(ERR_INTERNAL, "invalid NBD export name '%s': %s", t->export_name, nbd_get_error());
-      if (nbd_connect_unix(h, t->socket_path) == 0) {
+      if (transfer_nbd_connect(t, h) == 0) {
         *size = nbd_get_size(h);
         nbd_shutdown(h, 0);
         if (*size < 0) return error(ERR_INTERNAL, "cannot read the export size: %s", nbd_get_error());
         return 0;
       }
+      free(why);
+      why = xstrdup(nbd_get_error());
     }
     if (mono_ms() > deadline)
-      return error(ERR_UNAVAILABLE, "%s did not serve '%s' within %d s",
-                   t->external_server ? "the NBD server" : "qemu-nbd", t->socket_path,
-                   NBD_READY_TIMEOUT_MS / 1000);
+      return error(ERR_UNAVAILABLE, "%s did not serve '%s' within %d s%s%s",
+                   t->external_server ? "the NBD server" : "qemu-nbd",
+                   t->nbd_server ? t->nbd_server : t->socket_path, NBD_READY_TIMEOUT_MS / 1000,
+                   why ? ": " : "", why ? why : "");
     usleep(20000);
   }
 }
@@ -247,8 +266,7 @@ static int nbd_server_flush(const struct image_transfer *t)
 {
   AUTOPTR(nbd_handle) h = nbd_create();
   if (!h) return error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
-  if ((t->export_name && nbd_set_export_name(h, t->export_name) < 0) ||
-      nbd_connect_unix(h, t->socket_path) < 0 || nbd_flush(h, 0) < 0)
+  if (transfer_nbd_connect(t, h) < 0 || nbd_flush(h, 0) < 0)
     return error(ERR_INTERNAL, "cannot flush image transfer '%s': %s", t->id, nbd_get_error());
   nbd_shutdown(h, 0);
   return 0;
@@ -360,9 +378,10 @@ static int transfer_source_validate(struct transfer_create *a, struct store *st)
   const struct transfer_source *src = s->source;
   if (s->direction != TRANSFER_DOWNLOAD)
     return error(ERR_INVALID, "cannot upload into a backup: its image transfers are downloads");
-  if (!!src->volume_id + !!src->path + !!src->socket_path != 1)
-    return error(ERR_INTERNAL, "an image transfer source needs one of a volume, a file or an NBD socket");
-  if (src->socket_path && src->bitmap)
+  if (!!src->volume_id + !!src->path + !!src->socket_path + !!src->nbd_server != 1)
+    return error(ERR_INTERNAL, "an image transfer source needs one of a volume, a file, an NBD "
+                 "socket or an NBD server");
+  if ((src->socket_path || src->nbd_server) && src->bitmap)
     return error(ERR_INTERNAL, "an external NBD server exports its own bitmaps: give its dirty_context");
   if (src->bitmap && !bitmap_name_valid(src->bitmap))
     return error(ERR_INVALID, "invalid bitmap name '%s'", src->bitmap);
@@ -463,9 +482,11 @@ static int transfer_create_execute(struct cmd_ctx *c)
   if (mkdir(dir, 0700) < 0 && errno != EEXIST)
     return error(ERR_INTERNAL, "cannot create '%s': %s", dir, strerror(errno));
   const struct transfer_source *src = a->spec->source;
-  bool external = src && src->socket_path;
-  a->socket_path = external ? xstrdup(src->socket_path) : xasprintf("%s/%s.sock", dir, a->id);
-  if (strlen(a->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+  bool external = src && (src->socket_path || src->nbd_server);
+  /* a server on TCP has no socket here */
+  a->socket_path = src && src->nbd_server ? NULL
+                   : src && src->socket_path ? xstrdup(src->socket_path) : xasprintf("%s/%s.sock", dir, a->id);
+  if (a->socket_path && strlen(a->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return error(ERR_INTERNAL, "the NBD socket path '%s' is too long for a unix socket: use a "
                  "shorter --state-dir", a->socket_path);
   AUTOLIST(attachment) owners = disk_owners(st, a->disk->id);
@@ -483,6 +504,7 @@ static int transfer_create_execute(struct cmd_ctx *c)
     .user_id = c->user ? c->user->id : NULL,
     .dirty_context = a->dirty_context, .export_name = src ? (char *)src->export_name : NULL,
     .external_server = external, .chosen_source = src != NULL,
+    .nbd_server = src ? (char *)src->nbd_server : NULL,
   };
   /* the intent first: the row, and the disk locked while its active volume is out */
   if (store_begin(st) < 0) return -1;
@@ -518,7 +540,8 @@ static void transfer_create_compensate(struct cmd_ctx *c)
   if (!a->inserted) return;
   struct image_transfer t = {.id = a->id, .pid = a->pid, .socket_path = a->socket_path,
                              .disk_id = a->disk->id, .snapshot_id = a->snap ? a->snap->id : NULL,
-                             .external_server = a->spec->source && a->spec->source->socket_path,
+                             .external_server = a->spec->source && (a->spec->source->socket_path ||
+                                                                    a->spec->source->nbd_server),
                              .chosen_source = a->spec->source != NULL};
   nbd_server_stop(&t);
   if (store_begin(st) < 0) { log_err("%s", error_message()); return; }
@@ -750,7 +773,8 @@ static void reaper_check(struct engine *eng)
     struct image_transfer *t = l[i];
     int status = 0;
     struct stat sb;
-    if (t->external_server && stat(t->socket_path, &sb) < 0) {
+    /* libvirt's server on another host goes with its backup job: not watched here */
+    if (t->external_server && !t->nbd_server && stat(t->socket_path, &sb) < 0) {
       AUTOFREE char *why = xasprintf("its NBD server went away (socket '%s': %s)", t->socket_path,
                                      strerror(errno));
       transfer_end(eng, NULL, &transfer_fail_def, t->id, TRANSFER_FINISHED_FAILURE, why);
@@ -759,7 +783,7 @@ static void reaper_check(struct engine *eng)
       AUTOFREE char *why = xasprintf("its NBD server (qemu-nbd) exited unexpectedly (status %d): %s",
                                      status, msg);
       transfer_end(eng, NULL, &transfer_fail_def, t->id, TRANSFER_FINISHED_FAILURE, why);
-    } else if (nbd_clients(t->socket_path) > 0) {
+    } else if (t->nbd_server ? nbd_tcp_clients(t->nbd_server) > 0 : nbd_clients(t->socket_path) > 0) {
       transfer_touch(eng, t->id, 0);
     } else if (now - t->last_activity_ms > t->inactivity_timeout * 1000) {
       AUTOFREE char *why = xasprintf("no client for %lld seconds (inactivity_timeout)",
