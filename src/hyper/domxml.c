@@ -465,7 +465,7 @@ static int backup_disks_by_live(const struct hyper_backup_disk *disks, size_t n,
 }
 
 char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
-                    size_t nlive, const char *socket_path, const char *from_checkpoint)
+                    size_t nlive, const struct domxml_backup_server *server, const char *from_checkpoint)
 {
   AUTOFREE const struct hyper_backup_disk **by_live = xcalloc(nlive ? nlive : 1, sizeof *by_live);
   if (backup_disks_by_live(disks, n, live, nlive, by_live) < 0) return NULL;
@@ -476,8 +476,15 @@ char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struc
     buf_put_xml_escaped(&b, from_checkpoint);
     buf_puts(&b, "</incremental>\n");
   }
-  buf_puts(&b, "  <server transport='unix' socket='");
-  buf_put_xml_escaped(&b, socket_path);
+  if (server->socket_path) {
+    buf_puts(&b, "  <server transport='unix' socket='");
+    buf_put_xml_escaped(&b, server->socket_path);
+  } else {
+    buf_puts(&b, "  <server transport='tcp' name='");
+    buf_put_xml_escaped(&b, server->address);
+    buf_printf(&b, "' port='%d", server->port);
+    if (server->tls) buf_puts(&b, "' tls='yes");
+  }
   buf_puts(&b, "'/>\n  <disks>\n");
   for (size_t j = 0; j < nlive; j++) {
     if (!live[j].target) continue;

@@ -54,11 +54,17 @@ char *domxml_snapshot(const struct hyper_snap_disk *snap, size_t n, const struct
  * disk has that alias, ERR_INTERNAL when the XML does not parse. */
 int domxml_disk_chain(const char *xml, const char *alias, char **target, struct strvec *chain);
 
-/* <domainbackup mode='pull'> for backup_begin, and the <domaincheckpoint>
- * that starts new_checkpoint (hyper.h); every live disk is named once;
- * caller frees */
+/* <domainbackup mode='pull'> for backup_begin with its NBD server, and the
+ * <domaincheckpoint> that starts new_checkpoint (hyper.h); every live disk
+ * is named once; caller frees */
+struct domxml_backup_server {
+  const char *socket_path;  /* a unix socket, or NULL: TCP on... */
+  const char *address;      /* ...this address */
+  int port;
+  bool tls;
+};
 char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
-                    size_t nlive, const char *socket_path, const char *from_checkpoint);
+                    size_t nlive, const struct domxml_backup_server *server, const char *from_checkpoint);
 /* use_bitmap_name: the XML redefines an existing checkpoint (its bitmaps are
  * named NAME on the incremental disks), made at creation_time (seconds) */
 char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,

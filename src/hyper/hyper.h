@@ -99,6 +99,16 @@ struct hyper_backup_disk {
   bool checkpoint;          /* the new checkpoint starts a bitmap on this disk */
 };
 
+/* where the NBD server of a pull backup listens: a unix socket on the
+ * host, or TCP on the host's address as its libvirt URI names it (another
+ * host than the engine's), with TLS when that URI is qemu+tls (the host's
+ * qemu.conf then needs backup_tls_x509_cert_dir) */
+struct hyper_nbd_server {
+  const char *socket_path;  /* a unix socket; NULL: TCP */
+  int port_min, port_max;   /* TCP: the ports it may take... */
+  int port_first;           /* ...tried in turn from this one, wrapping around */
+};
+
 /* one disk's I/O counters since the domain started (libvirt block stats) */
 struct hyper_block_stats {
   char *alias;                     /* "ua-<disk id>" */
@@ -216,9 +226,12 @@ struct hyper_ops {
   int (*block_job_progress)(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
                             uint64_t *total);
   /* Starts a pull backup of the running domain's active layers (libvirt's
-   * backup API): an NBD server on the unix socket socket_path exports each
+   * backup API): an NBD server (a unix socket, or TCP on a port of the
+   * range that is free on the host: *nbd_url, caller frees, is then
+   * "nbd://ADDR:PORT", nbds:// with TLS) exports each
    * listed disk as it is now, under the name of its disk id, with scratch
-   * files for copy-before-write. With from_checkpoint, the incremental disks
+   * files for copy-before-write (libvirt makes them in their directory,
+   * which must exist, and deletes them when the job ends). With from_checkpoint, the incremental disks
    * also export the union of bitmap from_checkpoint over their chains as
    * meta context qemu:dirty-bitmap:<from_checkpoint>. In the same instant,
    * bitmap new_checkpoint starts in the active layer of every disk marked
@@ -228,8 +241,8 @@ struct hyper_ops {
    * missing or unusable bitmap fails it with libvirt's message; nothing is
    * left running then. */
   int (*backup_begin)(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
-                      const char *socket_path, const char *from_checkpoint, const char *new_checkpoint,
-                      bool quiesce);
+                      const struct hyper_nbd_server *server, const char *from_checkpoint,
+                      const char *new_checkpoint, bool quiesce, char **nbd_url);
   /* ends the domain's backup job (the NBD server goes, libvirt deletes the
    * scratch files); no job, or no such domain, is not an error */
   int (*backup_end)(struct hyper *h, const char *vm_id);
@@ -266,6 +279,9 @@ struct hyper_ops {
   int (*local_volume_delete)(struct hyper *h, const char *path);
   /* the names of the files in directory DIR of host h (none when DIR is missing) */
   int (*local_volume_list)(struct hyper *h, const char *dir, struct strvec *names);
+  /* makes directory DIR of host h (0700) when missing, for files its libvirt
+   * makes there itself (a backup's scratch files) */
+  int (*local_dir_make)(struct hyper *h, const char *dir);
   /* puts ISO file PATH into the CD-ROM drive of the running domain (live
    * only; NULL ejects); ERR_NOT_FOUND when it does not run */
   int (*cdrom_change)(struct hyper *h, const char *vm_id, const char *path);

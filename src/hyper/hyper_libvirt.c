@@ -956,28 +956,62 @@ static void checkpoint_forget(virDomainPtr d, const char *name)
   virResetLastError();
 }
 
+static char *uri_host(const char *uri);
+
+/* starts the pull backup of domain d of host h: with its server on a unix
+ * socket, or on TCP at h's address at the first port of the range, from
+ * port_first on, that is free (QEMU refuses one in use when it binds), with
+ * TLS when h is reached over qemu+tls; *nbd_url then names it. Records the
+ * error. */
+static int backup_begin_server(struct hyper *h, virDomainPtr d, const char *vm_id,
+                               const struct hyper_backup_disk *disks, size_t n,
+                               const struct hyper_live_disk *live, size_t nlive,
+                               const struct hyper_nbd_server *server, const char *from_checkpoint,
+                               const char *cxml, char **nbd_url)
+{
+  bool tcp = !server->socket_path;
+  AUTOFREE char *addr = tcp ? uri_host(h->uri) : NULL;
+  if (tcp && !addr)
+    return error(ERR_INTERNAL, "cannot back up VM '%s' over TCP: host URI '%s' names no address", vm_id, h->uri);
+  struct domxml_backup_server where = {.socket_path = server->socket_path, .address = addr,
+                                       .tls = tcp && strncmp(h->uri, "qemu+tls:", 9) == 0};
+  int span = tcp ? server->port_max - server->port_min + 1 : 1;
+  int first = server->port_first >= server->port_min && server->port_first <= server->port_max
+                  ? server->port_first : server->port_min;
+  for (int i = 0; i < span; i++) {
+    if (tcp) where.port = server->port_min + (first - server->port_min + i) % span;
+    AUTOFREE char *bxml = domxml_backup(disks, n, live, nlive, &where, from_checkpoint);
+    if (!bxml) return error_prefix("cannot back up VM '%s': ", vm_id);
+    if (virDomainBackupBegin(d, bxml, cxml, 0) == 0) {
+      if (tcp)
+        *nbd_url = xasprintf("%s://%s%s%s:%d", where.tls ? "nbds" : "nbd", strchr(addr, ':') ? "[" : "", addr,
+                             strchr(addr, ':') ? "]" : "", where.port);
+      return 0;
+    }
+    if (!tcp || !strstr(virGetLastErrorMessage(), "Address already in use"))
+      return virt_error("cannot start the backup of VM '%s'", vm_id);
+    log_debug("NBD port %d on %s is in use; trying the next", where.port, addr);
+    virResetLastError();
+  }
+  return error(ERR_CONFLICT, "cannot start the backup of VM '%s': no free TCP port in %d-%d on %s for "
+               "its NBD server (--backup-nbd-ports)", vm_id, server->port_min, server->port_max, addr);
+}
+
 /* Transient domains lose libvirt's checkpoint metadata at every start, and
  * the engine drops it after each backup anyway: an incremental backup first
  * tells libvirt again that checkpoint from exists as bitmaps of that name
  * (REDEFINE, as vdsm does). */
-static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
-                           const char *socket_path, const char *from_checkpoint, const char *new_checkpoint,
-                           bool quiesce)
+static int backup_begin_live(struct hyper *h, virDomainPtr d, const char *vm_id,
+                             const struct hyper_backup_disk *disks, size_t n,
+                             const struct hyper_live_disk *live, size_t nlive,
+                             const struct hyper_nbd_server *server, const char *from_checkpoint,
+                             const char *new_checkpoint, bool quiesce, char **nbd_url)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
-  if (!d) return -1;
-  struct hyper_live_disk *live = NULL;
-  size_t nlive = 0;
-  if (hyper_lv_live_disks(d, vm_id, &live, &nlive) < 0) return -1;
-  AUTOFREE char *bxml = domxml_backup(disks, n, live, nlive, socket_path, from_checkpoint);
-  AUTOFREE char *cxml = bxml ? domxml_checkpoint(disks, n, live, nlive, new_checkpoint, false, 0) : NULL;
+  AUTOFREE char *cxml = domxml_checkpoint(disks, n, live, nlive, new_checkpoint, false, 0);
   /* libvirt wants a creation time; the engine keeps the real one */
   AUTOFREE char *rxml = cxml && from_checkpoint
                             ? domxml_checkpoint(disks, n, live, nlive, from_checkpoint, true, (long long)time(NULL) - 1)
                             : NULL;
-  hyper_live_disks_free(live, nlive);
   if (!cxml || (from_checkpoint && !rxml)) return error_prefix("cannot back up VM '%s': ", vm_id);
   if (from_checkpoint) {
     checkpoint_forget(d, from_checkpoint);
@@ -993,9 +1027,9 @@ static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hype
     }
     frozen = true;
   }
-  int rc = virDomainBackupBegin(d, bxml, cxml, 0);
+  int rc = backup_begin_server(h, d, vm_id, disks, n, live, nlive, server, from_checkpoint, cxml, nbd_url);
   struct err_saved failed = {0};
-  if (rc < 0) virt_error("cannot start the backup of VM '%s'", vm_id), error_save(&failed);
+  if (rc < 0) error_save(&failed);
   if (frozen && virDomainFSThaw(d, NULL, 0, 0) < 0)
     log_warn("cannot thaw the file systems of VM '%s': %s", vm_id, virGetLastErrorMessage());
   if (from_checkpoint) checkpoint_forget(d, from_checkpoint);
@@ -1003,6 +1037,24 @@ static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hype
   virResetLastError();
   if (rc < 0) return error_restore(&failed);
   return 0;
+}
+
+static int lv_backup_begin(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
+                           const struct hyper_nbd_server *server, const char *from_checkpoint,
+                           const char *new_checkpoint, bool quiesce, char **nbd_url)
+{
+  *nbd_url = NULL;
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  if (!d) return -1;
+  struct hyper_live_disk *live = NULL;
+  size_t nlive = 0;
+  if (hyper_lv_live_disks(d, vm_id, &live, &nlive) < 0) return -1;
+  int rc = backup_begin_live(h, d, vm_id, disks, n, live, nlive, server, from_checkpoint, new_checkpoint,
+                             quiesce, nbd_url);
+  hyper_live_disks_free(live, nlive);
+  return rc;
 }
 
 static int lv_backup_end(struct hyper *h, const char *vm_id)
@@ -1174,6 +1226,7 @@ const struct hyper_ops hyper_libvirt_ops = {
   .local_volume_create = hyper_lv_local_volume_create,
   .local_volume_delete = hyper_lv_local_volume_delete,
   .local_volume_list = hyper_lv_local_volume_list,
+  .local_dir_make = hyper_lv_local_dir_make,
   .cdrom_change = hyper_lv_cdrom_change,
   .guest_addresses = hyper_lv_guest_addresses,
   .graphics_supported = hyper_lv_graphics_supported,

@@ -93,6 +93,7 @@ int hyper_lv_local_volume_create(struct hyper *h, const char *dir, const char *n
                                  const char *backing, int backing_format, char **path);
 int hyper_lv_local_volume_delete(struct hyper *h, const char *path);
 int hyper_lv_local_volume_list(struct hyper *h, const char *dir, struct strvec *names);
+int hyper_lv_local_dir_make(struct hyper *h, const char *dir);
 
 /* hyper_lvguest.c */
 int hyper_lv_graphics_supported(struct hyper *h, const char *type);

@@ -107,3 +107,11 @@ int hyper_lv_local_volume_list(struct hyper *h, const char *dir, struct strvec *
   free(vols);
   return 0;
 }
+
+int hyper_lv_local_dir_make(struct hyper *h, const char *dir)
+{
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virStoragePool) p = local_pool(c, dir, true);
+  return p ? 0 : -1;
+}

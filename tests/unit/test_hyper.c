@@ -757,6 +757,29 @@ static void test_boot_order(const char *tmp)
   CHECK(cd2 && (!strstr(cd2, "<source") || strstr(cd2, "<source") > strstr(cd2, "</disk>")));
 }
 
+/* a pull backup's server: a unix socket on the engine's host, TCP (with
+ * TLS for a qemu+tls host) on another */
+static void test_backup_xml(const char *tmp)
+{
+  struct hyper_backup_disk disks[] = {{"7b9c2f60-1111-4aaa-8bbb-0123456789ab", "/s/b-1.qcow2", false, true}};
+  struct hyper_live_disk live[] = {{(char *)"ua-7b9c2f60-1111-4aaa-8bbb-0123456789ab", (char *)"sda",
+                                    (char *)"scsi", (char *)"/sd/a", NULL}};
+  struct domxml_backup_server unix_server = {.socket_path = "/state/backups/x/nbd.sock"};
+  AUTOFREE char *u = domxml_backup(disks, 1, live, 1, &unix_server, NULL);
+  CHECK(u && strstr(u, "<server transport='unix' socket='/state/backups/x/nbd.sock'/>"));
+  if (u) validate(tmp, "backup-unix.xml", u, "domainbackup");
+  struct domxml_backup_server tcp = {.address = "10.254.1.2", .port = 10811};
+  AUTOFREE char *t = domxml_backup(disks, 1, live, 1, &tcp, "cp1");
+  CHECK(t && strstr(t, "<server transport='tcp' name='10.254.1.2' port='10811'/>"));
+  CHECK(t && strstr(t, "<scratch file='/s/b-1.qcow2'/>") && strstr(t, "<incremental>cp1</incremental>"));
+  if (t) validate(tmp, "backup-tcp.xml", t, "domainbackup");
+  tcp.tls = true;
+  tcp.port = 10812;
+  AUTOFREE char *tls = domxml_backup(disks, 1, live, 1, &tcp, NULL);
+  CHECK(tls && strstr(tls, "<server transport='tcp' name='10.254.1.2' port='10812' tls='yes'/>"));
+  if (tls) validate(tmp, "backup-tls.xml", tls, "domainbackup");
+}
+
 int main(void)
 {
   char tmpl[] = "/tmp/snapback-test-hyper-XXXXXX";
@@ -765,6 +788,7 @@ int main(void)
   if (!tmp) return tap_done();
   test_domain_xml(tmp);
   test_boot_order(tmp);
+  test_backup_xml(tmp);
   test_volumes(tmp);
   test_volume_chain(tmp);
   test_live(tmp);

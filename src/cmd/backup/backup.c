@@ -464,8 +464,10 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
                                        bds[i]->mode == BACKUP_MODE_INCREMENTAL, cp};
     any_inc |= hd[i].incremental;
   }
-  int rc = ops->backup_begin(h, vm->id, hd, n, sock, any_inc ? b->from_checkpoint_id : NULL, a->cp_id,
-                             b->require_consistency);
+  struct hyper_nbd_server server = {.socket_path = sock};
+  AUTOFREE char *url = NULL;
+  int rc = ops->backup_begin(h, vm->id, hd, n, &server, any_inc ? b->from_checkpoint_id : NULL, a->cp_id,
+                             b->require_consistency, &url);
   if (rc < 0 && any_inc && !strstr(error_message(), "consistently")) {
     /* a missing or unusable bitmap: the disks fall back to full */
     AUTOFREE char *msg = xstrdup(error_message());
@@ -479,7 +481,7 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
       free(bds[i]->reason);
       bds[i]->reason = xstrdup(why[i]);
     }
-    rc = ops->backup_begin(h, vm->id, hd, n, sock, NULL, a->cp_id, b->require_consistency);
+    rc = ops->backup_begin(h, vm->id, hd, n, &server, NULL, a->cp_id, b->require_consistency, &url);
   }
   if (rc == 0) rc = backup_disks_record(eng, a, vm, bds, cds, why);
   for (size_t i = 0; i < n; i++) free(why[i]);
