@@ -24,6 +24,7 @@ struct engine_options {
   const char *const *allow_paths; /* --allow-path roots, NULL-terminated; may be NULL */
   int event_retention_days;    /* events older than this are pruned; 0: 30 */
   const char *console_listen;  /* where VMs' VNC consoles listen (an IP address) */
+  int nbd_port_min, nbd_port_max; /* TCP ports of backups' NBD servers on other hosts; 0: 10809-10909 */
 };
 
 struct engine;

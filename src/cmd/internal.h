@@ -41,6 +41,7 @@ struct engine {
   struct perm_cache *perm_cache;
   int state_lock_fd;            /* statelock.c: the flock on the state directory */
   int event_retention_days;     /* housekeeping.c prunes older events */
+  int nbd_port_min, nbd_port_max; /* backup.c: libvirt's NBD servers on other hosts */
   struct housekeeping *housekeeping; /* housekeeping.c: NULL when not running */
   struct size_cache *sizes;     /* sizecache.c */
   bool reconcile_needed;        /* atomic: a host reconnected; housekeeping reconciles */
@@ -147,6 +148,11 @@ void engine_sweep_orphans(struct engine *eng);
 void transfer_recover(struct engine *eng);
 void transfer_reaper_start(struct engine *eng);
 void transfer_reaper_stop(struct engine *eng);
+/* another host's local directory for snapback's files (transient overlays,
+ * backup scratch files): under libvirt's own state directory there, never
+ * on a storage domain; REMOTE_ROOT/HOST_ID/... says which host holds them */
+#define REMOTE_ROOT "/var/lib/libvirt/snapback"
+
 /* tcpclients.c: ADDR (caller frees; an IPv6 address without brackets) and
  * PORT of NBD server "nbd://ADDR:PORT" (or nbds://) */
 int nbd_server_split(const char *server, char **addr, int *port);

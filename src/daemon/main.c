@@ -63,6 +63,8 @@ static const char usage[] =
   "  --web-dir DIR          the web console's files, served under / (default: the\n"
   "                         source tree's web/ when present, else " SNAPBACK_WEB_INSTALL_DIR ")\n"
   "  --console-listen ADDR  IP address VMs' VNC consoles listen on (default 127.0.0.1)\n"
+  "  --backup-nbd-ports FIRST-LAST  TCP ports of backups' NBD servers on other hosts\n"
+  "                         (default 10809-10909)\n"
   "  --log-level LEVEL      debug, info, warning or error (default info)\n"
   "  --verbose              same as --log-level debug\n"
   "  --help, --version\n"
@@ -82,6 +84,7 @@ enum {
   O_WEB,
   O_RETENTION,
   O_CONSOLE_LISTEN,
+  O_NBD_PORTS,
 };
 static const struct option longopts[] = {
   {"state-dir", required_argument, NULL, O_STATE}, {"listen", required_argument, NULL, O_LISTEN},
@@ -98,6 +101,7 @@ static const struct option longopts[] = {
   {"web-dir", required_argument, NULL, O_WEB},
   {"event-retention-days", required_argument, NULL, O_RETENTION},
   {"console-listen", required_argument, NULL, O_CONSOLE_LISTEN},
+  {"backup-nbd-ports", required_argument, NULL, O_NBD_PORTS},
   {NULL, 0, NULL, 0},
 };
 #define NOPTS (ARRAY_SIZE(longopts) - 1)
@@ -111,6 +115,7 @@ static const char *const live_keys[] = {"log-level", "verbose", "metrics-auth", 
 struct daemon_options {
   const char *state_dir, *listen, *uri, *db, *tls_cert, *tls_key, *config, *web_dir;
   const char *console_listen;   /* an IP address */
+  int nbd_port_min, nbd_port_max; /* --backup-nbd-ports */
   bool plain, check_config, show_help, show_version;
   long detach_timeout, token_ttl, threads, event_retention_days;
   int domain_type;
@@ -196,6 +201,16 @@ static int option_apply(struct daemon_options *o, int opt, const char *arg)
     if (inet_pton(AF_INET, arg, addr) != 1 && inet_pton(AF_INET6, arg, addr) != 1)
       return error(ERR_INVALID, "invalid value '%s' for --console-listen: give an IP address", arg);
     o->console_listen = arg;
+    return 0;
+  }
+  case O_NBD_PORTS: {
+    int first = 0, last = 0, used = 0;
+    if (sscanf(arg, "%d-%d%n", &first, &last, &used) != 2 || arg[used] || first < 1 || last > 65535 ||
+        first > last)
+      return error(ERR_INVALID, "invalid value '%s' for --backup-nbd-ports: give FIRST-LAST, two TCP "
+                   "ports, e.g. 10809-10909", arg);
+    o->nbd_port_min = first;
+    o->nbd_port_max = last;
     return 0;
   }
   case O_TLS_CERT: o->tls_cert = arg; return 0;
@@ -488,6 +503,7 @@ static int run(int argc, char **argv, struct daemon_options *o)
     .state_dir = abs_state, .db_url = o->db, .libvirt_uri = o->uri, .domain_type = o->domain_type,
     .detach_timeout_ms = (int)o->detach_timeout * 1000, .event_retention_days = (int)o->event_retention_days,
     .allow_paths = (const char *const *)o->allow_paths.ptr, .console_listen = o->console_listen,
+    .nbd_port_min = o->nbd_port_min, .nbd_port_max = o->nbd_port_max,
   };
   struct engine *eng = engine_open(&eo, NULL);
   if (!eng) {

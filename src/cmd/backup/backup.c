@@ -73,12 +73,78 @@ static char *backup_dir(struct engine *eng, const char *backup_id)
   return xasprintf("%s/backups/%s", eng->state_dir, backup_id);
 }
 
+/* a use_active backup of a VM on another host than the engine's: its
+ * scratch files and libvirt's NBD server are on that host (b->host_id) */
+static bool backup_on_remote(struct engine *eng, const struct backup *b)
+{
+  return b->use_active && b->host_id && strcmp(b->host_id, eng->host_id) != 0;
+}
+
+/* that host's local directory for them: REMOTE_ROOT/HOST_ID/scratch, files
+ * BACKUP_ID-DISK_ID.qcow2 */
+static char *remote_scratch_dir(const char *host_id)
+{
+  return xasprintf("%s/%s/scratch", REMOTE_ROOT, host_id);
+}
+
+/* a scratch file NAME belongs to a backup that has not ended */
+static bool remote_scratch_owned(struct engine *eng, const char *name)
+{
+  if (strlen(name) <= UUID_STRLEN || name[UUID_STRLEN] != '-') return false;
+  AUTOFREE char *id = xasprintf("%.*s", UUID_STRLEN, name);
+  AUTOPTR(backup) b = backup_get(eng->st, id);
+  error_clear();
+  return b && b->phase != BACKUP_SUCCEEDED && b->phase != BACKUP_FAILED;
+}
+
+/* Deletes, through host host_id's libvirt, the scratch files of backup
+ * backup_id there; with backup_id NULL every file there that no running
+ * backup owns, each reported as an event (the sweep at start). libvirt
+ * deletes the files it made when its job ends: this removes what a job
+ * that never ended (the engine or the VM gone meanwhile) left. A host that
+ * does not answer keeps them until the next engine start. */
+static void remote_scratch_remove(struct engine *eng, const char *host_id, const char *backup_id)
+{
+  const struct hyper_ops *ops;
+  struct hyper *h = engine_hyper(eng, host_id, &ops);
+  AUTOFREE char *dir = remote_scratch_dir(host_id);
+  AUTOSTRVEC struct strvec names = VEC_INIT;
+  if (!h || ops->local_volume_list(h, dir, &names) < 0) {
+    if (backup_id)
+      log_warn("cannot remove the scratch files of backup '%s' on host '%s' now: %s; they go at the "
+               "next engine start", backup_id, host_id, error_message());
+    error_clear();
+    return;
+  }
+  for (size_t k = 0; k < names.len; k++) {
+    const char *name = names.ptr[k];
+    if (backup_id ? strncmp(name, backup_id, strlen(backup_id)) != 0 || name[strlen(backup_id)] != '-'
+                  : remote_scratch_owned(eng, name))
+      continue;
+    AUTOFREE char *path = xasprintf("%s/%s", dir, name);
+    if (ops->local_volume_delete(h, path) < 0) {
+      log_warn("cannot remove backup scratch file '%s' on host '%s': %s", path, host_id, error_message());
+      error_clear();
+      continue;
+    }
+    if (!backup_id) {
+      AUTOPTR(host) row = host_get(eng->st, host_id);
+      error_clear();
+      engine_event(eng, SEVERITY_WARNING, EV_ORPHAN_REMOVED, NULL, NULL,
+                   "removed file '%s' on host %s (a scratch file of a backup that has ended)", path,
+                   row ? row->name : host_id);
+    }
+  }
+}
+
 /* removes STATE/backups/ID (scratch overlays, libvirt's socket) and the
- * scratch files of a use_active backup in STATE/transient/VM_ID/ */
+ * scratch files of a use_active backup: in STATE/transient/VM_ID/ on the
+ * engine's host, in the VM host's local directory on another */
 static void backup_scratch_remove(struct engine *eng, const char *backup_id)
 {
   AUTOPTR(backup) b = backup_get(eng->st, backup_id);
   error_clear();
+  if (b && backup_on_remote(eng, b)) remote_scratch_remove(eng, b->host_id, backup_id);
   if (b) {
     AUTOFREE char *tdir = xasprintf("%s/transient/%s", eng->state_dir, b->vm_id);
     AUTOFREE char *prefix = xasprintf("backup-%s-", backup_id);
@@ -217,6 +283,8 @@ static int backup_start_execute(struct cmd_ctx *c)
     .use_active = s->use_active && a->vm->status != VM_DOWN,
   };
   if (b.use_active) b.snapshot_id = NULL;
+  /* libvirt's backup job runs where the VM runs */
+  if (b.use_active && a->vm->host_id) b.host_id = a->vm->host_id;
   struct checkpoint cp = {.id = a->cp_id, .vm_id = a->vm->id, .parent_id = leaf[0] ? leaf[0]->id : NULL,
                           .state = CHECKPOINT_PENDING, .creation_ms = now, .backup_id = a->id};
   if (store_begin(st) < 0) return -1;
@@ -389,12 +457,41 @@ static char *backup_scratch_path(struct engine *eng, const char *vm_id, const ch
   return xasprintf("%s/transient/%s/backup-%s-%s.qcow2", eng->state_dir, vm_id, backup_id, disk_id);
 }
 
-/* records modes, volumes and fallback events of a backup's disks */
+/* the first port of the range no other running backup's NBD server on
+ * host host_id holds (libvirt tries the next ones when it is taken) */
+static int nbd_port_hint(struct engine *eng, const char *host_id)
+{
+  AUTOLIST(backup) l = backup_list_running(eng->st);
+  if (!l) { error_clear(); return eng->nbd_port_min; }
+  for (int p = eng->nbd_port_min; p <= eng->nbd_port_max; p++) {
+    bool used = false;
+    for (size_t i = 0; l[i] && !used; i++) {
+      AUTOFREE char *addr = NULL;
+      int port = 0;
+      if (!l[i]->nbd_server || !l[i]->host_id || strcmp(l[i]->host_id, host_id) != 0) continue;
+      if (nbd_server_split(l[i]->nbd_server, &addr, &port) < 0) error_clear();
+      used = port == p;
+    }
+    if (!used) return p;
+  }
+  return eng->nbd_port_min;
+}
+
+/* records modes, volumes and fallback events of a backup's disks, and
+ * where libvirt's NBD server listens when it is on TCP (nbd_server) */
 static int backup_disks_record(struct engine *eng, struct backup_start *a, const struct vm *vm,
-                               struct backup_disk **bds, struct checkpoint_disk **cds, char **why)
+                               struct backup_disk **bds, struct checkpoint_disk **cds, char **why,
+                               const char *nbd_server)
 {
   struct store *st = eng->st;
   if (store_begin(st) < 0) return -1;
+  if (nbd_server) {
+    AUTOPTR(backup) b = backup_get(st, a->id);
+    if (!b) goto rollback;
+    free(b->nbd_server);
+    b->nbd_server = xstrdup(nbd_server);
+    if (backup_update(st, b) < 0) goto rollback;
+  }
   for (size_t i = 0; bds[i]; i++)
     if (backup_disk_update(st, bds[i]) < 0) goto rollback;
   for (size_t i = 0; cds[i]; i++) {
@@ -429,7 +526,7 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
   AUTOPTR(vm) vm = vm_get(st, b->vm_id);
   if (!vm) return -1;
   const struct hyper_ops *ops;
-  struct hyper *h = engine_hyper(eng, vm->host_id, &ops);
+  struct hyper *h = engine_hyper(eng, b->host_id, &ops);
   if (!h) return -1;
   AUTOPTR(checkpoint) from = b->from_checkpoint_id ? checkpoint_get(st, b->from_checkpoint_id) : NULL;
   error_clear();
@@ -438,16 +535,29 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
   AUTOFREE char **why = xcalloc(n + 1, sizeof *why);
   AUTOFREE struct hyper_backup_disk *hd = xcalloc(n ? n : 1, sizeof *hd);
   AUTOSTRVEC struct strvec scratch = VEC_INIT;
-  AUTOFREE char *dir = backup_dir(eng, a->id);
-  AUTOFREE char *tdir = xasprintf("%s/transient/%s", eng->state_dir, vm->id);
-  AUTOFREE char *top = xasprintf("%s/backups", eng->state_dir);
-  if ((mkdir(top, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
-      (mkdir(tdir, 0700) < 0 && errno != EEXIST))
-    return error(ERR_INTERNAL, "cannot create the backup's directories: %s", strerror(errno));
-  AUTOFREE char *sock = backup_socket(eng, a->id);
-  if (strlen(sock) >= 108)
-    return error(ERR_INTERNAL, "the NBD socket path '%s' is too long for a unix socket: use a "
-                 "shorter --state-dir", sock);
+  struct hyper_nbd_server server = {0};
+  AUTOFREE char *sock = NULL, *rdir = NULL;
+  bool remote = backup_on_remote(eng, b);
+  if (remote) {
+    /* the VM's host: scratch files in its local storage, the NBD server on its address */
+    rdir = remote_scratch_dir(b->host_id);
+    if (ops->local_dir_make(h, rdir) < 0)
+      return error_prefix("cannot make the backup's scratch directory on the VM's host: ");
+    server = (struct hyper_nbd_server){.port_min = eng->nbd_port_min, .port_max = eng->nbd_port_max,
+                                       .port_first = nbd_port_hint(eng, b->host_id)};
+  } else {
+    AUTOFREE char *dir = backup_dir(eng, a->id);
+    AUTOFREE char *tdir = xasprintf("%s/transient/%s", eng->state_dir, vm->id);
+    AUTOFREE char *top = xasprintf("%s/backups", eng->state_dir);
+    if ((mkdir(top, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(tdir, 0700) < 0 && errno != EEXIST))
+      return error(ERR_INTERNAL, "cannot create the backup's directories: %s", strerror(errno));
+    sock = backup_socket(eng, a->id);
+    if (strlen(sock) >= 108)
+      return error(ERR_INTERNAL, "the NBD socket path '%s' is too long for a unix socket: use a "
+                   "shorter --state-dir", sock);
+    server.socket_path = sock;
+  }
   bool any_inc = false;
   for (size_t i = 0; i < n; i++) {
     AUTOPTR(volume) v = disk_active_volume(st, bds[i]->disk_id);
@@ -457,14 +567,14 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
     bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, false, &why[i]);
     free(bds[i]->reason);
     bds[i]->reason = xstrdup(why[i]);
-    vec_push(&scratch, backup_scratch_path(eng, vm->id, a->id, bds[i]->disk_id));
+    vec_push(&scratch, remote ? xasprintf("%s/%s-%s.qcow2", rdir, a->id, bds[i]->disk_id)
+                              : backup_scratch_path(eng, vm->id, a->id, bds[i]->disk_id));
     bool cp = false;
     for (size_t j = 0; cds[j]; j++) cp |= strcmp(cds[j]->disk_id, bds[i]->disk_id) == 0;
     hd[i] = (struct hyper_backup_disk){bds[i]->disk_id, scratch.ptr[i],
                                        bds[i]->mode == BACKUP_MODE_INCREMENTAL, cp};
     any_inc |= hd[i].incremental;
   }
-  struct hyper_nbd_server server = {.socket_path = sock};
   AUTOFREE char *url = NULL;
   int rc = ops->backup_begin(h, vm->id, hd, n, &server, any_inc ? b->from_checkpoint_id : NULL, a->cp_id,
                              b->require_consistency, &url);
@@ -483,7 +593,7 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
     }
     rc = ops->backup_begin(h, vm->id, hd, n, &server, NULL, a->cp_id, b->require_consistency, &url);
   }
-  if (rc == 0) rc = backup_disks_record(eng, a, vm, bds, cds, why);
+  if (rc == 0) rc = backup_disks_record(eng, a, vm, bds, cds, why, url);
   for (size_t i = 0; i < n; i++) free(why[i]);
   if (rc < 0) {
     struct err_saved s;
@@ -532,7 +642,7 @@ static int backup_take(struct engine *eng, struct backup_start *a)
     free(bds[i]->reason);
     bds[i]->reason = xstrdup(why[i]);
   }
-  int rc = backup_disks_record(eng, a, vm, bds, cds, why);
+  int rc = backup_disks_record(eng, a, vm, bds, cds, why, NULL);
   for (size_t i = 0; i < n; i++) free(why[i]);
   return rc;
 }
@@ -633,12 +743,13 @@ int cmd_backup_start(struct engine *eng, const struct user *u, const struct back
  * *out_export (the volume is the disk's active one); else both NULL. */
 static int backup_transfer_source(struct engine *eng, const char *backup_id, const char *disk_id,
                                   struct volume **out_vol, char **out_bitmap, char **out_socket,
-                                  char **out_export)
+                                  char **out_server, char **out_export)
 {
   struct store *st = eng->st;
   *out_vol = NULL;
   *out_bitmap = NULL;
   *out_socket = NULL;
+  *out_server = NULL;
   *out_export = NULL;
   AUTOPTR(backup) b = backup_get(st, backup_id);
   if (!b) return -1;
@@ -652,7 +763,8 @@ static int backup_transfer_source(struct engine *eng, const char *backup_id, con
   AUTOPTR(volume) v = bd->volume_id ? volume_get(st, bd->volume_id) : NULL;
   if (!v) return -1;
   if (b->use_active) {
-    *out_socket = backup_socket(eng, backup_id);
+    if (b->nbd_server) *out_server = xstrdup(b->nbd_server); /* on the VM's host */
+    else *out_socket = backup_socket(eng, backup_id);
     *out_export = xstrdup(disk_id);
     if (bd->mode == BACKUP_MODE_INCREMENTAL) *out_bitmap = xstrdup(b->from_checkpoint_id);
   }
@@ -707,12 +819,13 @@ int cmd_backup_transfer(struct engine *eng, const struct user *u, const char *ba
   const char *locks[] = {backup_id, NULL};
   if (locks_acquire(eng, locks, "TransferImage", u) < 0) return -1;
   AUTOPTR(volume) vol = NULL;
-  AUTOFREE char *bitmap = NULL, *sock = NULL, *export = NULL, *context = NULL;
-  int rc = backup_transfer_source(eng, backup_id, spec->disk_id, &vol, &bitmap, &sock, &export);
+  AUTOFREE char *bitmap = NULL, *sock = NULL, *server = NULL, *export = NULL, *context = NULL;
+  int rc = backup_transfer_source(eng, backup_id, spec->disk_id, &vol, &bitmap, &sock, &server, &export);
   if (rc == 0) {
     struct transfer_source src = {0};
-    if (sock) {
+    if (sock || server) {
       src.socket_path = sock;
+      src.nbd_server = server;
       src.export_name = export;
       if (bitmap) src.dirty_context = context = xasprintf("qemu:dirty-bitmap:%s", bitmap);
     } else if (bitmap) {
@@ -797,8 +910,9 @@ static void backup_finalize_job(struct engine *eng, void *arg)
   for (size_t i = 0; open && open[i]; i++)
     if (cmd_transfer_finalize(eng, a->user, open[i]->id) < 0) error_clear();
   error_clear();
-  backup_scratch_remove(eng, a->id);
+  /* libvirt's job first: it deletes the scratch files it made */
   backup_release(eng, a->user, a->b);
+  backup_scratch_remove(eng, a->id);
   AUTOPTR(checkpoint) cp = checkpoint_get(st, a->b->to_checkpoint_id);
   int rc = -1;
   if (cp && store_begin(st) == 0) {
@@ -880,5 +994,11 @@ void backup_recover(struct engine *eng)
     struct backup *job = s && s->status == SNAPSHOT_OK ? backup_get(st, b->id) : NULL;
     if (job) engine_background(eng, backup_recover_job, job);
   }
+  error_clear();
+  /* what ended backups left in other hosts' local storage (the engine's own
+   * host: transient_sweep clears STATE/transient) */
+  AUTOLIST(host) hosts = host_list_all(st);
+  for (size_t i = 0; hosts && hosts[i]; i++)
+    if (strcmp(hosts[i]->id, eng->host_id) != 0) remote_scratch_remove(eng, hosts[i]->id, NULL);
   error_clear();
 }

@@ -217,6 +217,8 @@ struct engine *engine_open(const struct engine_options *opts, const char *admin_
   pthread_cond_init(&eng->bg_cv, NULL);
   eng->state_lock_fd = -1;
   eng->event_retention_days = opts->event_retention_days > 0 ? opts->event_retention_days : 30;
+  eng->nbd_port_min = opts->nbd_port_min > 0 ? opts->nbd_port_min : 10809;
+  eng->nbd_port_max = opts->nbd_port_min > 0 ? opts->nbd_port_max : 10909;
   size_cache_init(eng);
   eng->state_dir = xstrdup(opts->state_dir);
   eng->libvirt_uri = xstrdup(opts->libvirt_uri);

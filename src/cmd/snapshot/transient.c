@@ -20,10 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* a remote host's local directory for snapback's files: under libvirt's own
- * state directory there, never on a storage domain */
-#define REMOTE_ROOT "/var/lib/libvirt/snapback"
-
 static char *remote_transient_dir(const char *host_id)
 {
   return xasprintf("%s/%s/transient", REMOTE_ROOT, host_id);
