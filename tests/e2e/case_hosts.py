@@ -7,17 +7,21 @@ The test host is made once for this module and removed at exit. When it cannot b
 root, no unshare) the cases skip with the reason; SNAPBACK_SKIP_HOSTS=1 skips them too (the
 sanitizer pass: the daemon's code is the same, the QEMU work is not worth doing twice)."""
 import atexit
+import glob
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from xml.sax.saxutils import escape
 
 import appliance
-from harness import (Skip, case, fail, text, ids, random_name, MiB, domstate, virsh)
+from harness import (Skip, case, fail, text, ids, random_name, MiB, domstate, virsh, disk_xml, http_request)
 from case_backup import appliance_files, console, snap_attach_xml, take_snapshot, wait_line, transient_files
+from case_incremental import start_backup, wait_phase, modes, finalize, read_disk, kill_restart
+from case_snapshots import Layout, DISK, last_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "test-host.sh")
@@ -270,3 +274,108 @@ def hosts_dead_host(env):
               "after an engine restart the VM is %r on %r" % (env.vm_status(vm_id), vm_host(env, vm_id)))
     env.action(vm_id, "stop")
     env.check(rdomstate(uri, name) is None, "the stopped VM still runs on h2")
+
+
+def in_host(*argv):
+    """runs argv in the test host's mount namespace (its private /var/lib/libvirt)"""
+    with open("/run/snapback-test-hosts/%s/pid" % HOST_NAME) as f:
+        holder = f.read().strip()
+    return subprocess.run(["nsenter", "-t", holder, "-m"] + list(argv), capture_output=True, text=True,
+                          timeout=30)
+
+
+def host_files(d):
+    """the files in directory d of the test host's own file system ([] when d is missing)"""
+    p = in_host("ls", "-1", d)
+    return sorted(p.stdout.split()) if p.returncode == 0 else []
+
+
+def rlive_write(uri, name, disk_id, pattern, off, length):
+    """a write through the QEMU of VM name on the host at uri (its bitmaps see it)"""
+    for cmd in ('qemu-io -d ua-%s "write -P 0x%02x %d %d"' % (disk_id, pattern, off, length),
+                'qemu-io -d ua-%s "flush"' % disk_id):
+        p = rvirsh(uri, "qemu-monitor-command", name, "--hmp", cmd)
+        if p.returncode != 0 or (p.stdout + p.stderr).strip():
+            fail("HMP %r on %s at %s: %r" % (cmd, name, uri, (p.stdout + p.stderr).strip()))
+
+
+@case("hosts: a use_active backup of a VM on h2 has its scratch on h2's local storage and its NBD server on h2's address; full and incremental read back byte-identical; kill -9 in ready leaves nothing on h2")
+def hosts_backup(env):
+    uri = test_host()
+    h2 = add_host(env, uri)
+    addr = uri.split("/")[2]
+    vm_id, name = pinned_vm(env, h2)
+    r = env.api("POST", "/disks", disk_xml(random_name("mh-inc"), DISK, "cow", extra="<backup>incremental</backup>"))
+    d = env.expect(r, (200, 201, 202), "create a disk with backup=incremental").get("id")
+    env.wait_disk_ok(d)
+    env.attach(vm_id, d, "virtio_scsi", bootable=True)
+    env.action(vm_id, "start")
+    env.require(rdomstate(uri, name) == "running", "VM did not start on h2")
+    scratch_dir = "/var/lib/libvirt/snapback/%s/scratch" % h2
+    lay = Layout()
+    rlive_write(uri, name, d, 0x5a, 0, MiB)
+    lay.write(0x5a, 0, MiB)
+    q = "?use_active=true"
+
+    def ready_backup(cp, what):
+        t0 = time.monotonic()
+        bid = start_backup(env, vm_id, [d], cp, q)
+        b = wait_phase(env, vm_id, bid, ("ready", "failed"))
+        env.require(text(b, "phase") == "ready", "%s: backup %s is %r; events %r"
+                    % (what, bid, text(b, "phase"), last_events(env, 5)))
+        sys.stderr.write("hosts: %s use_active backup on h2 ready in %.2f s\n" % (what, time.monotonic() - t0))
+        env.check(b.find("host") is not None and b.find("host").get("id") == h2,
+                  "%s: the backup does not name h2 as its host" % what)
+        files = host_files(scratch_dir)
+        env.check(files == ["%s-%s.qcow2" % (bid, d)], "%s: scratch files on h2 in %s: %r"
+                  % (what, scratch_dir, files))
+        env.check(not os.path.exists(scratch_dir), "%s: %s is visible outside h2" % (what, scratch_dir))
+        env.check(not glob.glob(os.path.join(env.state_dir, "transient", "*", "*")) and
+                  not glob.glob(os.path.join(env.state_dir, "backups", "*")),
+                  "%s: backup files in the engine's state directory" % what)
+        return bid
+
+    # full: read through the engine's HTTP data path and through libvirt's NBD server on h2
+    bid = ready_backup(None, "full")
+    r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/><direction>'
+                'download</direction><format>raw</format></image_transfer>' % (d, bid))
+    t = env.expect(r, 201, "a transfer of the backup on h2")
+    url = text(t, "nbd_url")
+    port = int(url.split(":")[2].split("/")[0]) if url.startswith("nbd://%s:" % addr) else 0
+    env.check(10809 <= port <= 10909 and url.endswith("/" + d),
+              "the transfer's nbd_url %r is not libvirt's server on h2's address %s" % (url, addr))
+    r = http_request(env.port, "OPTIONS", urllib.parse.urlparse(text(t, "transfer_url")).path)
+    env.check(r.status == 200 and r.body.get("nbd_url") == url and "unix" not in r.body.get("nbd_url", ""),
+              "OPTIONS offers %r, not the TCP export" % (r.body,))
+    r = http_request(env.port, "GET", urllib.parse.urlparse(text(t, "transfer_url")).path, timeout=120)
+    env.check(r.status == 200 and r.raw == bytes(lay.buf),
+              "the full backup read through the engine's data URL differs from the disk (status %d, %d bytes)"
+              % (r.status, len(r.raw)))
+    env.expect(env.api("POST", "/imagetransfers/%s/finalize" % t.get("id"), "<action/>"), 200, "finalize")
+    rlive_write(uri, name, d, 0x5b, 0, 64 * 1024)   # after the backup began: not in it
+    img, _ = read_disk(env, bid, d)
+    env.check(img == bytes(lay.buf), "the full backup read over NBD from h2 differs from the disk at its start")
+    lay.write(0x5b, 0, 64 * 1024)
+    cp1 = text(finalize(env, vm_id, bid), "to_checkpoint_id")
+    env.check(host_files(scratch_dir) == [], "scratch left on h2 after finalize: %r" % host_files(scratch_dir))
+    env.check("None" in rvirsh(uri, "domjobinfo", name).stdout, "a libvirt job is left on h2 after finalize")
+
+    # incremental: only what changed since cp1
+    rlive_write(uri, name, d, 0x5c, 5 * MiB, 64 * 1024)
+    lay.write(0x5c, 5 * MiB, 64 * 1024)
+    bid = ready_backup(cp1, "incremental")
+    env.check(modes(env, vm_id, bid).get(d, (None,))[0] == "incremental", "the backup from cp1 is not incremental")
+    img, dirty = read_disk(env, bid, d, img, cp1)
+    env.check(img == bytes(lay.buf), "the incremental backup from h2 does not rebuild the disk")
+    env.check(dirty is not None and 0 < dirty <= MiB, "incremental from h2: %r dirty bytes" % dirty)
+    cp2 = text(finalize(env, vm_id, bid), "to_checkpoint_id")
+    env.check(host_files(scratch_dir) == [], "scratch left on h2 after the incremental's finalize")
+
+    # kill -9 in ready: at restart the job ends on h2 and its scratch goes
+    bid = ready_backup(cp2, "before the crash")
+    kill_restart(env)
+    b = wait_phase(env, vm_id, bid, ("failed", "succeeded"), timeout=60)
+    env.check(text(b, "phase") == "failed", "kill -9 in ready: the backup is %r" % text(b, "phase"))
+    env.check(host_files(scratch_dir) == [], "kill -9 in ready: scratch left on h2: %r" % host_files(scratch_dir))
+    env.check("None" in rvirsh(uri, "domjobinfo", name).stdout, "kill -9 in ready: libvirt's job runs on on h2")
+    env.action(vm_id, "stop")
