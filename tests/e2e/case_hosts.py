@@ -371,11 +371,54 @@ def hosts_backup(env):
     cp2 = text(finalize(env, vm_id, bid), "to_checkpoint_id")
     env.check(host_files(scratch_dir) == [], "scratch left on h2 after the incremental's finalize")
 
-    # kill -9 in ready: at restart the job ends on h2 and its scratch goes
+    # kill -9 in ready: at restart the job ends on h2 and its scratch goes, and so does a
+    # file an ended backup left there
     bid = ready_backup(cp2, "before the crash")
+    stray = "%s/00000000-0000-4000-8000-000000000000-%s.qcow2" % (scratch_dir, d)
+    p = in_host("qemu-img", "create", "-q", "-f", "qcow2", stray, "1M")
+    env.require(p.returncode == 0, "cannot make a stray file on h2: %s" % p.stderr.strip())
     kill_restart(env)
     b = wait_phase(env, vm_id, bid, ("failed", "succeeded"), timeout=60)
     env.check(text(b, "phase") == "failed", "kill -9 in ready: the backup is %r" % text(b, "phase"))
     env.check(host_files(scratch_dir) == [], "kill -9 in ready: scratch left on h2: %r" % host_files(scratch_dir))
     env.check("None" in rvirsh(uri, "domjobinfo", name).stdout, "kill -9 in ready: libvirt's job runs on on h2")
+    env.check("removed file '%s' on host h2" % stray in env.api("GET", "/events").raw.decode(),
+              "no event says the stray scratch file on h2 was removed")
+
+    # a port in use on h2 is skipped; with none free the backup fails and leaves nothing there
+    port = 10990
+    listener = subprocess.Popen(
+        ["nsenter", "-t", open("/run/snapback-test-hosts/%s/pid" % HOST_NAME).read().strip(), "-n",
+         "python3", "-c", "import socket, time; s = socket.socket(); s.bind((%r, %d)); s.listen(); "
+         "print('listening', flush=True); time.sleep(120)" % (addr, port)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        env.require(listener.stdout.readline().strip() == "listening", "cannot hold port %d on h2" % port)
+        env.daemon.extra_args = ["--backup-nbd-ports", "%d-%d" % (port, port + 1)]
+        env.restart()
+        wait_until(env, "the VM is up after the restart", lambda: env.vm_status(vm_id) == "up", 30)
+        bid = ready_backup(cp2, "a port in use")
+        r = env.api("POST", "/imagetransfers", '<image_transfer><disk id="%s"/><backup id="%s"/><direction>'
+                    'download</direction><format>raw</format></image_transfer>' % (d, bid))
+        t = env.expect(r, 201, "a transfer of the backup on the second port")
+        env.check(text(t, "nbd_url") == "nbd://%s:%d/%s" % (addr, port + 1, d),
+                  "with port %d taken on h2 the export is %r" % (port, text(t, "nbd_url")))
+        env.expect(env.api("POST", "/imagetransfers/%s/finalize" % t.get("id"), "<action/>"), 200, "finalize")
+        img, _ = read_disk(env, bid, d, img, cp2)
+        env.check(img == bytes(lay.buf), "the backup on the range's second port does not read as the disk")
+        finalize(env, vm_id, bid)
+        env.daemon.extra_args = ["--backup-nbd-ports", "%d-%d" % (port, port)]
+        env.restart()
+        wait_until(env, "the VM is up after the restart", lambda: env.vm_status(vm_id) == "up", 30)
+        bid = start_backup(env, vm_id, [d], None, q)
+        b = wait_phase(env, vm_id, bid, ("ready", "failed"))
+        env.check(text(b, "phase") == "failed" and "no free TCP port" in (text(b, "description") or "") + str(
+                  last_events(env, 5)), "with its only port taken the backup is %r: %r"
+                  % (text(b, "phase"), last_events(env, 5)))
+        env.check(host_files(scratch_dir) == [], "the failed backup left scratch on h2: %r" % host_files(scratch_dir))
+        env.check("None" in rvirsh(uri, "domjobinfo", name).stdout, "the failed backup left a job on h2")
+    finally:
+        listener.kill()
+        listener.wait()
+        env.daemon.extra_args = []
     env.action(vm_id, "stop")
