@@ -996,9 +996,11 @@ void backup_recover(struct engine *eng)
   }
   error_clear();
   /* what ended backups left in other hosts' local storage (the engine's own
-   * host: transient_sweep clears STATE/transient) */
+   * host: transient_sweep clears STATE/transient); a host that did not
+   * answer transient_sweep just before is not waited for again */
   AUTOLIST(host) hosts = host_list_all(st);
   for (size_t i = 0; hosts && hosts[i]; i++)
-    if (strcmp(hosts[i]->id, eng->host_id) != 0) remote_scratch_remove(eng, hosts[i]->id, NULL);
+    if (strcmp(hosts[i]->id, eng->host_id) != 0 && hosts[i]->status != HOST_NON_RESPONSIVE)
+      remote_scratch_remove(eng, hosts[i]->id, NULL);
   error_clear();
 }
