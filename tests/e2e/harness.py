@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import json as jsonlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -35,6 +36,9 @@ GiB = 1024 * MiB
 # elements whose value may legitimately change between two GETs with nothing done
 VOLATILE = {"actual_size", "total_size", "start_time", "stop_time", "statistics", "time"}
 
+
+# the first line of a sanitizer's report in a daemon's output
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|: runtime error: ")
 
 class Failure(Exception):
     """a hard failure: the test stops here"""
@@ -445,6 +449,22 @@ class Daemon:
                 pass
         return "\n".join("\n".join(out).splitlines()[-lines:])
 
+    def sanitizer_reports(self):
+        """the ASan/LSan/UBSan reports in this daemon's logs (every start), each cut to its first
+        lines: a leak or an error in the daemon fails the case even when every answer was right"""
+        found = []
+        for i in range(1, self.starts + 1):
+            p = os.path.join(self.log_dir, "snapbackd.%d.log" % i)
+            try:
+                with open(p, "rb") as f:
+                    lines = f.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                continue
+            for n, line in enumerate(lines):
+                if SANITIZER_REPORT.search(line):
+                    found.append("snapbackd.%d.log: %s" % (i, "\n".join(lines[n:n + 20])))
+        return found
+
 
 # ---------------------------------------------------------------------------- the test environment
 
@@ -473,6 +493,7 @@ class Env:
 
     def close(self):
         self.daemon.stop()
+        self.sanitizer = self.daemon.sanitizer_reports()
         for name in sorted(self.vm_names):
             if not name.startswith("e2e-"):
                 continue

@@ -84,6 +84,7 @@ def main():
             env.close()
         except Exception:
             problems.append("cleanup failed:\n" + traceback.format_exc())
+        problems += ["a sanitizer report in the daemon's output:\n" + r for r in getattr(env, "sanitizer", [])]
         dt = time.monotonic() - t0
         if skip and not problems:
             skipped += 1
