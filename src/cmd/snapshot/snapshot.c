@@ -96,16 +96,22 @@ static struct attachment **snapshot_disks(struct store *st, const char *vm_id,
   if (!all) return NULL;
   size_t n = 0, keep = 0;
   while (all[n]) n++;
-  struct attachment **out = xcalloc(n + 1, sizeof *out);
+  /* decide first and move after: a list with a hole would be freed only up to it */
+  AUTOFREE bool *wanted = xcalloc(n + 1, sizeof *wanted);
   for (size_t i = 0; i < n; i++) {
     AUTOPTR(disk) d = disk_get(st, all[i]->disk_id);
-    if (!d) { attachment_list_free(out); return NULL; }
-    bool wanted = !d->shareable;
+    if (!d) return NULL;
+    wanted[i] = !d->shareable;
     if (disk_ids) {
-      wanted = false;
-      for (size_t j = 0; disk_ids[j]; j++) wanted |= strcmp(disk_ids[j], d->id) == 0;
+      wanted[i] = false;
+      for (size_t j = 0; disk_ids[j]; j++) wanted[i] |= strcmp(disk_ids[j], d->id) == 0;
     }
-    if (wanted) { out[keep++] = all[i]; all[i] = NULL; }
+  }
+  struct attachment **out = xcalloc(n + 1, sizeof *out);
+  for (size_t i = 0; i < n; i++) {
+    if (wanted[i]) out[keep++] = all[i];
+    else attachment_free(all[i]);
+    all[i] = NULL;
   }
   return out;
 }
