@@ -246,6 +246,10 @@ struct hyper_ops {
   /* ends the domain's backup job (the NBD server goes, libvirt deletes the
    * scratch files); no job, or no such domain, is not an error */
   int (*backup_end)(struct hyper *h, const char *vm_id);
+  /* whether the domain's backup job still runs: 1; 0 when it ended without
+   * backup_end (aborted from outside, failed, the domain stopped), with
+   * *why (caller frees) saying how; -1 + error when libvirt cannot tell */
+  int (*backup_job_alive)(struct hyper *h, const char *vm_id, char **why);
   /* counters of the running domain vm_id; ERR_NOT_FOUND when it does not
    * run. Block stats carry the device alias of each disk. Caller clears *out */
   int (*domain_stats)(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out);

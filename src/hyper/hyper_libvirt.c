@@ -1081,6 +1081,48 @@ static int lv_backup_end(struct hyper *h, const char *vm_id)
   return 0;
 }
 
+/* A pull backup's job can end without the engine: `virsh domjobabort`, a
+ * failed QEMU job, the domain stopping. libvirt then has no backup job for
+ * the domain, and keeps the completed job's statistics (type cancelled or
+ * failed, and its error message), read here without clearing them. */
+static int lv_backup_job_alive(struct hyper *h, const char *vm_id, char **why)
+{
+  *why = NULL;
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
+  if (!c) return -1;
+  AUTOPTR(virDomain) d = virDomainLookupByUUIDString(c, vm_id);
+  if (!d || virDomainIsActive(d) == 0) {
+    virResetLastError();
+    *why = xstrdup("the VM stopped, and libvirt's backup job with it");
+    return 0;
+  }
+  char *xml = virDomainBackupGetXMLDesc(d, 0);
+  if (xml) {
+    free(xml);
+    return 1;
+  }
+  if (!hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN_BACKUP))
+    return virt_error("cannot read the backup job of VM '%s'", vm_id);
+  virResetLastError();
+  int type = VIR_DOMAIN_JOB_NONE, nparams = 0, op = 0;
+  virTypedParameterPtr params = NULL;
+  const char *msg = NULL;
+  if (virDomainGetJobStats(d, &type, &params, &nparams,
+                           VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED) == 0 &&
+      virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1 &&
+      op == VIR_DOMAIN_JOB_OPERATION_BACKUP) {
+    if (virTypedParamsGetString(params, nparams, VIR_DOMAIN_JOB_ERRMSG, &msg) != 1) msg = NULL;
+    *why = xasprintf("libvirt's backup job %s%s%s",
+                     type == VIR_DOMAIN_JOB_CANCELLED ? "was cancelled (aborted from outside the engine)"
+                     : type == VIR_DOMAIN_JOB_FAILED ? "failed" : "ended",
+                     msg ? ": " : "", msg ? msg : "");
+  }
+  virTypedParamsFree(params, nparams);
+  virResetLastError();
+  if (!*why) *why = xstrdup("libvirt's backup job is no longer running");
+  return 0;
+}
+
 /* ---- network interfaces ---- */
 
 static int lv_nic_change(struct hyper *h, const char *vm_id, const struct hyper_nic *nic, bool attach)
@@ -1216,6 +1258,7 @@ const struct hyper_ops hyper_libvirt_ops = {
   .block_job_progress = lv_block_job_progress,
   .backup_begin = lv_backup_begin,
   .backup_end = lv_backup_end,
+  .backup_job_alive = lv_backup_job_alive,
   .domain_stats = hyper_lv_domain_stats,
   .host_stats = hyper_lv_host_stats,
   .nic_attach = lv_nic_attach,

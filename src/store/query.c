@@ -651,6 +651,13 @@ struct image_transfer **image_transfer_list_open_chosen_of_backup(struct store *
   return (struct image_transfer **)store_select(st, STORE_TYPE(image_transfer), "chosen_source = 1 AND phase IN ('initializing', 'transferring') AND disk_id IN (SELECT disk_id FROM backup_disks WHERE backup_id = ?)", p, 1, NULL, 0);
 }
 
+struct image_transfer **image_transfer_list_chosen_of_backup(struct store *st, const char *backup_id,
+                                                             int64_t since_ms)
+{
+  struct db_value p[] = { DBV_TEXT(backup_id), DBV_INT(since_ms) };
+  return (struct image_transfer **)store_select(st, STORE_TYPE(image_transfer), "chosen_source = 1 AND disk_id IN (SELECT disk_id FROM backup_disks WHERE backup_id = ?) AND created_ms >= ?", p, 2, "created_ms DESC", 0);
+}
+
 struct image_transfer **image_transfer_list_open_of_vm_disks(struct store *st, const char *vm_id, bool active_only)
 {
   struct db_value p[] = { DBV_TEXT(vm_id), DBV_INT(active_only ? 1 : 0) };

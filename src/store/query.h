@@ -263,6 +263,10 @@ struct permission **permission_list_of_user_or_groups(struct store *st, const ch
 struct image_transfer **image_transfer_list_open_chosen_of_backup(struct store *st, const char *backup_id) WARN_UNUSED;
 /* an open transfer of a disk of VM_ID (with ACTIVE_ONLY, of its active volume; else also of its snapshots) (none or one) */
 struct image_transfer **image_transfer_list_open_of_vm_disks(struct store *st, const char *vm_id, bool active_only) WARN_UNUSED;
+/* the transfers of BACKUP_ID's disks that read the backup's chosen source, made at SINCE_MS
+ * or later (the backup's creation), newest first */
+struct image_transfer **image_transfer_list_chosen_of_backup(struct store *st, const char *backup_id,
+                                                             int64_t since_ms) WARN_UNUSED;
 
 /* whether data center ID exists (0 or 1) */
 int64_t datacenter_count_by_id(struct store *st, const char *id) WARN_UNUSED;

@@ -899,8 +899,46 @@ static void backup_end_free(struct backup_end *a)
   free(a);
 }
 
+/* Why backup b cannot end succeeded (caller frees), or NULL. What clients
+ * read must be the complete point in time, but the data path can end
+ * without the engine: libvirt's job of a use_active backup aborted from
+ * outside (`virsh domjobabort`), failed or gone with its VM; a hybrid
+ * backup's qemu-nbd killed. Either fails the transfer then open, so a disk
+ * whose last transfer of this backup failed fails the backup, unless a
+ * later transfer of it succeeded. Asked before the engine ends libvirt's job. */
+static char *backup_broken(struct engine *eng, const struct backup *b, const struct vm *vm)
+{
+  AUTOFREE char *why = NULL;
+  if (b->use_active) {
+    const struct hyper_ops *ops;
+    struct hyper *h = vm->status != VM_DOWN ? engine_hyper(eng, vm->host_id, &ops) : NULL;
+    if (vm->status == VM_DOWN)
+      why = xstrdup("the VM stopped, and libvirt's backup job with it");
+    else if (h && ops->backup_job_alive && ops->backup_job_alive(h, vm->id, &why) < 0)
+      log_warn("backup %s of VM %s: cannot tell whether libvirt's backup job still runs: %s", b->id,
+               vm->name, error_message());
+    error_clear();
+    if (why) return steal_pointer(&why);
+  }
+  AUTOLIST(image_transfer) l = image_transfer_list_chosen_of_backup(eng->st, b->id, b->creation_ms);
+  if (!l) { log_err("%s", error_message()); error_clear(); return NULL; }
+  for (size_t i = 0; l[i]; i++) {
+    bool later = false; /* newest first: a later transfer of the disk decides */
+    for (size_t j = 0; j < i && !later; j++) later = strcmp(l[j]->disk_id, l[i]->disk_id) == 0;
+    if (later || l[i]->phase != TRANSFER_FINISHED_FAILURE) continue;
+    AUTOPTR(disk) d = disk_get(eng->st, l[i]->disk_id);
+    error_clear();
+    return xasprintf("the image transfer %s of disk %s failed, and no later one read it: %s", l[i]->id,
+                     d ? d->alias : l[i]->disk_id, l[i]->message ? l[i]->message : "unknown error");
+  }
+  return NULL;
+}
+
 /* finalizing -> succeeded: open transfers end, scratch files go, the
- * snapshot is merged, and the checkpoint is made */
+ * snapshot is merged, and the checkpoint is made; or finalizing -> failed
+ * when what the clients read was broken (backup_broken): the new
+ * checkpoint is dropped, so the next incremental backup starts from the
+ * previous one, whose bitmaps libvirt never reset */
 static void backup_finalize_job(struct engine *eng, void *arg)
 {
   struct backup_end *a = arg;
@@ -910,6 +948,19 @@ static void backup_finalize_job(struct engine *eng, void *arg)
   for (size_t i = 0; open && open[i]; i++)
     if (cmd_transfer_finalize(eng, a->user, open[i]->id) < 0) error_clear();
   error_clear();
+  /* after the open transfers' ends (one may fail there), before libvirt's job ends */
+  AUTOFREE char *broken = backup_broken(eng, a->b, a->vm);
+  if (broken) {
+    /* dropped first, so an offline merge of the snapshot does not carry its bitmap */
+    checkpoint_drop_pending(st, a->b->to_checkpoint_id);
+    backup_release(eng, a->user, a->b);
+    backup_scratch_remove(eng, a->id);
+    backup_set_phase(eng, a->user, a->id, BACKUP_FAILED, broken);
+    error_clear();
+    engine_unlock(eng, locks);
+    backup_end_free(a);
+    return;
+  }
   /* libvirt's job first: it deletes the scratch files it made */
   backup_release(eng, a->user, a->b);
   backup_scratch_remove(eng, a->id);
