@@ -244,6 +244,10 @@ void checkpoint_bitmaps_merge(struct engine *eng, const char *vm_id, const char 
  * with one event: "<why> '<what>'" */
 void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t since_ms,
                                  const char *why, const char *what);
+/* the bitmap of checkpoint CP was found missing or not saved cleanly (WHY):
+ * CP and every later checkpoint of its VM are marked invalid, with one
+ * event; a running backup's pending checkpoint is kept */
+void checkpoint_invalidate_lost(struct engine *eng, const struct checkpoint *cp, const char *why);
 
 /* backup.c */
 /* at start: every backup a stop interrupted ends failed, with its snapshot

@@ -353,10 +353,14 @@ static bool has_bitmap(const struct volume_bitmap *b, size_t n, const char *name
 
 /* The layers of frozen volume top_id that hold bitmap cp (top first) when
  * they describe every change since cp; NULL with *why (caller frees) when
- * the disk must fall back to full. */
+ * the disk must fall back to full, and *lost (unless NULL) true when that is
+ * because the bitmap is missing or was not saved cleanly. */
 static struct volume **bitmap_layers(struct store *st, const char *top_id, const char *cp,
-                                     const char *created_in, char **why)
+                                     const char *created_in, char **why, bool *lost)
 {
+  bool lost_unused;
+  if (!lost) lost = &lost_unused;
+  *lost = false;
   AUTOLIST(volume) chain = chain_down(st, top_id);
   if (!chain) {
     *why = xasprintf("its volume chain cannot be read: %s", error_message());
@@ -383,11 +387,13 @@ static struct volume **bitmap_layers(struct store *st, const char *top_id, const
     if (have && !usable) {
       *why = xasprintf("bitmap '%s' in volume '%s' was not saved cleanly (in use or inconsistent, "
                        "e.g. after a crash of the VM)", cp, chain[i]->id);
+      *lost = true;
       volume_list_free(out);
       return NULL;
     }
     if (!have && n == 0) {
       *why = xasprintf("bitmap '%s' is missing from volume '%s'", cp, chain[i]->id);
+      *lost = true;
       volume_list_free(out);
       return NULL;
     }
@@ -396,6 +402,7 @@ static struct volume **bitmap_layers(struct store *st, const char *top_id, const
       /* the layer the checkpoint started in must not lie below the run */
       if (created_in && strcmp(chain[i]->id, created_in) == 0) {
         *why = xasprintf("bitmap '%s' is missing from volume '%s', where it started", cp, chain[i]->id);
+        *lost = true;
         volume_list_free(out);
         return NULL;
       }
@@ -410,11 +417,12 @@ static struct volume **bitmap_layers(struct store *st, const char *top_id, const
 
 /* the mode of disk bd in backup b (from checkpoint from, or NULL) read from
  * frozen volume vol; *why (caller frees) says why a disk asked incremental
- * falls back to full */
+ * falls back to full, *lost whether because its bitmap is lost */
 static int disk_mode(struct store *st, const struct backup *b, const struct checkpoint *from,
-                     const char *disk_id, const char *vol_id, bool check_layers, char **why)
+                     const char *disk_id, const char *vol_id, bool check_layers, char **why, bool *lost)
 {
   *why = NULL;
+  *lost = false;
   if (!b->from_checkpoint_id) return BACKUP_MODE_FULL;
   AUTOPTR(disk) d = disk_get(st, disk_id);
   if (!d) { *why = xstrdup(error_message()); error_clear(); return BACKUP_MODE_FULL; }
@@ -440,7 +448,7 @@ static int disk_mode(struct store *st, const struct backup *b, const struct chec
     return BACKUP_MODE_FULL;
   }
   if (!check_layers) return BACKUP_MODE_INCREMENTAL; /* libvirt checks the bitmaps of a live chain */
-  AUTOLIST(volume) layers = bitmap_layers(st, vol_id, from->id, cd->volume_id, why);
+  AUTOLIST(volume) layers = bitmap_layers(st, vol_id, from->id, cd->volume_id, why, lost);
   if (!layers) return BACKUP_MODE_FULL;
   return BACKUP_MODE_INCREMENTAL;
 }
@@ -564,7 +572,8 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
     if (!v) { for (size_t j = 0; j < n; j++) free(why[j]); return -1; }
     free(bds[i]->volume_id);
     bds[i]->volume_id = xstrdup(v->id);
-    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, false, &why[i]);
+    bool gone = false; /* libvirt checks the bitmaps of a live chain: stays false */
+    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, false, &why[i], &gone);
     free(bds[i]->reason);
     bds[i]->reason = xstrdup(why[i]);
     vec_push(&scratch, remote ? xasprintf("%s/%s-%s.qcow2", rdir, a->id, bds[i]->disk_id)
@@ -578,9 +587,11 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
   AUTOFREE char *url = NULL;
   int rc = ops->backup_begin(h, vm->id, hd, n, &server, any_inc ? b->from_checkpoint_id : NULL, a->cp_id,
                              b->require_consistency, &url);
+  AUTOFREE char *lost = NULL;
   if (rc < 0 && any_inc && !strstr(error_message(), "consistently")) {
     /* a missing or unusable bitmap: the disks fall back to full */
     AUTOFREE char *msg = xstrdup(error_message());
+    lost = xasprintf("libvirt cannot use it in the running VM: %s", msg);
     error_clear();
     for (size_t i = 0; i < n; i++) {
       if (!hd[i].incremental) continue;
@@ -595,6 +606,7 @@ static int backup_take_active(struct engine *eng, struct backup_start *a, const 
   }
   if (rc == 0) rc = backup_disks_record(eng, a, vm, bds, cds, why, url);
   for (size_t i = 0; i < n; i++) free(why[i]);
+  if (rc == 0 && lost && from) checkpoint_invalidate_lost(eng, from, lost);
   if (rc < 0) {
     struct err_saved s;
     error_save(&s);
@@ -633,17 +645,22 @@ static int backup_take(struct engine *eng, struct backup_start *a)
   size_t n = 0;
   while (bds[n]) n++;
   AUTOFREE char **why = xcalloc(n + 1, sizeof *why);
+  AUTOFREE char *lost = NULL; /* the first disk's reason when its bitmap is lost */
   for (size_t i = 0; i < n; i++) {
     AUTOPTR(volume) v = snapshot_volume_of(st, bds[i]->disk_id, a->snap_id);
-    if (!v) return -1;
+    if (!v) { for (size_t j = 0; j < i; j++) free(why[j]); return -1; }
     free(bds[i]->volume_id);
     bds[i]->volume_id = xstrdup(v->id);
-    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, true, &why[i]);
+    bool gone = false;
+    bds[i]->mode = disk_mode(st, b, from, bds[i]->disk_id, v->id, true, &why[i], &gone);
+    if (gone && !lost) lost = xstrdup(why[i]);
     free(bds[i]->reason);
     bds[i]->reason = xstrdup(why[i]);
   }
   int rc = backup_disks_record(eng, a, vm, bds, cds, why, NULL);
   for (size_t i = 0; i < n; i++) free(why[i]);
+  /* the chain from it is broken: said once, after the fall back events */
+  if (rc == 0 && lost && from) checkpoint_invalidate_lost(eng, from, lost);
   return rc;
 }
 
@@ -782,7 +799,7 @@ static int backup_transfer_source(struct engine *eng, const char *backup_id, con
     AUTOPTR(checkpoint_disk) cd = checkpoint_disk_get(st, cdid);
     error_clear();
     AUTOFREE char *why = NULL;
-    AUTOLIST(volume) layers = bitmap_layers(st, v->id, cp, cd ? cd->volume_id : NULL, &why);
+    AUTOLIST(volume) layers = bitmap_layers(st, v->id, cp, cd ? cd->volume_id : NULL, &why, NULL);
     if (!layers)
       return error(ERR_CONFLICT, "cannot read the changes of disk '%s' since checkpoint '%s': %s",
                    disk_id, cp, why);

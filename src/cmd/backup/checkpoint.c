@@ -37,28 +37,46 @@ static bool is_live_checkpoint(struct store *st, const char *vm_id, const char *
   return n > 0;
 }
 
-void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t since_ms,
-                                 const char *why, const char *what)
+/* marks the VM's checkpoints made at or after since_ms invalid, the pending
+ * one of a running backup too unless keep_pending, with one event saying
+ * msg */
+static void invalidate_list(struct engine *eng, const char *vm_id, int64_t since_ms, bool keep_pending,
+                            const char *msg)
 {
   struct store *st = eng->st;
   AUTOLIST(checkpoint) l = checkpoint_list_valid_since(st, vm_id, since_ms);
   if (!l) { log_err("%s", error_message()); error_clear(); return; }
-  if (!l[0]) return;
-  AUTOFREE char *msg = xasprintf("%s '%s'", why, what);
   struct buf ids = BUF_INIT;
+  size_t n = 0;
   for (size_t i = 0; l[i]; i++) {
+    if (keep_pending && l[i]->state == CHECKPOINT_PENDING) continue;
     l[i]->state = CHECKPOINT_INVALID;
     free(l[i]->message);
     l[i]->message = xstrdup(msg);
     if (checkpoint_update(st, l[i]) < 0) log_err("%s", error_message());
-    buf_printf(&ids, "%s%s", i ? ", " : "", l[i]->id);
+    buf_printf(&ids, "%s%s", n++ ? ", " : "", l[i]->id);
   }
+  if (n == 0) { buf_free(&ids); return; }
   AUTOPTR(vm) vm = vm_get(st, vm_id);
   error_clear();
   engine_event(eng, SEVERITY_WARNING, EV_CHECKPOINT_INVALID, NULL, vm_id,
                "checkpoints %s of VM %s are invalid: %s; the next backup of its disks is full",
                buf_str(&ids), vm ? vm->name : vm_id, msg);
   buf_free(&ids);
+}
+
+void checkpoint_invalidate_since(struct engine *eng, const char *vm_id, int64_t since_ms,
+                                 const char *why, const char *what)
+{
+  AUTOFREE char *msg = xasprintf("%s '%s'", why, what);
+  invalidate_list(eng, vm_id, since_ms, false, msg);
+}
+
+void checkpoint_invalidate_lost(struct engine *eng, const struct checkpoint *cp, const char *why)
+{
+  AUTOFREE char *msg = xasprintf("the bitmap of checkpoint %s cannot be used (%s), so the chain "
+                                 "from it is broken", cp->id, why);
+  invalidate_list(eng, cp->vm_id, cp->creation_ms, true, msg);
 }
 
 
