@@ -1112,8 +1112,8 @@ static int lv_backup_job_alive(struct hyper *h, const char *vm_id, char **why)
       virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) == 1 &&
       op == VIR_DOMAIN_JOB_OPERATION_BACKUP) {
     if (virTypedParamsGetString(params, nparams, VIR_DOMAIN_JOB_ERRMSG, &msg) != 1) msg = NULL;
-    *why = xasprintf("libvirt's backup job %s%s%s",
-                     type == VIR_DOMAIN_JOB_CANCELLED ? "was cancelled (aborted from outside the engine)"
+    *why = xasprintf("libvirt's backup job %s before finalize, without the engine%s%s",
+                     type == VIR_DOMAIN_JOB_CANCELLED ? "was cancelled"
                      : type == VIR_DOMAIN_JOB_FAILED ? "failed" : "ended",
                      msg ? ": " : "", msg ? msg : "");
   }

@@ -17,7 +17,7 @@ from harness import case, text, MiB, fail, domstate
 from case_snapshots import Layout, offline_write, last_events
 from case_backup_client import backup_transfer, transfer_ended
 from case_incremental import (one_backup, start_backup, wait_phase, checkpoints, finalize, model_write,
-                              backed_up_vm, post_backup, modes, read_disk)
+                              backed_up_vm, post_backup, modes, read_disk, nothing_left, jobinfo)
 
 
 def bitmaps_of(path):
@@ -97,10 +97,16 @@ def in_use(env):
     env.check(fallback_event(env, name, "is missing"), "no event names VM %s and the missing bitmap %s: %r"
               % (name, cp2, last_events(env, 8)))
     img, cp4 = check_fallback(env, vm_id, name, d, lay, img, cp1, "backup from the bitmap left in-use")
+    # each lost bitmap broke the chain from its checkpoint: cp1 and every later one are invalid
+    states = checkpoints(env, vm_id)
+    env.check([c[2] for c in states] == ["invalid"] * (len(states) - 1) + ["created"] and states[-1][0] == cp4,
+              "after the lost bitmaps: checkpoints %r (all invalid but %s)" % (states, cp4))
+    env.check([e for e in last_events(env, 15) if e and all(x in e for x in (cp1, name, "invalid", "not saved"))],
+              "no event says checkpoint %s of VM %s is invalid, its bitmap not saved: %r" % (cp1, name, last_events(env, 8)))
     # running again: the chain goes on from the checkpoint the fall back made
     env.start_vm(vm_id, name)
     model_write(env, name, d, lay, 0x64, 9 * MiB, 64 * 1024)
-    img, _, _ = one_backup(env, vm_id, d, lay, img, cp4, "incremental", "incremental after the restart")
+    img, cp5, _ = one_backup(env, vm_id, d, lay, img, cp4, "incremental", "incremental after the restart")
     # the crashed checkpoint again, running, through libvirt (use_active): still full, never failed
     bid = start_backup(env, vm_id, [d], cp1, "?use_active=true")
     wait_phase(env, vm_id, bid, ("ready",))
@@ -118,8 +124,19 @@ def in_use(env):
     env.check([e for e in last_events(env, 6) if e and all(x in e for x in (t.get("id"), "went away", bid, name))],
               "no event names the transfer, backup %s, VM %s and says its NBD server went away: %r"
               % (bid, name, last_events(env, 6)))
-    finalize(env, vm_id, bid)
-    env.check(not glob.glob(os.path.join(env.state_dir, "backups", "*")), "the aborted backup left its socket dir")
+    # what the client read is not the whole point in time: finalize says failed, nothing is left,
+    # its checkpoint is dropped, and the next incremental starts from the previous one (cp5)
+    b = finalize(env, vm_id, bid, "failed")
+    env.check(text(b, "to_checkpoint_id") not in [c[0] for c in checkpoints(env, vm_id)],
+              "the aborted backup's checkpoint is listed: %r" % checkpoints(env, vm_id))
+    env.check([e for e in last_events(env, 6) if e and all(x in e for x in (bid, name, "failed", "libvirt's backup job"))],
+              "no event names backup %s of VM %s, failed because its libvirt job ended: %r"
+              % (bid, name, last_events(env, 6)))
+    nothing_left(env, vm_id, "libvirt's job aborted")
+    env.check("None" in jobinfo(name), "a libvirt job is left after the failed finalize: %s" % jobinfo(name))
+    model_write(env, name, d, lay, 0x65, 10 * MiB, 64 * 1024)
+    one_backup(env, vm_id, d, lay, img, cp5, "incremental", "use_active incremental after the aborted one",
+               "?use_active=true")
 
 
 @case("bitmaps: OVA export keeps the VM's chain (incremental after it); the import starts without checkpoints or bitmaps, and says so")

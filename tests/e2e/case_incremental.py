@@ -80,13 +80,22 @@ def modes(env, vm_id, bid):
     return {d.get("id"): (text(d, "backup_mode"), text(d, "backup_mode_reason")) for d in b.findall("disk")}
 
 
-def finalize(env, vm_id, bid):
+def finalize(env, vm_id, bid, want="succeeded"):
     r = env.api("POST", "/vms/%s/backups/%s/finalize" % (vm_id, bid), "<action/>")
     env.expect(r, 200, "finalize backup %s" % bid)
     b = wait_phase(env, vm_id, bid, ("succeeded", "failed"))
-    env.check(text(b, "phase") == "succeeded", "backup %s ended %r; events %r"
-              % (bid, text(b, "phase"), last_events(env, 6)))
+    env.check(text(b, "phase") == want, "backup %s ended %r, not %r; events %r"
+              % (bid, text(b, "phase"), want, last_events(env, 6)))
     return b
+
+
+def nothing_left(env, vm_id, what):
+    """no backup snapshot, qemu-nbd, scratch file or libvirt backup socket of VM vm_id is left"""
+    env.check(not regular_snaps(env, vm_id), "%s: a snapshot is left: %r" % (what, regular_snaps(env, vm_id)))
+    env.check(not harness.qemu_nbd_pids(env.state_dir), "%s: a qemu-nbd still runs" % what)
+    left = glob.glob(os.path.join(env.state_dir, "backups", "*")) + \
+        glob.glob(os.path.join(env.state_dir, "transient", vm_id, "backup-*"))
+    env.check(not left, "%s: scratch files left: %r" % (what, left))
 
 
 def run(argv, what):
@@ -240,6 +249,31 @@ def fallback(env):
     evs = last_events(env, 12)
     env.check(any("in full instead of incrementally" in (e or "") and "missing" in (e or "") for e in evs),
               "no event says why the disk fell back to full: %r" % evs)
+    # the lost bitmap broke the chain from cp1: invalid, said once; the fall back's checkpoint is good
+    cps = dict((c[0], c[2]) for c in checkpoints(env, vm_id))
+    env.check(cps.get(cp1) == "invalid" and cps.get(cp2) == "created",
+              "after the lost bitmap: checkpoints %r (%s must be invalid, %s created)" % (cps, cp1, cp2))
+    inv = [e for e in evs if e and all(x in e for x in (cp1, name, "invalid", "missing"))]
+    env.check(len(inv) == 1, "not one event names VM %s and checkpoint %s, invalid for its missing bitmap: %r"
+              % (name, cp1, evs))
+    # the hybrid backup's qemu-nbd killed while ready: the transfer fails, finalize says failed,
+    # nothing is left, no checkpoint is made, and the chain goes on from cp2
+    from case_backup_client import backup_transfer, transfer_ended  # it imports this module
+    bid = start_backup(env, vm_id, [d], cp2)
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
+    t = backup_transfer(env, bid, d, "a transfer of the hybrid backup")
+    pids = harness.qemu_nbd_pids(t.get("id"))
+    env.require(len(pids) == 1, "the transfer's qemu-nbd: pids %r" % pids)
+    os.kill(pids[0], signal.SIGKILL)
+    cur = transfer_ended(env, t, 15)
+    env.check(text(cur, "phase") == "finished_failure", "qemu-nbd killed: the transfer is %r" % text(cur, "phase"))
+    b = finalize(env, vm_id, bid, "failed")
+    env.check(not text(b, "to_checkpoint_id") or text(b, "to_checkpoint_id") not in
+              [c[0] for c in checkpoints(env, vm_id)], "the failed backup's checkpoint is listed")
+    env.check([e for e in last_events(env, 6) if e and all(x in e for x in (bid, name, "failed", "qemu-nbd"))],
+              "no event names backup %s of VM %s, failed because its qemu-nbd died: %r" % (bid, name, last_events(env, 6)))
+    nothing_left(env, vm_id, "qemu-nbd killed in ready")
     # the chain goes on from the new checkpoint
     offline_write(env, top, 0x63, 5 * MiB)
     lay.write(0x63, 5 * MiB)
