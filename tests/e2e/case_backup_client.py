@@ -25,7 +25,7 @@ import harness
 from harness import case, text, MiB, fail, API, ADMIN_USER, ADMIN_PASSWORD
 from case_snapshots import Layout, offline_write, last_events, regular_snaps, DISK
 from case_incremental import (inc_vm, one_backup, start_backup, wait_phase, modes, finalize, model_write,
-                              backed_up_vm, checkpoints, get_backup, read_disk)
+                              backed_up_vm, checkpoints, get_backup, read_disk, nothing_left)
 from case_imageio import ImageioClient
 
 
@@ -273,16 +273,6 @@ def killed_client(env, url):
     p.stdout.close()
     p.stderr.close()
     env.require(reads == 5, "the client read %d times before it was killed" % reads)
-
-
-def nothing_left(env, vm_id, what):
-    deadline = time.monotonic() + 60
-    while (regular_snaps(env, vm_id) or harness.qemu_nbd_pids(env.state_dir)) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    env.check(not regular_snaps(env, vm_id), "%s: the backup's snapshot is left: %r" % (what, regular_snaps(env, vm_id)))
-    env.check(not harness.qemu_nbd_pids(env.state_dir), "%s: an NBD export (qemu-nbd) is left" % what)
-    left = glob.glob(os.path.join(env.state_dir, "backups", "*"))
-    env.check(not left, "%s: scratch files left: %r" % (what, left))
 
 
 @case("incremental backup: a client killed with -9 mid-transfer: the transfer times out, the backup finalizes, nothing left")

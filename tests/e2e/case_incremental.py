@@ -90,9 +90,13 @@ def finalize(env, vm_id, bid, want="succeeded"):
 
 
 def nothing_left(env, vm_id, what):
-    """no backup snapshot, qemu-nbd, scratch file or libvirt backup socket of VM vm_id is left"""
-    env.check(not regular_snaps(env, vm_id), "%s: a snapshot is left: %r" % (what, regular_snaps(env, vm_id)))
-    env.check(not harness.qemu_nbd_pids(env.state_dir), "%s: a qemu-nbd still runs" % what)
+    """no backup snapshot (its removal may still run: up to 60 s), qemu-nbd, scratch file or
+    libvirt backup socket of VM vm_id is left"""
+    deadline = time.monotonic() + 60
+    while (regular_snaps(env, vm_id) or harness.qemu_nbd_pids(env.state_dir)) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    env.check(not regular_snaps(env, vm_id), "%s: the backup's snapshot is left: %r" % (what, regular_snaps(env, vm_id)))
+    env.check(not harness.qemu_nbd_pids(env.state_dir), "%s: an NBD export (qemu-nbd) is left" % what)
     left = glob.glob(os.path.join(env.state_dir, "backups", "*")) + \
         glob.glob(os.path.join(env.state_dir, "transient", vm_id, "backup-*"))
     env.check(not left, "%s: scratch files left: %r" % (what, left))
