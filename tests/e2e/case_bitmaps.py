@@ -77,7 +77,7 @@ def qemu_pid(name):
         return int(f.read().strip())
 
 
-@case("bitmaps: the guest's QEMU killed with -9: bitmaps left in-use or never saved fall back to full with events; the chain goes on")
+@case("bitmaps: the guest's QEMU killed with -9: bitmaps left in-use or never saved fall back to full with events, their checkpoints invalid; the chain goes on; libvirt's job aborted in ready: finalize says failed")
 def in_use(env):
     vm_id, name, d, lay, img, cp1 = backed_up_vm(env, 0x61, run=False)  # bitmap cp1 on disk
     env.start_vm(vm_id, name)  # QEMU opens it: in-use on disk until QEMU saves it

@@ -238,7 +238,7 @@ def chain(env):
               "scratch files left: %r" % glob.glob(os.path.join(env.state_dir, "backups", "*")))
 
 
-@case("incremental backup: a bitmap removed by hand makes that disk fall back to full, with an event")
+@case("incremental backup: a bitmap removed by hand makes that disk fall back to full, with an event; its checkpoint is invalid from the engine's start; qemu-nbd killed in ready: finalize says failed")
 def fallback(env):
     vm_id, name, d = inc_vm(env, run=False)
     lay = Layout()
@@ -247,19 +247,24 @@ def fallback(env):
     img, cp1, _ = one_backup(env, vm_id, d, lay, what="full backup (down)")
     top = env.disk_file(d)
     run(["qemu-img", "bitmap", "--remove", top, cp1], "remove the bitmap by hand")
+    # the engine's start finds it (the VM is down): the chain from cp1 is invalid, said once
+    env.check(env.restart() == 0, "the engine did not stop cleanly")
+    cps = dict((c[0], c[2]) for c in checkpoints(env, vm_id))
+    env.check(cps.get(cp1) == "invalid", "after a restart with a lost bitmap: checkpoints %r (%s must be invalid)"
+              % (cps, cp1))
+    evs = last_events(env, 12)
+    inv = [e for e in evs if e and all(x in e for x in (cp1, name, "invalid", "missing"))]
+    env.check(len(inv) == 1, "not one event names VM %s and checkpoint %s, invalid for its missing bitmap: %r"
+              % (name, cp1, evs))
     offline_write(env, top, 0x62, 3 * MiB)
     lay.write(0x62, 3 * MiB)
     img, cp2, _ = one_backup(env, vm_id, d, lay, img, cp1, "full", "backup after the bitmap was removed")
     evs = last_events(env, 12)
     env.check(any("in full instead of incrementally" in (e or "") and "missing" in (e or "") for e in evs),
               "no event says why the disk fell back to full: %r" % evs)
-    # the lost bitmap broke the chain from cp1: invalid, said once; the fall back's checkpoint is good
     cps = dict((c[0], c[2]) for c in checkpoints(env, vm_id))
     env.check(cps.get(cp1) == "invalid" and cps.get(cp2) == "created",
-              "after the lost bitmap: checkpoints %r (%s must be invalid, %s created)" % (cps, cp1, cp2))
-    inv = [e for e in evs if e and all(x in e for x in (cp1, name, "invalid", "missing"))]
-    env.check(len(inv) == 1, "not one event names VM %s and checkpoint %s, invalid for its missing bitmap: %r"
-              % (name, cp1, evs))
+              "after the fall back: checkpoints %r (%s must be invalid, %s created)" % (cps, cp1, cp2))
     # the hybrid backup's qemu-nbd killed while ready: the transfer fails, finalize says failed,
     # nothing is left, no checkpoint is made, and the chain goes on from cp2
     from case_backup_client import backup_transfer, transfer_ended  # it imports this module

@@ -1038,6 +1038,54 @@ static void backup_recover_job(struct engine *eng, void *arg)
   backup_free(b);
 }
 
+/* why a bitmap of checkpoint cp is lost from its disks' chains now (caller
+ * frees), or NULL; disks no longer incremental are not asked */
+static char *checkpoint_bitmaps_lost(struct store *st, const struct checkpoint *cp)
+{
+  AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list_by_checkpoint(st, cp->id);
+  for (size_t i = 0; cds && cds[i]; i++) {
+    AUTOPTR(disk) d = disk_get(st, cds[i]->disk_id);
+    AUTOPTR(volume) top = d && d->backup == DISK_BACKUP_INCREMENTAL && d->format == DISK_FORMAT_COW
+                              ? disk_active_volume(st, d->id) : NULL;
+    error_clear();
+    if (!top) continue;
+    AUTOFREE char *why = NULL;
+    bool lost = false;
+    AUTOLIST(volume) layers = bitmap_layers(st, top->id, cp->id, cds[i]->volume_id, &why, &lost);
+    if (!layers && lost) return xasprintf("disk %s: %s", d->alias, why);
+  }
+  error_clear();
+  return NULL;
+}
+
+/* At start, the checkpoints of each VM that is down are checked against its
+ * volumes (a running VM's bitmaps are QEMU's, in use until it stops): a
+ * bitmap removed by hand, left unsaved by a crash or dropped by a tool while
+ * the engine was away invalidates the chain from its checkpoint now, with
+ * an event, rather than at the next backup. A VM whose chain a recovery
+ * still changes (a backup of it just failed, a snapshot not ok) is left to
+ * its next backup. */
+static void checkpoints_check_down(struct engine *eng, struct backup *const *recovered)
+{
+  struct store *st = eng->st;
+  AUTOLIST(vm) vms = vm_list_by_status(st, VM_DOWN);
+  if (!vms) { log_err("%s", error_message()); error_clear(); return; }
+  for (size_t i = 0; vms[i]; i++) {
+    bool busy = false;
+    for (size_t j = 0; recovered[j] && !busy; j++) busy = strcmp(recovered[j]->vm_id, vms[i]->id) == 0;
+    AUTOLIST(snapshot) moving = busy ? NULL : snapshot_list_not_ok_of_vm(st, vms[i]->id);
+    AUTOLIST(checkpoint) cps = moving && !moving[0] ? checkpoint_list_listed_of_vm(st, vms[i]->id) : NULL;
+    for (size_t k = 0; cps && cps[k]; k++) {
+      if (cps[k]->state != CHECKPOINT_CREATED) continue;
+      AUTOFREE char *why = checkpoint_bitmaps_lost(st, cps[k]);
+      if (!why) continue;
+      checkpoint_invalidate_lost(eng, cps[k], why); /* and every later one */
+      break;
+    }
+    error_clear();
+  }
+}
+
 void backup_recover(struct engine *eng)
 {
   struct store *st = eng->st;
@@ -1063,6 +1111,7 @@ void backup_recover(struct engine *eng)
     if (job) engine_background(eng, backup_recover_job, job);
   }
   error_clear();
+  checkpoints_check_down(eng, l);
   /* what ended backups left in other hosts' local storage (the engine's own
    * host: transient_sweep clears STATE/transient); a host that did not
    * answer transient_sweep just before is not waited for again */
