@@ -251,7 +251,8 @@ void checkpoint_invalidate_lost(struct engine *eng, const struct checkpoint *cp,
 
 /* backup.c */
 /* at start: every backup a stop interrupted ends failed, with its snapshot
- * removed, its scratch files deleted and its pending checkpoint dropped */
+ * removed, its scratch files deleted and its pending checkpoint dropped; a
+ * down VM's checkpoint whose bitmap is lost invalidates the chain from it */
 void backup_recover(struct engine *eng);
 /* " (backup B of VM NAME)" when transfer t reads a backup of its VM that has not
  * ended, so its events name both; else an empty string (caller frees) */

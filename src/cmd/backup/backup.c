@@ -16,7 +16,11 @@
  * checkpoint is invalid falls back to full, with an event saying why.
  *
  * Phases: initializing (the rows) -> starting (the snapshot) -> ready ->
- * finalizing (snapshot removal) -> succeeded; failed from any of them.
+ * finalizing (snapshot removal) -> succeeded; failed from any of them, and
+ * at finalize when what clients read was broken meanwhile (backup_broken:
+ * libvirt's job ended without the engine, a transfer's NBD server died).
+ * A bitmap found lost (at a backup, or at start for a down VM) invalidates
+ * its checkpoint and every later one (checkpoint_invalidate_lost).
  *
  * Crash safety: the backup row, its snapshot id (chosen before the snapshot
  * is taken) and a pending checkpoint are committed first. At start
