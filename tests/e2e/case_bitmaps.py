@@ -45,6 +45,8 @@ def check_fallback(env, vm_id, name, d, lay, img, cp, what):
     env.check(any(cp in e for e in evs), "%s: the fall back event does not name checkpoint %s: %r" % (what, cp, evs))
     cps = dict((c[0], c[2]) for c in checkpoints(env, vm_id))
     env.check(cps.get(cp2) == "created", "%s: the fall back made no new checkpoint: %r" % (what, cps))
+    env.check(cps.get(cp) == "invalid", "%s: checkpoint %s of the lost bitmap is %r, not invalid"
+              % (what, cp, cps.get(cp)))
     return img, cp2
 
 
