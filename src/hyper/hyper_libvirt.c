@@ -1091,6 +1091,8 @@ static int lv_backup_job_alive(struct hyper *h, const char *vm_id, char **why)
   AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
   if (!c) return -1;
   AUTOPTR(virDomain) d = virDomainLookupByUUIDString(c, vm_id);
+  if (!d && !hyper_lv_last_error_is(VIR_ERR_NO_DOMAIN))
+    return virt_error("cannot look up VM '%s'", vm_id);
   if (!d || virDomainIsActive(d) == 0) {
     virResetLastError();
     *why = xstrdup("the VM stopped, and libvirt's backup job with it");
