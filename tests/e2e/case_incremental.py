@@ -199,7 +199,7 @@ def checkpoints(env, vm_id):
 
 # ---------------------------------------------------------------------------- cases
 
-@case("incremental backup: full, incremental, incremental again of a running then down VM, each byte-identical")
+@case("incremental backup: full, incremental, incremental again of a running then down VM, each byte-identical; the VM stopped in a use_active backup's ready: failed")
 def chain(env):
     vm_id, name, d = inc_vm(env)
     lay = Layout()
@@ -219,8 +219,16 @@ def chain(env):
     cps = checkpoints(env, vm_id)
     env.check([c[0] for c in cps] == [cp1, cp2, cp3] and cps[1][1] == cp1 and cps[2][1] == cp2
               and all(c[2] == "created" for c in cps), "checkpoints: %r" % cps)
-    # the VM stops (bitmaps saved by QEMU) and the disk changes offline
+    # the VM stops (bitmaps saved by QEMU) during a use_active backup: finalize says failed, and
+    # the disk changes offline
+    bid = start_backup(env, vm_id, [d], cp3, "?use_active=true")
+    env.require(text(wait_phase(env, vm_id, bid, ("ready", "failed")), "phase") == "ready",
+                "backup %s failed: %r" % (bid, last_events(env, 4)))
     env.action(vm_id, "stop")
+    finalize(env, vm_id, bid, "failed")
+    env.check([e for e in last_events(env, 4) if e and all(x in e for x in (bid, name, "failed", "VM stopped"))],
+              "no event names backup %s of VM %s, failed because the VM stopped: %r" % (bid, name, last_events(env, 4)))
+    nothing_left(env, vm_id, "VM stopped during a use_active backup")
     top = [p for p in env.disk_files(d)]
     env.require(len(top) == 1, "after the backups the disk has %d volumes: %r" % (len(top), top))
     offline_write(env, top[0], 0x44, 12 * MiB, 64 * 1024)
