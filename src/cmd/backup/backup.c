@@ -355,12 +355,57 @@ static bool has_bitmap(const struct volume_bitmap *b, size_t n, const char *name
   return false;
 }
 
+/* the bitmaps of volumes read once for many questions (the start's check of
+ * every checkpoint of a VM): paths[i] has b[i], n[i] long */
+struct bitmap_cache {
+  size_t len;
+  char **paths;
+  struct volume_bitmap **b;
+  size_t *n;
+};
+
+static void bitmap_cache_clear(struct bitmap_cache *c)
+{
+  for (size_t i = 0; i < c->len; i++) {
+    free(c->paths[i]);
+    volume_bitmaps_free(c->b[i], c->n[i]);
+  }
+  free(c->paths);
+  free(c->b);
+  free(c->n);
+  *c = (struct bitmap_cache){0};
+}
+
+/* the bitmaps of qcow2 PATH in *b (*nb long): kept by cache when given,
+ * else the caller's to free */
+static int layer_bitmaps(struct bitmap_cache *cache, const char *path, struct volume_bitmap **b, size_t *nb)
+{
+  for (size_t i = 0; cache && i < cache->len; i++)
+    if (strcmp(cache->paths[i], path) == 0) {
+      *b = cache->b[i];
+      *nb = cache->n[i];
+      return 0;
+    }
+  if (volume_bitmaps(path, b, nb) < 0) return -1;
+  if (!cache) return 0;
+  size_t k = cache->len++;
+  cache->paths = xrealloc(cache->paths, cache->len * sizeof *cache->paths);
+  cache->b = xrealloc(cache->b, cache->len * sizeof *cache->b);
+  cache->n = xrealloc(cache->n, cache->len * sizeof *cache->n);
+  cache->paths[k] = xstrdup(path);
+  cache->b[k] = *b;
+  cache->n[k] = *nb;
+  return 0;
+}
+
 /* The layers of frozen volume top_id that hold bitmap cp (top first) when
  * they describe every change since cp; NULL with *why (caller frees) when
  * the disk must fall back to full, and *lost (unless NULL) true when that is
- * because the bitmap is missing or was not saved cleanly. */
+ * because the bitmap is missing or was not saved cleanly. Volumes are read
+ * through cache unless NULL. */
 static struct volume **bitmap_layers(struct store *st, const char *top_id, const char *cp,
-                                     const char *created_in, char **why, bool *lost)
+                                     const char *created_in, char **why, bool *lost,
+                                     struct bitmap_cache *cache)
 {
   bool lost_unused;
   if (!lost) lost = &lost_unused;
@@ -379,14 +424,14 @@ static struct volume **bitmap_layers(struct store *st, const char *top_id, const
     if (chain[i]->format == DISK_FORMAT_COW && !below) {
       struct volume_bitmap *b = NULL;
       size_t nb = 0;
-      if (volume_bitmaps(chain[i]->path, &b, &nb) < 0) {
+      if (layer_bitmaps(cache, chain[i]->path, &b, &nb) < 0) {
         *why = xasprintf("the bitmaps of volume '%s' cannot be read: %s", chain[i]->id, error_message());
         error_clear();
         volume_list_free(out);
         return NULL;
       }
       have = has_bitmap(b, nb, cp, &usable);
-      volume_bitmaps_free(b, nb);
+      if (!cache) volume_bitmaps_free(b, nb);
     }
     if (have && !usable) {
       *why = xasprintf("bitmap '%s' in volume '%s' was not saved cleanly (in use or inconsistent, "
@@ -452,7 +497,7 @@ static int disk_mode(struct store *st, const struct backup *b, const struct chec
     return BACKUP_MODE_FULL;
   }
   if (!check_layers) return BACKUP_MODE_INCREMENTAL; /* libvirt checks the bitmaps of a live chain */
-  AUTOLIST(volume) layers = bitmap_layers(st, vol_id, from->id, cd->volume_id, why, lost);
+  AUTOLIST(volume) layers = bitmap_layers(st, vol_id, from->id, cd->volume_id, why, lost, NULL);
   if (!layers) return BACKUP_MODE_FULL;
   return BACKUP_MODE_INCREMENTAL;
 }
@@ -803,7 +848,7 @@ static int backup_transfer_source(struct engine *eng, const char *backup_id, con
     AUTOPTR(checkpoint_disk) cd = checkpoint_disk_get(st, cdid);
     error_clear();
     AUTOFREE char *why = NULL;
-    AUTOLIST(volume) layers = bitmap_layers(st, v->id, cp, cd ? cd->volume_id : NULL, &why, NULL);
+    AUTOLIST(volume) layers = bitmap_layers(st, v->id, cp, cd ? cd->volume_id : NULL, &why, NULL, NULL);
     if (!layers)
       return error(ERR_CONFLICT, "cannot read the changes of disk '%s' since checkpoint '%s': %s",
                    disk_id, cp, why);
@@ -1043,8 +1088,9 @@ static void backup_recover_job(struct engine *eng, void *arg)
 }
 
 /* why a bitmap of checkpoint cp is lost from its disks' chains now (caller
- * frees), or NULL; disks no longer incremental are not asked */
-static char *checkpoint_bitmaps_lost(struct store *st, const struct checkpoint *cp)
+ * frees), or NULL; disks no longer incremental are not asked; each volume
+ * is read once through cache */
+static char *checkpoint_bitmaps_lost(struct store *st, const struct checkpoint *cp, struct bitmap_cache *cache)
 {
   AUTOLIST(checkpoint_disk) cds = checkpoint_disk_list_by_checkpoint(st, cp->id);
   for (size_t i = 0; cds && cds[i]; i++) {
@@ -1055,7 +1101,7 @@ static char *checkpoint_bitmaps_lost(struct store *st, const struct checkpoint *
     if (!top) continue;
     AUTOFREE char *why = NULL;
     bool lost = false;
-    AUTOLIST(volume) layers = bitmap_layers(st, top->id, cp->id, cds[i]->volume_id, &why, &lost);
+    AUTOLIST(volume) layers = bitmap_layers(st, top->id, cp->id, cds[i]->volume_id, &why, &lost, cache);
     if (!layers && lost) return xasprintf("disk %s: %s", d->alias, why);
   }
   error_clear();
@@ -1079,13 +1125,15 @@ static void checkpoints_check_down(struct engine *eng, struct backup *const *rec
     for (size_t j = 0; recovered[j] && !busy; j++) busy = strcmp(recovered[j]->vm_id, vms[i]->id) == 0;
     AUTOLIST(snapshot) moving = busy ? NULL : snapshot_list_not_ok_of_vm(st, vms[i]->id);
     AUTOLIST(checkpoint) cps = moving && !moving[0] ? checkpoint_list_listed_of_vm(st, vms[i]->id) : NULL;
+    struct bitmap_cache cache = {0};
     for (size_t k = 0; cps && cps[k]; k++) {
       if (cps[k]->state != CHECKPOINT_CREATED) continue;
-      AUTOFREE char *why = checkpoint_bitmaps_lost(st, cps[k]);
+      AUTOFREE char *why = checkpoint_bitmaps_lost(st, cps[k], &cache);
       if (!why) continue;
       checkpoint_invalidate_lost(eng, cps[k], why); /* and every later one */
       break;
     }
+    bitmap_cache_clear(&cache);
     error_clear();
   }
 }
