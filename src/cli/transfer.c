@@ -30,6 +30,19 @@ void transfer_clear(struct transfer *t)
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
+void poller_start(struct poller *p)
+{
+  p->start_ms = mono_ms();
+  p->delay_ms = POLL_FAST_MS;
+}
+
+void poller_sleep(struct poller *p)
+{
+  sleep_ms(p->delay_ms);
+  if (mono_ms() - p->start_ms >= POLL_FAST_FOR_MS)
+    p->delay_ms = p->delay_ms * 2 < POLL_MAX_MS ? p->delay_ms * 2 : POLL_MAX_MS;
+}
+
 /* the NBD URL of a transfer: snapback's nbd_url (transfer_url is the HTTPS
  * imageio URL), or an older engine's nbd:// transfer_url */
 static const char *transfer_nbd(const struct node *n)
@@ -96,7 +109,8 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
   t->url = xstrdup(url);
   transfer_take_http(t, n);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
-  int delay = POLL_FIRST_MS;
+  struct poller poll;
+  poller_start(&poll);
   while (strcmp(t->phase, "transferring") != 0) {
     if (strcmp(t->phase, "initializing") != 0 && strcmp(t->phase, "resuming") != 0) {
       error(ERR_CONFLICT, "transfer '%s' is '%s' instead of transferring", t->id, t->phase);
@@ -110,8 +124,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
       error(ERR_UNAVAILABLE, "transfer '%s' did not start within %d s", t->id, TRANSFER_WAIT_MS / 1000);
       goto cancel;
     }
-    sleep_ms(delay);
-    delay = poll_next_ms(delay);
+    poller_sleep(&poll);
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
   if ((!t->url || strncmp(t->url, "nbd", 3) != 0) && !t->http_url) {
@@ -141,7 +154,8 @@ int transfer_finalize(struct client *c, struct transfer *t)
   if (client_call(c, "POST", path, "<action/>", NULL) < 0)
     return error_prefix("cannot finalize transfer '%s': ", t->id);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
-  int delay = POLL_FIRST_MS;
+  struct poller poll;
+  poller_start(&poll);
   for (;;) {
     if (transfer_refresh(c, t) < 0) {
       if (error_code() == ERR_NOT_FOUND) {
@@ -157,8 +171,7 @@ int transfer_finalize(struct client *c, struct transfer *t)
     if (mono_ms() > deadline)
       return error(ERR_UNAVAILABLE, "transfer '%s' did not finish within %d s (phase '%s')", t->id,
                    TRANSFER_WAIT_MS / 1000, t->phase);
-    sleep_ms(delay);
-    delay = poll_next_ms(delay);
+    poller_sleep(&poll);
   }
 }
 

@@ -7,13 +7,21 @@
 #include "cli/client.h"
 #include "repo/repo.h"
 
-/* how the CLI polls the engine for a phase: first after POLL_FIRST_MS, then
- * twice as long each time up to POLL_MAX_MS, so a quick phase change (an
- * empty incremental backup takes about a second in all) is seen within tens
- * of ms and a slow one costs a request every POLL_MAX_MS */
-#define POLL_FIRST_MS 20
+/* how the CLI polls the engine for a phase: every POLL_FAST_MS for the
+ * first POLL_FAST_FOR_MS, then twice as long each time up to POLL_MAX_MS.
+ * The phases of an incremental backup change within tens of ms (ready, a
+ * transfer's start, succeeded: about 0.1 s each), and a doubling delay
+ * from the start saw each change up to 160 ms late (measured: 0.3 s of a
+ * 1.3 s incremental backup); a GET costs the engine well under a ms, and a
+ * slow phase still costs a request only every POLL_MAX_MS. */
+#define POLL_FAST_MS 10
+#define POLL_FAST_FOR_MS 2000
 #define POLL_MAX_MS 200
-static inline int poll_next_ms(int delay) { return delay * 2 < POLL_MAX_MS ? delay * 2 : POLL_MAX_MS; }
+struct poller { int64_t start_ms; int delay_ms; };
+/* starts polling now */
+void poller_start(struct poller *p);
+/* sleeps until the next poll */
+void poller_sleep(struct poller *p);
 
 /* set by the SIGINT/SIGTERM handler; long loops check it and fail cleanly */
 extern volatile sig_atomic_t cli_interrupted;
