@@ -803,15 +803,17 @@ int cmd_backup_start(struct engine *eng, const struct user *u, const struct back
 /* ---- transfers ---- */
 
 /* the NBD source of a transfer of disk_id in backup backup_id (phase
- * ready): the frozen volume, or for an incremental disk a scratch overlay
- * on it whose bitmap *out_bitmap (caller frees) holds the changed blocks.
+ * ready): the frozen volume, or for an incremental disk whose bitmap
+ * *out_bitmap (caller frees) spans several layers a scratch overlay on it
+ * (*out_scratch) whose one bitmap holds the changed blocks.
  * For a use_active backup: libvirt's NBD server *out_socket, export
  * *out_export (the volume is the disk's active one); else both NULL. */
 static int backup_transfer_source(struct engine *eng, const char *backup_id, const char *disk_id,
                                   struct volume **out_vol, char **out_bitmap, char **out_socket,
-                                  char **out_server, char **out_export)
+                                  char **out_server, char **out_export, bool *out_scratch)
 {
   struct store *st = eng->st;
+  *out_scratch = false;
   *out_vol = NULL;
   *out_bitmap = NULL;
   *out_socket = NULL;
@@ -852,6 +854,14 @@ static int backup_transfer_source(struct engine *eng, const char *backup_id, con
     if (!layers)
       return error(ERR_CONFLICT, "cannot read the changes of disk '%s' since checkpoint '%s': %s",
                    disk_id, cp, why);
+    /* the usual chain: the checkpoint began in the frozen volume, the one
+     * layer with its bitmap; qemu-nbd serves that bitmap as it is (no
+     * scratch overlay: four qemu-img runs less, ~0.1 s of the transfer's start) */
+    if (!layers[1] && strcmp(layers[0]->id, v->id) == 0) {
+      *out_vol = steal_pointer(&v);
+      *out_bitmap = xstrdup(cp);
+      return 0;
+    }
     AUTOFREE char *tmp = xasprintf("%s.part", path);
     int rc = volume_create(tmp, DISK_FORMAT_COW, 0, v->path, v->format);
     if (rc == 0) rc = volume_bitmap_add(tmp, cp);
@@ -873,6 +883,7 @@ static int backup_transfer_source(struct engine *eng, const char *backup_id, con
   scratch->format = DISK_FORMAT_COW;
   *out_vol = scratch;
   *out_bitmap = xstrdup(cp);
+  *out_scratch = true;
   return 0;
 }
 
@@ -886,7 +897,9 @@ int cmd_backup_transfer(struct engine *eng, const struct user *u, const char *ba
   if (locks_acquire(eng, locks, "TransferImage", u) < 0) return -1;
   AUTOPTR(volume) vol = NULL;
   AUTOFREE char *bitmap = NULL, *sock = NULL, *server = NULL, *export = NULL, *context = NULL;
-  int rc = backup_transfer_source(eng, backup_id, spec->disk_id, &vol, &bitmap, &sock, &server, &export);
+  bool scratch = false;
+  int rc = backup_transfer_source(eng, backup_id, spec->disk_id, &vol, &bitmap, &sock, &server, &export,
+                                  &scratch);
   if (rc == 0) {
     struct transfer_source src = {0};
     if (sock || server) {
@@ -894,12 +907,13 @@ int cmd_backup_transfer(struct engine *eng, const struct user *u, const char *ba
       src.nbd_server = server;
       src.export_name = export;
       if (bitmap) src.dirty_context = context = xasprintf("qemu:dirty-bitmap:%s", bitmap);
-    } else if (bitmap) {
+    } else if (scratch) {
       src.path = vol->path; /* the scratch overlay, no volume of the store */
       src.format = DISK_FORMAT_COW;
       src.bitmap = bitmap;
     } else {
       src.volume_id = vol->id;
+      src.bitmap = bitmap;
     }
     struct transfer_spec s = *spec;
     s.source = &src;
