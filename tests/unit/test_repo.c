@@ -753,6 +753,46 @@ static void test_incremental(const char *root)
 
 /* version 1 manifests (a JSON array of hex ids, the disk's SHA-256) still
  * read; a version 1 repository becomes version 2 at its first new backup */
+/* an incremental backup that stores more chunks than the patch writer keeps
+ * in flight (its store threads): packs and whole blocks, mixed, each id
+ * lands in its own slot, and the disk reads back byte for byte */
+static void test_incremental_many_chunks(const char *root)
+{
+  char *path = xasprintf("%s/inc-many", root);
+  CHECK(repo_init(path, NULL) == 0);
+  struct repo *r = repo_open(path, NULL);
+  const size_t piece = 64 << 10, blocks = 24;
+  const uint64_t size = blocks * REPO_CHUNK_SIZE;
+  const size_t npieces = (size_t)(size / piece), per_block = REPO_CHUNK_SIZE / piece;
+  unsigned char *disk = xrealloc(NULL, size);
+  bool *dirty = xcalloc(npieces, sizeof *dirty);
+  fill_random(disk, size, 500);
+  struct patch_stats st;
+  struct manifest *full = backup_disk(r, NULL, disk, size, dirty, 1700001000000, &st);
+  CHECK(st.chunks_new == blocks);
+  /* 16 scattered pieces in each other block (1 MiB: 20 MiB of patches, 5 packs),
+   * and every 6th block changed whole (4 blocks stored whole) */
+  for (size_t b = 0; b < blocks; b++)
+    for (size_t p = 0; p < per_block; p++) {
+      if (b % 6 != 5 && p % 4 != (b % 4)) continue;
+      dirty[b * per_block + p] = true;
+      fill_random(disk + (b * per_block + p) * piece, piece, 600 + b * per_block + p);
+    }
+  struct manifest *inc = backup_disk(r, &full->disks[0], disk, size, dirty, 1700001100000, &st);
+  CHECK(st.blocks_rewritten == 4 && st.chunks_new == 5 + 4);
+  CHECK(inc->disks[0].npatch_chunks == 5);
+  CHECK(disk_equals(r, &inc->disks[0], disk));
+  struct manifest *back = manifest_read(r, inc->name);
+  CHECK(back && disk_equals(r, &back->disks[0], disk));
+  manifest_free(back);
+  manifest_free(inc);
+  manifest_free(full);
+  free(dirty);
+  free(disk);
+  repo_close(r);
+  free(path);
+}
+
 static void test_version1(const char *root)
 {
   char *path = xasprintf("%s/v1", root);
@@ -910,6 +950,7 @@ int main(void)
   test_concurrent_writers(root);
   test_lock_waits(root);
   test_incremental(root);
+  test_incremental_many_chunks(root);
   test_version1(root);
   test_manifest_size(root);
   test_manifest_huge_size(root);
