@@ -318,33 +318,35 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
   AUTOPTR(imageio) io = NULL;
   AUTOFREE char *nbd_url = NULL, *nbd_why = NULL;
   if (transfer_data_open(b->c, &b->t, alias ? alias : disk_id, "reading", &nbd_url, &io) < 0) return -1;
-  /* the dirty extents: from the imageio API, else from the NBD export's
-   * dirty bitmap */
+  /* the dirty extents: from the NBD export's dirty bitmap when this host
+   * reaches it (one block status walk of the bitmap alone: a few ms, where
+   * the imageio answer, combined with the allocation map, took 20-400 ms
+   * for the bench's fragmented disk), else from the imageio API */
   struct extentlist dirty = VEC_INIT;
   if (incremental) {
-    AUTOFREE char *http_why = NULL;
+    AUTOFREE char *src_why = NULL;
     int drc = -1;
-    if (io) {
-      drc = imageio_extents(io, "dirty", &dirty);
+    if (nbd_url) {
+      AUTOFREE char *context = NULL;
+      drc = nbd_dirty_extents(nbd_url, &dirty, &context);
       if (drc < 0) {
-        http_why = xstrdup(error_message());
+        src_why = xstrdup(error_message());
         error_clear();
         dirty.len = 0;
       }
     }
-    if (drc < 0 && nbd_url) {
-      AUTOFREE char *context = NULL;
-      drc = nbd_dirty_extents(nbd_url, &dirty, &context);
+    if (drc < 0 && io) {
+      drc = imageio_extents(io, "dirty", &dirty);
       if (drc < 0) {
-        free(http_why);
-        http_why = xstrdup(error_message());
+        free(src_why);
+        src_why = xstrdup(error_message());
         error_clear();
         dirty.len = 0;
       }
     }
     if (drc < 0) {
       incremental = false;
-      why = xasprintf("cannot read the dirty extents: %s", http_why ? http_why : "the transfer offers none");
+      why = xasprintf("cannot read the dirty extents: %s", src_why ? src_why : "the transfer offers none");
     }
   }
   AUTOFREE char *label = xasprintf("%s (%zu/%zu)", alias ? alias : disk_id, i + 1, nd);
