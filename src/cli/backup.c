@@ -2,10 +2,11 @@
  *
  * With the engine's backup API (vmbackup.c): the newest backup of the VM in
  * the repository that names a checkpoint is the base; POST /vms/{vm}/backups
- * from that checkpoint (or full: no base, --full, or the engine does not know
- * the checkpoint any more) -> ready -> per disk: an image transfer of the
- * backup; a disk the engine backs up incrementally is read only where
- * extents?context=dirty says it changed and is written as patches over the
+ * from that checkpoint, live (use_active), or full through a snapshot (no
+ * base, --full, or the engine does not know the checkpoint any more) ->
+ * ready -> per disk: an image transfer of the backup; a disk the engine
+ * backs up incrementally is read only where its dirty bitmap (the NBD
+ * export's, else extents?context=dirty) says it changed and is written as patches over the
  * base's layout (increment.c), any other disk in full -> finalize the
  * transfers and the backup, wait until succeeded -> manifest naming the new
  * checkpoint. Data goes over NBD when an NBD URL is reachable (the
@@ -404,7 +405,14 @@ static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_s
   char host[256];
   hostname_of(host);
   AUTOFREE char *desc = xasprintf(SNAP_PREFIX " %s pid=%ld host=%s", m->id, (long)getpid(), host);
-  int rc = vm_backup_start(b->api, b->vm_id, ids, nd, base ? base->checkpoint_id : NULL, desc, &b->vb);
+  /* an incremental backup reads a running VM live through libvirt's pull
+   * backup (use_active): no snapshot to take and merge again, no qemu-nbd to
+   * start; measured on the bench, 0.4-0.7 s against 0.65-1.1 s through a
+   * snapshot. A full backup reads the snapshot's frozen volume through
+   * qemu-nbd, which serves a whole disk faster than the guest's QEMU does
+   * (11.7-13.3 s against 14.8-15.6 s for the bench's 2 GiB). */
+  int rc = vm_backup_start(b->api, b->vm_id, ids, nd, base ? base->checkpoint_id : NULL, base != NULL, desc,
+                           &b->vb);
   if (rc < 0 && error_code() == ERR_UNSUPPORTED) {
     error_clear();
     free(ids);
@@ -418,7 +426,7 @@ static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_s
     error_clear();
     engine_event(b->api, b->vm_id, "warning", "snapback: backup of VM '%s' falls back to full: %s", b->vm_name,
                  why_full);
-    rc = vm_backup_start(b->api, b->vm_id, ids, nd, NULL, desc, &b->vb);
+    rc = vm_backup_start(b->api, b->vm_id, ids, nd, NULL, false, desc, &b->vb);
   }
   free(ids);
   if (rc < 0) return -1;

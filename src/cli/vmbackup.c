@@ -65,7 +65,7 @@ static int backup_wait(struct client *api, struct vm_backup *b, const char *want
 }
 
 int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size_t n, const char *from_checkpoint,
-                    const char *description, struct vm_backup *b)
+                    bool use_active, const char *description, struct vm_backup *b)
 {
   memset(b, 0, sizeof *b);
   struct buf body = BUF_INIT;
@@ -76,7 +76,7 @@ int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size
   buf_puts(&body, "<description>");
   buf_put_xml_escaped(&body, description);
   buf_puts(&body, "</description></backup>");
-  AUTOFREE char *path = xasprintf("/vms/%s/backups", vm_id);
+  AUTOFREE char *path = xasprintf("/vms/%s/backups%s", vm_id, use_active ? "?use_active=true" : "");
   AUTOPTR(node) ans = NULL;
   int rc = client_call(api, "POST", path, buf_str(&body), &ans);
   buf_free(&body);

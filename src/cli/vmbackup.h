@@ -17,12 +17,15 @@ struct vm_backup {
 void vm_backup_clear(struct vm_backup *b);
 
 /* Starts a backup of the VM's disks (disk_ids, n) and waits until it is
- * ready. description names the client (a later run finds it by it). from_checkpoint NULL asks for a full backup. Fails with
+ * ready. description names the client (a later run finds it by it). from_checkpoint NULL asks for a full backup.
+ * use_active asks for a live pull backup of a running VM's active layers
+ * (?use_active=true; the engine takes a snapshot all the same for a VM
+ * that is down, and an engine without the parameter ignores it). Fails with
  * ERR_UNSUPPORTED when the engine has no backup API (404 for the
  * collection), ERR_NOT_FOUND when it does not know from_checkpoint. A backup
  * that was created is finalized again on failure. */
 int vm_backup_start(struct client *api, const char *vm_id, char **disk_ids, size_t n, const char *from_checkpoint,
-                    const char *description, struct vm_backup *b) WARN_UNUSED;
+                    bool use_active, const char *description, struct vm_backup *b) WARN_UNUSED;
 /* ends a backup a dead client left running: cancels its open transfers,
  * finalizes it and waits until it has ended */
 int vm_backup_end_stale(struct client *api, const char *vm_id, const char *backup_id) WARN_UNUSED;
