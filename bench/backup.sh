@@ -12,15 +12,17 @@
 #   nbdcopy from qemu-nbd         the same over NBD
 #   restic backup, borg create    of the raw image (restic's own chunking; borg zstd,3)
 #   virtnbdbackup full, inc       libvirt pull backups with checkpoints of the running domain
-#   snapback backup (incremental) after the same 1% change (328 writes of 64 KiB at
-#                                 random offsets) written through each running QEMU
-#                                 (HMP qemu-io), so that its dirty bitmaps see it
-#   snapback restore              of the full and of the incremental backup
+#   snapback backup (incremental) after the same 1% change (328 writes of 64 KiB of random
+#                                 data at random offsets) written through each running
+#                                 QEMU (HMP qemu-io), so that its dirty bitmaps see it
+#   snapback restore              of the full and of the latest incremental backup
 # then prints each time and ratio, the repository's growth and snapback's peak memory.
 # The full backup with its copy floor, and the restores with their restore floor, run
 # BENCH_RUNS times (default 3), each pair back to back so that both see the same load; the
 # table gives each run's ratio and the median. Each run after the first backs up into a
-# fresh repository (a second full backup into the same one would store nothing).
+# fresh repository (a second full backup into the same one would store nothing). The
+# incremental backups run BENCH_RUNS rounds too, each after a new 1% change (other
+# offsets, new random bytes), virtnbdbackup's and snapback's back to back.
 # Targets (issue 9): full <= 1.25x the copy floor; incremental faster than virtnbdbackup's
 # and <= 10% of snapback's full; growth <= 1.25x the changed bytes; each restore <= 1.5x
 # the restore floor; peak memory < 256 MiB.
@@ -197,12 +199,25 @@ if [ -z "$SKIP_OTHERS" ]; then
   t0=$(now); borg create --compression zstd,3 "$W/borg::full" "$W/floor.raw"; t1=$(now); T[borg]=$(secs "$t0" "$t1")
 fi
 
-python3 - >"$W/change.cmds" <<'EOF'
-import random
-random.seed(11)
-for i in random.sample(range(65536), 328):
-    print("write -P 0x%02x %d 65536" % (1 + i % 254, i * 65536))
+# the 1% change: 328 pieces of 64 KiB of random data (incompressible, so the repository's
+# growth is measured honestly) at random offsets, each from a file of its own that the
+# guest's QEMU reads (qemu-io write -s); both domains get the same bytes. Each round has a
+# change of its own (seed 10 + round).
+mkdir -p "$W/change"
+chmod 755 "$W" "$W/change"
+# make_change ROUND: new files and $W/change.cmds
+make_change() {
+  python3 - "$W/change" "$1" >"$W/change.cmds" <<'EOF'
+import os, random, sys
+random.seed(10 + int(sys.argv[2]))
+for n, i in enumerate(random.sample(range(65536), 328)):
+    path = "%s/%03d" % (sys.argv[1], n)
+    with open(path, "wb") as f:
+        f.write(os.urandom(65536))
+    os.chmod(path, 0o644)
+    print("write -s %s %d 65536" % (path, i * 65536))
 EOF
+}
 CHANGED=$((328 * 65536))
 # change DOMAIN DEVICE: the 1% change through the running QEMU (its bitmaps see it)
 change() {
@@ -231,30 +246,41 @@ if [ -z "$SKIP_OTHERS" ]; then
   </devices>
 </domain>
 EOF
-  chmod 755 "$W"
   virsh -q define "$W/vnb.xml" >/dev/null
   virsh -q start "$VNB_DOM" >/dev/null
   warm
   t0=$(now); virtnbdbackup -d "$VNB_DOM" -l full -o "$W/vnb" >"$W/vnb-full.log" 2>&1; t1=$(now)
   T[vnb_full]=$(secs "$t0" "$t1")
-  VNB_FULL_BYTES=$(du -sb "$W/vnb" | cut -f1)
-  echo "changing 1% of the data of $VNB_DOM through its QEMU"
-  change "$VNB_DOM" ua-vnb
-  warm
-  t0=$(now); virtnbdbackup -d "$VNB_DOM" -l inc -o "$W/vnb" >"$W/vnb-inc.log" 2>&1; t1=$(now)
-  T[vnb_inc]=$(secs "$t0" "$t1")
-  VNB_INC_BYTES=$(( $(du -sb "$W/vnb" | cut -f1) - VNB_FULL_BYTES ))
 fi
 
-echo "changing 1% of the data of bench-vm through its QEMU (328 writes of 64 KiB at random offsets)"
-change bench-vm "ua-$DISK"
-REPO_BEFORE=$(du -sb "$W/repo" | cut -f1)
-warm
-t0=$(now)
-/usr/bin/time -v -o "$W/time2" "$SNAPBACK" backup bench-vm --repo "$W/repo" >"$W/backup2.out"
-t1=$(now); T[incr]=$(secs "$t0" "$t1")
+# RUNS rounds: the same kind of change to both domains, then each tool's incremental backup
+INCR_S=() VNB_S=() INCR_R=() INCR_VR=() GROWTH_R=() VNB_BYTES_R=() INCR_LOAD=()
+for run in $(seq "$RUNS"); do
+  make_change "$run"
+  l=$(load)
+  if [ -z "$SKIP_OTHERS" ]; then
+    change "$VNB_DOM" ua-vnb
+    before=$(du -sb "$W/vnb" | cut -f1)
+    warm
+    t0=$(now); virtnbdbackup -d "$VNB_DOM" -l inc -o "$W/vnb" >"$W/vnb-inc$run.log" 2>&1; t1=$(now)
+    VNB_S+=("$(secs "$t0" "$t1")")
+    VNB_BYTES_R+=("$(ratio "$(( $(du -sb "$W/vnb" | cut -f1) - before ))" "$CHANGED")")
+  fi
+  change bench-vm "ua-$DISK"
+  before=$(du -sb "$W/repo" | cut -f1)
+  warm
+  t0=$(now)
+  /usr/bin/time -v -o "$W/time2" "$SNAPBACK" backup bench-vm --repo "$W/repo" >"$W/backup2.out"
+  t1=$(now); s=$(secs "$t0" "$t1")
+  INCR_S+=("$s") INCR_R+=("$(ratio "$s" "${T[snapback]}")") INCR_LOAD+=("$l")
+  GROWTH_R+=("$(ratio "$(( $(du -sb "$W/repo" | cut -f1) - before ))" "$CHANGED")")
+  [ -z "$SKIP_OTHERS" ] && INCR_VR+=("$(ratio "$s" "${VNB_S[-1]}")")
+  echo "run $run: snapback incremental $s s (${INCR_R[-1]}x its full), repository +${GROWTH_R[-1]}x the changed" \
+    "bytes$([ -z "$SKIP_OTHERS" ] && echo "; virtnbdbackup inc ${VNB_S[-1]} s, +${VNB_BYTES_R[-1]}x") (load $l)"
+done
+T[incr]=$(median "${INCR_S[@]}")
+[ -z "$SKIP_OTHERS" ] && T[vnb_inc]=$(median "${VNB_S[@]}")
 RSS2=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time2")
-REPO_GROWTH=$(( $(du -sb "$W/repo" | cut -f1) - REPO_BEFORE ))
 cat "$W/backup2.out"
 
 # restores: of the full backup, then of the incremental one (the newest); the second is
@@ -310,21 +336,23 @@ if [ -z "$SKIP_OTHERS" ]; then
     "$(ratio "${T[borg]}" "${T[floor]}")"
   printf '%-42s %8s %sx the copy floor\n' "virtnbdbackup -l full" "${T[vnb_full]}" \
     "$(ratio "${T[vnb_full]}" "${T[floor]}")"
-  printf '%-42s %8s stored %s bytes, %sx the changed bytes\n' "virtnbdbackup -l inc after 1% changed" \
-    "${T[vnb_inc]}" "$VNB_INC_BYTES" "$(ratio "$VNB_INC_BYTES" "$CHANGED")"
+  printf '%-42s %8s stored %sx the changed bytes; runs: %s s, %s x (load %s)\n' \
+    "virtnbdbackup -l inc after 1% changed" "${T[vnb_inc]}" "$(median "${VNB_BYTES_R[@]}")" "${VNB_S[*]}" \
+    "${VNB_BYTES_R[*]}" "${INCR_LOAD[*]}"
 fi
-printf '%-42s %8s %sx snapback full (target <= 0.10)\n' "snapback backup after 1% changed" "${T[incr]}" \
-  "$(ratio "${T[incr]}" "${T[snapback]}")"
+printf '%-42s %8s %sx snapback full (target <= 0.10); runs: %s s, %s x\n' "snapback backup after 1% changed" \
+  "${T[incr]}" "$(median "${INCR_R[@]}")" "${INCR_S[*]}" "${INCR_R[*]}"
 if [ -z "$SKIP_OTHERS" ]; then
-  printf '%-42s %8s %sx virtnbdbackup inc (target < 1)\n' "" "" "$(ratio "${T[incr]}" "${T[vnb_inc]}")"
+  printf '%-42s %8s %sx virtnbdbackup inc (target < 1); runs: %s x\n' "" "" "$(median "${INCR_VR[@]}")" \
+    "${INCR_VR[*]}"
 fi
 printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x\n' "snapback restore (full backup)" \
   "${T[restore_full]}" "$(median "${RFULL_R[@]}")" "${RFULL_S[*]}" "${RFULL_R[*]}"
 printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x; %s\n' \
   "snapback restore (incremental backup)" "${T[restore_incr]}" "$(median "${RINCR_R[@]}")" "${RINCR_S[*]}" \
   "${RINCR_R[*]}" "$SAME"
-echo "changed: $CHANGED bytes; snapback's repository grew by $REPO_GROWTH bytes," \
-  "$(ratio "$REPO_GROWTH" "$CHANGED")x the changed bytes (target <= 1.25)"
+echo "changed: $CHANGED bytes of random data a run; snapback's repository grew by $(median "${GROWTH_R[@]}")x" \
+  "the changed bytes (target <= 1.25); runs: ${GROWTH_R[*]} x"
 echo "snapback peak memory: full $((RSS1 / 1024)) MiB, incremental $((RSS2 / 1024)) MiB," \
   "restore $((RSS3 / 1024)) MiB (target < 256 MiB)"
 if [ -z "$SKIP_OTHERS" ]; then
