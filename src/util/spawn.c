@@ -192,6 +192,8 @@ int spawn_stop(pid_t pid, int timeout_ms)
   if (!spawn_alive(pid, NULL)) return 0;
   kill(pid, SIGTERM);
   int64_t deadline = mono_ms() + timeout_ms;
+  /* most children exit within a few ms of SIGTERM: look soon, then every 20 ms */
+  useconds_t delay = 1000;
   for (bool killed = false;;) {
     if (!spawn_alive(pid, NULL)) return 0;
     if (mono_ms() > deadline) {
@@ -200,7 +202,8 @@ int spawn_stop(pid_t pid, int timeout_ms)
       killed = true;
       deadline = mono_ms() + 5000;
     }
-    usleep(20000);
+    usleep(delay);
+    if (delay < 20000) delay *= 2;
   }
 }
 
