@@ -245,35 +245,104 @@ void volume_bitmaps_free(struct volume_bitmap *b, size_t n)
   free(b);
 }
 
+/* qcow2's on-disk layout (docs/interop/qcow2.txt in QEMU), big-endian */
+#define QCOW2_MAGIC 0x514649fbu
+#define QCOW2_EXT_BITMAPS 0x23852875u
+#define QCOW2_AUTOCLEAR_BITMAPS 1u
+#define QCOW2_BITMAP_IN_USE 1u
+#define QCOW2_MAX_BITMAPS 65535u
+#define QCOW2_MAX_DIR_SIZE (1024u * QCOW2_MAX_BITMAPS)
+
+static uint32_t be32(const unsigned char *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64(const unsigned char *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+  size_t done = 0;
+  while (done < len) {
+    ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+/* Reads the bitmap directory of qcow2 PATH itself rather than through
+ * `qemu-img info -U` (20-60 ms a run, more when the machine is busy; an
+ * incremental backup through a snapshot asked three times before its data
+ * could flow). The same rules as QEMU: a file whose autoclear bit says a
+ * program without bitmap support changed it has no usable bitmaps (QEMU
+ * ignores them); a bitmap whose in-use flag is set was not saved (open for
+ * writing now, or a crash). A raw file has none. Like -U, it reads a file a
+ * VM may have open: QEMU updates the directory with one write. */
 int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n)
 {
   *out = NULL;
   *n = 0;
   if (must_exist(path, "read the bitmaps of volume") < 0) return -1;
-  const char *argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
-  AUTOBUF struct buf o = BUF_INIT;
-  if (spawn_run(argv, &o, NULL) < 0) return error_prefix("cannot read the bitmaps of volume '%s': ", path);
-  json_error_t jerr;
-  AUTOPTR(json) info = json_loads(buf_str(&o), 0, &jerr);
-  if (!json_is_object(info))
-    return error(ERR_INTERNAL, "cannot read the bitmaps of volume '%s': qemu-img printed no JSON: %s",
-                 path, jerr.text);
-  json_t *bitmaps = json_object_get(json_object_get(json_object_get(info, "format-specific"), "data"),
-                                    "bitmaps");
-  size_t count = json_array_size(bitmaps);
-  struct volume_bitmap *b = xcalloc(count + 1, sizeof *b);
-  for (size_t i = 0; i < count; i++) {
-    json_t *bm = json_array_get(bitmaps, i);
-    const char *name = json_string_value(json_object_get(bm, "name"));
-    if (!name) continue;
-    struct volume_bitmap *v = &b[(*n)++];
-    v->name = xstrdup(name);
-    json_t *flags = json_object_get(bm, "flags");
-    for (size_t j = 0; j < json_array_size(flags); j++) {
-      const char *f = json_string_value(json_array_get(flags, j));
-      if (f && strcmp(f, "in-use") == 0) v->in_use = true;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error(ERR_INTERNAL, "cannot read the bitmaps of volume '%s': %s", path, strerror(errno));
+  AUTOFREE unsigned char *dir = NULL;
+  unsigned char h[104], ext[8], bx[24];
+  struct volume_bitmap *b = xcalloc(1, sizeof *b);
+  const char *bad = NULL;
+  ssize_t got = pread(fd, h, sizeof h, 0);
+  uint32_t nb = 0;
+  uint64_t dir_size = 0, dir_off = 0;
+  if (got < 72 || be32(h) != QCOW2_MAGIC) goto done; /* raw, or too short to be qcow2: no bitmaps */
+  uint32_t version = be32(h + 4);
+  if (version < 3 || got < 104) goto done; /* version 2 has no bitmaps */
+  if (!(be64(h + 88) & QCOW2_AUTOCLEAR_BITMAPS)) goto done;
+  /* the header extensions, after the header (its length at 100) */
+  uint64_t off = be32(h + 100);
+  bool found = false;
+  for (int i = 0; i < 1024 && !found; i++) {
+    if (pread_all(fd, ext, sizeof ext, off) < 0) { bad = "a header extension cannot be read"; goto done; }
+    uint32_t type = be32(ext), len = be32(ext + 4);
+    if (type == 0) break;
+    if (type == QCOW2_EXT_BITMAPS) {
+      if (len < sizeof bx || pread_all(fd, bx, sizeof bx, off + 8) < 0) { bad = "its bitmaps extension is short"; goto done; }
+      nb = be32(bx);
+      dir_size = be64(bx + 8);
+      dir_off = be64(bx + 16);
+      found = true;
     }
-    if (json_is_true(json_object_get(bm, "inconsistent"))) v->inconsistent = true;
+    off += 8 + (((uint64_t)len + 7) & ~(uint64_t)7);
+  }
+  if (!found || nb == 0) goto done;
+  if (nb > QCOW2_MAX_BITMAPS || dir_size > QCOW2_MAX_DIR_SIZE || dir_size < 24) {
+    bad = "its bitmap directory is out of bounds";
+    goto done;
+  }
+  dir = xrealloc(NULL, (size_t)dir_size);
+  if (pread_all(fd, dir, (size_t)dir_size, dir_off) < 0) { bad = "its bitmap directory cannot be read"; goto done; }
+  b = xrealloc(b, (nb + 1) * sizeof *b);
+  size_t pos = 0;
+  for (uint32_t i = 0; i < nb; i++) {
+    /* table offset (8), table size (4), flags (4), type, granularity bits,
+     * name size (2), extra data size (4), extra data, name, padding to 8 */
+    if (pos + 24 > dir_size) { bad = "its bitmap directory is truncated"; goto done; }
+    const unsigned char *e = dir + pos;
+    uint32_t flags = be32(e + 12), name_size = (uint32_t)e[18] << 8 | e[19], extra = be32(e + 20);
+    uint64_t entry = 24 + (uint64_t)extra + name_size;
+    if (name_size == 0 || pos + entry > dir_size) { bad = "a bitmap directory entry is out of bounds"; goto done; }
+    struct volume_bitmap *v = &b[(*n)++];
+    v->name = xcalloc(1, name_size + 1);
+    memcpy(v->name, e + 24 + extra, name_size);
+    v->in_use = flags & QCOW2_BITMAP_IN_USE;
+    pos += (size_t)((entry + 7) & ~(uint64_t)7);
+  }
+done:
+  close(fd);
+  if (bad) {
+    volume_bitmaps_free(b, *n);
+    *n = 0;
+    return error(ERR_INTERNAL, "cannot read the bitmaps of volume '%s': %s", path, bad);
   }
   *out = b;
   return 0;

@@ -233,6 +233,54 @@ static void test_volumes(const char *tmp)
   CHECK(access(base, F_OK) != 0);
 }
 
+/* the bitmap directory read in C agrees with qemu-img: names in order, the
+ * in-use flag of one a crash left, none in a raw file, a damaged directory
+ * refused */
+static void test_volume_bitmaps(const char *tmp)
+{
+  AUTOFREE char *img = xasprintf("%s/sd/images/d3/bm.qcow2", tmp);
+  AUTOFREE char *raw = xasprintf("%s/sd/images/d3/raw.img", tmp);
+  CHECK(volume_create(img, DISK_FORMAT_COW, 64 << 20, NULL, 0) == 0);
+  struct volume_bitmap *b = NULL;
+  size_t n = 9;
+  CHECK(volume_bitmaps(img, &b, &n) == 0 && n == 0);
+  volume_bitmaps_free(b, n);
+  const char *names[] = {"6f1c2a9e-8b7d-4e52-9a31-0c4d5e6f7a8b", "x", "checkpoint-2", "abcdefg"};
+  for (size_t i = 0; i < 4; i++) CHECK(volume_bitmap_add(img, names[i]) == 0);
+  const char *dis[] = {"qemu-img", "bitmap", "-f", "qcow2", "--add", "--disable", "-g", "1M", img, "off", NULL};
+  CHECK(spawn_run(dis, NULL, NULL) == 0);
+  CHECK(volume_bitmaps(img, &b, &n) == 0 && n == 5);
+  for (size_t i = 0; i < 4 && i < n; i++) CHECK(strcmp(b[i].name, names[i]) == 0 && !b[i].in_use);
+  CHECK(n == 5 && strcmp(b[4].name, "off") == 0 && !b[4].in_use);
+  volume_bitmaps_free(b, n);
+  /* a writer killed with the image open leaves its bitmaps in use */
+  const char *crash[] = {"qemu-io", "-f", "qcow2", "-c", "write 0 64k", "-c", "sigraise 9", img, NULL};
+  AUTOBUF struct buf ignored = BUF_INIT;
+  CHECK(spawn_status(crash, &ignored, NULL) != 0);
+  CHECK(volume_bitmaps(img, &b, &n) == 0 && n == 5);
+  for (size_t i = 0; i < 4 && i < n; i++) CHECK(b[i].in_use);
+  volume_bitmaps_free(b, n);
+  /* a raw file has none */
+  CHECK(volume_create(raw, DISK_FORMAT_RAW, 1 << 20, NULL, 0) == 0);
+  CHECK(volume_bitmaps(raw, &b, &n) == 0 && n == 0);
+  volume_bitmaps_free(b, n);
+  /* a directory that claims more than it holds */
+  unsigned char h[512] = {0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3};
+  h[95] = 1;                                       /* autoclear: bitmaps consistent */
+  h[103] = 104;                                    /* header length */
+  unsigned char ext[] = {0x23, 0x85, 0x28, 0x75, 0, 0, 0, 24, 0, 0, 0, 2, 0, 0, 0, 0,
+                         0, 0, 0, 0, 0, 0, 0, 48, 0, 0, 0, 0, 0, 0, 1, 0};
+  memcpy(h + 104, ext, sizeof ext);                /* 2 bitmaps, 48 bytes at 256: zeros */
+  FILE *f = fopen(raw, "w");
+  CHECK(f && fwrite(h, 1, sizeof h, f) == sizeof h);
+  if (f) fclose(f);
+  CHECK(volume_bitmaps(raw, &b, &n) == -1 && strstr(error_message(), "out of bounds"));
+  error_clear();
+  AUTOFREE char *missing = xasprintf("%s/nope.qcow2", tmp);
+  CHECK(volume_bitmaps(missing, &b, &n) == -1 && error_code() == ERR_NOT_FOUND);
+  error_clear();
+}
+
 /* qemu-io -c CMD on an image nobody has open (or, with -U -r, read-only on one in use) */
 static bool qemu_io(const char *path, bool shared, const char *cmd)
 {
@@ -790,6 +838,7 @@ int main(void)
   test_boot_order(tmp);
   test_backup_xml(tmp);
   test_volumes(tmp);
+  test_volume_bitmaps(tmp);
   test_volume_chain(tmp);
   test_live(tmp);
   const char *argv[] = {"rm", "-rf", tmp, NULL};
