@@ -15,6 +15,8 @@
 #   snapback backup (incremental) after the same 1% change (328 writes of 64 KiB of random
 #                                 data at random offsets) written through each running
 #                                 QEMU (HMP qemu-io), so that its dirty bitmaps see it
+#   nbdcopy into qemu-nbd         the restore's write path alone: the raw image into a new
+#                                 qcow2 through a qemu-nbd with the engine's upload flags
 #   snapback restore              of the full and of the latest incremental backup
 # then prints each time and ratio, the repository's growth and snapback's peak memory.
 # The full backup with its copy floor, and the restores with their restore floor, run
@@ -178,6 +180,19 @@ rfloor() {
   rm -f "$W/floor.qcow2"
   secs "$t0" "$t1"
 }
+# the write path a restore goes through, with no snapback code: nbdcopy writes the raw image
+# into a new qcow2 (made as the engine makes a disk) through a qemu-nbd with the engine's
+# upload flags (src/cmd/transfer/transfer.c), 256 KiB requests as the CLI's
+rnbd() {
+  warm "$W/floor.raw"
+  qemu-img create -q -f qcow2 "$W/nbd.qcow2" 4G
+  t0=$(now)
+  nbdcopy --request-size=262144 -- "$W/floor.raw" [ qemu-nbd -f qcow2 --shared=8 --discard=unmap \
+    --detect-zeroes=unmap "$W/nbd.qcow2" ]
+  sync; t1=$(now)
+  rm -f "$W/nbd.qcow2"
+  secs "$t0" "$t1"
+}
 
 warm
 # the running VM holds the image's lock: qemu-nbd opens it without locking
@@ -289,10 +304,12 @@ cat "$W/backup2.out"
 # as the floor's raw image is); every restored VM but the last run's goes again
 FULL_BACKUP=$(awk '/^backup .* complete/ {print $2; exit}' "$W/backup1.out")
 INCR_BACKUP=$(awk '/^backup .* complete/ {print $2; exit}' "$W/backup2.out")
-RFLOOR_S=() RFULL_S=() RINCR_S=() RFULL_R=() RINCR_R=() R_LOAD=()
+RFLOOR_S=() RFULL_S=() RINCR_S=() RFULL_R=() RINCR_R=() R_LOAD=() RNBD_S=() RNBD_R=()
 for run in $(seq "$RUNS"); do
   l=$(load)
   f=$(rfloor)
+  n=$(rnbd)
+  RNBD_S+=("$n") RNBD_R+=("$(ratio "$n" "$f")")
   for which in full incr; do
     b=$FULL_BACKUP; [ $which = incr ] && b=$INCR_BACKUP
     warm "$W/repo"
@@ -307,8 +324,8 @@ for run in $(seq "$RUNS"); do
   done
   RFLOOR_S+=("$f") RFULL_S+=("${T[restore_full]}") RINCR_S+=("${T[restore_incr]}") R_LOAD+=("$l")
   RFULL_R+=("$(ratio "${T[restore_full]}" "$f")") RINCR_R+=("$(ratio "${T[restore_incr]}" "$f")")
-  echo "run $run: restore floor $f s, restore full ${T[restore_full]} s (${RFULL_R[-1]}x)," \
-    "incremental ${T[restore_incr]} s (${RINCR_R[-1]}x) (load $l)"
+  echo "run $run: restore floor $f s, nbdcopy into qemu-nbd $n s (${RNBD_R[-1]}x)," \
+    "restore full ${T[restore_full]} s (${RFULL_R[-1]}x), incremental ${T[restore_incr]} s (${RINCR_R[-1]}x) (load $l)"
 done
 rm -f "$W/floor.raw"
 T[rfloor]=$(median "${RFLOOR_S[@]}")
@@ -346,6 +363,8 @@ if [ -z "$SKIP_OTHERS" ]; then
   printf '%-42s %8s %sx virtnbdbackup inc (target < 1); runs: %s x\n' "" "" "$(median "${INCR_VR[@]}")" \
     "${INCR_VR[*]}"
 fi
+printf '%-42s %8s %sx the restore floor; runs: %s s, %s x\n' "nbdcopy raw into qemu-nbd (engine's flags)" \
+  "$(median "${RNBD_S[@]}")" "$(median "${RNBD_R[@]}")" "${RNBD_S[*]}" "${RNBD_R[*]}"
 printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x\n' "snapback restore (full backup)" \
   "${T[restore_full]}" "$(median "${RFULL_R[@]}")" "${RFULL_S[*]}" "${RFULL_R[*]}"
 printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x; %s\n' \
