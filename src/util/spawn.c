@@ -143,6 +143,32 @@ int spawn_run(const char *const argv[], struct buf *out, struct buf *errout)
 
 int spawn_start(const char *const argv[], const char *log_path, pid_t *out)
 {
+  return spawn_start_env(argv, NULL, log_path, out);
+}
+
+/* environ with the entries of env added, same names replaced (the array is
+ * the caller's to free; its strings belong to environ and env) */
+static char **env_merge(const char *const env[])
+{
+  size_t n = 0, k = 0;
+  while (environ[n]) n++;
+  while (env && env[k]) k++;
+  char **out = xcalloc(n + k + 1, sizeof *out);
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool replaced = false;
+    for (size_t j = 0; j < k && !replaced; j++) {
+      size_t len = strcspn(env[j], "=");
+      replaced = strncmp(environ[i], env[j], len + 1) == 0;
+    }
+    if (!replaced) out[o++] = environ[i];
+  }
+  for (size_t j = 0; j < k; j++) out[o++] = (char *)env[j];
+  return out;
+}
+
+int spawn_start_env(const char *const argv[], const char *const env[], const char *log_path, pid_t *out)
+{
   AUTOFREE char *what = xasprintf("start '%s'", argv[0]);
   if (blocking_check(what) < 0) return -1;
   posix_spawn_file_actions_t fa;
@@ -165,7 +191,9 @@ int spawn_start(const char *const argv[], const char *log_path, pid_t *out)
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all); /* SIGPIPE is ignored in the daemon */
   pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+  char **envp = env ? env_merge(env) : environ;
+  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char *const *)argv, envp);
+  if (envp != environ) free(envp);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return error(ERR_INTERNAL, "cannot run '%s': %s", argv[0], strerror(rc));

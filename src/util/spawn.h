@@ -19,6 +19,9 @@ int spawn_status(const char *const argv[], struct buf *out, struct buf *errout);
  * descriptor is inherited. The child gets its own process group, so a terminal's ^C reaches only the daemon.
  * Returns 0 with *out set, or -1 when it could not be started. */
 int spawn_start(const char *const argv[], const char *log_path, pid_t *out);
+/* the same with env (NAME=VALUE entries, NULL-terminated) added to the
+ * daemon's environment, replacing a variable of the same name */
+int spawn_start_env(const char *const argv[], const char *const env[], const char *log_path, pid_t *out);
 /* true while pid runs; reaps it (our child) when it has exited, storing its
  * wait status in *status when not NULL */
 bool spawn_alive(pid_t pid, int *status);

@@ -107,6 +107,34 @@ static void test_blkhash(void)
 
 static int fails_with_conflict(void) { return error(ERR_CONFLICT, "disk '%s' is locked", "d1"); }
 
+/* spawn_start_env adds its variables to the daemon's environment, a
+ * variable of the same name replaced, not doubled */
+static void test_spawn_env(void)
+{
+  char dir[] = "/tmp/snapback-test-env-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  AUTOFREE char *log = xasprintf("%s/env.log", dir);
+  setenv("SNAPBACK_TEST_KEEP", "kept", 1);
+  setenv("SNAPBACK_TEST_SWAP", "old", 1);
+  const char *argv[] = {"env", NULL};
+  const char *env[] = {"SNAPBACK_TEST_SWAP=new", "SNAPBACK_TEST_ADD=added", NULL};
+  pid_t pid = 0;
+  CHECK(spawn_start_env(argv, env, log, &pid) == 0);
+  int status = -1;
+  for (int i = 0; i < 500 && spawn_alive(pid, &status); i++) usleep(10000);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  AUTOBUF struct buf text = BUF_INIT;
+  const char *cat[] = {"cat", log, NULL};
+  CHECK(spawn_run(cat, &text, NULL) == 0);
+  const char *t = buf_str(&text);
+  CHECK(strstr(t, "SNAPBACK_TEST_KEEP=kept\n") && strstr(t, "SNAPBACK_TEST_SWAP=new\n") &&
+        strstr(t, "SNAPBACK_TEST_ADD=added\n") && !strstr(t, "SNAPBACK_TEST_SWAP=old"));
+  unlink(log);
+  rmdir(dir);
+  unsetenv("SNAPBACK_TEST_KEEP");
+  unsetenv("SNAPBACK_TEST_SWAP");
+}
+
 int main(void)
 {
   AUTOBUF struct buf b = BUF_INIT;
@@ -159,6 +187,7 @@ int main(void)
   }
   signal(SIGPIPE, SIG_DFL);
   child_dies_with_engine();
+  test_spawn_env();
 
   AUTOSTRVEC struct strvec v = VEC_INIT;
   for (int i = 0; i < 20; i++) vec_push(&v, xasprintf("%d", i));

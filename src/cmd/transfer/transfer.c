@@ -194,7 +194,14 @@ static int nbd_server_start(struct engine *eng, const struct image_transfer *t, 
   argv[n++] = path;
   argv[n] = NULL;
   unlink(t->socket_path);
-  return spawn_start(argv, log, pid);
+  /* qemu-nbd allocates a fresh buffer for each request; above glibc's mmap
+   * threshold (256 KiB requests are) each is a new mapping, faulted in and
+   * zeroed page by page: writing a disk through it took ~35% longer
+   * (measured with nbdcopy, 2 GiB into a new qcow2). A fixed threshold of
+   * 4 MiB keeps the buffers in the heap for reuse. */
+  const char *env[] = {"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864",
+                       NULL};
+  return spawn_start_env(argv, env, log, pid);
 }
 
 /* the last lines qemu-nbd wrote, for an error message; caller frees */
