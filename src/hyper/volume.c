@@ -321,7 +321,8 @@ int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n)
   }
   dir = xrealloc(NULL, (size_t)dir_size);
   if (pread_all(fd, dir, (size_t)dir_size, dir_off) < 0) { bad = "its bitmap directory cannot be read"; goto done; }
-  b = xrealloc(b, (nb + 1) * sizeof *b);
+  free(b);
+  b = xcalloc(nb + 1, sizeof *b);
   size_t pos = 0;
   for (uint32_t i = 0; i < nb; i++) {
     /* table offset (8), table size (4), flags (4), type, granularity bits,
@@ -335,6 +336,7 @@ int volume_bitmaps(const char *path, struct volume_bitmap **out, size_t *n)
     v->name = xcalloc(1, name_size + 1);
     memcpy(v->name, e + 24 + extra, name_size);
     v->in_use = flags & QCOW2_BITMAP_IN_USE;
+    v->inconsistent = false; /* QEMU's word for in use when it opens the file: in_use says it */
     pos += (size_t)((entry + 7) & ~(uint64_t)7);
   }
 done:
