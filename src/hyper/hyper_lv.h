@@ -104,4 +104,14 @@ int hyper_lv_cdrom_change(struct hyper *h, const char *vm_id, const char *path);
 int hyper_lv_guest_addresses(struct hyper *h, const char *vm_id, struct hyper_guest_iface **out, size_t *n,
                              const char **from);
 
+/* hyper_lvbackup.c: pull backups */
+int hyper_lv_backup_begin(struct hyper *h, const char *vm_id, const struct hyper_backup_disk *disks, size_t n,
+                          const struct hyper_nbd_server *server, const char *from_checkpoint,
+                          const char *new_checkpoint, bool quiesce, char **nbd_url);
+int hyper_lv_backup_end(struct hyper *h, const char *vm_id);
+int hyper_lv_backup_job_alive(struct hyper *h, const char *vm_id, char **why);
+
+/* the host part of a libvirt URI; NULL for a local URI. Caller frees. */
+char *hyper_lv_uri_host(const char *uri);
+
 #endif
