@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define QUEUE 16                    /* blocks read ahead or being written: 64 MiB */
@@ -36,6 +37,12 @@
  * --request-size, one connection) */
 #define WRITE_SIZE ((size_t)256 << 10)
 #define MAX_WORKERS 8
+/* the NBD socket's send buffer: with the default (208 KiB) each 256 KiB write
+ * waits for qemu-nbd to drain the one before, and the two take turns; 4 MiB
+ * lets several writes queue in the kernel. Writing 1 GiB into a new qcow2
+ * through qemu-nbd took 10-13% less time here (nbdcopy, net.core.wmem_default
+ * raised as the only change). The kernel caps it at net.core.wmem_max. */
+#define SEND_BUFFER (4 << 20)
 
 DEFINE_AUTOPTR(nbd_handle, struct nbd_handle, nbd_close)
 DEFINE_AUTOPTR(EVP_MD_CTX, EVP_MD_CTX, EVP_MD_CTX_free)
@@ -274,6 +281,9 @@ int repo_to_disk(struct repo *r, const struct manifest_disk *d, const char *nbd_
     AUTOFREE char *why = NULL;
     h = transfer_nbd_try(nbd_url, &why);
     if (!h) return error(ERR_UNAVAILABLE, "%s", why);
+    int sndbuf = SEND_BUFFER, fd = nbd_aio_get_fd(h);
+    /* best effort: a smaller buffer only costs speed */
+    if (fd >= 0) (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   } else if (!io) {
     return error(ERR_INTERNAL, "restore of disk '%s' has no target", d->id);
   } else {
