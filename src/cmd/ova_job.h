@@ -25,11 +25,6 @@ void ova_job_record(struct engine *eng, const char *job_id, const char *record);
 /* finishes or fails the job and clears its record; the thread's error is kept */
 void ova_job_end(struct engine *eng, const char *job_id, bool ok);
 
-/* json:{...} naming bytes [offset, offset+size) of PATH as a qcow2 or raw image
- * (size < 0: to EOF); caller frees */
-char *range_image(const char *path, int64_t offset, int64_t size, bool qcow2);
-/* qemu-img info -U of FILENAME (a path or json:); NULL with the error */
-json_t *image_info(const char *filename, const char *format);
 /* free bytes of the file system holding DIR; -1 with the error */
 int64_t free_bytes(const char *dir);
 /* whether a qemu-img message says the disk is full */

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include "store/store.h"
 #include "util/vec.h"
 
@@ -342,6 +343,43 @@ char *volume_sha256(const char *path, int format);
  * with -U so SRC may be in use) into a new file DST of dst_format, making
  * DST's parent directories; a failed copy leaves no DST */
 int volume_convert(const char *src, int src_format, const char *dst, int dst_format);
+
+/* json:{...} naming the byte range [offset, offset+size) of file PATH as an
+ * image of format qcow2 (backing files never followed) or raw; size < 0: to
+ * EOF (an OVA's member, read or written in place). Caller frees. */
+char *volume_range_image(const char *path, int64_t offset, int64_t size, bool qcow2);
+/* what qemu-img info -U reads of an image's header */
+struct volume_info {
+  int64_t virtual_size;
+  bool has_backing;   /* names a backing file */
+  bool has_data_file; /* a qcow2 with an external data file */
+  bool corrupt;       /* a qcow2 flagged corrupt */
+};
+/* the header of FILENAME (a path or a json: image) read as FORMAT (-1: as
+ * qemu-img probes it or the json: name says) */
+int volume_info(const char *filename, int format, struct volume_info *out);
+/* the bytes a qcow2 copy of PATH (its chain flattened) needs at most
+ * (qemu-img measure); -1 with the error */
+int64_t volume_measure(const char *path, int format);
+/* copies the guest-visible content of SRC (a path or a json: image, read
+ * with -U; src_format -1: as the json: name says) into DST as dst_format
+ * (qemu-img convert). DST is a new file, or with into_zeroed an existing
+ * image (a path or json:) that reads as zeros. The error is qemu-img's own
+ * message, so a caller can tell a full disk. */
+int volume_copy_image(const char *src, int src_format, const char *dst, int dst_format, bool into_zeroed);
+/* an NBD export of one volume by qemu-nbd on a unix socket */
+struct volume_nbd {
+  const char *path;    /* the volume */
+  int format;          /* enum disk_format */
+  const char *socket;  /* the unix socket it listens on (replaced) */
+  const char *log;     /* qemu-nbd's output goes here */
+  bool read_only;      /* else writes, with zeroes written as holes */
+  const char *bitmap;  /* NULL, or a persistent bitmap of PATH to export as
+                          the meta context qemu:dirty-bitmap:BITMAP */
+};
+/* starts qemu-nbd serving o (up to 8 clients, until stopped); *pid is its
+ * process, which the caller waits for and stops (spawn_stop) */
+int volume_nbd_serve(const struct volume_nbd *o, pid_t *pid);
 
 /* persistent dirty bitmaps in qcow2 volumes (incremental backup). QEMU keeps
  * them in each layer of a chain; a bitmap flagged in-use in a file no QEMU

@@ -392,3 +392,125 @@ int volume_bitmap_merge(const char *dst_path, const char *dst_name, const char *
     return error_prefix("cannot merge bitmap '%s' of '%s' into '%s': ", src_name, src_path, dst_path);
   return 0;
 }
+
+/* ---- images inside other files, and NBD exports ---- */
+
+/* QEMU's raw layer takes only sizes in whole 512-byte sectors: a qcow2 member
+ * of another size is read through its tar padding (zeros, which qcow2
+ * ignores past its last cluster); a raw member's size is its disk's size and
+ * stays exact. */
+char *volume_range_image(const char *path, int64_t offset, int64_t size, bool qcow2)
+{
+  if (qcow2 && size >= 0) size = (size + 511) / 512 * 512;
+  json_t *file = json_pack("{s:s,s:s}", "driver", "file", "filename", path);
+  json_t *raw = json_pack("{s:s,s:I,s:o}", "driver", "raw", "offset", (json_int_t)offset, "file", file);
+  if (size >= 0) json_object_set_new(raw, "size", json_integer(size));
+  AUTOPTR(json) top = qcow2 ? json_pack("{s:s,s:n,s:o}", "driver", "qcow2", "backing", "file", raw) : raw;
+  AUTOFREE char *s = json_dumps(top, JSON_COMPACT);
+  return xasprintf("json:%s", s);
+}
+
+int volume_info(const char *filename, int format, struct volume_info *out)
+{
+  memset(out, 0, sizeof *out);
+  const char *argv[8];
+  size_t n = 0;
+  argv[n++] = "qemu-img";
+  argv[n++] = "info";
+  argv[n++] = "-U";
+  argv[n++] = "--output=json";
+  if (format >= 0) {
+    const char *fmt = format_name(format);
+    if (!fmt) return error(ERR_INVALID, "cannot read image '%s': unknown format", filename);
+    argv[n++] = "-f";
+    argv[n++] = fmt;
+  }
+  argv[n++] = filename;
+  argv[n] = NULL;
+  AUTOBUF struct buf text = BUF_INIT;
+  if (spawn_run(argv, &text, NULL) < 0) return -1;
+  json_error_t jerr;
+  AUTOPTR(json) info = json_loads(buf_str(&text), 0, &jerr);
+  if (!json_is_object(info)) return error(ERR_INTERNAL, "qemu-img info printed no JSON: %s", jerr.text);
+  json_t *fs = json_object_get(json_object_get(info, "format-specific"), "data");
+  out->virtual_size = (int64_t)json_integer_value(json_object_get(info, "virtual-size"));
+  out->has_backing = json_object_get(info, "backing-filename") != NULL;
+  out->has_data_file = json_object_get(fs, "data-file") != NULL;
+  out->corrupt = json_is_true(json_object_get(fs, "corrupt"));
+  return 0;
+}
+
+int64_t volume_measure(const char *path, int format)
+{
+  const char *fmt = format_name(format);
+  if (!fmt) return error(ERR_INVALID, "cannot measure volume '%s': unknown format", path);
+  const char *argv[] = {"qemu-img", "measure", "-U", "--output=json", "-O", "qcow2", "-f", fmt, path, NULL};
+  AUTOBUF struct buf text = BUF_INIT;
+  if (spawn_run(argv, &text, NULL) < 0) return error_prefix("cannot measure volume '%s': ", path);
+  AUTOPTR(json) m = json_loads(buf_str(&text), 0, NULL);
+  json_t *req = json_object_get(m, "required");
+  if (!json_is_integer(req)) return error(ERR_INTERNAL, "cannot measure volume '%s': no size", path);
+  return (int64_t)json_integer_value(req);
+}
+
+int volume_copy_image(const char *src, int src_format, const char *dst, int dst_format, bool into_zeroed)
+{
+  const char *dfmt = format_name(dst_format), *sfmt = src_format >= 0 ? format_name(src_format) : NULL;
+  if (!dfmt || (src_format >= 0 && !sfmt)) return error(ERR_INVALID, "cannot copy image '%s': unknown format", src);
+  const char *argv[16];
+  size_t n = 0;
+  argv[n++] = "qemu-img";
+  argv[n++] = "convert";
+  argv[n++] = "-q";
+  if (into_zeroed) {
+    argv[n++] = "-n";
+    argv[n++] = "--target-is-zero";
+  }
+  argv[n++] = "-U";
+  if (sfmt) {
+    argv[n++] = "-f";
+    argv[n++] = sfmt;
+  }
+  /* -O matters for a json: target too: without it qemu-img opens it as raw */
+  argv[n++] = "-O";
+  argv[n++] = dfmt;
+  argv[n++] = src;
+  argv[n++] = dst;
+  argv[n] = NULL;
+  return spawn_run(argv, NULL, NULL);
+}
+
+int volume_nbd_serve(const struct volume_nbd *o, pid_t *pid)
+{
+  const char *fmt = format_name(o->format);
+  if (!fmt) return error(ERR_INVALID, "cannot serve volume '%s': unknown format", o->path);
+  AUTOFREE char *sock = xasprintf("--socket=%s", o->socket);
+  AUTOFREE char *format = xasprintf("--format=%s", fmt);
+  AUTOFREE char *bitmap = o->bitmap ? xasprintf("--bitmap=%s", o->bitmap) : NULL;
+  const char *argv[16];
+  size_t n = 0;
+  argv[n++] = "qemu-nbd";
+  argv[n++] = sock;
+  argv[n++] = format;
+  argv[n++] = "--shared=8";
+  argv[n++] = "--persistent";
+  if (bitmap) argv[n++] = bitmap;
+  if (o->read_only) {
+    argv[n++] = "--read-only";
+  } else {
+    /* zeroes the client writes become holes again */
+    argv[n++] = "--discard=unmap";
+    argv[n++] = "--detect-zeroes=unmap";
+  }
+  argv[n++] = o->path;
+  argv[n] = NULL;
+  unlink(o->socket);
+  /* qemu-nbd allocates a fresh buffer for each request; above glibc's mmap
+   * threshold (256 KiB requests are) each is a new mapping, faulted in and
+   * zeroed page by page: writing a disk through it took ~35% longer
+   * (measured with nbdcopy, 2 GiB into a new qcow2). A fixed threshold of
+   * 4 MiB keeps the buffers in the heap for reuse. */
+  const char *env[] = {"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864",
+                       NULL};
+  return spawn_start_env(argv, env, o->log, pid);
+}

@@ -20,7 +20,6 @@
 #include "repr/ovf.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "util/spawn.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include <errno.h>
@@ -57,19 +56,6 @@ char *snapshot_attachments_text(struct store *st, const char *vm_id)
                owner ? owner->name : "?");
   }
   return buf_detach(&b);
-}
-
-/* the bytes a qcow2 copy of PATH (chain flattened) needs at most */
-static int64_t image_measure(const char *path, int format)
-{
-  const char *argv[] = {"qemu-img", "measure", "-U", "--output=json", "-O", "qcow2", "-f",
-                        format == DISK_FORMAT_RAW ? "raw" : "qcow2", path, NULL};
-  AUTOBUF struct buf out = BUF_INIT;
-  if (spawn_run(argv, &out, NULL) < 0) return error_prefix("cannot measure volume '%s': ", path);
-  AUTOPTR(json) m = json_loads(buf_str(&out), 0, NULL);
-  json_t *req = json_object_get(m, "required");
-  if (!json_is_integer(req)) return error(ERR_INTERNAL, "cannot measure volume '%s': no size", path);
-  return (int64_t)json_integer_value(req);
 }
 
 static int write_at(int fd, const void *p, size_t len, int64_t off, const char *path)
@@ -184,7 +170,7 @@ static int export_validate(struct cmd_ctx *c)
     if (d->status != DISK_OK || v->status != DISK_OK)
       return error(ERR_CONFLICT, "cannot export VM '%s': disk '%s' is %s", a->vm->name, d->alias,
                    disk_status_to_str(d->status != DISK_OK ? d->status : v->status));
-    int64_t m = image_measure(v->path, v->format);
+    int64_t m = volume_measure(v->path, v->format);
     if (m < 0) return -1;
     need += m + 2 * TAR_BLOCK + (256 << 10);
   }
@@ -282,18 +268,14 @@ static int write_disk_member(int fd, const char *part, int64_t *off, const struc
   int64_t h = *off, data = h + TAR_BLOCK;
   int64_t mtime = time(NULL);
   if (tar_header_encode(hdr, d->href, 0, mtime) < 0 || write_at(fd, hdr, TAR_BLOCK, h, part) < 0) return -1;
-  AUTOPTR(json) info = image_info(d->path, d->format == DISK_FORMAT_RAW ? "raw" : "qcow2");
-  if (!info) return error_prefix("cannot read volume '%s': ", d->path);
-  int64_t vsize = (int64_t)json_integer_value(json_object_get(info, "virtual-size"));
+  struct volume_info info;
+  if (volume_info(d->path, d->format, &info) < 0) return error_prefix("cannot read volume '%s': ", d->path);
+  int64_t vsize = info.virtual_size;
   AUTOBUF struct buf empty = BUF_INIT;
   if (empty_qcow2(vsize, &empty) < 0 || write_at(fd, empty.data, empty.len, data, part) < 0) return -1;
   if (fdatasync(fd) < 0) return error(ERR_INTERNAL, "cannot sync '%s': %s", part, strerror(errno));
-  /* -O qcow2 matters: without it qemu-img opens the json: target as raw */
-  AUTOFREE char *target = range_image(part, data, -1, true);
-  const char *argv[] = {"qemu-img", "convert", "-q", "-n", "--target-is-zero", "-U", "-f",
-                        d->format == DISK_FORMAT_RAW ? "raw" : "qcow2", "-O", "qcow2", d->path, target,
-                        NULL};
-  if (spawn_run(argv, NULL, NULL) < 0) {
+  AUTOFREE char *target = volume_range_image(part, data, -1, true);
+  if (volume_copy_image(d->path, d->format, target, DISK_FORMAT_COW, true) < 0) {
     if (is_enospc(error_message())) {
       struct err_saved s;
       error_save(&s);

@@ -12,7 +12,6 @@
 #include "repr/ovf.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "util/spawn.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include <ctype.h>
@@ -112,20 +111,19 @@ static int probe_member(int fd, struct import_args *a, struct import_disk *d)
   if (d->m->size >= 4 && pread(fd, magic, 4, (off_t)d->m->offset) != 4)
     return error(ERR_INVALID, "invalid OVA '%s': cannot read disk '%s'", a->path, d->m->name);
   d->qcow2 = memcmp(magic, "QFI\xfb", 4) == 0;
-  AUTOFREE char *img = range_image(a->path, d->m->offset, d->m->size, d->qcow2);
-  AUTOPTR(json) info = image_info(img, NULL);
-  if (!info)
+  AUTOFREE char *img = volume_range_image(a->path, d->m->offset, d->m->size, d->qcow2);
+  struct volume_info info;
+  if (volume_info(img, -1, &info) < 0)
     return error(ERR_INVALID, "invalid OVA '%s': disk '%s' is not a readable image: %s", a->path,
                  d->m->name, error_message());
-  if (json_object_get(info, "backing-filename"))
+  if (info.has_backing)
     return error(ERR_INVALID, "invalid OVA '%s': disk '%s' refers to a backing file; an OVA disk must "
                  "be self-contained", a->path, d->m->name);
-  json_t *fs = json_object_get(json_object_get(info, "format-specific"), "data");
-  if (json_object_get(fs, "data-file"))
+  if (info.has_data_file)
     return error(ERR_INVALID, "invalid OVA '%s': disk '%s' uses an external data file", a->path, d->m->name);
-  if (d->qcow2 && json_is_true(json_object_get(fs, "corrupt")))
+  if (d->qcow2 && info.corrupt)
     return error(ERR_INVALID, "invalid OVA '%s': disk '%s' is a corrupt qcow2 image", a->path, d->m->name);
-  d->vsize = (int64_t)json_integer_value(json_object_get(info, "virtual-size"));
+  d->vsize = info.virtual_size;
   if (d->vsize <= 0)
     return error(ERR_INVALID, "invalid OVA '%s': disk '%s' is empty", a->path, d->m->name);
   return 0;
@@ -295,15 +293,14 @@ static void import_job(struct engine *eng, void *arg)
   size_t made = 0;
   for (; made < a->ndisks; made++) {
     struct import_disk *d = &a->disks[made];
-    AUTOFREE char *src = range_image(a->path, d->m->offset, d->m->size, d->qcow2);
+    AUTOFREE char *src = volume_range_image(a->path, d->m->offset, d->m->size, d->qcow2);
     AUTOFREE char *dir = xstrdup(d->path);
     *strrchr(dir, '/') = 0;
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
       error(ERR_INTERNAL, "cannot create '%s': %s", dir, strerror(errno));
       goto done;
     }
-    const char *argv[] = {"qemu-img", "convert", "-q", "-O", "qcow2", src, d->path, NULL};
-    if (spawn_run(argv, NULL, NULL) < 0) {
+    if (volume_copy_image(src, -1, d->path, DISK_FORMAT_COW, false) < 0) {
       if (is_enospc(error_message())) {
         struct err_saved s;
         error_save(&s);

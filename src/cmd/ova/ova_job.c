@@ -3,7 +3,6 @@
 #include "cmd/ova_job.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "util/spawn.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include <errno.h>
@@ -51,48 +50,6 @@ void ova_job_end(struct engine *eng, const char *job_id, bool ok)
   ova_job_record(eng, job_id, "");
   if (s.code != ERR_NONE) error_restore(&s);
   else { free(s.msg); error_clear(); }
-}
-
-/* ---- qemu-img on parts of a file ---- */
-
-/* json:{...} naming the byte range [offset, offset+size) of PATH as an image
- * of format qcow2 (backing files never followed) or raw; size < 0: to EOF.
- * QEMU's raw layer takes only sizes in whole 512-byte sectors: a qcow2 member
- * of another size is read through its tar padding (zeros, which qcow2
- * ignores past its last cluster); a raw member's size is its disk's size and
- * stays exact. */
-char *range_image(const char *path, int64_t offset, int64_t size, bool qcow2)
-{
-  if (qcow2 && size >= 0) size = (size + 511) / 512 * 512;
-  json_t *file = json_pack("{s:s,s:s}", "driver", "file", "filename", path);
-  json_t *raw = json_pack("{s:s,s:I,s:o}", "driver", "raw", "offset", (json_int_t)offset, "file", file);
-  if (size >= 0) json_object_set_new(raw, "size", json_integer(size));
-  AUTOPTR(json) top = qcow2 ? json_pack("{s:s,s:n,s:o}", "driver", "qcow2", "backing", "file", raw) : raw;
-  AUTOFREE char *s = json_dumps(top, JSON_COMPACT);
-  return xasprintf("json:%s", s);
-}
-
-/* qemu-img info -U of FILENAME (a path or json:); NULL with the error */
-json_t *image_info(const char *filename, const char *format)
-{
-  const char *argv[8];
-  size_t n = 0;
-  argv[n++] = "qemu-img";
-  argv[n++] = "info";
-  argv[n++] = "-U";
-  argv[n++] = "--output=json";
-  if (format) { argv[n++] = "-f"; argv[n++] = format; }
-  argv[n++] = filename;
-  argv[n] = NULL;
-  AUTOBUF struct buf out = BUF_INIT;
-  if (spawn_run(argv, &out, NULL) < 0) return NULL;
-  json_error_t jerr;
-  json_t *info = json_loads(buf_str(&out), 0, &jerr);
-  if (!json_is_object(info)) {
-    json_decref(info);
-    return error(ERR_INTERNAL, "qemu-img info printed no JSON: %s", jerr.text), NULL;
-  }
-  return info;
 }
 
 int64_t free_bytes(const char *dir)

@@ -5,7 +5,6 @@
 #include "cmd/ova_job.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "util/spawn.h"
 #include "util/timeutil.h"
 #include "util/uuid.h"
 #include <errno.h>

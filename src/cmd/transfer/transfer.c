@@ -1,7 +1,7 @@
 /* transfer.c: image transfers, the data path of the Backup API.
  *
  * A transfer exports one volume of a disk over NBD: the host runs a qemu-nbd
- * (util/spawn.h, argv only) on STATE/transfers/ID.sock, read-only for a
+ * (hyper/volume.c: volume_nbd_serve, argv only) on STATE/transfers/ID.sock, read-only for a
  * download (a disk snapshot's volume is opened as qcow2, so the export is the
  * chain up to that volume, as the VM saw the disk at the snapshot), read and
  * write for an upload. Clients reach it as transfer_url (nbd+unix://) or
@@ -170,38 +170,18 @@ void transfer_touch(struct engine *eng, const char *id, int64_t bytes)
 static int nbd_server_start(struct engine *eng, const struct image_transfer *t, const char *path,
                             int format, pid_t *pid)
 {
-  AUTOFREE char *sock = xasprintf("--socket=%s", t->socket_path);
   AUTOFREE char *log = xasprintf("%s/transfers/%s.log", eng->state_dir, t->id);
-  const char *fmt = format == DISK_FORMAT_COW ? "--format=qcow2" : "--format=raw";
   size_t plen = strlen(DIRTY_CONTEXT_PREFIX);
-  AUTOFREE char *bitmap = t->dirty_context && strncmp(t->dirty_context, DIRTY_CONTEXT_PREFIX, plen) == 0
-                              ? xasprintf("--bitmap=%s", t->dirty_context + plen) : NULL;
-  const char *argv[16];
-  size_t n = 0;
-  argv[n++] = "qemu-nbd";
-  argv[n++] = sock;
-  argv[n++] = fmt;
-  argv[n++] = "--shared=8";
-  argv[n++] = "--persistent";
-  if (bitmap) argv[n++] = bitmap;
-  if (t->direction == TRANSFER_DOWNLOAD) {
-    argv[n++] = "--read-only";
-  } else {
-    /* zeroes the client writes become holes again */
-    argv[n++] = "--discard=unmap";
-    argv[n++] = "--detect-zeroes=unmap";
-  }
-  argv[n++] = path;
-  argv[n] = NULL;
-  unlink(t->socket_path);
-  /* qemu-nbd allocates a fresh buffer for each request; above glibc's mmap
-   * threshold (256 KiB requests are) each is a new mapping, faulted in and
-   * zeroed page by page: writing a disk through it took ~35% longer
-   * (measured with nbdcopy, 2 GiB into a new qcow2). A fixed threshold of
-   * 4 MiB keeps the buffers in the heap for reuse. */
-  const char *env[] = {"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864",
-                       NULL};
-  return spawn_start_env(argv, env, log, pid);
+  struct volume_nbd o = {
+      .path = path,
+      .format = format,
+      .socket = t->socket_path,
+      .log = log,
+      .read_only = t->direction == TRANSFER_DOWNLOAD,
+      .bitmap = t->dirty_context && strncmp(t->dirty_context, DIRTY_CONTEXT_PREFIX, plen) == 0
+                    ? t->dirty_context + plen : NULL,
+  };
+  return volume_nbd_serve(&o, pid);
 }
 
 /* the last lines qemu-nbd wrote, for an error message; caller frees */
