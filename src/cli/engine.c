@@ -56,7 +56,8 @@ int engine_wait_field(struct client *api, const char *path, const char *field, c
                       int64_t timeout_ms)
 {
   int64_t deadline = mono_ms() + timeout_ms;
-  int delay = 100;
+  struct backoff wait;
+  backoff_start(&wait, 100000, 1000000, 0);
   for (;;) {
     AUTOPTR(node) n = NULL;
     if (client_call(api, "GET", path, NULL, &n) < 0) return -1;
@@ -66,8 +67,7 @@ int engine_wait_field(struct client *api, const char *path, const char *field, c
       return error(ERR_UNAVAILABLE, "%s: '%s' is still '%s' after %lld s", path, field, v ? v : "",
                    (long long)(timeout_ms / 1000));
     if (cli_interrupted) return error(ERR_INTERNAL, "interrupted");
-    usleep((useconds_t)delay * 1000);
-    if (delay < 1000) delay = delay * 3 / 2;
+    backoff_sleep(&wait);
   }
 }
 
@@ -109,7 +109,8 @@ int engine_snapshot_remove(struct client *api, const char *vm_id, const char *sn
     sleep(1);
   }
   deadline = mono_ms() + SNAPSHOT_WAIT_MS;
-  int delay = 100;
+  struct backoff wait;
+  backoff_start(&wait, 100000, 1000000, 0);
   for (;;) {
     AUTOPTR(node) n = NULL;
     if (client_call(api, "GET", path, NULL, &n) < 0) {
@@ -126,7 +127,6 @@ int engine_snapshot_remove(struct client *api, const char *vm_id, const char *sn
     if (mono_ms() > deadline)
       return error(ERR_UNAVAILABLE, "cannot remove snapshot '%s': still merging after %d s", snap_id,
                    SNAPSHOT_WAIT_MS / 1000);
-    usleep((useconds_t)delay * 1000);
-    if (delay < 1000) delay = delay * 3 / 2;
+    backoff_sleep(&wait);
   }
 }

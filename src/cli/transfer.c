@@ -30,17 +30,9 @@ void transfer_clear(struct transfer *t)
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
-void poller_start(struct poller *p)
+void poller_start(struct backoff *p)
 {
-  p->start_ms = mono_ms();
-  p->delay_ms = POLL_FAST_MS;
-}
-
-void poller_sleep(struct poller *p)
-{
-  sleep_ms(p->delay_ms);
-  if (mono_ms() - p->start_ms >= POLL_FAST_FOR_MS)
-    p->delay_ms = p->delay_ms * 2 < POLL_MAX_MS ? p->delay_ms * 2 : POLL_MAX_MS;
+  backoff_start(p, POLL_FAST_MS * 1000, POLL_MAX_MS * 1000, POLL_FAST_FOR_MS);
 }
 
 /* the NBD URL of a transfer: snapback's nbd_url (transfer_url is the HTTPS
@@ -109,7 +101,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
   t->url = xstrdup(url);
   transfer_take_http(t, n);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
-  struct poller poll;
+  struct backoff poll;
   poller_start(&poll);
   while (strcmp(t->phase, "transferring") != 0) {
     if (strcmp(t->phase, "initializing") != 0 && strcmp(t->phase, "resuming") != 0) {
@@ -124,7 +116,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
       error(ERR_UNAVAILABLE, "transfer '%s' did not start within %d s", t->id, TRANSFER_WAIT_MS / 1000);
       goto cancel;
     }
-    poller_sleep(&poll);
+    backoff_sleep(&poll);
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
   if ((!t->url || strncmp(t->url, "nbd", 3) != 0) && !t->http_url) {
@@ -154,7 +146,7 @@ int transfer_finalize(struct client *c, struct transfer *t)
   if (client_call(c, "POST", path, "<action/>", NULL) < 0)
     return error_prefix("cannot finalize transfer '%s': ", t->id);
   int64_t deadline = mono_ms() + TRANSFER_WAIT_MS;
-  struct poller poll;
+  struct backoff poll;
   poller_start(&poll);
   for (;;) {
     if (transfer_refresh(c, t) < 0) {
@@ -171,7 +163,7 @@ int transfer_finalize(struct client *c, struct transfer *t)
     if (mono_ms() > deadline)
       return error(ERR_UNAVAILABLE, "transfer '%s' did not finish within %d s (phase '%s')", t->id,
                    TRANSFER_WAIT_MS / 1000, t->phase);
-    poller_sleep(&poll);
+    backoff_sleep(&poll);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "cli/client.h"
 #include "repo/repo.h"
+#include "util/timeutil.h"
 
 /* how the CLI polls the engine for a phase: every POLL_FAST_MS for the
  * first POLL_FAST_FOR_MS, then twice as long each time up to POLL_MAX_MS.
@@ -17,11 +18,8 @@
 #define POLL_FAST_MS 10
 #define POLL_FAST_FOR_MS 2000
 #define POLL_MAX_MS 200
-struct poller { int64_t start_ms; int delay_ms; };
-/* starts polling now */
-void poller_start(struct poller *p);
-/* sleeps until the next poll */
-void poller_sleep(struct poller *p);
+/* starts polling now (util/timeutil.h's backoff_sleep waits for the next poll) */
+void poller_start(struct backoff *p);
 
 /* set by the SIGINT/SIGTERM handler; long loops check it and fail cleanly */
 extern volatile sig_atomic_t cli_interrupted;

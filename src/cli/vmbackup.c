@@ -48,7 +48,7 @@ static int backup_refresh(struct client *api, struct vm_backup *b)
 static int backup_wait(struct client *api, struct vm_backup *b, const char *want)
 {
   int64_t deadline = mono_ms() + BACKUP_WAIT_MS;
-  struct poller poll;
+  struct backoff poll;
   poller_start(&poll);
   for (;;) {
     if (b->phase && strcmp(b->phase, want) == 0) return 0;
@@ -59,7 +59,7 @@ static int backup_wait(struct client *api, struct vm_backup *b, const char *want
     if (mono_ms() > deadline)
       return error(ERR_UNAVAILABLE, "backup '%s' did not become '%s' within %d s (phase '%s')", b->id, want,
                    BACKUP_WAIT_MS / 1000, b->phase ? b->phase : "?");
-    poller_sleep(&poll);
+    backoff_sleep(&poll);
     if (backup_refresh(api, b) < 0) return -1;
   }
 }

@@ -221,7 +221,8 @@ int spawn_stop(pid_t pid, int timeout_ms)
   kill(pid, SIGTERM);
   int64_t deadline = mono_ms() + timeout_ms;
   /* most children exit within a few ms of SIGTERM: look soon, then every 20 ms */
-  useconds_t delay = 1000;
+  struct backoff wait;
+  backoff_start(&wait, 1000, 20000, 0);
   for (bool killed = false;;) {
     if (!spawn_alive(pid, NULL)) return 0;
     if (mono_ms() > deadline) {
@@ -230,8 +231,7 @@ int spawn_stop(pid_t pid, int timeout_ms)
       killed = true;
       deadline = mono_ms() + 5000;
     }
-    usleep(delay);
-    if (delay < 20000) delay *= 2;
+    backoff_sleep(&wait);
   }
 }
 

@@ -25,3 +25,19 @@ void time_format_iso(int64_t ms, char out[32])
   strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(out, 32, "%.19s.%03d+00:00", base, (int)(ms % 1000));
 }
+
+void backoff_start(struct backoff *b, unsigned first_us, unsigned max_us, int64_t fast_for_ms)
+{
+  b->start_ms = mono_ms();
+  b->fast_for_ms = fast_for_ms;
+  b->delay_us = first_us;
+  b->max_us = max_us;
+}
+
+void backoff_sleep(struct backoff *b)
+{
+  struct timespec ts = {.tv_sec = b->delay_us / 1000000, .tv_nsec = (long)(b->delay_us % 1000000) * 1000};
+  nanosleep(&ts, NULL); /* a signal ends it early: the caller looks again sooner */
+  if (mono_ms() - b->start_ms >= b->fast_for_ms)
+    b->delay_us = b->delay_us < b->max_us / 2 ? b->delay_us * 2 : b->max_us;
+}

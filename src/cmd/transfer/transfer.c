@@ -220,7 +220,8 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
   AUTOFREE char *why = NULL; /* the last failed connection's, for a TCP server */
   /* qemu-nbd serves after 40-90 ms here: look every 2 ms at first (a
    * transfer's start waited up to 20 ms more), then every 20 ms */
-  useconds_t delay = 2000;
+  struct backoff wait;
+  backoff_start(&wait, 2000, 20000, 0);
   for (;;) {
     int status = 0;
     if (!t->external_server && !spawn_alive(pid, &status)) {
@@ -246,8 +247,7 @@ static int nbd_server_wait(struct engine *eng, const struct image_transfer *t, p
                    t->external_server ? "the NBD server" : "qemu-nbd",
                    t->nbd_server ? t->nbd_server : t->socket_path, NBD_READY_TIMEOUT_MS / 1000,
                    why ? ": " : "", why ? why : "");
-    usleep(delay);
-    if (delay < 20000) delay *= 2;
+    backoff_sleep(&wait);
   }
 }
 
