@@ -364,6 +364,13 @@ virDomainPtr hyper_lv_lookup(virConnectPtr c, const char *vm_id)
   return d;
 }
 
+virDomainPtr hyper_lv_domain(struct hyper *h, const char *vm_id)
+{
+  /* the domain holds its own reference to the connection */
+  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
+  return c ? hyper_lv_lookup(c, vm_id) : NULL;
+}
+
 /* ---- ops ---- */
 
 static void lv_close(struct hyper *h);
@@ -518,9 +525,7 @@ static int lv_domain_destroy(struct hyper *h, const char *vm_id)
 
 static int lv_domain_shutdown(struct hyper *h, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   if (virDomainShutdown(d) < 0) return virt_error("cannot shut down VM '%s'", vm_id);
   return 0;
@@ -582,9 +587,7 @@ char *hyper_lv_live_xml(virDomainPtr d, const char *vm_id)
 
 static char *lv_domain_live_xml(struct hyper *h, const char *vm_id)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return NULL;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   return d ? hyper_lv_live_xml(d, vm_id) : NULL;
 }
 
@@ -599,9 +602,7 @@ static int lv_domain_disks(struct hyper *h, const char *vm_id, struct hyper_live
 {
   *out = NULL;
   *n = 0;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   return hyper_lv_live_disks(d, vm_id, out, n);
 }
@@ -611,9 +612,7 @@ static int lv_disk_attach(struct hyper *h, const char *vm_id, const struct hyper
   if (disk->iface == IFACE_SATA || disk->iface == IFACE_IDE)
     return error(ERR_UNSUPPORTED, "disk interface '%s' cannot be hot-plugged; use virtio or virtio_scsi, "
                  "or attach while the VM is down", disk_iface_to_str(disk->iface));
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   pthread_mutex_lock(&h->attach_lock);
   struct hyper_live_disk *live = NULL;
@@ -651,9 +650,7 @@ static int alias_present(virDomainPtr d, const char *vm_id, const char *alias, b
  * waited for the same way. After the timeout the live XML decides. */
 static int lv_disk_detach(struct hyper *h, const char *vm_id, const char *disk_id)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
   bool present;
@@ -736,9 +733,7 @@ static int lv_domain_snapshot(struct hyper *h, const char *vm_id, const struct h
                               bool quiesce, bool *quiesced)
 {
   if (quiesced) *quiesced = false;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   struct hyper_live_disk *live = NULL;
   size_t nlive = 0;
@@ -868,9 +863,7 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
                            const char *base_path, int timeout_ms)
 {
   if (timeout_ms <= 0) timeout_ms = COMMIT_TIMEOUT_DEFAULT_MS;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   AUTOFREE char *what = xasprintf("merge of '%s' into '%s' of disk '%s'", top_path, base_path, disk_id);
   AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
@@ -925,9 +918,7 @@ static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_
 static int lv_block_job_progress(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
                                  uint64_t *total)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
   AUTOFREE char *target = NULL;
@@ -951,9 +942,7 @@ static int lv_nic_change(struct hyper *h, const char *vm_id, const struct hyper_
 {
   AUTOFREE char *xml = domxml_nic(nic);
   if (!xml) return -1;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   int rc = attach ? virDomainAttachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE)
                   : virDomainDetachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE);

@@ -75,6 +75,8 @@ virConnectPtr hyper_lv_get_conn(struct hyper *h);
 
 /* the domain vm_id; ERR_NOT_FOUND "VM '...' is not running" when absent */
 virDomainPtr hyper_lv_lookup(virConnectPtr c, const char *vm_id);
+/* the same on h's connection (made if needed); NULL with the error */
+virDomainPtr hyper_lv_domain(struct hyper *h, const char *vm_id);
 
 /* live XML of d, as a malloc'ed string; NULL with the error recorded */
 char *hyper_lv_live_xml(virDomainPtr d, const char *vm_id);

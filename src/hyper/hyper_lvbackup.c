@@ -106,9 +106,7 @@ int hyper_lv_backup_begin(struct hyper *h, const char *vm_id, const struct hyper
                            const char *new_checkpoint, bool quiesce, char **nbd_url)
 {
   *nbd_url = NULL;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   struct hyper_live_disk *live = NULL;
   size_t nlive = 0;

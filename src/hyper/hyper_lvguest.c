@@ -30,9 +30,7 @@ int hyper_lv_graphics_supported(struct hyper *h, const char *type)
 int hyper_lv_graphics_list(struct hyper *h, const char *vm_id, struct hyper_graphics *out, size_t max, size_t *n)
 {
   *n = 0;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   AUTOFREE char *xml = hyper_lv_live_xml(d, vm_id);
   if (!xml) return -1;
@@ -42,9 +40,7 @@ int hyper_lv_graphics_list(struct hyper *h, const char *vm_id, struct hyper_grap
 int hyper_lv_graphics_ticket(struct hyper *h, const char *vm_id, const char *type, const char *password,
                               int64_t valid_until)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   AUTOFREE char *xml = hyper_lv_live_xml(d, vm_id);
   if (!xml) return -1;
@@ -67,9 +63,7 @@ int hyper_lv_graphics_ticket(struct hyper *h, const char *vm_id, const char *typ
  * its target) with a new source or none */
 int hyper_lv_cdrom_change(struct hyper *h, const char *vm_id, const char *path)
 {
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   struct hyper_live_disk *live = NULL;
   size_t n = 0;
@@ -106,9 +100,7 @@ int hyper_lv_guest_addresses(struct hyper *h, const char *vm_id, struct hyper_gu
   *out = NULL;
   *n = 0;
   *from = NULL;
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   virDomainInterfacePtr *ifs = NULL;
   int got = virDomainInterfaceAddresses(d, &ifs, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0);

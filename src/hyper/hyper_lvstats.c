@@ -47,9 +47,7 @@ static const char *stat_str(const virTypedParameter *p, int n, const char *name)
 int hyper_lv_domain_stats(struct hyper *h, const char *vm_id, struct hyper_domain_stats *out)
 {
   *out = (struct hyper_domain_stats){0};
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
+  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
   if (!d) return -1;
   /* block stats name devices by target ("vda"); the live XML maps them to aliases */
   struct hyper_live_disk *live = NULL;
