@@ -17,18 +17,17 @@
  * printing to stderr is switched off.
  *
  * The statistics (hyper_lvstats.c), the volumes on a host's local storage
- * (hyper_lvvolume.c) and the consoles, CD-ROM and guest addresses
- * (hyper_lvguest.c) live in files of their own; hyper_lv.h is what they share. */
+ * (hyper_lvvolume.c), the consoles, CD-ROM and guest addresses
+ * (hyper_lvguest.c), pull backups (hyper_lvbackup.c), block commits
+ * (hyper_lvcommit.c) and migration (hyper_lvmigrate.c) live in files of their
+ * own; hyper_lv.h is what they share. */
 #include "hyper/hyper_lv.h"
 #include "hyper/domxml.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,9 +36,6 @@
 #include <libvirt/virterror.h>
 
 #define DETACH_TIMEOUT_DEFAULT_MS 10000
-#define COMMIT_TIMEOUT_DEFAULT_MS (10 * 60 * 1000)
-/* how often block_commit asks libvirt about the job when no event came */
-#define COMMIT_POLL_MS 500
 /* how long close waits for libvirt to release the event callbacks */
 #define CALLBACK_RELEASE_MS 5000
 
@@ -409,7 +405,7 @@ static struct hyper *lv_open(const struct hyper_options *opts)
   return h;
 }
 
-static void deadline_after(struct timespec *ts, int ms)
+void hyper_lv_deadline_after(struct timespec *ts, int ms)
 {
   clock_gettime(CLOCK_MONOTONIC, ts);
   ts->tv_sec += ms / 1000;
@@ -430,7 +426,7 @@ static void lv_close(struct hyper *h)
   disconnect_locked(h);
   pthread_mutex_unlock(&h->conn_lock);
   struct timespec deadline;
-  deadline_after(&deadline, CALLBACK_RELEASE_MS);
+  hyper_lv_deadline_after(&deadline, CALLBACK_RELEASE_MS);
   pthread_mutex_lock(&h->wait_lock);
   while (h->callbacks_held > 0)
     if (pthread_cond_timedwait(&h->wait_cond, &h->wait_lock, &deadline) == ETIMEDOUT) break;
@@ -674,7 +670,7 @@ static int lv_disk_detach(struct hyper *h, const char *vm_id, const char *disk_i
   bool removed = false;
   if (rc == 0) {
     struct timespec deadline;
-    deadline_after(&deadline, h->detach_timeout_ms);
+    hyper_lv_deadline_after(&deadline, h->detach_timeout_ms);
     pthread_mutex_lock(&h->wait_lock);
     while (!w.removed)
       if (pthread_cond_timedwait(&h->wait_cond, &h->wait_lock, &deadline) == ETIMEDOUT) break;
@@ -762,180 +758,6 @@ static int lv_domain_snapshot(struct hyper *h, const char *vm_id, const struct h
   return 0;
 }
 
-/* position of path in chain, -1 when absent */
-static int chain_index(const struct strvec *chain, const char *path)
-{
-  for (size_t i = 0; i < chain->len; i++)
-    if (strcmp(chain->ptr[i], path) == 0) return (int)i;
-  return -1;
-}
-
-/* the target name and backing chain (active layer first) of disk alias */
-static int live_chain(virDomainPtr d, const char *vm_id, const char *alias, char **target, struct strvec *chain)
-{
-  AUTOFREE char *xml = hyper_lv_live_xml(d, vm_id);
-  if (!xml) return -1;
-  return domxml_disk_chain(xml, alias, target, chain);
-}
-
-static bool past(const struct timespec *deadline)
-{
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
-/* cancels the job on target; libvirt leaves the chain as it was */
-static void job_cancel(virDomainPtr d, const char *target)
-{
-  if (virDomainBlockJobAbort(d, target, 0) < 0 && !hyper_lv_last_error_is(VIR_ERR_OPERATION_INVALID))
-    log_warn("cannot cancel the block job on disk '%s': %s", target, virGetLastErrorMessage());
-  virResetLastError();
-}
-
-/* Starts the commit and drives it until libvirt has no job on the disk any
- * more: an active commit is pivoted once ready (READY event, or cur == end
- * in the job info, which libvirt reports only when QEMU says ready). Events
- * wake the loop early; the job info is polled every COMMIT_POLL_MS anyway,
- * so a lost event costs half a second, not the merge. The caller checks the
- * result in the live XML. */
-static int commit_drive(struct hyper *h, virDomainPtr d, struct job_waiter *w, const char *what,
-                        const char *top, const char *base, bool active, int timeout_ms)
-{
-  unsigned flags = active ? VIR_DOMAIN_BLOCK_COMMIT_ACTIVE : 0;
-  if (virDomainBlockCommit(d, w->target, base, top, 0, flags) < 0) return virt_error("cannot start the %s", what);
-  struct timespec deadline;
-  deadline_after(&deadline, timeout_ms);
-  unsigned seen = 0;
-  bool pivoted = false, wait = true;
-  for (;;) {
-    bool ready;
-    struct timespec slice;
-    deadline_after(&slice, COMMIT_POLL_MS);
-    if (slice.tv_sec > deadline.tv_sec || (slice.tv_sec == deadline.tv_sec && slice.tv_nsec > deadline.tv_nsec))
-      slice = deadline;
-    pthread_mutex_lock(&h->wait_lock);
-    while (wait && w->events == seen)
-      if (pthread_cond_timedwait(&h->wait_cond, &h->wait_lock, &slice) == ETIMEDOUT) break;
-    seen = w->events;
-    ready = w->ready;
-    pthread_mutex_unlock(&h->wait_lock);
-    wait = true;
-
-    virDomainBlockJobInfo info;
-    int r = virDomainGetBlockJobInfo(d, w->target, &info, 0);
-    if (r == 0) return 0;
-    if (r < 0) {
-      int rc = virt_error("cannot follow the %s", what);
-      job_cancel(d, w->target);
-      return rc;
-    }
-    if (past(&deadline)) {
-      job_cancel(d, w->target);
-      return error(ERR_INTERNAL, "%s did not finish within %d s; it was cancelled and the chain is unchanged",
-                   what, (timeout_ms + 999) / 1000);
-    }
-    if (active && !pivoted && (ready || (info.end > 0 && info.cur == info.end))) {
-      /* synchronous: returns once QEMU switched the disk to base */
-      if (virDomainBlockJobAbort(d, w->target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
-        /* cur == end can be seen before QEMU calls the job ready: "block
-         * copy still active ... not ready for pivot yet"; try again at the
-         * next event or poll */
-        if (hyper_lv_last_error_is(VIR_ERR_BLOCK_COPY_ACTIVE)) {
-          virResetLastError();
-          continue;
-        }
-        int rc = virt_error("cannot pivot the %s", what);
-        job_cancel(d, w->target);
-        return rc;
-      }
-      pivoted = true;
-      wait = false;
-    }
-  }
-}
-
-/* Checks the paths against the live chain, watches the disk's block job
- * events (registered before the job starts, so none is missed), drives the
- * job, and decides success from the live XML afterwards: base on top for an
- * active commit, top gone from the chain otherwise. */
-static int lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
-                           const char *base_path, int timeout_ms)
-{
-  if (timeout_ms <= 0) timeout_ms = COMMIT_TIMEOUT_DEFAULT_MS;
-  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
-  if (!d) return -1;
-  AUTOFREE char *what = xasprintf("merge of '%s' into '%s' of disk '%s'", top_path, base_path, disk_id);
-  AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
-  AUTOFREE char *target = NULL;
-  AUTOSTRVEC struct strvec chain = VEC_INIT;
-  if (live_chain(d, vm_id, alias, &target, &chain) < 0) return error_prefix("cannot start the %s: ", what);
-  if (!target) return error(ERR_INTERNAL, "cannot start the %s: the disk has no target in VM '%s'", what, vm_id);
-  int top = chain_index(&chain, top_path), base = chain_index(&chain, base_path);
-  if (top < 0)
-    return error(ERR_NOT_FOUND, "cannot start the %s: '%s' is not in the disk's chain", what, top_path);
-  if (base <= top)
-    return error(ERR_NOT_FOUND, "cannot start the %s: '%s' is not below '%s' in the disk's chain", what,
-                 base_path, top_path);
-  bool active = top == 0;
-
-  /* a merge job left running by an engine that died mid-merge: cancel it
-   * (the chain stays as it is, the VM keeps writing its top) and start over */
-  virDomainBlockJobInfo info;
-  if (virDomainGetBlockJobInfo(d, target, &info, 0) == 1) {
-    if (virDomainBlockJobAbort(d, target, 0) < 0)
-      return error(ERR_CONFLICT, "cannot start the %s: a block job already runs on the disk and cannot "
-                   "be cancelled: %s", what, virGetLastErrorMessage());
-    for (int i = 0; i < 200 && virDomainGetBlockJobInfo(d, target, &info, 0) == 1; i++) usleep(50000);
-    if (virDomainGetBlockJobInfo(d, target, &info, 0) == 1)
-      return error(ERR_CONFLICT, "cannot start the %s: an earlier block job on the disk does not end", what);
-  }
-
-  struct job_waiter w = {vm_id, target, false, 0, NULL};
-  pthread_mutex_lock(&h->wait_lock);
-  w.next = h->job_waiters;
-  h->job_waiters = &w;
-  pthread_mutex_unlock(&h->wait_lock);
-  int rc = commit_drive(h, d, &w, what, top_path, base_path, active, timeout_ms);
-  pthread_mutex_lock(&h->wait_lock);
-  for (struct job_waiter **p = &h->job_waiters; *p; p = &(*p)->next)
-    if (*p == &w) {
-      *p = w.next;
-      break;
-    }
-  pthread_mutex_unlock(&h->wait_lock);
-  if (rc < 0) return rc;
-
-  AUTOFREE char *target_after = NULL;
-  AUTOSTRVEC struct strvec after = VEC_INIT;
-  if (live_chain(d, vm_id, alias, &target_after, &after) < 0) return error_prefix("after the %s: ", what);
-  bool done = active ? after.len > 0 && strcmp(after.ptr[0], base_path) == 0
-                     : chain_index(&after, top_path) < 0 && chain_index(&after, base_path) >= 0;
-  if (!done) return error(ERR_INTERNAL, "%s failed; the chain is unchanged", what);
-  return 0;
-}
-
-static int lv_block_job_progress(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
-                                 uint64_t *total)
-{
-  AUTOPTR(virDomain) d = hyper_lv_domain(h, vm_id);
-  if (!d) return -1;
-  AUTOFREE char *alias = xasprintf("ua-%s", disk_id);
-  AUTOFREE char *target = NULL;
-  AUTOSTRVEC struct strvec chain = VEC_INIT;
-  if (live_chain(d, vm_id, alias, &target, &chain) < 0) return -1;
-  if (!target) return 0;
-  virDomainBlockJobInfo info;
-  int rc = virDomainGetBlockJobInfo(d, target, &info, 0);
-  if (rc < 0)
-    return error(ERR_INTERNAL, "cannot read the block job of disk '%s' of VM '%s': %s", disk_id, vm_id,
-                 virGetLastErrorMessage());
-  if (rc == 0) return 0;
-  *done = info.cur;
-  *total = info.end;
-  return 1;
-}
-
 /* ---- network interfaces ---- */
 
 static int lv_nic_change(struct hyper *h, const char *vm_id, const struct hyper_nic *nic, bool attach)
@@ -961,93 +783,6 @@ static int lv_nic_detach(struct hyper *h, const char *vm_id, const struct hyper_
   return lv_nic_change(h, vm_id, nic, false);
 }
 
-/* the host part of a libvirt URI ("qemu+tcp://root@10.0.0.2:16509/system"
- * gives "10.0.0.2", "[fd00::2]" gives "fd00::2"); NULL for a local URI
- * ("qemu:///system"). Caller frees. */
-char *hyper_lv_uri_host(const char *uri)
-{
-  const char *p = strstr(uri, "://");
-  if (!p) return NULL;
-  p += 3;
-  size_t auth = strcspn(p, "/?");
-  const char *at = memchr(p, '@', auth);
-  if (at) {
-    auth -= (size_t)(at + 1 - p);
-    p = at + 1;
-  }
-  size_t len;
-  if (*p == '[') {
-    const char *close = memchr(p, ']', auth);
-    if (!close) return NULL;
-    p++;
-    len = (size_t)(close - p);
-  } else {
-    const char *colon = memchr(p, ':', auth);
-    len = colon ? (size_t)(colon - p) : auth;
-  }
-  return len ? xasprintf("%.*s", (int)len, p) : NULL;
-}
-
-/* this machine's address on the route toward HOST (what a peer there
- * reaches us by): a UDP socket connected there says which local address the
- * kernel picked; nothing is sent. NULL when HOST does not resolve. */
-static char *local_address_toward(const char *host)
-{
-  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *ai = NULL;
-  if (getaddrinfo(host, "9", &hints, &ai) != 0) return NULL;
-  char *out = NULL;
-  int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  char addr[INET6_ADDRSTRLEN];
-  if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-      getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-      getnameinfo((struct sockaddr *)&ss, sl, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) == 0)
-    out = ss.ss_family == AF_INET6 ? xasprintf("[%s]", addr) : xstrdup(addr);
-  if (fd >= 0) close(fd);
-  freeaddrinfo(ai);
-  return out;
-}
-
-/* tcp://ADDR the destination's QEMU listens on for the migration stream */
-static char *migrate_data_uri(const struct hyper *src, const struct hyper *dst)
-{
-  AUTOFREE char *dst_host = hyper_lv_uri_host(dst->uri);
-  if (dst_host) return strchr(dst_host, ':') ? xasprintf("tcp://[%s]", dst_host) : xasprintf("tcp://%s", dst_host);
-  AUTOFREE char *src_host = hyper_lv_uri_host(src->uri);
-  AUTOFREE char *local = src_host ? local_address_toward(src_host) : NULL;
-  return local ? xasprintf("tcp://%s", local) : NULL;
-}
-
-/* managed by this process, not peer to peer: the engine holds both
- * connections, so neither libvirtd needs to reach the other's API (the
- * engine's own host may listen only on its unix socket) */
-static int lv_domain_migrate(struct hyper *h, struct hyper *dst, const char *vm_id)
-{
-  AUTOPTR(virConnect) c = hyper_lv_get_conn(h);
-  if (!c) return -1;
-  AUTOPTR(virConnect) dc = hyper_lv_get_conn(dst);
-  if (!dc) return -1;
-  AUTOPTR(virDomain) d = hyper_lv_lookup(c, vm_id);
-  if (!d) return -1;
-  AUTOFREE char *data_uri = migrate_data_uri(h, dst);
-  virTypedParameterPtr params = NULL;
-  int nparams = 0, maxparams = 0;
-  if (data_uri && virTypedParamsAddString(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_URI, data_uri) < 0)
-    return virt_error("cannot migrate VM '%s'", vm_id);
-  /* UNSAFE: a storage domain is shared by the hosts of its data center by
-   * contract (a path each host sees). libvirt recognises NFS, GFS2, Ceph and
-   * the like itself, but not every cluster file system, nor one file system
-   * seen from two hosts on one machine (scripts/test-host.sh); disks use
-   * cache='none' (domxml.c), which is what its check is about */
-  virDomainPtr moved = virDomainMigrate3(d, dc, params, (unsigned)nparams, VIR_MIGRATE_LIVE | VIR_MIGRATE_UNSAFE);
-  virTypedParamsFree(params, nparams);
-  if (!moved)
-    return virt_error("cannot migrate VM '%s' from host '%s' to '%s'", vm_id, h->uri, dst->uri);
-  virDomainFree(moved);
-  return 0;
-}
-
 const struct hyper_ops hyper_libvirt_ops = {
   .name = "libvirt",
   .open = lv_open,
@@ -1065,8 +800,8 @@ const struct hyper_ops hyper_libvirt_ops = {
   .disk_attach = lv_disk_attach,
   .disk_detach = lv_disk_detach,
   .domain_snapshot = lv_domain_snapshot,
-  .block_commit = lv_block_commit,
-  .block_job_progress = lv_block_job_progress,
+  .block_commit = hyper_lv_block_commit,
+  .block_job_progress = hyper_lv_block_job_progress,
   .backup_begin = hyper_lv_backup_begin,
   .backup_end = hyper_lv_backup_end,
   .backup_job_alive = hyper_lv_backup_job_alive,
@@ -1076,7 +811,7 @@ const struct hyper_ops hyper_libvirt_ops = {
   .nic_detach = lv_nic_detach,
   .graphics_list = hyper_lv_graphics_list,
   .graphics_ticket = hyper_lv_graphics_ticket,
-  .domain_migrate = lv_domain_migrate,
+  .domain_migrate = hyper_lv_domain_migrate,
   .local_volume_create = hyper_lv_local_volume_create,
   .local_volume_delete = hyper_lv_local_volume_delete,
   .local_volume_list = hyper_lv_local_volume_list,

@@ -84,6 +84,9 @@ char *hyper_lv_live_xml(virDomainPtr d, const char *vm_id);
 /* the disks of d's live XML (hyper_live_disks_free) */
 int hyper_lv_live_disks(virDomainPtr d, const char *vm_id, struct hyper_live_disk **out, size_t *n);
 
+/* *ts = now + ms on CLOCK_MONOTONIC, the clock of the waiters' pthread_cond_timedwait */
+void hyper_lv_deadline_after(struct timespec *ts, int ms);
+
 /* ---- ops defined in the other pieces (contracts in hyper.h) ---- */
 
 /* hyper_lvstats.c */
@@ -113,7 +116,15 @@ int hyper_lv_backup_begin(struct hyper *h, const char *vm_id, const struct hyper
 int hyper_lv_backup_end(struct hyper *h, const char *vm_id);
 int hyper_lv_backup_job_alive(struct hyper *h, const char *vm_id, char **why);
 
-/* the host part of a libvirt URI; NULL for a local URI. Caller frees. */
+/* hyper_lvcommit.c: live merges */
+int hyper_lv_block_commit(struct hyper *h, const char *vm_id, const char *disk_id, const char *top_path,
+                          const char *base_path, int timeout_ms);
+int hyper_lv_block_job_progress(struct hyper *h, const char *vm_id, const char *disk_id, uint64_t *done,
+                                uint64_t *total);
+
+/* hyper_lvmigrate.c: migration; and the host part of a libvirt URI, NULL for
+ * a local URI (caller frees) */
+int hyper_lv_domain_migrate(struct hyper *h, struct hyper *dst, const char *vm_id);
 char *hyper_lv_uri_host(const char *uri);
 
 #endif
