@@ -195,6 +195,7 @@ static void test_tokens(const char *dir)
   /* throttling: three free failures per user, then a wait that even the
    * right password must sit out; answered at once, with the time left */
   AUTOPTR(user) carol = make_user(st, "00000000-0000-4000-8000-000000000003", "carol@internal", "pw-c");
+  CHECK(carol != NULL);
   for (int i = 0; i < 3; i++)
     CHECK(auth_login(a, "carol", "guess", "192.0.2.1", NULL) == NULL && error_code() == ERR_AUTH);
   int64_t t0 = now_ms();

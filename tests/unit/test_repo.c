@@ -438,7 +438,8 @@ static void test_prune(void)
       n++;
     }
   snprintf(names[n], sizeof names[n], "b");
-  items[n++] = (struct prune_item){names[n - 1], "b", base, false, NULL};
+  items[n] = (struct prune_item){names[n], "b", base, false, NULL};
+  n++;
 
   struct prune_policy p = {.keep_last = 3};
   prune_decide(&p, items, n);
