@@ -214,8 +214,7 @@ int volume_convert(const char *src, int src_format, const char *dst, int dst_for
   if (!sfmt || !dfmt) return error(ERR_INVALID, "cannot copy volume '%s': unknown format", src);
   if (must_exist(src, "copy volume") < 0) return -1;
   if (make_parent_dirs(dst) < 0) return error_prefix("cannot copy volume '%s': ", src);
-  const char *argv[] = {"qemu-img", "convert", "-q", "-U", "-f", sfmt, "-O", dfmt, src, dst, NULL};
-  if (spawn_run(argv, NULL, NULL) < 0) {
+  if (volume_copy_image(src, src_format, dst, dst_format, false) < 0) {
     error_prefix("cannot copy volume '%s' to '%s': ", src, dst);
     struct err_saved s;
     error_save(&s);
