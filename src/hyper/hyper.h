@@ -380,6 +380,11 @@ struct volume_nbd {
 /* starts qemu-nbd serving o (up to 8 clients, until stopped); *pid is its
  * process, which the caller waits for and stops (spawn_stop) */
 int volume_nbd_serve(const struct volume_nbd *o, pid_t *pid);
+/* starts writing PATH's dirty pages back to its disk and returns without
+ * waiting (sync_file_range, SYNC_FILE_RANGE_WRITE). Not a flush: it makes
+ * nothing durable. Done now and then while an upload fills a volume, it
+ * leaves the final flush little to write. -1 with the error. */
+int volume_writeback_start(const char *path);
 
 /* persistent dirty bitmaps in qcow2 volumes (incremental backup). QEMU keeps
  * them in each layer of a chain; a bitmap flagged in-use in a file no QEMU

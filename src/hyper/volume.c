@@ -513,3 +513,13 @@ int volume_nbd_serve(const struct volume_nbd *o, pid_t *pid)
                        NULL};
   return spawn_start_env(argv, env, o->log, pid);
 }
+
+int volume_writeback_start(const char *path)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error(ERR_INTERNAL, "cannot open volume '%s': %s", path, strerror(errno));
+  int rc = sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE), e = errno;
+  close(fd);
+  if (rc < 0) return error(ERR_INTERNAL, "cannot start writing volume '%s' back: %s", path, strerror(e));
+  return 0;
+}
