@@ -5,7 +5,9 @@
  * into a ring of 4 MiB slots (block i uses slot i % QUEUE): each through its
  * own disk_reader (the block's chunk with the backup's patches laid over it,
  * every chunk checked against its id), so reading, decompressing and
- * hashing run on every core. The calling thread takes the blocks in disk
+ * hashing run on every core. The readers share one patch_cache: with a cache
+ * each, every worker read and hashed each patch chunk of an incremental
+ * backup again (4 workers: 4 times the patch chunks' bytes). The calling thread takes the blocks in disk
  * order and writes their non-zero runs: over NBD with nbd_aio_pwrite in
  * pieces of WRITE_SIZE, the writes of many blocks in flight, or, when the NBD export cannot be
  * reached (a remote engine), over the transfer's imageio URL with one PUT
@@ -36,7 +38,7 @@
  * longer for 4 MiB requests than for 256 KiB ones here (nbdcopy
  * --request-size, one connection) */
 #define WRITE_SIZE ((size_t)256 << 10)
-#define MAX_WORKERS 8
+#define MAX_WORKERS PATCH_CACHE_READERS /* the readers one patch_cache serves */
 /* the NBD socket's send buffer: with the default (208 KiB) each 256 KiB write
  * waits for qemu-nbd to drain the one before, and the two take turns; 4 MiB
  * lets several writes queue in the kernel. Writing 1 GiB into a new qcow2
@@ -67,6 +69,7 @@ struct slot {
 struct restore_job {
   struct repo *r;
   const struct manifest_disk *d;
+  struct patch_cache *patches; /* shared by the workers' readers */
   pthread_mutex_t lock;
   pthread_cond_t work;      /* workers wait for queued slots */
   struct slot *queue[QUEUE]; /* slots to read, in block order */
@@ -87,7 +90,7 @@ static void wake_writer(struct restore_job *j)
 static void *restore_worker(void *arg)
 {
   struct restore_job *j = arg;
-  AUTOPTR(disk_reader) dr = disk_reader_new(j->r, j->d);
+  AUTOPTR(disk_reader) dr = disk_reader_new(j->r, j->d, j->patches);
   pthread_mutex_lock(&j->lock);
   if (!dr) {
     if (!j->failed) error_save(&j->err);
@@ -301,7 +304,8 @@ int repo_to_disk(struct repo *r, const struct manifest_disk *d, const char *nbd_
   struct slot slots[QUEUE];
   memset(slots, 0, sizeof slots);
   for (int i = 0; i < QUEUE; i++) slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
-  struct restore_job j = {.r = r, .d = d, .wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  AUTOPTR(patch_cache) patches = patch_cache_new();
+  struct restore_job j = {.r = r, .d = d, .patches = patches, .wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
   pthread_mutex_init(&j.lock, NULL);
   pthread_cond_init(&j.work, NULL);
   if (workers < 1) workers = 1;

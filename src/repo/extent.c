@@ -432,26 +432,61 @@ int patch_writer_finish(struct patch_writer *pw, struct patch_stats *st)
 
 /* ---- reading a disk back ---- */
 
-#define READER_CACHE 4 /* decompressed patch chunks kept: 16 MiB */
+/* decompressed, checked patch chunks: 4 MiB a slot. A reader pins one slot
+ * at a time (while it copies a patch out) and waits while none is free, so
+ * more slots than readers means a free one always comes. */
+#define PATCH_CACHE_SLOTS (PATCH_CACHE_READERS + 2)
 
-struct cached_chunk { uint32_t ref; size_t len; unsigned char *data; uint64_t used; };
+struct cached_chunk {
+  uint32_t ref;  /* MANIFEST_ZERO_REF: empty */
+  size_t len;
+  unsigned char *data;
+  uint64_t used; /* the cache's clock at the last use: least recently used goes */
+  int pins;      /* readers copying from it, or its loader */
+  bool loading;  /* being read by one reader; the others wait */
+};
+
+struct patch_cache {
+  pthread_mutex_t lock;
+  pthread_cond_t changed; /* a slot was loaded, failed or unpinned */
+  struct cached_chunk slot[PATCH_CACHE_SLOTS];
+  uint64_t clock;
+};
+
+struct patch_cache *patch_cache_new(void)
+{
+  struct patch_cache *pc = xcalloc(1, sizeof *pc);
+  pthread_mutex_init(&pc->lock, NULL);
+  pthread_cond_init(&pc->changed, NULL);
+  for (int i = 0; i < PATCH_CACHE_SLOTS; i++) pc->slot[i].ref = MANIFEST_ZERO_REF;
+  return pc;
+}
+
+void patch_cache_free(struct patch_cache *pc)
+{
+  if (!pc) return;
+  for (int i = 0; i < PATCH_CACHE_SLOTS; i++) free(pc->slot[i].data);
+  pthread_cond_destroy(&pc->changed);
+  pthread_mutex_destroy(&pc->lock);
+  free(pc);
+}
 
 struct disk_reader {
   struct repo_worker *w;
   const struct manifest_disk *d;
-  size_t next_patch;   /* first patch not before the last block read */
-  struct cached_chunk cache[READER_CACHE];
-  uint64_t clock;
+  size_t next_patch;       /* first patch not before the last block read */
+  struct patch_cache *pc;  /* shared, or own_pc */
+  struct patch_cache *own_pc;
 };
 
-struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d)
+struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d, struct patch_cache *shared)
 {
   struct repo_worker *w = repo_worker_new(r);
   if (!w) return NULL;
   struct disk_reader *dr = xcalloc(1, sizeof *dr);
   dr->w = w;
   dr->d = d;
-  for (int i = 0; i < READER_CACHE; i++) dr->cache[i].ref = MANIFEST_ZERO_REF;
+  dr->pc = shared ? shared : (dr->own_pc = patch_cache_new());
   return dr;
 }
 
@@ -459,28 +494,67 @@ void disk_reader_free(struct disk_reader *dr)
 {
   if (!dr) return;
   repo_worker_free(dr->w);
-  for (int i = 0; i < READER_CACHE; i++) free(dr->cache[i].data);
+  patch_cache_free(dr->own_pc);
   free(dr);
 }
 
-/* the patch chunk ref, decompressed and checked (least recently used goes) */
+/* the patch chunk ref, decompressed and checked, pinned until
+ * patch_chunk_release; NULL with the error */
 static const struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t ref)
 {
-  struct cached_chunk *victim = &dr->cache[0];
-  for (int i = 0; i < READER_CACHE; i++) {
-    struct cached_chunk *c = &dr->cache[i];
-    if (c->ref == ref) {
-      c->used = ++dr->clock;
-      return c;
+  struct patch_cache *pc = dr->pc;
+  pthread_mutex_lock(&pc->lock);
+  for (;;) {
+    struct cached_chunk *victim = NULL;
+    bool wait = false;
+    for (int i = 0; i < PATCH_CACHE_SLOTS; i++) {
+      struct cached_chunk *c = &pc->slot[i];
+      if (c->ref == ref) {
+        if (c->loading) {
+          wait = true;
+          break;
+        }
+        c->pins++;
+        c->used = ++pc->clock;
+        pthread_mutex_unlock(&pc->lock);
+        return c;
+      }
+      if (!c->pins && (!victim || c->used < victim->used)) victim = c;
     }
-    if (c->used < victim->used) victim = c;
+    if (wait || !victim) {
+      pthread_cond_wait(&pc->changed, &pc->lock);
+      continue;
+    }
+    /* load it into victim, outside the lock: no other reader touches a
+     * slot that is loading */
+    victim->ref = ref;
+    victim->loading = true;
+    victim->pins = 1;
+    pthread_mutex_unlock(&pc->lock);
+    if (!victim->data) victim->data = xrealloc(NULL, REPO_CHUNK_SIZE);
+    int rc = repo_chunk_get(dr->w, dr->d->patch_chunks[ref], victim->data, REPO_CHUNK_SIZE, &victim->len);
+    pthread_mutex_lock(&pc->lock);
+    victim->loading = false;
+    if (rc < 0) {
+      victim->ref = MANIFEST_ZERO_REF;
+      victim->pins = 0;
+      victim->used = 0;
+    } else {
+      victim->used = ++pc->clock;
+    }
+    pthread_cond_broadcast(&pc->changed);
+    pthread_mutex_unlock(&pc->lock);
+    return rc < 0 ? NULL : victim;
   }
-  if (!victim->data) victim->data = xrealloc(NULL, REPO_CHUNK_SIZE);
-  victim->ref = MANIFEST_ZERO_REF;
-  if (repo_chunk_get(dr->w, dr->d->patch_chunks[ref], victim->data, REPO_CHUNK_SIZE, &victim->len) < 0) return NULL;
-  victim->ref = ref;
-  victim->used = ++dr->clock;
-  return victim;
+}
+
+static void patch_chunk_release(struct disk_reader *dr, const struct cached_chunk *c)
+{
+  struct patch_cache *pc = dr->pc;
+  pthread_mutex_lock(&pc->lock);
+  ((struct cached_chunk *)c)->pins--;
+  pthread_cond_broadcast(&pc->changed);
+  pthread_mutex_unlock(&pc->lock);
 }
 
 int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len)
@@ -520,10 +594,12 @@ int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size
     }
     const struct cached_chunk *c = patch_chunk(dr, p->ref);
     if (!c) return -1;
-    if ((uint64_t)p->ref_off + p->len > c->len)
+    size_t have = c->len;
+    if ((uint64_t)p->ref_off + p->len <= have) memcpy(dst, c->data + p->ref_off, p->len);
+    patch_chunk_release(dr, c);
+    if ((uint64_t)p->ref_off + p->len > have)
       return error(ERR_INVALID, "chunk '%s' holds %zu bytes, too few for a patch of disk '%s' at %llu",
-                   d->patch_chunks[p->ref], c->len, d->id ? d->id : "?", (unsigned long long)p->off);
-    memcpy(dst, c->data + p->ref_off, p->len);
+                   d->patch_chunks[p->ref], have, d->id ? d->id : "?", (unsigned long long)p->off);
   }
   dr->next_patch = i;
   *len = want;

@@ -183,10 +183,19 @@ void patch_writer_free(struct patch_writer *pw);
 
 /* Reads a disk back, block by block: block b of d into buf (at least
  * REPO_CHUNK_SIZE), the block's chunk with the patches laid over it. Each
- * chunk read is checked against its id. The reader keeps a few patch chunks
- * decompressed, so reading the blocks in order reads each chunk about once. */
+ * chunk read is checked against its id. Readers keep a few patch chunks
+ * decompressed in a patch_cache, so reading the blocks in order reads each
+ * chunk about once. Readers of one disk on several threads share one cache
+ * (thread-safe; at most PATCH_CACHE_READERS readers), so each patch chunk is
+ * read and hashed once in all, not once per thread; a reader given NULL has
+ * a cache of its own. */
+#define PATCH_CACHE_READERS 8
+struct patch_cache;
+struct patch_cache *patch_cache_new(void);
+void patch_cache_free(struct patch_cache *pc);
+DEFINE_AUTOPTR(patch_cache, struct patch_cache, patch_cache_free)
 struct disk_reader;
-struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d);
+struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d, struct patch_cache *shared);
 int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len) WARN_UNUSED;
 void disk_reader_free(struct disk_reader *dr);
 DEFINE_AUTOPTR(disk_reader, struct disk_reader, disk_reader_free)

@@ -559,10 +559,13 @@ static void test_lock_waits(const char *root)
 
 /* ---- incremental backups: patches over blocks (extent.c) ---- */
 
-/* the disk as a backup describes it, read back through a disk_reader */
+static bool disk_equals_shared(struct repo *r, const struct manifest_disk *d, const unsigned char *want);
+
+/* the disk as a backup describes it, read back through a disk_reader, then
+ * again through readers on several threads sharing their patch cache */
 static bool disk_equals(struct repo *r, const struct manifest_disk *d, const unsigned char *want)
 {
-  struct disk_reader *dr = disk_reader_new(r, d);
+  struct disk_reader *dr = disk_reader_new(r, d, NULL);
   unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
   bool same = dr != NULL;
   /* out of order once, to exercise the reader's search */
@@ -579,6 +582,58 @@ static bool disk_equals(struct repo *r, const struct manifest_disk *d, const uns
   }
   free(buf);
   disk_reader_free(dr);
+  return same && disk_equals_shared(r, d, want);
+}
+
+/* the same through readers on THREADS threads sharing one patch_cache, as
+ * a restore's workers read: thread t reads blocks t, t + THREADS, ... */
+#define SHARED_THREADS 4
+struct shared_read {
+  struct repo *r;
+  const struct manifest_disk *d;
+  const unsigned char *want;
+  struct patch_cache *pc;
+  size_t first;
+  bool same;
+};
+
+static void *shared_read_main(void *arg)
+{
+  struct shared_read *x = arg;
+  struct disk_reader *dr = disk_reader_new(x->r, x->d, x->pc);
+  unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  x->same = dr != NULL;
+  for (size_t b = x->first; x->same && b < x->d->nchunks; b += SHARED_THREADS) {
+    size_t len;
+    if (disk_reader_block(dr, b, buf, &len) < 0) {
+      fprintf(stderr, "# shared block %zu: %s\n", b, error_message());
+      error_clear();
+      x->same = false;
+    } else if (memcmp(buf, x->want + b * REPO_CHUNK_SIZE, len) != 0) {
+      fprintf(stderr, "# shared block %zu differs\n", b);
+      x->same = false;
+    }
+  }
+  free(buf);
+  disk_reader_free(dr);
+  return NULL;
+}
+
+static bool disk_equals_shared(struct repo *r, const struct manifest_disk *d, const unsigned char *want)
+{
+  struct patch_cache *pc = patch_cache_new();
+  struct shared_read x[SHARED_THREADS];
+  pthread_t tid[SHARED_THREADS];
+  for (size_t t = 0; t < SHARED_THREADS; t++) {
+    x[t] = (struct shared_read){r, d, want, pc, t, false};
+    CHECK(pthread_create(&tid[t], NULL, shared_read_main, &x[t]) == 0);
+  }
+  bool same = true;
+  for (size_t t = 0; t < SHARED_THREADS; t++) {
+    pthread_join(tid[t], NULL);
+    same &= x[t].same;
+  }
+  patch_cache_free(pc);
   return same;
 }
 
