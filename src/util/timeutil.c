@@ -41,3 +41,14 @@ void backoff_sleep(struct backoff *b)
   if (mono_ms() - b->start_ms >= b->fast_for_ms)
     b->delay_us = b->delay_us < b->max_us / 2 ? b->delay_us * 2 : b->max_us;
 }
+
+void cond_deadline_after(struct timespec *ts, int64_t ms)
+{
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += (time_t)(ms / 1000);
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}

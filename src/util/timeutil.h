@@ -3,6 +3,10 @@
 #include <stdint.h>
 int64_t now_ms(void);       /* wall clock, ms since epoch */
 int64_t mono_ms(void);      /* monotonic clock, ms */
+struct timespec;
+/* *ts becomes the wall-clock time ms from now, as pthread_cond_timedwait
+ * (on a condition variable with the default clock) takes a deadline */
+void cond_deadline_after(struct timespec *ts, int64_t ms);
 /* formats ms-since-epoch as oVirt does: 2026-11-25T18:54:18.123+00:00 (out >= 32 bytes) */
 void time_format_iso(int64_t ms, char out[32]);
 

@@ -75,10 +75,7 @@ static void *housekeeping_main(void *p)
     pthread_mutex_lock(&hk->mu);
     if (hk->stop) break;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)(retry ? HOUSEKEEPING_RETRY_MS : HOUSEKEEPING_PERIOD_MS) * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    cond_deadline_after(&ts, retry ? HOUSEKEEPING_RETRY_MS : HOUSEKEEPING_PERIOD_MS);
     while (!hk->stop && !hk->pending)
       if (pthread_cond_timedwait(&hk->cv, &hk->mu, &ts) != 0) break;
     hk->pending = false;

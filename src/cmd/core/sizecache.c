@@ -84,10 +84,7 @@ static bool cached(struct engine *eng, const char *path, enum size_kind kind, in
   if (!e->measured && eng->housekeeping) {
     housekeeping_wake(eng);
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)SIZE_CACHE_WAIT_MS * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    cond_deadline_after(&ts, SIZE_CACHE_WAIT_MS);
     /* e stays valid: only refresh frees entries, and not ones asked for now */
     while (!e->measured && pthread_cond_timedwait(&c->measured, &c->mu, &ts) == 0) {}
   }

@@ -4,6 +4,7 @@
  * transaction per change), so it holds no object lock and touches no file. */
 #include "cmd/mergewatch.h"
 #include "util/err.h"
+#include "util/timeutil.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,10 +28,7 @@ static void *merge_watch_run(void *arg)
   pthread_mutex_lock(&w->lock);
   while (!w->stop) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += MERGE_WATCH_INTERVAL_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    cond_deadline_after(&until, MERGE_WATCH_INTERVAL_MS);
     while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT) {}
     if (w->stop) break;
     pthread_mutex_unlock(&w->lock);

@@ -837,10 +837,7 @@ static void *reaper_main(void *p)
     if (r->stop) break;
     if (r->check_now) continue;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)(uploads.len ? WRITEBACK_PERIOD_MS : REAPER_PERIOD_MS) * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    cond_deadline_after(&ts, uploads.len ? WRITEBACK_PERIOD_MS : REAPER_PERIOD_MS);
     pthread_cond_timedwait(&r->cv, &r->mu, &ts);
   }
   pthread_mutex_unlock(&r->mu);
