@@ -500,7 +500,7 @@ void disk_reader_free(struct disk_reader *dr)
 
 /* the patch chunk ref, decompressed and checked, pinned until
  * patch_chunk_release; NULL with the error */
-static const struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t ref)
+static struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t ref)
 {
   struct patch_cache *pc = dr->pc;
   pthread_mutex_lock(&pc->lock);
@@ -548,12 +548,12 @@ static const struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t r
   }
 }
 
-static void patch_chunk_release(struct disk_reader *dr, const struct cached_chunk *c)
+static void patch_chunk_release(struct disk_reader *dr, struct cached_chunk *c)
 {
   struct patch_cache *pc = dr->pc;
   pthread_mutex_lock(&pc->lock);
-  ((struct cached_chunk *)c)->pins--;
-  pthread_cond_broadcast(&pc->changed);
+  /* only a slot no one pins can be given to a waiting reader */
+  if (--c->pins == 0) pthread_cond_broadcast(&pc->changed);
   pthread_mutex_unlock(&pc->lock);
 }
 
@@ -592,7 +592,7 @@ int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size
       memset(dst, 0, p->len);
       continue;
     }
-    const struct cached_chunk *c = patch_chunk(dr, p->ref);
+    struct cached_chunk *c = patch_chunk(dr, p->ref);
     if (!c) return -1;
     size_t have = c->len;
     if ((uint64_t)p->ref_off + p->len <= have) memcpy(dst, c->data + p->ref_off, p->len);
