@@ -141,12 +141,26 @@ static int files_in(const char *dir)
 static const struct hyper_ops *real_ops;
 static struct hyper_ops dying_ops;
 
+/* waits until libvirt's event thread has brought the VM to STATUS */
+static bool status_reached(const char *vm_id, int status)
+{
+  for (int i = 0; i < 200; i++) {
+    if (vm_status_of(vm_id) == status) return true;
+    sleep_ms(25);
+  }
+  return false;
+}
+
 static int dying_domain_start(struct hyper *h, const struct hyper_vm_spec *spec)
 {
   if (real_ops->domain_start(h, spec) < 0) return -1;
-  /* the guest dies at once, and its stop event beats the start command */
+  /* the guest dies at once, and its stop event beats the start command.
+   * Both of the test driver's events are awaited here, in their order: one
+   * still queued when the start command checks would reach the engine after
+   * it, which a guest's own events never do */
+  CHECK(status_reached(spec->vm->id, VM_UP));
   CHECK(real_ops->domain_destroy(h, spec->vm->id) == 0);
-  engine_on_lifecycle(eng, spec->vm->id, VM_DOWN, "crashed");
+  CHECK(status_reached(spec->vm->id, VM_DOWN));
   return 0;
 }
 
@@ -197,9 +211,9 @@ static void test_start_race(const char *data_vm, const char *disk_id, const char
   eng->hyper_ops = real_ops;
   CHECK(st == 200);
   CHECK(vm_status_of(agent) == VM_DOWN); /* not up: the guest is dead */
-  /* its overlay goes with it: at once when the start delivered the event,
-   * a moment later when libvirt's event thread did (it may still be
-   * removing the file when the start answers) */
+  /* its overlay goes with it, a moment later: libvirt's event thread marks
+   * the VM down first, and may still be removing the file when the start
+   * answers */
   AUTOFREE char *tdir = xasprintf("%s/transient/%s", state_dir, agent);
   bool gone = false;
   for (int i = 0; i < 100 && !gone; i++) {
@@ -209,9 +223,7 @@ static void test_start_race(const char *data_vm, const char *disk_id, const char
   }
   CHECK(gone);
   CHECK(wait_for("/events", "VM agent is down"));
-  /* and it starts normally afterwards, once the test driver's own event
-   * for the destroy above (which a real guest does not send twice) is in */
-  sleep_ms(500);
+  /* and it starts normally afterwards */
   CHECK(call("POST", start, "<action/>", NULL) == 200);
   CHECK(vm_status_of(agent) == VM_UP);
   CHECK(files_in(tdir) == 1);
