@@ -11,6 +11,7 @@
 #include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -31,6 +32,10 @@
 /* how long a verified Basic credential, and a token without a store
  * re-check, stay in memory */
 #define BASIC_CACHE_MS (60 * 1000)
+/* how long a password that passed argon2 against a stored hash is known to
+ * match it (a login, or Basic after its minute): the key names the stored
+ * hash, so a changed password misses at once */
+#define VERIFIED_CACHE_MS (15 * 60 * 1000)
 #define BEARER_RECHECK_MS (5 * 60 * 1000)
 /* expired tokens removed from the store per login */
 #define TOKEN_PURGE_BATCH 100
@@ -54,6 +59,8 @@ struct auth {
   pthread_mutex_t lock;      /* guards both caches */
   struct cache bearer;       /* token -> user */
   struct cache basic;        /* hex SHA-256 of the Basic value -> user */
+  struct cache verified;     /* hex HMAC of (stored hash, password) -> user */
+  unsigned char verified_key[32]; /* random, this process's only */
   struct throttle *throttle; /* failed logins per user and per address */
 };
 
@@ -178,6 +185,8 @@ struct auth *auth_new(struct store *st, int64_t token_ttl_ms)
   a->token_ttl_ms = token_ttl_ms > 0 ? token_ttl_ms : AUTH_TOKEN_TTL_DEFAULT_MS;
   pthread_mutex_init(&a->lock, NULL);
   a->throttle = throttle_new();
+  if (RAND_bytes(a->verified_key, sizeof a->verified_key) != 1)
+    a->verified_key[0] = 0; /* no entropy: the cache is not used (verified_digest) */
   hash_legacy_tokens(st);
   return a;
 }
@@ -187,6 +196,8 @@ void auth_free(struct auth *a)
   if (!a) return;
   cache_sweep(&a->bearer, NULL, 0, true);
   cache_sweep(&a->basic, NULL, 0, true);
+  cache_sweep(&a->verified, NULL, 0, true);
+  OPENSSL_cleanse(a->verified_key, sizeof a->verified_key);
   throttle_free(a->throttle);
   pthread_mutex_destroy(&a->lock);
   free(a);
@@ -258,6 +269,50 @@ static struct user *check_password(struct auth *a, const char *username, const c
   return u;
 }
 
+/* the key under which PASSWORD is known to match ENCODED: an HMAC under a
+ * random key of this process, so that nothing outside its memory can test
+ * guesses against it at SHA-256 speed; NULL when the key is not random */
+static char *verified_digest(const struct auth *a, const char *encoded, const char *password)
+{
+  static const unsigned char zero[sizeof a->verified_key];
+  if (memcmp(a->verified_key, zero, sizeof zero) == 0) return NULL;
+  AUTOFREE char *msg = xasprintf("%s%c%s", encoded, 0, password);
+  size_t len = strlen(encoded) + 1 + strlen(password);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (!HMAC(EVP_sha256(), a->verified_key, (int)sizeof a->verified_key, (const unsigned char *)msg, len, md,
+            &mdlen)) {
+    OPENSSL_cleanse(msg, len);
+    return NULL;
+  }
+  OPENSSL_cleanse(msg, len);
+  char *hex = xcalloc(2 * mdlen + 1, 1);
+  for (unsigned int i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  return hex;
+}
+
+/* 0 when PASSWORD matches u's stored hash: from the cache when it passed
+ * argon2 against that same hash lately (a cron job logging in for each VM
+ * pays argon2 once), else by argon2, then cached */
+static int verify_cached(struct auth *a, const struct user *u, const char *password)
+{
+  AUTOFREE char *key = verified_digest(a, u->password_hash, password);
+  int64_t now = now_ms();
+  if (key) {
+    pthread_mutex_lock(&a->lock);
+    AUTOPTR(user) hit = cache_get(&a->verified, key, now);
+    pthread_mutex_unlock(&a->lock);
+    if (hit && strcmp(hit->id, u->id) == 0) return 0;
+  }
+  if (auth_verify_password(u->password_hash, password) < 0) return -1;
+  if (key) {
+    pthread_mutex_lock(&a->lock);
+    cache_put(&a->verified, key, u, now + VERIFIED_CACHE_MS, now);
+    pthread_mutex_unlock(&a->lock);
+  }
+  return 0;
+}
+
 /* the user with USERNAME and PASSWORD, or NULL + ERR_AUTH (same message for
  * an unknown user and a wrong password, and the same argon2 cost) */
 static struct user *check_password_once(struct auth *a, const char *username, const char *password)
@@ -276,7 +331,7 @@ static struct user *check_password_once(struct auth *a, const char *username, co
     (void)argon2id_verify(dummy, password, strlen(password));
     return error(ERR_AUTH, "invalid username or password"), NULL;
   }
-  if (auth_verify_password(u->password_hash, password) < 0) return NULL;
+  if (verify_cached(a, u, password) < 0) return NULL;
   free(u->password_hash);
   u->password_hash = NULL;
   /* a locked user, or one without LOGIN anywhere, gets no token */

@@ -12,7 +12,13 @@
  *  - bearer tokens -> user, until the token expires (re-read from the store
  *    every few minutes, so a deleted user or token stops working);
  *  - verified Basic credentials, keyed by SHA-256 of the header value, for
- *    one minute (a changed password takes effect within that minute).
+ *    one minute (a changed password takes effect within that minute);
+ *  - passwords that passed argon2 lately, keyed by an HMAC (under a random
+ *    key of the process) of the stored hash and the password, for 15
+ *    minutes: a login or a Basic check reads the user from the store, and
+ *    a password it verified lately against that same hash skips argon2, so
+ *    a changed password misses at once, and a locked user is refused as
+ *    before.
  *
  * Errors: wrong or missing credentials are ERR_AUTH ("invalid username or
  * password", "invalid or expired token"); store failures keep their code. */

@@ -206,6 +206,25 @@ static void test_tokens(const char *dir)
   AUTOFREE char *tok5 = auth_login(a, "admin", "s3cret", "192.0.2.1", NULL);
   CHECK(tok5 != NULL);
   error_clear();
+
+  /* a password verified lately skips argon2, keyed by the stored hash: a
+   * changed password is refused at once, the new one works, a lock holds */
+  AUTOPTR(user) changed = user_get(st, admin->id);
+  CHECK(changed != NULL);
+  if (changed) {
+    free(changed->password_hash);
+    changed->password_hash = auth_hash_password("n3w");
+    CHECK(user_update(st, changed) == 0);
+  }
+  CHECK(auth_login(a, "admin", "s3cret", NULL, NULL) == NULL && error_code() == ERR_AUTH);
+  AUTOFREE char *tok6 = auth_login(a, "admin", "n3w", NULL, NULL);
+  AUTOFREE char *tok7 = auth_login(a, "admin", "n3w", NULL, NULL);
+  CHECK(tok6 && tok7 && strcmp(tok6, tok7) != 0);
+  struct user_lock lk = {.user_id = admin->id, .since_ms = now_ms()};
+  CHECK(user_lock_insert(st, &lk) == 0);
+  CHECK(auth_login(a, "admin", "n3w", NULL, NULL) == NULL && error_code() != ERR_NONE);
+  CHECK(user_lock_delete(st, admin->id) == 0);
+  error_clear();
   error_clear();
 
   auth_free(steal_pointer(&a));
