@@ -132,10 +132,12 @@ int hyper_lv_backup_end(struct hyper *h, const char *vm_id)
     return virt_error("cannot end the backup job of VM '%s'", vm_id);
   virResetLastError();
   /* libvirt tears the job down (NBD server, scratch nodes, files) after
-   * answering: a snapshot or merge right after could find it still there */
-  for (int i = 0; i < 200; i++) {
+   * answering: a snapshot or merge right after could find it still there.
+   * That takes a few milliseconds: asked again after 2, 4, ... up to 50 ms,
+   * for 10 s in all */
+  for (useconds_t waited = 0, step = 2000; waited < 10000000; waited += step, step = step < 25000 ? step * 2 : 50000) {
     if (virDomainGetJobInfo(d, &info) < 0 || info.type == VIR_DOMAIN_JOB_NONE) break;
-    usleep(50000);
+    usleep(step);
   }
   virResetLastError();
   return 0;
