@@ -5,9 +5,12 @@
  * into a ring of 4 MiB slots (block i uses slot i % QUEUE): each through its
  * own disk_reader (the block's chunk with the backup's patches laid over it,
  * every chunk checked against its id), so reading, decompressing and
- * hashing run on every core. The readers share one patch_cache: with a cache
- * each, every worker read and hashed each patch chunk of an incremental
- * backup again (4 workers: 4 times the patch chunks' bytes). The calling thread takes the blocks in disk
+ * hashing run on every core. The readers share one patch_cache, sized by
+ * how many patch chunks the walk through the disk needs at once: with a
+ * cache each, every worker read and hashed each patch chunk of an
+ * incremental backup again (4 workers: 4 times the patch chunks' bytes), and
+ * a cache smaller than the walk needs reads them again for nearly every
+ * block. The calling thread takes the blocks in disk
  * order and writes their non-zero runs: over NBD with nbd_aio_pwrite in
  * pieces of WRITE_SIZE, the writes of many blocks in flight, or, when the NBD export cannot be
  * reached (a remote engine), over the transfer's imageio URL with one PUT
@@ -304,12 +307,12 @@ int repo_to_disk(struct repo *r, const struct manifest_disk *d, const char *nbd_
   struct slot slots[QUEUE];
   memset(slots, 0, sizeof slots);
   for (int i = 0; i < QUEUE; i++) slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
-  AUTOPTR(patch_cache) patches = patch_cache_new();
+  if (workers < 1) workers = 1;
+  if (workers > MAX_WORKERS) workers = MAX_WORKERS;
+  AUTOPTR(patch_cache) patches = patch_cache_new(d, (size_t)workers);
   struct restore_job j = {.r = r, .d = d, .patches = patches, .wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
   pthread_mutex_init(&j.lock, NULL);
   pthread_cond_init(&j.work, NULL);
-  if (workers < 1) workers = 1;
-  if (workers > MAX_WORKERS) workers = MAX_WORKERS;
   pthread_t tid[MAX_WORKERS];
   int started = 0;
   if (j.wake >= 0)

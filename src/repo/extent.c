@@ -17,6 +17,7 @@
 #include "util/err.h"
 #include "util/vec.h"
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -432,10 +433,18 @@ int patch_writer_finish(struct patch_writer *pw, struct patch_stats *st)
 
 /* ---- reading a disk back ---- */
 
-/* decompressed, checked patch chunks: 4 MiB a slot. A reader pins one slot
- * at a time (while it copies a patch out) and waits while none is free, so
- * more slots than readers means a free one always comes. */
-#define PATCH_CACHE_SLOTS (PATCH_CACHE_READERS + 2)
+/* decompressed, checked patch chunks: 4 MiB a slot, allocated at its first
+ * use. A reader pins one slot at a time (while it copies a patch out) and
+ * waits while none is free, so more slots than readers means a free one
+ * always comes. Beyond that, a cache holds as many chunks as a walk through
+ * the disk needs at once (patch_working_set), up to PATCH_CACHE_MAX_SLOTS:
+ * each round of incremental backups packs its patches in disk order, so a
+ * disk with R rounds of patches needs about R chunks at any point of the
+ * walk, and a cache smaller than that reads and checks each chunk again for
+ * nearly every block (measured: a restore of 25 rounds of 1 % changes took
+ * 19 s with 10 slots). */
+#define PATCH_CACHE_MIN_SLOTS 3
+#define PATCH_CACHE_MAX_SLOTS 32
 
 struct cached_chunk {
   uint32_t ref;  /* MANIFEST_ZERO_REF: empty */
@@ -449,23 +458,64 @@ struct cached_chunk {
 struct patch_cache {
   pthread_mutex_t lock;
   pthread_cond_t changed; /* a slot was loaded, failed or unpinned */
-  struct cached_chunk slot[PATCH_CACHE_SLOTS];
+  size_t nslots;
+  struct cached_chunk *slot;
   uint64_t clock;
 };
 
-struct patch_cache *patch_cache_new(void)
+size_t patch_working_set(const struct manifest_disk *d)
 {
+  if (!d->npatch_chunks || !d->nchunks) return 0;
+  /* each chunk is needed from the first block that uses it to the last:
+   * the most such spans over one block */
+  AUTOFREE size_t *first = xcalloc(d->npatch_chunks, sizeof *first);
+  AUTOFREE size_t *last = xcalloc(d->npatch_chunks, sizeof *last);
+  AUTOFREE long *delta = xcalloc(d->nchunks + 1, sizeof *delta);
+  for (size_t i = 0; i < d->npatch_chunks; i++) first[i] = SIZE_MAX;
+  for (size_t i = 0; i < d->npatches; i++) {
+    const struct manifest_patch *p = &d->patches[i];
+    if (p->ref == MANIFEST_ZERO_REF || p->ref >= d->npatch_chunks) continue;
+    size_t b = (size_t)(p->off / REPO_CHUNK_SIZE);
+    if (b >= d->nchunks) continue;
+    if (b < first[p->ref]) first[p->ref] = b;
+    if (b > last[p->ref]) last[p->ref] = b;
+  }
+  for (size_t i = 0; i < d->npatch_chunks; i++) {
+    if (first[i] == SIZE_MAX) continue;
+    delta[first[i]]++;
+    delta[last[i] + 1]--;
+  }
+  long live = 0, most = 0;
+  for (size_t b = 0; b < d->nchunks; b++) {
+    live += delta[b];
+    if (live > most) most = live;
+  }
+  return (size_t)most;
+}
+
+struct patch_cache *patch_cache_new(const struct manifest_disk *d, size_t readers)
+{
+  if (readers < 1) readers = 1;
+  if (readers > PATCH_CACHE_READERS) readers = PATCH_CACHE_READERS;
+  /* what the walk needs, plus a slot for each reader's next chunk and one spare */
+  size_t n = patch_working_set(d) + readers + 1;
+  if (n < readers + 2) n = readers + 2;
+  if (n < PATCH_CACHE_MIN_SLOTS) n = PATCH_CACHE_MIN_SLOTS;
+  if (n > PATCH_CACHE_MAX_SLOTS) n = PATCH_CACHE_MAX_SLOTS;
   struct patch_cache *pc = xcalloc(1, sizeof *pc);
   pthread_mutex_init(&pc->lock, NULL);
   pthread_cond_init(&pc->changed, NULL);
-  for (int i = 0; i < PATCH_CACHE_SLOTS; i++) pc->slot[i].ref = MANIFEST_ZERO_REF;
+  pc->nslots = n;
+  pc->slot = xcalloc(n, sizeof *pc->slot);
+  for (size_t i = 0; i < n; i++) pc->slot[i].ref = MANIFEST_ZERO_REF;
   return pc;
 }
 
 void patch_cache_free(struct patch_cache *pc)
 {
   if (!pc) return;
-  for (int i = 0; i < PATCH_CACHE_SLOTS; i++) free(pc->slot[i].data);
+  for (size_t i = 0; i < pc->nslots; i++) free(pc->slot[i].data);
+  free(pc->slot);
   pthread_cond_destroy(&pc->changed);
   pthread_mutex_destroy(&pc->lock);
   free(pc);
@@ -486,7 +536,7 @@ struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *
   struct disk_reader *dr = xcalloc(1, sizeof *dr);
   dr->w = w;
   dr->d = d;
-  dr->pc = shared ? shared : (dr->own_pc = patch_cache_new());
+  dr->pc = shared ? shared : (dr->own_pc = patch_cache_new(d, 1));
   return dr;
 }
 
@@ -507,7 +557,7 @@ static struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t ref)
   for (;;) {
     struct cached_chunk *victim = NULL;
     bool wait = false;
-    for (int i = 0; i < PATCH_CACHE_SLOTS; i++) {
+    for (size_t i = 0; i < pc->nslots; i++) {
       struct cached_chunk *c = &pc->slot[i];
       if (c->ref == ref) {
         if (c->loading) {

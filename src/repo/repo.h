@@ -191,7 +191,11 @@ void patch_writer_free(struct patch_writer *pw);
  * a cache of its own. */
 #define PATCH_CACHE_READERS 8
 struct patch_cache;
-struct patch_cache *patch_cache_new(void);
+/* a cache for up to readers readers of disk d, sized by what d's patches
+ * need at once (patch_working_set), within bounds: at most 128 MiB */
+struct patch_cache *patch_cache_new(const struct manifest_disk *d, size_t readers);
+/* how many patch chunks a walk through d's blocks in order needs at once */
+size_t patch_working_set(const struct manifest_disk *d);
 void patch_cache_free(struct patch_cache *pc);
 DEFINE_AUTOPTR(patch_cache, struct patch_cache, patch_cache_free)
 struct disk_reader;

@@ -621,7 +621,7 @@ static void *shared_read_main(void *arg)
 
 static bool disk_equals_shared(struct repo *r, const struct manifest_disk *d, const unsigned char *want)
 {
-  struct patch_cache *pc = patch_cache_new();
+  struct patch_cache *pc = patch_cache_new(d, SHARED_THREADS);
   struct shared_read x[SHARED_THREADS];
   pthread_t tid[SHARED_THREADS];
   for (size_t t = 0; t < SHARED_THREADS; t++) {
@@ -849,6 +849,31 @@ static void test_incremental_many_chunks(const char *root)
   free(path);
 }
 
+/* the patch chunks a walk through the blocks needs at once, by hand: chunk 0
+ * from block 0 to 3, chunk 1 in block 1, chunk 2 in block 2, a zero patch
+ * and a chunk no patch names; then the cache it sizes still reads right */
+static void test_patch_working_set(void)
+{
+  char *ids[] = {(char *)"a", (char *)"b", (char *)"c", (char *)"d"};
+  struct manifest_patch p[] = {
+      {0, 10, 0, 0},
+      {REPO_CHUNK_SIZE + 5, 10, 1, 0},
+      {2 * REPO_CHUNK_SIZE, 10, MANIFEST_ZERO_REF, 0},
+      {2 * REPO_CHUNK_SIZE + 100, 10, 2, 0},
+      {3 * REPO_CHUNK_SIZE, 10, 0, 10},
+  };
+  struct manifest_disk d = {.size = 4 * REPO_CHUNK_SIZE, .nchunks = 4, .patches = p, .npatches = 5,
+                            .patch_chunks = ids, .npatch_chunks = 4};
+  CHECK(patch_working_set(&d) == 2);
+  d.npatches = 3; /* chunk 0 ends in block 0 */
+  CHECK(patch_working_set(&d) == 1);
+  d.npatches = 0;
+  CHECK(patch_working_set(&d) == 0);
+  struct patch_cache *pc = patch_cache_new(&d, 4);
+  CHECK(pc != NULL);
+  patch_cache_free(pc);
+}
+
 static void test_version1(const char *root)
 {
   char *path = xasprintf("%s/v1", root);
@@ -1007,6 +1032,7 @@ int main(void)
   test_lock_waits(root);
   test_incremental(root);
   test_incremental_many_chunks(root);
+  test_patch_working_set();
   test_version1(root);
   test_manifest_size(root);
   test_manifest_huge_size(root);
