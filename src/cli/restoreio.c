@@ -25,6 +25,7 @@
 #include "cli/imageio.h"
 #include "cli/transfer.h"
 #include "util/err.h"
+#include "util/uuid.h"
 #include <errno.h>
 #include <libnbd.h>
 #include <openssl/evp.h>
@@ -338,9 +339,8 @@ int repo_to_disk(struct repo *r, const struct manifest_disk *d, const char *nbd_
   if (rc == 0 && md) {
     unsigned char digest[32];
     unsigned int dl = sizeof digest;
-    char hex[65];
     EVP_DigestFinal_ex(md, digest, &dl);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    AUTOFREE char *hex = hex_of(digest, sizeof digest);
     if (strcmp(hex, d->sha256) != 0)
       rc = error(ERR_INVALID, "disk '%s' restored with SHA-256 %s, the backup recorded %s", d->id, hex, d->sha256);
   }

@@ -7,6 +7,7 @@
 #include "util/blocking.h"
 #include "util/err.h"
 #include "util/spawn.h"
+#include "util/uuid.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -171,9 +172,7 @@ static char *file_sha256(const char *path)
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned mdlen = 0;
   EVP_DigestFinal_ex(ctx, md, &mdlen);
-  AUTOBUF struct buf hex = BUF_INIT;
-  for (unsigned i = 0; i < mdlen; i++) buf_printf(&hex, "%02x", md[i]);
-  return buf_detach(&hex);
+  return hex_of(md, mdlen);
 }
 
 /* qemu-img cannot write raw to a pipe, so the guest view goes to a

@@ -3,6 +3,7 @@
 #include "util/blkhash.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/uuid.h"
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,9 +269,7 @@ char *blkhash_hexdigest(struct blkhash *h)
 {
   uint8_t out[BLKHASH_MAX_DIGEST];
   size_t n = digest_final(&h->outer, out);
-  struct buf b = BUF_INIT;
-  for (size_t i = 0; i < n; i++) buf_printf(&b, "%02x", out[i]);
-  return buf_detach(&b);
+  return hex_of(out, n);
 }
 
 void blkhash_free(struct blkhash *h)

@@ -46,6 +46,13 @@ static void put_hex(struct buf *b, const unsigned char *p, size_t n)
   }
 }
 
+char *hex_of(const unsigned char *p, size_t n)
+{
+  struct buf b = BUF_INIT;
+  put_hex(&b, p, n);
+  return buf_detach(&b);
+}
+
 char *random_hex(size_t nbytes)
 {
   AUTOFREE unsigned char *raw = xcalloc(nbytes, 1);
@@ -53,9 +60,7 @@ char *random_hex(size_t nbytes)
     error(ERR_INTERNAL, "cannot generate random token: no entropy");
     return NULL;
   }
-  struct buf b = BUF_INIT;
-  put_hex(&b, raw, nbytes);
-  return buf_detach(&b);
+  return hex_of(raw, nbytes);
 }
 
 char *secret_digest(const char *secret)

@@ -8,6 +8,8 @@ int uuid_generate_str(char out[UUID_STRLEN + 1]);
 bool uuid_is_valid(const char *s);
 /* random lowercase hex token of nbytes bytes (2*nbytes chars); caller frees; NULL on error */
 char *random_hex(size_t nbytes);
+/* lowercase hex of the n bytes at p (2*n chars); caller frees */
+char *hex_of(const unsigned char *p, size_t n);
 
 /* what is kept of a random secret (bearer token, transfer ticket) at rest:
  * SECRET_DIGEST_PREFIX + hex SHA-256. The secrets are 128 bits or more of
