@@ -61,6 +61,7 @@ struct auth {
   struct cache basic;        /* hex SHA-256 of the Basic value -> user */
   struct cache verified;     /* hex HMAC of (stored hash, password) -> user */
   unsigned char verified_key[32]; /* random, this process's only */
+  bool verified_on;          /* the key is random: the verified cache is used */
   struct throttle *throttle; /* failed logins per user and per address */
 };
 
@@ -185,8 +186,8 @@ struct auth *auth_new(struct store *st, int64_t token_ttl_ms)
   a->token_ttl_ms = token_ttl_ms > 0 ? token_ttl_ms : AUTH_TOKEN_TTL_DEFAULT_MS;
   pthread_mutex_init(&a->lock, NULL);
   a->throttle = throttle_new();
-  if (RAND_bytes(a->verified_key, sizeof a->verified_key) != 1)
-    a->verified_key[0] = 0; /* no entropy: the cache is not used (verified_digest) */
+  /* no entropy: no key, and every password goes through argon2 */
+  a->verified_on = RAND_bytes(a->verified_key, sizeof a->verified_key) == 1;
   hash_legacy_tokens(st);
   return a;
 }
@@ -274,8 +275,7 @@ static struct user *check_password(struct auth *a, const char *username, const c
  * guesses against it at SHA-256 speed; NULL when the key is not random */
 static char *verified_digest(const struct auth *a, const char *encoded, const char *password)
 {
-  static const unsigned char zero[sizeof a->verified_key];
-  if (memcmp(a->verified_key, zero, sizeof zero) == 0) return NULL;
+  if (!a->verified_on) return NULL;
   AUTOFREE char *msg = xasprintf("%s%c%s", encoded, 0, password);
   size_t len = strlen(encoded) + 1 + strlen(password);
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -286,9 +286,7 @@ static char *verified_digest(const struct auth *a, const char *encoded, const ch
     return NULL;
   }
   OPENSSL_cleanse(msg, len);
-  char *hex = xcalloc(2 * mdlen + 1, 1);
-  for (unsigned int i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-  return hex;
+  return hex_of(md, mdlen);
 }
 
 /* 0 when PASSWORD matches u's stored hash: from the cache when it passed
@@ -450,9 +448,8 @@ int auth_parse_basic(const char *b64, char **user, char **password)
 struct user *auth_check_basic(struct auth *a, const char *b64, const char *client)
 {
   unsigned char md[SHA256_DIGEST_LENGTH];
-  char key[2 * SHA256_DIGEST_LENGTH + 1];
   SHA256((const unsigned char *)b64, strlen(b64), md);
-  for (size_t i = 0; i < sizeof md; i++) snprintf(key + 2 * i, 3, "%02x", md[i]);
+  AUTOFREE char *key = hex_of(md, sizeof md);
   int64_t now = now_ms();
   pthread_mutex_lock(&a->lock);
   struct user *cached = cache_get(&a->basic, key, now);
