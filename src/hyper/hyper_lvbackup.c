@@ -5,9 +5,9 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 DEFINE_AUTOPTR(virDomainCheckpoint, struct _virDomainCheckpoint, virDomainCheckpointFree)
 
@@ -135,9 +135,12 @@ int hyper_lv_backup_end(struct hyper *h, const char *vm_id)
    * answering: a snapshot or merge right after could find it still there.
    * That takes a few milliseconds: asked again after 2, 4, ... up to 50 ms,
    * for 10 s in all */
-  for (useconds_t waited = 0, step = 2000; waited < 10000000; waited += step, step = step < 25000 ? step * 2 : 50000) {
+  struct backoff wait;
+  backoff_start(&wait, 2000, 50000, 0);
+  for (;;) {
     if (virDomainGetJobInfo(d, &info) < 0 || info.type == VIR_DOMAIN_JOB_NONE) break;
-    usleep(step);
+    if (mono_ms() - wait.start_ms >= 10000) break;
+    backoff_sleep(&wait);
   }
   virResetLastError();
   return 0;
