@@ -443,7 +443,6 @@ int patch_writer_finish(struct patch_writer *pw, struct patch_stats *st)
  * walk, and a cache smaller than that reads and checks each chunk again for
  * nearly every block (measured: a restore of 25 rounds of 1 % changes took
  * 19 s with 10 slots). */
-#define PATCH_CACHE_MIN_SLOTS 3
 #define PATCH_CACHE_MAX_SLOTS 32
 
 struct cached_chunk {
@@ -500,7 +499,6 @@ struct patch_cache *patch_cache_new(const struct manifest_disk *d, size_t reader
   /* what the walk needs, plus a slot for each reader's next chunk and one spare */
   size_t n = patch_working_set(d) + readers + 1;
   if (n < readers + 2) n = readers + 2;
-  if (n < PATCH_CACHE_MIN_SLOTS) n = PATCH_CACHE_MIN_SLOTS;
   if (n > PATCH_CACHE_MAX_SLOTS) n = PATCH_CACHE_MAX_SLOTS;
   struct patch_cache *pc = xcalloc(1, sizeof *pc);
   pthread_mutex_init(&pc->lock, NULL);
