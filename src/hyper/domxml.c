@@ -542,6 +542,34 @@ char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const s
   buf_puts(&b, "  </disks>\n</domaincheckpoint>\n");
   return buf_detach(&b);
 }
+bool domxml_checkpoint_serves(const char *xml, const struct hyper_backup_disk *disks, size_t n,
+                              const struct hyper_live_disk *live, size_t nlive, const char *name)
+{
+  AUTOFREE const struct hyper_backup_disk **by_live = xcalloc(nlive ? nlive : 1, sizeof *by_live);
+  if (backup_disks_by_live(disks, n, live, nlive, by_live) < 0) {
+    error_clear();
+    return false;
+  }
+  AUTOPTR(xmlDoc) doc = xmlReadMemory(xml, (int)strlen(xml), "checkpoint.xml", NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+  if (!root || strcmp((const char *)root->name, "domaincheckpoint") != 0) return false;
+  for (size_t j = 0; j < nlive; j++) {
+    if (!live[j].target || !by_live[j] || !by_live[j]->incremental) continue;
+    bool found = false;
+    for (xmlNode *c = child(root, "disks") ? child(root, "disks")->children : NULL; c && !found; c = c->next) {
+      if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "disk") != 0) continue;
+      AUTOFREE char *target = attr_dup(c, "name");
+      AUTOFREE char *kind = attr_dup(c, "checkpoint");
+      AUTOFREE char *bitmap = attr_dup(c, "bitmap");
+      found = target && strcmp(target, live[j].target) == 0 && kind && strcmp(kind, "bitmap") == 0 &&
+              strcmp(bitmap ? bitmap : name, name) == 0;
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
 char *domxml_graphics(const char *type, const char *listen, const char *password, int64_t valid_until)
 {
   struct buf b = BUF_INIT;

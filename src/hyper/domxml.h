@@ -69,6 +69,11 @@ char *domxml_backup(const struct hyper_backup_disk *disks, size_t n, const struc
  * named NAME on the incremental disks), made at creation_time (seconds) */
 char *domxml_checkpoint(const struct hyper_backup_disk *disks, size_t n, const struct hyper_live_disk *live,
                         size_t nlive, const char *name, bool use_bitmap_name, long long creation_time);
+/* whether checkpoint XML (libvirt's description of a checkpoint it knows)
+ * gives bitmap NAME on every live disk that disks back up incrementally:
+ * then a backup from NAME needs no REDEFINE */
+bool domxml_checkpoint_serves(const char *xml, const struct hyper_backup_disk *disks, size_t n,
+                              const struct hyper_live_disk *live, size_t nlive, const char *name);
 /* the CD-ROM drive every domain has: alias DOMXML_CDROM_ALIAS, on the SATA
  * bus as TARGET, holding ISO file PATH (NULL: empty), with <boot order>
  * BOOT_ORDER (0: none). Caller frees. */

@@ -236,8 +236,10 @@ struct hyper_ops {
    * also export the union of bitmap from_checkpoint over their chains as
    * meta context qemu:dirty-bitmap:<from_checkpoint>. In the same instant,
    * bitmap new_checkpoint starts in the active layer of every disk marked
-   * checkpoint. libvirt keeps no checkpoint metadata afterwards (the engine
-   * holds the truth; bitmaps are named after checkpoint ids). With quiesce
+   * checkpoint. Of the domain's checkpoints, libvirt keeps only the metadata
+   * of new_checkpoint afterwards, which spares the next backup from it a
+   * REDEFINE (the engine holds the truth; bitmaps are named after checkpoint
+   * ids). With quiesce
    * the guest agent must freeze the file systems around the start. A
    * missing or unusable bitmap fails it with libvirt's message; nothing is
    * left running then. */

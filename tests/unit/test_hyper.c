@@ -826,6 +826,23 @@ static void test_backup_xml(const char *tmp)
   AUTOFREE char *tls = domxml_backup(disks, 1, live, 1, &tcp, NULL);
   CHECK(tls && strstr(tls, "<server transport='tcp' name='10.254.1.2' port='10812' tls='yes'/>"));
   if (tls) validate(tmp, "backup-tls.xml", tls, "domainbackup");
+
+  /* a checkpoint libvirt kept from the last backup serves the next one only
+   * when it gives the bitmap on each incremental disk (as libvirt formats it) */
+  disks[0].incremental = true;
+  const char *kept = "<domaincheckpoint>\n  <name>cp1</name>\n  <creationTime>1796000000</creationTime>\n"
+                     "  <disks>\n    <disk name='sda' checkpoint='bitmap' bitmap='cp1'/>\n  </disks>\n"
+                     "</domaincheckpoint>\n";
+  CHECK(domxml_checkpoint_serves(kept, disks, 1, live, 1, "cp1"));
+  CHECK(!domxml_checkpoint_serves(kept, disks, 1, live, 1, "cp2"));
+  const char *other_disk = "<domaincheckpoint><name>cp1</name><disks><disk name='sdb' checkpoint='bitmap' "
+                           "bitmap='cp1'/><disk name='sda' checkpoint='no'/></disks></domaincheckpoint>";
+  CHECK(!domxml_checkpoint_serves(other_disk, disks, 1, live, 1, "cp1"));
+  CHECK(!domxml_checkpoint_serves("<domain/>", disks, 1, live, 1, "cp1"));
+  CHECK(!domxml_checkpoint_serves("not xml", disks, 1, live, 1, "cp1"));
+  /* a disk backed up in full needs nothing of the checkpoint */
+  disks[0].incremental = false;
+  CHECK(domxml_checkpoint_serves(other_disk, disks, 1, live, 1, "cp1"));
 }
 
 int main(void)
