@@ -98,21 +98,13 @@ static int writer_end(struct patch_writer *pw, int rc, struct copy_stats *st)
   return 0;
 }
 
-/* ---- incremental: a plan of reads, done a window at a time ---- */
+/* ---- incremental: a plan of reads, straight into chunk buffers ---- */
 
 /* One step of an incremental backup, in disk order: a whole block to read
  * (compaction), a changed piece to read, or a piece now zero (not read). */
 enum step_kind { STEP_BLOCK, STEP_DATA, STEP_ZERO };
-struct step { uint64_t off, len, block_end; size_t block; enum step_kind kind; size_t buf_off; };
+struct step { uint64_t off, len, block_end; size_t block; enum step_kind kind; };
 DEFINE_VEC(stepvec, struct step);
-
-/* Reads in flight at once: up to WINDOW bytes, as NBD requests of at most
- * READ_PIECE bytes. One at a time, the 328 scattered 64 KiB pieces of the
- * bench's 1% change took 0.1-0.7 s (a round trip through qemu-nbd each, 3
- * ms apiece when the machine is busy); all in flight, qemu-nbd serves them
- * in a few wake-ups. */
-#define WINDOW ((size_t)16 << 20)
-#define READ_PIECE ((size_t)256 << 10)
 
 /* the steps of an incremental backup of the dirty extents (consumed: cut at
  * block boundaries) into a disk of size bytes laid out as pw's */
@@ -132,11 +124,11 @@ static void plan_steps(const struct patch_writer *pw, struct data_extent *dirty,
       if (a < e) pieces++, bytes += e - a;
     }
     if (patch_writer_wants_block(pw, b, pieces, bytes)) {
-      vec_push(out, ((struct step){bs, be - bs, be, b, STEP_BLOCK, 0}));
+      vec_push(out, ((struct step){bs, be - bs, be, b, STEP_BLOCK}));
     } else {
       for (size_t q = k; q < ndirty && dirty[q].off < be; q++) {
         uint64_t a = dirty[q].off > bs ? dirty[q].off : bs, e = dirty[q].off + dirty[q].len < be ? dirty[q].off + dirty[q].len : be;
-        if (a < e) vec_push(out, ((struct step){a, e - a, be, b, dirty[q].zero ? STEP_ZERO : STEP_DATA, 0}));
+        if (a < e) vec_push(out, ((struct step){a, e - a, be, b, dirty[q].zero ? STEP_ZERO : STEP_DATA}));
       }
     }
     /* move on to the next block: skip extents that end inside this one */
@@ -150,47 +142,127 @@ static void plan_steps(const struct patch_writer *pw, struct data_extent *dirty,
   }
 }
 
-struct read_status { int err; };
+/* Reads go straight into the buffers the patch writer stores as chunks: a
+ * pack (changed pieces one after the other, up to a chunk) or a whole block.
+ * Over NBD, the reads of up to GROUPS_IN_FLIGHT buffers are in flight at
+ * once, as NBD requests of at most READ_PIECE bytes, and each buffer goes to
+ * the writer as soon as its own reads are done, so that storing the first
+ * chunks overlaps reading the next. One request at a time, the 328
+ * scattered 64 KiB pieces of the bench's 1% change took 0.1-0.7 s (a round
+ * trip through QEMU each, 3 ms apiece when the machine is busy). Reading a
+ * 16 MiB window first and copying it into packs cost a copy of every byte
+ * and 16 MiB of fresh memory (0.5 ms a MiB of page faults here). */
+#define GROUPS_IN_FLIGHT 4
+#define READ_PIECE ((size_t)256 << 10)
 
-static int read_done(void *opaque, int *error)
+DEFINE_VEC(piecevec, struct patch_piece);
+
+/* the reads into one buffer */
+struct group {
+  unsigned char *buf;
+  size_t used;
+  bool block;                 /* a whole block, else a pack of pieces */
+  size_t block_index;
+  struct piecevec pieces;     /* of a pack */
+  size_t last;                /* its last step (progress) */
+  unsigned pending;           /* NBD reads not done yet */
+  int err;                    /* the first failed read's errno */
+};
+
+static int group_read_done(void *opaque, int *error)
 {
-  struct read_status *rs = opaque;
-  if (*error && !rs->err) rs->err = *error;
+  struct group *g = opaque;
+  if (*error && !g->err) g->err = *error;
+  g->pending--;
   return 1;
 }
 
-/* reads steps[from, to) into buf (each at its buf_off): over NBD all at
- * once, over HTTP one after the other */
-static int window_read(struct disk_source *src, struct step *steps, size_t from, size_t to, unsigned char *buf)
+struct reader {
+  struct disk_source *src;
+  struct patch_writer *pw;
+  struct group groups[GROUPS_IN_FLIGHT]; /* a ring: head is the oldest */
+  size_t head, count;
+  struct group *open;                    /* the pack still taking pieces */
+  uint64_t shown;                        /* the progress shown so far */
+};
+
+/* shows progress up to pos (a pack can end past a block given after it) */
+static void reader_progress(struct reader *rd, uint64_t pos, copy_progress_fn progress, void *opaque)
 {
-  if (!src->nbd) {
-    for (size_t i = from; i < to; i++)
-      if (steps[i].kind != STEP_ZERO &&
-          imageio_pread(src->http, buf + steps[i].buf_off, (size_t)steps[i].len, steps[i].off) < 0)
-        return -1;
-    return 0;
+  if (!progress || pos <= rd->shown) return;
+  rd->shown = pos;
+  progress(opaque, pos);
+}
+
+/* reads len bytes at off into g's buffer at g->used */
+static int group_read(struct reader *rd, struct group *g, uint64_t off, size_t len)
+{
+  unsigned char *dst = g->buf + g->used;
+  g->used += len;
+  if (!rd->src->nbd) return imageio_pread(rd->src->http, dst, len, off);
+  for (size_t p = 0; p < len; p += READ_PIECE) {
+    size_t n = len - p < READ_PIECE ? len - p : READ_PIECE;
+    if (nbd_aio_pread(rd->src->nbd, dst + p, n, off + p,
+                      (nbd_completion_callback){.callback = group_read_done, .user_data = g}, 0) < 0)
+      return error(ERR_INTERNAL, "cannot read %zu bytes at %llu from %s: %s", n, (unsigned long long)(off + p),
+                   rd->src->what, nbd_get_error());
+    g->pending++;
   }
-  struct read_status rs = {0};
+  return 0;
+}
+
+/* waits until every read into g is done */
+static int group_wait(struct reader *rd, struct group *g)
+{
   int rc = 0;
-  for (size_t i = from; rc == 0 && i < to; i++) {
-    if (steps[i].kind == STEP_ZERO) continue;
-    for (uint64_t p = 0; rc == 0 && p < steps[i].len; p += READ_PIECE) {
-      size_t len = steps[i].len - p < READ_PIECE ? (size_t)(steps[i].len - p) : READ_PIECE;
-      if (nbd_aio_pread(src->nbd, buf + steps[i].buf_off + p, len, steps[i].off + p,
-                        (nbd_completion_callback){.callback = read_done, .user_data = &rs}, 0) < 0)
-        rc = error(ERR_INTERNAL, "cannot read %zu bytes at %llu from %s: %s", len,
-                   (unsigned long long)(steps[i].off + p), src->what, nbd_get_error());
-    }
-  }
-  /* whatever was queued completes before buf goes (its callback names rs) */
-  while (nbd_aio_in_flight(src->nbd) > 0)
-    if (nbd_poll(src->nbd, -1) < 0) {
-      if (rc == 0) rc = error(ERR_INTERNAL, "cannot read from %s: %s", src->what, nbd_get_error());
+  while (rd->src->nbd && g->pending > 0)
+    if (nbd_poll(rd->src->nbd, -1) < 0) {
+      rc = error(ERR_INTERNAL, "cannot read from %s: %s", rd->src->what, nbd_get_error());
       break;
     }
-  if (rc == 0 && rs.err)
-    rc = error(ERR_INTERNAL, "cannot read from %s: %s", src->what, strerror(rs.err));
+  if (rc == 0 && g->err) rc = error(ERR_INTERNAL, "cannot read from %s: %s", rd->src->what, strerror(g->err));
   return rc;
+}
+
+/* hands the oldest buffer to the writer once its reads are done */
+static int reader_hand_over(struct reader *rd, struct step *steps, struct copy_stats *st, copy_progress_fn progress,
+                            void *opaque)
+{
+  struct group *g = &rd->groups[rd->head];
+  if (g == rd->open) rd->open = NULL;
+  int rc = group_wait(rd, g);
+  unsigned char *buf = steal_pointer(&g->buf);
+  if (rc < 0) patch_writer_buffer_back(rd->pw, buf);
+  else if (g->block) rc = patch_writer_block_owned(rd->pw, g->block_index, buf, g->used);
+  else rc = patch_writer_pack(rd->pw, buf, g->pieces.ptr, g->pieces.len);
+  if (rc == 0) st->bytes_read += g->used;
+  if (rc == 0) reader_progress(rd, steps[g->last].block_end, progress, opaque);
+  free(g->pieces.ptr);
+  g->pieces = (struct piecevec)VEC_INIT;
+  rd->head = (rd->head + 1) % GROUPS_IN_FLIGHT;
+  rd->count--;
+  return rc;
+}
+
+/* a new buffer at the ring's end, handing the oldest over when all are busy */
+static struct group *reader_group(struct reader *rd, struct step *steps, size_t first, struct copy_stats *st,
+                                  copy_progress_fn progress, void *opaque)
+{
+  if (rd->count == GROUPS_IN_FLIGHT && reader_hand_over(rd, steps, st, progress, opaque) < 0) return NULL;
+  struct group *g = &rd->groups[(rd->head + rd->count++) % GROUPS_IN_FLIGHT];
+  *g = (struct group){.buf = patch_writer_buffer(rd->pw), .last = first};
+  return g;
+}
+
+/* waits for the reads still in flight and gives the buffers back (on failure) */
+static void reader_drop(struct reader *rd)
+{
+  for (; rd->count; rd->count--, rd->head = (rd->head + 1) % GROUPS_IN_FLIGHT) {
+    struct group *g = &rd->groups[rd->head];
+    if (group_wait(rd, g) < 0) error_clear();
+    patch_writer_buffer_back(rd->pw, g->buf);
+    free(g->pieces.ptr);
+  }
 }
 
 int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
@@ -201,31 +273,35 @@ int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct d
   if (!pw) return -1;
   struct stepvec steps = VEC_INIT;
   plan_steps(pw, dirty, ndirty, d->size, &steps);
-  AUTOFREE unsigned char *buf = xrealloc(NULL, WINDOW);
+  struct reader rd = {.src = src, .pw = pw};
   int rc = 0;
-  for (size_t from = 0; rc == 0 && from < steps.len;) {
+  for (size_t i = 0; rc == 0 && i < steps.len; i++) {
     if (cli_interrupted) {
       rc = error(ERR_INTERNAL, "interrupted");
       break;
     }
-    /* a window: steps whose reads fit in WINDOW (a block is at most 4 MiB) */
-    size_t to = from, used = 0;
-    while (to < steps.len && (steps.ptr[to].kind == STEP_ZERO || used + steps.ptr[to].len <= WINDOW)) {
-      steps.ptr[to].buf_off = used;
-      if (steps.ptr[to].kind != STEP_ZERO) used += steps.ptr[to].len;
-      to++;
+    struct step *s = &steps.ptr[i];
+    if (s->kind == STEP_ZERO) {
+      rc = patch_writer_zero(pw, s->off, s->len);
+      if (rc == 0 && !rd.count) reader_progress(&rd, s->block_end, progress, opaque);
+      continue;
     }
-    rc = window_read(src, steps.ptr, from, to, buf);
-    for (size_t i = from; rc == 0 && i < to; i++) {
-      const struct step *s = &steps.ptr[i];
-      if (s->kind == STEP_ZERO) rc = patch_writer_zero(pw, s->off, s->len);
-      else if (s->kind == STEP_BLOCK) rc = patch_writer_block(pw, s->block, buf + s->buf_off, (size_t)s->len);
-      else rc = patch_writer_data(pw, s->off, buf + s->buf_off, (size_t)s->len);
-      if (s->kind != STEP_ZERO) st->bytes_read += s->len;
-      if (progress && (i + 1 == steps.len || steps.ptr[i + 1].block != s->block)) progress(opaque, s->block_end);
+    struct group *g;
+    if (s->kind == STEP_BLOCK) {
+      if (!(g = reader_group(&rd, steps.ptr, i, st, progress, opaque))) { rc = -1; break; }
+      g->block = true;
+      g->block_index = s->block;
+    } else {
+      if (rd.open && rd.open->used + s->len > REPO_CHUNK_SIZE) rd.open = NULL; /* full: reads go on */
+      if (!rd.open && !(rd.open = reader_group(&rd, steps.ptr, i, st, progress, opaque))) { rc = -1; break; }
+      g = rd.open;
+      vec_push(&g->pieces, ((struct patch_piece){s->off, (size_t)s->len}));
     }
-    from = to;
+    g->last = i;
+    rc = group_read(&rd, g, s->off, (size_t)s->len);
   }
+  while (rc == 0 && rd.count) rc = reader_hand_over(&rd, steps.ptr, st, progress, opaque);
+  reader_drop(&rd);
   free(steps.ptr);
   return writer_end(pw, rc, st);
 }

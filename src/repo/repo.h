@@ -170,6 +170,22 @@ int patch_writer_data(struct patch_writer *pw, uint64_t off, const void *data, s
 int patch_writer_zero(struct patch_writer *pw, uint64_t off, uint64_t len) WARN_UNUSED;
 /* the whole block b (its length: 4 MiB, or less for a disk's last block) */
 int patch_writer_block(struct patch_writer *pw, size_t b, const void *data, size_t len) WARN_UNUSED;
+/* Zero-copy: a caller that reads changed extents straight into chunk
+ * buffers takes each from patch_writer_buffer (REPO_CHUNK_SIZE bytes,
+ * recycled from chunks already stored) and hands it back filled, to
+ * patch_writer_pack or patch_writer_block_owned, or unused to
+ * patch_writer_buffer_back. */
+unsigned char *patch_writer_buffer(struct patch_writer *pw);
+void patch_writer_buffer_back(struct patch_writer *pw, unsigned char *buf);
+/* the changed extents pieces[0..n) laid one after the other in buf (at most
+ * REPO_CHUNK_SIZE bytes in all), as patch_writer_data would take them one by
+ * one: pieces of zeros become zero patches, the rest one patch chunk. Takes
+ * buf, also on failure. */
+struct patch_piece { uint64_t off; size_t len; };
+int patch_writer_pack(struct patch_writer *pw, unsigned char *buf, const struct patch_piece *pieces, size_t n) WARN_UNUSED;
+/* patch_writer_block for a buffer from patch_writer_buffer; takes buf, also
+ * on failure */
+int patch_writer_block_owned(struct patch_writer *pw, size_t b, unsigned char *buf, size_t len) WARN_UNUSED;
 /* true when block b should be read and given whole rather than patched:
  * dirty_pieces new patches of dirty_bytes would leave it with more than
  * MANIFEST_MAX_BLOCK_PATCHES patches, or change half of it or more */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "util/vec.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -637,6 +638,11 @@ static bool disk_equals_shared(struct repo *r, const struct manifest_disk *d, co
   return same;
 }
 
+/* backup_disk gives the writer what the CLI reads through the zero-copy
+ * calls (patch_writer_pack, patch_writer_block_owned) */
+static bool zero_copy;
+DEFINE_VEC(packvec, struct patch_piece);
+
 /* one backup of disk (size bytes): full when prev is NULL, else of the
  * extents marked in dirty (64 KiB granularity) as the CLI does it: a block
  * that wants to be whole is given whole, the rest as patches */
@@ -655,6 +661,9 @@ static struct manifest *backup_disk(struct repo *r, const struct manifest_disk *
   struct patch_writer *pw = patch_writer_new(r, prev, d);
   CHECK(pw != NULL);
   const size_t piece = 64 << 10;
+  unsigned char *pack = zero_copy && prev ? patch_writer_buffer(pw) : NULL;
+  size_t packed = 0;
+  struct packvec packing = VEC_INIT;
   for (size_t b = 0; b < d->nchunks; b++) {
     uint64_t off = (uint64_t)b * REPO_CHUNK_SIZE;
     size_t len = (size_t)(size - off < REPO_CHUNK_SIZE ? size - off : REPO_CHUNK_SIZE);
@@ -663,16 +672,36 @@ static struct manifest *backup_disk(struct repo *r, const struct manifest_disk *
     for (size_t p = 0; prev && p < len; p += piece)
       if (dirty[(off + p) / piece]) pieces++, bytes += piece;
     if (!prev || patch_writer_wants_block(pw, b, pieces, bytes)) {
-      CHECK(patch_writer_block(pw, b, disk + off, len) == 0);
+      if (zero_copy) {
+        unsigned char *whole = patch_writer_buffer(pw);
+        memcpy(whole, disk + off, len);
+        CHECK(patch_writer_block_owned(pw, b, whole, len) == 0);
+      } else {
+        CHECK(patch_writer_block(pw, b, disk + off, len) == 0);
+      }
       continue;
     }
     for (size_t p = 0; p < len; p += piece) {
       if (!dirty[(off + p) / piece]) continue;
       size_t n = len - p < piece ? len - p : piece;
-      if (repo_is_zero(disk + off + p, n)) CHECK(patch_writer_zero(pw, off + p, n) == 0);
-      else CHECK(patch_writer_data(pw, off + p, disk + off + p, n) == 0);
+      if (zero_copy) {
+        /* as the CLI reads: into packs of pieces, zeros unnoticed until then */
+        if (packed + n > REPO_CHUNK_SIZE) {
+          CHECK(patch_writer_pack(pw, pack, packing.ptr, packing.len) == 0);
+          pack = patch_writer_buffer(pw), packed = 0, packing.len = 0;
+        }
+        memcpy(pack + packed, disk + off + p, n);
+        packed += n;
+        vec_push(&packing, ((struct patch_piece){off + p, n}));
+      } else if (repo_is_zero(disk + off + p, n)) {
+        CHECK(patch_writer_zero(pw, off + p, n) == 0);
+      } else {
+        CHECK(patch_writer_data(pw, off + p, disk + off + p, n) == 0);
+      }
     }
   }
+  if (pack) CHECK(patch_writer_pack(pw, pack, packing.ptr, packing.len) == 0);
+  free(packing.ptr);
   CHECK(patch_writer_finish(pw, st) == 0);
   d->mode = xstrdup(prev ? "incremental" : "full");
   CHECK(manifest_write(r, m) == 0);
@@ -1031,6 +1060,15 @@ int main(void)
   test_concurrent_writers(root);
   test_lock_waits(root);
   test_incremental(root);
+  {
+    /* the same through the zero-copy calls, in a repository of its own */
+    char *zc = xasprintf("%s/zc", root);
+    CHECK(mkdir(zc, 0700) == 0);
+    zero_copy = true;
+    test_incremental(zc);
+    zero_copy = false;
+    free(zc);
+  }
   test_incremental_many_chunks(root);
   test_patch_working_set();
   test_version1(root);
