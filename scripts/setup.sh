@@ -11,7 +11,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 qemu-utils
   libmicrohttpd-dev libxml2-dev libxml2-utils libjansson-dev libssl-dev openssl
-  libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libnbd-bin libargon2-dev libcurl4-openssl-dev
+  libzstd-dev libsqlite3-dev libpq-dev libnbd-dev libnbd-bin libargon2-dev
   postgresql  # the store tests and e2e-pg run a private server (tests/pg/with-pg.sh); not started
   python3 curl wrk nginx-light valgrind
   debhelper lintian dpkg-dev fakeroot systemd man-db

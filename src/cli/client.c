@@ -1,13 +1,13 @@
-/* client.c: the REST client of the snapback CLI, over libcurl. */
+/* client.c: the REST client of the snapback CLI, over httpc. */
 #include "cli/client.h"
+#include "cli/httpc.h"
 #include "util/buf.h"
 #include "util/err.h"
-#include <curl/curl.h>
 #include <jansson.h>
 #include <string.h>
 
 struct client {
-  CURL *curl;
+  struct httpc *http;
   struct client_conf conf;
   char *token;
   char *origin;    /* scheme://host[:port] */
@@ -26,10 +26,10 @@ void client_conf_clear(struct client_conf *c)
   memset(c, 0, sizeof *c);
 }
 
-static size_t collect(char *ptr, size_t size, size_t n, void *opaque)
+static int collect(void *opaque, const void *data, size_t len)
 {
-  buf_add(opaque, ptr, size * n);
-  return size * n;
+  buf_add(opaque, data, len);
+  return 0;
 }
 
 char *client_escape(const char *s)
@@ -45,43 +45,15 @@ char *client_escape(const char *s)
   return buf_detach(&b);
 }
 
-void client_curl_setup(void *curl, const char *method, const char *url, const void *hdrs,
-                       size_t (*write)(char *, size_t, size_t, void *), void *opaque, const char *cacert)
-{
-  CURL *h = curl;
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, opaque);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
-  if (cacert) curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
-}
-
 /* one HTTP exchange; returns the status, or -1 (error recorded) when no answer came */
-static long http_do(struct client *c, const char *method, const char *url, struct curl_slist *hdrs,
+static long http_do(struct client *c, const char *method, const char *url, const char *const *hdrs,
                     const char *body, struct buf *resp)
 {
-  CURL *h = c->curl;
-  client_curl_setup(h, method, url, hdrs, collect, resp, c->conf.cacert);
-  if (body) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-  } else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-  }
-  if (strcmp(method, "GET") == 0) curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  CURLcode rc = curl_easy_perform(h);
-  if (rc != CURLE_OK) {
-    c->last_status = 0;
-    return error(ERR_UNAVAILABLE, "cannot reach the engine at '%s': %s", url, curl_easy_strerror(rc));
-  }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  c->last_status = status;
+  struct httpc_req r = {.method = method, .url = url, .headers = hdrs, .body = body,
+                        .body_len = body ? strlen(body) : 0, .sink = collect, .opaque = resp};
+  long status = httpc_do(c->http, &r);
+  c->last_status = status > 0 ? status : 0;
+  if (status < 0) return error_prefix("cannot reach the engine at '%s': ", url);
   return status;
 }
 
@@ -92,12 +64,10 @@ static int login(struct client *c)
   AUTOFREE char *p = client_escape(c->conf.password);
   AUTOFREE char *form = xasprintf("grant_type=password&scope=ovirt-app-api&username=%s&password=%s", u, p);
   memset(p, 0, strlen(p));
-  struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
-  hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+  const char *hdrs[] = {"Accept: application/json", "Content-Type: application/x-www-form-urlencoded", NULL};
   AUTOBUF struct buf resp = BUF_INIT;
   long st = http_do(c, "POST", url, hdrs, form, &resp);
   memset(form, 0, strlen(form));
-  curl_slist_free_all(hdrs);
   if (st < 0) return -1;
   json_error_t je;
   json_t *j = json_loadb(buf_str(&resp), resp.len, 0, &je);
@@ -128,12 +98,7 @@ struct client *client_open(const struct client_conf *conf)
     return NULL;
   }
   struct client *c = xcalloc(1, sizeof *c);
-  c->curl = curl_easy_init();
-  if (!c->curl) {
-    free(c);
-    error(ERR_INTERNAL, "cannot initialize libcurl");
-    return NULL;
-  }
+  c->http = httpc_new(conf->cacert);
   c->conf.url = xstrdup(conf->url);
   size_t n = strlen(c->conf.url);
   while (n && c->conf.url[n - 1] == '/') c->conf.url[--n] = '\0';
@@ -155,15 +120,13 @@ void client_close(struct client *c)
   if (c->token) {
     AUTOFREE char *url = xasprintf("%s/ovirt-engine/services/sso-logout", c->origin);
     AUTOFREE char *form = xasprintf("scope=ovirt-app-api&token=%s", c->token);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+    const char *hdrs[] = {"Accept: application/json", "Content-Type: application/x-www-form-urlencoded", NULL};
     AUTOBUF struct buf resp = BUF_INIT;
     if (http_do(c, "POST", url, hdrs, form, &resp) < 0) error_clear();
-    curl_slist_free_all(hdrs);
     memset(c->token, 0, strlen(c->token));
     free(c->token);
   }
-  curl_easy_cleanup(c->curl);
+  httpc_free(c->http);
   client_conf_clear(&c->conf);
   free(c->origin);
   free(c);
@@ -195,13 +158,9 @@ int client_call(struct client *c, const char *method, const char *path, const ch
   long st = 0;
   for (int attempt = 0; attempt < 2; attempt++) {
     AUTOFREE char *auth = xasprintf("Authorization: Bearer %s", c->token);
-    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-    hdrs = curl_slist_append(hdrs, "Version: 4");
-    hdrs = curl_slist_append(hdrs, "Accept: application/xml");
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/xml");
+    const char *hdrs[] = {auth, "Version: 4", "Accept: application/xml", "Content-Type: application/xml", NULL};
     buf_reset(&resp);
     st = http_do(c, method, url, hdrs, body, &resp);
-    curl_slist_free_all(hdrs);
     memset(auth, 0, strlen(auth));
     if (st < 0) return -1;
     if (st != 401 || attempt == 1) break;

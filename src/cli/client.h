@@ -1,4 +1,4 @@
-/* client.h: the engine's REST API as the snapback CLI sees it (libcurl).
+/* client.h: the engine's REST API as the snapback CLI sees it (httpc.h).
  *
  * Logs in like an oVirt SDK: POST the SSO token form to
  * scheme://host/ovirt-engine/sso/oauth/token, then every request carries
@@ -33,12 +33,6 @@ int client_call(struct client *c, const char *method, const char *path, const ch
                 struct node **out) WARN_UNUSED;
 /* the HTTP status of the last request (0 when no answer came) */
 long client_last_status(const struct client *c);
-
-/* resets the libcurl handle curl and sets what every request of the CLI
- * shares: method, URL, headers (a curl_slist, may be NULL), where the answer
- * goes, timeouts, the CA to trust (NULL: the system's) */
-void client_curl_setup(void *curl, const char *method, const char *url, const void *hdrs,
-                       size_t (*write)(char *, size_t, size_t, void *), void *opaque, const char *cacert);
 
 /* percent-encodes s for a query string; caller frees */
 char *client_escape(const char *s);

@@ -1,33 +1,25 @@
-/* imageio.c: the imageio data API over libcurl (see imageio.h). */
+/* imageio.c: the imageio data API over httpc (see imageio.h). */
 #include "cli/imageio.h"
-#include "cli/client.h"
+#include "cli/httpc.h"
 #include "util/buf.h"
 #include "util/err.h"
-#include <curl/curl.h>
 #include <jansson.h>
 #include <string.h>
 
 DEFINE_AUTOPTR(json, json_t, json_decref)
 
 struct imageio {
-  CURL *curl;
+  struct httpc *http;
   char *url;
-  char *cacert;
   char *unix_socket; /* when set: plain HTTP on this socket, same path */
   int64_t size;      /* -1 until known */
 };
 
 struct imageio *imageio_open(const char *url, const char *cacert)
 {
-  CURL *h = curl_easy_init();
-  if (!h) {
-    error(ERR_INTERNAL, "cannot start libcurl");
-    return NULL;
-  }
   struct imageio *io = xcalloc(1, sizeof *io);
-  io->curl = h;
+  io->http = httpc_new(cacert);
   io->url = xstrdup(url);
-  io->cacert = xstrdup(cacert);
   io->size = -1;
   return io;
 }
@@ -35,27 +27,25 @@ struct imageio *imageio_open(const char *url, const char *cacert)
 void imageio_close(struct imageio *io)
 {
   if (!io) return;
-  curl_easy_cleanup(io->curl);
+  httpc_free(io->http);
   free(io->url);
-  free(io->cacert);
   free(io->unix_socket);
   free(io);
 }
 
 struct sink { unsigned char *buf; size_t cap, len; struct buf *grow; };
 
-static size_t sink_write(char *ptr, size_t size, size_t n, void *opaque)
+static int sink_write(void *opaque, const void *data, size_t got)
 {
   struct sink *s = opaque;
-  size_t got = size * n;
   if (s->grow) {
-    buf_add(s->grow, ptr, got);
-    return got;
+    buf_add(s->grow, data, got);
+    return 0;
   }
-  if (s->len + got > s->cap) return 0; /* more than asked: fail the transfer */
-  memcpy(s->buf + s->len, ptr, got);
+  if (s->len + got > s->cap) return -1; /* more than asked: fail the transfer */
+  memcpy(s->buf + s->len, data, got);
   s->len += got;
-  return got;
+  return 0;
 }
 
 /* one request; returns the HTTP status or -1. header (may be NULL) is one
@@ -63,30 +53,17 @@ static size_t sink_write(char *ptr, size_t size, size_t n, void *opaque)
 static long imageio_send(struct imageio *io, const char *method, const char *suffix, const char *header,
                          const void *body, size_t blen, const char *content_type, struct sink *out)
 {
-  CURL *h = io->curl;
-  /* on the unix socket the host is only a name: keep the URL's path */
-  const char *path = strstr(io->url, "://") ? strchr(strstr(io->url, "://") + 3, '/') : NULL;
-  AUTOFREE char *url = io->unix_socket && path ? xasprintf("http://localhost%s%s", path, suffix ? suffix : "")
-                                               : xasprintf("%s%s", io->url, suffix ? suffix : "");
-  struct curl_slist *hdrs = NULL;
-  if (header) hdrs = curl_slist_append(hdrs, header);
+  /* on the unix socket, only the URL's path counts */
+  AUTOFREE char *url = xasprintf("%s%s", io->url, suffix ? suffix : "");
   AUTOFREE char *ct = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
-  if (body) {
-    hdrs = curl_slist_append(hdrs, ct);
-    hdrs = curl_slist_append(hdrs, "Expect:"); /* no wait for 100-continue */
-  }
-  client_curl_setup(h, method, url, hdrs, sink_write, out, io->cacert);
-  if (body) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-  }
-  if (io->unix_socket) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, io->unix_socket);
-  CURLcode rc = curl_easy_perform(h);
-  curl_slist_free_all(hdrs);
-  if (rc != CURLE_OK)
-    return error(ERR_UNAVAILABLE, "cannot %s '%s': %s", method, url, curl_easy_strerror(rc));
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const char *hdrs[3] = {NULL};
+  size_t n = 0;
+  if (header) hdrs[n++] = header;
+  if (body && ct) hdrs[n++] = ct;
+  struct httpc_req r = {.method = method, .url = url, .unix_socket = io->unix_socket, .headers = hdrs,
+                        .body = body, .body_len = body ? blen : 0, .sink = sink_write, .opaque = out};
+  long status = httpc_do(io->http, &r);
+  if (status < 0) return error_prefix("cannot %s '%s': ", method, url);
   return status;
 }
 

@@ -1,5 +1,5 @@
 /* imageio.h: the imageio data API of an image transfer, as ovirt-imageio
- * serves it (libcurl): OPTIONS for the features and a unix_socket for
+ * serves it (over httpc.h): OPTIONS for the features and a unix_socket for
  * clients on the same host, extents?context=zero|dirty, GET with Range;
  * PUT with Content-Range and PATCH zero/flush for uploads.
  * Not thread-safe: one per thread. */

@@ -7,7 +7,6 @@
 #include "cli/transfer.h"
 #include "util/buf.h"
 #include "util/err.h"
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -383,7 +382,6 @@ int main(int argc, char **argv)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  curl_global_init(CURL_GLOBAL_DEFAULT);
 
   int rc;
   if (strcmp(cmd, "init") == 0) rc = cli_init_repo(&c);
@@ -399,6 +397,5 @@ int main(int argc, char **argv)
                                  "and/or --keep-weekly with a count above 0");
   } else rc = cli_gc(&c);
 
-  curl_global_cleanup();
   return rc;
 }

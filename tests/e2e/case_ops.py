@@ -11,6 +11,7 @@ import time
 from harness import case, http_request, ADMIN_USER, ADMIN_PASSWORD, API, MiB
 from case_snapshots import take_snap
 from case_transfers import create_transfer, data_path, action
+from case_backup_app import cli_path
 
 import base64
 import http.client
@@ -153,6 +154,20 @@ def tls_files(env):
         env.check(status == 200, "GET over HTTPS with the given certificate: %s" % status)
         env.check(not os.path.exists(os.path.join(state, "pki", "ca.pem")),
                   "snapbackd made its own CA although --tls-cert was given")
+        # the snapback CLI over HTTPS: it logs in and asks, trusting --cacert; another CA is refused
+        cli = cli_path(env)
+        home = os.path.join(env.state_dir, "cli-home")
+        os.makedirs(home, exist_ok=True)
+        environ = dict(os.environ, SNAPBACK_URL="https://127.0.0.1:%s%s" % (m.group(1), API),
+                       SNAPBACK_USER=ADMIN_USER, SNAPBACK_PASSWORD=ADMIN_PASSWORD, HOME=home, XDG_CONFIG_HOME=home)
+        repo = os.path.join(home, "repo")
+        subprocess.run([cli, "init", "--repo", repo], env=environ, check=True, capture_output=True, timeout=60)
+        for ca, words in ((pems["a"][0], "VM 'no-such-vm' does not exist"), (pems["b"][0], "not trusted")):
+            p = subprocess.run([cli, "backup", "no-such-vm", "--repo", repo, "--cacert", ca], env=environ,
+                               capture_output=True, text=True, timeout=60)
+            env.check(p.returncode == 1 and words in p.stderr,
+                      "snapback over HTTPS with CA %s: exit %d, %r (expected %r)"
+                      % (os.path.basename(ca), p.returncode, p.stderr.strip(), words))
     finally:
         rc = d.stop()
     env.check(rc == 0, "SIGTERM: exit %r" % rc)
