@@ -282,13 +282,35 @@ static int check_range(const struct patch_writer *pw, uint64_t off, uint64_t len
   return 0;
 }
 
+/* how many of the len bytes from off lie in off's block (a patch never
+ * crosses a block) */
+static size_t in_block(uint64_t off, uint64_t len)
+{
+  uint64_t left = REPO_CHUNK_SIZE - off % REPO_CHUNK_SIZE;
+  return (size_t)(len < left ? len : left);
+}
+
+/* the n bytes at p, [off, off + n) of the disk inside one block, become a
+ * patch: a zero patch when they read as zeros, else a patch of chunk ref,
+ * moved to buf + *used (p may already be there, or further on in buf) */
+static void patch_take(struct patch_writer *pw, uint64_t off, const unsigned char *p, size_t n, unsigned char *buf,
+                       size_t *used, uint32_t ref)
+{
+  if (repo_is_zero(p, n)) {
+    vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, MANIFEST_ZERO_REF, 0}));
+    return;
+  }
+  if (buf + *used != p) memmove(buf + *used, p, n);
+  vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, ref, (uint32_t)*used}));
+  *used += n;
+}
+
 int patch_writer_zero(struct patch_writer *pw, uint64_t off, uint64_t len)
 {
   if (check_range(pw, off, len) < 0) return -1;
   while (len) {
-    uint64_t block_end = (off / REPO_CHUNK_SIZE + 1) * REPO_CHUNK_SIZE;
-    uint32_t n = (uint32_t)(len < block_end - off ? len : block_end - off);
-    vec_push(&pw->fresh, ((struct manifest_patch){off, n, MANIFEST_ZERO_REF, 0}));
+    size_t n = in_block(off, len);
+    vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, MANIFEST_ZERO_REF, 0}));
     off += n, len -= n;
   }
   return 0;
@@ -299,16 +321,10 @@ int patch_writer_data(struct patch_writer *pw, uint64_t off, const void *data, s
   if (check_range(pw, off, len) < 0) return -1;
   const unsigned char *p = data;
   while (len) {
-    uint64_t block_end = (off / REPO_CHUNK_SIZE + 1) * REPO_CHUNK_SIZE;
-    size_t n = len < block_end - off ? len : (size_t)(block_end - off);
-    if (repo_is_zero(p, n)) {
-      vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, MANIFEST_ZERO_REF, 0}));
-    } else {
-      if (pw->pack_len + n > REPO_CHUNK_SIZE && pack_flush(pw) < 0) return -1;
-      memcpy(pw->pack + pw->pack_len, p, n);
-      vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)n, pw->pack_ref, (uint32_t)pw->pack_len}));
-      pw->pack_len += n;
-    }
+    size_t n = in_block(off, len);
+    /* a pack that cannot take these bytes goes first (zeros take none) */
+    if (pw->pack_len + n > REPO_CHUNK_SIZE && !repo_is_zero(p, n) && pack_flush(pw) < 0) return -1;
+    patch_take(pw, off, p, n, pw->pack, &pw->pack_len, pw->pack_ref);
     off += n, p += n, len -= n;
   }
   return 0;
@@ -340,17 +356,10 @@ int patch_writer_pack(struct patch_writer *pw, unsigned char *buf, const struct 
     }
     const unsigned char *p = buf + at;
     at += len;
+    /* a zero piece before this one left a gap, which patch_take closes */
     while (len) {
-      uint64_t block_end = (off / REPO_CHUNK_SIZE + 1) * REPO_CHUNK_SIZE;
-      size_t k = len < block_end - off ? len : (size_t)(block_end - off);
-      if (repo_is_zero(p, k)) {
-        vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)k, MANIFEST_ZERO_REF, 0}));
-      } else {
-        /* a zero piece before this one left a gap: close it */
-        if (buf + used != p) memmove(buf + used, p, k);
-        vec_push(&pw->fresh, ((struct manifest_patch){off, (uint32_t)k, ref, (uint32_t)used}));
-        used += k;
-      }
+      size_t k = in_block(off, len);
+      patch_take(pw, off, p, k, buf, &used, ref);
       off += k, p += k, len -= k;
     }
   }
