@@ -11,12 +11,19 @@
 
 DEFINE_AUTOPTR(virDomainCheckpoint, struct _virDomainCheckpoint, virDomainCheckpointFree)
 
-/* drops libvirt's metadata of checkpoint name (the bitmaps stay) */
+/* drops libvirt's metadata of checkpoint cp, named name (the bitmaps stay) */
+static void checkpoint_drop(virDomainCheckpointPtr cp, const char *name)
+{
+  if (virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0)
+    log_warn("cannot drop libvirt's metadata of checkpoint '%s': %s", name ? name : "?", virGetLastErrorMessage());
+  virResetLastError();
+}
+
+/* drops libvirt's metadata of checkpoint name, when libvirt has it */
 static void checkpoint_forget(virDomainPtr d, const char *name)
 {
   AUTOPTR(virDomainCheckpoint) cp = virDomainCheckpointLookupByName(d, name, 0);
-  if (cp && virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0)
-    log_warn("cannot drop libvirt's metadata of checkpoint '%s': %s", name, virGetLastErrorMessage());
+  if (cp) checkpoint_drop(cp, name);
   virResetLastError();
 }
 
@@ -91,8 +98,7 @@ static bool checkpoints_prune(virDomainPtr d, const char *keep, const struct hyp
       free(xml);
     }
     if (usable) kept = true;
-    else if (virDomainCheckpointDelete(cps[i], VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) < 0)
-      log_warn("cannot drop libvirt's metadata of checkpoint '%s': %s", name ? name : "?", virGetLastErrorMessage());
+    else checkpoint_drop(cps[i], name);
     virDomainCheckpointFree(cps[i]);
   }
   free(cps);
