@@ -104,7 +104,6 @@ struct client *client_open(const struct client_conf *conf)
   while (n && c->conf.url[n - 1] == '/') c->conf.url[--n] = '\0';
   c->conf.user = xstrdup(conf->user);
   c->conf.password = xstrdup(conf->password);
-  c->conf.cacert = xstrdup(conf->cacert);
   const char *slash = strchr(strstr(c->conf.url, "://") + 3, '/');
   c->origin = slash ? xasprintf("%.*s", (int)(slash - c->conf.url), c->conf.url) : xstrdup(c->conf.url);
   if (login(c) < 0) {
