@@ -182,15 +182,15 @@ rfloor() {
 }
 # the write path a restore goes through, with no snapback code: nbdcopy writes the raw image
 # into a new qcow2 (made as the engine makes a disk) through a qemu-nbd with the engine's
-# upload flags and environment (src/cmd/transfer/transfer.c: glibc's malloc tunables), 256 KiB
+# upload flags and environment (src/hyper/volume.c: O_DIRECT, glibc's malloc tunables), 512 KiB
 # requests as the CLI's (nbdcopy keeps the socket's default send buffer, the CLI raises it)
 rnbd() {
   warm "$W/floor.raw"
   qemu-img create -q -f qcow2 "$W/nbd.qcow2" 4G
   t0=$(now)
   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864 \
-    nbdcopy --request-size=262144 -- "$W/floor.raw" [ qemu-nbd -f qcow2 --shared=8 --discard=unmap \
-    --detect-zeroes=unmap "$W/nbd.qcow2" ]
+    nbdcopy --request-size=524288 -- "$W/floor.raw" [ qemu-nbd -f qcow2 --shared=8 --discard=unmap \
+    --detect-zeroes=unmap --cache=none "$W/nbd.qcow2" ]
   sync; t1=$(now)
   rm -f "$W/nbd.qcow2"
   secs "$t0" "$t1"

@@ -33,7 +33,10 @@
  * with much memory holds gigabytes of dirty pages until the client's final
  * flush and only then writes them; started early, the writes overlap the
  * copy. Writing 2 GiB into a new qcow2 through qemu-nbd took 2.7-3.5 s
- * against 3.5-4.1 s without it here (200 ms period, alternating runs). */
+ * against 3.5-4.1 s without it here (200 ms period, alternating runs). Where
+ * the volume's file system takes O_DIRECT, qemu-nbd writes uploads with it
+ * (volume_nbd_serve) and leaves nothing to write back: the writeback then
+ * serves the others. */
 #include "cmd/internal.h"
 #include "cmd/perm.h"
 #include "util/err.h"
