@@ -12,7 +12,7 @@
 #include "daemon/config.h"
 #include "daemon/notify.h"
 #include "daemon/usercmd.h"
-#include "http/auth.h"
+#include "cmd/auth.h"
 #include "http/http.h"
 #include "http/pki.h"
 #include "util/err.h"

@@ -16,7 +16,7 @@
  * Without --password-file the password is the first line of standard input. */
 #include "daemon/usercmd.h"
 #include "cmd/perm.h"
-#include "http/auth.h"
+#include "cmd/auth.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/timeutil.h"

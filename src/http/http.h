@@ -1,8 +1,8 @@
 /* http.h: the HTTP(S) front door, built on libmicrohttpd.
  *
  * It owns: listening, TLS (certificates from pki.c), request bodies (size
- * limit -> 413), authentication (auth.c: SSO token endpoint, Bearer tokens,
- * HTTP Basic, logout), content negotiation (XML default, JSON when
+ * limit -> 413), authentication (the SSO token endpoint, Bearer tokens, HTTP
+ * Basic and logout, checked by cmd/auth.h), content negotiation (XML default, JSON when
  * Accept: application/json), and the rendering of errors as oVirt <fault>s
  * (fault.c) — the only place an error code becomes an HTTP status.
  * Everything below /ovirt-engine/api and /api goes to api_handle(). */

@@ -24,7 +24,7 @@
 #include "http/http.h"
 #include "api/api.h"
 #include "cmd/engine.h"
-#include "http/auth.h"
+#include "cmd/auth.h"
 #include "http/fault.h"
 #include "http/imageio.h"
 #include "http/pki.h"

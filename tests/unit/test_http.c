@@ -4,14 +4,14 @@
  * assets (integrity hashes, URL mapping). The server itself
  * is driven over HTTP by test_api.c. */
 #include "tap.h"
-#include "http/auth.h"
+#include "cmd/auth.h"
 #include "cmd/perm.h"
 #include "http/extent.h"
 #include "http/fault.h"
 #include "http/pki.h"
 #include "http/patch.h"
 #include "http/range.h"
-#include "http/throttle.h"
+#include "cmd/throttle.h"
 #include "http/webassets.h"
 #include "store/store.h"
 #include "util/buf.h"

@@ -1,4 +1,5 @@
-/* auth.h: passwords, bearer tokens and HTTP Basic, for the HTTP layer.
+/* auth.h: passwords, bearer tokens and HTTP Basic, for the HTTP layer,
+ * which reads no user or token from the store itself.
  *
  * Passwords are stored as argon2id encoded strings (OWASP's m=19 MiB, t=2,
  * p=1, so a login costs a few tens of milliseconds). A login issues an

@@ -9,7 +9,7 @@
  * guesses cannot all pass before the first of them has failed.
  * A key is forgotten once it has been quiet for the forget window. The
  * table is bounded: when full, the key idle longest goes. Thread-safe. */
-#include "http/throttle.h"
+#include "cmd/throttle.h"
 #include "util/buf.h"
 #include <pthread.h>
 #include <string.h>

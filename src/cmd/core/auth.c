@@ -1,8 +1,8 @@
 /* auth.c: argon2id passwords, bearer tokens, HTTP Basic, and the in-memory
  * credential caches that keep authenticated requests cheap (see auth.h) */
-#include "http/auth.h"
+#include "cmd/auth.h"
 #include "cmd/perm.h"
-#include "http/throttle.h"
+#include "cmd/throttle.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
