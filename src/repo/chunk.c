@@ -2,7 +2,8 @@
  *
  * A chunk file is an envelope (docs/repository.md): a 16-byte header
  * ("SBC1", compression, encryption, raw and payload lengths), then the payload
- * (zstd or raw), sealed with AES-256-GCM in an encrypted repository. The
+ * (zstd, the pages form or raw), sealed with AES-256-GCM in an encrypted
+ * repository. A version 3 repository's ids skip zero 4 KiB pages (page_id). The
  * header and the chunk id are authenticated data, so a chunk file copied
  * under another name fails to open. Reading always re-hashes the content
  * against the id: a chunk that reads back is the chunk that was written. */
@@ -12,18 +13,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
-enum { COMP_NONE = 0, COMP_ZSTD = 1 };
+enum { COMP_NONE = 0, COMP_ZSTD = 1, COMP_PAGES = 2 };
+
+#define ID_PAGE 4096                                /* the page-skipping id's page */
+#define ID_MAP_BYTES (REPO_CHUNK_SIZE / ID_PAGE / 8) /* its bitmap, for a whole chunk */
+#define SAMPLE_PAGES 16                             /* worth_compressing's trial: 64 KiB */
 enum { ENC_NONE = 0, ENC_AES_GCM = 1 };
 
 struct repo_worker {
   struct repo *r;
+  EVP_MD_CTX *md;      /* SHA-256 of a page-skipping id (plain repositories) */
+  EVP_MAC_CTX *mac;    /* HMAC-SHA256 of a page-skipping id (encrypted ones) */
   ZSTD_CCtx *cctx;
   ZSTD_DCtx *dctx;
   unsigned char *zbuf; /* compressed payload */
@@ -31,6 +40,23 @@ struct repo_worker {
   unsigned char *fbuf; /* the whole file: header, nonce, payload, tag */
   size_t fcap;
 };
+
+/* the worker's hash context for page-skipping ids: a SHA-256 digest, or an
+ * HMAC-SHA256 keyed with the repository's id key */
+static int id_ctx_new(struct repo_worker *w)
+{
+  if (!w->r->encrypted) {
+    w->md = EVP_MD_CTX_new();
+    return w->md ? 0 : error(ERR_INTERNAL, "cannot create a SHA-256 context");
+  }
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  w->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+  EVP_MAC_free(mac);
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_END};
+  if (!w->mac || EVP_MAC_CTX_set_params(w->mac, params) != 1)
+    return error(ERR_INTERNAL, "cannot create an HMAC-SHA256 context");
+  return 0;
+}
 
 struct repo_worker *repo_worker_new(struct repo *r)
 {
@@ -41,6 +67,10 @@ struct repo_worker *repo_worker_new(struct repo *r)
   if (!w->cctx || !w->dctx) {
     repo_worker_free(w);
     error(ERR_INTERNAL, "cannot create a zstd context");
+    return NULL;
+  }
+  if (r->page_ids && id_ctx_new(w) < 0) {
+    repo_worker_free(w);
     return NULL;
   }
   w->zcap = ZSTD_compressBound(REPO_CHUNK_SIZE);
@@ -61,6 +91,8 @@ struct repo_worker *repo_worker_new(struct repo *r)
 void repo_worker_free(struct repo_worker *w)
 {
   if (!w) return;
+  EVP_MD_CTX_free(w->md);
+  EVP_MAC_CTX_free(w->mac);
   ZSTD_freeCCtx(w->cctx);
   ZSTD_freeDCtx(w->dctx);
   free(w->zbuf);
@@ -79,11 +111,66 @@ bool repo_is_zero(const void *data, size_t len)
   return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
 }
 
-int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1])
+/* a chunk's 4 KiB pages as a bitmap: bit i (of byte i / 8) is set when page
+ * i holds a byte that is not zero; the number of zero pages */
+static size_t page_map(const unsigned char *data, size_t len, unsigned char map[ID_MAP_BYTES])
+{
+  size_t zero = 0;
+  memset(map, 0, ID_MAP_BYTES);
+  for (size_t i = 0, off = 0; off < len; i++, off += ID_PAGE) {
+    if (repo_is_zero(data + off, len - off < ID_PAGE ? len - off : ID_PAGE)) zero++;
+    else map[i / 8] |= (unsigned char)(1u << (i % 8));
+  }
+  return zero;
+}
+
+static bool page_set(const unsigned char *map, size_t i) { return map[i / 8] >> (i % 8) & 1; }
+
+static int id_update(struct repo_worker *w, const void *p, size_t n)
+{
+  return w->mac ? EVP_MAC_update(w->mac, p, n) : EVP_DigestUpdate(w->md, p, n);
+}
+
+/* the page-skipping id: the hash of the non-zero pages in order, then the
+ * page bitmap, then the length (8 bytes, little-endian). The length fixes the
+ * bitmap's size and the bitmap which pages the data fills, so two contents
+ * never share an encoding; zero pages cost a compare, not a hash. */
+static int page_id(struct repo_worker *w, const unsigned char *data, size_t len, const unsigned char *map,
+                   unsigned char md[32])
+{
+  bool ok = w->mac ? EVP_MAC_init(w->mac, w->r->mac_key, REPO_KEY_LEN, NULL) == 1
+                   : EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1;
+  size_t npages = (len + ID_PAGE - 1) / ID_PAGE;
+  for (size_t i = 0; ok && i < npages;) {
+    if (!page_set(map, i)) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < npages && page_set(map, j)) j++;
+    size_t off = i * ID_PAGE, end = j * ID_PAGE < len ? j * ID_PAGE : len;
+    ok = id_update(w, data + off, end - off) == 1;
+    i = j;
+  }
+  unsigned char tail[8];
+  for (int k = 0; k < 8; k++) tail[k] = (unsigned char)((uint64_t)len >> (8 * k));
+  ok = ok && id_update(w, map, (npages + 7) / 8) == 1 && id_update(w, tail, sizeof tail) == 1;
+  size_t n = 32;
+  unsigned int un = 32;
+  ok = ok && (w->mac ? EVP_MAC_final(w->mac, md, &n, 32) == 1 : EVP_DigestFinal_ex(w->md, md, &un) == 1);
+  return ok ? 0 : error(ERR_INTERNAL, "cannot compute a chunk id: %s failed", w->mac ? "HMAC-SHA256" : "SHA-256");
+}
+
+/* the chunk's id, and how many of its 4 KiB pages are zero */
+static int chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
+                    unsigned char map[ID_MAP_BYTES], size_t *zero_pages)
 {
   unsigned char md[32];
   unsigned int n = sizeof md;
-  if (w->r->encrypted) {
+  *zero_pages = page_map(data, len, map);
+  if (w->r->page_ids) {
+    if (page_id(w, data, len, map, md) < 0) return -1;
+  } else if (w->r->encrypted) {
     if (!HMAC(EVP_sha256(), w->r->mac_key, REPO_KEY_LEN, data, len, md, &n))
       return error(ERR_INTERNAL, "cannot compute a chunk id: HMAC-SHA256 failed");
   } else if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1) {
@@ -91,6 +178,77 @@ int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[R
   }
   repo_hex(md, sizeof md, id);
   return 0;
+}
+
+int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1])
+{
+  size_t zero;
+  unsigned char map[ID_MAP_BYTES];
+  return chunk_id(w, data, len, id, map, &zero);
+}
+
+/* whether zstd is worth running over a whole chunk: a trial over up to
+ * SAMPLE_PAGES of its non-zero pages, spread over it, compresses by 3% or
+ * more. Zero pages cost zstd little and are left to the pages form, so data
+ * that does not compress (most of a disk's) costs a 64 KiB trial instead
+ * of a 4 MiB one. */
+static bool worth_compressing(struct repo_worker *w, const unsigned char *data, size_t len,
+                              const unsigned char *map, size_t zero_pages)
+{
+  size_t npages = (len + ID_PAGE - 1) / ID_PAGE, full = len / ID_PAGE, data_pages = npages - zero_pages;
+  if (full < 2 * SAMPLE_PAGES || data_pages < SAMPLE_PAGES) return true; /* small: just try */
+  unsigned char *sample = w->zbuf + w->zcap - SAMPLE_PAGES * ID_PAGE; /* the trial's input, after its output */
+  size_t taken = 0, seen = 0, step = data_pages / SAMPLE_PAGES;
+  for (size_t i = 0; i < full && taken < SAMPLE_PAGES; i++) {
+    if (!page_set(map, i)) continue;
+    if (seen++ % step == 0) memcpy(sample + ID_PAGE * taken++, data + i * ID_PAGE, ID_PAGE);
+  }
+  size_t in = taken * ID_PAGE;
+  size_t z = ZSTD_compressCCtx(w->cctx, w->zbuf, w->zcap - SAMPLE_PAGES * ID_PAGE, sample, in, REPO_ZSTD_LEVEL);
+  return ZSTD_isError(z) || z < in / 100 * 97;
+}
+
+/* the pages form of a chunk with zero pages (version 3): the page bitmap,
+ * then the non-zero pages; its length, or 0 when it would not save 3% */
+static size_t pages_form(const unsigned char *data, size_t len, const unsigned char *map, size_t zero_pages,
+                         unsigned char *out)
+{
+  size_t npages = (len + ID_PAGE - 1) / ID_PAGE, mapb = (npages + 7) / 8;
+  if (zero_pages == 0) return 0;
+  size_t last = len - (npages - 1) * ID_PAGE;
+  size_t plen = mapb + (npages - zero_pages - (page_set(map, npages - 1) ? 1 : 0)) * ID_PAGE +
+                (page_set(map, npages - 1) ? last : 0);
+  if (plen >= len / 100 * 97) return 0;
+  memcpy(out, map, mapb);
+  unsigned char *p = out + mapb;
+  for (size_t i = 0; i < npages; i++) {
+    if (!page_set(map, i)) continue;
+    size_t n = i == npages - 1 ? last : ID_PAGE;
+    memcpy(p, data + i * ID_PAGE, n);
+    p += n;
+  }
+  return plen;
+}
+
+/* expands a pages-form payload into out (rawlen bytes); false when it is not one */
+static bool pages_expand(const unsigned char *payload, size_t plen, size_t rawlen, unsigned char *out)
+{
+  size_t npages = (rawlen + ID_PAGE - 1) / ID_PAGE, mapb = (npages + 7) / 8;
+  if (plen < mapb) return false;
+  const unsigned char *map = payload, *p = payload + mapb, *end = payload + plen;
+  for (size_t i = 0; i < npages; i++) {
+    size_t n = i == npages - 1 ? rawlen - i * ID_PAGE : ID_PAGE;
+    if (!page_set(map, i)) {
+      memset(out + i * ID_PAGE, 0, n);
+      continue;
+    }
+    if ((size_t)(end - p) < n) return false;
+    memcpy(out + i * ID_PAGE, p, n);
+    p += n;
+  }
+  /* bits past the last page are zero */
+  if (npages % 8 && map[mapb - 1] >> (npages % 8)) return false;
+  return p == end;
 }
 
 static char *chunk_dir(const struct repo *r, const char *id)
@@ -129,7 +287,9 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
   if (len == 0 || len > REPO_CHUNK_SIZE)
     return error(ERR_INVALID, "cannot store a chunk of %zu bytes: chunks hold 1 to %zu bytes", len,
                  REPO_CHUNK_SIZE);
-  if (repo_chunk_id(w, data, len, id) < 0) return -1;
+  size_t zero_pages;
+  unsigned char map[ID_MAP_BYTES];
+  if (chunk_id(w, data, len, id, map, &zero_pages) < 0) return -1;
   if (repo_chunk_exists(r, id)) {
     *is_new = false;
     if (stored_bytes) *stored_bytes = 0;
@@ -143,11 +303,26 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
   const unsigned char *payload = data;
   size_t plen = len;
   unsigned char comp = COMP_NONE;
-  size_t z = ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL);
+  /* zstd when a trial says the data compresses; else, in a version 3
+   * repository, the pages form when the chunk has zero pages; else raw */
+  bool tried = worth_compressing(w, data, len, map, zero_pages);
+  size_t z = tried ? ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL) : len;
   if (!ZSTD_isError(z) && z < len / 100 * 97) {
     payload = zdst;
     plen = z;
     comp = COMP_ZSTD;
+  } else if (r->page_ids && (z = pages_form(data, len, map, zero_pages, zdst)) > 0) {
+    payload = zdst;
+    plen = z;
+    comp = COMP_PAGES;
+  } else if (zero_pages > 0 && !r->page_ids && !tried) {
+    /* an older repository has no pages form: zstd keeps its zero pages small */
+    z = ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL);
+    if (!ZSTD_isError(z) && z < len / 100 * 97) {
+      payload = zdst;
+      plen = z;
+      comp = COMP_ZSTD;
+    }
   }
   memcpy(h, "SBC1", 4);
   h[4] = comp;
@@ -254,9 +429,12 @@ int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char
   unsigned char comp = f[4], enc = f[5];
   uint32_t rawlen = get_u32(f + 8), plen = get_u32(f + 12);
   size_t want = ENVELOPE_HEADER + plen + (enc ? ENVELOPE_NONCE + ENVELOPE_TAG : 0);
-  if (comp > COMP_ZSTD || enc > ENC_AES_GCM || rawlen == 0 || rawlen > REPO_CHUNK_SIZE ||
+  if (comp > COMP_PAGES || enc > ENC_AES_GCM || rawlen == 0 || rawlen > REPO_CHUNK_SIZE ||
       rawlen > cap || want != flen || (comp == COMP_NONE && plen != rawlen))
     return error(ERR_INVALID, "chunk '%s' is damaged: its header does not match its size", id);
+  if (comp == COMP_PAGES && !r->page_ids)
+    return error(ERR_INVALID, "chunk '%s' is damaged: it is in the pages form, which a version %d repository "
+                 "does not use", id, r->version);
   if ((enc == ENC_AES_GCM) != r->encrypted)
     return error(ERR_INVALID, "chunk '%s' is damaged: it is %s in an %s repository", id,
                  enc ? "encrypted" : "not encrypted", r->encrypted ? "encrypted" : "unencrypted");
@@ -276,6 +454,9 @@ int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char
     if (ZSTD_isError(n) || n != rawlen)
       return error(ERR_INVALID, "chunk '%s' is damaged: %s", id,
                    ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong decompressed length");
+  } else if (comp == COMP_PAGES) {
+    if (!pages_expand(payload, plen, rawlen, out))
+      return error(ERR_INVALID, "chunk '%s' is damaged: its page bitmap does not match its pages", id);
   } else {
     memcpy(out, payload, rawlen);
   }

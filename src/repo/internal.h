@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define REPO_FORMAT_VERSION 2 /* config.json: 2 once a version 2 manifest may exist */
+/* config.json's version: 2 once a version 2 manifest may exist, 3 for page-skipping chunk ids */
+#define REPO_FORMAT_VERSION 3   /* the newest this snapback reads, and what init writes */
+#define REPO_MANIFEST2_VERSION 2 /* the least version that may hold version 2 manifests */
 #define MANIFEST_VERSION 2    /* extent layout (blocks + patches), digest over chunk ids */
 #define REPO_ZSTD_LEVEL 3
 #define REPO_KEY_LEN 32
@@ -14,7 +16,8 @@ struct repo {
   bool encrypted;
   unsigned char enc_key[REPO_KEY_LEN]; /* AES-256-GCM key (encrypted repositories) */
   unsigned char mac_key[REPO_KEY_LEN]; /* HMAC key for chunk ids (encrypted repositories) */
-  int version;                         /* config.json's version: 1 or 2 */
+  int version;                         /* config.json's version: 1 to 3 */
+  bool page_ids;                       /* chunk ids skip zero pages ("sha256-pages", version 3) */
   int lock_fd;                         /* REPO/lock while locked, else -1 */
   pthread_mutex_t dirty_lock;
   bool dirty[256];                     /* chunk directories with renames not yet fsynced */
@@ -50,7 +53,7 @@ int repo_seal(const struct repo *r, const void *aad, size_t aadlen, const void *
 int repo_open_sealed(const struct repo *r, const void *aad, size_t aadlen, const unsigned char *in,
                      size_t len, unsigned char *out) WARN_UNUSED;
 
-/* raises config.json's version to REPO_FORMAT_VERSION (crash-safe), so a
+/* raises config.json's version to REPO_MANIFEST2_VERSION (crash-safe), so a
  * snapback that cannot read version 2 manifests refuses the repository with
  * a clear message instead of calling them damaged */
 int repo_config_upgrade(struct repo *r) WARN_UNUSED;

@@ -310,7 +310,7 @@ int repo_init(const char *path, const char *key_file)
                                 "chunk_size", (json_int_t)REPO_CHUNK_SIZE, "compression", "zstd",
                                 "compression_level", REPO_ZSTD_LEVEL, "encryption",
                                 key_file ? "aes-256-gcm" : "none", "chunk_id",
-                                key_file ? "hmac-sha256" : "sha256");
+                                key_file ? "hmac-sha256-pages" : "sha256-pages");
   if (key_file) json_object_set_new(cfg, "key_check", json_string(check));
   AUTOFREE char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
   /* every directory above is fsynced by the config's own directory fsync
@@ -332,10 +332,11 @@ struct repo *repo_open(const char *path, const char *key_file)
   }
   json_error_t je;
   AUTOPTR(json) cfg = json_loadb((const char *)text, len, 0, &je);
-  const char *format = NULL, *enc = NULL, *check = NULL;
+  const char *format = NULL, *enc = NULL, *check = NULL, *chunk_id = NULL;
   json_int_t version = 0, chunk_size = 0;
-  if (!cfg || json_unpack(cfg, "{s:s, s:I, s:I, s:s, s?s}", "format", &format, "version", &version,
-                          "chunk_size", &chunk_size, "encryption", &enc, "key_check", &check) < 0 ||
+  if (!cfg || json_unpack(cfg, "{s:s, s:I, s:I, s:s, s?s, s?s}", "format", &format, "version", &version,
+                          "chunk_size", &chunk_size, "encryption", &enc, "key_check", &check, "chunk_id",
+                          &chunk_id) < 0 ||
       strcmp(format, CONFIG_FORMAT) != 0) {
     error(ERR_INVALID, "'%s' is not a snapback repository configuration", cfgpath);
     return NULL;
@@ -346,12 +347,23 @@ struct repo *repo_open(const char *path, const char *key_file)
           REPO_FORMAT_VERSION, REPO_CHUNK_SIZE);
     return NULL;
   }
+  /* version 3 names its page-skipping ids; older ones hash whole chunks */
+  bool encrypted = strcmp(enc, "aes-256-gcm") == 0;
+  const char *want_pages = encrypted ? "hmac-sha256-pages" : "sha256-pages";
+  const char *want_whole = encrypted ? "hmac-sha256" : "sha256";
+  bool page_ids = version >= 3;
+  if (chunk_id && strcmp(chunk_id, page_ids ? want_pages : want_whole) != 0) {
+    error(ERR_UNSUPPORTED, "repository '%s' (format version %lld) names chunk ids '%s', which this snapback "
+          "does not know (it expects '%s')", path, (long long)version, chunk_id, page_ids ? want_pages : want_whole);
+    return NULL;
+  }
   struct repo *r = xcalloc(1, sizeof *r);
   r->path = xstrdup(path);
   r->version = (int)version;
+  r->page_ids = page_ids;
   r->lock_fd = -1;
   pthread_mutex_init(&r->dirty_lock, NULL);
-  if (strcmp(enc, "aes-256-gcm") == 0) {
+  if (encrypted) {
     r->encrypted = true;
     if (!key_file) {
       error(ERR_AUTH, "repository '%s' is encrypted: give its key with --key-file", path);
@@ -444,7 +456,7 @@ int repo_sync(struct repo *r)
 
 int repo_config_upgrade(struct repo *r)
 {
-  if (r->version >= REPO_FORMAT_VERSION) return 0;
+  if (r->version >= REPO_MANIFEST2_VERSION) return 0;
   AUTOFREE char *cfgpath = xasprintf("%s/config.json", r->path);
   size_t len;
   AUTOFREE unsigned char *text = repo_read_file(cfgpath, 1 << 20, &len);
@@ -452,9 +464,9 @@ int repo_config_upgrade(struct repo *r)
   json_error_t je;
   AUTOPTR(json) cfg = json_loadb((const char *)text, len, 0, &je);
   if (!cfg) return error(ERR_INVALID, "'%s' is not a snapback repository configuration", cfgpath);
-  json_object_set_new(cfg, "version", json_integer(REPO_FORMAT_VERSION));
+  json_object_set_new(cfg, "version", json_integer(REPO_MANIFEST2_VERSION));
   AUTOFREE char *out = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
   if (repo_write_file(r->path, "config.json", out, strlen(out), false) < 0) return -1;
-  r->version = REPO_FORMAT_VERSION;
+  r->version = REPO_MANIFEST2_VERSION;
   return 0;
 }

@@ -4,6 +4,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include <dirent.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -50,6 +51,31 @@ static void fill_random(unsigned char *p, size_t n, uint64_t seed)
 static void fill_text(unsigned char *p, size_t n, int seed)
 {
   for (size_t i = 0; i < n; i++) p[i] = (unsigned char)("snapback backs up VMs "[(i + (size_t)seed) % 22]);
+}
+
+/* the page-skipping chunk id, computed here independently: SHA-256 of the
+ * non-zero 4 KiB pages, then one bit per page (set: not zero), then the
+ * length as 8 bytes little-endian */
+static void page_id_of(const unsigned char *p, size_t len, char hex[65])
+{
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  unsigned char map[128] = {0}, tail[8], md[32];
+  size_t npages = (len + 4095) / 4096;
+  EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+  for (size_t i = 0; i < npages; i++) {
+    size_t n = len - i * 4096 < 4096 ? len - i * 4096 : 4096;
+    bool zero = true;
+    for (size_t k = 0; k < n && zero; k++) zero = p[i * 4096 + k] == 0;
+    if (zero) continue;
+    map[i / 8] |= (unsigned char)(1u << (i % 8));
+    EVP_DigestUpdate(c, p + i * 4096, n);
+  }
+  EVP_DigestUpdate(c, map, (npages + 7) / 8);
+  for (int k = 0; k < 8; k++) tail[k] = (unsigned char)((uint64_t)len >> (8 * k));
+  EVP_DigestUpdate(c, tail, 8);
+  EVP_DigestFinal_ex(c, md, NULL);
+  EVP_MD_CTX_free(c);
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
 static size_t count_chunk_files(const char *repo)
@@ -114,12 +140,11 @@ static void test_round_trip(const char *root)
   CHECK(chunk_file_size(path, id) == (off_t)stored);
   CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
   CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
-  /* the id of an unencrypted chunk is the SHA-256 of its content */
+  /* the id of an unencrypted chunk (version 3) is the SHA-256 of its
+   * non-zero 4 KiB pages, the page bitmap and the length */
   {
-    unsigned char md[32];
     char hex[65];
-    SHA256(in, REPO_CHUNK_SIZE, md);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    page_id_of(in, REPO_CHUNK_SIZE, hex);
     CHECK_STR(id, hex);
   }
   /* the same content again: reused, no new file */
@@ -135,6 +160,59 @@ static void test_round_trip(const char *root)
   CHECK(chunk_file_size(path, id) == (off_t)stored);
   CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
   CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+
+  /* zero pages are left out of the hash, but not out of the id: the same
+   * bytes with a page zeroed, or one page longer, get other ids */
+  {
+    fill_random(in, REPO_CHUNK_SIZE, 11);
+    memset(in + 4096, 0, 3 * 4096);
+    memset(in + REPO_CHUNK_SIZE - 4096, 0, 4096);
+    char hex[65], a[REPO_ID_HEX + 1], b[REPO_ID_HEX + 1], c[REPO_ID_HEX + 1];
+    CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
+    page_id_of(in, REPO_CHUNK_SIZE, hex);
+    CHECK_STR(id, hex);
+    CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+    CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+    CHECK(repo_chunk_id(w, in, REPO_CHUNK_SIZE - 4096, a) == 0);
+    CHECK(repo_chunk_id(w, in, REPO_CHUNK_SIZE - 8192, b) == 0);
+    in[4096 + 100] = 1; /* one byte in a zero page */
+    CHECK(repo_chunk_id(w, in, REPO_CHUNK_SIZE, c) == 0);
+    CHECK(strcmp(a, b) != 0 && strcmp(a, id) != 0 && strcmp(c, id) != 0);
+    page_id_of(in, REPO_CHUNK_SIZE, hex);
+    CHECK_STR(c, hex);
+    /* a short chunk whose last, partial page is zero */
+    memset(in, 0, 4096 + 700);
+    in[5] = 9;
+    CHECK(repo_chunk_put(w, in, 4096 + 700, id, &is_new, &stored) == 0);
+    page_id_of(in, 4096 + 700, hex);
+    CHECK_STR(id, hex);
+    CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+    CHECK(len == 4096 + 700 && memcmp(in, out, len) == 0);
+  }
+
+  /* random data in every other 64 KiB, zeros between (the bench's scattered
+   * pieces): stored in the pages form, the bitmap and the data pages */
+  {
+    memset(in, 0, REPO_CHUNK_SIZE);
+    for (size_t off = 0; off < REPO_CHUNK_SIZE; off += 131072) fill_random(in + off, 65536, off + 1);
+    CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
+    CHECK(is_new && stored == 16 + 128 + REPO_CHUNK_SIZE / 2);
+    CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+    CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+    /* a bitmap that no longer matches its pages is damage, never other data */
+    char cp[4096];
+    snprintf(cp, sizeof cp, "%s/chunks/%.2s/%s", path, id, id);
+    int fd = open(cp, O_RDWR);
+    unsigned char bit;
+    CHECK(pread(fd, &bit, 1, 16) == 1);
+    bit ^= 0x80; /* page 7: zero becomes data */
+    CHECK(pwrite(fd, &bit, 1, 16) == 1);
+    close(fd);
+    CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) < 0 && error_code() == ERR_INVALID);
+    CHECK(strstr(error_message(), "damaged") != NULL);
+    error_clear();
+    unlink(cp);
+  }
 
   /* a short last chunk */
   fill_random(in, 1000, 8);
@@ -212,6 +290,17 @@ static void test_encryption(const char *root)
   CHECK(repo_chunk_put(w, in, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
   CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
   CHECK(len == REPO_CHUNK_SIZE && memcmp(in, out, len) == 0);
+  /* the pages form, sealed */
+  {
+    unsigned char *sp = xcalloc(1, REPO_CHUNK_SIZE);
+    for (size_t off = 0; off < REPO_CHUNK_SIZE; off += 131072) fill_random(sp + off, 65536, off + 5);
+    char sid[REPO_ID_HEX + 1];
+    CHECK(repo_chunk_put(w, sp, REPO_CHUNK_SIZE, sid, &is_new, &stored) == 0);
+    CHECK(is_new && stored == 16 + 12 + 128 + REPO_CHUNK_SIZE / 2 + 16);
+    CHECK(repo_chunk_get(w, sid, out, REPO_CHUNK_SIZE, &len) == 0);
+    CHECK(len == REPO_CHUNK_SIZE && memcmp(sp, out, len) == 0);
+    free(sp);
+  }
   /* the id is keyed: it is not the SHA-256 a plain repository would use */
   char *ppath = xasprintf("%s/plain", root);
   struct repo *pr = repo_open(ppath, NULL);
@@ -914,9 +1003,13 @@ static void test_version1(const char *root)
     char *text = xcalloc(1, 65536);
     size_t tl = fread(text, 1, 65535, f);
     fclose(f);
-    char *v = strstr(text, "\"version\": 2");
+    /* what a version 1 snapback wrote: version 1, whole-chunk SHA-256 ids */
+    char *v = strstr(text, "\"version\": 3");
     CHECK(v != NULL);
     if (v) v[11] = '1';
+    char *ci = strstr(text, "\"sha256-pages\"");
+    CHECK(ci != NULL);
+    if (ci) memcpy(ci, "\"sha256\"      ", 14);
     f = fopen(cfg, "w");
     fwrite(text, 1, tl, f);
     fclose(f);
@@ -932,6 +1025,32 @@ static void test_version1(const char *root)
   size_t stored;
   CHECK(repo_chunk_put(w, data, REPO_CHUNK_SIZE, id, &is_new, &stored) == 0);
   CHECK(repo_sync(r) == 0);
+  /* its ids stay the SHA-256 of the whole chunk */
+  {
+    unsigned char md[32];
+    char hex[65];
+    SHA256(data, REPO_CHUNK_SIZE, md);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    CHECK_STR(id, hex);
+  }
+  /* and a chunk with zero pages is compressed with zstd, as before (no pages form) */
+  {
+    unsigned char *sp = xcalloc(1, REPO_CHUNK_SIZE), *back = xrealloc(NULL, REPO_CHUNK_SIZE);
+    for (size_t off = 0; off < REPO_CHUNK_SIZE; off += 131072) fill_random(sp + off, 65536, off + 3);
+    char sid[REPO_ID_HEX + 1];
+    size_t got;
+    CHECK(repo_chunk_put(w, sp, REPO_CHUNK_SIZE, sid, &is_new, &stored) == 0);
+    CHECK(is_new && stored > 16 + REPO_CHUNK_SIZE / 2 && stored < REPO_CHUNK_SIZE / 100 * 55);
+    char sf[4096];
+    snprintf(sf, sizeof sf, "%s/chunks/%.2s/%s", path, sid, sid);
+    FILE *cf = fopen(sf, "rb");
+    unsigned char hdr[16] = {0};
+    CHECK(cf && fread(hdr, 1, 16, cf) == 16 && hdr[4] == 1); /* zstd */
+    if (cf) fclose(cf);
+    CHECK(repo_chunk_get(w, sid, back, REPO_CHUNK_SIZE, &got) == 0 && memcmp(sp, back, REPO_CHUNK_SIZE) == 0);
+    free(sp);
+    free(back);
+  }
   char mp[4096];
   snprintf(mp, sizeof mp, "%s/backups/20231114T221320Z-old-11111111-1111-1111-1111-111111111111.json", path);
   FILE *f = fopen(mp, "w");
