@@ -235,16 +235,16 @@ static const struct cmd_def export_def = {
   "ExportVmToOva", 0, export_validate, export_execute, export_compensate, export_describe,
 };
 
-/* an empty qcow2 of vsize bytes, as the bytes of its file */
-static int empty_qcow2(int64_t vsize, struct buf *out)
+/* an empty qcow2 of vsize bytes, as the bytes of its file. It is made
+ * beside the OVA's .part file, as PART.empty, which recovery removes with
+ * the .part when the engine dies in between (ova_recover.c): a file in a
+ * shared temporary directory would be left there for good */
+static int empty_qcow2(const char *part, int64_t vsize, struct buf *out)
 {
-  char tmp[] = "/var/tmp/snapback-ova-XXXXXX";
-  int fd = mkstemp(tmp);
-  if (fd < 0) return error(ERR_INTERNAL, "cannot create a temporary file: %s", strerror(errno));
-  close(fd);
+  AUTOFREE char *tmp = xasprintf("%s.empty", part);
   int rc = volume_create(tmp, DISK_FORMAT_COW, vsize, NULL, 0);
   if (rc == 0) {
-    fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     if (fd < 0) rc = error(ERR_INTERNAL, "cannot open '%s': %s", tmp, strerror(errno));
     char chunk[65536];
     ssize_t r;
@@ -272,7 +272,7 @@ static int write_disk_member(int fd, const char *part, int64_t *off, const struc
   if (volume_info(d->path, d->format, &info) < 0) return error_prefix("cannot read volume '%s': ", d->path);
   int64_t vsize = info.virtual_size;
   AUTOBUF struct buf empty = BUF_INIT;
-  if (empty_qcow2(vsize, &empty) < 0 || write_at(fd, empty.data, empty.len, data, part) < 0) return -1;
+  if (empty_qcow2(part, vsize, &empty) < 0 || write_at(fd, empty.data, empty.len, data, part) < 0) return -1;
   if (fdatasync(fd) < 0) return error(ERR_INTERNAL, "cannot sync '%s': %s", part, strerror(errno));
   AUTOFREE char *target = volume_range_image(part, data, -1, true);
   if (volume_copy_image(d->path, d->format, target, DISK_FORMAT_COW, true) < 0) {

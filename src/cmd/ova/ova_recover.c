@@ -1,6 +1,6 @@
 /* ova_recover.c: at start, what an OVA export or import cut off by a crash
  * left behind, from the intent records of jobs still 'started' (ova_job.h):
- * an export's .part file and temporary snapshot are removed; an import
+ * an export's .part file (and the PART.empty beside it) and temporary snapshot are removed; an import
  * created no VM (its volume files are swept as orphans). Each gets an event. */
 #include "cmd/ova_job.h"
 #include "util/err.h"
@@ -27,6 +27,11 @@ static void recover_export(struct engine *eng, const char *part, const char *vm_
   static const struct user engine_user = {.id = NULL, .name = (char *)"engine"};
   struct store *st = eng->st;
   bool removed = part_path_ok(part) && unlink(part) == 0;
+  if (part_path_ok(part)) {
+    /* the empty qcow2 the export makes beside it for each disk (export.c) */
+    AUTOFREE char *empty = xasprintf("%s.empty", part);
+    if (unlink(empty) < 0 && errno != ENOENT) log_warn("cannot remove '%s': %s", empty, strerror(errno));
+  }
   AUTOFREE char *snap_note = NULL;
   AUTOPTR(snapshot) s = vm_id && snap_id ? snapshot_get(st, snap_id) : NULL;
   error_clear();
