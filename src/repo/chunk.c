@@ -161,13 +161,16 @@ static int page_id(struct repo_worker *w, const unsigned char *data, size_t len,
   return ok ? 0 : error(ERR_INTERNAL, "cannot compute a chunk id: %s failed", w->mac ? "HMAC-SHA256" : "SHA-256");
 }
 
-/* the chunk's id, and how many of its 4 KiB pages are zero */
+/* the chunk's id; with map, also its page bitmap and how many of its pages
+ * are zero (a page-skipping id needs them anyway; a whole-chunk id scans the
+ * pages only when asked) */
 static int chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
                     unsigned char map[ID_MAP_BYTES], size_t *zero_pages)
 {
-  unsigned char md[32];
+  unsigned char md[32], own[ID_MAP_BYTES];
   unsigned int n = sizeof md;
-  *zero_pages = page_map(data, len, map);
+  if (map) *zero_pages = page_map(data, len, map);
+  else if (w->r->page_ids) page_map(data, len, map = own);
   if (w->r->page_ids) {
     if (page_id(w, data, len, map, md) < 0) return -1;
   } else if (w->r->encrypted) {
@@ -182,9 +185,7 @@ static int chunk_id(struct repo_worker *w, const void *data, size_t len, char id
 
 int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1])
 {
-  size_t zero;
-  unsigned char map[ID_MAP_BYTES];
-  return chunk_id(w, data, len, id, map, &zero);
+  return chunk_id(w, data, len, id, NULL, NULL);
 }
 
 /* whether zstd is worth running over a whole chunk: a trial over up to
@@ -303,10 +304,11 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
   const unsigned char *payload = data;
   size_t plen = len;
   unsigned char comp = COMP_NONE;
-  /* zstd when a trial says the data compresses; else, in a version 3
+  /* zstd when a trial says the data compresses, or when an older repository
+   * (no pages form) has zero pages to keep small; else, in a version 3
    * repository, the pages form when the chunk has zero pages; else raw */
-  bool tried = worth_compressing(w, data, len, map, zero_pages);
-  size_t z = tried ? ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL) : len;
+  bool zstd = (zero_pages > 0 && !r->page_ids) || worth_compressing(w, data, len, map, zero_pages);
+  size_t z = zstd ? ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL) : len;
   if (!ZSTD_isError(z) && z < len / 100 * 97) {
     payload = zdst;
     plen = z;
@@ -315,14 +317,6 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
     payload = zdst;
     plen = z;
     comp = COMP_PAGES;
-  } else if (zero_pages > 0 && !r->page_ids && !tried) {
-    /* an older repository has no pages form: zstd keeps its zero pages small */
-    z = ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL);
-    if (!ZSTD_isError(z) && z < len / 100 * 97) {
-      payload = zdst;
-      plen = z;
-      comp = COMP_ZSTD;
-    }
   }
   memcpy(h, "SBC1", 4);
   h[4] = comp;
