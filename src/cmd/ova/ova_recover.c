@@ -26,8 +26,9 @@ static void recover_export(struct engine *eng, const char *part, const char *vm_
 {
   static const struct user engine_user = {.id = NULL, .name = (char *)"engine"};
   struct store *st = eng->st;
-  bool removed = part_path_ok(part) && unlink(part) == 0;
+  bool removed = false;
   if (part_path_ok(part)) {
+    removed = unlink(part) == 0;
     /* the empty qcow2 the export makes beside it for each disk (export.c) */
     AUTOFREE char *empty = xasprintf("%s.empty", part);
     if (unlink(empty) < 0 && errno != ENOENT) log_warn("cannot remove '%s': %s", empty, strerror(errno));
