@@ -3,9 +3,9 @@
  * Backup (nbd_to_repo): the calling thread owns the NBD handle. It asks for
  * the allocation map (base:allocation) once, then keeps up to QUEUE chunk
  * reads in flight (nbd_aio_pread of READ_SIZE pieces into a ring of 4 MiB
- * slots; chunk i uses slot i % QUEUE, zero and unallocated ranges are
- * memset, never read). As
- * chunks complete it takes them in disk order and, unless the chunk is a
+ * slots; chunk i uses slot i % QUEUE). Zero and unallocated ranges are never
+ * read, and their whole pages are not even zeroed: the slot's hole map tells
+ * repo_chunk_put_holes which pages are zero. As chunks complete it takes them in disk order and, unless the chunk is a
  * hole, hands it to the worker threads, which record all-zero chunks as zero
  * markers and hash, compress and store the others. A slot returns to the
  * ring when its worker is done with it, so memory stays at QUEUE chunks plus
@@ -104,6 +104,7 @@ struct slot {
   int pending;         /* NBD reads outstanding (main thread only) */
   int err;             /* errno of a failed read */
   bool hole;           /* nothing was read: all zero */
+  unsigned char holes[REPO_PAGE_MAP_BYTES]; /* pages not read: zero, their bytes unwritten */
   _Atomic int state;
 };
 
@@ -163,9 +164,9 @@ static void *backup_worker(void *arg)
     struct slot *s = slotq_pop(&j->store);
     pthread_mutex_unlock(&j->lock);
     char id[REPO_ID_HEX + 1];
-    bool is_new = false, zero = repo_is_zero(s->buf, s->len);
+    bool is_new = false, zero = false;
     size_t stored = 0;
-    int rc = zero ? 0 : repo_chunk_put(w, s->buf, s->len, id, &is_new, &stored);
+    int rc = repo_chunk_put_holes(w, s->buf, s->len, s->holes, id, &is_new, &stored, &zero);
     pthread_mutex_lock(&j->lock);
     if (rc < 0) {
       if (!j->failed) error_save(&j->err);
@@ -193,7 +194,23 @@ static int read_done(void *opaque, int *err)
   return 1;
 }
 
-/* starts the reads of chunk idx into s: data extents are read, the rest zeroed */
+/* bytes [a, b) of slot s are zero: whole pages become holes, never written;
+ * the edges of partial pages are zeroed */
+static void slot_zero(struct slot *s, size_t a, size_t b)
+{
+  size_t pa = (a + REPO_PAGE_SIZE - 1) / REPO_PAGE_SIZE, pb = b / REPO_PAGE_SIZE;
+  if (b == s->len) pb = (b + REPO_PAGE_SIZE - 1) / REPO_PAGE_SIZE; /* a short last page */
+  if (pa >= pb) {
+    memset(s->buf + a, 0, b - a);
+    return;
+  }
+  memset(s->buf + a, 0, pa * REPO_PAGE_SIZE - a);
+  if (pb * REPO_PAGE_SIZE < b) memset(s->buf + pb * REPO_PAGE_SIZE, 0, b - pb * REPO_PAGE_SIZE);
+  for (size_t i = pa; i < pb; i++) s->holes[i / 8] |= (unsigned char)(1u << (i % 8));
+}
+
+/* starts the reads of chunk idx into s: data extents are read, the rest are
+ * holes (slot_zero) */
 static int issue_chunk(struct nbd_handle *h, struct slot *s, size_t idx, uint64_t size,
                        const struct extentvec *ext, size_t *cursor, struct copy_stats *st)
 {
@@ -204,6 +221,7 @@ static int issue_chunk(struct nbd_handle *h, struct slot *s, size_t idx, uint64_
   s->pending = 0;
   s->err = 0;
   s->hole = true;
+  memset(s->holes, 0, sizeof s->holes);
   atomic_store(&s->state, SLOT_READING);
   /* skip extents that end before this chunk */
   while (*cursor < ext->len && ext->ptr[*cursor].off + ext->ptr[*cursor].len <= off) (*cursor)++;
@@ -212,7 +230,7 @@ static int issue_chunk(struct nbd_handle *h, struct slot *s, size_t idx, uint64_
     const struct extent *e = &ext->ptr[i];
     uint64_t a = e->off > off ? e->off : off, b = e->off + e->len < end ? e->off + e->len : end;
     if (e->zero || a >= b) continue;
-    if (a > pos) memset(s->buf + (pos - off), 0, (size_t)(a - pos));
+    if (a > pos) slot_zero(s, (size_t)(pos - off), (size_t)(a - off));
     s->hole = false;
     for (uint64_t p = a; p < b; p += READ_SIZE) {
       size_t len = b - p < READ_SIZE ? (size_t)(b - p) : READ_SIZE;
@@ -226,7 +244,7 @@ static int issue_chunk(struct nbd_handle *h, struct slot *s, size_t idx, uint64_
     st->bytes_read += b - a;
     pos = b;
   }
-  if (!s->hole && pos < end) memset(s->buf + (pos - off), 0, (size_t)(end - pos));
+  if (!s->hole && pos < end) slot_zero(s, (size_t)(pos - off), (size_t)(end - off));
   if (s->pending == 0) atomic_store(&s->state, SLOT_READY);
   return 0;
 }

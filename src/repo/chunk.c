@@ -24,8 +24,8 @@
 
 enum { COMP_NONE = 0, COMP_ZSTD = 1, COMP_PAGES = 2 };
 
-#define ID_PAGE 4096                                /* the page-skipping id's page */
-#define ID_MAP_BYTES (REPO_CHUNK_SIZE / ID_PAGE / 8) /* its bitmap, for a whole chunk */
+#define ID_PAGE REPO_PAGE_SIZE         /* the page-skipping id's page */
+#define ID_MAP_BYTES REPO_PAGE_MAP_BYTES /* its bitmap, for a whole chunk */
 #define SAMPLE_PAGES 16                             /* worth_compressing's trial: 64 KiB */
 enum { ENC_NONE = 0, ENC_AES_GCM = 1 };
 
@@ -111,20 +111,29 @@ bool repo_is_zero(const void *data, size_t len)
   return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
 }
 
+static bool page_set(const unsigned char *map, size_t i) { return map[i / 8] >> (i % 8) & 1; }
+
 /* a chunk's 4 KiB pages as a bitmap: bit i (of byte i / 8) is set when page
- * i holds a byte that is not zero; the number of zero pages */
-static size_t page_map(const unsigned char *data, size_t len, unsigned char map[ID_MAP_BYTES])
+ * i holds a byte that is not zero; the number of zero pages. A page set in
+ * holes (may be NULL) is zero without being read. */
+static size_t page_map(const unsigned char *data, size_t len, const unsigned char *holes,
+                       unsigned char map[ID_MAP_BYTES])
 {
   size_t zero = 0;
   memset(map, 0, ID_MAP_BYTES);
   for (size_t i = 0, off = 0; off < len; i++, off += ID_PAGE) {
-    if (repo_is_zero(data + off, len - off < ID_PAGE ? len - off : ID_PAGE)) zero++;
+    if ((holes && page_set(holes, i)) || repo_is_zero(data + off, len - off < ID_PAGE ? len - off : ID_PAGE)) zero++;
     else map[i / 8] |= (unsigned char)(1u << (i % 8));
   }
   return zero;
 }
 
-static bool page_set(const unsigned char *map, size_t i) { return map[i / 8] >> (i % 8) & 1; }
+/* writes the zeros of the hole pages into data, which is then whole */
+static void fill_holes(unsigned char *data, size_t len, const unsigned char *holes)
+{
+  for (size_t i = 0, off = 0; off < len; i++, off += ID_PAGE)
+    if (page_set(holes, i)) memset(data + off, 0, len - off < ID_PAGE ? len - off : ID_PAGE);
+}
 
 static int id_update(struct repo_worker *w, const void *p, size_t n)
 {
@@ -161,16 +170,17 @@ static int page_id(struct repo_worker *w, const unsigned char *data, size_t len,
   return ok ? 0 : error(ERR_INTERNAL, "cannot compute a chunk id: %s failed", w->mac ? "HMAC-SHA256" : "SHA-256");
 }
 
-/* the chunk's id; with map, also its page bitmap and how many of its pages
- * are zero (a page-skipping id needs them anyway; a whole-chunk id scans the
- * pages only when asked) */
-static int chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
-                    unsigned char map[ID_MAP_BYTES], size_t *zero_pages)
+/* the chunk's id; map is its page bitmap (page_map), which a page-skipping
+ * id needs and a whole-chunk id does not (NULL then: no scan of the pages) */
+static int chunk_id(struct repo_worker *w, const void *data, size_t len, const unsigned char *map,
+                    char id[REPO_ID_HEX + 1])
 {
   unsigned char md[32], own[ID_MAP_BYTES];
   unsigned int n = sizeof md;
-  if (map) *zero_pages = page_map(data, len, map);
-  else if (w->r->page_ids) page_map(data, len, map = own);
+  if (w->r->page_ids && !map) {
+    page_map(data, len, NULL, own);
+    map = own;
+  }
   if (w->r->page_ids) {
     if (page_id(w, data, len, map, md) < 0) return -1;
   } else if (w->r->encrypted) {
@@ -185,7 +195,7 @@ static int chunk_id(struct repo_worker *w, const void *data, size_t len, char id
 
 int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1])
 {
-  return chunk_id(w, data, len, id, NULL, NULL);
+  return chunk_id(w, data, len, NULL, id);
 }
 
 /* whether zstd is worth running over a whole chunk: a trial over up to
@@ -284,13 +294,32 @@ static uint32_t get_u32(const unsigned char *p)
 int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
                    bool *is_new, size_t *stored_bytes)
 {
+  /* without holes, data is only read */
+  return repo_chunk_put_holes(w, (void *)data, len, NULL, id, is_new, stored_bytes, NULL);
+}
+
+int repo_chunk_put_holes(struct repo_worker *w, void *buf, size_t len, const unsigned char *holes,
+                         char id[REPO_ID_HEX + 1], bool *is_new, size_t *stored_bytes, bool *all_zero)
+{
   struct repo *r = w->r;
+  unsigned char *data = buf;
   if (len == 0 || len > REPO_CHUNK_SIZE)
     return error(ERR_INVALID, "cannot store a chunk of %zu bytes: chunks hold 1 to %zu bytes", len,
                  REPO_CHUNK_SIZE);
-  size_t zero_pages;
+  /* a whole-chunk id (version 1 and 2) hashes every byte: the holes are filled first */
+  if (holes && !r->page_ids) {
+    fill_holes(data, len, holes);
+    holes = NULL;
+  }
   unsigned char map[ID_MAP_BYTES];
-  if (chunk_id(w, data, len, id, map, &zero_pages) < 0) return -1;
+  size_t zero_pages = page_map(data, len, holes, map), npages = (len + ID_PAGE - 1) / ID_PAGE;
+  if (all_zero) *all_zero = zero_pages == npages;
+  if (all_zero && *all_zero) {
+    *is_new = false;
+    if (stored_bytes) *stored_bytes = 0;
+    return 0;
+  }
+  if (chunk_id(w, data, len, map, id) < 0) return -1;
   if (repo_chunk_exists(r, id)) {
     *is_new = false;
     if (stored_bytes) *stored_bytes = 0;
@@ -308,6 +337,7 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
    * (no pages form) has zero pages to keep small; else, in a version 3
    * repository, the pages form when the chunk has zero pages; else raw */
   bool zstd = (zero_pages > 0 && !r->page_ids) || worth_compressing(w, data, len, map, zero_pages);
+  if (zstd && holes) fill_holes(data, len, holes); /* zstd reads every byte */
   size_t z = zstd ? ZSTD_compressCCtx(w->cctx, zdst, w->zcap, data, len, REPO_ZSTD_LEVEL) : len;
   if (!ZSTD_isError(z) && z < len / 100 * 97) {
     payload = zdst;
@@ -318,6 +348,7 @@ int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[
     plen = z;
     comp = COMP_PAGES;
   }
+  if (comp == COMP_NONE && holes) fill_holes(data, len, holes); /* stored as it is */
   memcpy(h, "SBC1", 4);
   h[4] = comp;
   h[5] = r->encrypted ? ENC_AES_GCM : ENC_NONE;

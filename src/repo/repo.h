@@ -20,6 +20,8 @@
 #include "util/cleanup.h"
 
 #define REPO_CHUNK_SIZE ((size_t)4 << 20)
+#define REPO_PAGE_SIZE ((size_t)4096)                           /* a page-skipping id's page */
+#define REPO_PAGE_MAP_BYTES (REPO_CHUNK_SIZE / REPO_PAGE_SIZE / 8) /* a chunk's page bitmap */
 #define REPO_ID_HEX 64 /* a chunk id: 32 bytes as lowercase hex */
 #define REPO_ZERO_MARK "zero" /* the manifest's entry for an all-zero chunk */
 
@@ -66,6 +68,15 @@ int repo_chunk_id(struct repo_worker *w, const void *data, size_t len, char id[R
  * never damaged). stored_bytes (may be NULL) gets the file size written. */
 int repo_chunk_put(struct repo_worker *w, const void *data, size_t len, char id[REPO_ID_HEX + 1],
                    bool *is_new, size_t *stored_bytes) WARN_UNUSED;
+/* repo_chunk_put for a buffer with holes: the pages set in holes (a
+ * REPO_PAGE_MAP_BYTES bitmap, bit i of byte i / 8 for page i of
+ * REPO_PAGE_SIZE bytes) are zero but their bytes in buf were never written,
+ * so they are not read (a version 1 or 2 repository's id, or zstd, needs
+ * every byte: buf's hole pages are zeroed first then). With all_zero (may be
+ * NULL), a chunk whose every page is zero is not stored: *all_zero says so
+ * and id is left alone. */
+int repo_chunk_put_holes(struct repo_worker *w, void *buf, size_t len, const unsigned char *holes,
+                         char id[REPO_ID_HEX + 1], bool *is_new, size_t *stored_bytes, bool *all_zero) WARN_UNUSED;
 /* repo_chunk_get reads chunk id into out (cap >= REPO_CHUNK_SIZE), checking
  * the authentication tag and that the content hashes to id. A damaged or
  * missing chunk fails with a message naming it. */

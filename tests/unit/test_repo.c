@@ -992,10 +992,10 @@ static void test_patch_working_set(void)
   patch_cache_free(pc);
 }
 
-static void test_version1(const char *root)
+/* rewrites a new repository's config.json as a version 1 snapback wrote it:
+ * version 1, whole-chunk SHA-256 ids */
+static void make_version1(const char *path)
 {
-  char *path = xasprintf("%s/v1", root);
-  CHECK(repo_init(path, NULL) == 0);
   char cfg[4096];
   snprintf(cfg, sizeof cfg, "%s/config.json", path);
   {
@@ -1015,6 +1015,82 @@ static void test_version1(const char *root)
     fclose(f);
     free(text);
   }
+}
+
+/* repo_chunk_put_holes: pages marked as holes hold garbage, never read; the
+ * chunk is the one with zeros there, whatever form it is stored in (pages,
+ * zstd, raw), in a plain, an encrypted and a version 1 repository */
+static void test_holes(const char *root)
+{
+  for (int kind = 0; kind < 3; kind++) {
+    static const char *names[] = {"holes", "holes-enc", "holes-v1"};
+    char *path = xasprintf("%s/%s", root, names[kind]), *key = xasprintf("%s/%s.key", root, names[kind]);
+    CHECK(repo_init(path, kind == 1 ? key : NULL) == 0);
+    if (kind == 2) make_version1(path);
+    struct repo *r = repo_open(path, kind == 1 ? key : NULL);
+    CHECK(r != NULL);
+    struct repo_worker *w = repo_worker_new(r);
+    unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE), *ref = xrealloc(NULL, REPO_CHUNK_SIZE),
+                  *out = xrealloc(NULL, REPO_CHUNK_SIZE), holes[REPO_PAGE_MAP_BYTES];
+    char id[REPO_ID_HEX + 1], want[REPO_ID_HEX + 1];
+    bool is_new, zero;
+    size_t stored, len;
+    for (int c = 0; c < 5; c++) {
+      size_t n = c == 4 ? 4096 + 700 : REPO_CHUNK_SIZE;
+      memset(holes, 0, sizeof holes);
+      memset(buf, 0xa5, n); /* what a hole holds: anything */
+      memset(ref, 0, n);
+      for (size_t pg = 0; pg * 4096 < n; pg++) {
+        size_t off = pg * 4096, pl = n - off < 4096 ? n - off : 4096;
+        bool hole = c == 0 ? (pg / 16) % 2 == 1   /* scattered: the pages form */
+                  : c == 1 ? pg % 3 == 0           /* text between holes: zstd */
+                  : c == 2 ? pg == 5               /* one hole: stored raw */
+                  : c == 3 ? pg % 2 == 0           /* a zero page between two holes */
+                           : pg == 1;              /* the short last page */
+        if (hole) {
+          holes[pg / 8] |= (unsigned char)(1u << (pg % 8));
+          continue;
+        }
+        if (c == 1) fill_text(ref + off, pl, (int)pg);
+        else if (c != 3) fill_random(ref + off, pl, 100 * (uint64_t)c + pg);
+        memcpy(buf + off, ref + off, pl);
+      }
+      if (c == 3) { /* every page a hole or zero: nothing stored */
+        CHECK(repo_chunk_put_holes(w, buf, n, holes, id, &is_new, &stored, &zero) == 0);
+        CHECK(zero && !is_new && stored == 0);
+        continue;
+      }
+      CHECK(repo_chunk_id(w, ref, n, want) == 0);
+      CHECK(repo_chunk_put_holes(w, buf, n, holes, id, &is_new, &stored, &zero) == 0);
+      CHECK(!zero && is_new && stored > 0);
+      CHECK_STR(id, want);
+      if (c == 0 && kind == 0) CHECK(stored == 16 + 128 + REPO_CHUNK_SIZE / 2); /* the pages form */
+      if (c == 1) CHECK(stored < n / 2);                                         /* zstd */
+      if (c == 2 && kind == 0) CHECK(stored == 16 + n);                          /* raw */
+      CHECK(repo_chunk_get(w, id, out, REPO_CHUNK_SIZE, &len) == 0);
+      CHECK(len == n && memcmp(out, ref, n) == 0);
+      /* the same content without holes is the same chunk */
+      CHECK(repo_chunk_put(w, ref, n, id, &is_new, &stored) == 0);
+      CHECK(!is_new && strcmp(id, want) == 0);
+    }
+    CHECK(repo_sync(r) == 0);
+    repo_worker_free(w);
+    repo_close(r);
+    free(buf);
+    free(ref);
+    free(out);
+    free(path);
+    free(key);
+  }
+}
+
+static void test_version1(const char *root)
+{
+  char *path = xasprintf("%s/v1", root);
+  CHECK(repo_init(path, NULL) == 0);
+  make_version1(path);
+  char cfg[4096];
+  snprintf(cfg, sizeof cfg, "%s/config.json", path);
   struct repo *r = repo_open(path, NULL);
   CHECK(r != NULL);
   struct repo_worker *w = repo_worker_new(r);
@@ -1174,6 +1250,7 @@ int main(void)
     }
   }
   test_encryption(root);
+  test_holes(root);
   test_manifest_verify_gc(root);
   test_prune();
   test_concurrent_writers(root);
