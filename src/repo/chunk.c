@@ -367,12 +367,12 @@ int repo_chunk_put_holes(struct repo_worker *w, void *buf, size_t len, const uns
     total = ENVELOPE_HEADER + plen;
   }
   AUTOFREE char *dir = chunk_dir(r, id);
-  if (repo_write_file_direct(dir, id, h, total, w->fcap, true) < 0) return error_prefix("cannot store chunk: ");
-  unsigned idx = 0;
-  sscanf(id, "%2x", &idx);
-  pthread_mutex_lock(&r->dirty_lock);
-  r->dirty[idx & 255] = true;
-  pthread_mutex_unlock(&r->dirty_lock);
+  if (r->writers) {
+    if (repo_writers_submit(r, dir, id, &w->fbuf, total, w->fcap) < 0) return -1;
+  } else {
+    if (repo_write_file_direct(dir, id, h, total, w->fcap, true) < 0) return error_prefix("cannot store chunk: ");
+    repo_mark_dirty(r, id);
+  }
   *is_new = true;
   if (stored_bytes) *stored_bytes = total;
   return 0;

@@ -21,7 +21,23 @@ struct repo {
   int lock_fd;                         /* REPO/lock while locked, else -1 */
   pthread_mutex_t dirty_lock;
   bool dirty[256];                     /* chunk directories with renames not yet fsynced */
+  struct repo_writers *writers;        /* write-behind (writer.c), or NULL: chunk_put writes */
 };
+
+/* chunk id's directory has a rename to fsync at the next repo_sync */
+void repo_mark_dirty(struct repo *r, const char *id);
+
+/* writer.c: hands the chunk file in *buf (len bytes, in a buffer of bufsize
+ * bytes aligned for direct I/O) to the writer threads, which write it to
+ * dir/id as repo_write_file_direct does; *buf becomes another buffer of the
+ * same size. Waits while the queue is full. Fails with an earlier write's
+ * failure, if any. */
+int repo_writers_submit(struct repo *r, const char *dir, const char *id, unsigned char **buf, size_t len,
+                        size_t bufsize) WARN_UNUSED;
+/* waits until every queued file is written; the first failure, if any */
+int repo_writers_drain(struct repo *r) WARN_UNUSED;
+/* drains, then stops the threads (repo_close) */
+void repo_writers_stop(struct repo *r);
 
 /* the envelope shared by chunk and manifest files (docs/repository.md) */
 #define ENVELOPE_HEADER 16

@@ -398,6 +398,7 @@ struct repo *repo_open(const char *path, const char *key_file)
 void repo_close(struct repo *r)
 {
   if (!r) return;
+  repo_writers_stop(r);                   /* before the lock goes */
   if (r->lock_fd >= 0) close(r->lock_fd); /* releases the flock */
   OPENSSL_cleanse(r->enc_key, sizeof r->enc_key);
   OPENSSL_cleanse(r->mac_key, sizeof r->mac_key);
@@ -434,8 +435,18 @@ int repo_lock(struct repo *r, enum repo_lock_mode mode, void (*on_wait)(void *),
   return 0;
 }
 
+void repo_mark_dirty(struct repo *r, const char *id)
+{
+  unsigned idx = 0;
+  sscanf(id, "%2x", &idx);
+  pthread_mutex_lock(&r->dirty_lock);
+  r->dirty[idx & 255] = true;
+  pthread_mutex_unlock(&r->dirty_lock);
+}
+
 int repo_sync(struct repo *r)
 {
+  if (repo_writers_drain(r) < 0) return -1;
   bool dirty[256];
   pthread_mutex_lock(&r->dirty_lock);
   memcpy(dirty, r->dirty, sizeof dirty);

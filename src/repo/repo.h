@@ -87,8 +87,14 @@ int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char
                       size_t cap, size_t *len) WARN_UNUSED;
 bool repo_chunk_exists(struct repo *r, const char *id);
 /* fsyncs every chunk directory written since the last call; call before a
- * manifest is written */
+ * manifest is written. With writer threads, waits for their queue first and
+ * fails with the first chunk write that failed. */
 int repo_sync(struct repo *r) WARN_UNUSED;
+/* write-behind: threads (at most 8) that write the chunk files repo_chunk_put
+ * queues, so the caller's threads hash and compress while the disk writes.
+ * A chunk put is then on disk only after repo_sync (repo_chunk_get and
+ * repo_chunk_exists do not see it before). Stopped by repo_close. */
+int repo_writers_start(struct repo *r, int threads) WARN_UNUSED;
 
 /* ---- manifests ---- */
 

@@ -584,6 +584,7 @@ static void test_concurrent_writers(const char *root)
     if (pids[p] == 0) {
       struct repo *r = repo_open(path, NULL);
       if (!r || repo_lock(r, REPO_LOCK_SHARED, NULL, NULL) < 0) _exit(2);
+      if (p % 2 && repo_writers_start(r, 2) < 0) _exit(2); /* half of them write behind */
       struct repo_worker *w = repo_worker_new(r);
       unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
       int fails = 0;
@@ -612,6 +613,87 @@ static void test_concurrent_writers(const char *root)
   CHECK(rep.ndamage == 0 && rep.chunks_checked == CHUNKS);
   verify_report_free(&rep);
 
+  repo_close(r);
+  free(path);
+}
+
+/* write-behind (writer.c): worker threads put chunks through writer
+ * threads; after repo_sync every one reads back. A write that fails (its
+ * chunk directory is gone) fails repo_sync and every put after it, with the
+ * write's own message. */
+#define WB_THREADS 3
+#define WB_CHUNKS 12
+struct wb_arg { struct repo *r; int t; char ids[WB_CHUNKS][REPO_ID_HEX + 1]; int fails; };
+
+static void *wb_main(void *arg)
+{
+  struct wb_arg *a = arg;
+  struct repo_worker *w = repo_worker_new(a->r);
+  unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  for (int c = 0; c < WB_CHUNKS; c++) {
+    bool is_new;
+    size_t stored;
+    fill_random(buf, REPO_CHUNK_SIZE, 500 + (uint64_t)(a->t * WB_CHUNKS + c));
+    if (c % 3 == 1) memset(buf + 65536, 0, REPO_CHUNK_SIZE - 65536); /* the pages form */
+    if (repo_chunk_put(w, buf, REPO_CHUNK_SIZE, a->ids[c], &is_new, &stored) < 0 || !is_new || !stored) {
+      a->fails++;
+      error_clear();
+    }
+  }
+  free(buf);
+  repo_worker_free(w);
+  return NULL;
+}
+
+static void test_write_behind(const char *root)
+{
+  char *path = xasprintf("%s/wb", root);
+  CHECK(repo_init(path, NULL) == 0);
+  struct repo *r = repo_open(path, NULL);
+  CHECK(r && repo_lock(r, REPO_LOCK_SHARED, NULL, NULL) == 0);
+  CHECK(repo_writers_start(r, 2) == 0);
+  struct wb_arg args[WB_THREADS];
+  pthread_t tid[WB_THREADS];
+  for (int t = 0; t < WB_THREADS; t++) {
+    args[t] = (struct wb_arg){.r = r, .t = t};
+    CHECK(pthread_create(&tid[t], NULL, wb_main, &args[t]) == 0);
+  }
+  for (int t = 0; t < WB_THREADS; t++) pthread_join(tid[t], NULL);
+  CHECK(repo_sync(r) == 0);
+  CHECK(count_chunk_files(path) == WB_THREADS * WB_CHUNKS);
+  CHECK(count_temp_files(path) == 0);
+  {
+    struct repo_worker *w = repo_worker_new(r);
+    unsigned char *want = xrealloc(NULL, REPO_CHUNK_SIZE), *out = xrealloc(NULL, REPO_CHUNK_SIZE);
+    for (int t = 0; t < WB_THREADS; t++) {
+      CHECK(args[t].fails == 0);
+      for (int c = 0; c < WB_CHUNKS; c++) {
+        size_t len;
+        fill_random(want, REPO_CHUNK_SIZE, 500 + (uint64_t)(t * WB_CHUNKS + c));
+        if (c % 3 == 1) memset(want + 65536, 0, REPO_CHUNK_SIZE - 65536);
+        CHECK(repo_chunk_get(w, args[t].ids[c], out, REPO_CHUNK_SIZE, &len) == 0);
+        CHECK(len == REPO_CHUNK_SIZE && memcmp(out, want, len) == 0);
+      }
+    }
+    /* a chunk directory that is gone: the put is queued, the write fails */
+    char id[REPO_ID_HEX + 1], dir[4096];
+    bool is_new;
+    fill_random(want, REPO_CHUNK_SIZE, 999);
+    CHECK(repo_chunk_id(w, want, REPO_CHUNK_SIZE, id) == 0);
+    snprintf(dir, sizeof dir, "%s/chunks/%.2s", path, id);
+    CHECK(rmdir(dir) == 0); /* empty: none of the (fixed) chunks above has its prefix */
+    CHECK(repo_chunk_put(w, want, REPO_CHUNK_SIZE, id, &is_new, NULL) == 0);
+    CHECK(repo_sync(r) < 0 && error_code() == ERR_INTERNAL);
+    CHECK(strstr(error_message(), "cannot store chunk") != NULL && strstr(error_message(), id) != NULL);
+    error_clear();
+    fill_random(want, REPO_CHUNK_SIZE, 1000);
+    CHECK(repo_chunk_put(w, want, REPO_CHUNK_SIZE, id, &is_new, NULL) < 0);
+    CHECK(strstr(error_message(), "cannot store chunk") != NULL);
+    error_clear();
+    free(want);
+    free(out);
+    repo_worker_free(w);
+  }
   repo_close(r);
   free(path);
 }
@@ -1254,6 +1336,7 @@ int main(void)
   test_manifest_verify_gc(root);
   test_prune();
   test_concurrent_writers(root);
+  test_write_behind(root);
   test_lock_waits(root);
   test_incremental(root);
   {
