@@ -460,7 +460,11 @@ static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_s
   m->snapshot_id = xstrdup(b->vb.snapshot_id);
   for (size_t i = 0; i < nd; i++)
     if (backup_api_disk(b, m, atts->kids[i], base, why_full, st, total, i, nd) < 0) return -1;
-  if (vm_backup_finalize(b->api, &b->vb) < 0) return -1;
+  /* while the engine finalizes (it ends the export, removes the hybrid
+   * backup's snapshot), the chunks are made durable: the manifest is
+   * written once the engine says succeeded, and then has little left to sync */
+  if (vm_backup_finalize_send(b->api, &b->vb) < 0 || repo_sync(b->r) < 0 || vm_backup_finalized(b->api, &b->vb) < 0)
+    return -1;
   m->checkpoint_id = xstrdup(b->vb.to_checkpoint);
   vm_backup_clear(&b->vb);
   return 0;

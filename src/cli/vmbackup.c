@@ -120,13 +120,23 @@ char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const c
   return xstrdup(b->from_checkpoint ? "incremental" : "full");
 }
 
-int vm_backup_finalize(struct client *api, struct vm_backup *b)
+int vm_backup_finalize_send(struct client *api, struct vm_backup *b)
 {
   AUTOFREE char *path = xasprintf("/vms/%s/backups/%s/finalize", b->vm_id, b->id);
   if (client_call(api, "POST", path, "<action/>", NULL) < 0)
     return error_prefix("cannot finalize backup '%s': ", b->id);
+  return 0;
+}
+
+int vm_backup_finalized(struct client *api, struct vm_backup *b)
+{
   if (backup_refresh(api, b) < 0) return error_prefix("cannot finalize backup '%s': ", b->id);
   return backup_wait(api, b, "succeeded");
+}
+
+int vm_backup_finalize(struct client *api, struct vm_backup *b)
+{
+  return vm_backup_finalize_send(api, b) < 0 ? -1 : vm_backup_finalized(api, b);
 }
 
 static bool id_in(const char *id, const struct node *list)

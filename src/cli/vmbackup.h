@@ -35,5 +35,9 @@ int vm_backup_end_stale(struct client *api, const char *vm_id, const char *backu
 char *vm_backup_disk_mode(struct client *api, const struct vm_backup *b, const char *disk_id, char **reason);
 /* finalizes and waits until succeeded (fails on failed, naming the phase) */
 int vm_backup_finalize(struct client *api, struct vm_backup *b) WARN_UNUSED;
+/* the same in two steps, for work in between while the engine finalizes:
+ * asks for the finalize, then waits until succeeded */
+int vm_backup_finalize_send(struct client *api, struct vm_backup *b) WARN_UNUSED;
+int vm_backup_finalized(struct client *api, struct vm_backup *b) WARN_UNUSED;
 /* finalizes without waiting for success; keeps the current error */
 void vm_backup_abort(struct client *api, struct vm_backup *b);
