@@ -241,26 +241,35 @@ static size_t pages_form(const unsigned char *data, size_t len, const unsigned c
   return plen;
 }
 
+/* the payload length that a pages-form bitmap (of a chunk of rawlen bytes)
+ * implies: the bitmap, then its pages; 0 when a bit past the last page is set */
+static size_t pages_len(const unsigned char *map, size_t rawlen)
+{
+  size_t npages = (rawlen + ID_PAGE - 1) / ID_PAGE, mapb = (npages + 7) / 8, len = mapb;
+  if (npages % 8 && map[mapb - 1] >> (npages % 8)) return 0;
+  for (size_t i = 0; i < npages; i++)
+    if (page_set(map, i)) len += i == npages - 1 ? rawlen - i * ID_PAGE : ID_PAGE;
+  return len;
+}
+
 /* expands a pages-form payload into out (rawlen bytes); false when it is not one */
 static bool pages_expand(const unsigned char *payload, size_t plen, size_t rawlen, unsigned char *out)
 {
   size_t npages = (rawlen + ID_PAGE - 1) / ID_PAGE, mapb = (npages + 7) / 8;
-  if (plen < mapb) return false;
-  const unsigned char *map = payload, *p = payload + mapb, *end = payload + plen;
+  if (plen < mapb || pages_len(payload, rawlen) != plen) return false;
+  const unsigned char *map = payload, *p = payload + mapb;
   for (size_t i = 0; i < npages; i++) {
     size_t n = i == npages - 1 ? rawlen - i * ID_PAGE : ID_PAGE;
     if (!page_set(map, i)) {
       memset(out + i * ID_PAGE, 0, n);
       continue;
     }
-    if ((size_t)(end - p) < n) return false;
     memcpy(out + i * ID_PAGE, p, n);
     p += n;
   }
-  /* bits past the last page are zero */
-  if (npages % 8 && map[mapb - 1] >> (npages % 8)) return false;
-  return p == end;
+  return true;
 }
+
 
 static char *chunk_dir(const struct repo *r, const char *id)
 {
@@ -394,10 +403,49 @@ static int read_full(int fd, void *buf, size_t len)
   return 0;
 }
 
+/* reads the pages of a pages-form chunk file (fd at the first page) straight
+ * into their places in out, one read per run of pages, and zeroes the rest:
+ * no copy through the file buffer. -1 with errno (0 at an early end). */
+static int pages_read(int fd, const unsigned char *map, size_t rawlen, unsigned char *out)
+{
+  size_t npages = (rawlen + ID_PAGE - 1) / ID_PAGE;
+  for (size_t i = 0; i < npages;) {
+    size_t j = i;
+    bool set = page_set(map, i);
+    while (j < npages && page_set(map, j) == set) j++;
+    size_t off = i * ID_PAGE, end = j * ID_PAGE < rawlen ? j * ID_PAGE : rawlen;
+    if (!set) memset(out + off, 0, end - off);
+    else if (read_full(fd, out + off, end - off) < 0) return -1;
+    i = j;
+  }
+  return 0;
+}
+
+/* checks that out (rawlen bytes) hashes to id; map: a pages-form file's own
+ * bitmap, the id's encoding with its pages (one-to-one, even for a bitmap
+ * that marks a zero page: that hashes to another id), so out's pages are not
+ * scanned for zeros again; NULL: the id computed from out alone */
+static int check_id(struct repo_worker *w, const char *id, const unsigned char *out, size_t rawlen,
+                    const unsigned char *map)
+{
+  char got[REPO_ID_HEX + 1];
+  if (map) {
+    unsigned char md[32];
+    if (page_id(w, out, rawlen, map, md) < 0) return -1;
+    repo_hex(md, sizeof md, got);
+  } else if (repo_chunk_id(w, out, rawlen, got) < 0) {
+    return -1;
+  }
+  if (memcmp(got, id, REPO_ID_HEX) != 0)
+    return error(ERR_INVALID, "chunk '%s' is damaged: its content hashes to '%s'", id, got);
+  return 0;
+}
+
 /* The file goes into the worker's buffer, never a fresh allocation (4 MiB
  * of new pages a chunk, faulted in and zeroed by the kernel); the bytes of a
  * plain chunk stored raw (incompressible data: most of a disk's) are read
- * straight into out, saving a copy. Either way the content is hashed and
+ * straight into out, and so are the pages of one in the pages form, each run
+ * into its place, saving a copy. Either way the content is hashed and
  * checked against id. */
 int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len)
 {
@@ -427,10 +475,24 @@ int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap,
       get_u32(f + 12) == rawlen && flen == ENVELOPE_HEADER + rawlen) {
     if (read_full(fd, out, rawlen) < 0) goto short_read;
     close(fd);
-    char got[REPO_ID_HEX + 1];
-    if (repo_chunk_id(w, out, rawlen, got) < 0) return -1;
-    if (memcmp(got, id, REPO_ID_HEX) != 0)
-      return error(ERR_INVALID, "chunk '%s' is damaged: its content hashes to '%s'", id, got);
+    if (check_id(w, id, out, rawlen, NULL) < 0) return -1;
+    *len = rawlen;
+    return 0;
+  }
+  /* a plain chunk in the pages form: its bitmap, then its pages read into
+   * their places in out */
+  size_t mapb = (rawlen + 8 * ID_PAGE - 1) / (8 * ID_PAGE);
+  if (head == ENVELOPE_HEADER && memcmp(f, "SBC1", 4) == 0 && f[4] == COMP_PAGES && f[5] == ENC_NONE &&
+      !w->r->encrypted && w->r->page_ids && rawlen > 0 && rawlen <= REPO_CHUNK_SIZE && rawlen <= cap &&
+      get_u32(f + 12) >= mapb && flen == ENVELOPE_HEADER + get_u32(f + 12)) {
+    if (read_full(fd, f + head, mapb) < 0) goto short_read;
+    if (pages_len(f + head, rawlen) != get_u32(f + 12)) {
+      close(fd);
+      return error(ERR_INVALID, "chunk '%s' is damaged: its page bitmap does not match its pages", id);
+    }
+    if (pages_read(fd, f + head, rawlen, out) < 0) goto short_read;
+    close(fd);
+    if (check_id(w, id, out, rawlen, f + head) < 0) return -1;
     *len = rawlen;
     return 0;
   }
@@ -485,19 +547,7 @@ int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char
   } else {
     memcpy(out, payload, rawlen);
   }
-  char got[REPO_ID_HEX + 1];
-  if (comp == COMP_PAGES) {
-    /* the id from the file's own bitmap, so out's zero pages are not scanned
-     * again: the pages with their bitmap are the id's encoding, one-to-one
-     * even for a bitmap that marks a zero page, which then hashes to another id */
-    unsigned char md[32];
-    if (page_id(w, out, rawlen, payload, md) < 0) return -1;
-    repo_hex(md, sizeof md, got);
-  } else if (repo_chunk_id(w, out, rawlen, got) < 0) {
-    return -1;
-  }
-  if (memcmp(got, id, REPO_ID_HEX) != 0)
-    return error(ERR_INVALID, "chunk '%s' is damaged: its content hashes to '%s'", id, got);
+  if (check_id(w, id, out, rawlen, comp == COMP_PAGES ? payload : NULL) < 0) return -1;
   *len = rawlen;
   return 0;
 }

@@ -1147,8 +1147,8 @@ static void test_holes(const char *root)
     char id[REPO_ID_HEX + 1], want[REPO_ID_HEX + 1];
     bool is_new, zero;
     size_t stored, len;
-    for (int c = 0; c < 5; c++) {
-      size_t n = c == 4 ? 4096 + 700 : REPO_CHUNK_SIZE;
+    for (int c = 0; c < 6; c++) {
+      size_t n = c == 4 ? 4096 + 700 : c == 5 ? 3 * 4096 + 700 : REPO_CHUNK_SIZE;
       memset(holes, 0, sizeof holes);
       memset(buf, 0xa5, n); /* what a hole holds: anything */
       memset(ref, 0, n);
@@ -1158,7 +1158,8 @@ static void test_holes(const char *root)
                   : c == 1 ? pg % 3 == 0           /* text between holes: zstd */
                   : c == 2 ? pg == 5               /* one hole: stored raw */
                   : c == 3 ? pg % 2 == 0           /* a zero page between two holes */
-                           : pg == 1;              /* the short last page */
+                  : c == 4 ? pg == 1               /* the short last page */
+                           : pg == 1;              /* a hole before a short last page of data */
         if (hole) {
           holes[pg / 8] |= (unsigned char)(1u << (pg % 8));
           continue;
