@@ -123,13 +123,18 @@ int repo_writers_submit(struct repo *r, const char *dir, const char *id, unsigne
     return rc;
   }
   if (!wr->bufsize) wr->bufsize = bufsize;
+  if (bufsize != wr->bufsize) { /* every worker's buffer has the same size: a caller's mistake */
+    pthread_mutex_unlock(&wr->lock);
+    return error(ERR_INTERNAL, "cannot store chunk: a buffer of %zu bytes where the writers take %zu", bufsize,
+                 wr->bufsize);
+  }
   unsigned char *fresh = wr->nspare ? wr->spare[--wr->nspare] : NULL;
   wr->reserved++;
   pthread_mutex_unlock(&wr->lock);
   /* the buffer that replaces the queued one: a spare, else a new one */
   if (!fresh) {
     void *p = NULL;
-    if (bufsize != wr->bufsize || posix_memalign(&p, REPO_DIO_ALIGN, bufsize) != 0) {
+    if (posix_memalign(&p, REPO_DIO_ALIGN, bufsize) != 0) {
       pthread_mutex_lock(&wr->lock);
       wr->reserved--;
       pthread_cond_broadcast(&wr->freed);
