@@ -17,7 +17,8 @@
  * per run (?flush=n, as ovirt-imageio's client does) and one PATCH flush at
  * the end. Zero ranges of ZERO_RUN bytes or more are not written, because
  * the target is a fresh disk that reads as zeros, so the restored image
- * stays sparse. A slot returns to the ring when its writes are done, so
+ * stays sparse; they are found from the block's page map, which checking
+ * each chunk against its id yields anyway, not by scanning the bytes again. A slot returns to the ring when its writes are done, so
  * memory stays at QUEUE blocks plus each worker's reader.
  *
  * Version 1 manifests carry the SHA-256 of the whole disk: the calling
@@ -68,6 +69,7 @@ struct slot {
   size_t index;     /* block index */
   size_t len;       /* the block's length */
   bool hole;        /* a zero block without patches: nothing to read or write */
+  unsigned char map[REPO_PAGE_MAP_BYTES]; /* its pages that may hold data (disk_reader_block) */
   int state;        /* enum slot_state, under the job's lock */
   int pending;      /* NBD writes in flight (calling thread only) */
   int err;          /* errno of a failed NBD write */
@@ -112,7 +114,7 @@ static void *restore_worker(void *arg)
     j->qlen--;
     pthread_mutex_unlock(&j->lock);
     size_t got = 0;
-    int rc = disk_reader_block(dr, s->index, s->buf, &got);
+    int rc = disk_reader_block(dr, s->index, s->buf, &got, s->map);
     pthread_mutex_lock(&j->lock);
     if (rc < 0) {
       if (!j->failed) error_save(&j->err);
@@ -127,17 +129,27 @@ static void *restore_worker(void *arg)
   return NULL;
 }
 
-/* the next run of buf[*pos..len) to write: skips zero runs of ZERO_RUN bytes
- * (in ZERO_RUN steps); false when none is left */
-static bool next_run(const unsigned char *buf, size_t len, size_t *pos, size_t *end)
+static bool page_data(const struct slot *s, size_t i) { return s->map[i / 8] >> (i % 8) & 1; }
+
+/* the next run of slot s from *pos to write, from its page map (the bytes are
+ * not scanned again): data pages, with the zero pages between them when
+ * fewer than ZERO_RUN bytes; longer zero runs and the zero pages at the end
+ * stay holes. False when nothing is left. */
+static bool next_run(const struct slot *s, size_t *pos, size_t *end)
 {
-  size_t p = *pos;
-  while (p < len && repo_is_zero(buf + p, len - p < ZERO_RUN ? len - p : ZERO_RUN)) p += ZERO_RUN;
-  if (p >= len) return false;
-  size_t e = p + ZERO_RUN;
-  while (e < len && !repo_is_zero(buf + e, len - e < ZERO_RUN ? len - e : ZERO_RUN)) e += ZERO_RUN;
-  *pos = p;
-  *end = e > len ? len : e;
+  size_t npages = (s->len + REPO_PAGE_SIZE - 1) / REPO_PAGE_SIZE, i = *pos / REPO_PAGE_SIZE;
+  while (i < npages && !page_data(s, i)) i++;
+  if (i >= npages) return false;
+  size_t j = i;
+  for (;;) {
+    while (j < npages && page_data(s, j)) j++;
+    size_t k = j; /* the zero pages after j */
+    while (k < npages && !page_data(s, k)) k++;
+    if (k >= npages || (k - j) * REPO_PAGE_SIZE >= ZERO_RUN) break;
+    j = k;
+  }
+  *pos = i * REPO_PAGE_SIZE;
+  *end = j * REPO_PAGE_SIZE < s->len ? j * REPO_PAGE_SIZE : s->len;
   return true;
 }
 
@@ -156,7 +168,7 @@ static int write_block(struct nbd_handle *h, struct imageio *io, struct slot *s,
                        uint64_t *written)
 {
   size_t pos = 0, end;
-  while (next_run(s->buf, s->len, &pos, &end)) {
+  while (next_run(s, &pos, &end)) {
     for (size_t p = pos; h && p < end; p += WRITE_SIZE) {
       size_t len = end - p < WRITE_SIZE ? end - p : WRITE_SIZE;
       s->pending++;

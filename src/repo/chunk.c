@@ -421,23 +421,28 @@ static int pages_read(int fd, const unsigned char *map, size_t rawlen, unsigned 
   return 0;
 }
 
-/* checks that out (rawlen bytes) hashes to id; map: a pages-form file's own
- * bitmap, the id's encoding with its pages (one-to-one, even for a bitmap
- * that marks a zero page: that hashes to another id), so out's pages are not
- * scanned for zeros again; NULL: the id computed from out alone */
+/* checks that out (rawlen bytes) hashes to id; file_map: a pages-form
+ * file's own bitmap, the id's encoding with its pages (one-to-one, even for a
+ * bitmap that marks a zero page: that hashes to another id), so out's pages
+ * are not scanned for zeros again; NULL: the id computed from out alone.
+ * map_out (may be NULL) gets the page bitmap: bit i set when page i is data. */
 static int check_id(struct repo_worker *w, const char *id, const unsigned char *out, size_t rawlen,
-                    const unsigned char *map)
+                    const unsigned char *file_map, unsigned char *map_out)
 {
-  char got[REPO_ID_HEX + 1];
-  if (map) {
-    unsigned char md[32];
-    if (page_id(w, out, rawlen, map, md) < 0) return -1;
-    repo_hex(md, sizeof md, got);
-  } else if (repo_chunk_id(w, out, rawlen, got) < 0) {
-    return -1;
+  unsigned char own[ID_MAP_BYTES];
+  const unsigned char *map = file_map;
+  if (!map && (w->r->page_ids || map_out)) {
+    page_map(out, rawlen, NULL, own);
+    map = own;
   }
+  char got[REPO_ID_HEX + 1];
+  if (chunk_id(w, out, rawlen, map, got) < 0) return -1;
   if (memcmp(got, id, REPO_ID_HEX) != 0)
     return error(ERR_INVALID, "chunk '%s' is damaged: its content hashes to '%s'", id, got);
+  if (map_out) {
+    memset(map_out, 0, ID_MAP_BYTES);
+    memcpy(map_out, map, (rawlen + 8 * ID_PAGE - 1) / (8 * ID_PAGE));
+  }
   return 0;
 }
 
@@ -447,7 +452,10 @@ static int check_id(struct repo_worker *w, const char *id, const unsigned char *
  * straight into out, and so are the pages of one in the pages form, each run
  * into its place, saving a copy. Either way the content is hashed and
  * checked against id. */
-int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len)
+static int chunk_decode(struct repo_worker *w, const char *id, const unsigned char *f, size_t flen, void *out,
+                        size_t cap, size_t *len, unsigned char *map);
+
+static int chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len, unsigned char *map)
 {
   if (!repo_is_chunk_name(id)) return error(ERR_INVALID, "'%s' is not a chunk id", id);
   AUTOFREE char *path = chunk_path(w->r, id);
@@ -475,7 +483,7 @@ int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap,
       get_u32(f + 12) == rawlen && flen == ENVELOPE_HEADER + rawlen) {
     if (read_full(fd, out, rawlen) < 0) goto short_read;
     close(fd);
-    if (check_id(w, id, out, rawlen, NULL) < 0) return -1;
+    if (check_id(w, id, out, rawlen, NULL, map) < 0) return -1;
     *len = rawlen;
     return 0;
   }
@@ -492,13 +500,13 @@ int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap,
     }
     if (pages_read(fd, f + head, rawlen, out) < 0) goto short_read;
     close(fd);
-    if (check_id(w, id, out, rawlen, f + head) < 0) return -1;
+    if (check_id(w, id, out, rawlen, f + head, map) < 0) return -1;
     *len = rawlen;
     return 0;
   }
   if (read_full(fd, f + head, flen - head) < 0) goto short_read;
   close(fd);
-  return repo_chunk_decode(w, id, f, flen, out, cap, len);
+  return chunk_decode(w, id, f, flen, out, cap, len, map);
 short_read:;
   int e = errno;
   close(fd);
@@ -506,8 +514,25 @@ short_read:;
                e ? strerror(e) : "the file shrank while being read");
 }
 
+int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len)
+{
+  return chunk_get(w, id, out, cap, len, NULL);
+}
+
+int repo_chunk_get_map(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len,
+                       unsigned char map[REPO_PAGE_MAP_BYTES])
+{
+  return chunk_get(w, id, out, cap, len, map);
+}
+
 int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char *f, size_t flen, void *out,
                       size_t cap, size_t *len)
+{
+  return chunk_decode(w, id, f, flen, out, cap, len, NULL);
+}
+
+static int chunk_decode(struct repo_worker *w, const char *id, const unsigned char *f, size_t flen, void *out,
+                        size_t cap, size_t *len, unsigned char *map)
 {
   struct repo *r = w->r;
   if (flen > w->fcap) return error(ERR_INVALID, "chunk '%s' is damaged: %zu bytes is too large", id, flen);
@@ -547,7 +572,7 @@ int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char
   } else {
     memcpy(out, payload, rawlen);
   }
-  if (check_id(w, id, out, rawlen, comp == COMP_PAGES ? payload : NULL) < 0) return -1;
+  if (check_id(w, id, out, rawlen, comp == COMP_PAGES ? payload : NULL, map) < 0) return -1;
   *len = rawlen;
   return 0;
 }

@@ -702,7 +702,8 @@ static void patch_chunk_release(struct disk_reader *dr, struct cached_chunk *c)
   pthread_mutex_unlock(&pc->lock);
 }
 
-int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len)
+int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len,
+                      unsigned char map[REPO_PAGE_MAP_BYTES])
 {
   const struct manifest_disk *d = dr->d;
   if (b >= d->nchunks) return error(ERR_INVALID, "disk '%s' has no block %zu", d->id ? d->id : "?", b);
@@ -711,9 +712,12 @@ int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size
   const char *id = d->chunks[b];
   if (strcmp(id, REPO_ZERO_MARK) == 0) {
     memset(buf, 0, want);
+    if (map) memset(map, 0, REPO_PAGE_MAP_BYTES);
   } else {
     size_t got;
-    if (repo_chunk_get(dr->w, id, buf, REPO_CHUNK_SIZE, &got) < 0) return -1;
+    if ((map ? repo_chunk_get_map(dr->w, id, buf, REPO_CHUNK_SIZE, &got, map)
+             : repo_chunk_get(dr->w, id, buf, REPO_CHUNK_SIZE, &got)) < 0)
+      return -1;
     if (got != want)
       return error(ERR_INVALID, "chunk '%s' holds %zu bytes where block %zu of disk '%s' needs %zu", id, got, b,
                    d->id ? d->id : "?", want);
@@ -733,10 +737,12 @@ int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size
   for (; i < d->npatches && d->patches[i].off < off + want; i++) {
     const struct manifest_patch *p = &d->patches[i];
     unsigned char *dst = buf + (p->off - off);
-    if (p->ref == MANIFEST_ZERO_REF) {
+    if (p->ref == MANIFEST_ZERO_REF) { /* its pages keep their bits: data around it stays data */
       memset(dst, 0, p->len);
       continue;
     }
+    for (size_t pg = (p->off - off) / REPO_PAGE_SIZE; map && pg * REPO_PAGE_SIZE < p->off - off + p->len; pg++)
+      map[pg / 8] |= (unsigned char)(1u << (pg % 8));
     struct cached_chunk *c = patch_chunk(dr, p->ref);
     if (!c) return -1;
     size_t have = c->len;

@@ -81,6 +81,11 @@ int repo_chunk_put_holes(struct repo_worker *w, void *buf, size_t len, const uns
  * the authentication tag and that the content hashes to id. A damaged or
  * missing chunk fails with a message naming it. */
 int repo_chunk_get(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len) WARN_UNUSED;
+/* the same, also giving the chunk's page bitmap (REPO_PAGE_MAP_BYTES; bit i
+ * of byte i / 8 set when page i holds a byte that is not zero), which the
+ * check against the id computes or reads anyway */
+int repo_chunk_get_map(struct repo_worker *w, const char *id, void *out, size_t cap, size_t *len,
+                       unsigned char map[REPO_PAGE_MAP_BYTES]) WARN_UNUSED;
 /* repo_chunk_decode does the same for a chunk file already in memory (f,
  * flen bytes): the part of repo_chunk_get that parses, fuzzed in memory */
 int repo_chunk_decode(struct repo_worker *w, const char *id, const unsigned char *f, size_t flen, void *out,
@@ -233,7 +238,11 @@ void patch_cache_free(struct patch_cache *pc);
 DEFINE_AUTOPTR(patch_cache, struct patch_cache, patch_cache_free)
 struct disk_reader;
 struct disk_reader *disk_reader_new(struct repo *r, const struct manifest_disk *d, struct patch_cache *shared);
-int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len) WARN_UNUSED;
+/* block b into buf (REPO_CHUNK_SIZE bytes); map (may be NULL) gets which of
+ * its pages may hold data: a clear bit is a zero page (repo_chunk_get_map's
+ * bitmap, with the bits of the pages a patch writes set) */
+int disk_reader_block(struct disk_reader *dr, size_t b, unsigned char *buf, size_t *len,
+                      unsigned char map[REPO_PAGE_MAP_BYTES]) WARN_UNUSED;
 void disk_reader_free(struct disk_reader *dr);
 DEFINE_AUTOPTR(disk_reader, struct disk_reader, disk_reader_free)
 

@@ -763,22 +763,35 @@ static void test_lock_waits(const char *root)
 
 static bool disk_equals_shared(struct repo *r, const struct manifest_disk *d, const unsigned char *want);
 
+/* whether a block's page map marks every page of data that holds a byte
+ * that is not zero (a restore writes only what the map marks) */
+static bool map_covers(const unsigned char *map, const unsigned char *data, size_t len)
+{
+  for (size_t pg = 0; pg * 4096 < len; pg++)
+    if (!(map[pg / 8] >> (pg % 8) & 1) && !repo_is_zero(data + pg * 4096, len - pg * 4096 < 4096 ? len - pg * 4096 : 4096))
+      return false;
+  return true;
+}
+
 /* the disk as a backup describes it, read back through a disk_reader, then
  * again through readers on several threads sharing their patch cache */
 static bool disk_equals(struct repo *r, const struct manifest_disk *d, const unsigned char *want)
 {
   struct disk_reader *dr = disk_reader_new(r, d, NULL);
-  unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE), map[REPO_PAGE_MAP_BYTES];
   bool same = dr != NULL;
   /* out of order once, to exercise the reader's search */
   for (size_t k = 0; same && k < d->nchunks; k++) {
     size_t b = k == 0 && d->nchunks > 2 ? 2 : k == 2 ? 0 : k, len;
-    if (disk_reader_block(dr, b, buf, &len) < 0) {
+    if (disk_reader_block(dr, b, buf, &len, map) < 0) {
       fprintf(stderr, "# block %zu: %s\n", b, error_message());
       error_clear();
       same = false;
     } else if (memcmp(buf, want + b * REPO_CHUNK_SIZE, len) != 0) {
       fprintf(stderr, "# block %zu differs\n", b);
+      same = false;
+    } else if (!map_covers(map, buf, len)) {
+      fprintf(stderr, "# block %zu: its page map leaves out data\n", b);
       same = false;
     }
   }
@@ -807,7 +820,7 @@ static void *shared_read_main(void *arg)
   x->same = dr != NULL;
   for (size_t b = x->first; x->same && b < x->d->nchunks; b += SHARED_THREADS) {
     size_t len;
-    if (disk_reader_block(dr, b, buf, &len) < 0) {
+    if (disk_reader_block(dr, b, buf, &len, NULL) < 0) {
       fprintf(stderr, "# shared block %zu: %s\n", b, error_message());
       error_clear();
       x->same = false;
