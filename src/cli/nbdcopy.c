@@ -38,7 +38,11 @@ static struct nbd_handle *nbd_open_url(const char *url, bool want_extents)
     error(ERR_INTERNAL, "cannot create an NBD handle: %s", nbd_get_error());
     return NULL;
   }
-  if ((want_extents && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) ||
+  /* a read's buffer is used only once the read succeeded (libnbd fails a
+   * structured read that does not cover it all): libnbd's zeroing of each
+   * buffer first was 12% of an incremental backup's CPU */
+  if (nbd_set_pread_initialize(h, false) < 0 ||
+      (want_extents && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) ||
       nbd_connect_uri(h, url) < 0) {
     error(ERR_UNAVAILABLE, "cannot connect to '%s': %s", url, nbd_get_error());
     nbd_close(h);

@@ -188,7 +188,8 @@ void transfer_cancel(struct client *c, struct transfer *t)
 struct nbd_handle *transfer_nbd_try(const char *url, char **why)
 {
   struct nbd_handle *h = nbd_create();
-  if (h && nbd_connect_uri(h, url) == 0) return h;
+  /* buffers are used only after a read succeeded (see nbd_open_url) */
+  if (h && nbd_set_pread_initialize(h, false) == 0 && nbd_connect_uri(h, url) == 0) return h;
   free(*why);
   *why = xasprintf("cannot reach '%s': %s", url, nbd_get_error());
   nbd_close(h);
