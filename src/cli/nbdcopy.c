@@ -272,7 +272,7 @@ int nbd_to_repo(struct repo *r, const char *url, struct manifest *m, size_t *dis
 
   struct slot slots[QUEUE];
   memset(slots, 0, sizeof slots);
-  for (int i = 0; i < QUEUE; i++) slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  for (int i = 0; i < QUEUE; i++) slots[i].buf = xalloc_large(REPO_CHUNK_SIZE);
   struct backup_job j = {.r = r, .chunks = d->chunks, .st = st};
   pthread_mutex_init(&j.lock, NULL);
   pthread_cond_init(&j.work, NULL);

@@ -322,7 +322,7 @@ int repo_to_disk(struct repo *r, const struct manifest_disk *d, const char *nbd_
 
   struct slot slots[QUEUE];
   memset(slots, 0, sizeof slots);
-  for (int i = 0; i < QUEUE; i++) slots[i].buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  for (int i = 0; i < QUEUE; i++) slots[i].buf = xalloc_large(REPO_CHUNK_SIZE);
   if (workers < 1) workers = 1;
   if (workers > MAX_WORKERS) workers = MAX_WORKERS;
   AUTOPTR(patch_cache) patches = patch_cache_new(d, (size_t)workers);

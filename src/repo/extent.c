@@ -201,7 +201,7 @@ struct patch_writer *patch_writer_new(struct repo *r, const struct manifest_disk
     for (size_t i = 0; i < out->nchunks; i++)
       if (!out->chunks[i]) out->chunks[i] = xstrdup(REPO_ZERO_MARK);
   pw->replaced = xcalloc(out->nchunks + 1, sizeof *pw->replaced);
-  pw->pack = xrealloc(NULL, REPO_CHUNK_SIZE);
+  pw->pack = xalloc_large(REPO_CHUNK_SIZE);
   pw->pack_ref = (uint32_t)out->npatch_chunks;
   struct put_pool *p = &pw->pool;
   p->r = r;
@@ -234,7 +234,7 @@ unsigned char *patch_writer_buffer(struct patch_writer *pw)
   pthread_mutex_lock(&p->lock);
   if (p->nspare) b = p->spare[--p->nspare];
   pthread_mutex_unlock(&p->lock);
-  return b ? b : xrealloc(NULL, REPO_CHUNK_SIZE);
+  return b ? b : xalloc_large(REPO_CHUNK_SIZE);
 }
 
 void patch_writer_buffer_back(struct patch_writer *pw, unsigned char *buf)
@@ -676,7 +676,7 @@ static struct cached_chunk *patch_chunk(struct disk_reader *dr, uint32_t ref)
     victim->loading = true;
     victim->pins = 1;
     pthread_mutex_unlock(&pc->lock);
-    if (!victim->data) victim->data = xrealloc(NULL, REPO_CHUNK_SIZE);
+    if (!victim->data) victim->data = xalloc_large(REPO_CHUNK_SIZE);
     int rc = repo_chunk_get(dr->w, dr->d->patch_chunks[ref], victim->data, REPO_CHUNK_SIZE, &victim->len);
     pthread_mutex_lock(&pc->lock);
     victim->loading = false;

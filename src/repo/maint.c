@@ -270,7 +270,7 @@ static void *verify_thread(void *arg)
     pthread_mutex_unlock(&j->lock);
     return NULL;
   }
-  AUTOFREE unsigned char *out = xrealloc(NULL, REPO_CHUNK_SIZE);
+  AUTOFREE unsigned char *out = xalloc_large(REPO_CHUNK_SIZE);
   for (;;) {
     size_t i = atomic_fetch_add(&j->next, 1);
     if (i >= j->files->len) break;

@@ -133,15 +133,7 @@ int repo_writers_submit(struct repo *r, const char *dir, const char *id, unsigne
   pthread_mutex_unlock(&wr->lock);
   /* the buffer that replaces the queued one: a spare, else a new one */
   if (!fresh) {
-    void *p = NULL;
-    if (posix_memalign(&p, REPO_DIO_ALIGN, bufsize) != 0) {
-      pthread_mutex_lock(&wr->lock);
-      wr->reserved--;
-      pthread_cond_broadcast(&wr->freed);
-      pthread_mutex_unlock(&wr->lock);
-      return error(ERR_INTERNAL, "cannot store chunk: cannot allocate a buffer of %zu bytes", bufsize);
-    }
-    fresh = p;
+    fresh = xalloc_large(bufsize); /* as the workers' buffers: aligned for direct I/O */
   }
   pthread_mutex_lock(&wr->lock);
   wr->reserved--;

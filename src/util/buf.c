@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void oom(void)
 {
@@ -15,6 +16,18 @@ void *xrealloc(void *p, size_t size)
   void *q = realloc(p, size ? size : 1);
   if (!q) oom();
   return q;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *xalloc_large(size_t size)
+{
+  void *p = NULL;
+  if (posix_memalign(&p, HUGE_PAGE, size ? size : 1) != 0) oom();
+  size_t whole = size / HUGE_PAGE * HUGE_PAGE;
+  /* only a hint: without THP the buffer is plain memory */
+  if (whole) (void)madvise(p, whole, MADV_HUGEPAGE);
+  return p;
 }
 
 void *xcalloc(size_t n, size_t size)
