@@ -63,6 +63,9 @@ struct backup_run {
   char *snap_id;
   struct transfer t;
   struct vm_backup vb;    /* the engine's backup (backup API flow) */
+  /* the last incremental disk's chunks still being stored (see
+   * finish_pending): its manifest_disk is not complete until then */
+  struct patch_writer *pending;
 };
 
 static void hostname_of(char out[256])
@@ -169,6 +172,7 @@ static void remove_leftovers(struct backup_run *b)
 /* undoes what the run created; keeps the current error */
 static void backup_cleanup(struct backup_run *b)
 {
+  incremental_drop(steal_pointer(&b->pending));
   struct err_saved saved;
   error_save(&saved);
   if (b->t.id) {
@@ -286,11 +290,21 @@ static const struct manifest_disk *base_disk(const struct manifest *base, const 
   return NULL;
 }
 
+/* waits until the chunks of the last incremental disk are stored and its
+ * manifest_disk is complete. Before the next disk is added to the manifest
+ * (which moves the disks), and once the engine was asked to finalize: the
+ * last disk's chunks are hashed and stored while the engine ends the backup. */
+static int finish_pending(struct backup_run *b, struct copy_stats *st)
+{
+  return b->pending ? incremental_finish(steal_pointer(&b->pending), st) : 0;
+}
+
 /* backs up one disk of the engine's backup into m */
 static int backup_api_disk(struct backup_run *b, struct manifest *m, const struct node *att,
                            const struct manifest *base, const char *why_full, struct copy_stats *st, uint64_t *total,
                            size_t i, size_t nd)
 {
+  if (finish_pending(b, st) < 0) return -1;
   const char *disk_id = node_attr(node_child(att, "disk"), "id");
   if (!disk_id) disk_id = node_attr(att, "id");
   AUTOFREE char *dpath = xasprintf("/disks/%s", disk_id);
@@ -361,7 +375,7 @@ static int backup_api_disk(struct backup_run *b, struct manifest *m, const struc
     d->id = xstrdup(disk_id);
     AUTOPTR(nbd_handle) h = nbd_url ? transfer_nbd_try(nbd_url, &nbd_why) : NULL;
     struct disk_source src = {.what = h ? nbd_url : b->t.url, .nbd = h, .http = io};
-    rc = source_to_repo_incremental(b->r, &src, dirty.ptr, dirty.len, prev, d, st, progress_cb, &p);
+    rc = source_to_repo_incremental(b->r, &src, dirty.ptr, dirty.len, prev, d, st, &b->pending, progress_cb, &p);
   } else {
     rc = read_full(b, m, nbd_url, io, st, &p, &idx);
   }
@@ -461,9 +475,11 @@ static int backup_by_api(struct backup_run *b, struct manifest *m, struct copy_s
   for (size_t i = 0; i < nd; i++)
     if (backup_api_disk(b, m, atts->kids[i], base, why_full, st, total, i, nd) < 0) return -1;
   /* while the engine finalizes (it ends the export, removes the hybrid
-   * backup's snapshot), the chunks are made durable: the manifest is
-   * written once the engine says succeeded, and then has little left to sync */
-  if (vm_backup_finalize_send(b->api, &b->vb) < 0 || repo_sync(b->r) < 0 || vm_backup_finalized(b->api, &b->vb) < 0)
+   * backup's snapshot), the last chunks are stored and made durable: the
+   * manifest is written once the engine says succeeded, and then has little
+   * left to sync */
+  if (vm_backup_finalize_send(b->api, &b->vb) < 0 || finish_pending(b, st) < 0 || repo_sync(b->r) < 0 ||
+      vm_backup_finalized(b->api, &b->vb) < 0)
     return -1;
   m->checkpoint_id = xstrdup(b->vb.to_checkpoint);
   vm_backup_clear(&b->vb);

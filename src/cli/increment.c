@@ -265,10 +265,22 @@ static void reader_drop(struct reader *rd)
   }
 }
 
+int incremental_finish(struct patch_writer *pending, struct copy_stats *st)
+{
+  return writer_end(pending, 0, st);
+}
+
+void incremental_drop(struct patch_writer *pending)
+{
+  patch_writer_free(pending);
+}
+
 int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
                                size_t ndirty, const struct manifest_disk *prev, struct manifest_disk *d,
-                               struct copy_stats *st, copy_progress_fn progress, void *opaque)
+                               struct copy_stats *st, struct patch_writer **pending, copy_progress_fn progress,
+                               void *opaque)
 {
+  *pending = NULL;
   struct patch_writer *pw = patch_writer_new(r, prev, d);
   if (!pw) return -1;
   struct stepvec steps = VEC_INIT;
@@ -303,7 +315,12 @@ int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct d
   while (rc == 0 && rd.count) rc = reader_hand_over(&rd, steps.ptr, st, progress, opaque);
   reader_drop(&rd);
   free(steps.ptr);
-  return writer_end(pw, rc, st);
+  if (rc < 0) {
+    patch_writer_free(pw);
+    return -1;
+  }
+  *pending = pw;
+  return 0;
 }
 
 int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t *disk_index, struct copy_stats *st,
@@ -326,7 +343,7 @@ int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t 
     free(ext.ptr);
     return -1;
   }
-  AUTOFREE unsigned char *buf = xrealloc(NULL, REPO_CHUNK_SIZE);
+  AUTOFREE unsigned char *buf = xalloc_large(REPO_CHUNK_SIZE);
   size_t cursor = 0;
   int rc = 0;
   for (size_t b = 0; rc == 0 && b < d->nchunks; b++) {
