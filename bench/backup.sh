@@ -18,6 +18,10 @@
 #   nbdcopy into qemu-nbd         the restore's write path alone: the raw image into a new
 #                                 qcow2 through a qemu-nbd with the engine's upload flags
 #   snapback restore              of the full and of the latest incremental backup
+#   libvirt's pull backup alone   begin (incremental, with a new checkpoint) and end of
+#                                 libvirt's backup job on a domain of its own, no data read:
+#                                 the part of any incremental backup through libvirt that
+#                                 no client can shorten
 # then prints each time and ratio, the repository's growth and snapback's peak memory.
 # The full backup with its copy floor, and the restores with their restore floor, run
 # BENCH_RUNS times (default 3), each pair back to back so that both see the same load; the
@@ -42,6 +46,8 @@ if [ -n "${CI:-}" ]; then
   exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "bench/backup.sh: must run as root (the daemon runs VMs through libvirt)" >&2; exit 1; }
+virsh -q -c qemu:///system version >/dev/null 2>&1 ||
+  { echo "bench/backup.sh: libvirt does not answer on qemu:///system: run scripts/setup.sh (or virtlogd -d; libvirtd -d)" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -60,6 +66,7 @@ if [ -z "$SKIP_OTHERS" ]; then
 fi
 command -v nbdcopy >/dev/null || need+=(libnbd-bin)
 [ -x /usr/bin/time ] || need+=(time)
+/usr/bin/python3 -c 'import libvirt' 2>/dev/null || need+=(python3-libvirt)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
@@ -70,7 +77,9 @@ W=$(mktemp -d "${WORK:-/var/tmp}/snapback-bench.XXXXXX")
 DAEMON_PID=
 VM=
 VNB_DOM=bench-vnb-$(basename "$W" | tr -dc 'A-Za-z0-9')
+LVF_DOM=bench-lvf-$(basename "$W" | tr -dc 'A-Za-z0-9')
 cleanup() {
+  [ -f "$W/lvfloor.py" ] && /usr/bin/python3 "$W/lvfloor.py" stop "$LVF_DOM" "$W" >/dev/null 2>&1 || true
   if virsh -q dominfo "$VNB_DOM" >/dev/null 2>&1; then
     virsh -q destroy "$VNB_DOM" >/dev/null 2>&1 || true
     for c in $(virsh -q checkpoint-list "$VNB_DOM" --name 2>/dev/null); do
@@ -300,6 +309,57 @@ T[incr]=$(median "${INCR_S[@]}")
 RSS2=$(awk -F: '/Maximum resident/ {print $2+0}' "$W/time2")
 cat "$W/backup2.out"
 
+# libvirt's own part of an incremental pull backup, measured alone: a transient domain on an
+# empty 4 GiB qcow2 (cache=none, as the engine's), RUNS rounds after a first full one, each
+# after warm: the job's begin (incremental from the last checkpoint, with a new one, a
+# scratch file and a unix NBD socket, as the engine asks for) and its end (abort, then until
+# libvirt has torn it down)
+cat >"$W/lvfloor.py" <<'EOF'
+import libvirt, sys, time, uuid
+mode, name, work = sys.argv[1], sys.argv[2], sys.argv[3]
+c = libvirt.open("qemu:///system")
+if mode == "stop":
+    d = c.lookupByName(name)
+    for cp in d.listAllCheckpoints():
+        cp.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+    d.destroy()
+    sys.exit(0)
+if mode == "start":
+    c.createXML("""<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='q35'>hvm</type></os><devices><controller type='scsi' model='virtio-scsi'/>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/>
+<source file='%s/lvfloor.qcow2'/><target dev='sda' bus='scsi'/></disk></devices></domain>""" % (name, work), 0)
+d = c.lookupByName(name)
+last = open(work + "/lvfloor.last").read().strip() if mode == "round" else None
+cp = str(uuid.uuid4())
+inc = "<incremental>%s</incremental>" % last if last else ""
+t0 = time.time()
+d.backupBegin("<domainbackup mode='pull'>%s<server transport='unix' socket='%s/lvfloor.sock'/><disks>"
+              "<disk name='sda' backup='yes' type='file'><scratch file='%s/lvfloor-%s.qcow2'/></disk></disks>"
+              "</domainbackup>" % (inc, work, work, cp),
+              "<domaincheckpoint><name>%s</name><disks><disk name='sda' checkpoint='bitmap'/></disks>"
+              "</domaincheckpoint>" % cp, 0)
+t1 = time.time()
+d.abortJob()
+while d.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+    time.sleep(0.002)
+t2 = time.time()
+open(work + "/lvfloor.last", "w").write(cp)
+print("%.3f %.3f" % (t1 - t0, t2 - t1))
+EOF
+qemu-img create -q -f qcow2 "$W/lvfloor.qcow2" 4G
+/usr/bin/python3 "$W/lvfloor.py" start "$LVF_DOM" "$W" >/dev/null
+LVF_S=() LVF_R=() LVF_B=() LVF_E=()
+for run in $(seq "$RUNS"); do
+  warm
+  read -r b e < <(/usr/bin/python3 "$W/lvfloor.py" round "$LVF_DOM" "$W")
+  LVF_B+=("$b") LVF_E+=("$e") LVF_S+=("$(python3 -c "print('%.2f' % ($b + $e))")")
+  LVF_R+=("$(ratio "${LVF_S[-1]}" "${T[snapback]}")")
+done
+/usr/bin/python3 "$W/lvfloor.py" stop "$LVF_DOM" "$W" >/dev/null
+rm -f "$W/lvfloor.py" "$W/lvfloor.qcow2"
+T[lvfloor]=$(median "${LVF_S[@]}")
+
 # restores: of the full backup, then of the incremental one (the newest); the second is
 # compared with the running VM's disk, which has not changed since
 # each run: the restore floor, then both restores (their input, the repository, in the cache
@@ -365,6 +425,8 @@ if [ -z "$SKIP_OTHERS" ]; then
   printf '%-42s %8s %sx virtnbdbackup inc (target < 1); runs: %s x\n' "" "" "$(median "${INCR_VR[@]}")" \
     "${INCR_VR[*]}"
 fi
+printf '%-42s %8s %sx snapback full; runs: %s s (begin %s s, end %s s)\n' "libvirt pull backup alone, no data" \
+  "${T[lvfloor]}" "$(median "${LVF_R[@]}")" "${LVF_S[*]}" "${LVF_B[*]}" "${LVF_E[*]}"
 printf '%-42s %8s %sx the restore floor; runs: %s s, %s x\n' "nbdcopy raw into qemu-nbd (engine's flags)" \
   "$(median "${RNBD_S[@]}")" "$(median "${RNBD_R[@]}")" "${RNBD_S[*]}" "${RNBD_R[*]}"
 printf '%-42s %8s %sx the restore floor (target <= 1.5); runs: %s s, %s x\n' "snapback restore (full backup)" \
