@@ -1050,8 +1050,6 @@ static void test_incremental(const char *root)
   free(path);
 }
 
-/* version 1 manifests (a JSON array of hex ids, the disk's SHA-256) still
- * read; a version 1 repository becomes version 2 at its first new backup */
 /* an incremental backup that stores more chunks than the patch writer keeps
  * in flight (its store threads): packs and whole blocks, mixed, each id
  * lands in its own slot, and the disk reads back byte for byte */
@@ -1210,6 +1208,8 @@ static void test_holes(const char *root)
   }
 }
 
+/* version 1 manifests (a JSON array of hex ids, the disk's SHA-256) still
+ * read; a version 1 repository becomes version 2 at its first new backup */
 static void test_version1(const char *root)
 {
   char *path = xasprintf("%s/v1", root);
