@@ -172,7 +172,7 @@ static void remove_leftovers(struct backup_run *b)
 /* undoes what the run created; keeps the current error */
 static void backup_cleanup(struct backup_run *b)
 {
-  incremental_drop(steal_pointer(&b->pending));
+  patch_writer_free(steal_pointer(&b->pending));
   struct err_saved saved;
   error_save(&saved);
   if (b->t.id) {

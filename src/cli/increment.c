@@ -270,11 +270,6 @@ int incremental_finish(struct patch_writer *pending, struct copy_stats *st)
   return writer_end(pending, 0, st);
 }
 
-void incremental_drop(struct patch_writer *pending)
-{
-  patch_writer_free(pending);
-}
-
 int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
                                size_t ndirty, const struct manifest_disk *prev, struct manifest_disk *d,
                                struct copy_stats *st, struct patch_writer **pending, copy_progress_fn progress,
@@ -315,10 +310,7 @@ int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct d
   while (rc == 0 && rd.count) rc = reader_hand_over(&rd, steps.ptr, st, progress, opaque);
   reader_drop(&rd);
   free(steps.ptr);
-  if (rc < 0) {
-    patch_writer_free(pw);
-    return -1;
-  }
+  if (rc < 0) return writer_end(pw, rc, st);
   *pending = pw;
   return 0;
 }

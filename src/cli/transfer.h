@@ -92,13 +92,12 @@ struct data_extent { uint64_t off, len; bool zero; };
  * It returns once every read is done. The last chunks may still be hashed
  * and stored by the writer's threads: *pending gets the writer, which
  * incremental_finish (then d is complete, and st counts what was stored) or
- * incremental_drop must end. st counts the bytes read. */
+ * patch_writer_free must end. st counts the bytes read. */
 int source_to_repo_incremental(struct repo *r, struct disk_source *src, struct data_extent *dirty,
                                size_t ndirty, const struct manifest_disk *prev, struct manifest_disk *d,
                                struct copy_stats *st, struct patch_writer **pending, copy_progress_fn progress,
                                void *opaque) WARN_UNUSED;
 int incremental_finish(struct patch_writer *pending, struct copy_stats *st) WARN_UNUSED;
-void incremental_drop(struct patch_writer *pending);
 /* Backs up every allocated extent of an HTTP source in full (zero extents
  * from extents?context=zero are not read) */
 int http_to_repo(struct repo *r, struct imageio *io, struct manifest *m, size_t *disk_index, struct copy_stats *st,

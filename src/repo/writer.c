@@ -132,9 +132,7 @@ int repo_writers_submit(struct repo *r, const char *dir, const char *id, unsigne
   wr->reserved++;
   pthread_mutex_unlock(&wr->lock);
   /* the buffer that replaces the queued one: a spare, else a new one */
-  if (!fresh) {
-    fresh = xalloc_large(bufsize); /* as the workers' buffers: aligned for direct I/O */
-  }
+  if (!fresh) fresh = xalloc_large(bufsize); /* as the workers' buffers: aligned for direct I/O */
   pthread_mutex_lock(&wr->lock);
   wr->reserved--;
   struct wjob *j = &wr->q[(wr->head + wr->len) % wr->cap];
