@@ -35,6 +35,12 @@ void poller_start(struct backoff *p)
   backoff_start(p, POLL_FAST_MS * 1000, POLL_MAX_MS * 1000, POLL_FAST_FOR_MS);
 }
 
+void poller_sleep(struct backoff *p)
+{
+  if (mono_ms() - p->start_ms < POLL_QUICK_FOR_MS) usleep(POLL_QUICK_US);
+  else backoff_sleep(p);
+}
+
 /* the NBD URL of a transfer: snapback's nbd_url (transfer_url is the HTTPS
  * imageio URL), or an older engine's nbd:// transfer_url */
 static const char *transfer_nbd(const struct node *n)
@@ -116,7 +122,7 @@ static int transfer_open(struct client *c, bool upload, const char *image_id, co
       error(ERR_UNAVAILABLE, "transfer '%s' did not start within %d s", t->id, TRANSFER_WAIT_MS / 1000);
       goto cancel;
     }
-    backoff_sleep(&poll);
+    poller_sleep(&poll);
     if (transfer_refresh(c, t) < 0) goto cancel;
   }
   if ((!t->url || strncmp(t->url, "nbd", 3) != 0) && !t->http_url) {
@@ -163,7 +169,7 @@ int transfer_finalize(struct client *c, struct transfer *t)
     if (mono_ms() > deadline)
       return error(ERR_UNAVAILABLE, "transfer '%s' did not finish within %d s (phase '%s')", t->id,
                    TRANSFER_WAIT_MS / 1000, t->phase);
-    backoff_sleep(&poll);
+    poller_sleep(&poll);
   }
 }
 

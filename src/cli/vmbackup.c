@@ -59,7 +59,7 @@ static int backup_wait(struct client *api, struct vm_backup *b, const char *want
     if (mono_ms() > deadline)
       return error(ERR_UNAVAILABLE, "backup '%s' did not become '%s' within %d s (phase '%s')", b->id, want,
                    BACKUP_WAIT_MS / 1000, b->phase ? b->phase : "?");
-    backoff_sleep(&poll);
+    poller_sleep(&poll);
     if (backup_refresh(api, b) < 0) return -1;
   }
 }
